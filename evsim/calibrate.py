@@ -1,0 +1,78 @@
+"""Activation statistics for normalisation: the scale λ of each activation layer."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .forward import forward
+from .network import Network
+
+STATISTICS = ("max", "percentile")
+
+
+def _layer_lambda(values: np.ndarray, statistic: str, percentile: float) -> float:
+    positive = values[values > 0]
+    if positive.size == 0:
+        return 0.0
+    if statistic == "max":
+        return float(positive.max())
+    return float(np.percentile(positive, percentile))
+
+
+def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = "percentile",
+                      percentile: float = 99.9, channelwise: bool = False,
+                      batch_size: int = 256) -> dict[str, np.ndarray]:
+    """λ for every activation layer from its ANN outputs on ``inputs``.
+
+    Parameters
+    ----------
+    network:
+        The ANN (activations are read after the activation function).
+    inputs:
+        Calibration images ``(B, *input_shape)``, from training data.
+    statistic:
+        ``"max"`` (Diehl 2015) or ``"percentile"`` of the positive activations
+        (Rueckauer 2017).
+    percentile:
+        p in (0, 100] for ``statistic="percentile"``; 99.9 by default.
+    channelwise:
+        One λ per channel (axis 0 of the layer's shape) instead of per layer.
+
+    Returns
+    -------
+    ``{layer: λ}``: float64 scalars, or arrays ``(C, 1, 1)`` / ``(N,)`` when
+    ``channelwise``. A layer (or channel) that never activates gets λ = 1 and a
+    warning naming it.
+    """
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    names = network.activations
+    _, acts = forward(network, inputs, activations=names, batch_size=batch_size)
+    scales = {}
+    for name in names:
+        values = acts.pop(name)
+        if channelwise:
+            per_channel = np.moveaxis(values, 1, 0).reshape(values.shape[1], -1)
+            lam = np.array([_layer_lambda(c, statistic, percentile) for c in per_channel])
+            silent = np.flatnonzero(lam == 0)
+            if silent.size:
+                warnings.warn(f"layer '{name}': {silent.size} channel(s) never activate on the "
+                              f"calibration data (first {silent[:5].tolist()}); using λ = 1",
+                              stacklevel=2)
+                lam[silent] = 1.0
+            scales[name] = lam.reshape((-1,) + (1,) * (values.ndim - 2))
+        else:
+            lam = _layer_lambda(values, statistic, percentile)
+            if lam == 0:
+                warnings.warn(f"layer '{name}' never activates on the calibration data; "
+                              "using λ = 1", stacklevel=2)
+                lam = 1.0
+            scales[name] = np.float64(lam)
+    return scales
+
+
+__all__ = ["activation_scales", "STATISTICS"]

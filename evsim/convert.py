@@ -1,0 +1,153 @@
+"""ANN-to-SNN conversion: methods are presets over a few orthogonal components.
+
+Components (keyword options of :func:`convert`):
+
+``normalization``
+    How each activation layer's scale λ (and so its threshold θ = λ) is
+    chosen: ``"max"`` or ``"percentile"`` of its activations on calibration
+    data, or ``"trained"`` (the bound learned by a Clip/QCFS activation).
+``percentile``, ``channelwise``
+    p for percentile normalisation (default 99.9); one λ per channel.
+``reset``
+    ``"subtract"`` or ``"zero"``.
+``initial_potential``, ``initial_potential_unit``
+    v(0) as a fraction of θ (``"threshold"``, default) or in activation
+    units (``"absolute"``).
+``burst``
+    Γ, the most spikes per neuron per step.
+``max_pool``
+    ``"lipooling"`` (exact, default) or ``"gate"``.
+
+A method name picks defaults for these; any explicit keyword overrides it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import layers as L
+from .calibrate import activation_scales
+from .network import Network
+from .passes import commute_maxpool_activation, fold_batchnorm
+from .signals import check_spiking_graph
+from .spiking import MAX_POOLS, RESETS, NeuronSpec, SpikingNetwork
+
+NORMALIZATIONS = ("max", "percentile", "trained")
+
+DEFAULTS: dict = {
+    "normalization": "percentile",
+    "percentile": 99.9,
+    "channelwise": False,
+    "reset": "subtract",
+    "initial_potential": 0.0,
+    "initial_potential_unit": "threshold",
+    "burst": 1,
+    "max_pool": "lipooling",
+}
+
+#: Method presets: each maps to the component values it sets.
+METHODS: dict[str, dict] = {
+    "max": {"normalization": "max", "reset": "zero"},
+    "percentile": {"normalization": "percentile", "percentile": 99.9, "reset": "subtract"},
+    "channelwise": {"normalization": "percentile", "percentile": 99.9, "channelwise": True},
+    "opi": {"normalization": "trained", "initial_potential": 0.5},
+    "qcfs": {"normalization": "trained", "initial_potential": 0.5},
+}
+
+#: Activation types a method needs (their trained bound becomes θ).
+_NEEDS_TRAINED = {"opi": (L.Clip, L.QCFS), "qcfs": (L.QCFS,)}
+
+
+def _resolve(method: str, options: Mapping) -> dict:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+    unknown = set(options) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown conversion option(s) {sorted(unknown)}; "
+                        f"options are {sorted(DEFAULTS)}")
+    resolved = {**DEFAULTS, **METHODS[method], **options}
+    checks = {"normalization": NORMALIZATIONS, "reset": RESETS, "max_pool": MAX_POOLS,
+              "initial_potential_unit": ("threshold", "absolute")}
+    for key, allowed in checks.items():
+        if resolved[key] not in allowed:
+            raise ValueError(f"{key} must be one of {allowed}, got {resolved[key]!r}")
+    return resolved
+
+
+def prepare(network: Network) -> Network:
+    """The graph conversion simulates: BatchNorm folded, MaxPool moved after activations."""
+    return commute_maxpool_activation(fold_batchnorm(network))
+
+
+def convert(network: Network, calibration_inputs: np.ndarray | None = None,
+            method: str = "percentile", *, batch_size: int = 256, **options) -> SpikingNetwork:
+    """Convert an ANN into a spiking network.
+
+    Parameters
+    ----------
+    network:
+        The trained ANN. BatchNorm is folded and ``MaxPool -> activation`` is
+        reordered (they commute) before conversion.
+    calibration_inputs:
+        Images ``(B, *input_shape)`` from the training data, used to choose λ
+        for ``max``/``percentile`` normalisation; not needed for ``"trained"``.
+    method:
+        A preset: ``"max"`` (Diehl 2015: max norm, reset to zero),
+        ``"percentile"`` (Rueckauer 2017: p = 99.9, reset by subtraction,
+        default), ``"channelwise"`` (per-channel p = 99.9), ``"opi"`` (trained
+        clip bound, v(0) = θ/2), ``"qcfs"`` (trained QCFS bound, v(0) = θ/2).
+    batch_size:
+        Images per forward chunk during calibration.
+    **options:
+        Component overrides; see the module docstring.
+
+    Returns
+    -------
+    A :class:`SpikingNetwork`; its ``options`` record every component used.
+    """
+    opts = _resolve(method, options)
+    net = prepare(network)
+    acts = {n.name: n.layer for n in net if isinstance(n.layer, L.Activation)}
+    if not acts:
+        raise ValueError("the network has no activation layer (ReLU, Clip or QCFS) to convert")
+
+    needed = _NEEDS_TRAINED.get(method)
+    if needed is not None:
+        for name, layer in acts.items():
+            if not isinstance(layer, needed):
+                raise ValueError(
+                    f"method '{method}' needs trained {' or '.join(c.__name__ for c in needed)} "
+                    f"activations, but layer '{name}' is {type(layer).__name__}; train with "
+                    "evsim's training activations or pick 'percentile'")
+
+    if opts["normalization"] == "trained":
+        lam = {}
+        for name, layer in acts.items():
+            if layer.bound is None:
+                raise ValueError(f"normalization='trained' needs a trained bound, but layer "
+                                 f"'{name}' is an unbounded {type(layer).__name__}")
+            lam[name] = np.float64(layer.bound)
+    else:
+        if calibration_inputs is None:
+            raise ValueError(f"method '{method}' ({opts['normalization']} normalisation) needs "
+                             "calibration_inputs: a few hundred training images")
+        lam = activation_scales(net, calibration_inputs, statistic=opts["normalization"],
+                                percentile=opts["percentile"], channelwise=opts["channelwise"],
+                                batch_size=batch_size)
+
+    neurons = {}
+    for name, theta in lam.items():
+        theta = np.asarray(theta, dtype=np.float32)
+        v0 = (theta * np.float32(opts["initial_potential"])
+              if opts["initial_potential_unit"] == "threshold"
+              else np.asarray(opts["initial_potential"], dtype=np.float32))
+        neurons[name] = NeuronSpec(threshold=theta, v_init=v0, reset=opts["reset"],
+                                   burst=opts["burst"])
+    snn = SpikingNetwork(net, neurons, max_pool=opts["max_pool"], method=method, options=opts)
+    check_spiking_graph(snn)
+    return snn
+
+
+__all__ = ["convert", "prepare", "METHODS", "DEFAULTS", "NORMALIZATIONS"]

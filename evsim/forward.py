@@ -1,0 +1,82 @@
+"""The ANN reference forward pass in NumPy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from . import ops
+from .network import Network
+
+
+def _check_inputs(network: Network, inputs: np.ndarray, dtype) -> np.ndarray:
+    x = np.asarray(inputs)
+    if x.dtype.kind not in "fiub":
+        raise TypeError(f"inputs must be numeric, got dtype {x.dtype}")
+    if x.shape[1:] != network.input_shape:
+        if x.shape == network.input_shape:
+            raise ValueError(f"inputs have shape {x.shape}, a single image; add a batch axis: "
+                             f"inputs[None] has shape {(1,) + x.shape}")
+        raise ValueError(f"inputs have shape {x.shape}; the network expects "
+                         f"(batch, {', '.join(map(str, network.input_shape))})")
+    return x.astype(dtype, copy=False)
+
+
+def forward(network: Network, inputs: np.ndarray, *, activations: bool | Iterable[str] = False,
+            batch_size: int = 256, dtype=np.float32):
+    """Run the ANN on a batch.
+
+    Parameters
+    ----------
+    network:
+        The ANN (BatchNorm may still be present; it is applied as is).
+    inputs:
+        Array ``(B, *network.input_shape)``, batch first, channel first.
+    activations:
+        ``True`` to also return every layer's output, or an iterable of layer
+        names to return only those.
+    batch_size:
+        Images per chunk (bounds memory).
+    dtype:
+        Computation dtype, float32 by default.
+
+    Returns
+    -------
+    The output ``(B, *network.output_shape)``; with ``activations``, a pair
+    ``(output, {layer name: (B, *shape)})``.
+    """
+    x = _check_inputs(network, inputs, dtype)
+    if activations is True:
+        keep = {n.name for n in network}
+    elif activations is False:
+        keep = set()
+    else:
+        keep = set(activations)
+        for name in keep:
+            network[name]
+    outputs, kept = [], {name: [] for name in keep}
+    for start in range(0, max(len(x), 1), batch_size):
+        values = _forward_chunk(network, x[start:start + batch_size], keep)
+        outputs.append(values[network.output_name])
+        for name in keep:
+            kept[name].append(values[name])
+    output = np.concatenate(outputs) if outputs else np.empty((0,) + network.output_shape, dtype)
+    if activations is False:
+        return output
+    return output, {name: np.concatenate(parts) for name, parts in kept.items()}
+
+
+def _forward_chunk(network: Network, x: np.ndarray, keep: set[str]) -> dict[str, np.ndarray]:
+    values: dict[str, np.ndarray] = {network.input_name: x}
+    remaining = {n.name: len(network.consumers(n.name)) for n in network}
+    for node in network.nodes[1:]:
+        values[node.name] = ops.apply(node.layer, [values[s] for s in node.inputs])
+        for src in node.inputs:
+            remaining[src] -= 1
+            if remaining[src] == 0 and src not in keep and src != network.output_name:
+                del values[src]
+    return values
+
+
+__all__ = ["forward"]

@@ -1,0 +1,108 @@
+"""evsim's own file format: one ``.npz`` with NumPy arrays plus a JSON header.
+
+No pickle: the header is UTF-8 JSON stored as a uint8 array named
+``__evsim__``; every parameter array is stored under ``node/<layer>/<field>``
+(and ``neuron/<layer>/<field>`` for a spiking network). Loading uses
+``allow_pickle=False``; saving then loading gives back identical arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from ..layers import LAYER_KINDS
+from ..network import Network, Node
+from ..spiking import NeuronSpec, SpikingNetwork
+
+FORMAT_VERSION = 1
+_HEADER = "__evsim__"
+
+
+def _network_payload(network: Network) -> tuple[dict, dict[str, np.ndarray]]:
+    nodes, arrays = [], {}
+    for node in network:
+        layer_arrays = node.layer.arrays()
+        nodes.append({"name": node.name, "kind": node.layer.kind, "inputs": list(node.inputs),
+                      "attributes": node.layer.attributes(), "arrays": sorted(layer_arrays)})
+        for key, value in layer_arrays.items():
+            arrays[f"node/{node.name}/{key}"] = value
+    return {"output": network.output_name, "nodes": nodes}, arrays
+
+
+def save(obj: Network | SpikingNetwork, path: str | os.PathLike) -> None:
+    """Write a Network or SpikingNetwork to ``path`` (``.npz`` is appended if missing)."""
+    if isinstance(obj, SpikingNetwork):
+        graph, arrays = _network_payload(obj.network)
+        header = {"kind": "spiking_network", "graph": graph, "max_pool": obj.max_pool,
+                  "time_scheme": obj.time_scheme, "method": obj.method,
+                  "options": obj.options, "neurons": {}}
+        for name, spec in obj.neurons.items():
+            header["neurons"][name] = spec.attributes()
+            arrays[f"neuron/{name}/threshold"] = spec.threshold
+            arrays[f"neuron/{name}/v_init"] = spec.v_init
+    elif isinstance(obj, Network):
+        graph, arrays = _network_payload(obj)
+        header = {"kind": "network", "graph": graph}
+    else:
+        raise TypeError(f"can save a Network or SpikingNetwork, not {type(obj).__name__}")
+    header.update(format="evsim", version=FORMAT_VERSION)
+    try:
+        text = json.dumps(header, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"cannot save: conversion options must be JSON values ({err})") from None
+    arrays[_HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    np.savez_compressed(path, **arrays)
+
+
+def _build_network(graph: dict, arrays: dict, path) -> Network:
+    nodes = []
+    for entry in graph["nodes"]:
+        cls = LAYER_KINDS.get(entry["kind"])
+        if cls is None:
+            raise ValueError(f"{path}: layer '{entry['name']}' has unknown kind "
+                             f"'{entry['kind']}' (written by a newer evsim?)")
+        kwargs = dict(entry["attributes"])
+        for key in entry["arrays"]:
+            kwargs[key] = arrays[f"node/{entry['name']}/{key}"]
+        for key, value in kwargs.items():
+            if isinstance(value, list):
+                kwargs[key] = tuple(value)
+        nodes.append(Node(entry["name"], cls(**kwargs), tuple(entry["inputs"])))
+    return Network(nodes, output=graph["output"])
+
+
+def load(path: str | os.PathLike) -> Network | SpikingNetwork:
+    """Read a file written by :func:`save`; errors name the file and what is wrong."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, zipfile.BadZipFile, ValueError) as err:
+        raise ValueError(f"{path}: not a readable evsim .npz file ({err})") from None
+    if _HEADER not in arrays:
+        raise ValueError(f"{path}: no evsim header; is this a file written by evsim.save?")
+    try:
+        header = json.loads(arrays.pop(_HEADER).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: corrupt evsim header ({err})") from None
+    if header.get("format") != "evsim" or header.get("version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported format/version {header.get('format')!r} "
+                         f"{header.get('version')!r}; this evsim reads version {FORMAT_VERSION}")
+    try:
+        network = _build_network(header["graph"], arrays, path)
+        if header["kind"] == "network":
+            return network
+        neurons = {name: NeuronSpec(threshold=arrays[f"neuron/{name}/threshold"],
+                                    v_init=arrays[f"neuron/{name}/v_init"], **attrs)
+                   for name, attrs in header["neurons"].items()}
+        return SpikingNetwork(network, neurons, max_pool=header["max_pool"],
+                              time_scheme=header["time_scheme"], method=header["method"],
+                              options=header["options"])
+    except KeyError as err:
+        raise ValueError(f"{path}: missing entry {err} in the evsim file") from None
+
+
+__all__ = ["save", "load", "FORMAT_VERSION"]

@@ -1,0 +1,177 @@
+"""Batched NumPy implementations of every layer's forward computation.
+
+Shared by the ANN forward pass and the dense SNN engine so that both apply
+exactly the same arithmetic. Arrays are batch-first and channel-first:
+``(B, C, H, W)`` or ``(B, N)``. Convolutions use im2col and one BLAS GEMM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import layers as L
+
+
+def dense(layer: L.Dense, x: np.ndarray) -> np.ndarray:
+    """``x`` (B, in) -> (B, out)."""
+    out = x @ layer.weight.T.astype(x.dtype, copy=False)
+    if layer.bias is not None:
+        out += layer.bias.astype(x.dtype, copy=False)
+    return out
+
+
+def _pad(x: np.ndarray, pad_h: int, pad_w: int, extra_h: int = 0, extra_w: int = 0,
+         value: float = 0.0) -> np.ndarray:
+    if not (pad_h or pad_w or extra_h or extra_w):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (pad_h, pad_h + extra_h), (pad_w, pad_w + extra_w)),
+                  constant_values=value)
+
+
+def conv2d(layer: L.Conv2d, x: np.ndarray) -> np.ndarray:
+    """``x`` (B, C_in, H, W) -> (B, C_out, H_out, W_out) by im2col and one GEMM per group."""
+    b = x.shape[0]
+    cout, cin_g, kh, kw = layer.weight.shape
+    (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
+    _, ho, wo = layer.output_shape([x.shape[1:]])
+    xp = _pad(x, ph, pw)
+    weight = layer.weight.astype(x.dtype, copy=False)
+    out = np.empty((cout, b, ho, wo), dtype=x.dtype)
+    cout_g = cout // layer.groups
+    for g in range(layer.groups):
+        xg = xp[:, g * cin_g:(g + 1) * cin_g]
+        cols = np.empty((cin_g, kh, kw, b, ho, wo), dtype=x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                patch = xg[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                           j * dw:j * dw + sw * (wo - 1) + 1:sw]
+                cols[:, i, j] = patch.transpose(1, 0, 2, 3)
+        w2 = weight[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1)
+        out[g * cout_g:(g + 1) * cout_g] = (w2 @ cols.reshape(cin_g * kh * kw, -1)).reshape(
+            cout_g, b, ho, wo)
+    out = out.transpose(1, 0, 2, 3)
+    if layer.bias is not None:
+        out = out + layer.bias.astype(x.dtype, copy=False)[:, None, None]
+    return np.ascontiguousarray(out)
+
+
+def _windows(layer: L._Pool2d, x: np.ndarray, fill: float):
+    """Yield the (B, C, H_out, W_out) slices of the padded input, one per window offset."""
+    _, ho, wo = layer.output_shape([x.shape[1:]])
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+    extra_h = max(0, (ho - 1) * sh + kh - (x.shape[2] + 2 * ph))
+    extra_w = max(0, (wo - 1) * sw + kw - (x.shape[3] + 2 * pw))
+    if fill == -np.inf and x.dtype.kind in "iu":
+        fill = np.iinfo(x.dtype).min
+    xp = _pad(x, ph, pw, extra_h, extra_w, fill)
+    for i in range(kh):
+        for j in range(kw):
+            yield xp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+
+
+def avgpool_divisor(layer: L.AvgPool2d, height: int, width: int) -> np.ndarray:
+    """Per-window divisor (H_out, W_out), as PyTorch/ONNX define it.
+
+    With ``count_include_pad`` a window counts the padding it covers but not
+    the part that ``ceil_mode`` lets hang past the padded input; without it,
+    only real inputs.
+    """
+    _, ho, wo = layer.output_shape([(1, height, width)])
+    counts = []
+    for axis, (size, n_out) in enumerate(((height, ho), (width, wo))):
+        k, s, p = layer.kernel_size[axis], layer.stride[axis], layer.padding[axis]
+        start = np.arange(n_out) * s - p
+        end = np.minimum(start + k, size + p)
+        if not layer.count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, size)
+        counts.append(end - start)
+    return np.outer(counts[0], counts[1])
+
+
+def avgpool2d(layer: L.AvgPool2d, x: np.ndarray) -> np.ndarray:
+    """``x`` (B, C, H, W) -> (B, C, H_out, W_out)."""
+    total = None
+    for window in _windows(layer, x, 0.0):
+        total = window.copy() if total is None else total + window
+    return total / avgpool_divisor(layer, x.shape[2], x.shape[3]).astype(x.dtype)
+
+
+def maxpool2d(layer: L.MaxPool2d, x: np.ndarray) -> np.ndarray:
+    """``x`` (B, C, H, W) -> (B, C, H_out, W_out); padding never wins."""
+    best = None
+    for window in _windows(layer, x, -np.inf):
+        best = window.copy() if best is None else np.maximum(best, window)
+    return best
+
+
+def maxpool2d_argmax(layer: L.MaxPool2d, x: np.ndarray) -> np.ndarray:
+    """Index (into the kernel offsets, row-major) of each window's first maximum."""
+    best, arg = None, None
+    for k, window in enumerate(_windows(layer, x, -np.inf)):
+        if best is None:
+            best, arg = window.copy(), np.zeros(window.shape, dtype=np.int32)
+        else:
+            better = window > best
+            best = np.where(better, window, best)
+            arg[better] = k
+    return arg
+
+
+def gather_windows(layer: L._Pool2d, x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Pick, in each window, the member at kernel offset ``index`` (B, C, H_out, W_out)."""
+    out = np.zeros(index.shape, dtype=x.dtype)
+    for k, window in enumerate(_windows(layer, x, 0.0)):
+        chosen = index == k
+        out[chosen] = window[chosen]
+    return out
+
+
+def global_avgpool(x: np.ndarray) -> np.ndarray:
+    """``x`` (B, C, H, W) -> (B, C, 1, 1)."""
+    return x.mean(axis=(2, 3), keepdims=True, dtype=x.dtype)
+
+
+def batchnorm(layer: L.BatchNorm, x: np.ndarray) -> np.ndarray:
+    """Per-channel (axis 1) affine map of inference-mode batch normalisation."""
+    scale, shift = layer.scale_shift()
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return x * scale.astype(x.dtype).reshape(shape) + shift.astype(x.dtype).reshape(shape)
+
+
+def activation(layer: L.Activation, x: np.ndarray) -> np.ndarray:
+    """ReLU, Clip or QCFS, element-wise."""
+    if isinstance(layer, L.ReLU):
+        return np.maximum(x, 0)
+    if isinstance(layer, L.Clip):
+        return np.clip(x, 0, layer.max_value).astype(x.dtype, copy=False)
+    if isinstance(layer, L.QCFS):
+        lam, levels = x.dtype.type(layer.lam), x.dtype.type(layer.levels)
+        q = np.floor(x * levels / lam + x.dtype.type(layer.shift))
+        return lam * np.clip(q, 0, levels) / levels
+    raise TypeError(f"unknown activation {type(layer).__name__}")
+
+
+def apply(layer: L.Layer, inputs: list[np.ndarray]) -> np.ndarray:
+    """Apply any non-input layer to its batched inputs."""
+    if isinstance(layer, L.Dense):
+        return dense(layer, inputs[0])
+    if isinstance(layer, L.Conv2d):
+        return conv2d(layer, inputs[0])
+    if isinstance(layer, L.AvgPool2d):
+        return avgpool2d(layer, inputs[0])
+    if isinstance(layer, L.MaxPool2d):
+        return maxpool2d(layer, inputs[0])
+    if isinstance(layer, L.GlobalAvgPool):
+        return global_avgpool(inputs[0])
+    if isinstance(layer, L.Flatten):
+        return inputs[0].reshape(inputs[0].shape[0], -1)
+    if isinstance(layer, L.Add):
+        total = inputs[0].copy()
+        for other in inputs[1:]:
+            total += other
+        return total
+    if isinstance(layer, L.BatchNorm):
+        return batchnorm(layer, inputs[0])
+    if isinstance(layer, L.Activation):
+        return activation(layer, inputs[0])
+    raise TypeError(f"no forward rule for {type(layer).__name__}")

@@ -1,0 +1,106 @@
+"""Graph rewrites that leave the ANN's function unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import layers as L
+from .network import Network, Node
+
+
+def _rewire(nodes: list[Node], old: str, new: str) -> list[Node]:
+    return [Node(n.name, n.layer, tuple(new if s == old else s for s in n.inputs)) for n in nodes]
+
+
+def fold_batchnorm(network: Network) -> Network:
+    """Fold every BatchNorm into an adjacent Dense or Conv2d.
+
+    A BatchNorm is folded backward into the Dense/Conv2d that feeds it when it
+    is that layer's only reader (``W' = W γ/σ``, ``b' = (b − μ) γ/σ + β``),
+    otherwise forward into the Dense/Conv2d it alone feeds when that layer has
+    no padding (padding would see zeros that BatchNorm never shifted). Any
+    other BatchNorm raises a ValueError naming it.
+    """
+    net = network
+    while True:
+        bn = next((n for n in net if isinstance(n.layer, L.BatchNorm)), None)
+        if bn is None:
+            return net
+        net = _fold_one(net, bn)
+
+
+def _fold_one(net: Network, bn: Node) -> Network:
+    scale, shift = bn.layer.scale_shift()
+    src = net[bn.inputs[0]]
+    nodes = list(net.nodes)
+    if isinstance(src.layer, (L.Dense, L.Conv2d)) and net.consumers(src.name) == [bn.name]:
+        weight = src.layer.weight.astype(np.float64)
+        bias = (np.zeros(weight.shape[0]) if src.layer.bias is None
+                else src.layer.bias.astype(np.float64))
+        weight = weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
+        folded = src.layer.replace(weight=weight.astype(src.layer.weight.dtype),
+                                   bias=(bias * scale + shift).astype(src.layer.weight.dtype))
+        nodes = [Node(n.name, folded, n.inputs) if n.name == src.name else n
+                 for n in nodes if n.name != bn.name]
+        nodes = _rewire(nodes, bn.name, src.name)
+        return Network(nodes, output=src.name if net.output_name == bn.name else net.output_name)
+
+    readers = net.consumers(bn.name)
+    dst = net[readers[0]] if len(readers) == 1 else None
+    if dst is not None and bn.name != net.output_name and (
+            (isinstance(dst.layer, L.Dense) and len(net.shape(bn.name)) == 1)
+            or (isinstance(dst.layer, L.Conv2d) and dst.layer.padding == (0, 0))):
+        weight = dst.layer.weight.astype(np.float64)
+        bias = (np.zeros(weight.shape[0]) if dst.layer.bias is None
+                else dst.layer.bias.astype(np.float64))
+        if isinstance(dst.layer, L.Dense):
+            new_bias = bias + weight @ shift
+            weight = weight * scale[None, :]
+        else:
+            groups, cin_g = dst.layer.groups, weight.shape[1]
+            cout_g = weight.shape[0] // groups
+            new_bias = bias.copy()
+            for g in range(groups):
+                rows = slice(g * cout_g, (g + 1) * cout_g)
+                chans = slice(g * cin_g, (g + 1) * cin_g)
+                new_bias[rows] += np.einsum("oikl,i->o", weight[rows], shift[chans])
+                weight[rows] = weight[rows] * scale[chans][None, :, None, None]
+        folded = dst.layer.replace(weight=weight.astype(dst.layer.weight.dtype),
+                                   bias=new_bias.astype(dst.layer.weight.dtype))
+        nodes = [Node(n.name, folded, bn.inputs) if n.name == dst.name else n
+                 for n in nodes if n.name != bn.name]
+        return Network(nodes, output=net.output_name)
+
+    raise ValueError(
+        f"BatchNorm '{bn.name}' cannot be folded: it reads '{src.name}' "
+        f"({type(src.layer).__name__}{', which has other readers' if isinstance(src.layer, (L.Dense, L.Conv2d)) else ''}) "
+        f"and feeds {readers or 'nothing'}; evsim folds a BatchNorm into the Dense/Conv2d "
+        "before it (its only reader) or into an unpadded Dense/Conv2d that is its only reader")
+
+
+def commute_maxpool_activation(network: Network) -> Network:
+    """Rewrite ``MaxPool -> activation`` as ``activation -> MaxPool``.
+
+    Max pooling commutes with every non-decreasing activation (ReLU, Clip,
+    QCFS), so the ANN's function is unchanged; the spiking network then pools
+    spikes, which LIPooling does exactly. Only a MaxPool whose one reader is
+    the activation is moved.
+    """
+    nodes = list(network.nodes)
+    for pool in network:
+        readers = network.consumers(pool.name)
+        if not isinstance(pool.layer, L.MaxPool2d) or len(readers) != 1:
+            continue
+        act = network[readers[0]]
+        if not isinstance(act.layer, L.Activation):
+            continue
+        nodes = _rewire(nodes, act.name, pool.name)
+        nodes = [Node(act.name, act.layer, pool.inputs) if n.name == act.name
+                 else Node(pool.name, pool.layer, (act.name,)) if n.name == pool.name else n
+                 for n in nodes]
+        output = pool.name if network.output_name == act.name else network.output_name
+        return commute_maxpool_activation(Network(nodes, output=output))
+    return network
+
+
+__all__ = ["fold_batchnorm", "commute_maxpool_activation"]

@@ -1,0 +1,176 @@
+"""What each layer of a spiking network carries, and where synaptic operations happen.
+
+Every layer's output is one of four signal classes:
+
+``analog``
+    constant every step: the input and the layers computed from it alone
+    (evaluated once per image; their Dense/Conv2d cost MACs, not SOPs);
+``events``
+    integer spike multiplicities × an amplitude: spiking activations,
+    MaxPool of events, Flatten of events, and the rate-coded input;
+``pooled``
+    events passed through AvgPool/GlobalAvgPool (weighted events);
+``current``
+    Dense/Conv2d outputs of events and Add outputs: values that only a
+    spiking layer, an Add or the readout may consume.
+
+A *synaptic path* runs from an ``events`` layer through any pooling/flatten
+layers to the layer that accumulates it: a Dense/Conv2d (its SOPs, the
+pooling folded in), an Add or activation (one SOP per target), or a MaxPool
+(pooling operations, not SOPs). :func:`plan` lists them with exact fan-outs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import layers as L
+from .fanout import path_fanout
+from .network import Network
+
+ANALOG, EVENTS, POOLED, CURRENT = "analog", "events", "pooled", "current"
+ENCODINGS = ("analog", "rate")
+
+
+class ConversionError(ValueError):
+    """The spiking network cannot be simulated as wired; the message names the layer."""
+
+
+@dataclass(frozen=True, eq=False)
+class SynapticPath:
+    """Accumulates caused by the events of ``source`` in layer ``layer``.
+
+    ``fanout`` has the per-image shape of ``source``: the number of
+    accumulates one unit of multiplicity at that neuron causes.
+    ``counts`` is ``"sops"`` or ``"pool_ops"`` (MaxPool accumulator updates).
+    """
+
+    layer: str
+    source: str
+    fanout: np.ndarray
+    counts: str = "sops"
+
+
+@dataclass(frozen=True, eq=False)
+class SignalPlan:
+    """Signal class of every layer, the synaptic paths, and the analog head's MACs per image."""
+
+    classes: dict[str, str]
+    paths: tuple[SynapticPath, ...]
+    macs: dict[str, int]
+
+
+def _classify(network: Network, encoding: str) -> dict[str, str]:
+    classes: dict[str, str] = {}
+    for node in network:
+        layer, ins = node.layer, [classes[s] for s in node.inputs]
+        where = f"layer '{node.name}' ({type(layer).__name__})"
+        if isinstance(layer, L.Input):
+            cls = EVENTS if encoding == "rate" else ANALOG
+        elif isinstance(layer, L.BatchNorm):
+            raise ConversionError(f"{where} is still in the graph; fold it first "
+                                  "(evsim.convert does this with evsim.fold_batchnorm)")
+        elif isinstance(layer, L.Activation):
+            cls = EVENTS
+        elif all(c == ANALOG for c in ins):
+            cls = ANALOG
+        elif isinstance(layer, L.Add):
+            cls = CURRENT
+        elif isinstance(layer, L.Flatten):
+            cls = ins[0]
+        elif ins[0] == CURRENT:
+            hint = ("put the activation before the max pooling (they commute)"
+                    if isinstance(layer, L.MaxPool2d) else
+                    "a spiking layer needs an activation (ReLU, Clip or QCFS) between two "
+                    "synapse layers")
+            raise ConversionError(f"{where} reads '{node.inputs[0]}', which carries currents, "
+                                  f"not spikes: {hint}")
+        elif isinstance(layer, (L.Dense, L.Conv2d)):
+            cls = CURRENT
+        elif isinstance(layer, (L.AvgPool2d, L.GlobalAvgPool)):
+            cls = POOLED
+        elif isinstance(layer, L.MaxPool2d):
+            if ins[0] != EVENTS:
+                raise ConversionError(f"{where} reads average-pooled spikes from "
+                                      f"'{node.inputs[0]}'; spiking max pooling needs spikes")
+            cls = EVENTS
+        else:
+            raise ConversionError(f"{where} has no spiking semantics")
+        classes[node.name] = cls
+    return classes
+
+
+def _trace(network: Network, classes: dict[str, str], name: str):
+    """Walk up from ``name`` through pooling/flatten to the events source; return (source, chain)."""
+    chain = []
+    node = network[name]
+    while not (classes[node.name] == EVENTS and not isinstance(node.layer, L.Flatten)):
+        src = node.inputs[0]
+        chain.append((node.layer, network.shape(src)))
+        node = network[src]
+    return node.name, chain[::-1]
+
+
+def _macs(layer: L.Layer, in_shape) -> int:
+    fan = path_fanout(in_shape, [], layer, in_shape)
+    return int(fan.sum())
+
+
+def plan(network: Network, encoding: str = "analog") -> SignalPlan:
+    """Classify every layer and list the synaptic paths with exact fan-outs.
+
+    Raises :class:`ConversionError`, naming the layer, when the graph has no
+    spiking interpretation (e.g. a convolution reading another convolution's
+    currents with no activation between them).
+    """
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+    classes = _classify(network, encoding)
+    paths, macs = [], {}
+    for node in network:
+        layer = node.layer
+        if isinstance(layer, (L.Dense, L.Conv2d)) and classes[node.name] == ANALOG:
+            macs[node.name] = _macs(layer, network.shape(node.inputs[0]))
+            continue
+        if isinstance(layer, (L.Dense, L.Conv2d)):
+            consumer = layer
+        elif isinstance(layer, (L.Add, L.Activation)):
+            consumer = None
+        elif isinstance(layer, L.MaxPool2d) and classes[node.name] == EVENTS:
+            source, _ = _trace(network, classes, node.inputs[0])
+            fan = path_fanout(network.shape(source), [(layer, network.shape(source))], None, None)
+            paths.append(SynapticPath(node.name, source, fan, "pool_ops"))
+            continue
+        else:
+            continue
+        for src in node.inputs:
+            if classes[src] not in (EVENTS, POOLED):
+                continue
+            source, chain = _trace(network, classes, src)
+            fan = path_fanout(network.shape(source), chain, consumer, network.shape(src))
+            paths.append(SynapticPath(node.name, source, fan))
+    return SignalPlan(classes, tuple(paths), macs)
+
+
+def check_spiking_graph(snn) -> None:
+    """Raise :class:`ConversionError` if ``snn`` cannot be simulated with analog input.
+
+    Besides the wiring rules, a spiking MaxPool needs one threshold per
+    channel in the layer it pools, so that comparing spike counts compares values.
+    """
+    network = snn.network
+    plan(network, "analog")
+    for node in network:
+        src = node.inputs[0] if node.inputs else None
+        if isinstance(node.layer, L.MaxPool2d) and src in snn.neurons:
+            theta = np.broadcast_to(snn.neurons[src].threshold, network.shape(src))
+            if not np.all(theta == theta[:, :1, :1]):
+                raise ConversionError(f"layer '{node.name}' (MaxPool2d) pools '{src}', whose "
+                                      "thresholds vary within a channel; use one threshold per "
+                                      "layer or per channel")
+
+
+__all__ = ["plan", "check_spiking_graph", "SignalPlan", "SynapticPath", "ConversionError",
+           "ANALOG", "EVENTS", "POOLED", "CURRENT", "ENCODINGS"]

@@ -1,0 +1,159 @@
+"""Simulating a spiking network: :func:`simulate` and its :class:`SimResult`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from ..encoding import check_rate_inputs
+from ..forward import _check_inputs
+from ..signals import ENCODINGS, plan
+from ..spiking import SpikingNetwork
+from . import dense
+from .result import SimResult, SpikeTrain, compare, default_checkpoints, results_equal
+
+ENGINES = ("dense",)
+
+
+def _selection(snn: SpikingNetwork, record) -> dict[str, np.ndarray]:
+    if record is None:
+        return {}
+    if isinstance(record, str):
+        record = [record]
+    if not isinstance(record, Mapping):
+        record = {name: None for name in record}
+    out = {}
+    for name, neurons in record.items():
+        if name not in snn.neurons:
+            raise ValueError(f"cannot record '{name}': only spiking layers are recorded "
+                             f"({list(snn.neurons)})")
+        size = int(np.prod(snn.network.shape(name)))
+        chosen = np.arange(size) if neurons is None else np.asarray(neurons, dtype=np.int64)
+        if chosen.ndim != 1 or chosen.size == 0 or chosen.min() < 0 or chosen.max() >= size:
+            raise ValueError(f"record['{name}'] must list flat neuron indices in [0, {size}), "
+                             f"got {neurons!r}")
+        out[name] = chosen
+    return out
+
+
+def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: str = "dense",
+             encoding: str = "analog", checkpoints: Iterable[int] | None = None,
+             record: Iterable[str] | Mapping[str, Iterable[int] | None] | str | None = None,
+             per_image_counts: bool = False, seed: int = 0, batch_size: int = 128,
+             dtype=np.float32, progress: bool = False) -> SimResult:
+    """Simulate ``snn`` on a batch of images for ``T`` time steps.
+
+    Parameters
+    ----------
+    snn:
+        The converted network (:func:`evsim.convert`).
+    inputs:
+        ``(B, *input_shape)`` images, batch first, channel first.
+    T:
+        Number of time steps (≥ 1).
+    engine:
+        ``"dense"``: the NumPy reference engine.
+    encoding:
+        ``"analog"`` (default): the image is layer 1's input at every step,
+        its first layers are computed once (MACs). ``"rate"``: Bernoulli
+        spikes with probability equal to the pixel value (inputs in [0, 1]),
+        drawn from a counter-based generator keyed by ``(seed, image, step,
+        pixel)``, so results do not depend on chunking or threads.
+    checkpoints:
+        Steps at which to keep the accumulated output; default 1, 2, 4, ...,
+        T. Accuracy versus T comes from one run.
+    record:
+        Spiking layers whose spike trains and membrane traces to keep: a name,
+        a list of names, or ``{name: flat neuron indices or None for all}``.
+        Memory for these grows with T; nothing else does.
+    per_image_counts:
+        Keep spike counts per image ``(B, *shape)`` instead of summed.
+    seed:
+        Seed of the rate encoder (≥ 0).
+    batch_size:
+        Images simulated together (bounds memory).
+    dtype:
+        ``np.float32`` (default) or ``np.float64``.
+    progress:
+        Show a progress bar over steps × chunks.
+
+    Returns
+    -------
+    A :class:`SimResult`.
+    """
+    if not isinstance(snn, SpikingNetwork):
+        raise TypeError(f"simulate needs a SpikingNetwork (from evsim.convert), got "
+                        f"{type(snn).__name__}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+    if int(T) != T or T < 1:
+        raise ValueError(f"T must be a positive integer, got {T}")
+    T = int(T)
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+    if int(seed) < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    x = _check_inputs(snn.network, inputs, dtype)
+    if len(x) == 0:
+        raise ValueError("inputs hold no image")
+    if encoding == "rate":
+        check_rate_inputs(x)
+    steps = default_checkpoints(T) if checkpoints is None else np.unique(
+        np.asarray(list(checkpoints), dtype=np.int64))
+    if steps.size == 0 or steps[0] < 1 or steps[-1] > T:
+        raise ValueError(f"checkpoints must be steps in [1, {T}], got {steps.tolist()}")
+    selection = _selection(snn, record)
+    signal_plan = plan(snn.network, encoding)
+
+    net = snn.network
+    sops = {p.layer: np.zeros(T, np.int64) for p in signal_plan.paths if p.counts == "sops"}
+    pool_ops = {p.layer: np.zeros(T, np.int64) for p in signal_plan.paths
+                if p.counts == "pool_ops"}
+    counts = {name: np.zeros(net.shape(name), np.int64) for name in snn.neurons}
+    outputs, trains, traces = [], {k: [] for k in selection}, {k: [] for k in selection}
+    per_image = []
+    chunks = range(0, len(x), batch_size)
+    bar = _progress_bar(progress, T * len(chunks))
+    for start in chunks:
+        chunk = x[start:start + batch_size]
+        chunk_counts = ({name: np.zeros((len(chunk),) + net.shape(name), np.int64)
+                         for name in snn.neurons} if per_image_counts else counts)
+        out, chunk_trains, chunk_traces = dense.run_chunk(
+            snn, signal_plan, chunk, start, T=T, checkpoints=steps, encoding=encoding,
+            seed=int(seed), per_image=per_image_counts, record=selection, sops=sops,
+            pool_ops=pool_ops, counts=chunk_counts, tick=bar.update if bar else None)
+        outputs.append(out)
+        if per_image_counts:
+            per_image.append(chunk_counts)
+        for name in selection:
+            tr = chunk_trains[name]
+            trains[name].append(SpikeTrain(tr.steps, tr.images + start, tr.neurons, tr.counts))
+            traces[name].append(chunk_traces[name])
+    if bar:
+        bar.close()
+    if per_image_counts:
+        counts = {name: np.concatenate([c[name] for c in per_image]) for name in snn.neurons}
+    return SimResult(
+        T=T, checkpoints=steps, outputs=np.concatenate(outputs, axis=1), spike_counts=counts,
+        sops=sops, pool_ops=pool_ops, macs=dict(signal_plan.macs),
+        neurons={name: int(np.prod(net.shape(name))) for name in snn.neurons},
+        n_images=len(x), engine=engine, encoding=encoding, dtype=np.dtype(dtype).name,
+        time_scheme=snn.time_scheme, recorded=selection,
+        spike_trains={name: SpikeTrain(*(np.concatenate([getattr(t, f) for t in parts])
+                                         for f in ("steps", "images", "neurons", "counts")))
+                      for name, parts in trains.items()},
+        membrane={name: np.concatenate(parts, axis=1) for name, parts in traces.items()})
+
+
+def _progress_bar(enabled: bool, total: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, unit="step", desc="simulate")
+
+
+__all__ = ["simulate", "SimResult", "SpikeTrain", "compare", "results_equal",
+           "default_checkpoints", "ENGINES"]

@@ -1,0 +1,169 @@
+"""SimResult: what a simulation returns, the same schema for every engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def default_checkpoints(T: int) -> np.ndarray:
+    """Steps 1, 2, 4, 8, ... below T, and T itself."""
+    steps = [1 << k for k in range(T.bit_length()) if (1 << k) < T]
+    return np.array(steps + [T], dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class SpikeTrain:
+    """Spikes of the recorded neurons of one layer as coordinate lists.
+
+    ``steps`` (1-based), ``images`` (index within the simulated batch),
+    ``neurons`` (position in the layer's ``recorded`` list) and ``counts``
+    (multiplicity, may exceed 1 with bursts), all 1-D of equal length.
+    """
+
+    steps: np.ndarray
+    images: np.ndarray
+    neurons: np.ndarray
+    counts: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class SimResult:
+    """The outcome of simulating a batch of ``n_images`` for ``T`` steps.
+
+    Attributes
+    ----------
+    T:
+        Number of time steps simulated.
+    checkpoints:
+        ``(K,)`` steps at which the accumulated output was kept.
+    outputs:
+        ``(K, n_images, *output_shape)``: the output layer's values summed
+        over steps 1..checkpoints[k] (divide by the step for the mean; see
+        :meth:`mean_output`).
+    spike_counts:
+        ``{layer: counts}`` per spiking layer, int64: ``layer_shape`` summed
+        over the batch, or ``(n_images, *layer_shape)`` when per-image counts
+        were asked for.
+    sops:
+        ``{layer: (T,) int64}`` synaptic operations per step summed over the
+        batch, for every layer that accumulates spikes (Dense, Conv2d with
+        any folded pooling, Add, activations reading spikes directly).
+    pool_ops:
+        ``{layer: (T,) int64}`` max-pool accumulator updates per step.
+    macs:
+        ``{layer: MACs per image}`` of the analog head (layers computed once
+        from the analog input).
+    neurons:
+        ``{layer: neurons per image}`` of every spiking layer.
+    recorded:
+        ``{layer: flat neuron indices}`` whose trains/traces were recorded.
+    spike_trains:
+        ``{layer: SpikeTrain}`` for recorded layers.
+    membrane:
+        ``{layer: (T, n_images, n_recorded)}`` membrane potential after each
+        step's reset (dense engine only).
+    engine, encoding, dtype, time_scheme:
+        How the result was produced.
+    """
+
+    T: int
+    checkpoints: np.ndarray
+    outputs: np.ndarray
+    spike_counts: dict[str, np.ndarray]
+    sops: dict[str, np.ndarray]
+    pool_ops: dict[str, np.ndarray]
+    macs: dict[str, int]
+    neurons: dict[str, int]
+    n_images: int
+    engine: str
+    encoding: str
+    dtype: str
+    time_scheme: str = "synchronous"
+    recorded: dict[str, np.ndarray] = field(default_factory=dict)
+    spike_trains: dict[str, SpikeTrain] = field(default_factory=dict)
+    membrane: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def _index(self, step: int | None) -> int:
+        if step is None:
+            return len(self.checkpoints) - 1
+        hits = np.flatnonzero(self.checkpoints == step)
+        if not hits.size:
+            raise ValueError(f"step {step} is not a checkpoint; checkpoints are "
+                             f"{self.checkpoints.tolist()}")
+        return int(hits[0])
+
+    def mean_output(self, step: int | None = None) -> np.ndarray:
+        """Mean output over steps 1..step (default T): ``(n_images, *output_shape)``."""
+        k = self._index(step)
+        return self.outputs[k] / self.checkpoints[k]
+
+    def predictions(self) -> np.ndarray:
+        """``(K, n_images)`` arg-max class at every checkpoint."""
+        flat = self.outputs.reshape(len(self.checkpoints), self.n_images, -1)
+        return flat.argmax(axis=2)
+
+    def accuracy(self, labels: np.ndarray) -> np.ndarray:
+        """``(K,)`` classification accuracy at every checkpoint."""
+        labels = np.asarray(labels)
+        if labels.shape != (self.n_images,):
+            raise ValueError(f"labels have shape {labels.shape}; expected ({self.n_images},)")
+        return (self.predictions() == labels[None, :]).mean(axis=1)
+
+    def total_sops(self) -> int:
+        """All synaptic operations of the run (all layers, steps and images)."""
+        return int(sum(int(v.sum()) for v in self.sops.values()))
+
+    def firing_rates(self) -> dict[str, float]:
+        """Mean spikes per neuron per step for each spiking layer."""
+        return {name: float(counts.sum()) / (self.neurons[name] * self.T * self.n_images)
+                for name, counts in self.spike_counts.items()}
+
+    def accuracy_table(self, labels: np.ndarray, ann_accuracy: float | None = None) -> str:
+        """A Markdown table: T, accuracy, SOPs per image so far."""
+        acc = self.accuracy(labels)
+        per_step = sum(self.sops.values()) if self.sops else np.zeros(self.T, np.int64)
+        cumulative = np.cumsum(per_step)
+        lines = ["| T | accuracy (%) | SOPs per image |", "|---:|---:|---:|"]
+        for step, a in zip(self.checkpoints, acc):
+            lines.append(f"| {step} | {100 * a:.2f} | {cumulative[step - 1] / self.n_images:.4g} |")
+        if ann_accuracy is not None:
+            lines.append(f"| ANN | {100 * ann_accuracy:.2f} | |")
+        return "\n".join(lines)
+
+
+def compare(a: SimResult, b: SimResult) -> dict:
+    """Differences between two results of the same run (e.g. two engines).
+
+    Returns ``{"spikes": differing spike count (sum of |Δ| over layers and
+    neurons), "sops": {layer: sum of |Δ| over steps} for differing layers,
+    "pool_ops": likewise, "outputs": max |Δ| of accumulated outputs,
+    "predictions": number of differing arg-max predictions at T}``.
+    """
+    if (a.T, a.n_images) != (b.T, b.n_images) or not np.array_equal(a.checkpoints,
+                                                                       b.checkpoints):
+        raise ValueError("results differ in T, batch size or checkpoints; they are not the "
+                         "same run")
+    if a.spike_counts.keys() != b.spike_counts.keys() or a.sops.keys() != b.sops.keys():
+        raise ValueError("results come from different networks")
+    spikes = sum(int(np.abs(a.spike_counts[k].astype(np.int64) - b.spike_counts[k]).sum())
+                 for k in a.spike_counts)
+    sops = {k: int(np.abs(a.sops[k] - b.sops[k]).sum()) for k in a.sops
+            if not np.array_equal(a.sops[k], b.sops[k])}
+    pool = {k: int(np.abs(a.pool_ops[k] - b.pool_ops[k]).sum()) for k in a.pool_ops
+            if not np.array_equal(a.pool_ops[k], b.pool_ops[k])}
+    outputs = float(np.max(np.abs(a.outputs.astype(np.float64) - b.outputs))) if a.outputs.size else 0.0
+    predictions = int((a.predictions()[-1] != b.predictions()[-1]).sum())
+    return {"spikes": spikes, "sops": sops, "pool_ops": pool, "outputs": outputs,
+            "predictions": predictions}
+
+
+def results_equal(a: SimResult, b: SimResult) -> bool:
+    """True when spikes, SOPs, pooling operations and outputs are identical."""
+    diff = compare(a, b)
+    return diff["spikes"] == 0 and not diff["sops"] and not diff["pool_ops"] and (
+        np.array_equal(a.outputs, b.outputs))
+
+
+__all__ = ["SimResult", "SpikeTrain", "compare", "results_equal", "default_checkpoints"]

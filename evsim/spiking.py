@@ -1,0 +1,171 @@
+"""The converted spiking network: the ANN graph plus a neuron spec per activation.
+
+Semantics (``docs/conventions.md``): each activation layer of the graph
+becomes a layer of integrate-and-fire neurons whose spikes carry amplitude
+θ (the layer's threshold) downstream; every other layer acts on those
+values exactly as in the ANN. The output layer never spikes: its values are
+summed over time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .layers import Shape
+from .network import Network
+
+RESETS = ("subtract", "zero")
+MAX_POOLS = ("lipooling", "gate")
+TIME_SCHEMES = ("synchronous",)
+
+
+def _parameter(value, what: str) -> np.ndarray:
+    array = np.array(value, dtype=np.float64 if np.asarray(value).dtype == np.float64
+                     else np.float32)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{what} contains NaN or infinite values")
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class NeuronSpec:
+    """Integrate-and-fire neurons of one layer.
+
+    Per step ``m = v + I``; the neuron emits ``s = min(Γ, #{k ≥ 1 : m ≥ k θ})``
+    spikes (``s ∈ {0, 1}`` for Γ = 1) and resets to ``v = m − s θ``
+    (``reset="subtract"``) or to ``v = 0`` when it fired (``reset="zero"``).
+
+    Attributes
+    ----------
+    threshold:
+        θ > 0; a scalar, a per-channel array ``(C, 1, 1)`` / ``(N,)``, or one
+        value per neuron, broadcastable to the layer's shape. Same units as
+        the ANN activation.
+    v_init:
+        Absolute initial membrane potential v(0), broadcastable likewise.
+    reset:
+        ``"subtract"`` or ``"zero"``.
+    burst:
+        Γ, the most spikes a neuron emits in one step (1 = plain IF).
+    """
+
+    threshold: np.ndarray
+    v_init: np.ndarray = field(default_factory=lambda: np.zeros((), np.float32))
+    reset: str = "subtract"
+    burst: int = 1
+
+    def __post_init__(self):
+        threshold = _parameter(self.threshold, "threshold")
+        if np.any(threshold <= 0):
+            raise ValueError(f"thresholds must be positive, got min {threshold.min()}")
+        object.__setattr__(self, "threshold", threshold)
+        object.__setattr__(self, "v_init", _parameter(self.v_init, "v_init"))
+        if self.reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
+        if int(self.burst) < 1:
+            raise ValueError(f"burst (Γ) must be >= 1, got {self.burst}")
+        object.__setattr__(self, "burst", int(self.burst))
+
+    def check_shape(self, layer: str, shape: Shape) -> None:
+        """Raise ValueError naming ``layer`` unless the arrays broadcast to ``shape``."""
+        for name in ("threshold", "v_init"):
+            array = getattr(self, name)
+            try:
+                np.broadcast_shapes(array.shape, shape)
+                ok = np.broadcast_shapes(array.shape, shape) == tuple(shape)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"layer '{layer}': {name} of shape {array.shape} does not "
+                                 f"broadcast to the layer's shape {tuple(shape)}")
+
+    def attributes(self) -> dict:
+        return {"reset": self.reset, "burst": self.burst}
+
+    def equals(self, other: "NeuronSpec") -> bool:
+        return (self.attributes() == other.attributes()
+                and all(getattr(self, k).dtype == getattr(other, k).dtype
+                        and np.array_equal(getattr(self, k), getattr(other, k))
+                        for k in ("threshold", "v_init")))
+
+
+@dataclass(frozen=True, eq=False)
+class SpikingNetwork:
+    """A converted network, ready to simulate with :func:`evsim.simulate`.
+
+    Attributes
+    ----------
+    network:
+        The ANN graph (BatchNorm folded), whose activation layers are spiking.
+    neurons:
+        One :class:`NeuronSpec` per activation layer name.
+    max_pool:
+        Spiking max pooling: ``"lipooling"`` (exact, default) or ``"gate"``
+        (the spike-count gate baseline).
+    time_scheme:
+        ``"synchronous"``: layers update in order within each step, no delay.
+    method:
+        The conversion preset that produced it (informational).
+    options:
+        The conversion options used (JSON-serialisable, informational).
+    """
+
+    network: Network
+    neurons: Mapping[str, NeuronSpec]
+    max_pool: str = "lipooling"
+    time_scheme: str = "synchronous"
+    method: str = "custom"
+    options: Mapping = field(default_factory=dict)
+
+    def __post_init__(self):
+        neurons = dict(self.neurons)
+        expected = set(self.network.activations)
+        if set(neurons) != expected:
+            missing, extra = expected - set(neurons), set(neurons) - expected
+            raise ValueError("neuron specs must match the activation layers exactly"
+                             + (f"; missing {sorted(missing)}" if missing else "")
+                             + (f"; not activations {sorted(extra)}" if extra else ""))
+        for name, spec in neurons.items():
+            spec.check_shape(name, self.network.shape(name))
+        if self.max_pool not in MAX_POOLS:
+            raise ValueError(f"max_pool must be one of {MAX_POOLS}, got {self.max_pool!r}")
+        if self.time_scheme not in TIME_SCHEMES:
+            raise ValueError(f"time_scheme must be one of {TIME_SCHEMES}, "
+                             f"got {self.time_scheme!r}")
+        object.__setattr__(self, "neurons", neurons)
+        object.__setattr__(self, "options", dict(self.options))
+
+    def threshold(self, layer: str) -> np.ndarray:
+        """θ of ``layer`` broadcast to its full per-image shape."""
+        return np.broadcast_to(self.neurons[layer].threshold, self.network.shape(layer))
+
+    def equals(self, other: "SpikingNetwork") -> bool:
+        """True when both are identical, parameters bit for bit."""
+        return (isinstance(other, SpikingNetwork) and self.network.equals(other.network)
+                and self.neurons.keys() == other.neurons.keys()
+                and all(self.neurons[k].equals(other.neurons[k]) for k in self.neurons)
+                and (self.max_pool, self.time_scheme, self.method)
+                == (other.max_pool, other.time_scheme, other.method)
+                and self.options == other.options)
+
+    def summary(self) -> str:
+        """The graph's summary followed by one line per spiking layer."""
+        lines = [self.network.summary(), "", f"method {self.method}, max pool {self.max_pool}, "
+                 f"time scheme {self.time_scheme}"]
+        for name, spec in self.neurons.items():
+            th = spec.threshold
+            lines.append(f"  {name}: θ {'%.4g' % th if th.ndim == 0 else f'{th.min():.4g}..{th.max():.4g}'}"
+                         f", v0 {float(np.mean(spec.v_init)):.4g} (mean), reset {spec.reset}, "
+                         f"Γ {spec.burst}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"SpikingNetwork({len(self.neurons)} spiking layers, method '{self.method}', "
+                f"{self.network!r})")
+
+
+__all__ = ["NeuronSpec", "SpikingNetwork", "RESETS", "MAX_POOLS", "TIME_SCHEMES"]
