@@ -1,0 +1,144 @@
+"""Baseline conversion: normalisation, presets, components, and clear errors."""
+
+import numpy as np
+import pytest
+
+import evsim
+from evsim.convert import prepare
+from evsim import (QCFS, BatchNorm, Clip, Conv2d, Dense, Flatten, MaxPool2d, NetworkBuilder,
+                   ReLU, convert)
+
+
+def _cnn(rng, act=ReLU, bn=True, pool_first=False):
+    b = NetworkBuilder((2, 8, 8))
+    b.add_layer(Conv2d(rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4) * 0.1, padding=1),
+                name="conv1")
+    if bn:
+        b.add_layer(BatchNorm(rng.uniform(0.5, 2, 4), rng.normal(size=4) * 0.1,
+                              rng.normal(size=4) * 0.1, rng.uniform(0.5, 2, 4)), name="bn1")
+    if pool_first:
+        b.add_layer(MaxPool2d(2), name="pool1")
+        b.add_layer(act(), name="act1")
+    else:
+        b.add_layer(act(), name="act1")
+        b.add_layer(MaxPool2d(2), name="pool1")
+    b.add_layer(Flatten(), name="flat")
+    b.add_layer(Dense(rng.normal(size=(6, 64)) * 0.3, rng.normal(size=6) * 0.1), name="fc1")
+    b.add_layer(act(), name="act2")
+    b.add_layer(Dense(rng.normal(size=(3, 6))), name="out")
+    return b.build()
+
+
+def _activations(net, x):
+    folded = prepare(net)
+    _, acts = evsim.forward(folded, x, activations=folded.activations, dtype=np.float64)
+    return acts
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return rng, rng.random((64, 2, 8, 8))
+
+
+def test_max_and_percentile_thresholds_come_from_positive_activations(data):
+    rng, x = data
+    net = _cnn(rng)
+    acts = _activations(net, x)
+    snn_max = convert(net, x, method="max")
+    snn_pct = convert(net, x, method="percentile", percentile=95.0)
+    for name, a in acts.items():
+        positive = a[a > 0]
+        assert snn_max.neurons[name].threshold == pytest.approx(positive.max(), rel=1e-6)
+        assert snn_pct.neurons[name].threshold == pytest.approx(np.percentile(positive, 95.0),
+                                                                rel=1e-5)
+        assert snn_max.neurons[name].reset == "zero"
+        assert snn_pct.neurons[name].reset == "subtract"
+    assert snn_pct.options["percentile"] == 95.0 and snn_pct.method == "percentile"
+
+
+@pytest.mark.filterwarnings("ignore:layer 'act2'.*never activate")
+def test_channelwise_gives_one_threshold_per_channel(data):
+    rng, x = data
+    net = _cnn(rng)
+    snn = convert(net, x, method="channelwise")
+    acts = _activations(net, x)
+    theta = snn.neurons["act1"].threshold
+    assert theta.shape == (4, 1, 1)
+    for c in range(4):
+        channel = acts["act1"][:, c]
+        assert theta[c, 0, 0] == pytest.approx(np.percentile(channel[channel > 0], 99.9),
+                                               rel=1e-5)
+    assert snn.neurons["act2"].threshold.shape == (6,)
+
+
+def test_conversion_folds_batchnorm_and_moves_maxpool_after_activation(data):
+    rng, x = data
+    net = _cnn(rng, pool_first=True)
+    snn = convert(net, x)
+    layers = [n.name for n in snn.network]
+    assert "bn1" not in layers
+    assert layers.index("act1") < layers.index("pool1")
+    np.testing.assert_allclose(evsim.forward(snn.network, x, dtype=np.float64),
+                               evsim.forward(net, x, dtype=np.float64), rtol=1e-9, atol=1e-9)
+
+
+def test_components_override_presets_and_compose(data):
+    rng, x = data
+    net = _cnn(rng)
+    snn = convert(net, x, method="percentile", initial_potential=0.5, burst=3, max_pool="gate")
+    for spec in snn.neurons.values():
+        np.testing.assert_array_equal(spec.v_init, spec.threshold * np.float32(0.5))
+        assert spec.burst == 3
+    assert snn.max_pool == "gate"
+    absolute = convert(net, x, initial_potential=0.25, initial_potential_unit="absolute")
+    assert all(float(s.v_init) == 0.25 for s in absolute.neurons.values())
+
+
+def test_trained_bounds_become_thresholds(data):
+    rng, x = data
+    net = _cnn(rng, act=lambda: Clip(1.5), bn=False)
+    snn = convert(net, method="opi")
+    for spec in snn.neurons.values():
+        assert float(spec.threshold) == 1.5 and float(spec.v_init) == 0.75
+    qnet = _cnn(rng, act=lambda: QCFS(2.0, 4), bn=False)
+    qsnn = convert(qnet, method="qcfs")
+    assert all(float(s.threshold) == 2.0 and float(s.v_init) == 1.0
+               for s in qsnn.neurons.values())
+
+
+def test_errors_name_the_layer_or_option(data):
+    rng, x = data
+    relu_net = _cnn(rng)
+    with pytest.raises(ValueError, match="layer 'act1' is ReLU"):
+        convert(relu_net, method="qcfs")
+    with pytest.raises(ValueError, match="layer 'act1' is ReLU"):
+        convert(relu_net, method="opi")
+    with pytest.raises(ValueError, match="'act1' is an unbounded ReLU"):
+        convert(relu_net, normalization="trained")
+    with pytest.raises(ValueError, match="needs calibration_inputs"):
+        convert(relu_net)
+    with pytest.raises(ValueError, match="unknown method"):
+        convert(relu_net, x, method="magic")
+    with pytest.raises(TypeError, match="unknown conversion option"):
+        convert(relu_net, x, treshold=1.0)
+    with pytest.raises(ValueError, match="reset must be one of"):
+        convert(relu_net, x, reset="soft")
+    no_act = evsim.Network.sequential((4,), [Dense(np.eye(4))])
+    with pytest.raises(ValueError, match="no activation layer"):
+        convert(no_act, np.ones((2, 4)))
+    two_convs = evsim.Network.sequential((1, 4, 4), [Conv2d(np.ones((2, 1, 3, 3))), ReLU(),
+                                                     Conv2d(np.ones((2, 2, 1, 1))),
+                                                     Conv2d(np.ones((2, 2, 1, 1))), ReLU()],
+                                         names=["c1", "r1", "c2", "c3", "r2"])
+    with pytest.raises(evsim.ConversionError, match="layer 'c3' .* reads 'c2', which carries "
+                                                    "currents"):
+        convert(two_convs, np.ones((2, 1, 4, 4)))
+
+
+def test_silent_layer_warns_and_gets_unit_threshold():
+    net = evsim.Network.sequential((3,), [Dense(-np.ones((2, 3))), ReLU(), Dense(np.ones((1, 2)))],
+                                   names=["fc", "dead", "out"])
+    with pytest.warns(UserWarning, match="'dead' never activates"):
+        snn = convert(net, np.ones((4, 3)))
+    assert float(snn.neurons["dead"].threshold) == 1.0

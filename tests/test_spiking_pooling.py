@@ -1,0 +1,115 @@
+"""Spiking max pooling: LIPooling's cumulative-max identity and the spike-count gate."""
+
+import numpy as np
+from dyadic import dyadic
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import evsim
+from evsim import Conv2d, Flatten, MaxPool2d, NeuronSpec, ReLU, SpikingNetwork
+from evsim.encoding import rate_spikes
+from evsim.simulate.dense import _spiking_maxpool
+
+FAST = settings(max_examples=20, deadline=None, derandomize=True)
+
+
+def _pool_loop(x, k, s, p):
+    """Max over each window of x (C, H, W), padding ignored; direct definition."""
+    c, h, w = x.shape
+    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    out = np.empty((c, ho, wo), dtype=x.dtype)
+    for ch in range(c):
+        for i in range(ho):
+            for j in range(wo):
+                ys = range(max(i * s - p, 0), min(i * s - p + k, h))
+                xs = range(max(j * s - p, 0), min(j * s - p + k, w))
+                out[ch, i, j] = max(x[ch, y, xx] for y in ys for xx in xs)
+    return out
+
+
+def _rate_pool_net(shape, k, s, p, mode):
+    net = evsim.Network.sequential(shape, [MaxPool2d(k, s, p), Flatten()])
+    return SpikingNetwork(net, {}, max_pool=mode)
+
+
+@FAST
+@given(seed=st.integers(0, 2**31), T=st.integers(1, 30), k=st.sampled_from([2, 3]),
+       s=st.sampled_from([1, 2]), p=st.sampled_from([0, 1]))
+def test_lipooling_output_count_is_max_of_input_counts(seed, T, k, s, p):
+    """After every step, Σ output = maxpool(Σ input), exactly, even with overlapping windows."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((3, 2, 7, 7))
+    snn = _rate_pool_net((2, 7, 7), k, s, p, "lipooling")
+    r = evsim.simulate(snn, x, T=T, encoding="rate", checkpoints=range(1, T + 1), seed=seed)
+    cumulative = np.zeros(x.shape, np.int64)
+    for t in range(1, T + 1):
+        cumulative += rate_spikes(x, seed, np.arange(3), t)
+        for b in range(3):
+            expected = _pool_loop(cumulative[b], k, s, p).reshape(-1)
+            np.testing.assert_array_equal(r.outputs[t - 1, b], expected)
+
+
+def test_lipooling_emits_multiplicities_above_one():
+    """With overlapping windows a window can owe more than one spike in a single step."""
+    # A burst of 3 at a second member lifts the window's max of cumulative counts from 1 to 3.
+    layer = MaxPool2d(2, 1)
+    c_in, c_out = np.zeros((1, 1, 2, 2), np.int64), np.zeros((1, 1, 1, 1), np.int64)
+    steps = [[[0, 0], [0, 0]], [[1, 0], [0, 0]], [[0, 3], [0, 0]]]
+    out = [_spiking_maxpool("lipooling", layer, np.array(s).reshape(1, 1, 2, 2), c_in, c_out)
+           .item() for s in steps]
+    assert out == [0, 1, 2]
+
+
+@FAST
+@given(seed=st.integers(0, 2**31), T=st.integers(1, 25), burst=st.integers(1, 3))
+def test_lipooling_identity_with_burst_spikes(seed, T, burst):
+    """The identity holds for spike multiplicities from burst neurons, through the whole engine."""
+    rng = np.random.default_rng(seed)
+    w = dyadic(rng, (3, 2, 1, 1), low=0)
+    net = evsim.Network.sequential((2, 6, 6), [Conv2d(w), ReLU(), MaxPool2d(3, 2), Flatten()],
+                                   names=["conv", "relu", "pool", "flat"])
+    snn = SpikingNetwork(net, {"relu": NeuronSpec(np.float64(0.125), burst=burst)})
+    x = dyadic(rng, (2, 2, 6, 6), low=0)
+    r = evsim.simulate(snn, x, T=T, record="relu", checkpoints=range(1, T + 1))
+    train = r.spike_trains["relu"]
+    cumulative = np.zeros((2, 3 * 6 * 6), np.int64)
+    for t in range(1, T + 1):
+        now = train.steps == t
+        np.add.at(cumulative, (train.images[now], train.neurons[now]), train.counts[now])
+        for b in range(2):
+            expected = _pool_loop(cumulative[b].reshape(3, 6, 6), 3, 2, 0).reshape(-1) * 0.125
+            np.testing.assert_array_equal(r.outputs[t - 1, b], expected)
+
+
+@FAST
+@given(seed=st.integers(0, 2**31), T=st.integers(1, 20))
+def test_gate_passes_the_spikes_of_the_most_active_member(seed, T):
+    """Gate: each window passes this step's spikes of the member with the largest cumulative
+    count so far (this step included), the first such member in row-major order on ties."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((2, 1, 5, 5))
+    snn = _rate_pool_net((1, 5, 5), 3, 2, 0, "gate")
+    r = evsim.simulate(snn, x, T=T, encoding="rate", checkpoints=range(1, T + 1), seed=seed)
+    cumulative = np.zeros(x.shape, np.int64)
+    total = np.zeros((2, 4), np.int64)
+    for t in range(1, T + 1):
+        now = rate_spikes(x, seed, np.arange(2), t)
+        cumulative += now
+        for b in range(2):
+            for i in range(2):
+                for j in range(2):
+                    members = [(y, xx) for y in range(2 * i, 2 * i + 3)
+                               for xx in range(2 * j, 2 * j + 3)]
+                    best = max(members, key=lambda m: (cumulative[b, 0][m], -members.index(m)))
+                    total[b, 2 * i + j] += now[b, 0][best]
+        np.testing.assert_array_equal(r.outputs[t - 1], total)
+
+
+def test_pool_ops_count_accumulator_updates():
+    """A MaxPool counts one accumulator update per incoming spike per window containing it."""
+    x = np.ones((1, 1, 3, 3))  # rate encoding with p = 1: every pixel spikes every step
+    snn = _rate_pool_net((1, 3, 3), 2, 1, 0, "lipooling")
+    r = evsim.simulate(snn, x, T=3, encoding="rate")
+    # windows 2x2 stride 1 on 3x3: the corner pixels are in 1 window, edges in 2, centre in 4
+    assert r.pool_ops["maxpool2d1"].tolist() == [4 * 1 + 4 * 2 + 4] * 3
+    assert r.sops == {}
