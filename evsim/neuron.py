@@ -34,14 +34,15 @@ def if_step(current: np.ndarray, state: IFState, params: IFParameters
     """One time step: integrate ``current``, fire, reset.
 
     ``m = v + I``; spikes ``s = #{k = 1..Γ : m ≥ k θ}`` (int32); then
-    ``v = m − s θ`` (subtraction) or ``v = 0`` where ``s > 0`` (zero reset).
+    ``v = m − s θ`` (subtraction, formed in float64 and rounded once) or
+    ``v = 0`` where ``s > 0`` (zero reset).
     Returns ``(s, new_state)``.
     """
     m = state.v + current
     theta = params.threshold
     spikes = (m >= theta).astype(np.int32)
     for k in range(2, params.burst + 1):
-        spikes += m >= theta * m.dtype.type(k)
+        spikes += m >= np.asarray(theta, np.float64) * k  # k θ is exact in float64
     if params.reset_to_zero:
         v = np.where(spikes > 0, m.dtype.type(0), m)
     else:

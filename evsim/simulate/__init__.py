@@ -6,14 +6,15 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from ..compile import compile_program
 from ..encoding import check_rate_inputs
 from ..forward import _check_inputs
 from ..signals import ENCODINGS, plan
 from ..spiking import SpikingNetwork
-from . import dense
+from . import dense, event
 from .result import SimResult, SpikeTrain, compare, default_checkpoints, results_equal
 
-ENGINES = ("dense",)
+ENGINES = ("dense", "event")
 
 
 def _selection(snn: SpikingNetwork, record) -> dict[str, np.ndarray]:
@@ -41,7 +42,8 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
              encoding: str = "analog", checkpoints: Iterable[int] | None = None,
              record: Iterable[str] | Mapping[str, Iterable[int] | None] | str | None = None,
              per_image_counts: bool = False, seed: int = 0, batch_size: int = 128,
-             dtype=np.float32, progress: bool = False) -> SimResult:
+             dtype=np.float32, threads: int | None = None,
+             progress: bool = False) -> SimResult:
     """Simulate ``snn`` on a batch of images for ``T`` time steps.
 
     Parameters
@@ -53,7 +55,9 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     T:
         Number of time steps (≥ 1).
     engine:
-        ``"dense"``: the NumPy reference engine.
+        ``"dense"``: the NumPy reference engine (readable, records traces).
+        ``"event"``: the event-driven Numba engine (compiled on first use;
+        one image per thread; exact SOPs of the accumulates it performs).
     encoding:
         ``"analog"`` (default): the image is layer 1's input at every step,
         its first layers are computed once (MACs). ``"rate"``: Bernoulli
@@ -75,6 +79,9 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         Images simulated together (bounds memory).
     dtype:
         ``np.float32`` (default) or ``np.float64``.
+    threads:
+        Threads of the event engine (default: Numba's default, all cores).
+        Results do not depend on it.
     progress:
         Show a progress bar over steps × chunks.
 
@@ -116,22 +123,34 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     outputs, trains, traces = [], {k: [] for k in selection}, {k: [] for k in selection}
     per_image = []
     chunks = range(0, len(x), batch_size)
-    bar = _progress_bar(progress, T * len(chunks))
+    if engine == "event":
+        if selection:
+            raise ValueError("recording spike trains and membrane traces needs engine='dense'")
+        program = compile_program(snn, encoding, dtype)
+    bar = _progress_bar(progress, (T if engine == "dense" else 1) * len(chunks))
     for start in chunks:
         chunk = x[start:start + batch_size]
         chunk_counts = ({name: np.zeros((len(chunk),) + net.shape(name), np.int64)
                          for name in snn.neurons} if per_image_counts else counts)
-        out, chunk_trains, chunk_traces = dense.run_chunk(
-            snn, signal_plan, chunk, start, T=T, checkpoints=steps, encoding=encoding,
-            seed=int(seed), per_image=per_image_counts, record=selection, sops=sops,
-            pool_ops=pool_ops, counts=chunk_counts, tick=bar.update if bar else None)
+        if engine == "event":
+            with _numba_threads(threads):
+                out = _event_chunk(snn, program, chunk, start, T, steps, int(seed), sops,
+                                   pool_ops, chunk_counts, per_image_counts)
+            if bar:
+                bar.update()
+        else:
+            out, chunk_trains, chunk_traces = dense.run_chunk(
+                snn, signal_plan, chunk, start, T=T, checkpoints=steps, encoding=encoding,
+                seed=int(seed), per_image=per_image_counts, record=selection, sops=sops,
+                pool_ops=pool_ops, counts=chunk_counts, tick=bar.update if bar else None)
+            for name in selection:
+                tr = chunk_trains[name]
+                trains[name].append(SpikeTrain(tr.steps, tr.images + start, tr.neurons,
+                                               tr.counts))
+                traces[name].append(chunk_traces[name])
         outputs.append(out)
         if per_image_counts:
             per_image.append(chunk_counts)
-        for name in selection:
-            tr = chunk_trains[name]
-            trains[name].append(SpikeTrain(tr.steps, tr.images + start, tr.neurons, tr.counts))
-            traces[name].append(chunk_traces[name])
     if bar:
         bar.close()
     if per_image_counts:
@@ -146,6 +165,51 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
                                          for f in ("steps", "images", "neurons", "counts")))
                       for name, parts in trains.items()},
         membrane={name: np.concatenate(parts, axis=1) for name, parts in traces.items()})
+
+
+def _event_chunk(snn, program, chunk, start, T, steps, seed, sops, pool_ops, counts,
+                 per_image) -> np.ndarray:
+    """Run the event engine on one chunk and file its results in the dense engine's layout."""
+    net = snn.network
+    out, chunk_counts, chunk_sops, chunk_pool = event.run_chunk(
+        snn, program, chunk, start, T=T, checkpoints=steps, seed=seed)
+    for i, name in enumerate(program.sop_layers):
+        sops[name] += chunk_sops[:, i].sum(axis=0)
+    for i, name in enumerate(program.pool_layers):
+        pool_ops[name] += chunk_pool[:, i].sum(axis=0)
+    for name, offset, size, shape in program.neuron_layers:
+        layer_counts = _channels_first(chunk_counts[:, offset:offset + size], shape)
+        counts[name] += layer_counts if per_image else layer_counts.sum(axis=0)
+    out = _channels_first(out.reshape(-1, program.readout_size), net.output_shape)
+    return out.reshape((len(chunk), len(steps)) + net.output_shape).swapaxes(0, 1)
+
+
+def _channels_first(flat: np.ndarray, shape) -> np.ndarray:
+    """(N, H*W*C) channels-last -> (N, C, H, W); 1-D layers unchanged."""
+    if len(shape) != 3:
+        return flat.reshape((len(flat),) + tuple(shape))
+    c, h, w = shape
+    return flat.reshape(len(flat), h, w, c).transpose(0, 3, 1, 2)
+
+
+class _numba_threads:
+    """Context manager setting Numba's thread count, restoring it afterwards."""
+
+    def __init__(self, threads: int | None):
+        self.threads = threads
+
+    def __enter__(self):
+        import numba
+        self.previous = numba.get_num_threads()
+        if self.threads is not None:
+            if not 1 <= self.threads <= numba.config.NUMBA_NUM_THREADS:
+                raise ValueError(f"threads must be in [1, {numba.config.NUMBA_NUM_THREADS}], "
+                                 f"got {self.threads}")
+            numba.set_num_threads(self.threads)
+
+    def __exit__(self, *exc):
+        import numba
+        numba.set_num_threads(self.previous)
 
 
 def _progress_bar(enabled: bool, total: int):

@@ -94,14 +94,14 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
                 values[name] = spikes[name].astype(dtype)
             elif isinstance(layer, L.Activation):
                 s, states[name] = if_step(values[node.inputs[0]], states[name], params[name])
-                spikes[name], values[name] = s, s * amp[name]
+                spikes[name], values[name] = s, s.astype(dtype) * amp[name]
                 counts[name] += s if per_image else s.sum(axis=0)
                 if name in record:
                     _record(rec, name, t, s, states[name].v)
             elif isinstance(layer, L.MaxPool2d):
                 spikes[name] = _spiking_maxpool(snn.max_pool, layer, spikes[node.inputs[0]],
                                                 pool_in[name], pool_out[name])
-                values[name] = spikes[name] * amp[name]
+                values[name] = spikes[name].astype(dtype) * amp[name]
             elif isinstance(layer, L.Flatten) and plan.classes[name] == EVENTS:
                 spikes[name] = spikes[node.inputs[0]].reshape(batch, -1)
                 values[name] = values[node.inputs[0]].reshape(batch, -1)
