@@ -19,9 +19,9 @@ def _residual_snn(seed=0):
     b.add_layer(ReLU(), name="r2")
     b.add_layer(Conv2d(dyadic(rng, (4, 3, 3, 3)), stride=2, padding=1), name="c3")
     b.add_layer(ReLU(), name="r3")
-    b.add_layer(AvgPool2d(3, 3), name="pool")
+    b.add_layer(AvgPool2d(2, 2, ceil_mode=True), name="pool")
     b.add_layer(Flatten(), name="flat")
-    b.add_layer(Dense(dyadic(rng, (5, 4))), name="fc")
+    b.add_layer(Dense(dyadic(rng, (5, 16))), name="fc")
     net = b.build()
     neurons = {name: NeuronSpec(dyadic_threshold(rng, (net.shape(name)[0], 1, 1)))
                for name in net.activations}
