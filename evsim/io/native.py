@@ -80,7 +80,7 @@ def load(path: str | os.PathLike) -> Network | SpikingNetwork:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, zipfile.BadZipFile, ValueError) as err:
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as err:
         raise ValueError(f"{path}: not a readable evsim .npz file ({err})") from None
     if _HEADER not in arrays:
         raise ValueError(f"{path}: no evsim header; is this a file written by evsim.save?")
