@@ -6,7 +6,7 @@ Data flow: ``evsim.io`` (load/save, importers) -> :class:`Network` ->
 
 __version__ = "0.1.0"
 
-from . import data, layers
+from . import data, layers, models
 from .convert import METHODS, convert
 from .forward import forward
 from .io import load, save
@@ -19,7 +19,7 @@ from .simulate import SimResult, compare, results_equal, simulate
 from .spiking import NeuronSpec, SpikingNetwork
 
 __all__ = [
-    "__version__", "data", "layers", "convert", "METHODS", "simulate", "SimResult", "compare",
+    "__version__", "data", "layers", "models", "convert", "METHODS", "simulate", "SimResult", "compare",
     "results_equal", "ConversionError", "forward", "load", "save", "Network", "NetworkBuilder", "Node",
     "NeuronSpec", "SpikingNetwork", "fold_batchnorm", "commute_maxpool_activation",
     "Input", "Dense", "Conv2d", "AvgPool2d", "MaxPool2d", "GlobalAvgPool", "Flatten", "Add",
