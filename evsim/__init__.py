@@ -19,8 +19,9 @@ from .simulate import SimResult, compare, results_equal, simulate
 from .spiking import NeuronSpec, SpikingNetwork
 
 __all__ = [
-    "__version__", "data", "layers", "models", "convert", "METHODS", "simulate", "SimResult", "compare",
-    "results_equal", "ConversionError", "forward", "load", "save", "Network", "NetworkBuilder", "Node",
+    "__version__", "data", "layers", "models", "convert", "METHODS", "simulate", "SimResult",
+    "compare", "results_equal", "ConversionError", "forward", "load", "save", "Network",
+    "NetworkBuilder", "Node",
     "NeuronSpec", "SpikingNetwork", "fold_batchnorm", "commute_maxpool_activation",
     "Input", "Dense", "Conv2d", "AvgPool2d", "MaxPool2d", "GlobalAvgPool", "Flatten", "Add",
     "BatchNorm", "ReLU", "Clip", "QCFS",

@@ -52,7 +52,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"converted with method '{args.method}', simulated with the {args.engine} engine "
           f"on {len(images)} images of the {source}\n")
     print(result.accuracy_table(labels, ann_accuracy=ann_accuracy))
-    print(f"\nfiring rates (spikes per neuron per step): "
+    print("\nfiring rates (spikes per neuron per step): "
           + ", ".join(f"{k} {v:.3f}" for k, v in result.firing_rates().items()))
     print(f"took {elapsed:.1f} s")
     return 0
@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--T", type=int, default=128, help="time steps (default: %(default)s)")
     demo.add_argument("--images", type=int, default=1000,
                       help="number of test images (default: %(default)s)")
-    demo.add_argument("--engine", default="dense", help="simulation engine (default: %(default)s)")
+    demo.add_argument("--engine", default="event", choices=["event", "dense"],
+                      help="simulation engine (default: %(default)s)")
     demo.add_argument("--full-test-set", action="store_true",
                       help="use the 10,000 Fashion-MNIST test images from the local data "
                       "(apt-get install dataset-fashion-mnist) instead of the bundled sample")

@@ -30,14 +30,13 @@ from . import layers as L
 from . import ops as ann_ops
 from .fanout import spatial_map
 from .network import Network
-from .signals import ANALOG, CURRENT, EVENTS, POOLED, plan
+from .signals import ANALOG, CURRENT, EVENTS, plan
+# The operation codes live beside the kernels: Numba's cache freezes them into
+# the compiled code and only notices changes to the kernels' own file.
+from .simulate.kernels import (MODE_CONV, MODE_DENSE, MODE_IDENTITY, OP_ADDBUF, OP_COPYPERM,
+                               OP_FILL, OP_MAXPOOL, OP_NEURON, OP_RATE, OP_READOUT, OP_SYN,
+                               OP_WIDTH)
 from .spiking import SpikingNetwork
-
-# Operation codes (column 0 of EventProgram.ops).
-OP_RATE, OP_FILL, OP_ADDBUF, OP_COPYPERM, OP_SYN, OP_NEURON, OP_MAXPOOL, OP_READOUT = range(8)
-# Scatter modes of OP_SYN.
-MODE_CONV, MODE_DENSE, MODE_IDENTITY = range(3)
-OP_WIDTH = 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +94,8 @@ class _Builder:
         self.int_size = 0
         self.event_offsets: list[int] = []
         self.event_size = 0
+        self.scratch_offset = 0
+        self.scratch_size = 0
 
     def ints(self, array) -> int:
         array = np.asarray(array, dtype=np.int64).ravel()
@@ -115,6 +116,13 @@ class _Builder:
     def int_buffer(self, size: int) -> int:
         self.int_size += size
         return self.int_size - size
+
+    def scratch(self, size: int) -> int:
+        """A float region for composite weights, shared by all scatter operations."""
+        if size > self.scratch_size:
+            self.scratch_offset = self.float_buffer(size)
+            self.scratch_size = size
+        return self.scratch_offset
 
     def events(self, capacity: int) -> int:
         self.event_offsets.append(self.event_size)
@@ -203,7 +211,7 @@ def _synapse(b: _Builder, net: Network, source: str, chain, consumer: L.Layer | 
     table = _fanout_table(b, entries, n_sources)
     layout = 1 if (flattened and len(shape) == 3) else 0
     b.op(OP_SYN, slot, channels, *table, mode, w_off, cin_g, cout_g, cout, q_size, amp_off, dst,
-         sop_slot, layout)
+         sop_slot, layout, b.scratch(cout_g))
 
 
 def compile_program(snn: SpikingNetwork, encoding: str = "analog",

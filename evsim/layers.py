@@ -88,7 +88,7 @@ class Layer:
                 out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
-    def replace(self, **changes) -> "Layer":
+    def replace(self, **changes) -> Layer:
         """A copy with some fields changed (validated again)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)

@@ -145,11 +145,11 @@ class Network:
         """Names of the activation layers (the ones that become spiking neurons)."""
         return [n.name for n in self._nodes if isinstance(n.layer, Activation)]
 
-    def with_nodes(self, nodes: Iterable[Node], output: str | None = None) -> "Network":
+    def with_nodes(self, nodes: Iterable[Node], output: str | None = None) -> Network:
         """A new network from ``nodes`` keeping this output name unless another is given."""
         return Network(nodes, output=output or self.output_name)
 
-    def equals(self, other: "Network") -> bool:
+    def equals(self, other: Network) -> bool:
         """True when both graphs have the same nodes, wiring, attributes and arrays, bit for bit."""
         if not isinstance(other, Network) or len(self) != len(other):
             return False
@@ -187,7 +187,7 @@ class Network:
 
     @classmethod
     def sequential(cls, input_shape: Sequence[int], layers: Sequence[Layer],
-                   names: Sequence[str] | None = None) -> "Network":
+                   names: Sequence[str] | None = None) -> Network:
         """A chain ``input -> layers[0] -> layers[1] -> ...``."""
         builder = NetworkBuilder(input_shape)
         for i, layer in enumerate(layers):

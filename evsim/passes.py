@@ -71,9 +71,10 @@ def _fold_one(net: Network, bn: Node) -> Network:
                  for n in nodes if n.name != bn.name]
         return Network(nodes, output=net.output_name)
 
+    shared = ", which has other readers" if isinstance(src.layer, (L.Dense, L.Conv2d)) else ""
     raise ValueError(
         f"BatchNorm '{bn.name}' cannot be folded: it reads '{src.name}' "
-        f"({type(src.layer).__name__}{', which has other readers' if isinstance(src.layer, (L.Dense, L.Conv2d)) else ''}) "
+        f"({type(src.layer).__name__}{shared}) "
         f"and feeds {readers or 'nothing'}; evsim folds a BatchNorm into the Dense/Conv2d "
         "before it (its only reader) or into an unpadded Dense/Conv2d that is its only reader")
 

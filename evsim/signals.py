@@ -103,7 +103,10 @@ def _classify(network: Network, encoding: str) -> dict[str, str]:
 
 
 def _trace(network: Network, classes: dict[str, str], name: str):
-    """Walk up from ``name`` through pooling/flatten to the events source; return (source, chain)."""
+    """Walk up from ``name`` through pooling/flatten to its events source.
+
+    Returns ``(source name, [(layer, input shape), ...])`` in data-flow order.
+    """
     chain = []
     node = network[name]
     while not (classes[node.name] == EVENTS and not isinstance(node.layer, L.Flatten)):

@@ -86,7 +86,7 @@ class NeuronSpec:
     def attributes(self) -> dict:
         return {"reset": self.reset, "burst": self.burst}
 
-    def equals(self, other: "NeuronSpec") -> bool:
+    def equals(self, other: NeuronSpec) -> bool:
         return (self.attributes() == other.attributes()
                 and all(getattr(self, k).dtype == getattr(other, k).dtype
                         and np.array_equal(getattr(self, k), getattr(other, k))
@@ -143,7 +143,7 @@ class SpikingNetwork:
         """θ of ``layer`` broadcast to its full per-image shape."""
         return np.broadcast_to(self.neurons[layer].threshold, self.network.shape(layer))
 
-    def equals(self, other: "SpikingNetwork") -> bool:
+    def equals(self, other: SpikingNetwork) -> bool:
         """True when both are identical, parameters bit for bit."""
         return (isinstance(other, SpikingNetwork) and self.network.equals(other.network)
                 and self.neurons.keys() == other.neurons.keys()
@@ -158,9 +158,9 @@ class SpikingNetwork:
                  f"time scheme {self.time_scheme}"]
         for name, spec in self.neurons.items():
             th = spec.threshold
-            lines.append(f"  {name}: θ {'%.4g' % th if th.ndim == 0 else f'{th.min():.4g}..{th.max():.4g}'}"
-                         f", v0 {float(np.mean(spec.v_init)):.4g} (mean), reset {spec.reset}, "
-                         f"Γ {spec.burst}")
+            theta = f"{th:.4g}" if th.ndim == 0 else f"{th.min():.4g}..{th.max():.4g}"
+            lines.append(f"  {name}: θ {theta}, v0 {float(np.mean(spec.v_init)):.4g} (mean), "
+                         f"reset {spec.reset}, Γ {spec.burst}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

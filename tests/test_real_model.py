@@ -1,6 +1,5 @@
 """The bundled real model, converted and simulated on real Fashion-MNIST test images."""
 
-import numpy as np
 import pytest
 
 import evsim

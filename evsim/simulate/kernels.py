@@ -13,8 +13,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..compile import (MODE_CONV, MODE_DENSE, OP_ADDBUF, OP_COPYPERM, OP_FILL, OP_MAXPOOL,
-                       OP_NEURON, OP_RATE, OP_READOUT, OP_SYN)
+# Operation codes (column 0 of a program row; evsim.compile writes the rows).
+OP_RATE, OP_FILL, OP_ADDBUF, OP_COPYPERM, OP_SYN, OP_NEURON, OP_MAXPOOL, OP_READOUT = range(8)
+# Scatter modes of OP_SYN.
+MODE_CONV, MODE_DENSE, MODE_IDENTITY = range(3)
+OP_WIDTH = 20
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -47,11 +50,19 @@ def _rate(op, x, step_key, idx, mult, base):
 
 @numba.njit(cache=True)
 def _scatter(op, ip, fp, buf, idx, mult, base, n_events):
-    """Add every event's weighted kernel slab into the target buffer; return the SOPs."""
+    """Add every event's weighted kernel slab into the target buffer; return the SOPs.
+
+    Inner loops run over slices (views) so that LLVM vectorises them: indexing
+    with computed signed offsets would add a negative-index check per element.
+    A target reached through several pooling windows (overlapping average
+    pooling folded into the kernel) gets the summed composite weight first,
+    in the scratch region, and is accumulated once.
+    """
     channels, grp_ptr, grp_t, ent_ptr = op[2], op[3], op[4], op[5]
     ent_tap, ent_fac, mode, w_off = op[6], op[7], op[8], op[9]
     cin_g, cout_g, cout, q_size, amp_off, dst, layout = (op[10], op[11], op[12], op[13],
                                                          op[14], op[15], op[17])
+    scratch = buf[op[18]:op[18] + cout_g]
     sops = 0
     for e in range(n_events):
         i = idx[base + e]
@@ -59,48 +70,51 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events):
         s = i // channels
         ci = i - s * channels
         a = m * fp[amp_off + i]  # both in the simulation dtype, as the dense engine computes
+        if mode == MODE_CONV:
+            group = ci // cin_g
+            co0 = group * cout_g
+            row = (ci - group * cin_g) * cout + co0
+        else:
+            co0 = 0
+            row = ci * q_size
         touched = 0
         for g in range(ip[grp_ptr + s], ip[grp_ptr + s + 1]):
             t = ip[grp_t + g]
             e0, e1 = ip[ent_ptr + g], ip[ent_ptr + g + 1]
-            if mode == MODE_CONV:
-                group = ci // cin_g
-                co0 = group * cout_g
-                target = dst + t * cout + co0
-                row = ci - group * cin_g
-                if e1 - e0 == 1:
-                    val = a * fp[ent_fac + e0]
-                    w = w_off + (ip[ent_tap + e0] * cin_g + row) * cout + co0
-                    for co in range(cout_g):
-                        buf[target + co] += val * fp[w + co]
-                else:
-                    for co in range(cout_g):
-                        total = fp[ent_fac + e0] * fp[
-                            w_off + (ip[ent_tap + e0] * cin_g + row) * cout + co0 + co]
-                        for k in range(e0 + 1, e1):
-                            total += fp[ent_fac + k] * fp[
-                                w_off + (ip[ent_tap + k] * cin_g + row) * cout + co0 + co]
-                        buf[target + co] += a * total
-                touched += cout_g
-            elif mode == MODE_DENSE:
-                if e1 - e0 == 1:
-                    val = a * fp[ent_fac + e0]
-                    w = w_off + (ci * q_size + ip[ent_tap + e0]) * cout
-                    for co in range(cout):
-                        buf[dst + co] += val * fp[w + co]
-                else:
-                    for co in range(cout):
-                        total = fp[ent_fac + e0] * fp[
-                            w_off + (ci * q_size + ip[ent_tap + e0]) * cout + co]
-                        for k in range(e0 + 1, e1):
-                            total += fp[ent_fac + k] * fp[
-                                w_off + (ci * q_size + ip[ent_tap + k]) * cout + co]
-                        buf[dst + co] += a * total
-                touched += cout
-            else:
+            if mode == MODE_IDENTITY:
                 target = dst + (ci * q_size + t if layout == 1 else t * channels + ci)
                 buf[target] += a * fp[ent_fac + e0]
                 touched += 1
+                continue
+            if mode == MODE_CONV:
+                target = dst + t * cout + co0
+                w = w_off + ip[ent_tap + e0] * cin_g * cout + row
+            else:
+                target = dst
+                w = w_off + (row + ip[ent_tap + e0]) * cout
+            out = buf[target:target + cout_g]
+            if e1 - e0 == 1:
+                val = a * fp[ent_fac + e0]
+                weights = fp[w:w + cout_g]
+                for co in range(cout_g):
+                    out[co] += val * weights[co]
+            else:
+                for k in range(e0, e1):
+                    factor = fp[ent_fac + k]
+                    if mode == MODE_CONV:
+                        wk = w_off + ip[ent_tap + k] * cin_g * cout + row
+                    else:
+                        wk = w_off + (row + ip[ent_tap + k]) * cout
+                    weights = fp[wk:wk + cout_g]
+                    if k == e0:
+                        for co in range(cout_g):
+                            scratch[co] = factor * weights[co]
+                    else:
+                        for co in range(cout_g):
+                            scratch[co] += factor * weights[co]
+                for co in range(cout_g):
+                    out[co] += a * scratch[co]
+            touched += cout_g
         sops += abs(np.int64(m)) * touched
     return sops
 
@@ -212,19 +226,20 @@ def _run_image(ops, ip, fp, x, analog, analog_layout, T, checkpoints, event_offs
                     sops[op[16], t - 1] += done
             elif code == OP_FILL:
                 dst, size, bias, period = op[1], op[2], op[3], op[4]
+                target = buf[dst:dst + size]
                 if bias < 0:
-                    for i in range(size):
-                        buf[dst + i] = 0
+                    target[:] = 0
                 else:
-                    for i in range(size):
-                        buf[dst + i] = fp[bias + i % period]
+                    for start in range(0, size, period):
+                        target[start:start + period] = fp[bias:bias + period]
             elif code == OP_NEURON:
                 slot = op[8]
                 n_events[slot] = _neurons(op, fp, buf, idx, mult, event_offsets[slot], counts)
-            elif code == OP_ADDBUF:
+            elif code == OP_ADDBUF or code == OP_READOUT:
                 dst, src, size = op[1], op[2], op[3]
+                target, source = buf[dst:dst + size], buf[src:src + size]
                 for i in range(size):
-                    buf[dst + i] += buf[src + i]
+                    target[i] += source[i]
             elif code == OP_COPYPERM:
                 dst, src, channels, hw = op[1], op[2], op[3], op[4]
                 for s in range(hw):
@@ -239,10 +254,6 @@ def _run_image(ops, ip, fp, x, analog, analog_layout, T, checkpoints, event_offs
             elif code == OP_RATE:
                 slot = op[1]
                 n_events[slot] = _rate(op, x, step_key, idx, mult, event_offsets[slot])
-            elif code == OP_READOUT:
-                dst, src, size = op[1], op[2], op[3]
-                for i in range(size):
-                    buf[dst + i] += buf[src + i]
         if k < checkpoints.shape[0] and t == checkpoints[k]:
             for i in range(readout_size):
                 out[k, i] = buf[readout_offset + i]

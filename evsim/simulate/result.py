@@ -153,7 +153,7 @@ def compare(a: SimResult, b: SimResult) -> dict:
             if not np.array_equal(a.sops[k], b.sops[k])}
     pool = {k: int(np.abs(a.pool_ops[k] - b.pool_ops[k]).sum()) for k in a.pool_ops
             if not np.array_equal(a.pool_ops[k], b.pool_ops[k])}
-    outputs = float(np.max(np.abs(a.outputs.astype(np.float64) - b.outputs))) if a.outputs.size else 0.0
+    outputs = float(np.max(np.abs(a.outputs.astype(np.float64) - b.outputs)))
     predictions = int((a.predictions()[-1] != b.predictions()[-1]).sum())
     return {"spikes": spikes, "sops": sops, "pool_ops": pool, "outputs": outputs,
             "predictions": predictions}
