@@ -127,7 +127,8 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         if selection:
             raise ValueError("recording spike trains and membrane traces needs engine='dense'")
         program = compile_program(snn, encoding, dtype)
-    bar = _progress_bar(progress, (T if engine == "dense" else 1) * len(chunks))
+    bar = (_progress_bar(progress, T * len(chunks), "step") if engine == "dense"
+           else _progress_bar(progress, len(x), "image"))
     for start in chunks:
         chunk = x[start:start + batch_size]
         chunk_counts = ({name: np.zeros((len(chunk),) + net.shape(name), np.int64)
@@ -137,7 +138,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
                 out = _event_chunk(snn, program, chunk, start, T, steps, int(seed), sops,
                                    pool_ops, chunk_counts, per_image_counts)
             if bar:
-                bar.update()
+                bar.update(len(chunk))
         else:
             out, chunk_trains, chunk_traces = dense.run_chunk(
                 snn, signal_plan, chunk, start, T=T, checkpoints=steps, encoding=encoding,
@@ -212,11 +213,11 @@ class _numba_threads:
         numba.set_num_threads(self.previous)
 
 
-def _progress_bar(enabled: bool, total: int):
+def _progress_bar(enabled: bool, total: int, unit: str):
     if not enabled:
         return None
     from tqdm.auto import tqdm
-    return tqdm(total=total, unit="step", desc="simulate")
+    return tqdm(total=total, unit=unit, desc="simulate")
 
 
 __all__ = ["simulate", "SimResult", "SpikeTrain", "compare", "results_equal",
