@@ -46,7 +46,7 @@ class EventProgram:
     ``ops`` (n_ops, OP_WIDTH) int64 rows ``[code, parameters...]``;
     ``iparams`` int64 fan-out and window tables; ``fparams`` weights,
     biases, thresholds, initial potentials, amplitudes and pooling factors in
-    the simulation dtype. Per-image workspaces: ``float_size`` floats,
+    the simulation dtype; ``f64params`` float64 scalars (SpiCalib allowances). Per-image workspaces: ``float_size`` floats,
     ``int_size`` int64s, ``event_capacity`` int32 event entries in
     ``n_event_slots`` lists starting at ``event_offsets``.
     """
@@ -54,6 +54,7 @@ class EventProgram:
     ops: np.ndarray
     iparams: np.ndarray
     fparams: np.ndarray
+    f64params: np.ndarray
     float_size: int
     int_size: int
     event_offsets: np.ndarray
@@ -90,6 +91,8 @@ class _Builder:
         self.ip_size = 0
         self.fp: list[np.ndarray] = []
         self.fp_size = 0
+        self.f64: list[np.ndarray] = []
+        self.f64_size = 0
         self.float_size = 0
         self.int_size = 0
         self.event_offsets: list[int] = []
@@ -108,6 +111,12 @@ class _Builder:
         self.fp.append(array)
         self.fp_size += array.size
         return self.fp_size - array.size
+
+    def float64s(self, array) -> int:
+        array = np.asarray(array, dtype=np.float64).ravel()
+        self.f64.append(array)
+        self.f64_size += array.size
+        return self.f64_size - array.size
 
     def float_buffer(self, size: int) -> int:
         self.float_size += size
@@ -295,8 +304,11 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog",
             amps[name] = b.floats(_cl(spec.threshold, shape))
             v0 = b.floats(_cl(spec.v_init, shape))
             neuron_layers.append((name, n_counts, size(name), shape))
+            calibrated = spec.allowance > 0
             b.op(OP_NEURON, current, size(name), b.float_buffer(size(name)), amps[name], v0,
-                 spec.reset == "zero", spec.burst, slots[name], n_counts)
+                 spec.reset == "zero", spec.burst, slots[name], n_counts,
+                 b.float64s([spec.allowance]) if calibrated else -1,
+                 b.int_buffer(3 * size(name)) if calibrated else -1)
             n_counts += size(name)
         elif isinstance(layer, L.MaxPool2d):
             src = node.inputs[0]
@@ -330,6 +342,7 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog",
         ops=np.array(b.ops, dtype=np.int64).reshape(-1, OP_WIDTH),
         iparams=np.concatenate(b.ip) if b.ip else np.zeros(0, np.int64),
         fparams=np.concatenate(b.fp) if b.fp else np.zeros(0, dtype),
+        f64params=np.concatenate(b.f64) if b.f64 else np.zeros(1, np.float64),
         float_size=b.float_size, int_size=max(b.int_size, 1),
         event_offsets=np.array(b.event_offsets + [b.event_size], dtype=np.int64),
         event_capacity=max(b.event_size, 1), analog=tuple(analog), readout_offset=readout,

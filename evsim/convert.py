@@ -15,6 +15,8 @@ Components (keyword options of :func:`convert`):
     units (``"absolute"``).
 ``burst``
     Γ, the most spikes per neuron per step.
+``allowance``
+    SpiCalib's allowance A in steps (0, the default, turns calibration off).
 ``max_pool``
     ``"lipooling"`` (exact, default) or ``"gate"``.
 
@@ -44,6 +46,7 @@ DEFAULTS: dict = {
     "initial_potential": 0.0,
     "initial_potential_unit": "threshold",
     "burst": 1,
+    "allowance": 0.0,
     "max_pool": "lipooling",
 }
 
@@ -144,7 +147,7 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
               if opts["initial_potential_unit"] == "threshold"
               else np.asarray(opts["initial_potential"], dtype=np.float32))
         neurons[name] = NeuronSpec(threshold=theta, v_init=v0, reset=opts["reset"],
-                                   burst=opts["burst"])
+                                   burst=opts["burst"], allowance=opts["allowance"])
     snn = SpikingNetwork(net, neurons, max_pool=opts["max_pool"], method=method, options=opts)
     check_spiking_graph(snn)
     return snn

@@ -50,4 +50,43 @@ def if_step(current: np.ndarray, state: IFState, params: IFParameters
     return spikes, IFState(v.astype(m.dtype, copy=False))
 
 
-__all__ = ["IFParameters", "IFState", "if_step"]
+class SpiCalibState(NamedTuple):
+    """Per-neuron SpiCalib state, each ``(B, *layer_shape)`` int64.
+
+    ``t_last``: step of the last positive output (0 before any); ``n``:
+    number of steps with positive output; ``net``: net emitted count S.
+    """
+
+    t_last: np.ndarray
+    n: np.ndarray
+    net: np.ndarray
+
+
+def spicalib_state(shape: tuple[int, ...]) -> SpiCalibState:
+    """The initial SpiCalib state for a batch of layers of ``shape`` (B, ...)."""
+    return SpiCalibState(*(np.zeros(shape, np.int64) for _ in range(3)))
+
+
+def spicalib_step(x: np.ndarray, t: int, state: SpiCalibState, allowance: float
+                  ) -> tuple[np.ndarray, SpiCalibState]:
+    """Spike calibration (SpiCalib, methods.md §3) of a layer's output ``x`` at step ``t``.
+
+    A neuron that has been silent for longer than its mean inter-spike
+    interval plus the allowance A emits a negative spike, but its net output
+    never drops below zero. The mean interval of the recursion in methods.md
+    telescopes to ``t_last / n`` (the intervals sum to ``t_last``), which is
+    what is compared, as ``n (t − t_last) > t_last + n A`` in float64.
+    Returns the calibrated output (int32, may be −1) and the new state.
+    """
+    fired = x > 0
+    n = state.n + fired
+    t_last = np.where(fired, t, state.t_last)
+    gap = (t - t_last).astype(np.float64)
+    late = np.where(n > 0, n * gap > t_last + n * np.float64(allowance), gap > allowance)
+    out = x - late.astype(x.dtype)
+    out = np.where(state.net + out < 0, -state.net, out).astype(np.int32)
+    return out, SpiCalibState(t_last, n, state.net + out)
+
+
+__all__ = ["IFParameters", "IFState", "if_step", "SpiCalibState", "spicalib_state",
+           "spicalib_step"]

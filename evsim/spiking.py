@@ -51,12 +51,17 @@ class NeuronSpec:
         ``"subtract"`` or ``"zero"``.
     burst:
         Γ, the most spikes a neuron emits in one step (1 = plain IF).
+    allowance:
+        SpiCalib's allowance A in steps: a neuron silent for longer than its
+        mean inter-spike interval plus A emits negative spikes until its net
+        count is 0 (methods.md §3). 0 turns calibration off.
     """
 
     threshold: np.ndarray
     v_init: np.ndarray = field(default_factory=lambda: np.zeros((), np.float32))
     reset: str = "subtract"
     burst: int = 1
+    allowance: float = 0.0
 
     def __post_init__(self):
         threshold = _parameter(self.threshold, "threshold")
@@ -69,6 +74,10 @@ class NeuronSpec:
         if int(self.burst) < 1:
             raise ValueError(f"burst (Γ) must be >= 1, got {self.burst}")
         object.__setattr__(self, "burst", int(self.burst))
+        allowance = float(self.allowance)
+        if not (allowance >= 0 and np.isfinite(allowance)):
+            raise ValueError(f"allowance (SpiCalib's A) must be >= 0, got {self.allowance}")
+        object.__setattr__(self, "allowance", allowance)
 
     def check_shape(self, layer: str, shape: Shape) -> None:
         """Raise ValueError naming ``layer`` unless the arrays broadcast to ``shape``."""
@@ -84,7 +93,7 @@ class NeuronSpec:
                                  f"broadcast to the layer's shape {tuple(shape)}")
 
     def attributes(self) -> dict:
-        return {"reset": self.reset, "burst": self.burst}
+        return {"reset": self.reset, "burst": self.burst, "allowance": self.allowance}
 
     def equals(self, other: NeuronSpec) -> bool:
         return (self.attributes() == other.attributes()

@@ -93,7 +93,8 @@ def random_network(seed: int, *, max_pool: str = "lipooling") -> tuple[SpikingNe
         theta_shape = (shape[0],) + (1,) * (len(shape) - 1) if per_channel else ()
         theta = rng.integers(1, 9, size=theta_shape).astype(np.float64) / 4
         v0 = theta * rng.integers(0, 3, size=theta_shape) / 2
+        allowance = float(rng.choice([0, 0, 0.5, 1, 2, 3.25]))  # SpiCalib on for some layers
         neurons[name] = NeuronSpec(theta, v0, reset=str(rng.choice(["subtract", "zero"])),
-                                   burst=int(rng.integers(1, 4)))
+                                   burst=int(rng.integers(1, 4)), allowance=allowance)
     x = dyadic(rng, (int(rng.integers(1, 5)), c, h, w), bits=3, low=0, kmax=8)
     return SpikingNetwork(net, neurons, max_pool=max_pool), x

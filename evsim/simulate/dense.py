@@ -16,7 +16,7 @@ import numpy as np
 from .. import layers as L
 from .. import ops
 from ..encoding import rate_spikes
-from ..neuron import IFParameters, IFState, if_step
+from ..neuron import IFParameters, IFState, if_step, spicalib_state, spicalib_step
 from ..signals import ANALOG, EVENTS, SignalPlan
 from ..spiking import SpikingNetwork
 from .result import SpikeTrain
@@ -66,6 +66,8 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
     states = {name: IFState(np.broadcast_to(spec.v_init.astype(dtype),
                                             (batch,) + net.shape(name)).copy())
               for name, spec in snn.neurons.items()}
+    calibration = {name: spicalib_state((batch,) + net.shape(name))
+                   for name, spec in snn.neurons.items() if spec.allowance > 0}
     pool_in = {n.name: np.zeros((batch,) + net.shape(n.inputs[0]), np.int64)
                for n in net if isinstance(n.layer, L.MaxPool2d) and plan.classes[n.name] == EVENTS}
     pool_out = {name: np.zeros((batch,) + net.shape(name), np.int64) for name in pool_in}
@@ -94,6 +96,9 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
                 values[name] = spikes[name].astype(dtype)
             elif isinstance(layer, L.Activation):
                 s, states[name] = if_step(values[node.inputs[0]], states[name], params[name])
+                if name in calibration:
+                    s, calibration[name] = spicalib_step(s, t, calibration[name],
+                                                         snn.neurons[name].allowance)
                 spikes[name], values[name] = s, s.astype(dtype) * amp[name]
                 counts[name] += s if per_image else s.sum(axis=0)
                 if name in record:

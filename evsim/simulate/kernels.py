@@ -120,10 +120,32 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events):
 
 
 @numba.njit(cache=True)
-def _neurons(op, fp, buf, idx, mult, base, counts):
-    """IF update of one layer (evsim.neuron.if_step); emits one event per firing neuron."""
+def _calibrate(s, t, allowance, state, cal, i, n):
+    """SpiCalib (evsim.neuron.spicalib_step) of neuron i's output s at step t."""
+    t_last, fired, net = cal + i, cal + n + i, cal + 2 * n + i
+    if s > 0:
+        state[fired] += 1
+        state[t_last] = t
+    count = state[fired]
+    gap = np.float64(t - state[t_last])
+    if count > 0:
+        late = count * gap > state[t_last] + count * allowance
+    else:
+        late = gap > allowance
+    if late:
+        s -= 1
+    if state[net] + s < 0:
+        s = -state[net]
+    state[net] += s
+    return s
+
+
+@numba.njit(cache=True)
+def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t):
+    """IF update of one layer (evsim.neuron.if_step, then spicalib_step when enabled);
+    emits one event per neuron with a non-zero output."""
     current, n, v_off, th_off = op[1], op[2], op[3], op[4]
-    reset_zero, burst, count_off = op[6], op[7], op[9]
+    reset_zero, burst, count_off, allowance_off, cal = op[6], op[7], op[9], op[10], op[11]
     emitted = 0
     for i in range(n):
         m = buf[v_off + i] + buf[current + i]
@@ -139,12 +161,15 @@ def _neurons(op, fp, buf, idx, mult, base, counts):
                 buf[v_off + i] = 0
             else:
                 buf[v_off + i] = m - s * theta
+        else:
+            buf[v_off + i] = m
+        if allowance_off >= 0:
+            s = _calibrate(s, t, f64[allowance_off], state, cal, i, n)
+        if s != 0:
             idx[base + emitted] = i
             mult[base + emitted] = s
             emitted += 1
             counts[count_off + i] += s
-        else:
-            buf[v_off + i] = m
     return emitted
 
 
@@ -201,7 +226,7 @@ def _maxpool(op, ip, state, idx, mult, in_base, n_in, out_base):
 
 
 @numba.njit(cache=True)
-def _run_image(ops, ip, fp, x, analog, analog_layout, T, checkpoints, event_offsets,
+def _run_image(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event_offsets,
                seed_key, readout_offset, readout_size, buf, state, idx, mult, n_events,
                out, counts, sops, pool_ops):
     """Simulate one image for T steps in its own workspaces (buf, state, idx, mult)."""
@@ -234,7 +259,8 @@ def _run_image(ops, ip, fp, x, analog, analog_layout, T, checkpoints, event_offs
                         target[start:start + period] = fp[bias:bias + period]
             elif code == OP_NEURON:
                 slot = op[8]
-                n_events[slot] = _neurons(op, fp, buf, idx, mult, event_offsets[slot], counts)
+                n_events[slot] = _neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
+                                          counts, t)
             elif code == OP_ADDBUF or code == OP_READOUT:
                 dst, src, size = op[1], op[2], op[3]
                 target, source = buf[dst:dst + size], buf[src:src + size]
@@ -261,7 +287,7 @@ def _run_image(ops, ip, fp, x, analog, analog_layout, T, checkpoints, event_offs
 
 
 @numba.njit(cache=True, parallel=True)
-def run_batch(ops, ip, fp, x, analog, analog_layout, T, checkpoints, event_offsets,
+def run_batch(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event_offsets,
               seed, first_image, readout_offset, readout_size, buf, state, idx, mult,
               out, counts, sops, pool_ops):
     """Simulate a batch, one image per thread iteration; all outputs are per image.
@@ -278,6 +304,6 @@ def run_batch(ops, ip, fp, x, analog, analog_layout, T, checkpoints, event_offse
     for b in numba.prange(x.shape[0]):
         image_key = _mix((seed_key ^ np.uint64(first_image + b)) + _GOLDEN)
         n_events = np.zeros(n_slots, np.int64)
-        _run_image(ops, ip, fp, x[b], analog[b], analog_layout, T, checkpoints,
+        _run_image(ops, ip, fp, f64, x[b], analog[b], analog_layout, T, checkpoints,
                    event_offsets, image_key, readout_offset, readout_size, buf[b], state[b],
                    idx[b], mult[b], n_events, out[b], counts[b], sops[b], pool_ops[b])

@@ -1,0 +1,85 @@
+"""SpiCalib (methods.md §3): negative calibration spikes, never a negative net output."""
+
+from fractions import Fraction
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from netgen import random_network
+
+import evsim
+from evsim.neuron import spicalib_state, spicalib_step
+
+
+def _reference(train, allowance):
+    """methods.md's corrected rule, literally: recursive mean interval, exact fractions."""
+    t_last, n, mean, net, out = 0, 0, Fraction(0), 0, []
+    for t, x in enumerate(train, start=1):
+        if x > 0:
+            n += 1
+            mean = ((t - t_last) + mean * (n - 1)) / n
+            t_last = t
+        if (t - t_last) > mean + Fraction(allowance):
+            x = x - 1
+        if net + x < 0:
+            x = -net
+        net += x
+        out.append(x)
+    return out
+
+
+def _run(train, allowance):
+    state = spicalib_state((1,))
+    out = []
+    for t, x in enumerate(train, start=1):
+        y, state = spicalib_step(np.array([x], np.int32), t, state, allowance)
+        out.append(int(y[0]))
+    return out
+
+
+def test_hand_worked_example():
+    # spikes at 1 and 2 (mean interval 1), A = 2: silent for more than 3 steps from step 6,
+    # two negative spikes take the net count back to 0, then nothing.
+    assert _run([1, 1, 0, 0, 0, 0, 0, 0, 0], 2.0) == [1, 1, 0, 0, 0, -1, -1, 0, 0]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(train=st.lists(st.integers(0, 3), min_size=1, max_size=40),
+       allowance=st.sampled_from([0.25, 0.5, 1.0, 2.0, 3.5, 8.0]))
+def test_matches_the_recursive_definition(train, allowance):
+    assert _run(train, allowance) == _reference(train, allowance)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(train=st.lists(st.integers(0, 2), min_size=1, max_size=40),
+       allowance=st.sampled_from([0.5, 1.0, 3.0]))
+def test_net_output_never_negative_and_calibration_only_removes(train, allowance):
+    out = _run(train, allowance)
+    assert min(np.cumsum(out)) >= 0
+    assert all(y in (x, x - 1) or (y == 0 and x == 0) for x, y in zip(train, out))
+
+
+def test_networks_with_calibration_emit_negative_spikes_and_stay_non_negative():
+    seen_negative = False
+    for seed in range(40):
+        snn, x = random_network(seed)
+        calibrated = [k for k, v in snn.neurons.items() if v.allowance > 0]
+        if not calibrated:
+            continue
+        r = evsim.simulate(snn, x, T=24, record=calibrated)
+        for name in calibrated:
+            train = r.spike_trains[name]
+            seen_negative |= bool((train.counts < 0).any())
+            net = np.zeros((len(x), r.recorded[name].size), np.int64)
+            for step in range(1, 25):
+                now = train.steps == step
+                np.add.at(net, (train.images[now], train.neurons[now]), train.counts[now])
+                assert net.min() >= 0
+    assert seen_negative
+
+
+def test_allowance_passes_through_conversion():
+    net = evsim.Network.sequential((3,), [evsim.Dense(np.eye(3)), evsim.ReLU(),
+                                          evsim.Dense(np.eye(3))])
+    snn = evsim.convert(net, np.ones((4, 3)), burst=5, allowance=12.0)
+    assert snn.neurons["relu1"].allowance == 12.0 and snn.neurons["relu1"].burst == 5
