@@ -46,9 +46,10 @@ class EventProgram:
     ``ops`` (n_ops, OP_WIDTH) int64 rows ``[code, parameters...]``;
     ``iparams`` int64 fan-out and window tables; ``fparams`` weights,
     biases, thresholds, initial potentials, amplitudes and pooling factors in
-    the simulation dtype; ``f64params`` float64 scalars (SpiCalib allowances). Per-image workspaces: ``float_size`` floats,
-    ``int_size`` int64s, ``event_capacity`` int32 event entries in
-    ``n_event_slots`` lists starting at ``event_offsets``.
+    the simulation dtype; ``f64params`` float64 scalars (SpiCalib
+    allowances). Per-image workspaces: ``float_size`` floats, ``int_size``
+    int64s, ``event_capacity`` event entries in lists starting at
+    ``event_offsets``.
     """
 
     ops: np.ndarray
@@ -223,9 +224,13 @@ def _synapse(b: _Builder, net: Network, source: str, chain, consumer: L.Layer | 
          sop_slot, layout, b.scratch(cout_g))
 
 
-def compile_program(snn: SpikingNetwork, encoding: str = "analog",
-                    dtype=np.float32) -> EventProgram:
-    """Compile ``snn`` for the event engine with the given input ``encoding`` and ``dtype``."""
+def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.float32,
+                    window: int = 0) -> EventProgram:
+    """Compile ``snn`` for the event engine with the given input ``encoding`` and ``dtype``.
+
+    ``window`` > 0 compiles one window of the temporal scheme as one step
+    (``snn`` already scaled by :func:`evsim.timescheme.window_network`).
+    """
     net, dtype = snn.network, np.dtype(dtype)
     signal_plan = plan(net, encoding)
     classes = signal_plan.classes
@@ -269,7 +274,7 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog",
             amplitude[name] = np.ones(())
             amps[name] = b.floats(np.ones(size(name)))
             channels = net.input_shape[0] if len(net.input_shape) == 3 else 1
-            b.op(OP_RATE, slots[name], channels, size(name) // channels)
+            b.op(OP_RATE, slots[name], channels, size(name) // channels, window)
         elif isinstance(layer, (L.Dense, L.Conv2d)):
             buffers[name] = b.float_buffer(size(name))
             bias_off = -1 if layer.bias is None else b.floats(layer.bias)
@@ -308,7 +313,7 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog",
             b.op(OP_NEURON, current, size(name), b.float_buffer(size(name)), amps[name], v0,
                  spec.reset == "zero", spec.burst, slots[name], n_counts,
                  b.float64s([spec.allowance]) if calibrated else -1,
-                 b.int_buffer(3 * size(name)) if calibrated else -1)
+                 b.int_buffer(3 * size(name)) if calibrated else -1, window)
             n_counts += size(name)
         elif isinstance(layer, L.MaxPool2d):
             src = node.inputs[0]

@@ -19,6 +19,9 @@ Components (keyword options of :func:`convert`):
     SpiCalib's allowance A in steps (0, the default, turns calibration off).
 ``max_pool``
     ``"lipooling"`` (exact, default) or ``"gate"``.
+``time_scheme``
+    ``"synchronous"`` (default) or ``"temporal"`` (temporal separation: T is
+    a window, each layer integrates one window then fires in the next).
 
 A method name picks defaults for these; any explicit keyword overrides it.
 """
@@ -34,7 +37,7 @@ from .calibrate import activation_scales
 from .network import Network
 from .passes import commute_maxpool_activation, fold_batchnorm
 from .signals import check_spiking_graph
-from .spiking import MAX_POOLS, RESETS, NeuronSpec, SpikingNetwork
+from .spiking import MAX_POOLS, RESETS, TIME_SCHEMES, NeuronSpec, SpikingNetwork
 
 NORMALIZATIONS = ("max", "percentile", "trained")
 
@@ -48,6 +51,7 @@ DEFAULTS: dict = {
     "burst": 1,
     "allowance": 0.0,
     "max_pool": "lipooling",
+    "time_scheme": "synchronous",
 }
 
 #: Method presets: each maps to the component values it sets.
@@ -57,6 +61,9 @@ METHODS: dict[str, dict] = {
     "channelwise": {"normalization": "percentile", "percentile": 99.9, "channelwise": True},
     "opi": {"normalization": "trained", "initial_potential": 0.5},
     "qcfs": {"normalization": "trained", "initial_potential": 0.5},
+    # SpikeConverter-style [unverified reading, methods.md §4]: temporal separation with
+    # v(0) = θ/2, so spike counts are the round-to-nearest W-level quantised ANN.
+    "spikeconverter": {"time_scheme": "temporal", "initial_potential": 0.5},
 }
 
 #: Activation types a method needs (their trained bound becomes θ).
@@ -72,7 +79,8 @@ def _resolve(method: str, options: Mapping) -> dict:
                         f"options are {sorted(DEFAULTS)}")
     resolved = {**DEFAULTS, **METHODS[method], **options}
     checks = {"normalization": NORMALIZATIONS, "reset": RESETS, "max_pool": MAX_POOLS,
-              "initial_potential_unit": ("threshold", "absolute")}
+              "initial_potential_unit": ("threshold", "absolute"),
+              "time_scheme": TIME_SCHEMES}
     for key, allowed in checks.items():
         if resolved[key] not in allowed:
             raise ValueError(f"{key} must be one of {allowed}, got {resolved[key]!r}")
@@ -100,7 +108,9 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
         A preset: ``"max"`` (Diehl 2015: max norm, reset to zero),
         ``"percentile"`` (Rueckauer 2017: p = 99.9, reset by subtraction,
         default), ``"channelwise"`` (per-channel p = 99.9), ``"opi"`` (trained
-        clip bound, v(0) = θ/2), ``"qcfs"`` (trained QCFS bound, v(0) = θ/2).
+        clip bound, v(0) = θ/2), ``"qcfs"`` (trained QCFS bound, v(0) = θ/2),
+        ``"spikeconverter"`` (percentile normalisation, temporal separation,
+        v(0) = θ/2; simulate with T = the window length).
     batch_size:
         Images per forward chunk during calibration.
     **options:
@@ -148,7 +158,8 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
               else np.asarray(opts["initial_potential"], dtype=np.float32))
         neurons[name] = NeuronSpec(threshold=theta, v_init=v0, reset=opts["reset"],
                                    burst=opts["burst"], allowance=opts["allowance"])
-    snn = SpikingNetwork(net, neurons, max_pool=opts["max_pool"], method=method, options=opts)
+    snn = SpikingNetwork(net, neurons, max_pool=opts["max_pool"],
+                         time_scheme=opts["time_scheme"], method=method, options=opts)
     check_spiking_graph(snn)
     return snn
 

@@ -19,7 +19,7 @@ from .network import Network
 
 RESETS = ("subtract", "zero")
 MAX_POOLS = ("lipooling", "gate")
-TIME_SCHEMES = ("synchronous",)
+TIME_SCHEMES = ("synchronous", "temporal")
 
 
 def _parameter(value, what: str) -> np.ndarray:
@@ -117,6 +117,8 @@ class SpikingNetwork:
         (the spike-count gate baseline).
     time_scheme:
         ``"synchronous"``: layers update in order within each step, no delay.
+        ``"temporal"``: temporal separation; T is the window length
+        (:mod:`evsim.timescheme`).
     method:
         The conversion preset that produced it (informational).
     options:
@@ -146,6 +148,9 @@ class SpikingNetwork:
             raise ValueError(f"time_scheme must be one of {TIME_SCHEMES}, "
                              f"got {self.time_scheme!r}")
         object.__setattr__(self, "neurons", neurons)
+        if self.time_scheme == "temporal":
+            from .timescheme import check_temporal
+            check_temporal(self)
         object.__setattr__(self, "options", dict(self.options))
 
     def threshold(self, layer: str) -> np.ndarray:

@@ -11,6 +11,7 @@ from ..encoding import check_rate_inputs
 from ..forward import _check_inputs
 from ..signals import ENCODINGS, plan
 from ..spiking import SpikingNetwork
+from ..timescheme import latency, window_network
 from . import dense, event
 from .result import SimResult, SpikeTrain, compare, default_checkpoints, results_equal
 
@@ -53,7 +54,9 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     inputs:
         ``(B, *input_shape)`` images, batch first, channel first.
     T:
-        Number of time steps (≥ 1).
+        Number of time steps (≥ 1); for a network in the temporal scheme,
+        the window length W (the result then has one checkpoint, W, and one
+        SOP entry per layer, and ``latency`` = (D + 1) W steps).
     engine:
         ``"dense"``: the NumPy reference engine (readable, records traces).
         ``"event"``: the event-driven Numba engine (compiled on first use;
@@ -114,10 +117,20 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         raise ValueError(f"checkpoints must be steps in [1, {T}], got {steps.tolist()}")
     selection = _selection(snn, record)
     signal_plan = plan(snn.network, encoding)
+    window = T if snn.time_scheme == "temporal" else 0
+    steps_simulated = T
+    if window:
+        if checkpoints is not None or selection:
+            raise ValueError("the temporal scheme simulates whole windows: it has one "
+                             "checkpoint (T, the window) and records no traces")
+        snn, steps, steps_simulated = window_network(snn, window), np.array([T]), 1
+        if encoding == "analog":
+            x = x * x.dtype.type(window)
 
     net = snn.network
-    sops = {p.layer: np.zeros(T, np.int64) for p in signal_plan.paths if p.counts == "sops"}
-    pool_ops = {p.layer: np.zeros(T, np.int64) for p in signal_plan.paths
+    sops = {p.layer: np.zeros(steps_simulated, np.int64) for p in signal_plan.paths
+            if p.counts == "sops"}
+    pool_ops = {p.layer: np.zeros(steps_simulated, np.int64) for p in signal_plan.paths
                 if p.counts == "pool_ops"}
     counts = {name: np.zeros(net.shape(name), np.int64) for name in snn.neurons}
     outputs, trains, traces = [], {k: [] for k in selection}, {k: [] for k in selection}
@@ -126,8 +139,8 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     if engine == "event":
         if selection:
             raise ValueError("recording spike trains and membrane traces needs engine='dense'")
-        program = compile_program(snn, encoding, dtype)
-    bar = (_progress_bar(progress, T * len(chunks), "step") if engine == "dense"
+        program = compile_program(snn, encoding, dtype, window)
+    bar = (_progress_bar(progress, steps_simulated * len(chunks), "step") if engine == "dense"
            else _progress_bar(progress, len(x), "image"))
     for start in chunks:
         chunk = x[start:start + batch_size]
@@ -135,15 +148,18 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
                          for name in snn.neurons} if per_image_counts else counts)
         if engine == "event":
             with _numba_threads(threads):
-                out = _event_chunk(snn, program, chunk, start, T, steps, int(seed), sops,
+                out = _event_chunk(snn, program, chunk, start, steps_simulated,
+                                   steps if not window else np.array([1]), int(seed), sops,
                                    pool_ops, chunk_counts, per_image_counts)
             if bar:
                 bar.update(len(chunk))
         else:
             out, chunk_trains, chunk_traces = dense.run_chunk(
-                snn, signal_plan, chunk, start, T=T, checkpoints=steps, encoding=encoding,
+                snn, signal_plan, chunk, start, T=steps_simulated,
+                checkpoints=steps if not window else np.array([1]), encoding=encoding,
                 seed=int(seed), per_image=per_image_counts, record=selection, sops=sops,
-                pool_ops=pool_ops, counts=chunk_counts, tick=bar.update if bar else None)
+                pool_ops=pool_ops, counts=chunk_counts, window=window,
+                tick=bar.update if bar else None)
             for name in selection:
                 tr = chunk_trains[name]
                 trains[name].append(SpikeTrain(tr.steps, tr.images + start, tr.neurons,
@@ -161,7 +177,8 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         sops=sops, pool_ops=pool_ops, macs=dict(signal_plan.macs),
         neurons={name: int(np.prod(net.shape(name))) for name in snn.neurons},
         n_images=len(x), engine=engine, encoding=encoding, dtype=np.dtype(dtype).name,
-        time_scheme=snn.time_scheme, recorded=selection,
+        time_scheme=snn.time_scheme, latency=latency(net, T) if window else T,
+        recorded=selection,
         spike_trains={name: SpikeTrain(*(np.concatenate([getattr(t, f) for t in parts])
                                          for f in ("steps", "images", "neurons", "counts")))
                       for name, parts in trains.items()},

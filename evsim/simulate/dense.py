@@ -19,6 +19,7 @@ from ..encoding import rate_spikes
 from ..neuron import IFParameters, IFState, if_step, spicalib_state, spicalib_step
 from ..signals import ANALOG, EVENTS, SignalPlan
 from ..spiking import SpikingNetwork
+from ..timescheme import window_spikes
 from .result import SpikeTrain
 
 
@@ -54,8 +55,11 @@ def amplitudes(snn: SpikingNetwork, plan: SignalPlan, dtype) -> dict[str, np.nda
 def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image: int, *, T: int,
               checkpoints: np.ndarray, encoding: str, seed: int, per_image: bool,
               record: dict[str, np.ndarray], sops: dict, pool_ops: dict,
-              counts: dict, tick=None):
+              counts: dict, window: int = 0, tick=None):
     """Simulate one chunk ``x`` (B, *input_shape); add its SOPs and counts in place.
+
+    ``window`` > 0 simulates one window of the temporal scheme as one step
+    (:mod:`evsim.timescheme`; ``snn`` and ``x`` already scaled to a window).
 
     Returns ``(outputs (K, B, *out_shape), spike_trains, membrane)``.
     """
@@ -92,8 +96,15 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
         for node in dynamic:
             layer, name = node.layer, node.name
             if isinstance(layer, L.Input):
-                spikes[name] = rate_spikes(x, seed, images, t)
+                spikes[name] = (sum(rate_spikes(x, seed, images, u) for u in range(1, window + 1))
+                                if window else rate_spikes(x, seed, images, t))
                 values[name] = spikes[name].astype(dtype)
+            elif isinstance(layer, L.Activation) and window:
+                m = states[name].v + values[node.inputs[0]]
+                s = window_spikes(m, params[name].threshold, window)
+                states[name] = IFState((m - s * params[name].threshold).astype(dtype))
+                spikes[name], values[name] = s, s.astype(dtype) * amp[name]
+                counts[name] += s if per_image else s.sum(axis=0)
             elif isinstance(layer, L.Activation):
                 s, states[name] = if_step(values[node.inputs[0]], states[name], params[name])
                 if name in calibration:

@@ -43,12 +43,14 @@ def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_i
     counts = np.zeros((batch, max(program.n_counts, 1)), np.int64)
     sops = np.zeros((batch, max(len(program.sop_layers), 1), T), np.int64)
     pool_ops = np.zeros((batch, max(len(program.pool_layers), 1), T), np.int64)
-    run_batch(program.ops, program.iparams, program.fparams, program.f64params, rate_input, analog, layout, T,
-              checkpoints, program.event_offsets, seed, first_image, program.readout_offset,
-              program.readout_size, np.zeros((batch, max(program.float_size, 1)), dtype),
-              np.zeros((batch, program.int_size), np.int64),
-              np.zeros((batch, program.event_capacity), np.int32),
-              np.zeros((batch, program.event_capacity), dtype), out, counts, sops, pool_ops)
+    workspaces = (np.zeros((batch, max(program.float_size, 1)), dtype),
+                  np.zeros((batch, program.int_size), np.int64),
+                  np.zeros((batch, program.event_capacity), np.int32),
+                  np.zeros((batch, program.event_capacity), dtype))
+    run_batch(program.ops, program.iparams, program.fparams, program.f64params, rate_input,
+              analog, layout, T, checkpoints, program.event_offsets, seed, first_image,
+              program.readout_offset, program.readout_size, *workspaces, out, counts, sops,
+              pool_ops)
     return out, counts, sops, pool_ops
 
 

@@ -34,16 +34,22 @@ def _mix(z):
 
 
 @numba.njit(cache=True)
-def _rate(op, x, step_key, idx, mult, base):
-    """Bernoulli input spikes of one image and step, as evsim.encoding draws them."""
-    channels, hw = op[2], op[3]
+def _rate(op, x, image_key, t, idx, mult, base):
+    """Bernoulli input spikes of one image, as evsim.encoding draws them: those of step t,
+    or, for a window of the temporal scheme (op[4] = W > 0), the counts over steps 1..W."""
+    channels, hw, window = op[2], op[3], op[4]
+    first, last = (1, window) if window > 0 else (t, t)
     n = 0
     for p in range(channels * hw):
-        h = _mix((step_key ^ np.uint64(p)) + _GOLDEN)
-        u = np.float64(h >> np.uint64(11)) * 1.1102230246251565e-16
-        if u < x[p]:
+        count = 0
+        for u in range(first, last + 1):
+            step_key = _mix((image_key ^ np.uint64(u)) + _GOLDEN)
+            h = _mix((step_key ^ np.uint64(p)) + _GOLDEN)
+            if np.float64(h >> np.uint64(11)) * 1.1102230246251565e-16 < x[p]:
+                count += 1
+        if count > 0:
             idx[base + n] = (p % hw) * channels + p // hw
-            mult[base + n] = 1
+            mult[base + n] = count
             n += 1
     return n
 
@@ -146,12 +152,21 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t):
     emits one event per neuron with a non-zero output."""
     current, n, v_off, th_off = op[1], op[2], op[3], op[4]
     reset_zero, burst, count_off, allowance_off, cal = op[6], op[7], op[9], op[10], op[11]
+    window = op[12]
     emitted = 0
     for i in range(n):
         m = buf[v_off + i] + buf[current + i]
         theta = fp[th_off + i]
         s = 0
-        if m >= theta:
+        if window > 0:  # evsim.timescheme.window_spikes
+            th64 = np.float64(theta)
+            q = np.floor(np.float64(m) / th64)
+            if (q + 1) * th64 <= m:
+                q += 1
+            elif q * th64 > m:
+                q -= 1
+            s = int(min(max(q, 0.0), np.float64(window)))
+        elif m >= theta:
             s = 1
             for k in range(2, burst + 1):
                 if m >= np.float64(theta) * k:
@@ -227,7 +242,7 @@ def _maxpool(op, ip, state, idx, mult, in_base, n_in, out_base):
 
 @numba.njit(cache=True)
 def _run_image(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event_offsets,
-               seed_key, readout_offset, readout_size, buf, state, idx, mult, n_events,
+               image_key, readout_offset, readout_size, buf, state, idx, mult, n_events,
                out, counts, sops, pool_ops):
     """Simulate one image for T steps in its own workspaces (buf, state, idx, mult)."""
     for a in range(analog_layout.shape[0]):
@@ -240,7 +255,6 @@ def _run_image(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event
                 buf[ops[r, 3] + i] = fp[ops[r, 5] + i]
     k = 0
     for t in range(1, T + 1):
-        step_key = _mix((seed_key ^ np.uint64(t)) + _GOLDEN)
         for r in range(ops.shape[0]):
             op = ops[r]
             code = op[0]
@@ -279,7 +293,7 @@ def _run_image(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event
                 pool_ops[op[14], t - 1] += done
             elif code == OP_RATE:
                 slot = op[1]
-                n_events[slot] = _rate(op, x, step_key, idx, mult, event_offsets[slot])
+                n_events[slot] = _rate(op, x, image_key, t, idx, mult, event_offsets[slot])
         if k < checkpoints.shape[0] and t == checkpoints[k]:
             for i in range(readout_size):
                 out[k, i] = buf[readout_offset + i]

@@ -65,7 +65,12 @@ class SimResult:
         ``{layer: (T, n_images, n_recorded)}`` membrane potential after each
         step's reset (dense engine only).
     engine, encoding, dtype, time_scheme:
-        How the result was produced.
+        How the result was produced. In the ``"temporal"`` scheme T is the
+        window length, there is one checkpoint (T) and ``sops``/``pool_ops``
+        hold one entry per layer: the whole window.
+    latency:
+        Steps until the last output is complete: T, or (D + 1) T in the
+        temporal scheme.
     """
 
     T: int
@@ -81,6 +86,7 @@ class SimResult:
     encoding: str
     dtype: str
     time_scheme: str = "synchronous"
+    latency: int = 0
     recorded: dict[str, np.ndarray] = field(default_factory=dict)
     spike_trains: dict[str, SpikeTrain] = field(default_factory=dict)
     membrane: dict[str, np.ndarray] = field(default_factory=dict)
@@ -111,6 +117,13 @@ class SimResult:
             raise ValueError(f"labels have shape {labels.shape}; expected ({self.n_images},)")
         return (self.predictions() == labels[None, :]).mean(axis=1)
 
+    def cumulative_sops(self) -> np.ndarray:
+        """``(K,)`` SOPs (all layers, summed over the batch) up to each checkpoint."""
+        per_step = sum(self.sops.values()) if self.sops else np.zeros(1, np.int64)
+        if self.time_scheme == "temporal":
+            return np.array([int(per_step.sum())], dtype=np.int64)
+        return np.cumsum(per_step)[self.checkpoints - 1]
+
     def total_sops(self) -> int:
         """All synaptic operations of the run (all layers, steps and images)."""
         return int(sum(int(v.sum()) for v in self.sops.values()))
@@ -123,11 +136,10 @@ class SimResult:
     def accuracy_table(self, labels: np.ndarray, ann_accuracy: float | None = None) -> str:
         """A Markdown table: T, accuracy, SOPs per image so far."""
         acc = self.accuracy(labels)
-        per_step = sum(self.sops.values()) if self.sops else np.zeros(self.T, np.int64)
-        cumulative = np.cumsum(per_step)
+        sops = self.cumulative_sops() / self.n_images
         lines = ["| T | accuracy (%) | SOPs per image |", "|---:|---:|---:|"]
-        for step, a in zip(self.checkpoints, acc):
-            lines.append(f"| {step} | {100 * a:.2f} | {cumulative[step - 1] / self.n_images:.4g} |")
+        for step, a, s in zip(self.checkpoints, acc, sops):
+            lines.append(f"| {step} | {100 * a:.2f} | {s:.4g} |")
         if ann_accuracy is not None:
             lines.append(f"| ANN | {100 * ann_accuracy:.2f} | |")
         return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""Temporal separation (SpikeConverter-style, methods.md §4): integrate a window, then fire.
+
+In this time scheme ``T`` is the window length W. Every spiking layer
+integrates its whole input window without firing, ``V = v(0) + Σ_window
+I(t)``, then emits ``N = clip(floor(V / θ), 0, W)`` spikes during the next
+window (one per step). Layers are pipelined: the readout has its window's
+sum after ``(D + 1) W`` steps, D being the most spiking layers on a path from
+the input to the output. A residual skip is delayed to its Add's window (a
+delay buffer), which the counts below already assume.
+
+Within one window only totals matter, so both engines simulate a window as
+one step of a transformed network: every bias and the analog input scaled by
+W (a window's worth of current), neurons firing by the window rule, the
+rate-coded input counting its spikes over W steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import layers as L
+from .network import Network, Node
+from .spiking import SpikingNetwork
+
+
+def window_network(snn: SpikingNetwork, window: int) -> SpikingNetwork:
+    """``snn`` with every Dense/Conv2d bias multiplied by ``window`` (a window's total)."""
+    nodes = []
+    for node in snn.network:
+        layer = node.layer
+        if isinstance(layer, (L.Dense, L.Conv2d)) and layer.bias is not None:
+            layer = layer.replace(bias=layer.bias * layer.bias.dtype.type(window))
+        nodes.append(Node(node.name, layer, node.inputs))
+    return SpikingNetwork(Network(nodes, output=snn.network.output_name), snn.neurons,
+                          max_pool=snn.max_pool, time_scheme=snn.time_scheme,
+                          method=snn.method, options=snn.options)
+
+
+def window_spikes(potential: np.ndarray, threshold: np.ndarray, window: int) -> np.ndarray:
+    """``clip(floor(V / θ), 0, W)`` decided by exact comparisons ``V ≥ k θ`` (int32)."""
+    v = np.asarray(potential, np.float64)
+    theta = np.asarray(threshold, np.float64)
+    q = np.floor(v / theta)
+    q = np.where((q + 1) * theta <= v, q + 1, np.where(q * theta > v, q - 1, q))
+    return np.clip(q, 0, window).astype(np.int32)
+
+
+def spiking_depth(network: Network) -> int:
+    """D: the most spiking (activation) layers on any path from the input to the output."""
+    depth: dict[str, int] = {}
+    for node in network:
+        below = max((depth[s] for s in node.inputs), default=0)
+        depth[node.name] = below + isinstance(node.layer, L.Activation)
+    return depth[network.output_name]
+
+
+def latency(network: Network, window: int) -> int:
+    """Steps until the output window is complete: ``(D + 1) W``."""
+    return (spiking_depth(network) + 1) * window
+
+
+def check_temporal(snn: SpikingNetwork) -> None:
+    """Raise ValueError naming the layer if a neuron option has no meaning in windows."""
+    for name, spec in snn.neurons.items():
+        if spec.burst != 1:
+            raise ValueError(f"layer '{name}': the temporal scheme fires at most one spike per "
+                             f"step (up to W per window); burst must be 1, got {spec.burst}")
+        if spec.allowance > 0:
+            raise ValueError(f"layer '{name}': SpiCalib needs the synchronous time scheme")
+
+
+__all__ = ["window_network", "window_spikes", "spiking_depth", "latency", "check_temporal"]
