@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -22,7 +23,7 @@ def _layer_lambda(values: np.ndarray, statistic: str, percentile: float) -> floa
 
 
 def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = "percentile",
-                      percentile: float = 99.9, channelwise: bool = False,
+                      percentile: float | Mapping[str, float] = 99.9, channelwise: bool = False,
                       batch_size: int = 256) -> dict[str, np.ndarray]:
     """λ for every activation layer from its ANN outputs on ``inputs``.
 
@@ -36,7 +37,8 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
         ``"max"`` (Diehl 2015) or ``"percentile"`` of the positive activations
         (Rueckauer 2017).
     percentile:
-        p in (0, 100] for ``statistic="percentile"``; 99.9 by default.
+        p in (0, 100] for ``statistic="percentile"``, 99.9 by default; or
+        ``{layer: p}`` with one value per activation layer.
     channelwise:
         One λ per channel (axis 0 of the layer's shape) instead of per layer.
 
@@ -48,16 +50,24 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
     """
     if statistic not in STATISTICS:
         raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
-    if not 0 < percentile <= 100:
-        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
     names = network.activations
+    if isinstance(percentile, Mapping):
+        missing = set(names) - set(percentile)
+        if missing:
+            raise ValueError(f"percentile has no value for layer(s) {sorted(missing)}")
+        per_layer = {name: float(percentile[name]) for name in names}
+    else:
+        per_layer = dict.fromkeys(names, float(percentile))
+    for name, p in per_layer.items():
+        if not 0 < p <= 100:
+            raise ValueError(f"percentile for layer '{name}' must be in (0, 100], got {p}")
     _, acts = forward(network, inputs, activations=names, batch_size=batch_size)
     scales = {}
     for name in names:
         values = acts.pop(name)
         if channelwise:
             per_channel = np.moveaxis(values, 1, 0).reshape(values.shape[1], -1)
-            lam = np.array([_layer_lambda(c, statistic, percentile) for c in per_channel])
+            lam = np.array([_layer_lambda(c, statistic, per_layer[name]) for c in per_channel])
             silent = np.flatnonzero(lam == 0)
             if silent.size:
                 warnings.warn(f"layer '{name}': {silent.size} channel(s) never activate on the "
@@ -66,7 +76,7 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
                 lam[silent] = 1.0
             scales[name] = lam.reshape((-1,) + (1,) * (values.ndim - 2))
         else:
-            lam = _layer_lambda(values, statistic, percentile)
+            lam = _layer_lambda(values, statistic, per_layer[name])
             if lam == 0:
                 warnings.warn(f"layer '{name}' never activates on the calibration data; "
                               "using λ = 1", stacklevel=2)

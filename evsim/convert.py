@@ -64,6 +64,10 @@ METHODS: dict[str, dict] = {
     # SpikeConverter-style [unverified reading, methods.md §4]: temporal separation with
     # v(0) = θ/2, so spike counts are the round-to-nearest W-level quantised ANN.
     "spikeconverter": {"time_scheme": "temporal", "initial_potential": 0.5},
+    # SpiCalib (Li et al. 2022): burst IF (Γ = 5) + calibration + LIPooling; p and A from
+    # Bayesian optimisation when validation data is given, else p = 99.9, A = T/2 [unverified].
+    "spicalib": {"normalization": "percentile", "percentile": 99.9, "burst": 5,
+                 "max_pool": "lipooling"},
 }
 
 #: Activation types a method needs (their trained bound becomes θ).
@@ -93,7 +97,9 @@ def prepare(network: Network) -> Network:
 
 
 def convert(network: Network, calibration_inputs: np.ndarray | None = None,
-            method: str = "percentile", *, batch_size: int = 256, **options) -> SpikingNetwork:
+            method: str = "percentile", *, T: int | None = None,
+            validation: tuple[np.ndarray, np.ndarray] | None = None, batch_size: int = 256,
+            **options) -> SpikingNetwork:
     """Convert an ANN into a spiking network.
 
     Parameters
@@ -110,7 +116,15 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
         default), ``"channelwise"`` (per-channel p = 99.9), ``"opi"`` (trained
         clip bound, v(0) = θ/2), ``"qcfs"`` (trained QCFS bound, v(0) = θ/2),
         ``"spikeconverter"`` (percentile normalisation, temporal separation,
-        v(0) = θ/2; simulate with T = the window length).
+        v(0) = θ/2; simulate with T = the window length), ``"spicalib"``
+        (burst Γ = 5, SpiCalib, LIPooling; needs ``T``).
+    T:
+        The number of steps the network will run, for methods whose
+        parameters depend on it (SpiCalib: allowance A = T/2 by default).
+    validation:
+        ``(images, labels)`` held out from the training data: with
+        ``method="spicalib"``, p and A are chosen by Bayesian optimisation of
+        the accuracy at ``T`` (:func:`evsim.tune.tune`; needs optuna).
     batch_size:
         Images per forward chunk during calibration.
     **options:
@@ -120,6 +134,17 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
     -------
     A :class:`SpikingNetwork`; its ``options`` record every component used.
     """
+    if method == "spicalib" and "allowance" not in options:
+        if T is None:
+            raise ValueError("method 'spicalib' needs T= (the allowance A defaults to T/2 and "
+                             "is tuned for that T) or an explicit allowance=")
+        if validation is not None:
+            from .tune import tune
+            options = {**options, **tune(network, calibration_inputs, validation, T=T,
+                                         method=method, **options).options}
+        options.setdefault("allowance", T / 2)
+    elif validation is not None:
+        raise ValueError(f"validation data is used to tune method 'spicalib', not '{method}'")
     opts = _resolve(method, options)
     net = prepare(network)
     acts = {n.name: n.layer for n in net if isinstance(n.layer, L.Activation)}

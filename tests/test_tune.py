@@ -1,0 +1,65 @@
+"""Bayesian optimisation of p and A: seeded, reproducible, scored on held-out data."""
+
+import numpy as np
+import pytest
+
+import evsim
+from evsim.data import load_bundled_sample
+from evsim.models import load_model
+from evsim.tune import tune
+
+
+@pytest.fixture(scope="module")
+def setting():
+    images, labels = load_bundled_sample("train")
+    # calibration and validation both from the training sample, disjoint
+    return load_model(), images[:200], (images[800:880], labels[800:880])
+
+
+def test_tuning_is_reproducible_and_scores_the_best_trial(setting):
+    pytest.importorskip("optuna")
+    network, calib, validation = setting
+    a = tune(network, calib, validation, T=16, n_trials=4, seed=1)
+    b = tune(network, calib, validation, T=16, n_trials=4, seed=1)
+    assert a.options == b.options and a.accuracy == b.accuracy
+    assert len(a.trials) == 4 and a.accuracy == max(t["accuracy"] for t in a.trials)
+    assert 99.0 <= a.options["percentile"] <= 99.999
+    assert 0.05 * 16 <= a.options["allowance"] <= 16
+    # the reported accuracy is what the chosen options give
+    snn = evsim.convert(network, calib, method="spicalib", **a.options)
+    r = evsim.simulate(snn, validation[0], T=16, checkpoints=[16], engine="event")
+    assert r.accuracy(validation[1])[-1] == a.accuracy
+
+
+def test_per_layer_percentiles(setting):
+    pytest.importorskip("optuna")
+    network, calib, validation = setting
+    result = tune(network, calib, validation, T=8, n_trials=2, per_layer=True,
+                  search=("percentile",))
+    assert set(result.options["percentile"]) == {"relu1", "relu2", "relu3"}
+
+
+def test_spicalib_preset_needs_T_and_uses_half_of_it(setting):
+    network, calib, _ = setting
+    with pytest.raises(ValueError, match="needs T="):
+        evsim.convert(network, calib, method="spicalib")
+    snn = evsim.convert(network, calib, method="spicalib", T=64)
+    assert all(s.allowance == 32 and s.burst == 5 for s in snn.neurons.values())
+    with pytest.raises(ValueError, match="validation data is used to tune"):
+        evsim.convert(network, calib, validation=(calib[:2], np.zeros(2)))
+
+
+def test_without_optuna_the_defaults_come_back_with_a_warning(setting, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_optuna(name, *args, **kwargs):
+        if name == "optuna":
+            raise ImportError("no optuna")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_optuna)
+    network, calib, validation = setting
+    with pytest.warns(UserWarning, match="optuna is not installed"):
+        result = tune(network, calib, validation, T=8, percentile=99.5)
+    assert not result.optimised and result.options == {"percentile": 99.5}
