@@ -61,6 +61,8 @@ METHODS: dict[str, dict] = {
     "channelwise": {"normalization": "percentile", "percentile": 99.9, "channelwise": True},
     "opi": {"normalization": "trained", "initial_potential": 0.5},
     "qcfs": {"normalization": "trained", "initial_potential": 0.5},
+    # NQ trains with noise (evsim.training.NoisyQCFS) and converts exactly like QCFS.
+    "nq": {"normalization": "trained", "initial_potential": 0.5},
     # SpikeConverter-style [unverified reading, methods.md §4]: temporal separation with
     # v(0) = θ/2, so spike counts are the round-to-nearest W-level quantised ANN.
     "spikeconverter": {"time_scheme": "temporal", "initial_potential": 0.5},
@@ -71,7 +73,7 @@ METHODS: dict[str, dict] = {
 }
 
 #: Activation types a method needs (their trained bound becomes θ).
-_NEEDS_TRAINED = {"opi": (L.Clip, L.QCFS), "qcfs": (L.QCFS,)}
+_NEEDS_TRAINED = {"opi": (L.Clip, L.QCFS), "qcfs": (L.QCFS,), "nq": (L.QCFS,)}
 
 
 def _resolve(method: str, options: Mapping) -> dict:
@@ -114,7 +116,8 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
         A preset: ``"max"`` (Diehl 2015: max norm, reset to zero),
         ``"percentile"`` (Rueckauer 2017: p = 99.9, reset by subtraction,
         default), ``"channelwise"`` (per-channel p = 99.9), ``"opi"`` (trained
-        clip bound, v(0) = θ/2), ``"qcfs"`` (trained QCFS bound, v(0) = θ/2),
+        clip bound, v(0) = θ/2), ``"qcfs"`` and ``"nq"`` (trained QCFS bound,
+        v(0) = θ/2),
         ``"spikeconverter"`` (percentile normalisation, temporal separation,
         v(0) = θ/2; simulate with T = the window length), ``"spicalib"``
         (burst Γ = 5, SpiCalib, LIPooling; needs ``T``).

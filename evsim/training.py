@@ -8,6 +8,10 @@ maps them to evsim's :class:`~evsim.layers.Clip` and
 - :class:`ClipReLU` is OPI's threshold-clipped ReLU (TCL): ``clamp(x, 0, λ)``.
 - :class:`QCFS` is the quantisation-clip-floor-shift activation
   ``λ clamp(floor(x L / λ + shift), 0, L) / L`` with a straight-through floor.
+- :class:`NoisyQCFS` is NQ's training activation (methods.md §5): QCFS minus
+  Gaussian noise ``σ ε`` in training mode, with σ re-estimated each epoch by
+  :func:`estimate_noise`, which simulates the network as an SNN with evsim's
+  dense engine.
 
 Both learn λ by gradient descent. Needs the ``torch`` extra.
 """
@@ -39,7 +43,7 @@ class ClipReLU(nn.Module):
         return torch.minimum(torch.relu(x), self.lam)
 
     def extra_repr(self) -> str:
-        return f"lam={float(self.lam):.4g}"
+        return f"lam={float(self.lam.detach()):.4g}"
 
 
 class QCFS(nn.Module):
@@ -63,7 +67,63 @@ class QCFS(nn.Module):
         return self.lam * torch.clamp(q, 0, self.levels) / self.levels
 
     def extra_repr(self) -> str:
-        return f"levels={self.levels}, lam={float(self.lam):.4g}, shift={self.shift}"
+        return f"levels={self.levels}, lam={float(self.lam.detach()):.4g}, shift={self.shift}"
 
 
-__all__ = ["ClipReLU", "QCFS"]
+class NoisyQCFS(QCFS):
+    """QCFS with NQ's residual-error noise: ``QCFS(x) − σ ε``, ε ~ N(0, 1), in training only.
+
+    ``sigma`` is a buffer (0 at first); :func:`estimate_noise` sets it. At
+    inference (``eval()``) the module is exactly a QCFS, and it converts as one.
+    """
+
+    def __init__(self, levels: int = 4, init: float = 8.0, shift: float = 0.5):
+        super().__init__(levels, init, shift)
+        self.register_buffer("sigma", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        if self.training and float(self.sigma) > 0:
+            out = out - self.sigma * torch.randn_like(out)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, sigma={float(self.sigma):.4g}"
+
+
+def estimate_noise(model: nn.Module, images, input_shape, *, T: int = 4,
+                   batch_size: int = 128) -> dict[str, float]:
+    """Set every :class:`NoisyQCFS`'s σ to the std of its ANN-minus-SNN residual; return them.
+
+    The whole network is converted as QCFS (θ = λ, v(0) = θ/2, subtractive
+    reset) and simulated for ``T`` steps on ``images`` (held out from the
+    training batches; NumPy ``(B, *input_shape)``) with evsim's dense engine,
+    upstream layers spiking; the noise-free ANN runs on the same images.
+    σ_l = std(a_l − θ_l N_l / T) over neurons and images. Returns
+    ``{module path: σ}``.
+    """
+    import numpy as np
+
+    from . import convert, forward, simulate
+    from .io.torch import module_layer_names
+
+    noisy = {path: m for path, m in model.named_modules() if isinstance(m, NoisyQCFS)}
+    if not noisy:
+        raise ValueError("the model has no NoisyQCFS activation to estimate noise for")
+    names = module_layer_names(model, input_shape)
+    from .io.torch import from_torch
+    snn = convert(from_torch(model, input_shape), method="qcfs")
+    images = np.asarray(images, dtype=np.float32)
+    result = simulate(snn, images, T=T, per_image_counts=True, batch_size=batch_size)
+    layers = [names[path] for path in noisy]
+    _, ann = forward(snn.network, images, activations=layers)
+    sigmas = {}
+    for path, module in noisy.items():
+        layer = names[path]
+        rate = snn.neurons[layer].threshold * result.spike_counts[layer] / T
+        sigmas[path] = float(np.std(ann[layer].astype(np.float64) - rate))
+        module.sigma.fill_(sigmas[path])
+    return sigmas
+
+
+__all__ = ["ClipReLU", "QCFS", "NoisyQCFS", "estimate_noise"]

@@ -120,6 +120,14 @@ def from_torch(module, input_shape: Sequence[int]) -> Network:
     return _Importer(torch, module, input_shape).network()
 
 
+def module_layer_names(module, input_shape: Sequence[int]) -> dict[str, str]:
+    """``{module path: evsim layer name}`` for the submodules :func:`from_torch` maps to layers."""
+    torch = _require_torch()
+    importer = _Importer(torch, module, input_shape)
+    return {node.target: node.name for node in importer.graph.nodes
+            if node.op == "call_module"}
+
+
 class _Importer:
     def __init__(self, torch, module, input_shape: Sequence[int]):
         from torch import fx, nn
