@@ -1,24 +1,146 @@
-"""The ``evsim`` command.
+"""The ``evsim`` command: convert, simulate, account energy and report from the shell.
 
-``evsim demo`` runs the main job end to end on the bundled default: the
-bundled Fashion-MNIST CNN is converted with calibration images from the
-training set and simulated on real test images, printing accuracy versus T.
+Subcommands: ``demo`` (the bundled default end to end), ``convert`` (ANN
+file -> spiking network file), ``run`` (simulate a spiking network file on
+data) and ``report`` (a folder of plots, Markdown and HTML). Every
+subcommand has ``--help`` and ``--json``; errors are one line on stderr
+with exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import zipfile
 
 import numpy as np
 
 from . import __version__
 
+BUNDLED = "bundled"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (and exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class CommandError(ValueError):
+    """A user error the command reports as one line."""
+
+
+# --- inputs -----------------------------------------------------------------------------
+
+def _load_network(path: str):
+    from .io import load
+    from .network import Network
+    from .spiking import SpikingNetwork
+
+    if not os.path.exists(path):
+        raise CommandError(f"{path}: no such file")
+    try:
+        loaded = load(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        if path in str(err):
+            raise
+        raise CommandError(f"{path}: {err}") from None
+    if not isinstance(loaded, (Network, SpikingNetwork)):
+        raise CommandError(f"{path}: holds a {type(loaded).__name__}, not a network")
+    return loaded
+
+
+def _load_ann(path: str):
+    from .spiking import SpikingNetwork
+
+    network = _load_network(path)
+    if isinstance(network, SpikingNetwork):
+        raise CommandError(f"{path}: is already a spiking network; `evsim run` simulates it")
+    return network
+
+
+def _load_snn(path: str):
+    from .spiking import SpikingNetwork
+
+    snn = _load_network(path)
+    if not isinstance(snn, SpikingNetwork):
+        raise CommandError(f"{path}: is an ANN, not a spiking network; convert it first with "
+                           f"`evsim convert {path} CALIBRATION -o snn.npz`")
+    return snn
+
+
+def _load_data(spec: str, split: str, input_shape, limit: int | None):
+    """``(images, labels or None, description)`` from ``bundled`` or an .npz file."""
+    from .data import load_bundled_sample
+
+    if limit is not None and limit < 1:
+        raise CommandError(f"--images must be >= 1, got {limit}")
+    if spec == BUNDLED:
+        images, labels = load_bundled_sample(split)
+        what = f"the bundled Fashion-MNIST {split} sample"
+    else:
+        if not os.path.exists(spec):
+            raise CommandError(f"{spec}: no such file (give an .npz with an 'images' array, "
+                               f"or '{BUNDLED}')")
+        try:
+            data = dict(np.load(spec, allow_pickle=False))
+        except (zipfile.BadZipFile, OSError, ValueError) as err:
+            raise CommandError(f"{spec}: not a readable .npz file ({err})") from None
+        if "images" not in data:
+            raise CommandError(f"{spec}: has no 'images' array (it holds "
+                               f"{', '.join(data) or 'nothing'})")
+        images, labels = data["images"], data.get("labels")
+        what = os.path.basename(spec)
+    if tuple(images.shape[1:]) != tuple(input_shape):
+        raise CommandError(f"{spec}: images have shape {images.shape}, the network expects "
+                           f"(N, {', '.join(map(str, input_shape))})")
+    if labels is not None and labels.shape != (len(images),):
+        raise CommandError(f"{spec}: 'labels' has shape {labels.shape}, expected "
+                           f"({len(images)},)")
+    if limit is not None:
+        images = images[:limit]
+        labels = None if labels is None else labels[:limit]
+    return images.astype(np.float32, copy=False), labels, what
+
+
+# --- shared output ----------------------------------------------------------------------
+
+def _simulate(args, snn, images):
+    from .simulate import simulate
+
+    return simulate(snn, images, T=args.T, engine=args.engine, encoding=args.encoding,
+                    progress=not args.json)
+
+
+def _energy_line(report) -> str:
+    from .analysis import energy_unit
+
+    unit, scale = energy_unit(max(report.ann_pj, report.snn_pj))
+    return (f"energy per image at T = {report.steps}: SNN {report.snn_pj / scale:.4g} {unit}, "
+            f"ANN {report.ann_pj / scale:.4g} {unit} (SNN/ANN {report.ratio:.3g}; "
+            f"{report.table.name}, analog head: {report.convention})")
+
+
+def _rates_line(result) -> str:
+    return "firing rates (spikes per neuron per step): " + ", ".join(
+        f"{k} {v:.3f}" for k, v in result.firing_rates().items())
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, allow_nan=False, default=float))
+
+
+# --- subcommands ------------------------------------------------------------------------
 
 def _demo(args: argparse.Namespace) -> int:
-    from . import convert, forward, simulate
+    """Convert the bundled Fashion-MNIST CNN with calibration images from the training set,
+    simulate it on real test images and print accuracy, SOPs and energy per image versus T."""
+    from . import convert
+    from .analysis import checkpoint_summary, energy_report
     from .data import load_bundled_sample, load_fashion_mnist
     from .models import load_model, model_info
 
@@ -33,61 +155,244 @@ def _demo(args: argparse.Namespace) -> int:
     images, labels = images[:args.images], labels[:args.images]
 
     started = time.perf_counter()
-    snn = convert(network, calibration, method=args.method)
-    ann_accuracy = float((forward(network, images).argmax(axis=1) == labels).mean())
-    result = simulate(snn, images, T=args.T, engine=args.engine, progress=not args.json)
+    snn = convert(network, calibration, method=args.method, T=args.T)
+    result = _simulate(args, snn, images)
     elapsed = time.perf_counter() - started
-    accuracy = result.accuracy(labels)
-    sops = np.cumsum(sum(result.sops.values()))
+    summary = checkpoint_summary(snn, result, labels, images, args.energy_table,
+                                 args.convention)
+    energy = energy_report(snn, result, args.energy_table, args.convention)
+    report = (None if args.report is None else
+              _write_report(args, args.report, snn, images, labels, result, f"the {source}"))
     if args.json:
-        print(json.dumps({
-            "model": args.model, "method": args.method, "engine": args.engine,
-            "images": len(images), "data": source, "ann_accuracy": ann_accuracy,
-            "T": result.checkpoints.tolist(), "accuracy": accuracy.tolist(),
-            "sops_per_image": [float(sops[t - 1] / len(images)) for t in result.checkpoints],
-            "seconds": elapsed}))
+        _print_json({"model": args.model, "method": args.method, "engine": args.engine,
+                     "encoding": args.encoding, "images": len(images), "data": source,
+                     **summary.as_dict(), "energy": energy.as_dict(), "seconds": elapsed,
+                     "report": None if report is None else str(report.html)})
         return 0
     info = model_info(args.model)
     print(f"evsim {__version__} demo: {args.model} ({info['description']})")
     print(f"converted with method '{args.method}', simulated with the {args.engine} engine "
           f"on {len(images)} images of the {source}\n")
-    print(result.accuracy_table(labels, ann_accuracy=ann_accuracy))
-    print("\nfiring rates (spikes per neuron per step): "
-          + ", ".join(f"{k} {v:.3f}" for k, v in result.firing_rates().items()))
+    print(summary.to_markdown())
+    print("\n" + _rates_line(result))
+    print(_energy_line(energy))
     print(f"took {elapsed:.1f} s")
+    if report is not None:
+        print(f"report: {report.html}")
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    """Convert an ANN file into a spiking network file, choosing thresholds on calibration
+    images."""
+    from . import convert
+    from .io import save
+
+    network = _load_ann(args.model)
+    calibration, _, what = _load_data(args.calibration, "train", network.input_shape,
+                                      args.calibration_images)
+    options = {key: getattr(args, key) for key in
+               ("percentile", "channelwise", "reset", "initial_potential",
+                "initial_potential_unit", "burst", "allowance", "max_pool", "time_scheme")
+               if getattr(args, key) is not None}
+    snn = convert(network, calibration, method=args.method, T=args.T, **options)
+    output = args.output if args.output.endswith(".npz") else args.output + ".npz"
+    save(snn, output)
+    if args.json:
+        _print_json({"output": output, "method": snn.method, "calibration": what,
+                     "calibration_images": len(calibration), "options": snn.options,
+                     "layers": {name: {"threshold_min": float(spec.threshold.min()),
+                                       "threshold_max": float(spec.threshold.max()),
+                                       "v_init_mean": float(np.mean(spec.v_init)),
+                                       "reset": spec.reset, "burst": spec.burst}
+                                for name, spec in snn.neurons.items()}})
+        return 0
+    print(snn.summary())
+    print(f"\ncalibrated on {len(calibration)} images of {what}; wrote {output}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Simulate a spiking network file on images and print accuracy (with labels), SOPs and
+    energy per image versus T, and the per-layer energy table with its conventions."""
+    from .analysis import checkpoint_summary, energy_report
+
+    snn = _load_snn(args.network)
+    images, labels, what = _load_data(args.data, "test", snn.network.input_shape, args.images)
+    started = time.perf_counter()
+    result = _simulate(args, snn, images)
+    elapsed = time.perf_counter() - started
+    summary = checkpoint_summary(snn, result, labels, images, args.energy_table,
+                                 args.convention)
+    energy = energy_report(snn, result, args.energy_table, args.convention)
+    if args.json:
+        _print_json({"network": args.network, "data": what, "images": len(images),
+                     "engine": args.engine, "encoding": args.encoding, **summary.as_dict(),
+                     "firing_rates": result.firing_rates(), "energy": energy.as_dict(),
+                     "seconds": elapsed})
+        return 0
+    print(f"simulated {args.network} ({snn.method}) with the {args.engine} engine, "
+          f"{args.encoding} input, on {len(images)} images of {what}"
+          + ("" if labels is not None else " (no labels: accuracy not measured)") + "\n")
+    print(summary.to_markdown())
+    print("\n" + _rates_line(result))
+    print(_energy_line(energy) + "\n")
+    print(energy.to_markdown())
+    print(f"\nsimulation took {elapsed:.1f} s")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    """Write a report folder: plots (PNG), report.md and a self-contained index.html."""
+    snn = _load_snn(args.network)
+    images, labels, what = _load_data(args.data, "test", snn.network.input_shape, args.images)
+    report = _write_report(args, args.output, snn, images, labels, None, what)
+    if args.json:
+        _print_json({"directory": str(report.directory), "markdown": str(report.markdown),
+                     "html": str(report.html), "images": [str(p) for p in report.images],
+                     **report.summary})
+        return 0
+    print(f"wrote {report.markdown}, {report.html} and {len(report.images)} plots")
+    return 0
+
+
+def _write_report(args, directory, snn, images, labels, result, what):
+    from .report import write_report
+
+    return write_report(directory, snn, images, labels, T=args.T, engine=args.engine,
+                        encoding=args.encoding, result=result, table=args.energy_table,
+                        convention=args.convention, analysis_images=args.analysis_images,
+                        title=f"evsim report: {snn.method} conversion", data_name=what,
+                        progress=not args.json)
+
+
+# --- the parser -------------------------------------------------------------------------
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _simulation_options(parser: argparse.ArgumentParser, T: int = 128) -> None:
+    from .analysis import CONVENTIONS, ENERGY_TABLES
+
+    parser.add_argument("--T", type=_positive, default=T, help="time steps (default: %(default)s)")
+    parser.add_argument("--engine", default="event", choices=["event", "dense"],
+                        help="simulation engine (default: %(default)s)")
+    parser.add_argument("--encoding", default="analog", choices=["analog", "rate"],
+                        help="input encoding (default: %(default)s)")
+    parser.add_argument("--energy-table", default="float32", choices=sorted(ENERGY_TABLES),
+                        help="energy per operation, Horowitz 2014 at 45 nm "
+                        "(default: %(default)s)")
+    parser.add_argument("--convention", default="reinject", choices=CONVENTIONS,
+                        help="analog first layer: computed once and re-injected every step, or "
+                        "recomputed every step (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("network", help="spiking network file (.npz from `evsim convert`)")
+    parser.add_argument("data", help=f"'{BUNDLED}' (the bundled Fashion-MNIST test sample) or an "
+                        ".npz with an 'images' array (N, C, H, W) and optionally 'labels' (N,)")
+    parser.add_argument("--images", type=_positive, default=None,
+                        help="use only the first N images")
+
+
+def _analysis_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--analysis-images", type=_positive, default=100,
+                        help="images for the conversion-error plots (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evsim", description=__doc__.splitlines()[0])
+    """The ``evsim`` argument parser with its subcommands."""
+    from .convert import METHODS
+    from .spiking import MAX_POOLS, RESETS, TIME_SCHEMES
+
+    parser = _Parser(prog="evsim", description="Convert trained ANNs into spiking networks, "
+                     "simulate them, count SOPs and energy, and write reports.",
+                     epilog="examples: evsim demo; evsim convert ann.npz bundled -o snn.npz; "
+                     "evsim run snn.npz bundled --T 64; evsim report snn.npz bundled -o report/")
     parser.add_argument("--version", action="version", version=f"evsim {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     demo = commands.add_parser("demo", help="convert and simulate the bundled default model",
-                               description=_demo.__doc__ or __doc__)
+                               description=_demo.__doc__)
     demo.add_argument("--model", default="fashion_cnn", help="bundled model (default: %(default)s)")
     demo.add_argument("--method", default="percentile", help="conversion method "
-                      "(default: %(default)s)")
-    demo.add_argument("--T", type=int, default=128, help="time steps (default: %(default)s)")
-    demo.add_argument("--images", type=int, default=1000,
-                      help="number of test images (default: %(default)s)")
-    demo.add_argument("--engine", default="event", choices=["event", "dense"],
-                      help="simulation engine (default: %(default)s)")
+                      f"({', '.join(METHODS)}; default: %(default)s)")
+    demo.add_argument("--images", type=_positive, default=None,
+                      help="use only the first N test images (default: all 1,000 of the "
+                      "bundled sample, or 10,000 with --full-test-set)")
     demo.add_argument("--full-test-set", action="store_true",
                       help="use the 10,000 Fashion-MNIST test images from the local data "
                       "(apt-get install dataset-fashion-mnist) instead of the bundled sample")
-    demo.add_argument("--json", action="store_true", help="print one JSON object")
+    demo.add_argument("--report", metavar="DIR", help="also write a report folder to DIR")
+    _analysis_option(demo)
+    _simulation_options(demo)
     demo.set_defaults(run=_demo)
+
+    conv = commands.add_parser("convert", help="convert an ANN file into a spiking network file",
+                               description=_convert.__doc__)
+    conv.add_argument("model", help="ANN file (evsim .npz; other formats as evsim.io.load reads)")
+    conv.add_argument("calibration", help=f"'{BUNDLED}' (1,000 bundled Fashion-MNIST training "
+                      "images) or an .npz with an 'images' array (N, C, H, W)")
+    conv.add_argument("-o", "--output", required=True, help="spiking network file to write (.npz)")
+    conv.add_argument("--method", default="percentile", choices=list(METHODS),
+                      help="conversion preset (default: %(default)s)")
+    conv.add_argument("--calibration-images", type=_positive, default=None,
+                      help="use only the first N calibration images")
+    conv.add_argument("--percentile", type=float, help="p of percentile normalisation")
+    conv.add_argument("--channelwise", action=argparse.BooleanOptionalAction, default=None,
+                      help="one threshold per channel")
+    conv.add_argument("--reset", choices=RESETS, help="reset by subtraction or to zero")
+    conv.add_argument("--initial-potential", type=float,
+                      help="v(0), as a fraction of θ unless --initial-potential-unit absolute")
+    conv.add_argument("--initial-potential-unit", choices=["threshold", "absolute"])
+    conv.add_argument("--burst", type=_positive, help="Γ, the most spikes per neuron per step")
+    conv.add_argument("--allowance", type=float,
+                      help="SpiCalib's allowance A in steps (0 turns calibration off)")
+    conv.add_argument("--max-pool", choices=MAX_POOLS, help="spiking max pooling")
+    conv.add_argument("--time-scheme", choices=TIME_SCHEMES,
+                      help="synchronous steps, or temporal separation (T is a window)")
+    conv.add_argument("--T", type=_positive, default=None,
+                      help="steps the network will run, for methods tuned to T (spicalib)")
+    conv.add_argument("--json", action="store_true", help="print one JSON object")
+    conv.set_defaults(run=_convert)
+
+    run = commands.add_parser("run", help="simulate a spiking network file on data",
+                              description=_run.__doc__)
+    _data_arguments(run)
+    _simulation_options(run)
+    run.set_defaults(run=_run)
+
+    report = commands.add_parser("report", help="write a folder of plots, Markdown and HTML",
+                                 description=_report.__doc__)
+    _data_arguments(report)
+    report.add_argument("-o", "--output", required=True, metavar="DIR",
+                        help="folder to write (created if missing)")
+    _analysis_option(report)
+    _simulation_options(report)
+    report.set_defaults(run=_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; errors are one line on stderr with exit code 2."""
+    """Entry point; errors are one line on stderr with exit code 2 (130 when interrupted)."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
-        print(f"evsim {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"evsim {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"evsim {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2
 
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "CommandError"]

@@ -1,0 +1,92 @@
+"""Accuracy, SOPs and energy per image at every checkpoint of one run, beside the ANN's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..forward import forward
+from ..simulate.result import SimResult
+from ..spiking import SpikingNetwork
+from .energy import FLOAT32_45NM, EnergyTable, energy_report, energy_table, energy_unit
+
+
+@dataclass(frozen=True)
+class CheckpointSummary:
+    """What stopping the simulation at each checkpoint gives and costs, per image.
+
+    ``steps`` ``(K,)``; ``latency`` ``(K,)`` steps until that output is
+    complete (equal to ``steps`` except in the temporal scheme, where T is a
+    window and the latency is (D + 1) T); ``accuracy`` ``(K,)`` in [0, 1]
+    (None without labels);
+    ``sops`` ``(K,)`` synaptic operations per image over steps 1..t;
+    ``snn_pj`` ``(K,)`` SNN energy per image over those steps (picojoules,
+    :func:`~evsim.analysis.energy_report` with ``steps=t``); ``ann_accuracy``,
+    ``ann_macs`` and ``ann_pj`` for the ANN; ``table`` and ``convention`` as
+    used for the energies.
+    """
+
+    steps: np.ndarray
+    latency: np.ndarray
+    accuracy: np.ndarray | None
+    sops: np.ndarray
+    snn_pj: np.ndarray
+    ann_accuracy: float | None
+    ann_macs: int
+    ann_pj: float
+    table: EnergyTable
+    convention: str
+
+    def to_markdown(self) -> str:
+        """A Markdown table: T (and the latency where it differs), accuracy, SOPs per image,
+        energy per image; the ANN last."""
+        unit, scale = energy_unit(max(float(self.snn_pj.max()), self.ann_pj))
+        latency = not np.array_equal(self.latency, self.steps)
+        lines = ["| T | " + ("latency (steps) | " if latency else "") + "accuracy (%) | SOPs per "
+                 f"image | energy per image ({unit}) |",
+                 "|---:|" + ("---:|" if latency else "") + "---:|---:|---:|"]
+        for k, step in enumerate(self.steps):
+            accuracy = "–" if self.accuracy is None else f"{100 * self.accuracy[k]:.2f}"
+            lines.append(f"| {step} | " + (f"{self.latency[k]} | " if latency else "")
+                         + f"{accuracy} | {self.sops[k]:.4g} | {self.snn_pj[k] / scale:.4g} |")
+        accuracy = "–" if self.ann_accuracy is None else f"{100 * self.ann_accuracy:.2f}"
+        lines.append("| ANN | " + ("| " if latency else "") + f"{accuracy} | {self.ann_macs:.4g} "
+                     f"MACs | {self.ann_pj / scale:.4g} |")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        """JSON-ready (energies in pJ per image)."""
+        return {"T": self.steps.tolist(), "latency": self.latency.tolist(),
+                "accuracy": None if self.accuracy is None else self.accuracy.tolist(),
+                "sops_per_image": self.sops.tolist(), "energy_pj_per_image": self.snn_pj.tolist(),
+                "ann_accuracy": self.ann_accuracy, "ann_macs": self.ann_macs,
+                "ann_energy_pj": self.ann_pj, "energy_table": self.table.name,
+                "convention": self.convention}
+
+
+def checkpoint_summary(snn: SpikingNetwork, result: SimResult, labels: np.ndarray | None = None,
+                       inputs: np.ndarray | None = None, table: str | EnergyTable = FLOAT32_45NM,
+                       convention: str = "reinject") -> CheckpointSummary:
+    """Accuracy (with ``labels``), SOPs and energy per image at each checkpoint of ``result``.
+
+    ``inputs`` (the simulated images) gives the ANN's accuracy on the same
+    images when ``labels`` are given too.
+    """
+    table = energy_table(table)
+    reports = [energy_report(snn, result, table, convention, steps=int(t))
+               for t in result.checkpoints]
+    sops = result.cumulative_sops() / result.n_images
+    accuracy = None if labels is None else result.accuracy(labels)
+    ann_accuracy = None
+    if labels is not None and inputs is not None:
+        output = forward(snn.network, inputs).reshape(len(inputs), -1)
+        ann_accuracy = float((output.argmax(axis=1) == np.asarray(labels)).mean())
+    latency = (np.array([result.latency]) if result.time_scheme == "temporal"
+               else result.checkpoints.copy())
+    return CheckpointSummary(result.checkpoints.copy(), latency, accuracy, sops,
+                             np.array([r.snn_pj for r in reports]), ann_accuracy,
+                             reports[-1].ann_macs, reports[-1].ann_pj, table, convention)
+
+
+__all__ = ["CheckpointSummary", "checkpoint_summary"]

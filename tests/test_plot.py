@@ -1,0 +1,141 @@
+"""Every plot returns a Figure with the expected panels and marks, and saves as a PNG."""
+
+import numpy as np
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+import evsim
+from evsim import AvgPool2d, Conv2d, Dense, Flatten, NetworkBuilder, ReLU
+from evsim import plot
+from evsim.analysis import conversion_error, energy_report, output_error
+from evsim.analysis.energy import EnergyTable
+
+T = 16
+
+
+@pytest.fixture(scope="module")
+def run():
+    rng = np.random.default_rng(0)
+    b = NetworkBuilder((1, 8, 8))
+    b.add_layer(Conv2d(rng.normal(0, 0.5, (4, 1, 3, 3)), padding=1), name="conv1")
+    b.add_layer(ReLU(), name="relu1")
+    b.add_layer(AvgPool2d(2), name="pool1")
+    b.add_layer(Conv2d(rng.normal(0, 0.4, (6, 4, 3, 3)), padding=1), name="conv2")
+    b.add_layer(ReLU(), name="relu2")
+    b.add_layer(Flatten(), name="flatten")
+    b.add_layer(Dense(rng.normal(0, 0.2, (3, 96))), name="fc")
+    x = rng.uniform(0, 1, (5, 1, 8, 8)).astype(np.float32)
+    snn = evsim.convert(b.build(), x, method="percentile")
+    result = evsim.simulate(snn, x, T=T, record={"relu1": [0, 9, 10, 27], "relu2": None},
+                            per_image_counts=True)
+    return snn, x, result
+
+
+def _saved(fig: Figure, path) -> None:
+    assert isinstance(fig, Figure)
+    fig.savefig(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
+
+
+def test_spike_raster_marks_every_recorded_spike_of_the_image(run, tmp_path):
+    _, _, result = run
+    fig = plot.spike_raster(result, "relu2", image=1)
+    (ax,) = fig.axes
+    (points,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    train = result.spike_trains["relu2"]
+    assert len(points.get_offsets()) == int((train.images == 1).sum()) > 0
+    _saved(fig, tmp_path / "raster.png")
+    with pytest.raises(ValueError, match="record="):
+        plot.spike_raster(evsim.simulate(run[0], run[1][:1], T=2), "relu1")
+
+
+def test_membrane_trace_has_trace_threshold_and_spikes(run, tmp_path):
+    snn, _, result = run
+    fig = plot.membrane_trace(result, snn, "relu1", neuron=9, image=0)
+    (ax,) = fig.axes
+    lines = [ln for ln in ax.get_lines() if isinstance(ln, Line2D)]
+    trace, threshold = lines[0], lines[1]
+    assert np.allclose(trace.get_ydata(), result.membrane["relu1"][:, 0, 1])
+    theta = float(snn.threshold("relu1").reshape(-1)[9])
+    assert np.allclose(threshold.get_ydata(), theta)
+    train = result.spike_trains["relu1"]
+    fired = int(((train.images == 0) & (train.neurons == 1)).sum())
+    assert len(ax.collections[0].get_offsets()) == fired
+    _saved(fig, tmp_path / "membrane.png")
+    with pytest.raises(ValueError, match="neuron 3 of layer 'relu1' was not recorded"):
+        plot.membrane_trace(result, snn, "relu1", neuron=3)
+
+
+def test_rate_vs_activation_has_one_panel_per_layer(run, tmp_path):
+    snn, x, result = run
+    fig = plot.rate_vs_activation(snn, result, x, max_points=100)
+    assert len(fig.axes) == 2
+    for ax, layer in zip(fig.axes, ["relu1", "relu2"]):
+        assert ax.get_title() == layer
+        n = min(100, len(x) * result.neurons[layer])
+        assert len(ax.collections[0].get_offsets()) == n
+    _saved(fig, tmp_path / "rates.png")
+
+
+def test_accuracy_vs_T_draws_each_curve_and_the_ann(tmp_path):
+    curves = {"max": ([1, 2, 4, 8], [0.1, 0.2, 0.5, 0.7]),
+              "percentile": ([1, 2, 4, 8], [0.1, 0.3, 0.6, 0.8])}
+    fig = plot.accuracy_vs_T(curves, ann_accuracy=0.9)
+    (ax,) = fig.axes
+    lines = ax.get_lines()
+    assert len(lines) == 3 and np.allclose(lines[1].get_ydata(), [10, 30, 60, 80])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["max", "percentile", "ANN"]
+    _saved(fig, tmp_path / "accuracy.png")
+    with pytest.raises(ValueError, match="curve 'bad': 2 checkpoints but 1 accuracies"):
+        plot.accuracy_vs_T({"bad": ([1, 2], [0.5])})
+
+
+def test_conversion_and_output_error_plots(run, tmp_path):
+    snn, x, result = run
+    errors = conversion_error(snn, result, x)
+    fig = plot.conversion_error(errors)
+    (ax,) = fig.axes
+    assert len(ax.containers) == 2 and all(len(c) == 2 for c in ax.containers)
+    assert [p.get_height() for p in ax.containers[0]] == [e.rms for e in errors.values()]
+    _saved(fig, tmp_path / "error.png")
+    out = output_error(snn, result, x)
+    fig = plot.output_error(out)
+    assert len(fig.axes[0].get_lines()) == 2
+    _saved(fig, tmp_path / "output_error.png")
+
+
+def test_energy_breakdown_stacks_snn_energy(run, tmp_path):
+    snn, _, result = run
+    report = energy_report(snn, result)
+    fig = plot.energy_breakdown(report)
+    (ax,) = fig.axes
+    ann, macs, acs = ax.containers
+    assert len(ann) == len(report.rows) - 2              # the two ReLU rows hold no energy
+    tops = [m.get_height() + a.get_height() for m, a in zip(macs, acs)]
+    energies = [r.snn_pj for r in report.rows if r.ann_pj or r.snn_pj]
+    assert np.allclose(np.array(tops) / max(tops), np.array(energies) / max(energies))
+    _saved(fig, tmp_path / "energy.png")
+    with_updates = energy_report(snn, result, EnergyTable("u", 1.0, 0.1, 0.05))
+    assert len(plot.energy_breakdown(with_updates).axes[0].containers) == 4
+
+
+def test_spike_count_histograms(run, tmp_path):
+    _, _, result = run
+    fig = plot.spike_count_histogram(result)
+    assert len(fig.axes) == 2
+    for ax, layer in zip(fig.axes, ["relu1", "relu2"]):
+        assert sum(p.get_height() for p in ax.patches) == result.spike_counts[layer].size
+    _saved(fig, tmp_path / "counts.png")
+    with pytest.raises(ValueError, match="'fc' is not a spiking layer"):
+        plot.spike_count_histogram(result, ["fc"])
+
+
+def test_plots_draw_into_given_axes(run):
+    _, _, result = run
+    host = Figure()
+    ax = host.add_subplot(1, 2, 2)
+    assert plot.spike_raster(result, "relu1", ax=ax) is host
+    assert plot.accuracy_vs_T({"a": ([1, 2], [0.1, 0.2])}, ax=host.add_subplot(1, 2, 1)) is host
+    assert len(host.axes) == 2
