@@ -52,3 +52,9 @@ def test_benchmark_scripts_run_in_quick_mode(script):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert re.search(r"^\|.*\|$", done.stdout, re.M)
+
+
+def test_api_reference_is_up_to_date():
+    done = subprocess.run([sys.executable, str(ROOT / "docs" / "make_api.py"), "--check"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
