@@ -14,21 +14,11 @@ where the event kernel stops winning.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
+from threads import set_threads
 
-def _set_threads(argv):
-    threads = "1"
-    if "--threads" in argv:
-        threads = argv[argv.index("--threads") + 1]
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        os.environ[var] = threads
-    return int(threads)
-
-
-THREADS = _set_threads(sys.argv)
+THREADS = set_threads(sys.argv, default=1)
 
 import time  # noqa: E402
 

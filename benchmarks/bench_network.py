@@ -12,22 +12,13 @@ cache directory.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
+from threads import set_threads
 
-def _set_threads(argv):
-    threads = "2"
-    if "--threads" in argv:
-        threads = argv[argv.index("--threads") + 1]
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        os.environ[var] = threads
-    return int(threads)
+THREADS = set_threads(sys.argv, default=2)
 
-
-THREADS = _set_threads(sys.argv)
-
+import os  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
