@@ -331,7 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--full-test-set", action="store_true",
                       help="use the 10,000 Fashion-MNIST test images from the local data "
                       "(apt-get install dataset-fashion-mnist) instead of the bundled sample")
-    demo.add_argument("--report", metavar="DIR", help="also write a report folder to DIR")
+    demo.add_argument("--report", metavar="DIR", default="evsim-demo-report",
+                      help="write the report folder (plots, report.md, index.html) to DIR "
+                      "(default: %(default)s)")
+    demo.add_argument("--no-report", dest="report", action="store_const", const=None,
+                      help="print the table only")
     _analysis_option(demo)
     _simulation_options(demo)
     demo.set_defaults(run=_demo)

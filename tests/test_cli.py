@@ -36,13 +36,20 @@ def _json(capsys, argv):
 
 
 def test_demo_json_has_sops_and_energy_per_checkpoint(capsys):
-    out = _json(capsys, ["demo", "--images", "16", "--T", "8", "--json"])
+    out = _json(capsys, ["demo", "--images", "16", "--T", "8", "--json", "--no-report"])
     assert out["T"] == [1, 2, 4, 8] and len(out["energy_pj_per_image"]) == 4
     assert out["energy_pj_per_image"] == sorted(out["energy_pj_per_image"])
     assert out["energy_pj_per_image"][-1] == pytest.approx(out["energy"]["snn_pj"])
     assert out["energy"]["table"]["e_ac_pj"] == 0.9 and out["energy"]["convention"] == "reinject"
     assert out["ann_energy_pj"] == pytest.approx(4.6 * out["ann_macs"])
     assert out["report"] is None
+
+
+def test_demo_writes_its_report_folder_by_default(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--images", "4", "--T", "2"]) == 0
+    assert "report: evsim-demo-report" in capsys.readouterr().out
+    assert (tmp_path / "evsim-demo-report" / "index.html").is_file()
 
 
 def test_demo_prints_energy_and_writes_a_report(capsys, tmp_path):
@@ -133,7 +140,8 @@ def test_report_writes_a_self_contained_folder(capsys, files, tmp_path):
     (["run", "{root}/not_a_zip.npz", "bundled"], "not_a_zip.npz:"),
     (["convert", "{root}/ann.npz", "bundled", "-o", "{root}/x", "--percentile", "101"],
      "percentile"),
-    (["demo", "--images", "4", "--T", "2", "--method", "magic"], "unknown method"),
+    (["demo", "--images", "4", "--T", "2", "--method", "magic", "--no-report"],
+     "unknown method"),
     (["run", "{root}/snn.npz", "bundled", "--T", "0"], "expected a positive integer"),
     (["report", "{root}/snn.npz", "bundled"], "-o/--output"),
 ])
