@@ -1,0 +1,42 @@
+"""The scripts behind the method comparison still run (smoke mode, real data)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evsim.data import find_fashion_mnist
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_data = pytest.mark.skipif(find_fashion_mnist() is None,
+                                reason="needs the Fashion-MNIST files "
+                                "(apt-get install dataset-fashion-mnist)")
+
+
+def _run(script, *args):
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+@needs_data
+def test_training_script_smoke(tmp_path):
+    pytest.importorskip("torch")
+    out = _run("train_method_models.py", "--smoke", "--out", str(tmp_path))
+    for name in ("vgg_relu", "vgg_tcl", "vgg_qcfs", "vgg_nq", "resnet", "denoiser"):
+        assert (tmp_path / f"{name}.npz").is_file() and f"{name}:" in out
+    assert "nq_sigma_per_epoch" in (tmp_path / "vgg_nq.json").read_text()
+
+
+@pytest.mark.slow
+@needs_data
+def test_comparison_smoke(tmp_path):
+    _run("compare_methods.py", "--smoke", "--out", str(tmp_path))
+    text = (tmp_path / "results.md").read_text()
+    assert "| method | model | ANN | T=1 | T=2 | T=4 |" in text
+    assert "## The papers' claims against these numbers" in text
+    assert text.count("**supported**") + text.count("**not supported**") == 5
+    assert (tmp_path / "results.png").is_file() and (tmp_path / "results.json").is_file()
