@@ -192,10 +192,11 @@ def write_report(out: Path, rows, exact, denoise, steps, args, seconds) -> None:
         a, b, t = by[lip], by[gate], max(steps)
         ok = a["accuracy"][t] > b["accuracy"][t]
         claims.append(f"- LIPooling beats the spike-count gate: {_verdict(ok)} — at T={t} "
-                      f"{100 * a['accuracy'][t]:.1f} vs {100 * b['accuracy'][t]:.1f}; the "
-                      f"MaxPool network ends {100 * (a['ann'] - a['accuracy'][t]):.1f} points "
-                      "below its ANN.")
-    ok = all(denoise["spicalib"][s] <= denoise["no_calibration"][s] for s in steps)
+                      f"{100 * a['accuracy'][t]:.1f} vs {100 * b['accuracy'][t]:.1f}; with "
+                      f"LIPooling the MaxPool network reaches {100 * a['accuracy'][t]:.1f} "
+                      f"against its ANN's {100 * a['ann']:.1f}.")
+    ok = (all(denoise["spicalib"][s] <= denoise["no_calibration"][s] for s in steps)
+          and any(denoise["spicalib"][s] < denoise["no_calibration"][s] for s in steps))
     claims.append(f"- SpiCalib lowers output error (denoiser MSE, Γ = 5 both): {_verdict(ok)} "
                   "— " + ", ".join(f"T={s}: {denoise['spicalib'][s]:.4f} vs "
                                    f"{denoise['no_calibration'][s]:.4f}" for s in steps)
