@@ -124,17 +124,23 @@ def accuracy_vs_T(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     if not curves:
         raise ValueError("curves is empty; pass {name: (checkpoints, accuracy)}")
     fig, ax = _axes(ax)
-    for name, (steps, accuracy) in curves.items():
+    styles = ("-", "--", ":", "-.")  # colours repeat after ten curves; line styles tell apart
+    markers = "os^Dv"
+    for i, (name, (steps, accuracy)) in enumerate(curves.items()):
         steps, accuracy = np.asarray(steps), np.asarray(accuracy, dtype=np.float64)
         if steps.shape != accuracy.shape:
             raise ValueError(f"curve '{name}': {steps.size} checkpoints but {accuracy.size} "
                              "accuracies")
-        ax.plot(steps, 100 * accuracy, marker="o", label=name)
+        ax.plot(steps, 100 * accuracy, marker=markers[i // 10 % len(markers)],
+                linestyle=styles[i // 10 % len(styles)], label=name)
     if ann_accuracy is not None:
         ax.axhline(100 * ann_accuracy, color="black", linestyle="--", label="ANN")
     ax.set_xscale("log", base=2)
     ax.set(xlabel="time steps T", ylabel="accuracy (%)", title="accuracy versus T")
-    ax.legend(fontsize="small")
+    if len(curves) > 6:  # a long legend goes beside the axes, not over the curves
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))
+    else:
+        ax.legend(fontsize="small")
     return fig
 
 
