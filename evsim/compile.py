@@ -30,7 +30,7 @@ from . import layers as L
 from . import ops as ann_ops
 from .fanout import spatial_map
 from .network import Network
-from .signals import ANALOG, CURRENT, EVENTS, plan
+from .signals import ANALOG, CURRENT, plan, trace_source
 # The operation codes live beside the kernels: Numba's cache freezes them into
 # the compiled code and only notices changes to the kernels' own file.
 from .simulate.kernels import (MODE_CONV, MODE_DENSE, MODE_IDENTITY, OP_ADDBUF, OP_COPYPERM,
@@ -250,15 +250,8 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
     def needed_analog(name):
         return any(classes[c] != ANALOG for c in net.consumers(name)) or name == net.output_name
 
-    def trace(name):
-        chain, node = [], net[name]
-        while not (classes[node.name] == EVENTS and not isinstance(node.layer, L.Flatten)):
-            chain.append((node.layer, net.shape(node.inputs[0])))
-            node = net[node.inputs[0]]
-        return node.name, chain[::-1]
-
     def scatter(src, consumer, consumer_in_shape, dst, sop_slot):
-        source, chain = trace(src)
+        source, chain = trace_source(net, classes, src)
         _synapse(b, net, source, chain, consumer, consumer_in_shape, amps[source], slots[source],
                  dst, sop_slot)
 

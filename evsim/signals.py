@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import layers as L
+from . import ops
 from .fanout import path_fanout
 from .network import Network
 
@@ -102,7 +103,7 @@ def _classify(network: Network, encoding: str) -> dict[str, str]:
     return classes
 
 
-def _trace(network: Network, classes: dict[str, str], name: str):
+def trace_source(network: Network, classes: dict[str, str], name: str):
     """Walk up from ``name`` through pooling/flatten to its events source.
 
     Returns ``(source name, [(layer, input shape), ...])`` in data-flow order.
@@ -142,7 +143,7 @@ def plan(network: Network, encoding: str = "analog") -> SignalPlan:
         elif isinstance(layer, (L.Add, L.Activation)):
             consumer = None
         elif isinstance(layer, L.MaxPool2d) and classes[node.name] == EVENTS:
-            source, _ = _trace(network, classes, node.inputs[0])
+            source, _ = trace_source(network, classes, node.inputs[0])
             fan = path_fanout(network.shape(source), [(layer, network.shape(source))], None, None)
             paths.append(SynapticPath(node.name, source, fan, "pool_ops"))
             continue
@@ -151,7 +152,7 @@ def plan(network: Network, encoding: str = "analog") -> SignalPlan:
         for src in node.inputs:
             if classes[src] not in (EVENTS, POOLED):
                 continue
-            source, chain = _trace(network, classes, src)
+            source, chain = trace_source(network, classes, src)
             fan = path_fanout(network.shape(source), chain, consumer, network.shape(src))
             paths.append(SynapticPath(node.name, source, fan))
     return SignalPlan(classes, tuple(paths), macs)
@@ -175,5 +176,15 @@ def check_spiking_graph(snn) -> None:
                                       "layer or per channel")
 
 
-__all__ = ["plan", "check_spiking_graph", "SignalPlan", "SynapticPath", "ConversionError",
-           "ANALOG", "EVENTS", "POOLED", "CURRENT", "ENCODINGS"]
+def analog_head(network: Network, classes: dict[str, str],
+                x: np.ndarray) -> dict[str, np.ndarray]:
+    """Values ``(B, *shape)`` of the analog layers for input ``x``, computed once per image."""
+    values = {network.input_name: x}
+    for node in network.nodes[1:]:
+        if classes[node.name] == ANALOG:
+            values[node.name] = ops.apply(node.layer, [values[s] for s in node.inputs])
+    return values
+
+
+__all__ = ["plan", "check_spiking_graph", "trace_source", "analog_head", "SignalPlan",
+           "SynapticPath", "ConversionError", "ANALOG", "EVENTS", "POOLED", "CURRENT", "ENCODINGS"]

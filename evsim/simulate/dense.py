@@ -17,7 +17,7 @@ from .. import layers as L
 from .. import ops
 from ..encoding import rate_spikes
 from ..neuron import IFParameters, IFState, if_step, spicalib_state, spicalib_step
-from ..signals import ANALOG, EVENTS, SignalPlan
+from ..signals import ANALOG, EVENTS, SignalPlan, analog_head
 from ..spiking import SpikingNetwork
 from ..timescheme import window_spikes
 from .result import SpikeTrain
@@ -76,12 +76,7 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
                for n in net if isinstance(n.layer, L.MaxPool2d) and plan.classes[n.name] == EVENTS}
     pool_out = {name: np.zeros((batch,) + net.shape(name), np.int64) for name in pool_in}
 
-    analog: dict[str, np.ndarray] = {}
-    if encoding == "analog":
-        analog[net.input_name] = x
-        for node in net.nodes[1:]:
-            if plan.classes[node.name] == ANALOG:
-                analog[node.name] = ops.apply(node.layer, [analog[s] for s in node.inputs])
+    analog = analog_head(net, plan.classes, x) if encoding == "analog" else {}
     dynamic = [n for n in net if plan.classes[n.name] != ANALOG]
     images = np.arange(first_image, first_image + batch)
     fanouts = [(p, p.fanout.reshape(-1)) for p in plan.paths]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
 from ..compile import EventProgram, channels_last
-from ..signals import ANALOG, plan
+from ..signals import analog_head, plan
 from ..spiking import SpikingNetwork
 from .kernels import run_batch
 
@@ -17,11 +16,7 @@ def _analog_head(snn: SpikingNetwork, program: EventProgram, x: np.ndarray):
     net = snn.network
     if program.encoding != "analog":
         return np.zeros((len(x), 1), x.dtype), np.zeros((0, 3), np.int64)
-    classes = plan(net, "analog").classes
-    values = {net.input_name: x}
-    for node in net.nodes[1:]:
-        if classes[node.name] == ANALOG:
-            values[node.name] = ops.apply(node.layer, [values[s] for s in node.inputs])
+    values = analog_head(net, plan(net, "analog").classes, x)
     parts, layout, offset = [], [], 0
     for name, start, size in program.analog:
         parts.append(channels_last(values[name]))
