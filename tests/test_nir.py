@@ -175,7 +175,8 @@ def _with_layer(layer, thresholds=None, allowance: float = 0.0) -> SpikingNetwor
 
 
 @pytest.mark.parametrize("snn, expected", [
-    (_with_layer(MaxPool2d(2)), r"layer 'layer' \(MaxPool2d\): NIR has no max pooling"),
+    (_with_layer(MaxPool2d(2)), r"layer 'layer' \(MaxPool2d\): NIR 1.0 has no max pooling; "
+     r"pass extensions=True"),
     (_with_layer(AvgPool2d(3, 2, ceil_mode=True)), r"layer 'layer' \(AvgPool2d\): ceil_mode"),
     (_with_layer(Conv2d(np.ones((2, 2, 3, 3))), np.arange(1, 73).reshape(2, 6, 6) / 8),
      r"layer 'layer' \(Conv2d\): it reads values whose scale varies within a channel"),
@@ -325,4 +326,56 @@ def test_reads_graphs_norse_writes():
         warnings.simplefilter("ignore")
         graph = norse.to_nir(leaky, torch.zeros(1, 12))
     with pytest.raises(NIRImportError, match=r"NIR node '1' \(LIF\) has no evsim equivalent"):
+        from_nir(graph)
+
+
+# -- evsim's extension: max pooling, which NIR 1.0 lacks ---------------------------------------
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**16), mode=st.sampled_from(["lipooling", "gate"]),
+       window=st.sampled_from([(2, 2, 0, False), (3, 2, 1, False), (3, 2, 1, True),
+                               (2, 1, 1, False), (3, 3, 0, True)]))
+def test_max_pool_round_trips_through_a_file_with_the_extension(seed, mode, window,
+                                                                 tmp_path_factory):
+    kernel, stride, padding, ceil_mode = window
+    rng = np.random.default_rng(seed)
+    b = NetworkBuilder((2, 7, 7))
+    b.add_layer(Conv2d(dyadic(rng, (3, 2, 3, 3), bits=2, kmax=3), dyadic(rng, 3), padding=1),
+                name="conv")
+    b.add_layer(ReLU(), name="relu")
+    b.add_layer(MaxPool2d(kernel, stride, padding, ceil_mode=ceil_mode), name="pool")
+    b.add_layer(Conv2d(dyadic(rng, (2, 3, 1, 1), bits=2, kmax=2)), name="conv2")
+    b.add_layer(ReLU(), name="relu2")
+    b.add_layer(Flatten(), name="flat")
+    b.add_layer(Dense(dyadic(rng, (3, int(np.prod(b.shape("relu2")))), bits=2, kmax=2)),
+                name="fc")
+    theta = rng.integers(1, 9, size=(3, 1, 1)) / 4
+    snn = SpikingNetwork(b.build(), {"relu": NeuronSpec(theta, reset="subtract"),
+                                     "relu2": NeuronSpec(np.array(0.75))}, max_pool=mode)
+    path = tmp_path_factory.mktemp("nir") / "maxpool.nir"
+    save_nir(snn, path, extensions=True)
+    back = load_nir(path)
+    assert back.max_pool == mode
+    pool = back.network["pool"].layer
+    assert isinstance(pool, MaxPool2d) and (pool.kernel_size, pool.stride, pool.padding,
+                                            pool.ceil_mode) == ((kernel,) * 2, (stride,) * 2,
+                                                                (padding,) * 2, ceil_mode)
+    x = dyadic(rng, (3, 2, 7, 7), bits=3, low=0, kmax=8)
+    assert_same_spikes(snn, back, x)
+
+
+def test_other_readers_reject_the_max_pool_extension(tmp_path):
+    snn = _with_layer(MaxPool2d(2))
+    graph = to_nir(snn, extensions=True)
+    node = graph.nodes["layer"]
+    assert type(node).__name__ == "EvsimMaxPool2d" and graph.metadata["max_pool"] == "lipooling"
+    np.testing.assert_array_equal(node.output_type["output"], [2, 3, 3])
+    np.testing.assert_array_equal(graph.nodes["fc"].weight, snn.network["fc"].layer.weight * 0.5)
+    path = tmp_path / "maxpool.nir"
+    nir.write(path, graph)
+    with pytest.raises(AssertionError):  # nir 1.0's own reader: unknown node type
+        nir.read(path)
+    graph.metadata["max_pool"] = "gate"
+    with pytest.raises(NIRImportError, match=r"'layer' \(EvsimMaxPool2d\): max-pool mode "
+                       r"'lipooling' differs from the graph's 'gate'"):
         from_nir(graph)

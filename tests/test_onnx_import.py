@@ -7,6 +7,7 @@ configurations the exporters do not produce.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import warnings
 
@@ -322,6 +323,17 @@ def test_exported_cnn_converts_and_simulates(activation, method, exporter, opset
     assert agreement >= 0.75, f"SNN agrees with the ANN on {agreement:.0%} of images"
     error = np.linalg.norm(result.mean_output() - ann) / np.linalg.norm(ann)
     assert error < 0.25
+    if importlib.util.find_spec("nir") is None:
+        return
+    from evsim.io.nir import NIRExportWarning, load_nir, save_nir
+    with pytest.warns(NIRExportWarning, match="EvsimMaxPool2d extension"):
+        save_nir(snn, tmp_path / "net.nir", extensions=True)  # MaxPool: evsim's extension node
+    back = load_nir(tmp_path / "net.nir")
+    again = evsim.simulate(back, test, T=32, engine="event")
+    first = evsim.simulate(snn, test, T=32, engine="event")
+    for name, counts in first.spike_counts.items():
+        np.testing.assert_array_equal(again.spike_counts[name], counts, err_msg=name)
+    np.testing.assert_array_equal(again.outputs, first.outputs)
 
 
 # -- hand-built fixtures: operators, attributes and opsets -----------------------------------

@@ -17,8 +17,10 @@ Conventions (NIR graphs are per sample, channel first, without a batch axis):
   amplitude other than 1 reaches a node without weights — an identity skip
   into a residual sum, the graph output, or pooled spikes read by neurons — a
   ``nir.Scale`` node carries it explicitly (readers without ``Scale``, such
-  as Norse, then cannot load the graph). MaxPool has no NIR node: exporting
-  it is an error naming the layer.
+  as Norse, then cannot load the graph). NIR 1.0 has no max pooling: exporting
+  MaxPool is an error naming the layer, unless ``extensions=True`` asks for
+  evsim's ``EvsimMaxPool2d`` node (:mod:`evsim.io.nir_extensions`), which
+  other NIR readers reject rather than misread.
 - A residual ``Add`` is not a node: its inputs are edges into the node that
   reads it (NIR sums multiple inputs). Flatten is ``nir.Flatten(start_dim=0)``.
   The output layer is the graph output; evsim sums it over steps.
@@ -29,8 +31,8 @@ Conventions (NIR graphs are per sample, channel first, without a batch axis):
   differ only when a membrane lands exactly on θ.
 
 Import reads graphs from other tools (Norse, hand-written, ...): IF, Affine,
-Linear, Conv2d, Flatten, SumPool2d, AvgPool2d, Scale, and an integrator ``I``
-right before the output (evsim sums the output anyway). Nodes with leak,
+Linear, Conv2d, Flatten, SumPool2d, AvgPool2d, Scale, evsim's EvsimMaxPool2d,
+and an integrator ``I`` right before the output (evsim sums the output anyway). Nodes with leak,
 synaptic dynamics or delays (LIF, CubaLIF, LI, CubaLI, Delay, Threshold,
 Conv1d, subgraphs) have no evsim equivalent and raise :class:`NIRImportError`
 naming the node. A leading axis of size 1 on a 2-D or 4-D ``Input`` is read
@@ -51,6 +53,7 @@ from .. import layers as L
 from ..network import NetworkBuilder
 from ..signals import check_spiking_graph
 from ..spiking import NeuronSpec, SpikingNetwork
+from .nir_extensions import MAX_POOL_TYPE, max_pool_node, read_graph
 
 _FIRING_RULE = "v >= v_threshold"
 
@@ -93,7 +96,7 @@ def _conv_scale(channel: np.ndarray, weight_shape: tuple, groups: int) -> np.nda
 
 # -- export ------------------------------------------------------------------------------------
 
-def to_nir(snn: SpikingNetwork, dt: float = 1.0):
+def to_nir(snn: SpikingNetwork, dt: float = 1.0, *, extensions: bool = False):
     """Export ``snn`` as a ``nir.NIRGraph`` (see the module docstring for the conventions).
 
     Parameters
@@ -103,6 +106,10 @@ def to_nir(snn: SpikingNetwork, dt: float = 1.0):
     dt:
         Duration of one evsim step in the reader's time unit (> 0); the IF
         nodes get ``r = 1/dt`` and the graph metadata records it.
+    extensions:
+        Write MaxPool as evsim's ``EvsimMaxPool2d`` extension node (and the
+        max-pool mode in the graph metadata). evsim reads it back; other NIR
+        readers reject the graph. Without it, MaxPool is an error.
 
     Warns
     -----
@@ -113,8 +120,9 @@ def to_nir(snn: SpikingNetwork, dt: float = 1.0):
     Raises
     ------
     NIRExportError
-        For MaxPool, SpiCalib, temporal separation, a ceil_mode window NIR's
-        SumPool2d lacks, or per-neuron θ read by a convolution or pooling.
+        For MaxPool (without ``extensions``), SpiCalib, temporal separation, a
+        ceil_mode window NIR's SumPool2d lacks, or per-neuron θ read by a
+        convolution or pooling.
     """
     nir = _require_nir()
     dt = float(dt)
@@ -123,15 +131,16 @@ def to_nir(snn: SpikingNetwork, dt: float = 1.0):
     if snn.time_scheme != "synchronous":
         raise NIRExportError(f"time scheme '{snn.time_scheme}' has no NIR equivalent; NIR "
                              "graphs run synchronously")
-    return _Exporter(nir, snn, dt).graph()
+    return _Exporter(nir, snn, dt, extensions).graph()
 
 
 class _Exporter:
     """Walks the evsim graph once, tracking for each layer the NIR nodes whose summed output
     carries its value and the amplitude ``amp`` with evsim value = amp × NIR value."""
 
-    def __init__(self, nir, snn: SpikingNetwork, dt: float):
-        self.nir, self.snn, self.dt = nir, snn, dt
+    def __init__(self, nir, snn: SpikingNetwork, dt: float, extensions: bool):
+        self.nir, self.snn, self.dt, self.extensions = nir, snn, dt, extensions
+        self.extension_nodes: list[str] = []
         self.nodes: dict[str, Any] = {}
         self.edges: list[tuple[str, str]] = []
         self.sources: dict[str, list[str]] = {}
@@ -152,6 +161,8 @@ class _Exporter:
         metadata = {"generator": f"evsim {__version__}", "dt": self.dt,
                     "time_scheme": self.snn.time_scheme, "firing_rule": _FIRING_RULE,
                     "method": self.snn.method}
+        if self.extension_nodes:
+            metadata["max_pool"] = self.snn.max_pool
         self._warn()
         return self.nir.NIRGraph(nodes=self.nodes, edges=self.edges, metadata=metadata)
 
@@ -165,6 +176,9 @@ class _Exporter:
                 ("bursts (Γ > 1)", [n for n, s in self.snn.neurons.items() if s.burst > 1])):
             if names:
                 notes.append(f"{what} in {', '.join(names)}")
+        if self.extension_nodes:
+            notes.append(f"evsim's {MAX_POOL_TYPE} extension in "
+                         f"{', '.join(self.extension_nodes)} (other NIR readers reject it)")
         notes.append(f"one step per dt = {self.dt} (IF r = 1/dt)")
         notes.append(f"firing at {_FIRING_RULE} (NIR's IF: v > v_threshold)")
         warnings.warn("NIR readers may ignore the metadata this graph relies on: "
@@ -233,8 +247,17 @@ class _Exporter:
         elif isinstance(layer, (L.AvgPool2d, L.GlobalAvgPool)):
             self._pool(name, layer, src)
         elif isinstance(layer, L.MaxPool2d):
-            raise ValueError("NIR has no max pooling; convert with an average pooling network "
-                             "or keep it in evsim")
+            if not self.extensions:
+                raise ValueError("NIR 1.0 has no max pooling; pass extensions=True to write "
+                                 f"evsim's {MAX_POOL_TYPE} node (other NIR readers reject it), "
+                                 "or convert an average-pooling network")
+            channel = _channel_values(self.amp[src])
+            node = max_pool_node(nir)(
+                input_shape=np.array(net.shape(src)), kernel_size=np.array(layer.kernel_size),
+                stride=np.array(layer.stride), padding=np.array(layer.padding),
+                ceil_mode=layer.ceil_mode, mode=self.snn.max_pool)
+            self.extension_nodes.append(name)
+            self._add(name, node, self.sources[src], channel[:, None, None] * np.ones(shape))
         else:
             raise ValueError("has no NIR equivalent"
                              + ("; fold it first (evsim.fold_batchnorm)"
@@ -274,10 +297,11 @@ class _Exporter:
         self._add(name, node, self.sources[src], channel[:, None, None] / divisor[None])
 
 
-def save_nir(snn: SpikingNetwork, path: str | os.PathLike, dt: float = 1.0) -> None:
+def save_nir(snn: SpikingNetwork, path: str | os.PathLike, dt: float = 1.0, *,
+             extensions: bool = False) -> None:
     """Write ``snn`` to an HDF5 NIR file (:func:`to_nir`, then ``nir.write``)."""
     nir = _require_nir()
-    nir.write(path, to_nir(snn, dt))
+    nir.write(path, to_nir(snn, dt, extensions=extensions))
 
 
 # -- import ------------------------------------------------------------------------------------
@@ -313,6 +337,8 @@ class _Importer:
         metadata = graph.metadata if isinstance(graph.metadata, Mapping) else {}
         self.dt = float(metadata.get("dt", 1.0))
         self.method = str(metadata.get("method", "nir"))
+        self.max_pool = str(metadata.get("max_pool", "lipooling"))
+        self.max_pool_node = max_pool_node(nir)
         self.preds: dict[str, list[str]] = {name: [] for name in graph.nodes}
         self.succs: dict[str, list[str]] = {name: [] for name in graph.nodes}
         for a, b in graph.edges:
@@ -342,7 +368,7 @@ class _Importer:
             raise NIRImportError("the graph has no Output node")
         try:
             snn = SpikingNetwork(self.builder.build(output=self.output), self.neurons,
-                                 method=self.method)
+                                 method=self.method, max_pool=self.max_pool)
             check_spiking_graph(snn)
         except ValueError as err:
             raise NIRImportError(f"the imported network cannot be simulated: {err}") from None
@@ -399,12 +425,13 @@ class _Importer:
             self.signal[name] = (name, np.ones(shape))
             return
         if not isinstance(node, (nir.Output, nir.I, nir.IF, nir.Affine, nir.Linear, nir.Conv2d,
-                                 nir.Flatten, nir.SumPool2d, nir.AvgPool2d, nir.Scale)):
+                                 nir.Flatten, nir.SumPool2d, nir.AvgPool2d, nir.Scale,
+                                 self.max_pool_node)):
             raise NIRImportError(
                 f"NIR node '{name}' ({type(node).__name__}) has no evsim equivalent: evsim "
                 "simulates integrate-and-fire neurons without leak, synaptic dynamics, delays "
                 "or recurrent subgraphs, with Affine/Linear/Conv2d/SumPool2d/AvgPool2d/Flatten/"
-                "Scale between them")
+                f"Scale/{MAX_POOL_TYPE} between them")
         src, amp = self._gather(name)
         shape = self.builder.shape(src)
         if isinstance(node, nir.Output):
@@ -436,6 +463,16 @@ class _Importer:
             self._flatten(name, node, src, amp, shape)
         elif isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
             self._pool(name, node, src, amp, shape)
+        elif isinstance(node, self.max_pool_node):
+            if node.mode != self.max_pool:
+                raise ValueError(f"max-pool mode {node.mode!r} differs from the graph's "
+                                 f"{self.max_pool!r}; evsim uses one mode per network")
+            if tuple(int(s) for s in node.input_shape) != shape:
+                raise ValueError(f"declares input {tuple(node.input_shape)} but reads {shape}")
+            layer = node.layer()
+            channel = _channel_values(np.broadcast_to(amp, shape))
+            out = layer.output_shape([shape])
+            self._layer(name, layer, src, channel[:, None, None] * np.ones(out))
         else:  # Scale
             scale = np.broadcast_to(np.asarray(node.scale, np.float64), shape)
             if np.any(scale == 0):
@@ -562,14 +599,16 @@ def _activation(metadata) -> L.Activation:
 
 
 def load_nir(path: str | os.PathLike) -> SpikingNetwork:
-    """Read an HDF5 NIR file (``nir.read``) and import it with :func:`from_nir`.
+    """Read an HDF5 NIR file and import it with :func:`from_nir`.
 
-    Errors name the file: an unreadable or corrupt file raises NIRImportError.
+    Reads what ``nir.read`` reads plus evsim's extension nodes
+    (:mod:`evsim.io.nir_extensions`). Errors name the file: an unreadable or
+    corrupt file raises NIRImportError.
     """
     nir = _require_nir()
     try:
         # Without type checking: nir's own check rejects valid grouped convolutions.
-        graph = nir.read(path, type_check=False)
+        graph = read_graph(nir, path)
     except FileNotFoundError:
         raise
     except (OSError, KeyError, ValueError, AssertionError, TypeError, AttributeError) as err:
