@@ -126,8 +126,10 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
         parameters depend on it (SpiCalib: allowance A = T/2 by default).
     validation:
         ``(images, labels)`` held out from the training data: with
-        ``method="spicalib"``, p and A are chosen by Bayesian optimisation of
-        the accuracy at ``T`` (:func:`evsim.tune.tune`; needs optuna).
+        ``method="spicalib"``, p and A (those not given as options) are chosen
+        by Bayesian optimisation of the accuracy at ``T``
+        (:func:`evsim.tune.tune`; needs optuna; for another score, call
+        :func:`~evsim.tune.tune` and pass its ``options``).
     batch_size:
         Images per forward chunk during calibration.
     **options:
@@ -137,17 +139,24 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
     -------
     A :class:`SpikingNetwork`; its ``options`` record every component used.
     """
+    if validation is not None:
+        if method != "spicalib":
+            raise ValueError(f"validation data is used to tune method 'spicalib', not "
+                             f"'{method}'")
+        if T is None:
+            raise ValueError("tuning with validation= needs T=, the steps it scores at")
+        search = tuple(k for k in ("percentile", "allowance") if k not in options)
+        if not search:
+            raise ValueError("validation= tunes the percentile and the allowance, but both "
+                             "are given; drop validation= or one of them")
+        from .tune import tune
+        options = {**options, **tune(network, calibration_inputs, validation, T=T,
+                                     method=method, search=search, **options).options}
     if method == "spicalib" and "allowance" not in options:
         if T is None:
             raise ValueError("method 'spicalib' needs T= (the allowance A defaults to T/2 and "
                              "is tuned for that T) or an explicit allowance=")
-        if validation is not None:
-            from .tune import tune
-            options = {**options, **tune(network, calibration_inputs, validation, T=T,
-                                         method=method, **options).options}
         options.setdefault("allowance", T / 2)
-    elif validation is not None:
-        raise ValueError(f"validation data is used to tune method 'spicalib', not '{method}'")
     opts = _resolve(method, options)
     net = prepare(network)
     acts = {n.name: n.layer for n in net if isinstance(n.layer, L.Activation)}

@@ -1,14 +1,16 @@
 """Bayesian optimisation of conversion options (SpiCalib's p and A, methods.md §3).
 
-The objective is the converted network's accuracy at a fixed T on labelled
-validation images held out from the training data — never the test set.
-Uses optuna's TPE sampler (optional extra ``bo``); seeded, so a run is
+The objective is the converted network's score at a fixed T on validation
+data held out from the training data — never the test set: accuracy against
+labels, the output's mean squared error against targets (for dense
+prediction such as denoising), or a function of your own. Uses optuna's TPE sampler (optional extra ``bo``); seeded, so a run is
 reproducible. Without optuna, :func:`tune` warns and returns the defaults.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,12 +22,30 @@ PERCENTILE_RANGE = (99.0, 99.999)
 ALLOWANCE_RANGE = (0.05, 1.0)
 
 
+def _accuracy(result, labels: np.ndarray) -> float:
+    return float(result.accuracy(labels)[-1])
+
+
+def _mse(result, targets: np.ndarray) -> float:
+    return float(np.mean((result.mean_output() - targets) ** 2))
+
+
+#: Named scores: (function of (SimResult, targets), optimisation direction).
+SCORES: dict[str, tuple[Callable, str]] = {"accuracy": (_accuracy, "maximize"),
+                                           "mse": (_mse, "minimize")}
+
+
 @dataclass(frozen=True)
 class TuneResult:
-    """The best options found, their validation accuracy, and every trial."""
+    """The best options found, their validation score, and every trial.
+
+    ``score`` is in the units of ``metric`` (accuracy as a fraction, or MSE);
+    each trial is ``{"params": ..., "score": ...}``.
+    """
 
     options: dict
-    accuracy: float
+    score: float
+    metric: str = "accuracy"
     trials: list[dict] = field(default_factory=list)
     optimised: bool = True
 
@@ -34,15 +54,16 @@ def tune(network: Network, calibration_inputs: np.ndarray,
          validation: tuple[np.ndarray, np.ndarray], *, T: int, method: str = "spicalib",
          search: tuple[str, ...] = ("percentile", "allowance"), per_layer: bool = False,
          n_trials: int = 20, seed: int = 0, n_jobs: int = 1, engine: str = "event",
-         **options) -> TuneResult:
-    """Search conversion options that maximise validation accuracy at ``T`` steps.
+         score: str | Callable = "accuracy", **options) -> TuneResult:
+    """Search conversion options that optimise a validation score at ``T`` steps.
 
     Parameters
     ----------
     network, calibration_inputs:
         As for :func:`evsim.convert`.
     validation:
-        ``(images, labels)`` held out from the training data.
+        ``(inputs, targets)`` held out from the training data: labels (N,) for
+        ``score="accuracy"``, target outputs (N, *output shape) for ``"mse"``.
     T:
         Time steps of the simulation that scores a trial.
     method:
@@ -54,6 +75,10 @@ def tune(network: Network, calibration_inputs: np.ndarray,
         One percentile per activation layer instead of one for all.
     n_trials, seed, n_jobs:
         Trials, the sampler's seed, and trials run in parallel (threads).
+    score:
+        ``"accuracy"`` (maximised), ``"mse"`` of the mean output per step
+        (minimised), or a function ``(SimResult, targets) -> float`` that is
+        maximised.
     **options:
         Fixed conversion options passed to every trial.
 
@@ -69,15 +94,21 @@ def tune(network: Network, calibration_inputs: np.ndarray,
     if unknown:
         raise ValueError(f"cannot search {sorted(unknown)}; search 'percentile' and/or "
                          "'allowance'")
-    images, labels = validation
-    if len(images) != len(labels) or len(images) == 0:
-        raise ValueError("validation must be (images, labels) of equal, non-zero length")
+    images, targets = validation
+    if len(images) != len(targets) or len(images) == 0:
+        raise ValueError("validation must be (inputs, targets) of equal, non-zero length")
+    if callable(score):
+        metric, (measure, direction) = getattr(score, "__name__", "custom"), (score, "maximize")
+    elif score in SCORES:
+        metric, (measure, direction) = score, SCORES[score]
+    else:
+        raise ValueError(f"score must be one of {sorted(SCORES)} or a function, got {score!r}")
     try:
         import optuna
     except ImportError:
         warnings.warn("optuna is not installed (pip install evsim[bo]): using the default "
                       "options without optimisation", stacklevel=2)
-        return TuneResult(dict(options), float("nan"), [], optimised=False)
+        return TuneResult(dict(options), float("nan"), metric, [], optimised=False)
 
     layers = prepare(network).activations
 
@@ -98,15 +129,15 @@ def tune(network: Network, calibration_inputs: np.ndarray,
         chosen = suggest(trial)
         snn = convert(network, calibration_inputs, method=method, T=T, **chosen)
         result = simulate(snn, images, T=T, engine=engine, checkpoints=[T])
-        return float(result.accuracy(labels)[-1])
+        return measure(result, targets)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize",
+    study = optuna.create_study(direction=direction,
                                 sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=n_trials, n_jobs=n_jobs)
     best = suggest(optuna.trial.FixedTrial(study.best_params))
-    trials = [{"params": t.params, "accuracy": t.value} for t in study.trials]
-    return TuneResult(best, float(study.best_value), trials)
+    trials = [{"params": t.params, "score": t.value} for t in study.trials]
+    return TuneResult(best, float(study.best_value), metric, trials)
 
 
-__all__ = ["tune", "TuneResult", "PERCENTILE_RANGE", "ALLOWANCE_RANGE"]
+__all__ = ["tune", "TuneResult", "SCORES", "PERCENTILE_RANGE", "ALLOWANCE_RANGE"]

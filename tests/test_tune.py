@@ -21,14 +21,34 @@ def test_tuning_is_reproducible_and_scores_the_best_trial(setting):
     network, calib, validation = setting
     a = tune(network, calib, validation, T=16, n_trials=4, seed=1)
     b = tune(network, calib, validation, T=16, n_trials=4, seed=1)
-    assert a.options == b.options and a.accuracy == b.accuracy
-    assert len(a.trials) == 4 and a.accuracy == max(t["accuracy"] for t in a.trials)
+    assert a.options == b.options and a.score == b.score and a.metric == "accuracy"
+    assert len(a.trials) == 4 and a.score == max(t["score"] for t in a.trials)
     assert 99.0 <= a.options["percentile"] <= 99.999
     assert 0.05 * 16 <= a.options["allowance"] <= 16
     # the reported accuracy is what the chosen options give
     snn = evsim.convert(network, calib, method="spicalib", **a.options)
     r = evsim.simulate(snn, validation[0], T=16, checkpoints=[16], engine="event")
-    assert r.accuracy(validation[1])[-1] == a.accuracy
+    assert r.accuracy(validation[1])[-1] == a.score
+
+
+def test_mse_is_minimised_against_targets():
+    pytest.importorskip("optuna")
+    rng = np.random.default_rng(0)
+    b = evsim.NetworkBuilder((4,))
+    b.add_layer(evsim.Dense(rng.normal(size=(6, 4)), rng.normal(size=6)))
+    b.add_layer(evsim.ReLU())
+    b.add_layer(evsim.Dense(rng.normal(size=(3, 6))))
+    network = b.build()
+    inputs = rng.random((40, 4)).astype(np.float32)
+    targets = evsim.forward(network, inputs[20:])  # the ANN's own outputs
+    result = tune(network, inputs[:20], (inputs[20:], targets), T=8, n_trials=5, seed=0,
+                  score="mse", search=("allowance",))
+    assert result.metric == "mse" and result.score == min(t["score"] for t in result.trials)
+    snn = evsim.convert(network, inputs[:20], method="spicalib", **result.options)
+    r = evsim.simulate(snn, inputs[20:], T=8, checkpoints=[8], engine="event")
+    assert np.mean((r.mean_output() - targets) ** 2) == pytest.approx(result.score, rel=1e-12)
+    with pytest.raises(ValueError, match="score must be one of"):
+        tune(network, inputs[:20], (inputs[20:], targets), T=8, score="mae")
 
 
 def test_per_layer_percentiles(setting):
@@ -47,6 +67,18 @@ def test_spicalib_preset_needs_T_and_uses_half_of_it(setting):
     assert all(s.allowance == 32 and s.burst == 5 for s in snn.neurons.values())
     with pytest.raises(ValueError, match="validation data is used to tune"):
         evsim.convert(network, calib, validation=(calib[:2], np.zeros(2)))
+    with pytest.raises(ValueError, match="both are given"):
+        evsim.convert(network, calib, method="spicalib", T=8, percentile=99.0, allowance=2.0,
+                      validation=(calib[:2], np.zeros(2)))
+
+
+def test_a_given_allowance_is_kept_while_the_percentile_is_tuned(setting):
+    pytest.importorskip("optuna")
+    network, calib, validation = setting
+    snn = evsim.convert(network, calib, method="spicalib", T=8, allowance=3.0,
+                        validation=validation)
+    assert all(s.allowance == 3.0 for s in snn.neurons.values())
+    assert 99.0 <= snn.options["percentile"] <= 99.999
 
 
 def test_without_optuna_the_defaults_come_back_with_a_warning(setting, monkeypatch):
