@@ -35,7 +35,7 @@ from evsim.simulate.kernels import _scatter  # noqa: E402
 def _repeat_scatter(op, ip, fp, buf, idx, mult, n_events, repeats):
     done = 0
     for _ in range(repeats):
-        done += _scatter(op, ip, fp, buf, idx, mult, 0, n_events)
+        done += _scatter(op, ip, fp, buf, idx, mult, 0, n_events, False)
     return done
 
 

@@ -49,7 +49,8 @@ class EventProgram:
     the simulation dtype; ``f64params`` float64 scalars (SpiCalib
     allowances). Per-image workspaces: ``float_size`` floats, ``int_size``
     int64s, ``event_capacity`` event entries in lists starting at
-    ``event_offsets``.
+    ``event_offsets``. ``binary``: events are K-bit codes (the ilif scheme)
+    whose set bits are the spikes and SOPs counted.
     """
 
     ops: np.ndarray
@@ -69,6 +70,7 @@ class EventProgram:
     pool_layers: tuple
     encoding: str
     dtype: np.dtype
+    binary: bool = False
 
 
 def channels_last(array: np.ndarray) -> np.ndarray:
@@ -225,11 +227,13 @@ def _synapse(b: _Builder, net: Network, source: str, chain, consumer: L.Layer | 
 
 
 def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.float32,
-                    window: int = 0) -> EventProgram:
+                    window: int = 0, binary: bool = False) -> EventProgram:
     """Compile ``snn`` for the event engine with the given input ``encoding`` and ``dtype``.
 
     ``window`` > 0 compiles one window of the temporal scheme as one step
-    (``snn`` already scaled by :func:`evsim.timescheme.window_network`).
+    (``snn`` already scaled by :func:`evsim.timescheme.window_network`);
+    ``binary`` makes events K-bit codes whose set bits count as spikes and
+    SOPs (the ilif scheme, ``snn`` from :func:`evsim.timescheme.binary_network`).
     """
     net, dtype = snn.network, np.dtype(dtype)
     signal_plan = plan(net, encoding)
@@ -345,7 +349,8 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
         event_offsets=np.array(b.event_offsets + [b.event_size], dtype=np.int64),
         event_capacity=max(b.event_size, 1), analog=tuple(analog), readout_offset=readout,
         readout_size=size(out), neuron_layers=tuple(neuron_layers), n_counts=n_counts,
-        sop_layers=sop_layers, pool_layers=pool_layers, encoding=encoding, dtype=dtype)
+        sop_layers=sop_layers, pool_layers=pool_layers, encoding=encoding, dtype=dtype,
+        binary=binary)
 
 
 __all__ = ["EventProgram", "compile_program", "channels_last"]

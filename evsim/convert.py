@@ -20,8 +20,12 @@ Components (keyword options of :func:`convert`):
 ``max_pool``
     ``"lipooling"`` (exact, default) or ``"gate"``.
 ``time_scheme``
-    ``"synchronous"`` (default) or ``"temporal"`` (temporal separation: T is
-    a window, each layer integrates one window then fires in the next).
+    ``"synchronous"`` (default), ``"temporal"`` (temporal separation: T is
+    a window, each layer integrates one window then fires in the next), or
+    ``"ilif"`` (temporal separation with inverse-leaky binary firing: T = K
+    bits per window, methods.md §4 [unverified]; with ``method=
+    "spikeconverter"`` the initial potential then defaults to 0, so values
+    are truncated to K bits).
 
 A method name picks defaults for these; any explicit keyword overrides it.
 """
@@ -157,6 +161,8 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
             raise ValueError("method 'spicalib' needs T= (the allowance A defaults to T/2 and "
                              "is tuned for that T) or an explicit allowance=")
         options.setdefault("allowance", T / 2)
+    if method == "spikeconverter" and options.get("time_scheme") == "ilif":
+        options = {"initial_potential": 0.0, **options}
     opts = _resolve(method, options)
     net = prepare(network)
     acts = {n.name: n.layer for n in net if isinstance(n.layer, L.Activation)}

@@ -31,6 +31,7 @@ from .analysis import (CONVENTIONS, EnergyTable, checkpoint_summary, conversion_
                        energy_report, energy_table, first_spike_times, isi_cv, layer_firing_rates,
                        output_error, saturated_fraction, silent_fraction)
 from .simulate import simulate
+from .spiking import WINDOWED
 from .simulate.result import SimResult
 from .spiking import SpikingNetwork
 
@@ -115,7 +116,7 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
                       progress=progress)
     layers = list(snn.neurons)
     # The temporal scheme simulates whole windows and has no per-step trains to record.
-    traced = None if snn.time_scheme == "temporal" else simulate(
+    traced = None if snn.time_scheme in WINDOWED else simulate(
         snn, images[:1], T=T, engine="dense", encoding=encoding,
         record={name: _recorded(snn, name) for name in layers})
 

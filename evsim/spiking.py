@@ -19,7 +19,9 @@ from .network import Network
 
 RESETS = ("subtract", "zero")
 MAX_POOLS = ("lipooling", "gate")
-TIME_SCHEMES = ("synchronous", "temporal")
+TIME_SCHEMES = ("synchronous", "temporal", "ilif")
+#: Schemes that simulate whole windows (T is the window; one checkpoint).
+WINDOWED = ("temporal", "ilif")
 
 
 def _parameter(value, what: str) -> np.ndarray:
@@ -118,7 +120,8 @@ class SpikingNetwork:
     time_scheme:
         ``"synchronous"``: layers update in order within each step, no delay.
         ``"temporal"``: temporal separation; T is the window length
-        (:mod:`evsim.timescheme`).
+        (:mod:`evsim.timescheme`). ``"ilif"``: temporal separation with
+        inverse-leaky binary firing, T = K bits per window.
     method:
         The conversion preset that produced it (informational).
     options:
@@ -148,7 +151,7 @@ class SpikingNetwork:
             raise ValueError(f"time_scheme must be one of {TIME_SCHEMES}, "
                              f"got {self.time_scheme!r}")
         object.__setattr__(self, "neurons", neurons)
-        if self.time_scheme == "temporal":
+        if self.time_scheme in WINDOWED:
             from .timescheme import check_temporal
             check_temporal(self)
         object.__setattr__(self, "options", dict(self.options))
@@ -182,4 +185,4 @@ class SpikingNetwork:
                 f"{self.network!r})")
 
 
-__all__ = ["NeuronSpec", "SpikingNetwork", "RESETS", "MAX_POOLS", "TIME_SCHEMES"]
+__all__ = ["NeuronSpec", "SpikingNetwork", "RESETS", "MAX_POOLS", "TIME_SCHEMES", "WINDOWED"]

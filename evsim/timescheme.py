@@ -12,15 +12,32 @@ Within one window only totals matter, so both engines simulate a window as
 one step of a transformed network: every bias and the analog input scaled by
 W (a window's worth of current), neurons firing by the window rule, the
 rate-coded input counting its spikes over W steps.
+
+Inverse-leaky binary firing (time scheme ``"ilif"``, methods.md §4,
+[unverified] reading of SpikeConverter's neuron): in its firing window a
+layer sends the binary expansion of V/θ, most significant bit first, one bit
+per step, so T = K steps carry K bits: ``s_k = [V ≥ θ]``, ``V ← 2(V − θ s_k)``.
+The receiver decodes ``Σ_k s_k 2^(1−k)`` and adds its bias once. The
+decoded value is V/θ truncated to K bits and clipped to [0, 2 − 2^(1−K)],
+i.e. the integer code ``c = clip(floor(V / (θ 2^(1−K))), 0, 2^K − 1)`` times
+``θ 2^(1−K)``. Both engines simulate it as the window rule on a network
+whose thresholds are ``θ 2^(1−K)`` with the code as the event multiplicity;
+spikes and SOPs count the code's set bits (the binary spikes actually sent).
+Analog input only; K ≤ :data:`MAX_BITS` keeps every code exact in float32.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+import dataclasses
+
 from . import layers as L
 from .network import Network, Node
 from .spiking import SpikingNetwork
+
+#: The most bits (T) a window of inverse-leaky binary firing may carry.
+MAX_BITS = 24
 
 
 def window_network(snn: SpikingNetwork, window: int) -> SpikingNetwork:
@@ -34,6 +51,25 @@ def window_network(snn: SpikingNetwork, window: int) -> SpikingNetwork:
     return SpikingNetwork(Network(nodes, output=snn.network.output_name), snn.neurons,
                           max_pool=snn.max_pool, time_scheme=snn.time_scheme,
                           method=snn.method, options=snn.options)
+
+
+def binary_network(snn: SpikingNetwork, bits: int) -> SpikingNetwork:
+    """``snn`` with every θ scaled by ``2^(1−bits)``: the value one unit of a K-bit code
+    carries. Biases and initial potentials are unchanged (the receiver adds them once)."""
+    if not 1 <= bits <= MAX_BITS:
+        raise ValueError(f"the ilif scheme carries T = K bits per window; K must be in "
+                         f"[1, {MAX_BITS}] (codes exact in float32), got {bits}")
+    neurons = {}
+    for name, spec in snn.neurons.items():
+        scale = spec.threshold.dtype.type(2.0 ** (1 - bits))
+        neurons[name] = dataclasses.replace(spec, threshold=spec.threshold * scale)
+    return SpikingNetwork(snn.network, neurons, max_pool=snn.max_pool,
+                          time_scheme=snn.time_scheme, method=snn.method, options=snn.options)
+
+
+def popcount(codes: np.ndarray) -> np.ndarray:
+    """Set bits of non-negative integer codes: the binary spikes a code is sent as (int64)."""
+    return np.bitwise_count(np.asarray(codes).astype(np.int64)).astype(np.int64)
 
 
 def window_spikes(potential: np.ndarray, threshold: np.ndarray, window: int) -> np.ndarray:
@@ -69,4 +105,5 @@ def check_temporal(snn: SpikingNetwork) -> None:
             raise ValueError(f"layer '{name}': SpiCalib needs the synchronous time scheme")
 
 
-__all__ = ["window_network", "window_spikes", "spiking_depth", "latency", "check_temporal"]
+__all__ = ["window_network", "window_spikes", "binary_network", "popcount", "MAX_BITS",
+           "spiking_depth", "latency", "check_temporal"]

@@ -3,8 +3,9 @@
 The objective is the converted network's score at a fixed T on validation
 data held out from the training data — never the test set: accuracy against
 labels, the output's mean squared error against targets (for dense
-prediction such as denoising), or a function of your own. Uses optuna's TPE sampler (optional extra ``bo``); seeded, so a run is
-reproducible. Without optuna, :func:`tune` warns and returns the defaults.
+prediction such as denoising), or a function of your own. Uses optuna's
+TPE sampler (optional extra ``bo``); seeded, so a run is reproducible.
+Without optuna, :func:`tune` warns and returns the defaults.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from ..fanout import path_fanout
 from ..network import Network
 from ..signals import ANALOG, plan
 from ..simulate.result import SimResult
-from ..spiking import SpikingNetwork
+from ..spiking import WINDOWED, SpikingNetwork
 
 CONVENTIONS = ("reinject", "recompute")
 
@@ -192,7 +192,7 @@ class EnergyReport:
             head = "analog head recomputed every step (T·MACs)"
         updates = (f"charged at {self.table.e_update_pj:g} pJ each" if self.table.e_update_pj
                    else "counted but not charged")
-        run = (f"the SNN runs T = {self.steps} steps" if self.time_scheme != "temporal" else
+        run = (f"the SNN runs T = {self.steps} steps" if self.time_scheme not in WINDOWED else
                f"temporal scheme: T = {self.steps} is the window, the output is complete after "
                f"{self.latency} steps, and each neuron integrates one window and fires in the "
                "next (counted as T updates)")
@@ -295,7 +295,7 @@ def energy_report(snn: SpikingNetwork, result: SimResult,
     if int(steps) != steps or not 1 <= steps <= result.T:
         raise ValueError(f"steps must be an integer in [1, {result.T}], got {steps}")
     steps = int(steps)
-    temporal = result.time_scheme == "temporal"
+    temporal = result.time_scheme in WINDOWED
     if temporal and steps != result.T:
         raise ValueError(f"a temporal-scheme result counts whole windows; steps must be the "
                          f"window T = {result.T}, got {steps}")

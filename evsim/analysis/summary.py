@@ -8,7 +8,7 @@ import numpy as np
 
 from ..forward import forward
 from ..simulate.result import SimResult
-from ..spiking import SpikingNetwork
+from ..spiking import WINDOWED, SpikingNetwork
 from .energy import FLOAT32_45NM, EnergyTable, energy_report, energy_table, energy_unit
 
 
@@ -82,7 +82,7 @@ def checkpoint_summary(snn: SpikingNetwork, result: SimResult, labels: np.ndarra
     if labels is not None and inputs is not None:
         output = forward(snn.network, inputs).reshape(len(inputs), -1)
         ann_accuracy = float((output.argmax(axis=1) == np.asarray(labels)).mean())
-    latency = (np.array([result.latency]) if result.time_scheme == "temporal"
+    latency = (np.array([result.latency]) if result.time_scheme in WINDOWED
                else result.checkpoints.copy())
     return CheckpointSummary(result.checkpoints.copy(), latency, accuracy, sops,
                              np.array([r.snn_pj for r in reports]), ann_accuracy,

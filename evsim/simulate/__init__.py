@@ -11,7 +11,8 @@ from ..encoding import check_rate_inputs
 from ..forward import _check_inputs
 from ..signals import ENCODINGS, plan
 from ..spiking import SpikingNetwork
-from ..timescheme import latency, window_network
+from ..spiking import WINDOWED
+from ..timescheme import binary_network, latency, window_network
 from . import dense, event
 from .result import SimResult, SpikeTrain, compare, default_checkpoints, results_equal
 
@@ -56,7 +57,10 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     T:
         Number of time steps (≥ 1); for a network in the temporal scheme,
         the window length W (the result then has one checkpoint, W, and one
-        SOP entry per layer, and ``latency`` = (D + 1) W steps).
+        SOP entry per layer, and ``latency`` = (D + 1) W steps); in the
+        ``"ilif"`` scheme the number of bits K per window (≤ 24), the
+        outputs being the decoded readout × T and spike counts the binary
+        spikes sent.
     engine:
         ``"dense"``: the NumPy reference engine (readable, records traces).
         ``"event"``: the event-driven Numba engine (compiled on first use;
@@ -117,15 +121,21 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         raise ValueError(f"checkpoints must be steps in [1, {T}], got {steps.tolist()}")
     selection = _selection(snn, record)
     signal_plan = plan(snn.network, encoding)
-    window = T if snn.time_scheme == "temporal" else 0
-    steps_simulated = T
-    if window:
+    window, binary, steps_simulated = 0, snn.time_scheme == "ilif", T
+    if snn.time_scheme in WINDOWED:
         if checkpoints is not None or selection:
-            raise ValueError("the temporal scheme simulates whole windows: it has one "
-                             "checkpoint (T, the window) and records no traces")
-        snn, steps, steps_simulated = window_network(snn, window), np.array([T]), 1
-        if encoding == "analog":
-            x = x * x.dtype.type(window)
+            raise ValueError(f"the {snn.time_scheme} scheme simulates whole windows: it has "
+                             "one checkpoint (T, the window) and records no traces")
+        steps, steps_simulated = np.array([T]), 1
+        if binary:
+            if encoding != "analog":
+                raise ValueError("the ilif scheme sends binary codes of analog values; use "
+                                 "encoding='analog'")
+            snn, window = binary_network(snn, T), 2 ** T - 1  # window: the largest code
+        else:
+            snn, window = window_network(snn, T), T
+            if encoding == "analog":
+                x = x * x.dtype.type(window)
 
     net = snn.network
     sops = {p.layer: np.zeros(steps_simulated, np.int64) for p in signal_plan.paths
@@ -139,7 +149,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     if engine == "event":
         if selection:
             raise ValueError("recording spike trains and membrane traces needs engine='dense'")
-        program = compile_program(snn, encoding, dtype, window)
+        program = compile_program(snn, encoding, dtype, window, binary)
     bar = (_progress_bar(progress, steps_simulated * len(chunks), "step") if engine == "dense"
            else _progress_bar(progress, len(x), "image"))
     for start in chunks:
@@ -158,7 +168,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
                 snn, signal_plan, chunk, start, T=steps_simulated,
                 checkpoints=steps if not window else np.array([1]), encoding=encoding,
                 seed=int(seed), per_image=per_image_counts, record=selection, sops=sops,
-                pool_ops=pool_ops, counts=chunk_counts, window=window,
+                pool_ops=pool_ops, counts=chunk_counts, window=window, binary=binary,
                 tick=bar.update if bar else None)
             for name in selection:
                 tr = chunk_trains[name]
@@ -172,8 +182,11 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         bar.close()
     if per_image_counts:
         counts = {name: np.concatenate([c[name] for c in per_image]) for name in snn.neurons}
+    outputs = np.concatenate(outputs, axis=1)
+    if binary:  # the readout decodes the window once; report it as a sum over T steps
+        outputs = outputs * outputs.dtype.type(T)
     return SimResult(
-        T=T, checkpoints=steps, outputs=np.concatenate(outputs, axis=1), spike_counts=counts,
+        T=T, checkpoints=steps, outputs=outputs, spike_counts=counts,
         sops=sops, pool_ops=pool_ops, macs=dict(signal_plan.macs),
         neurons={name: int(np.prod(net.shape(name))) for name in snn.neurons},
         n_images=len(x), engine=engine, encoding=encoding, dtype=np.dtype(dtype).name,

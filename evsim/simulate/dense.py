@@ -19,7 +19,7 @@ from ..encoding import rate_spikes
 from ..neuron import IFParameters, IFState, if_step, spicalib_state, spicalib_step
 from ..signals import ANALOG, EVENTS, SignalPlan, analog_head
 from ..spiking import SpikingNetwork
-from ..timescheme import window_spikes
+from ..timescheme import popcount, window_spikes
 from .result import SpikeTrain
 
 
@@ -55,11 +55,13 @@ def amplitudes(snn: SpikingNetwork, plan: SignalPlan, dtype) -> dict[str, np.nda
 def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image: int, *, T: int,
               checkpoints: np.ndarray, encoding: str, seed: int, per_image: bool,
               record: dict[str, np.ndarray], sops: dict, pool_ops: dict,
-              counts: dict, window: int = 0, tick=None):
+              counts: dict, window: int = 0, binary: bool = False, tick=None):
     """Simulate one chunk ``x`` (B, *input_shape); add its SOPs and counts in place.
 
     ``window`` > 0 simulates one window of the temporal scheme as one step
-    (:mod:`evsim.timescheme`; ``snn`` and ``x`` already scaled to a window).
+    (:mod:`evsim.timescheme`; ``snn`` and ``x`` already scaled to a window);
+    with ``binary`` the spikes are K-bit codes (the ilif scheme) whose set bits
+    are the spikes and SOPs counted.
 
     Returns ``(outputs (K, B, *out_shape), spike_trains, membrane)``.
     """
@@ -99,7 +101,8 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
                 s = window_spikes(m, params[name].threshold, window)
                 states[name] = IFState((m - s * params[name].threshold).astype(dtype))
                 spikes[name], values[name] = s, s.astype(dtype) * amp[name]
-                counts[name] += s if per_image else s.sum(axis=0)
+                sent = popcount(s) if binary else s
+                counts[name] += sent if per_image else sent.sum(axis=0)
             elif isinstance(layer, L.Activation):
                 s, states[name] = if_step(values[node.inputs[0]], states[name], params[name])
                 if name in calibration:
@@ -121,6 +124,8 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
         for path, fan in fanouts:
             target = sops if path.counts == "sops" else pool_ops
             multiplicity = np.abs(spikes[path.source]).reshape(batch, -1).astype(np.int64)
+            if binary:
+                multiplicity = popcount(multiplicity)
             target[path.layer][t - 1] += int((multiplicity @ fan).sum())
         total += values[net.output_name]
         if k < len(checkpoints) and t == checkpoints[k]:

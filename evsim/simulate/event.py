@@ -44,8 +44,8 @@ def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_i
                   np.zeros((batch, program.event_capacity), dtype))
     run_batch(program.ops, program.iparams, program.fparams, program.f64params, rate_input,
               analog, layout, T, checkpoints, program.event_offsets, seed, first_image,
-              program.readout_offset, program.readout_size, *workspaces, out, counts, sops,
-              pool_ops)
+              program.readout_offset, program.readout_size, program.binary, *workspaces, out,
+              counts, sops, pool_ops)
     return out, counts, sops, pool_ops
 
 

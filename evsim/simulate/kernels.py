@@ -33,6 +33,18 @@ def _mix(z):
     return z ^ (z >> np.uint64(31))
 
 
+@numba.njit(cache=True, inline="always")
+def _sent(m, binary):
+    """Spikes an event of multiplicity m stands for: |m|, or the set bits of a K-bit code."""
+    if not binary:
+        return abs(m)
+    n = 0
+    while m > 0:
+        m &= m - 1
+        n += 1
+    return n
+
+
 @numba.njit(cache=True)
 def _rate(op, x, image_key, t, idx, mult, base):
     """Bernoulli input spikes of one image, as evsim.encoding draws them: those of step t,
@@ -55,7 +67,7 @@ def _rate(op, x, image_key, t, idx, mult, base):
 
 
 @numba.njit(cache=True)
-def _scatter(op, ip, fp, buf, idx, mult, base, n_events):
+def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
     """Add every event's weighted kernel slab into the target buffer; return the SOPs.
 
     Inner loops run over slices (views) so that LLVM vectorises them: indexing
@@ -121,7 +133,7 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events):
                 for co in range(cout_g):
                     out[co] += a * scratch[co]
             touched += cout_g
-        sops += abs(np.int64(m)) * touched
+        sops += _sent(np.int64(m), binary) * touched
     return sops
 
 
@@ -147,7 +159,7 @@ def _calibrate(s, t, allowance, state, cal, i, n):
 
 
 @numba.njit(cache=True)
-def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t):
+def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary):
     """IF update of one layer (evsim.neuron.if_step, then spicalib_step when enabled);
     emits one event per neuron with a non-zero output."""
     current, n, v_off, th_off = op[1], op[2], op[3], op[4]
@@ -184,12 +196,12 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t):
             idx[base + emitted] = i
             mult[base + emitted] = s
             emitted += 1
-            counts[count_off + i] += s
+            counts[count_off + i] += _sent(np.int64(s), binary) if binary else s
     return emitted
 
 
 @numba.njit(cache=True)
-def _maxpool(op, ip, state, idx, mult, in_base, n_in, out_base):
+def _maxpool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     """Spiking max pooling (LIPooling or the gate) of one step; returns (events, pool ops)."""
     channels, win_ptr, win_idx, mem_ptr, mem_idx = op[3], op[4], op[5], op[6], op[7]
     c_in, c_out, dirty, dlist, current, gate = op[8], op[9], op[10], op[11], op[12], op[13]
@@ -209,7 +221,7 @@ def _maxpool(op, ip, state, idx, mult, in_base, n_in, out_base):
                 state[dirty + slot] = 1
                 state[dlist + n_dirty] = slot
                 n_dirty += 1
-        pool_ops += abs(m) * (ip[win_ptr + s + 1] - ip[win_ptr + s])
+        pool_ops += _sent(m, binary) * (ip[win_ptr + s + 1] - ip[win_ptr + s])
     emitted = 0
     for d in range(n_dirty):
         slot = state[dlist + d]
@@ -242,8 +254,8 @@ def _maxpool(op, ip, state, idx, mult, in_base, n_in, out_base):
 
 @numba.njit(cache=True)
 def _run_image(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event_offsets,
-               image_key, readout_offset, readout_size, buf, state, idx, mult, n_events,
-               out, counts, sops, pool_ops):
+               image_key, readout_offset, readout_size, binary, buf, state, idx, mult,
+               n_events, out, counts, sops, pool_ops):
     """Simulate one image for T steps in its own workspaces (buf, state, idx, mult)."""
     for a in range(analog_layout.shape[0]):
         start, size, src = analog_layout[a, 0], analog_layout[a, 1], analog_layout[a, 2]
@@ -260,7 +272,8 @@ def _run_image(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event
             code = op[0]
             if code == OP_SYN:
                 slot = op[1]
-                done = _scatter(op, ip, fp, buf, idx, mult, event_offsets[slot], n_events[slot])
+                done = _scatter(op, ip, fp, buf, idx, mult, event_offsets[slot], n_events[slot],
+                                binary)
                 if op[16] >= 0:
                     sops[op[16], t - 1] += done
             elif code == OP_FILL:
@@ -274,7 +287,7 @@ def _run_image(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event
             elif code == OP_NEURON:
                 slot = op[8]
                 n_events[slot] = _neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
-                                          counts, t)
+                                          counts, t, binary)
             elif code == OP_ADDBUF or code == OP_READOUT:
                 dst, src, size = op[1], op[2], op[3]
                 target, source = buf[dst:dst + size], buf[src:src + size]
@@ -288,7 +301,7 @@ def _run_image(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event
             elif code == OP_MAXPOOL:
                 src_slot, out_slot = op[1], op[2]
                 emitted, done = _maxpool(op, ip, state, idx, mult, event_offsets[src_slot],
-                                         n_events[src_slot], event_offsets[out_slot])
+                                         n_events[src_slot], event_offsets[out_slot], binary)
                 n_events[out_slot] = emitted
                 pool_ops[op[14], t - 1] += done
             elif code == OP_RATE:
@@ -302,13 +315,14 @@ def _run_image(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event
 
 @numba.njit(cache=True, parallel=True)
 def run_batch(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event_offsets,
-              seed, first_image, readout_offset, readout_size, buf, state, idx, mult,
+              seed, first_image, readout_offset, readout_size, binary, buf, state, idx, mult,
               out, counts, sops, pool_ops):
     """Simulate a batch, one image per thread iteration; all outputs are per image.
 
     ``buf`` (B, float_size), ``state`` (B, int_size), ``idx`` (int32) and
     ``mult`` (event multiplicities, stored in the simulation dtype so that
-    spike values are formed in that dtype) (B, event_capacity) are the
+    spike values are formed in that dtype; K-bit codes when ``binary``, whose
+    set bits count as spikes and SOPs) (B, event_capacity) are the
     images' workspaces; ``out`` (B, K, readout),
     ``counts`` (B, neurons), ``sops`` (B, sop layers, T), ``pool_ops``
     (B, pool layers, T) receive the results.
@@ -319,5 +333,5 @@ def run_batch(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event_
         image_key = _mix((seed_key ^ np.uint64(first_image + b)) + _GOLDEN)
         n_events = np.zeros(n_slots, np.int64)
         _run_image(ops, ip, fp, f64, x[b], analog[b], analog_layout, T, checkpoints,
-                   event_offsets, image_key, readout_offset, readout_size, buf[b], state[b],
-                   idx[b], mult[b], n_events, out[b], counts[b], sops[b], pool_ops[b])
+                   event_offsets, image_key, readout_offset, readout_size, binary, buf[b],
+                   state[b], idx[b], mult[b], n_events, out[b], counts[b], sops[b], pool_ops[b])

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..spiking import WINDOWED
+
 
 def default_checkpoints(T: int) -> np.ndarray:
     """Steps 1, 2, 4, 8, ... below T, and T itself."""
@@ -65,9 +67,9 @@ class SimResult:
         ``{layer: (T, n_images, n_recorded)}`` membrane potential after each
         step's reset (dense engine only).
     engine, encoding, dtype, time_scheme:
-        How the result was produced. In the ``"temporal"`` scheme T is the
-        window length, there is one checkpoint (T) and ``sops``/``pool_ops``
-        hold one entry per layer: the whole window.
+        How the result was produced. In the ``"temporal"`` and ``"ilif"``
+        schemes T is the window length, there is one checkpoint (T) and
+        ``sops``/``pool_ops`` hold one entry per layer: the whole window.
     latency:
         Steps until the last output is complete: T, or (D + 1) T in the
         temporal scheme.
@@ -120,7 +122,7 @@ class SimResult:
     def cumulative_sops(self) -> np.ndarray:
         """``(K,)`` SOPs (all layers, summed over the batch) up to each checkpoint."""
         per_step = sum(self.sops.values()) if self.sops else np.zeros(1, np.int64)
-        if self.time_scheme == "temporal":
+        if self.time_scheme in WINDOWED:
             return np.array([int(per_step.sum())], dtype=np.int64)
         return np.cumsum(per_step)[self.checkpoints - 1]
 
