@@ -35,7 +35,7 @@ from evsim import plot
 from evsim.analysis.energy import energy_report
 from evsim.data import load_fashion_mnist
 from evsim.models import load_model
-from evsim.timescheme import spiking_depth
+from evsim.timescheme import MAX_BITS, spiking_depth
 from evsim.tune import tune
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -50,6 +50,7 @@ class Experiment:
     options: dict = field(default_factory=dict)
     per_T: bool = False  # parameters depend on T: one run per T
     tuned: bool = False  # p and A by Bayesian optimisation at each T (needs optuna)
+    max_T: int | None = None  # the largest T the method supports
 
 
 EXPERIMENTS = [
@@ -69,6 +70,9 @@ EXPERIMENTS = [
     Experiment("NQ (L = 4)", "vgg_nq", "nq"),
     Experiment("SpikeConverter-style, QCFS model (T = window)", "vgg_qcfs", "spikeconverter",
                {"normalization": "trained"}, per_T=True),
+    Experiment("SpikeConverter-style iLIF, QCFS model (T = K bits)", "vgg_qcfs",
+               "spikeconverter", {"normalization": "trained", "time_scheme": "ilif"},
+               per_T=True, max_T=MAX_BITS),
     Experiment("residual: percentile 99.9", "resnet", "percentile"),
     Experiment("residual: OPI-style θ/2 on percentile", "resnet", "percentile",
                {"initial_potential": 0.5}),
@@ -85,7 +89,7 @@ def run(exp: Experiment, calibration, images, labels, steps, validation, trials:
     row = {"label": exp.label, "model": exp.model, "method": exp.method,
            "options": exp.options, "ann": ann, "accuracy": {}, "sops": {}, "energy_uj": {}}
     if exp.per_T:
-        for T in steps:
+        for T in [s for s in steps if exp.max_T is None or s <= exp.max_T]:
             kwargs = dict(exp.options)
             if exp.tuned:
                 found = tune(network, calibration, validation, T=T, method=exp.method,
@@ -101,7 +105,7 @@ def run(exp: Experiment, calibration, images, labels, steps, validation, trials:
             row["accuracy"][T] = float(result.accuracy(labels)[-1])
             row["sops"][T] = result.total_sops() / len(images)
             row["energy_uj"][T] = report.snn_pj / 1e6
-            if snn.time_scheme == "temporal":
+            if snn.time_scheme != "synchronous":
                 row.setdefault("latency", {})[T] = result.latency
     else:
         snn = evsim.convert(network, calibration, method=exp.method, **exp.options)
@@ -177,6 +181,11 @@ def quantisation(images, labels) -> dict:
     return rows
 
 
+def _cell(values: dict, T: int, scale: float, spec: str) -> str:
+    """A table cell: the value at T scaled, or a dash where the method does not run at T."""
+    return format(scale * values[T], spec) if T in values else "–"
+
+
 def _verdict(ok: bool) -> str:
     return "**supported**" if ok else "**not supported**"
 
@@ -195,15 +204,16 @@ def write_report(out: Path, rows, parts, steps, args, seconds) -> None:
         f"images 0..999; Bayesian optimisation ({args.trials} TPE trials per T, seed 0) on "
         "held-out training images from 55,000 on. SOPs and energy (45 nm float32: 0.9 pJ "
         "per SOP, 4.6 pJ per MAC; analog first layer computed once) per image at the largest "
-        "T; tables for every T follow.", "",
+        "T each method ran; tables for every T follow. A dash: the method does not run at "
+        f"that T (inverse-leaky binary firing carries at most {MAX_BITS} bits).", "",
         "| method | model | ANN | " + " | ".join(f"T={t}" for t in steps)
         + " | SOPs | energy (µJ) | ANN energy (µJ) |",
         "|---|---|---:|" + "---:|" * len(steps) + "---:|---:|---:|"]
     for r in rows:
-        t = max(steps)
-        latency = (f" (latency {r['latency'][t]} steps at W={t})" if "latency" in r else "")
+        t = max(r["accuracy"])
+        latency = (f" (latency {r['latency'][t]} steps at T={t})" if "latency" in r else "")
         lines.append(f"| {r['label']}{latency} | {r['model']} | {100 * r['ann']:.2f} | "
-                     + " | ".join(f"{100 * r['accuracy'][s]:.2f}" for s in steps)
+                     + " | ".join(_cell(r["accuracy"], s, 100, ".2f") for s in steps)
                      + f" | {r['sops'][t]:.3g} | {r['energy_uj'][t]:.3g} | "
                      f"{r['ann_energy_uj']:.3g} |")
     for title, key, scale, unit in (("SOPs per image", "sops", 1e-6, "millions"),
@@ -211,8 +221,8 @@ def write_report(out: Path, rows, parts, steps, args, seconds) -> None:
         lines += ["", f"### {title} at each T ({unit})", "",
                   "| method | " + " | ".join(f"T={t}" for t in steps) + " |",
                   "|---|" + "---:|" * len(steps)]
-        lines += [f"| {r['label']} | " + " | ".join(f"{scale * r[key][s]:.3g}" for s in steps)
-                  + " |" for r in rows]
+        lines += [f"| {r['label']} | " + " | ".join(_cell(r[key], s, scale, ".3g")
+                                                    for s in steps) + " |" for r in rows]
     for r in rows:
         if "tuned" in r:
             lines += ["", f"### {r['label']}: what the optimiser chose", "",
