@@ -125,6 +125,16 @@ def _energy_line(report) -> str:
             f"{report.table.name}, analog head: {report.convention})")
 
 
+def _spicalib_note(snn, result) -> str:
+    """A warning for SpiCalib networks read at several checkpoints ('' otherwise)."""
+    allowances = sorted({float(s.allowance) for s in snn.neurons.values() if s.allowance > 0})
+    if not allowances or len(result.checkpoints) < 2:
+        return ""
+    return (f"note: SpiCalib's allowance A = {', '.join(f'{a:g}' for a in allowances)} steps "
+            "is chosen for one T (T/2 by default, or by tuning); earlier checkpoints show this "
+            "network cut short, not one converted for that T")
+
+
 def _rates_line(result) -> str:
     return "firing rates (spikes per neuron per step): " + ", ".join(
         f"{k} {v:.3f}" for k, v in result.firing_rates().items())
@@ -235,6 +245,9 @@ def _run(args: argparse.Namespace) -> int:
           f"{args.encoding} input, on {len(images)} images of {what}"
           + ("" if labels is not None else " (no labels: accuracy not measured)") + "\n")
     print(summary.to_markdown())
+    note = _spicalib_note(snn, result)
+    if note:
+        print("\n" + note)
     print("\n" + _rates_line(result))
     print(_energy_line(energy) + "\n")
     print(energy.to_markdown())

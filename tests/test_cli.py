@@ -112,6 +112,17 @@ def test_run_text_without_labels(capsys, files):
     assert "recomputed every step (T·MACs)" in out and "| **total** |" in out
 
 
+def test_run_warns_that_a_spicalib_network_is_set_for_one_T(capsys, files):
+    root, _, _, _ = files
+    assert main(["convert", str(root / "ann.npz"), str(root / "calibration.npz"), "-o",
+                 str(root / "spicalib.npz"), "--method", "spicalib", "--T", "8"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(root / "spicalib.npz"), str(root / "data.npz"), "--T", "8"]) == 0
+    assert "allowance A = 4 steps is chosen for one T" in capsys.readouterr().out
+    assert main(["run", str(root / "snn.npz"), str(root / "data.npz"), "--T", "8"]) == 0
+    assert "allowance" not in capsys.readouterr().out
+
+
 def test_report_writes_a_self_contained_folder(capsys, files, tmp_path):
     root, _, _, _ = files
     out = _json(capsys, ["report", str(root / "snn.npz"), str(root / "data.npz"), "-o",
