@@ -5,13 +5,15 @@ format, or ``.onnx`` (:func:`load_onnx`, needs ``pip install evsim[onnx]``).
 One module per frontend: :mod:`~evsim.io.onnx`, :mod:`~evsim.io.torch`
 (:func:`from_torch`, a traced ``nn.Module``) and :mod:`~evsim.io.nir`
 (:func:`to_nir` / :func:`from_nir`: spiking networks in the neuromorphic
-exchange format). Each imports its framework only when called.
+exchange format). Each imports its framework only when called, and each raises a
+subclass of :class:`UnsupportedModelError` naming what it cannot represent.
 """
 
 from __future__ import annotations
 
 import os
 
+from .errors import UnsupportedModelError
 from .native import load as load_native
 from .native import save
 from .nir import (NIRExportError, NIRExportWarning, NIRImportError, from_nir, load_nir,
@@ -31,6 +33,7 @@ def load(path: str | os.PathLike):
                      "and .onnx models")
 
 
-__all__ = ["load", "save", "load_onnx", "UnsupportedOperatorError", "from_torch",
+__all__ = ["load", "save", "load_onnx", "UnsupportedModelError", "UnsupportedOperatorError",
+           "from_torch",
            "UnsupportedModuleError", "to_nir", "from_nir", "save_nir", "load_nir",
            "NIRExportError", "NIRImportError", "NIRExportWarning"]

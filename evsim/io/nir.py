@@ -53,6 +53,7 @@ from .. import layers as L
 from ..network import NetworkBuilder
 from ..signals import check_spiking_graph
 from ..spiking import NeuronSpec, SpikingNetwork
+from .errors import UnsupportedModelError
 from .nir_extensions import MAX_POOL_TYPE, max_pool_node, read_graph
 
 _FIRING_RULE = "v >= v_threshold"
@@ -62,7 +63,7 @@ class NIRExportError(ValueError):
     """The spiking network uses something NIR cannot express; the message names the layer."""
 
 
-class NIRImportError(ValueError):
+class NIRImportError(UnsupportedModelError):
     """The NIR graph has a node or wiring evsim cannot represent; the message names the node."""
 
 

@@ -55,6 +55,7 @@ import numpy as np
 from .. import layers as L
 from ..network import Network, NetworkBuilder
 from ..ops import activation as _activation
+from .errors import UnsupportedModelError
 
 if TYPE_CHECKING:
     import onnx
@@ -65,7 +66,7 @@ SUPPORTED = ("Conv", "Gemm", "MatMul", "BatchNormalization", "MaxPool", "Average
              "Identity", "Dropout", "Constant")
 
 
-class UnsupportedOperatorError(ValueError):
+class UnsupportedOperatorError(UnsupportedModelError):
     """An ONNX node that evsim cannot express (operator or configuration).
 
     ``op_type``, ``node_name`` and ``node_index`` (position in the graph's

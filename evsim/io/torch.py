@@ -37,9 +37,10 @@ import numpy as np
 
 from .. import layers as L
 from ..network import Network, NetworkBuilder
+from .errors import UnsupportedModelError
 
 
-class UnsupportedModuleError(ValueError):
+class UnsupportedModuleError(UnsupportedModelError):
     """A traced node has no evsim equivalent; the message names the fx node and where it is."""
 
 
