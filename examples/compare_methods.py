@@ -197,7 +197,8 @@ def write_report(out: Path, rows, parts, steps, args, seconds) -> None:
     lines = [
         "# Method comparison on Fashion-MNIST", "",
         f"Made by `python examples/compare_methods.py{' --smoke' if args.smoke else ''}"
-        f"{f' --images {args.images}' if args.images != 10000 else ''}` on "
+        f"{f' --images {args.images}' if args.images != 10000 else ''}"
+        f"{f' --trials {args.trials}' if args.trials != 12 and not args.smoke else ''}` on "
         f"{datetime.date.today()} ({seconds / 60:.0f} min of computing on 2 cores, summed "
         "over its parts; event engine, float32). "
         f"Accuracy on {args.n_images} Fashion-MNIST test images; calibration on training "
