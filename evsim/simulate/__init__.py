@@ -10,8 +10,7 @@ from ..compile import compile_program
 from ..encoding import check_rate_inputs
 from ..forward import _check_inputs
 from ..signals import ENCODINGS, plan
-from ..spiking import SpikingNetwork
-from ..spiking import WINDOWED
+from ..spiking import WINDOWED, SpikingNetwork
 from ..timescheme import binary_network, latency, window_network
 from . import dense, event
 from .result import SimResult, SpikeTrain, compare, default_checkpoints, results_equal

@@ -34,15 +34,19 @@ def _mix(z):
 
 
 @numba.njit(cache=True, inline="always")
-def _sent(m, binary):
-    """Spikes an event of multiplicity m stands for: |m|, or the set bits of a K-bit code."""
-    if not binary:
-        return abs(m)
+def _popcount(m):
+    """Set bits of a non-negative integer."""
     n = 0
     while m > 0:
         m &= m - 1
         n += 1
     return n
+
+
+@numba.njit(cache=True, inline="always")
+def _sent(m, binary):
+    """Spikes an event of multiplicity m stands for: |m|, or the set bits of a K-bit code."""
+    return _popcount(m) if binary else abs(m)
 
 
 @numba.njit(cache=True)
@@ -196,7 +200,7 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary):
             idx[base + emitted] = i
             mult[base + emitted] = s
             emitted += 1
-            counts[count_off + i] += _sent(np.int64(s), binary) if binary else s
+            counts[count_off + i] += _popcount(np.int64(s)) if binary else s
     return emitted
 
 
