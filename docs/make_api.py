@@ -20,6 +20,7 @@ OUT = Path(__file__).resolve().parent / "api.md"
 #: (module, heading) in reading order: the data flow, then analysis and output.
 MODULES = [
     ("evsim", "evsim: the top level"),
+    ("evsim.errors", "evsim.errors: exceptions and warnings"),
     ("evsim.io", "evsim.io: reading and writing networks"),
     ("evsim.models", "evsim.models: bundled models"),
     ("evsim.data", "evsim.data: data sets"),

@@ -17,10 +17,12 @@ from typing import ClassVar
 
 import numpy as np
 
+from .errors import EvsimError
+
 Shape = tuple[int, ...]
 
 
-class ShapeError(ValueError):
+class ShapeError(EvsimError, ValueError):
     """A layer's parameters or inputs have incompatible shapes."""
 
 

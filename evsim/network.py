@@ -23,10 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import EvsimError
 from .layers import Activation, Input, Layer, Shape, ShapeError
 
 
-class GraphError(ValueError):
+class GraphError(EvsimError, ValueError):
     """The graph is malformed (unknown input, cycle, duplicate name, ...)."""
 
 

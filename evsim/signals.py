@@ -28,15 +28,12 @@ import numpy as np
 
 from . import layers as L
 from . import ops
+from .errors import ConversionError
 from .fanout import path_fanout
 from .network import Network
 
 ANALOG, EVENTS, POOLED, CURRENT = "analog", "events", "pooled", "current"
 ENCODINGS = ("analog", "rate")
-
-
-class ConversionError(ValueError):
-    """The spiking network cannot be simulated as wired; the message names the layer."""
 
 
 @dataclass(frozen=True, eq=False)

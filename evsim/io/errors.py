@@ -6,8 +6,10 @@ whose message names the operator, module or node; catching
 :class:`UnsupportedModelError` handles all of them.
 """
 
+from ..errors import EvsimError
 
-class UnsupportedModelError(ValueError):
+
+class UnsupportedModelError(EvsimError, ValueError):
     """The model holds something evsim cannot represent; the message names it and says
     what to do."""
 

@@ -50,6 +50,7 @@ import numpy as np
 
 from .. import __version__, ops
 from .. import layers as L
+from ..errors import EvsimError
 from ..network import NetworkBuilder
 from ..signals import check_spiking_graph
 from ..spiking import NeuronSpec, SpikingNetwork
@@ -59,7 +60,7 @@ from .nir_extensions import MAX_POOL_TYPE, max_pool_node, read_graph
 _FIRING_RULE = "v >= v_threshold"
 
 
-class NIRExportError(ValueError):
+class NIRExportError(EvsimError, ValueError):
     """The spiking network uses something NIR cannot express; the message names the layer."""
 
 
