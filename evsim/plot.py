@@ -18,7 +18,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .analysis.energy import EnergyReport, energy_unit
-from .analysis.stats import LayerError, OutputError, counts_per_image, recorded_train
+from .analysis.stats import (LayerErrorStats, OutputErrorStats, counts_per_image,
+                             recorded_train)
 from .analysis.stats import rate_vs_activation as _rate_pairs
 from .simulate.result import SimResult
 from .spiking import SpikingNetwork
@@ -144,7 +145,8 @@ def accuracy_vs_T(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     return fig
 
 
-def conversion_error(errors: Mapping[str, LayerError], ax: Axes | None = None) -> Figure:
+def conversion_error(errors: Mapping[str, LayerErrorStats],
+                     ax: Axes | None = None) -> Figure:
     """Per-layer conversion error (:func:`evsim.analysis.conversion_error`): RMS error and mean
     error (bias) of the SNN rate against the ANN activation, as grouped bars."""
     if not errors:
@@ -161,7 +163,7 @@ def conversion_error(errors: Mapping[str, LayerError], ax: Axes | None = None) -
     return fig
 
 
-def output_error(error: OutputError, ax: Axes | None = None) -> Figure:
+def output_error(error: OutputErrorStats, ax: Axes | None = None) -> Figure:
     """Error of the SNN's mean output against the ANN output versus T
     (:func:`evsim.analysis.output_error`): mean squared and largest absolute error, log axes."""
     fig, ax = _axes(ax)

@@ -12,18 +12,19 @@
 from .energy import (CONVENTIONS, ENERGY_TABLES, FLOAT16_45NM, FLOAT32_45NM, INT8_45NM,
                      EnergyReport, EnergyRow, EnergyTable, ann_adds, ann_macs, energy_report,
                      energy_table, energy_unit)
-from .stats import (LayerError, OutputError, conversion_error, counts_per_image, first_spike_times,
-                    interspike_intervals, isi_cv, layer_firing_rates, neuron_firing_rates,
-                    output_error, rate_vs_activation, saturated_fraction, silent_fraction,
-                    recorded_train, snn_rates, sparsity_per_step, spikes_per_step)
+from .stats import (LayerErrorStats, OutputErrorStats, conversion_error, counts_per_image,
+                    first_spike_times, interspike_intervals, isi_cv, layer_firing_rates,
+                    neuron_firing_rates, output_error, rate_vs_activation, saturated_fraction,
+                    silent_fraction, recorded_train, snn_rates, sparsity_per_step,
+                    spikes_per_step)
 from .summary import CheckpointSummary, checkpoint_summary
 
 __all__ = [
     "counts_per_image", "recorded_train", "neuron_firing_rates", "layer_firing_rates",
     "silent_fraction", "saturated_fraction",
     "spikes_per_step", "sparsity_per_step", "interspike_intervals", "isi_cv",
-    "first_spike_times", "snn_rates", "rate_vs_activation", "conversion_error", "LayerError",
-    "output_error", "OutputError",
+    "first_spike_times", "snn_rates", "rate_vs_activation", "conversion_error",
+    "LayerErrorStats", "output_error", "OutputErrorStats",
     "EnergyTable", "FLOAT32_45NM", "FLOAT16_45NM", "INT8_45NM", "ENERGY_TABLES", "energy_table",
     "ann_macs", "ann_adds", "EnergyRow", "EnergyReport", "energy_report", "energy_unit",
     "CONVENTIONS", "CheckpointSummary", "checkpoint_summary",

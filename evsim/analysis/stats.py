@@ -247,7 +247,7 @@ def rate_vs_activation(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
 
 
 @dataclass(frozen=True)
-class LayerError:
+class LayerErrorStats:
     """Conversion error of one spiking layer over all its neurons and images.
 
     ``mean``: mean of (rate − activation), the bias; ``rms``: root mean
@@ -271,23 +271,23 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def conversion_error(snn: SpikingNetwork, result: SimResult, inputs: np.ndarray,
-                     layers: Iterable[str] | None = None) -> dict[str, LayerError]:
+                     layers: Iterable[str] | None = None) -> dict[str, LayerErrorStats]:
     """Per-layer error of the SNN rate θN/T against the ANN activation.
 
     Needs a result simulated with ``per_image_counts=True`` on ``inputs``.
-    Returns ``{layer: LayerError}`` in topological order.
+    Returns ``{layer: LayerErrorStats}`` in topological order.
     """
     out = {}
     for layer, (rate, act) in rate_vs_activation(snn, result, inputs, layers).items():
         diff = (rate - act).ravel()
-        out[layer] = LayerError(layer, float(diff.mean()), float(np.sqrt((diff ** 2).mean())),
+        out[layer] = LayerErrorStats(layer, float(diff.mean()), float(np.sqrt((diff ** 2).mean())),
                                 float(np.abs(diff).max()), _correlation(rate.ravel(), act.ravel()),
                                 int(diff.size))
     return out
 
 
 @dataclass(frozen=True)
-class OutputError:
+class OutputErrorStats:
     """Error of the SNN's mean output against the ANN output at each checkpoint.
 
     ``checkpoints`` ``(K,)`` steps; ``mse`` ``(K,)`` mean squared error and
@@ -300,7 +300,7 @@ class OutputError:
     max_abs: np.ndarray
 
 
-def output_error(snn: SpikingNetwork, result: SimResult, inputs: np.ndarray) -> OutputError:
+def output_error(snn: SpikingNetwork, result: SimResult, inputs: np.ndarray) -> OutputErrorStats:
     """Mean output ``Σ_{t'≤t} out(t') / t`` at every checkpoint t versus the ANN's output."""
     inputs = np.asarray(inputs)
     if len(inputs) != result.n_images:
@@ -310,7 +310,7 @@ def output_error(snn: SpikingNetwork, result: SimResult, inputs: np.ndarray) -> 
     mean = result.outputs.astype(np.float64) / result.checkpoints.reshape(
         (-1,) + (1,) * (result.outputs.ndim - 1))
     diff = (mean - ann[None]).reshape(len(result.checkpoints), -1)
-    return OutputError(result.checkpoints.copy(), (diff ** 2).mean(axis=1),
+    return OutputErrorStats(result.checkpoints.copy(), (diff ** 2).mean(axis=1),
                        np.abs(diff).max(axis=1))
 
 
@@ -318,4 +318,4 @@ __all__ = ["counts_per_image", "recorded_train", "neuron_firing_rates", "layer_f
            "silent_fraction", "saturated_fraction",
            "spikes_per_step", "sparsity_per_step", "interspike_intervals", "isi_cv",
            "first_spike_times", "snn_rates", "rate_vs_activation", "conversion_error",
-           "LayerError", "output_error", "OutputError"]
+           "LayerErrorStats", "output_error", "OutputErrorStats"]
