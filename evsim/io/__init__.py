@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from ..errors import EvsimFileError
 from .errors import UnsupportedModelError
 from .native import load as load_native
 from .native import save
@@ -23,14 +24,19 @@ from .torch import UnsupportedModuleError, from_torch
 
 
 def load(path: str | os.PathLike):
-    """Load a network from ``path`` (evsim ``.npz``, or an ``.onnx`` model)."""
+    """Load a network or result from ``path`` (evsim ``.npz``, or an ``.onnx`` model).
+
+    Raises :class:`~evsim.errors.EvsimFileError` naming the file when it is
+    missing, damaged or of an unknown type, and an
+    :class:`UnsupportedModelError` subclass for a model evsim cannot represent.
+    """
     suffix = os.fspath(path).lower().rsplit(".", 1)[-1]
     if suffix == "npz":
         return load_native(path)
     if suffix == "onnx":
         return load_onnx(path)
-    raise ValueError(f"{path}: unknown file type '.{suffix}'; evsim reads .npz files it wrote "
-                     "and .onnx models")
+    raise EvsimFileError(path, f"unknown file type '.{suffix}'; evsim reads .npz files it "
+                         "wrote and .onnx models")
 
 
 __all__ = ["load", "save", "load_onnx", "UnsupportedModelError", "UnsupportedOperatorError",

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 
 import numpy as np
 
+from ..errors import EvsimFileError
 from ..layers import LAYER_KINDS
 from ..network import Network, Node
 from ..spiking import NeuronSpec, SpikingNetwork
+from .errors import reading
 
 FORMAT_VERSION = 1
 _HEADER = "__evsim__"
@@ -63,8 +64,8 @@ def _build_network(graph: dict, arrays: dict, path) -> Network:
     for entry in graph["nodes"]:
         cls = LAYER_KINDS.get(entry["kind"])
         if cls is None:
-            raise ValueError(f"{path}: layer '{entry['name']}' has unknown kind "
-                             f"'{entry['kind']}' (written by a newer evsim?)")
+            raise EvsimFileError(path, f"layer '{entry['name']}' has unknown kind "
+                                 f"'{entry['kind']}' (written by a newer evsim?)")
         kwargs = dict(entry["attributes"])
         for key in entry["arrays"]:
             kwargs[key] = arrays[f"node/{entry['name']}/{key}"]
@@ -76,33 +77,43 @@ def _build_network(graph: dict, arrays: dict, path) -> Network:
 
 
 def load(path: str | os.PathLike) -> Network | SpikingNetwork:
-    """Read a file written by :func:`save`; errors name the file and what is wrong."""
-    try:
+    """Read a file written by :func:`save`.
+
+    Raises :class:`~evsim.errors.EvsimFileError`, naming the file and what is
+    wrong, for a missing, damaged or foreign file.
+    """
+    with reading(path, "evsim .npz file"):
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as err:
-        raise ValueError(f"{path}: not a readable evsim .npz file ({err})") from None
+        header = _header(path, arrays)
+        try:
+            network = _build_network(header["graph"], arrays, path)
+            if header["kind"] == "network":
+                return network
+            neurons = {name: NeuronSpec(threshold=arrays[f"neuron/{name}/threshold"],
+                                        v_init=arrays[f"neuron/{name}/v_init"], **attrs)
+                       for name, attrs in header["neurons"].items()}
+            return SpikingNetwork(network, neurons, max_pool=header["max_pool"],
+                                  time_scheme=header["time_scheme"], method=header["method"],
+                                  options=header["options"])
+        except KeyError as err:
+            raise EvsimFileError(path, f"missing entry {err} in the evsim file") from None
+
+
+def _header(path, arrays: dict) -> dict:
+    """The JSON header of an evsim file, removed from ``arrays``."""
     if _HEADER not in arrays:
-        raise ValueError(f"{path}: no evsim header; is this a file written by evsim.save?")
+        raise EvsimFileError(path, "no evsim header; is this a file written by evsim.save?")
     try:
         header = json.loads(arrays.pop(_HEADER).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: corrupt evsim header ({err})") from None
-    if header.get("format") != "evsim" or header.get("version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported format/version {header.get('format')!r} "
-                         f"{header.get('version')!r}; this evsim reads version {FORMAT_VERSION}")
-    try:
-        network = _build_network(header["graph"], arrays, path)
-        if header["kind"] == "network":
-            return network
-        neurons = {name: NeuronSpec(threshold=arrays[f"neuron/{name}/threshold"],
-                                    v_init=arrays[f"neuron/{name}/v_init"], **attrs)
-                   for name, attrs in header["neurons"].items()}
-        return SpikingNetwork(network, neurons, max_pool=header["max_pool"],
-                              time_scheme=header["time_scheme"], method=header["method"],
-                              options=header["options"])
-    except KeyError as err:
-        raise ValueError(f"{path}: missing entry {err} in the evsim file") from None
+        raise EvsimFileError(path, f"corrupt evsim header ({err})") from None
+    if not isinstance(header, dict) or header.get("format") != "evsim" or not isinstance(
+            header.get("version"), int) or header["version"] > FORMAT_VERSION:
+        shown = (header.get("format"), header.get("version")) if isinstance(header, dict) else ()
+        raise EvsimFileError(path, f"unsupported format/version {shown}; this evsim reads "
+                             f"evsim files up to version {FORMAT_VERSION}")
+    return header
 
 
 __all__ = ["save", "load", "FORMAT_VERSION"]

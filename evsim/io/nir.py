@@ -41,6 +41,7 @@ as a batch axis (nirtorch-based exporters write one).
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from collections.abc import Mapping
@@ -54,7 +55,7 @@ from ..errors import EvsimError
 from ..network import NetworkBuilder
 from ..signals import check_spiking_graph
 from ..spiking import NeuronSpec, SpikingNetwork
-from .errors import UnsupportedModelError
+from .errors import UnsupportedModelError, reading
 from .nir_extensions import MAX_POOL_TYPE, max_pool_node, read_graph
 
 _FIRING_RULE = "v >= v_threshold"
@@ -605,21 +606,20 @@ def load_nir(path: str | os.PathLike) -> SpikingNetwork:
 
     Reads what ``nir.read`` reads plus evsim's extension nodes
     (:mod:`evsim.io.nir_extensions`). Errors name the file: an unreadable or
-    corrupt file raises NIRImportError.
+    corrupt file raises NIRImportError, a missing one
+    :class:`~evsim.errors.EvsimFileError`.
     """
     nir = _require_nir()
-    try:
-        # Without type checking: nir's own check rejects valid grouped convolutions.
-        graph = read_graph(nir, path)
-    except FileNotFoundError:
-        raise
-    except (OSError, KeyError, ValueError, AssertionError, TypeError, AttributeError) as err:
-        raise NIRImportError(f"{os.fspath(path)}: not a readable NIR file "
-                             f"({type(err).__name__}: {err})") from err
-    try:
+    with reading(path, "NIR file"):
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, "no such file", os.fspath(path))
+        try:
+            # Without type checking: nir's own check rejects valid grouped convolutions.
+            graph = read_graph(nir, path)
+        except (OSError, KeyError, ValueError, AssertionError, TypeError, AttributeError) as err:
+            raise NIRImportError(f"{os.fspath(path)}: not a readable NIR file "
+                                 f"({type(err).__name__}: {err})") from err
         return from_nir(graph)
-    except NIRImportError as err:
-        raise NIRImportError(f"{os.fspath(path)}: {err}") from None
 
 
 __all__ = ["to_nir", "from_nir", "save_nir", "load_nir", "NIRExportError", "NIRImportError",

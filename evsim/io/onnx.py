@@ -55,7 +55,8 @@ import numpy as np
 from .. import layers as L
 from ..network import Network, NetworkBuilder
 from ..ops import activation as _activation
-from .errors import UnsupportedModelError
+from ..errors import EvsimFileError, EvsimValueError
+from .errors import UnsupportedModelError, reading
 
 if TYPE_CHECKING:
     import onnx
@@ -285,6 +286,9 @@ class _Importer:
                 raise
             except ValueError as err:  # evsim's layer and shape checks
                 raise _node_error(index, node, str(err)) from None
+            except (IndexError, KeyError, TypeError, AttributeError) as err:
+                raise _node_error(index, node, f"malformed node ({type(err).__name__}: "
+                                  f"{err})") from None
         outputs = [o.name for o in self.graph.output]
         if len(outputs) != 1:
             raise ValueError(f"the model has {len(outputs)} graph outputs {outputs}; "
@@ -768,21 +772,28 @@ def load_onnx(path_or_model: str | os.PathLike | onnx.ModelProto, *,
         raise ImportError("evsim.io.load_onnx needs the onnx package: pip install evsim[onnx]"
                           ) from err
     if isinstance(path_or_model, onnx.ModelProto):
-        model, origin = path_or_model, "ONNX model"
-    else:
-        origin = os.fspath(path_or_model)
+        return _import(path_or_model, "ONNX model", input_name)
+    origin = os.fspath(path_or_model)
+    with reading(origin, "ONNX model"):
         try:
             model = onnx.load(origin, load_external_data=True)
+        except onnx.checker.ValidationError as err:  # external data missing or misplaced
+            raise EvsimFileError(origin, f"its external tensor data cannot be read ({err}); "
+                                 "keep the data files where the model names them") from None
         except (DecodeError, ValueError, UnicodeDecodeError) as err:
-            raise ValueError(f"{origin}: not a readable ONNX model ({err})") from None
+            raise EvsimFileError(origin, f"not a readable ONNX model ({err})") from None
+        return _import(model, origin, input_name)
+
+
+def _import(model: onnx.ModelProto, origin: str, input_name: str | None) -> Network:
     if not model.HasField("graph") or not model.graph.output:
-        raise ValueError(f"{origin}: not an ONNX model (it has no graph with an output)")
+        raise EvsimValueError(f"{origin}: not an ONNX model (it has no graph with an output)")
     try:
         return _Importer(model, input_name).run()
     except UnsupportedOperatorError:
         raise
     except ValueError as err:
-        raise ValueError(f"{origin}: {err}") from None
+        raise EvsimValueError(f"{origin}: {err}") from None
 
 
 __all__ = ["load_onnx", "UnsupportedOperatorError", "SUPPORTED"]

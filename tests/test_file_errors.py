@@ -1,0 +1,111 @@
+"""Every failure while reading a file is an evsim error that names the file."""
+
+import re
+
+import numpy as np
+import pytest
+from corrupt import NPZ_DAMAGE, ONNX_DAMAGE, evsim_npz_with, zip_bytes
+
+import evsim
+from evsim import EvsimError, EvsimFileError
+from evsim.io import UnsupportedModelError
+from evsim.models import load_model
+
+
+def _expect_file_error(path, match: str = ""):
+    with pytest.raises(EvsimFileError, match=re.escape(str(path)) + ".*" + match) as info:
+        evsim.load(path)
+    assert info.value.path == str(path)
+    assert isinstance(info.value, ValueError)  # callers catching ValueError keep working
+    return info.value
+
+
+def test_the_hierarchy_keeps_the_builtin_bases():
+    assert issubclass(evsim.ConversionError, EvsimError)
+    assert issubclass(evsim.ConversionError, ValueError)
+    assert evsim.signals.ConversionError is evsim.ConversionError
+    assert issubclass(UnsupportedModelError, EvsimError)
+    assert issubclass(evsim.EvsimTypeError, TypeError)
+    assert issubclass(evsim.InsufficientMemoryError, MemoryError)
+    assert issubclass(evsim.network.GraphError, EvsimError)
+    assert issubclass(evsim.layers.ShapeError, EvsimError)
+
+
+@pytest.mark.parametrize("damage", sorted(NPZ_DAMAGE))
+def test_damaged_npz_container(tmp_path, damage):
+    path = tmp_path / "damaged.npz"
+    path.write_bytes(NPZ_DAMAGE[damage]())
+    error = _expect_file_error(path, "not a readable evsim .npz file")
+    assert error.__cause__ is not None  # the parser's own exception is kept for debugging
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    root = tmp_path_factory.mktemp("saved")
+    ann = load_model()
+    evsim.save(ann, root / "ann.npz")
+    evsim.save(evsim.convert(ann, np.random.default_rng(0).random((8, 1, 28, 28))),
+               root / "snn.npz")
+    return root
+
+
+def _drop_bn_beta(header):
+    node = next(n for n in header["graph"]["nodes"] if n["kind"] == "batchnorm")
+    node["arrays"].remove("beta")
+
+
+HEADER_DAMAGE = {
+    "AttributeError": ("snn.npz", lambda h: h.update(neurons="relu1")),
+    "TypeError": ("ann.npz", _drop_bn_beta),
+    "TypeError-version": ("ann.npz", lambda h: h.update(version=None)),
+    "KeyError": ("snn.npz", lambda h: h.pop("max_pool")),
+    "IndexError": ("ann.npz", lambda h: h["graph"].update(nodes=[])),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(HEADER_DAMAGE))
+def test_damaged_evsim_header(tmp_path, saved, damage):
+    source, edit = HEADER_DAMAGE[damage]
+    path = tmp_path / source
+    path.write_bytes(evsim_npz_with(saved / source, edit))
+    _expect_file_error(path)
+
+
+def test_missing_foreign_and_folder_paths(tmp_path):
+    _expect_file_error(tmp_path / "absent.npz", "no such file")
+    (tmp_path / "folder.npz").mkdir()
+    _expect_file_error(tmp_path / "folder.npz", "is a folder")
+    (tmp_path / "other.npz").write_bytes(zip_bytes({"x.npy": b""}))
+    _expect_file_error(tmp_path / "other.npz")
+    (tmp_path / "model.h5").write_bytes(b"")
+    _expect_file_error(tmp_path / "model.h5", r"unknown file type '\.h5'")
+
+
+@pytest.mark.parametrize("damage", sorted(ONNX_DAMAGE))
+def test_damaged_onnx(tmp_path, damage):
+    onnx = pytest.importorskip("onnx")
+    path = tmp_path / "model.onnx"
+    onnx.save(ONNX_DAMAGE[damage](), str(path))
+    with pytest.raises(EvsimError, match=re.escape(str(path))):
+        evsim.load(path)
+
+
+def test_missing_external_data_says_so(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    path = tmp_path / "model.onnx"
+    onnx.save(ONNX_DAMAGE["ValidationError-external-data"](), str(path))
+    _expect_file_error(path, "external tensor data cannot be read")
+
+
+def test_unsupported_operator_in_a_file_names_the_file_and_keeps_its_class(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper
+    path = tmp_path / "sigmoid.onnx"
+    onnx.save(helper.make_model(helper.make_graph(
+        [helper.make_node("Sigmoid", ["x"], ["y"], name="squash")], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])]),
+        opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    with pytest.raises(evsim.io.UnsupportedOperatorError,
+                       match=re.escape(str(path)) + r": ONNX node 0 'squash' \(Sigmoid\)"):
+        evsim.load(path)
