@@ -154,6 +154,8 @@ def _demo(args: argparse.Namespace) -> int:
     from .data import load_bundled_sample, load_fashion_mnist
     from .models import load_model, model_info
 
+    if args.report is not None:
+        _check_report_folder(args.report)
     network = load_model(args.model)
     calibration, _ = load_bundled_sample("train")
     if args.full_test_set:
@@ -197,7 +199,10 @@ def _convert(args: argparse.Namespace) -> int:
     images."""
     from . import convert
     from .io import save
+    from .io.atomic import check_output_file
 
+    output = args.output if args.output.endswith(".npz") else args.output + ".npz"
+    check_output_file(output)
     network = _load_ann(args.model)
     calibration, _, what = _load_data(args.calibration, "train", network.input_shape,
                                       args.calibration_images)
@@ -206,7 +211,6 @@ def _convert(args: argparse.Namespace) -> int:
                 "initial_potential_unit", "burst", "allowance", "max_pool", "time_scheme")
                if getattr(args, key) is not None}
     snn = convert(network, calibration, method=args.method, T=args.T, **options)
-    output = args.output if args.output.endswith(".npz") else args.output + ".npz"
     save(snn, output)
     if args.json:
         _print_json({"output": output, "method": snn.method, "calibration": what,
@@ -257,6 +261,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """Write a report folder: plots (PNG), report.md and a self-contained index.html."""
+    _check_report_folder(args.output)
     snn = _load_snn(args.network)
     images, labels, what = _load_data(args.data, "test", snn.network.input_shape, args.images)
     report = _write_report(args, args.output, snn, images, labels, None, what)
@@ -267,6 +272,13 @@ def _report(args: argparse.Namespace) -> int:
         return 0
     print(f"wrote {report.markdown}, {report.html} and {len(report.images)} plots")
     return 0
+
+
+def _check_report_folder(directory: str) -> None:
+    from .io.atomic import check_output_folder
+    from .report import REPORT_FILES
+
+    check_output_folder(directory, REPORT_FILES)
 
 
 def _write_report(args, directory, snn, images, labels, result, what):

@@ -30,6 +30,7 @@ from . import plot
 from .analysis import (CONVENTIONS, EnergyTable, checkpoint_summary, conversion_error,
                        energy_report, energy_table, first_spike_times, isi_cv, layer_firing_rates,
                        output_error, saturated_fraction, silent_fraction)
+from .io.atomic import StagedFolder, check_output_folder
 from .simulate import simulate
 from .spiking import WINDOWED
 from .simulate.result import SimResult
@@ -37,6 +38,9 @@ from .spiking import SpikingNetwork
 
 #: Neurons recorded per spiking layer for the raster and traces.
 RECORDED_NEURONS = 64
+
+#: Names of the files a report folder holds (glob patterns).
+REPORT_FILES = ("report.md", "index.html", "*.png")
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,10 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
     Parameters
     ----------
     directory:
-        Folder to write into (created if missing; files in it are replaced).
+        Folder to write (created if missing). It is built beside its place and
+        swapped in whole (:class:`~evsim.io.atomic.StagedFolder`), so an
+        interrupted run leaves the previous report; an existing folder may hold
+        only a previous report's files (:data:`REPORT_FILES`).
     snn, images, labels:
         The network, the images ``(B, *input_shape)`` and optional labels ``(B,)``.
     T, engine, encoding:
@@ -102,14 +109,14 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
     if analysis_images < 1:
         raise ValueError(f"analysis_images must be >= 1, got {analysis_images}")
     images = np.asarray(images)
+    out = check_output_folder(directory, REPORT_FILES)
     if result is None:
         result = simulate(snn, images, T=T, engine=engine, encoding=encoding, progress=progress)
     elif result.n_images != len(images):
         raise ValueError(f"result simulated {result.n_images} images but {len(images)} were "
                          "given; pass the images of that run")
     T, engine, encoding = result.T, result.engine, result.encoding
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    staging = StagedFolder(out)
 
     subset = images[:analysis_images]
     detail = simulate(snn, subset, T=T, engine=engine, encoding=encoding, per_image_counts=True,
@@ -127,9 +134,8 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
     saved: list[Path] = []
 
     def figure(fig, name: str) -> str:
-        path = out / name
-        fig.savefig(path, dpi=110)
-        saved.append(path)
+        fig.savefig(staging.path / name, dpi=110)
+        saved.append(out / name)
         return f"![{name[:-4].replace('_', ' ')}]({name})"
 
     curves = {snn.method: (summary.steps, summary.accuracy)} if labels is not None else {}
@@ -182,8 +188,10 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
     parts += ["## Network", "", "```", snn.summary(), "```", ""]
     markdown = "\n".join(parts)
     md_path, html_path = out / "report.md", out / "index.html"
-    md_path.write_text(markdown, encoding="utf-8")
-    html_path.write_text(markdown_to_html(markdown, out, title), encoding="utf-8")
+    (staging.path / md_path.name).write_text(markdown, encoding="utf-8")
+    (staging.path / html_path.name).write_text(markdown_to_html(markdown, staging.path, title),
+                                               encoding="utf-8")
+    staging.commit()
     return Report(out, md_path, html_path, tuple(saved),
                   {"checkpoints": summary.as_dict(), "energy": energy.as_dict()})
 
@@ -271,4 +279,4 @@ def markdown_to_html(markdown: str, image_dir: Path, title: str) -> str:
             + "\n</body></html>\n")
 
 
-__all__ = ["write_report", "Report", "markdown_to_html", "RECORDED_NEURONS"]
+__all__ = ["write_report", "Report", "markdown_to_html", "RECORDED_NEURONS", "REPORT_FILES"]

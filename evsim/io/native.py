@@ -17,6 +17,7 @@ from ..errors import EvsimFileError
 from ..layers import LAYER_KINDS
 from ..network import Network, Node
 from ..spiking import NeuronSpec, SpikingNetwork
+from .atomic import atomic_file
 from .errors import reading
 
 FORMAT_VERSION = 1
@@ -35,7 +36,11 @@ def _network_payload(network: Network) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def save(obj: Network | SpikingNetwork, path: str | os.PathLike) -> None:
-    """Write a Network or SpikingNetwork to ``path`` (``.npz`` is appended if missing)."""
+    """Write a Network or SpikingNetwork to ``path`` (``.npz`` is appended if missing).
+
+    The file is replaced atomically (:mod:`evsim.io.atomic`): an interrupted
+    save leaves the old file intact. Missing parent folders are created.
+    """
     if isinstance(obj, SpikingNetwork):
         graph, arrays = _network_payload(obj.network)
         header = {"kind": "spiking_network", "graph": graph, "max_pool": obj.max_pool,
@@ -56,7 +61,13 @@ def save(obj: Network | SpikingNetwork, path: str | os.PathLike) -> None:
     except (TypeError, ValueError) as err:
         raise ValueError(f"cannot save: conversion options must be JSON values ({err})") from None
     arrays[_HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    np.savez_compressed(path, **arrays)
+    _write_npz(path, arrays)
+
+
+def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    name = os.fspath(path)
+    with atomic_file(name if name.endswith(".npz") else name + ".npz") as stream:
+        np.savez_compressed(stream, **arrays)
 
 
 def _build_network(graph: dict, arrays: dict, path) -> Network:
