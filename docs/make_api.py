@@ -21,6 +21,7 @@ OUT = Path(__file__).resolve().parent / "api.md"
 MODULES = [
     ("evsim", "evsim: the top level"),
     ("evsim.errors", "evsim.errors: exceptions and warnings"),
+    ("evsim.validate", "evsim.validate: checks of images, labels and arguments"),
     ("evsim.io", "evsim.io: reading and writing networks"),
     ("evsim.models", "evsim.models: bundled models"),
     ("evsim.data", "evsim.data: data sets"),

@@ -7,19 +7,22 @@ from collections.abc import Iterable
 import numpy as np
 
 from . import ops
+from .errors import EvsimTypeError, EvsimValueError
 from .network import Network
+from .spiking import SpikingNetwork
+from .validate import check_batch_size, check_finite
 
 
 def _check_inputs(network: Network, inputs: np.ndarray, dtype) -> np.ndarray:
     x = np.asarray(inputs)
     if x.dtype.kind not in "fiub":
-        raise TypeError(f"inputs must be numeric, got dtype {x.dtype}")
+        raise EvsimTypeError(f"inputs must be numeric, got dtype {x.dtype}")
     if x.shape[1:] != network.input_shape:
         if x.shape == network.input_shape:
-            raise ValueError(f"inputs have shape {x.shape}, a single image; add a batch axis: "
-                             f"inputs[None] has shape {(1,) + x.shape}")
-        raise ValueError(f"inputs have shape {x.shape}; the network expects "
-                         f"(batch, {', '.join(map(str, network.input_shape))})")
+            raise EvsimValueError(f"inputs have shape {x.shape}, a single image; add a batch "
+                                  f"axis: inputs[None] has shape {(1,) + x.shape}")
+        raise EvsimValueError(f"inputs have shape {x.shape}; the network expects "
+                              f"(batch, {', '.join(map(str, network.input_shape))})")
     return x.astype(dtype, copy=False)
 
 
@@ -32,7 +35,8 @@ def forward(network: Network, inputs: np.ndarray, *, activations: bool | Iterabl
     network:
         The ANN (BatchNorm may still be present; it is applied as is).
     inputs:
-        Array ``(B, *network.input_shape)``, batch first, channel first.
+        Array ``(B, *network.input_shape)``, batch first, channel first; NaN
+        and infinite values are refused.
     activations:
         ``True`` to also return every layer's output, or an iterable of layer
         names to return only those.
@@ -46,7 +50,15 @@ def forward(network: Network, inputs: np.ndarray, *, activations: bool | Iterabl
     The output ``(B, *network.output_shape)``; with ``activations``, a pair
     ``(output, {layer name: (B, *shape)})``.
     """
+    if isinstance(network, SpikingNetwork):
+        raise EvsimTypeError("forward runs an ANN, but got a SpikingNetwork: pass snn.network "
+                             "for the ANN it was converted from, or simulate it with "
+                             "evsim.simulate(snn, inputs)")
+    if not isinstance(network, Network):
+        raise EvsimTypeError(f"forward needs a Network, got {type(network).__name__}")
+    batch_size = check_batch_size(batch_size)
     x = _check_inputs(network, inputs, dtype)
+    check_finite(x)
     if activations is True:
         keep = {n.name for n in network}
     elif activations is False:

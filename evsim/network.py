@@ -2,7 +2,8 @@
 
 A :class:`Network` is immutable. It holds its nodes in topological order and
 knows every node's per-image output shape; building one validates the graph
-and every layer's shapes, and errors name the layer and the shapes involved.
+(every layer must reach the output) and every layer's shapes, and errors name
+the layer and the shapes involved.
 
 Build one with :class:`NetworkBuilder`, which reads like a model definition::
 
@@ -59,7 +60,9 @@ class Network:
     nodes:
         The nodes, in any order; exactly one must hold an :class:`~evsim.layers.Input`.
     output:
-        Name of the output node; defaults to the only node that no other node consumes.
+        Name of the output node; defaults to the only node that no other node
+        consumes. Every other node must reach it (:class:`GraphError` names one
+        that does not: its operations would be counted for nothing).
     """
 
     def __init__(self, nodes: Iterable[Node], output: str | None = None):
@@ -85,11 +88,12 @@ class Network:
         if output is None:
             sinks = [n.name for n in self._nodes if not self._consumers[n.name]]
             if len(sinks) != 1:
-                raise GraphError(f"the network has {len(sinks)} unconsumed layers {sinks}; "
-                                 "name the output explicitly")
+                raise GraphError(f"the network has {len(sinks)} unconsumed layers {sinks}; a "
+                                 "network has one output, and every other layer must reach it")
             output = sinks[0]
         if output not in self._by_name:
             raise GraphError(f"output '{output}' is not a layer of the network")
+        _check_all_reach(self._nodes, self._by_name, output)
         self.input_name: str = inputs[0]
         self.output_name: str = output
         self._shapes: dict[str, Shape] = {}
@@ -194,6 +198,29 @@ class Network:
         for i, layer in enumerate(layers):
             builder.add_layer(layer, name=None if names is None else names[i])
         return builder.build()
+
+
+def _check_all_reach(nodes: tuple[Node, ...], by_name: dict[str, Node], output: str) -> None:
+    """Raise GraphError naming the first layer whose result never reaches ``output``.
+
+    Such a branch would be computed, and its MACs, SOPs and energy counted,
+    without changing the output.
+    """
+    live, stack = {output}, [output]
+    while stack:
+        for src in by_name[stack.pop()].inputs:
+            if src not in live:
+                live.add(src)
+                stack.append(src)
+    dead = [n for n in nodes if n.name not in live]
+    if dead:
+        first = dead[0]
+        others = f" (and {len(dead) - 1} more: {[n.name for n in dead[1:4]]})" if len(
+            dead) > 1 else ""
+        raise GraphError(f"layer '{first.name}' ({type(first.layer).__name__}) never reaches the "
+                         f"output '{output}'{others}: it would be computed and its operations "
+                         "counted without changing the output; remove it or make the output "
+                         "depend on it")
 
 
 def _topological_order(nodes: list[Node], by_name: dict[str, Node]) -> list[Node]:

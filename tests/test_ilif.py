@@ -71,6 +71,7 @@ def test_engines_agree_spike_for_spike_and_sop_for_sop(seed, bits, dtype, v0, ma
     assert evsim.results_equal(dense, event), evsim.compare(dense, event)
 
 
+@pytest.mark.filterwarnings("ignore::evsim.UnscaledInputWarning")  # currents, not images
 def test_a_hand_computed_chain():
     # x = 0.8125 = 0.1101b, θ = 1, K = 4: the code is floor(0.8125 · 8) = 6 = 0110b, two
     # spikes (bits 2 and 3), decoded 0.75; each reaches 3 synapses of the next Dense.

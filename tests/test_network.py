@@ -98,15 +98,16 @@ def test_conv_channel_mismatch_names_layer():
         Network.sequential((2, 5, 5), [L.Conv2d(np.ones((4, 3, 3, 3)))], names=["c"])
 
 
-def test_multiple_sinks_need_explicit_output():
+def test_every_layer_must_reach_the_one_output():
     nodes = [Node("input", L.Input((3,))), Node("a", L.ReLU(), ("input",)),
              Node("b", L.ReLU(), ("input",))]
-    with pytest.raises(GraphError, match="output"):
+    with pytest.raises(GraphError, match=r"2 unconsumed layers \['a', 'b'\]"):
         Network(nodes)
-    net = Network(nodes, output="b")
-    assert net.output_name == "b"
+    with pytest.raises(GraphError, match="layer 'a' \\(ReLU\\) never reaches the output 'b'"):
+        Network(nodes, output="b")  # a dead branch: its SOPs and energy would be counted
     with pytest.raises(GraphError, match="'zzz'"):
         Network(nodes, output="zzz")
+    assert Network(nodes[:2]).output_name == "a"
 
 
 # ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ element-wise chain with constants      one ReLU, Clip or QCFS
 Floor, Ceil, Round, Neg, Min, Max)
 Identity; Dropout (inference)          nothing: they pass their input on
 any node whose inputs are constants    evaluated at import (constant folding)
+any node no graph output depends on    nothing: skipped, as ONNX runtimes skip it
 =====================================  ========================================
 
 An element-wise chain such as PyTorch's export of the QCFS activation
@@ -219,8 +220,22 @@ def _layer_name(raw: str) -> str:
     return raw.strip("/").replace("/", ".") or "node"
 
 
+def _live_nodes(graph: onnx.GraphProto) -> set[int]:
+    """Indices of the nodes the graph outputs depend on."""
+    producer = {name: i for i, node in enumerate(graph.node) for name in node.output if name}
+    live: set[int] = set()
+    stack = [o.name for o in graph.output]
+    while stack:
+        index = producer.get(stack.pop())
+        if index is not None and index not in live:
+            live.add(index)
+            stack.extend(graph.node[index].input)
+    return live
+
+
 class _Importer:
-    """Walks one ONNX graph in order and builds the evsim network."""
+    """Walks one ONNX graph in order and builds the evsim network (nodes no output depends
+    on are skipped, as an ONNX runtime skips them)."""
 
     def __init__(self, model: onnx.ModelProto, input_name: str | None):
         self.model = model
@@ -228,7 +243,8 @@ class _Importer:
         self.values: dict[str, _Value] = {}
         self.built: dict[_Value, str] = {}  # a value turned into an evsim layer, by identity
         self.names: set[str] = set()
-        self.used = {name for n in self.graph.node for name in n.input}
+        self.live = _live_nodes(self.graph)
+        self.used = {name for i in self.live for name in self.graph.node[i].input}
         self.used |= {o.name for o in self.graph.output}
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           1)
@@ -280,6 +296,8 @@ class _Importer:
 
     def run(self) -> Network:
         for index, node in enumerate(self.graph.node):
+            if index not in self.live:  # the output does not depend on it: ONNX skips it too
+                continue
             try:
                 self._visit(index, node)
             except UnsupportedOperatorError:

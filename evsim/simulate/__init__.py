@@ -7,11 +7,13 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from ..compile import compile_program
+from ..errors import EvsimTypeError
 from ..encoding import check_rate_inputs
 from ..forward import _check_inputs
 from ..signals import ENCODINGS, plan
 from ..spiking import WINDOWED, SpikingNetwork
 from ..timescheme import binary_network, latency, window_network
+from ..validate import check_batch_size, check_images, check_simulation_memory, check_steps
 from . import dense, event
 from .result import SimResult, SpikeTrain, compare, default_checkpoints, results_equal
 
@@ -54,7 +56,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     inputs:
         ``(B, *input_shape)`` images, batch first, channel first.
     T:
-        Number of time steps (≥ 1); for a network in the temporal scheme,
+        Number of time steps (an int ≥ 1); for a network in the temporal scheme,
         the window length W (the result then has one checkpoint, W, and one
         SOP entry per layer, and ``latency`` = (D + 1) W steps); in the
         ``"ilif"`` scheme the number of bits K per window (≤ 24), the
@@ -82,7 +84,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     seed:
         Seed of the rate encoder (≥ 0).
     batch_size:
-        Images simulated together (bounds memory).
+        Images simulated together (≥ 1; bounds memory).
     dtype:
         ``np.float32`` (default) or ``np.float64``.
     threads:
@@ -96,15 +98,13 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     A :class:`SimResult`.
     """
     if not isinstance(snn, SpikingNetwork):
-        raise TypeError(f"simulate needs a SpikingNetwork (from evsim.convert), got "
-                        f"{type(snn).__name__}")
+        raise EvsimTypeError(f"simulate needs a SpikingNetwork (from evsim.convert), got "
+                             f"{type(snn).__name__}")
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
-    if int(T) != T or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T}")
-    T = int(T)
+    T, batch_size = check_steps(T), check_batch_size(batch_size)
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     if int(seed) < 0:
@@ -112,6 +112,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     x = _check_inputs(snn.network, inputs, dtype)
     if len(x) == 0:
         raise ValueError("inputs hold no image")
+    check_images(inputs, encoding=encoding)
     if encoding == "rate":
         check_rate_inputs(x)
     steps = default_checkpoints(T) if checkpoints is None else np.unique(
@@ -119,6 +120,9 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     if steps.size == 0 or steps[0] < 1 or steps[-1] > T:
         raise ValueError(f"checkpoints must be steps in [1, {T}], got {steps.tolist()}")
     selection = _selection(snn, record)
+    check_simulation_memory(snn, len(x), T, engine=engine, batch_size=batch_size,
+                            checkpoints=len(steps), per_image_counts=per_image_counts,
+                            recorded=sum(len(v) for v in selection.values()), dtype=dtype)
     signal_plan = plan(snn.network, encoding)
     window, binary, steps_simulated = 0, snn.time_scheme == "ilif", T
     if snn.time_scheme in WINDOWED:

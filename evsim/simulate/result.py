@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..spiking import WINDOWED
+from ..validate import check_labels
 
 
 def default_checkpoints(T: int) -> np.ndarray:
@@ -113,10 +114,13 @@ class SimResult:
         return flat.argmax(axis=2)
 
     def accuracy(self, labels: np.ndarray) -> np.ndarray:
-        """``(K,)`` classification accuracy at every checkpoint."""
-        labels = np.asarray(labels)
-        if labels.shape != (self.n_images,):
-            raise ValueError(f"labels have shape {labels.shape}; expected ({self.n_images},)")
+        """``(K,)`` classification accuracy at every checkpoint.
+
+        ``labels`` ``(n_images,)`` are class indices in ``[0, number of outputs)``;
+        others raise :class:`~evsim.errors.EvsimValueError`.
+        """
+        classes = int(np.prod(self.outputs.shape[2:]))
+        labels = check_labels(labels, classes, self.n_images)
         return (self.predictions() == labels[None, :]).mean(axis=1)
 
     def cumulative_sops(self) -> np.ndarray:
