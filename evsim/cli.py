@@ -14,11 +14,11 @@ import json
 import os
 import sys
 import time
-import zipfile
 
 import numpy as np
 
 from . import __version__
+from .errors import EvsimError, EvsimValueError
 
 BUNDLED = "bundled"
 
@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-class CommandError(ValueError):
+class CommandError(EvsimValueError):
     """A user error the command reports as one line."""
 
 
@@ -41,14 +41,7 @@ def _load_network(path: str):
     from .network import Network
     from .spiking import SpikingNetwork
 
-    if not os.path.exists(path):
-        raise CommandError(f"{path}: no such file")
-    try:
-        loaded = load(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
-        if path in str(err):
-            raise
-        raise CommandError(f"{path}: {err}") from None
+    loaded = load(path)
     if not isinstance(loaded, (Network, SpikingNetwork)):
         raise CommandError(f"{path}: holds a {type(loaded).__name__}, not a network")
     return loaded
@@ -73,9 +66,12 @@ def _load_snn(path: str):
     return snn
 
 
-def _load_data(spec: str, split: str, input_shape, limit: int | None):
-    """``(images, labels or None, description)`` from ``bundled`` or an .npz file."""
+def _load_data(spec: str, split: str, network, limit: int | None):
+    """``(images, labels or None, description)`` from ``bundled`` or an .npz file, checked
+    against ``network``: image shape, finite values, labels in the output range."""
     from .data import load_bundled_sample
+    from .io.errors import reading
+    from .validate import check_finite, check_labels
 
     if limit is not None and limit < 1:
         raise CommandError(f"--images must be >= 1, got {limit}")
@@ -86,15 +82,14 @@ def _load_data(spec: str, split: str, input_shape, limit: int | None):
         if not os.path.exists(spec):
             raise CommandError(f"{spec}: no such file (give an .npz with an 'images' array, "
                                f"or '{BUNDLED}')")
-        try:
-            data = dict(np.load(spec, allow_pickle=False))
-        except (zipfile.BadZipFile, OSError, ValueError) as err:
-            raise CommandError(f"{spec}: not a readable .npz file ({err})") from None
+        with reading(spec, ".npz file"), np.load(spec, allow_pickle=False) as archive:
+            data = {key: archive[key] for key in archive.files}
         if "images" not in data:
             raise CommandError(f"{spec}: has no 'images' array (it holds "
                                f"{', '.join(data) or 'nothing'})")
         images, labels = data["images"], data.get("labels")
         what = os.path.basename(spec)
+    input_shape = network.input_shape
     if tuple(images.shape[1:]) != tuple(input_shape):
         raise CommandError(f"{spec}: images have shape {images.shape}, the network expects "
                            f"(N, {', '.join(map(str, input_shape))})")
@@ -104,6 +99,10 @@ def _load_data(spec: str, split: str, input_shape, limit: int | None):
     if limit is not None:
         images = images[:limit]
         labels = None if labels is None else labels[:limit]
+    check_finite(images, what=f"{spec}: images")
+    if labels is not None:
+        labels = check_labels(labels, int(np.prod(network.output_shape)),
+                              what=f"{spec}: 'labels'")
     return images.astype(np.float32, copy=False), labels, what
 
 
@@ -204,7 +203,7 @@ def _convert(args: argparse.Namespace) -> int:
     output = args.output if args.output.endswith(".npz") else args.output + ".npz"
     check_output_file(output)
     network = _load_ann(args.model)
-    calibration, _, what = _load_data(args.calibration, "train", network.input_shape,
+    calibration, _, what = _load_data(args.calibration, "train", network,
                                       args.calibration_images)
     options = {key: getattr(args, key) for key in
                ("percentile", "channelwise", "reset", "initial_potential",
@@ -232,7 +231,7 @@ def _run(args: argparse.Namespace) -> int:
     from .analysis import checkpoint_summary, energy_report
 
     snn = _load_snn(args.network)
-    images, labels, what = _load_data(args.data, "test", snn.network.input_shape, args.images)
+    images, labels, what = _load_data(args.data, "test", snn.network, args.images)
     started = time.perf_counter()
     result = _simulate(args, snn, images)
     elapsed = time.perf_counter() - started
@@ -263,7 +262,7 @@ def _report(args: argparse.Namespace) -> int:
     """Write a report folder: plots (PNG), report.md and a self-contained index.html."""
     _check_report_folder(args.output)
     snn = _load_snn(args.network)
-    images, labels, what = _load_data(args.data, "test", snn.network.input_shape, args.images)
+    images, labels, what = _load_data(args.data, "test", snn.network, args.images)
     report = _write_report(args, args.output, snn, images, labels, None, what)
     if args.json:
         _print_json({"directory": str(report.directory), "markdown": str(report.markdown),
@@ -411,17 +410,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; errors are one line on stderr with exit code 2 (130 when interrupted)."""
+    """Entry point. Every failure is one line on stderr, never a traceback: exit code 2 for
+    a user error (bad arguments, files or data; too little memory), 1 for an internal error
+    (a bug: please report it), 130 when interrupted."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except KeyboardInterrupt:
         print(f"evsim {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as err:
+    except Exception as err:  # noqa: BLE001 -- the one place every failure becomes a line
+        code, message = _failure(err)
+        print(f"evsim {args.command}: {' '.join(message.split())}", file=sys.stderr)
+        return code
+
+
+def _failure(err: Exception) -> tuple[int, str]:
+    """``(exit code, message)`` for an exception that ended a command."""
+    if isinstance(err, MemoryError):
+        detail = str(err) if isinstance(err, EvsimError) else (
+            f"{err}; use a smaller --T or fewer --images")
+        return 2, f"out of memory: {detail}"
+    if isinstance(err, EvsimError):
+        return 2, f"error: {err}"
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename else ""
+        return 2, f"error: {where}{err.strerror or err}"
+    if isinstance(err, (ValueError, TypeError, KeyError)) and _raised_by_evsim(err):
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"evsim {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
-        return 2
+        return 2, f"error: {message}"
+    return 1, (f"internal error: {type(err).__name__}: {err} -- this is a bug in evsim "
+               f"{__version__}; please report this with the command you ran")
+
+
+def _raised_by_evsim(err: BaseException) -> bool:
+    """Whether evsim's own code raised ``err`` (an argument check), not a library below it."""
+    traceback = err.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    package = os.path.dirname(os.path.abspath(__file__))
+    return traceback.tb_frame.f_code.co_filename.startswith(package + os.sep)
 
 
 __all__ = ["main", "build_parser", "CommandError"]
