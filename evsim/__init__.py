@@ -17,11 +17,12 @@ from .layers import (QCFS, Add, AvgPool2d, BatchNorm, Clip, Conv2d, Dense, Flatt
 from .network import Network, NetworkBuilder, Node
 from .passes import commute_maxpool_activation, fold_batchnorm
 from .simulate import SimResult, compare, results_equal, simulate
+from .simulate.merge import merge
 from .spiking import NeuronSpec, SpikingNetwork
 
 __all__ = [
     "__version__", "data", "layers", "models", "convert", "METHODS", "simulate", "SimResult",
-    "compare", "results_equal", "EvsimError", "EvsimValueError", "EvsimTypeError",
+    "compare", "results_equal", "merge", "EvsimError", "EvsimValueError", "EvsimTypeError",
     "EvsimFileError", "ConversionError", "InsufficientMemoryError", "UnscaledInputWarning",
     "forward", "load", "save", "Network", "NetworkBuilder", "Node",
     "NeuronSpec", "SpikingNetwork", "fold_batchnorm", "commute_maxpool_activation",

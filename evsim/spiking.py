@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import EvsimTypeError
 from .layers import Shape
 from .network import Network
 
@@ -25,8 +26,10 @@ WINDOWED = ("temporal", "ilif")
 
 
 def _parameter(value, what: str) -> np.ndarray:
-    array = np.array(value, dtype=np.float64 if np.asarray(value).dtype == np.float64
-                     else np.float32)
+    source = np.asarray(value)
+    if source.dtype.kind not in "fiub":
+        raise EvsimTypeError(f"{what} must be real numbers, got dtype {source.dtype}")
+    array = np.array(source, dtype=np.float64 if source.dtype == np.float64 else np.float32)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{what} contains NaN or infinite values")
     array.flags.writeable = False

@@ -112,6 +112,16 @@ def check_count(value, name: str, unit: str) -> int:
     return int(value)
 
 
+def check_index(value, name: str) -> int:
+    """``value`` as an int ≥ 0 (an index); bool, float and other types are refused by name."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise EvsimTypeError(f"{name} must be an integer index >= 0, got {value!r} "
+                             f"({type(value).__name__})")
+    if value < 0:
+        raise EvsimValueError(f"{name} must be an integer index >= 0, got {value}")
+    return int(value)
+
+
 def check_steps(T, name: str = "T") -> int:
     """The number of time steps ``T`` as an int ≥ 1 (bool and float refused)."""
     return check_count(T, name, "time steps")
@@ -225,5 +235,6 @@ def check_simulation_memory(snn, n_images: int, T: int, **run) -> None:
         needed, available)
 
 
-__all__ = ["check_images", "check_finite", "check_steps", "check_batch_size", "check_count",
-           "check_labels", "simulation_memory", "check_simulation_memory", "available_memory"]
+__all__ = ["check_images", "check_finite", "check_index", "check_steps", "check_batch_size",
+           "check_count", "check_labels", "simulation_memory", "check_simulation_memory",
+           "available_memory"]

@@ -1,7 +1,9 @@
-"""Reading and writing networks.
+"""Reading and writing networks and simulation results.
 
 ``load(path)`` picks the reader from the file suffix: evsim's own ``.npz``
-format, or ``.onnx`` (:func:`load_onnx`, needs ``pip install evsim[onnx]``).
+format (networks, spiking networks and simulation results), or ``.onnx``
+(:func:`load_onnx`, needs ``pip install evsim[onnx]``). ``save`` writes
+atomically (:mod:`~evsim.io.atomic`); every read error names the file.
 One module per frontend: :mod:`~evsim.io.onnx`, :mod:`~evsim.io.torch`
 (:func:`from_torch`, a traced ``nn.Module``) and :mod:`~evsim.io.nir`
 (:func:`to_nir` / :func:`from_nir`: spiking networks in the neuromorphic
@@ -16,7 +18,7 @@ import os
 from ..errors import EvsimFileError
 from .errors import UnsupportedModelError
 from .native import load as load_native
-from .native import save
+from .native import content_hash, save
 from .nir import (NIRExportError, NIRExportWarning, NIRImportError, from_nir, load_nir,
                   save_nir, to_nir)
 from .onnx import UnsupportedOperatorError, load_onnx
@@ -39,7 +41,7 @@ def load(path: str | os.PathLike):
                          "wrote and .onnx models")
 
 
-__all__ = ["load", "save", "load_onnx", "UnsupportedModelError", "UnsupportedOperatorError",
-           "from_torch",
+__all__ = ["load", "save", "content_hash", "load_onnx", "UnsupportedModelError",
+           "UnsupportedOperatorError", "from_torch",
            "UnsupportedModuleError", "to_nir", "from_nir", "save_nir", "load_nir",
            "NIRExportError", "NIRImportError", "NIRExportWarning"]

@@ -2,23 +2,28 @@
 
 No pickle: the header is UTF-8 JSON stored as a uint8 array named
 ``__evsim__``; every parameter array is stored under ``node/<layer>/<field>``
-(and ``neuron/<layer>/<field>`` for a spiking network). Loading uses
-``allow_pickle=False``; saving then loading gives back identical arrays.
+(and ``neuron/<layer>/<field>`` for a spiking network; a
+:class:`~evsim.simulate.SimResult` as :mod:`evsim.io.results` describes).
+Loading uses ``allow_pickle=False``; saving then loading gives back identical
+arrays. Files are written atomically and read errors name the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
 import numpy as np
 
-from ..errors import EvsimFileError
+from ..errors import EvsimFileError, EvsimTypeError, EvsimValueError
 from ..layers import LAYER_KINDS
 from ..network import Network, Node
+from ..simulate.result import SimResult
 from ..spiking import NeuronSpec, SpikingNetwork
 from .atomic import atomic_file
 from .errors import reading
+from .results import read_result, result_payload
 
 FORMAT_VERSION = 1
 _HEADER = "__evsim__"
@@ -35,12 +40,8 @@ def _network_payload(network: Network) -> tuple[dict, dict[str, np.ndarray]]:
     return {"output": network.output_name, "nodes": nodes}, arrays
 
 
-def save(obj: Network | SpikingNetwork, path: str | os.PathLike) -> None:
-    """Write a Network or SpikingNetwork to ``path`` (``.npz`` is appended if missing).
-
-    The file is replaced atomically (:mod:`evsim.io.atomic`): an interrupted
-    save leaves the old file intact. Missing parent folders are created.
-    """
+def _payload(obj) -> tuple[dict, dict[str, np.ndarray]]:
+    """The JSON header (without format and version) and the arrays that store ``obj``."""
     if isinstance(obj, SpikingNetwork):
         graph, arrays = _network_payload(obj.network)
         header = {"kind": "spiking_network", "graph": graph, "max_pool": obj.max_pool,
@@ -50,18 +51,44 @@ def save(obj: Network | SpikingNetwork, path: str | os.PathLike) -> None:
             header["neurons"][name] = spec.attributes()
             arrays[f"neuron/{name}/threshold"] = spec.threshold
             arrays[f"neuron/{name}/v_init"] = spec.v_init
-    elif isinstance(obj, Network):
+        return header, arrays
+    if isinstance(obj, Network):
         graph, arrays = _network_payload(obj)
-        header = {"kind": "network", "graph": graph}
-    else:
-        raise TypeError(f"can save a Network or SpikingNetwork, not {type(obj).__name__}")
+        return {"kind": "network", "graph": graph}, arrays
+    if isinstance(obj, SimResult):
+        return result_payload(obj)
+    raise EvsimTypeError(f"can save a Network, SpikingNetwork or SimResult, not "
+                         f"{type(obj).__name__}")
+
+
+def save(obj: Network | SpikingNetwork | SimResult, path: str | os.PathLike) -> None:
+    """Write a Network, SpikingNetwork or SimResult to ``path`` (``.npz`` is appended if
+    missing); :func:`load` reads it back exactly.
+
+    The file is replaced atomically (:mod:`evsim.io.atomic`): an interrupted
+    save leaves the old file intact. Missing parent folders are created.
+    """
+    header, arrays = _payload(obj)
     header.update(format="evsim", version=FORMAT_VERSION)
     try:
         text = json.dumps(header, allow_nan=False)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"cannot save: conversion options must be JSON values ({err})") from None
+        raise EvsimValueError(f"cannot save: conversion options must be JSON values ({err})"
+                              ) from None
     arrays[_HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     _write_npz(path, arrays)
+
+
+def content_hash(obj: Network | SpikingNetwork) -> str:
+    """SHA-256 (hex) of everything :func:`save` stores of ``obj``: the same for a network
+    and its saved-and-loaded copy, different as soon as one value differs."""
+    header, arrays = _payload(obj)
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=repr).encode("utf-8"))
+    for key in sorted(arrays):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"\0{key}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
@@ -87,7 +114,7 @@ def _build_network(graph: dict, arrays: dict, path) -> Network:
     return Network(nodes, output=graph["output"])
 
 
-def load(path: str | os.PathLike) -> Network | SpikingNetwork:
+def load(path: str | os.PathLike) -> Network | SpikingNetwork | SimResult:
     """Read a file written by :func:`save`.
 
     Raises :class:`~evsim.errors.EvsimFileError`, naming the file and what is
@@ -97,6 +124,8 @@ def load(path: str | os.PathLike) -> Network | SpikingNetwork:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         header = _header(path, arrays)
+        if header.get("kind") == "sim_result":
+            return read_result(path, header, arrays)
         try:
             network = _build_network(header["graph"], arrays, path)
             if header["kind"] == "network":
@@ -127,4 +156,4 @@ def _header(path, arrays: dict) -> dict:
     return header
 
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["save", "load", "content_hash", "FORMAT_VERSION"]

@@ -13,9 +13,11 @@ from ..forward import _check_inputs
 from ..signals import ENCODINGS, plan
 from ..spiking import WINDOWED, SpikingNetwork
 from ..timescheme import binary_network, latency, window_network
-from ..validate import check_batch_size, check_images, check_simulation_memory, check_steps
+from ..validate import (check_batch_size, check_images, check_index, check_simulation_memory,
+                        check_steps)
 from . import dense, event
-from .result import SimResult, SpikeTrain, compare, default_checkpoints, results_equal
+from .result import (SimResult, SpikeTrain, compare, default_checkpoints, provenance,
+                     results_equal)
 
 ENGINES = ("dense", "event")
 
@@ -44,7 +46,8 @@ def _selection(snn: SpikingNetwork, record) -> dict[str, np.ndarray]:
 def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: str = "dense",
              encoding: str = "analog", checkpoints: Iterable[int] | None = None,
              record: Iterable[str] | Mapping[str, Iterable[int] | None] | str | None = None,
-             per_image_counts: bool = False, seed: int = 0, batch_size: int = 128,
+             per_image_counts: bool = False, seed: int = 0, first_image: int = 0,
+             batch_size: int = 128,
              dtype=np.float32, threads: int | None = None,
              progress: bool = False) -> SimResult:
     """Simulate ``snn`` on a batch of images for ``T`` time steps.
@@ -83,6 +86,10 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         Keep spike counts per image ``(B, *shape)`` instead of summed.
     seed:
         Seed of the rate encoder (≥ 0).
+    first_image:
+        Index of ``inputs[0]`` in the whole data set (≥ 0): rate-coded spikes
+        are drawn by image index, so a shard simulated with its offset gets
+        the spikes of the whole run (:func:`evsim.merge` joins the shards).
     batch_size:
         Images simulated together (≥ 1; bounds memory).
     dtype:
@@ -105,6 +112,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
     T, batch_size = check_steps(T), check_batch_size(batch_size)
+    first_image = check_index(first_image, "first_image")
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     if int(seed) < 0:
@@ -123,6 +131,8 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     check_simulation_memory(snn, len(x), T, engine=engine, batch_size=batch_size,
                             checkpoints=len(steps), per_image_counts=per_image_counts,
                             recorded=sum(len(v) for v in selection.values()), dtype=dtype)
+    run = provenance(snn, seed=seed, first_image=first_image, batch_size=batch_size,
+                     per_image_counts=per_image_counts)
     signal_plan = plan(snn.network, encoding)
     window, binary, steps_simulated = 0, snn.time_scheme == "ilif", T
     if snn.time_scheme in WINDOWED:
@@ -161,14 +171,14 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
                          for name in snn.neurons} if per_image_counts else counts)
         if engine == "event":
             with _numba_threads(threads):
-                out = _event_chunk(snn, program, chunk, start, steps_simulated,
+                out = _event_chunk(snn, program, chunk, first_image + start, steps_simulated,
                                    steps if not window else np.array([1]), int(seed), sops,
                                    pool_ops, chunk_counts, per_image_counts)
             if bar:
                 bar.update(len(chunk))
         else:
             out, chunk_trains, chunk_traces = dense.run_chunk(
-                snn, signal_plan, chunk, start, T=steps_simulated,
+                snn, signal_plan, chunk, first_image + start, T=steps_simulated,
                 checkpoints=steps if not window else np.array([1]), encoding=encoding,
                 seed=int(seed), per_image=per_image_counts, record=selection, sops=sops,
                 pool_ops=pool_ops, counts=chunk_counts, window=window, binary=binary,
@@ -198,7 +208,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         spike_trains={name: SpikeTrain(*(np.concatenate([getattr(t, f) for t in parts])
                                          for f in ("steps", "images", "neurons", "counts")))
                       for name, parts in trains.items()},
-        membrane={name: np.concatenate(parts, axis=1) for name, parts in traces.items()})
+        membrane={name: np.concatenate(parts, axis=1) for name, parts in traces.items()}, **run)
 
 
 def _event_chunk(snn, program, chunk, start, T, steps, seed, sops, pool_ops, counts,

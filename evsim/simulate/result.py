@@ -74,6 +74,19 @@ class SimResult:
     latency:
         Steps until the last output is complete: T, or (D + 1) T in the
         temporal scheme.
+    seed, first_image, batch_size, per_image_counts:
+        The run's arguments: rate-encoder seed, index of the first image in
+        the whole data set (the images are ``first_image ..
+        first_image + n_images - 1``), images per chunk, and whether
+        ``spike_counts`` are per image.
+    network_hash, method, options:
+        What was simulated: the SpikingNetwork's content hash
+        (:func:`evsim.io.content_hash`), its conversion method and options.
+    evsim_version:
+        The evsim that made the result.
+
+    :func:`evsim.save` writes a result and :func:`evsim.load` reads it back
+    exactly; :func:`evsim.merge` joins the results of disjoint image shards.
     """
 
     T: int
@@ -93,6 +106,14 @@ class SimResult:
     recorded: dict[str, np.ndarray] = field(default_factory=dict)
     spike_trains: dict[str, SpikeTrain] = field(default_factory=dict)
     membrane: dict[str, np.ndarray] = field(default_factory=dict)
+    seed: int = 0
+    first_image: int = 0
+    batch_size: int = 0
+    per_image_counts: bool = False
+    network_hash: str = ""
+    method: str = ""
+    options: dict = field(default_factory=dict)
+    evsim_version: str = ""
 
     def _index(self, step: int | None) -> int:
         if step is None:
@@ -151,6 +172,18 @@ class SimResult:
         return "\n".join(lines)
 
 
+def provenance(snn, *, seed: int, first_image: int, batch_size: int,
+               per_image_counts: bool) -> dict:
+    """The provenance fields of a :class:`SimResult` of ``snn`` simulated with these
+    arguments (``SimResult(..., **provenance(...))``)."""
+    from .. import __version__
+    from ..io.native import content_hash
+
+    return {"seed": int(seed), "first_image": int(first_image), "batch_size": int(batch_size),
+            "per_image_counts": bool(per_image_counts), "network_hash": content_hash(snn),
+            "method": snn.method, "options": dict(snn.options), "evsim_version": __version__}
+
+
 def compare(a: SimResult, b: SimResult) -> dict:
     """Differences between two results of the same run (e.g. two engines).
 
@@ -184,4 +217,5 @@ def results_equal(a: SimResult, b: SimResult) -> bool:
         np.array_equal(a.outputs, b.outputs))
 
 
-__all__ = ["SimResult", "SpikeTrain", "compare", "results_equal", "default_checkpoints"]
+__all__ = ["SimResult", "SpikeTrain", "compare", "results_equal", "default_checkpoints",
+           "provenance"]
