@@ -194,7 +194,8 @@ def mutate_evsim_npz(arrays: dict[str, np.ndarray], rng: random.Random) -> bytes
         if roll < 0.7:
             del arrays[key]
         elif roll < 0.85:
-            arrays[key] = value.astype(rng.choice(_ODD_DTYPES))
+            with np.errstate(over="ignore", invalid="ignore"):
+                arrays[key] = value.astype(rng.choice(_ODD_DTYPES))
         else:
             arrays[key] = value.reshape(-1)[:rng.randrange(value.size + 1)]
     arrays["__evsim__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
