@@ -3,8 +3,8 @@
 Subcommands: ``demo`` (the bundled default end to end), ``convert`` (ANN
 file -> spiking network file), ``run`` (simulate a spiking network file on
 data) and ``report`` (a folder of plots, Markdown and HTML). Every
-subcommand has ``--help`` and ``--json``; errors are one line on stderr
-with exit code 2.
+subcommand has ``--help`` and ``--json``; a failure is one line on stderr,
+exit code 2 for a user error and 1 for an internal one (:func:`main`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -415,7 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     (a bug: please report it), 130 when interrupted."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(args.command)
+            return args.run(args)
     except KeyboardInterrupt:
         print(f"evsim {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -423,6 +426,14 @@ def main(argv: list[str] | None = None) -> int:
         code, message = _failure(err)
         print(f"evsim {args.command}: {' '.join(message.split())}", file=sys.stderr)
         return code
+
+
+def _warning_printer(command: str):
+    """``warnings.showwarning`` printing one line, ``evsim COMMAND: warning: ...``."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"evsim {command}: warning: {' '.join(str(message).split())}",
+              file=file or sys.stderr)
+    return show
 
 
 def _failure(err: Exception) -> tuple[int, str]:

@@ -26,6 +26,7 @@ def root(tmp_path_factory):
     nan = images[:3].copy()
     nan[2, 0, 5, 5] = np.nan
     np.savez(root / "nan.npz", images=nan, labels=labels[:3])
+    np.savez(root / "raw_pixels.npz", images=(images[:2] * 255).astype(np.uint8))
     (root / "zlib.npz").write_bytes(NPZ_DAMAGE["zlib.error"]())
     (root / "encrypted.npz").write_bytes(NPZ_DAMAGE["RuntimeError-encrypted"]())
     return root
@@ -90,3 +91,11 @@ def test_no_traceback_from_the_installed_command(root):
                            "bundled"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr and "zlib.npz" in done.stderr
+
+
+def test_warnings_are_one_line_too(capsys, root):
+    assert main(["run", str(root / "snn.npz"), str(root / "raw_pixels.npz"), "--T", "2",
+                 "--json"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("evsim run: warning: inputs range over [0, 255], above 1")
+    assert err.count("\n") == 1 and "divide them by 255" in err
