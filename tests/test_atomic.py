@@ -4,7 +4,6 @@ import os
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import evsim
@@ -157,11 +156,16 @@ def test_cli_refuses_a_bad_output_path_before_any_work(tmp_path, capsys, command
 
 
 def test_report_replaces_its_own_previous_folder(tmp_path):
-    snn = evsim.convert(load_model(), np.random.default_rng(0).random((16, 1, 28, 28)))
-    images = np.random.default_rng(1).random((2, 1, 28, 28)).astype(np.float32)
+    from evsim.data import load_bundled_sample
     from evsim.report import write_report
-    first = write_report(tmp_path / "r", snn, images, T=2, engine="dense", analysis_images=1)
-    (tmp_path / "r" / "stale.png").write_bytes(b"from an older run")
-    second = write_report(tmp_path / "r", snn, images, T=2, engine="dense", analysis_images=1)
-    assert first.images == second.images and all(p.is_file() for p in second.images)
-    assert not (tmp_path / "r" / "stale.png").exists() and _leftovers(tmp_path) == []
+    previous = tmp_path / "r"
+    previous.mkdir()
+    for name in ("report.md", "index.html", "stale.png"):  # an older report's files
+        (previous / name).write_text("from an older run")
+    snn = evsim.convert(load_model(), load_bundled_sample("train")[0][:32])
+    report = write_report(previous, snn, load_bundled_sample("test")[0][:2], T=2,
+                          engine="dense", analysis_images=1)
+    assert sorted(p.name for p in previous.iterdir()) == sorted(
+        [p.name for p in report.images] + ["index.html", "report.md"])
+    assert report.markdown.read_text().startswith("# evsim report")
+    assert _leftovers(tmp_path) == []
