@@ -6,13 +6,13 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ..compile import compile_program
 from ..encoding import check_rate_inputs
 from ..forward import _check_inputs
 from ..signals import ENCODINGS, plan
 from ..spiking import WINDOWED, SpikingNetwork
 from ..timescheme import binary_network, latency, window_network
 from . import dense, event
+from .compile import compiled
 from .result import SimResult, SpikeTrain, compare, default_checkpoints, results_equal
 
 ENGINES = ("dense", "event")
@@ -148,7 +148,10 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     if engine == "event":
         if selection:
             raise ValueError("recording spike trains and membrane traces needs engine='dense'")
-        program = compile_program(snn, encoding, dtype, window, binary)
+        program = compiled(snn, encoding, dtype, window, binary)
+        workspace = event.Workspace(program, min(batch_size, len(x)), steps_simulated,
+                                    len(steps) if not window else 1)
+        event.announce_compile()
     bar = (_progress_bar(progress, steps_simulated * len(chunks), "step") if engine == "dense"
            else _progress_bar(progress, len(x), "image"))
     for start in chunks:
@@ -156,12 +159,13 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         chunk_counts = ({name: np.zeros((len(chunk),) + net.shape(name), np.int64)
                          for name in snn.neurons} if per_image_counts else counts)
         if engine == "event":
+            def advance(n, size=len(chunk)):
+                if bar:
+                    bar.update(size * n / steps_simulated)
             with _numba_threads(threads):
                 out = _event_chunk(snn, program, chunk, start, steps_simulated,
                                    steps if not window else np.array([1]), int(seed), sops,
-                                   pool_ops, chunk_counts, per_image_counts)
-            if bar:
-                bar.update(len(chunk))
+                                   pool_ops, chunk_counts, per_image_counts, workspace, advance)
         else:
             out, chunk_trains, chunk_traces = dense.run_chunk(
                 snn, signal_plan, chunk, start, T=steps_simulated,
@@ -198,11 +202,12 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
 
 
 def _event_chunk(snn, program, chunk, start, T, steps, seed, sops, pool_ops, counts,
-                 per_image) -> np.ndarray:
+                 per_image, workspace, on_steps) -> np.ndarray:
     """Run the event engine on one chunk and file its results in the dense engine's layout."""
     net = snn.network
     out, chunk_counts, chunk_sops, chunk_pool = event.run_chunk(
-        snn, program, chunk, start, T=T, checkpoints=steps, seed=seed)
+        snn, program, chunk, start, T=T, checkpoints=steps, seed=seed, workspace=workspace,
+        on_steps=on_steps)
     for i, name in enumerate(program.sop_layers):
         sops[name] += chunk_sops[:, i].sum(axis=0)
     for i, name in enumerate(program.pool_layers):
@@ -211,7 +216,7 @@ def _event_chunk(snn, program, chunk, start, T, steps, seed, sops, pool_ops, cou
         layer_counts = _channels_first(chunk_counts[:, offset:offset + size], shape)
         counts[name] += layer_counts if per_image else layer_counts.sum(axis=0)
     out = _channels_first(out.reshape(-1, program.readout_size), net.output_shape)
-    return out.reshape((len(chunk), len(steps)) + net.output_shape).swapaxes(0, 1)
+    return out.copy().reshape((len(chunk), len(steps)) + net.output_shape).swapaxes(0, 1)
 
 
 def _channels_first(flat: np.ndarray, shape) -> np.ndarray:
