@@ -174,12 +174,7 @@ def _pooled_map(chain, source_shape) -> tuple[sp.csr_matrix, bool]:
 @dataclass(frozen=True)
 class _Runs:
     """Per source position ``s``: runs ``[ptr[s], ptr[s+1])`` of (out, w, length, factor);
-    per source channel ``c``: offsets added to every run's output and weight offset.
-
-    ``margins`` (top, bottom, left, right): rows and columns around a convolution's output
-    that its runs may write (outputs off the border, never read), so that every source
-    position has the same runs: fixed loop counts, no border logic in the kernel.
-    """
+    per source channel ``c``: offsets added to every run's output and weight offset."""
 
     ptr: np.ndarray
     out: np.ndarray
@@ -189,32 +184,6 @@ class _Runs:
     channel_out: np.ndarray
     channel_w: np.ndarray
     weights: np.ndarray
-    margins: tuple[int, int, int, int] = (0, 0, 0, 0)
-
-
-@dataclass(frozen=True)
-class _Region:
-    """Where a layer's currents lie in an image's float buffer: ``rows`` rows of ``row_len``
-    floats, ``stride`` apart, from ``start``; the buffer itself (margins included) is
-    ``size`` floats from ``offset``."""
-
-    offset: int
-    size: int
-    start: int
-    rows: int
-    row_len: int
-    stride: int
-
-    @classmethod
-    def of(cls, offset: int, shape, margins=(0, 0, 0, 0)) -> _Region:
-        if len(shape) != 3:
-            n = int(np.prod(shape))
-            return cls(offset, n, offset, 1, n, n)
-        c, h, w = shape
-        top, bottom, left, right = margins
-        stride = (w + left + right) * c
-        return cls(offset, (h + top + bottom) * stride, offset + top * stride + left * c, h,
-                   w * c, stride)
 
 
 def _merge_runs(n_positions: int, s, out, w, length, factor) -> tuple:
@@ -250,17 +219,15 @@ def _runs(source_shape, chain, consumer: L.Layer | None, consumer_in_shape) -> _
         for ky in range(kh):
             for kx in range(kw):
                 # target (oy, ox) reads pooled position (oy*s - p + ky*d, ox*s - p + kx*d);
-                # targets off the output's border are kept: they land in the margins
+                # targets off the output's border do not exist (the runs are clipped)
                 ny = qy + consumer.padding[0] - ky * consumer.dilation[0]
                 nx = qx + consumer.padding[1] - kx * consumer.dilation[1]
-                ok = (ny % consumer.stride[0] == 0) & (nx % consumer.stride[1] == 0)
-                targets.append((s[ok], ny[ok] // consumer.stride[0], nx[ok] // consumer.stride[1],
+                oy, ox = ny // consumer.stride[0], nx // consumer.stride[1]
+                ok = ((ny >= 0) & (nx >= 0) & (ny % consumer.stride[0] == 0)
+                      & (nx % consumer.stride[1] == 0) & (oy < ho) & (ox < wo))
+                targets.append((s[ok], (oy[ok] * wo + ox[ok]) * cout,
                                 np.full(ok.sum(), ky * kw + (kw - 1 - kx)), factor[ok]))
-        s, oy, ox, tap, factor = (np.concatenate([t[i] for t in targets]) for i in range(5))
-        margins = (max(0, -int(oy.min(initial=0))), max(0, int(oy.max(initial=0)) - ho + 1),
-                   max(0, -int(ox.min(initial=0))), max(0, int(ox.max(initial=0)) - wo + 1))
-        padded_w = wo + margins[2] + margins[3]
-        out = ((oy + margins[0]) * padded_w + ox + margins[2]) * cout
+        s, out, tap, factor = (np.concatenate([t[i] for t in targets]) for i in range(4))
         entries = [s, out, tap * cout_g, np.full(s.size, cout_g), factor]
         # [C_out, C_in/g, KH, KW] -> [groups, C_in/g, KH, KW reversed, C_out/g]
         weight = consumer.weight.reshape(consumer.groups, cout_g, cin_g, kh, kw)
@@ -277,10 +244,8 @@ def _runs(source_shape, chain, consumer: L.Layer | None, consumer_in_shape) -> _
                    factor]
         weights = np.ones(1)
         channel_out, channel_w = (c * q_size if flattened else c), np.zeros_like(c)
-    if not isinstance(consumer, L.Conv2d):
-        margins = (0, 0, 0, 0)
     ptr, out, w, length, run_factor = _merge_runs(n_positions, *entries)
-    return _Runs(ptr, out, w, length, run_factor, channel_out, channel_w, weights, margins)
+    return _Runs(ptr, out, w, length, run_factor, channel_out, channel_w, weights)
 
 
 def _aligned_copy(array: np.ndarray) -> np.ndarray:
@@ -290,12 +255,6 @@ def _aligned_copy(array: np.ndarray) -> np.ndarray:
     out = raw[start:start + array.size]
     out[:] = array
     return out
-
-
-def _add(b: _Builder, dst: _Region, src: _Region) -> None:
-    """dst (contiguous) += the src region."""
-    b.op(OP_ADD, dst=dst.offset, src=src.start, rows=src.rows, row_len=src.row_len,
-         stride=src.stride)
 
 
 def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.float32,
@@ -311,7 +270,7 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
     signal_plan = plan(net, encoding)
     classes = signal_plan.classes
     b = _Builder(dtype)
-    regions: dict[str, _Region] = {}  # where each current-carrying layer's values lie
+    buffers: dict[str, int] = {}  # float buffer offset of each current-carrying layer
     slots: dict[str, int] = {}
     amps: dict[str, int] = {}  # fparams offset of each spiking layer's per-neuron amplitude
     amplitude: dict[str, np.ndarray] = {}  # the amplitude itself, broadcastable to the layer
@@ -326,38 +285,33 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
     def needed_analog(name):
         return any(classes[c] != ANALOG for c in net.consumers(name)) or name == net.output_name
 
-    def buffer(name, margins=(0, 0, 0, 0), bias=None) -> _Region:
-        """A float buffer for ``name``, set to its bias (per channel or neuron) or to 0 at
-        every step; the bias is stored laid out like the buffer, margins included."""
-        shape = net.shape(name)
-        region = _Region.of(b.float_buffer(_Region.of(0, shape, margins).size), shape, margins)
+    def buffer(name, bias=None) -> int:
+        """A float buffer for ``name``, set at every step to its bias (per channel or per
+        neuron, stored laid out like the buffer) or to 0."""
+        offset = b.float_buffer(size(name))
         if bias is not None:
-            bias = np.resize(np.asarray(bias), region.size)  # channels-last: repeats per position
-        b.op(OP_FILL, dst=region.offset, size=region.size,
-             bias=-1 if bias is None else b.floats(bias))
-        return region
+            bias = np.resize(np.asarray(bias), size(name))  # channels-last: repeats per position
+        b.op(OP_FILL, dst=offset, size=size(name), bias=-1 if bias is None else b.floats(bias))
+        return offset
 
-    def scatter(src, consumer, consumer_in_shape, runs, dst: _Region, sop_slot):
+    def scatter(src, consumer, consumer_in_shape, dst, sop_slot):
         source, chain = trace_source(net, classes, src)
         shape = net.shape(source)
+        runs = _runs(shape, chain, consumer, consumer_in_shape)
         fanout = path_fanout(shape, chain, consumer, consumer_in_shape)
         b.op(OP_SCATTER, slot=slots[source], amplitude=amps[source],
              channels=shape[0] if len(shape) == 3 else 1, run_ptr=b.ints(runs.ptr),
              run_out=b.ints(runs.out), run_w=b.ints(runs.w), run_len=b.ints(runs.length),
              run_factor=b.floats(runs.factor), channel_w=b.ints(runs.channel_w),
              channel_out=b.ints(runs.channel_out), fanout=b.ints(_cl(fanout, shape)),
-             weights=b.floats(runs.weights), dst=dst.offset, sop_slot=sop_slot)
-
-    def runs_of(src, consumer=None, consumer_in_shape=None) -> _Runs:
-        source, chain = trace_source(net, classes, src)
-        return _runs(net.shape(source), chain, consumer, consumer_in_shape)
+             weights=b.floats(runs.weights), dst=dst, sop_slot=sop_slot)
 
     for node in net:
         name, layer, cls = node.name, node.layer, classes[node.name]
         if cls == ANALOG:
             if needed_analog(name):
-                regions[name] = _Region.of(b.float_buffer(size(name)), net.shape(name))
-                analog.append((name, regions[name].offset, size(name)))
+                buffers[name] = b.float_buffer(size(name))
+                analog.append((name, buffers[name], size(name)))
             continue
         if isinstance(layer, L.Input):
             slots[name] = b.events(size(name))
@@ -367,31 +321,28 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
             b.op(OP_RATE, slot=slots[name], channels=channels, hw=size(name) // channels,
                  window=window)
         elif isinstance(layer, (L.Dense, L.Conv2d)):
-            src = node.inputs[0]
-            runs = runs_of(src, layer, net.shape(src))
-            regions[name] = buffer(name, runs.margins, layer.bias)
-            scatter(src, layer, net.shape(src), runs, regions[name], sop_layers.index(name))
+            buffers[name] = buffer(name, layer.bias)
+            scatter(node.inputs[0], layer, net.shape(node.inputs[0]), buffers[name],
+                    sop_layers.index(name))
         elif isinstance(layer, L.Add):
-            regions[name] = buffer(name)
+            buffers[name] = buffer(name)
             for src in node.inputs:
                 if classes[src] in (CURRENT, ANALOG):
-                    _add(b, regions[name], regions[src])
+                    b.op(OP_ADD, dst=buffers[name], src=buffers[src], size=size(name))
                 else:
-                    scatter(src, None, None, runs_of(src), regions[name],
-                            sop_layers.index(name))
+                    scatter(src, None, None, buffers[name], sop_layers.index(name))
         elif isinstance(layer, L.Flatten) and cls == CURRENT:
-            regions[name] = _Region.of(b.float_buffer(size(name)), net.shape(name))
+            buffers[name] = b.float_buffer(size(name))
             c, h, w = net.shape(node.inputs[0])
-            source = regions[node.inputs[0]]
-            b.op(OP_COPYPERM, dst=regions[name].offset, src=source.start, channels=c, height=h,
-                 width=w, stride=source.stride)
+            b.op(OP_COPYPERM, dst=buffers[name], src=buffers[node.inputs[0]], channels=c,
+                 hw=h * w)
         elif isinstance(layer, L.Activation):
             src = node.inputs[0]
             if classes[src] in (CURRENT, ANALOG):
-                current = regions[src]
+                current = buffers[src]
             else:
                 current = buffer(name)
-                scatter(src, None, None, runs_of(src), current, sop_layers.index(name))
+                scatter(src, None, None, current, sop_layers.index(name))
             spec = snn.neurons[name]
             shape = net.shape(name)
             slots[name] = b.events(size(name))
@@ -399,10 +350,10 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
             amps[name] = b.floats(_cl(spec.threshold, shape))
             neuron_layers.append((name, n_counts, size(name), shape))
             calibrated = spec.allowance > 0
-            b.op(OP_NEURON, current=current.start, rows=current.rows, row_len=current.row_len,
-                 stride=current.stride, v=b.float_buffer(size(name)), theta=amps[name],
-                 v0=b.floats(_cl(spec.v_init, shape)), zero_reset=spec.reset == "zero",
-                 burst=spec.burst, slot=slots[name], counts=n_counts,
+            b.op(OP_NEURON, current=current, size=size(name), v=b.float_buffer(size(name)),
+                 theta=amps[name], v0=b.floats(_cl(spec.v_init, shape)),
+                 zero_reset=spec.reset == "zero", burst=spec.burst, slot=slots[name],
+                 counts=n_counts,
                  allowance=b.float64s([spec.allowance]) if calibrated else -1,
                  calibration=b.int_buffer(3 * size(name)) if calibrated else -1, window=window)
             n_counts += size(name)
@@ -418,23 +369,23 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
             amplitude[name] = np.broadcast_to(amplitude[src], net.shape(src))[:, :1, :1]
             amps[name] = b.floats(_cl(amplitude[name], net.shape(name)))
             b.op(OP_MAXPOOL, src_slot=slots[src], out_slot=slots[name], channels=c,
+                 slots=n_win * c,
                  win_ptr=b.ints(per_source.indptr), win_idx=b.ints(per_source.indices),
                  member_ptr=b.ints(windows.indptr), member_idx=b.ints(windows.indices),
                  cum_in=b.int_buffer(h * w * c), cum_out=b.int_buffer(n_win * c),
                  dirty=b.int_buffer(n_win * c), dirty_list=b.int_buffer(n_win * c),
                  current=b.int_buffer(h * w * c), peak=b.int_buffer(n_win * c),
-                 gate=snn.max_pool == "gate",
-                 pool_slot=pool_layers.index(name))
+                 gate=snn.max_pool == "gate", pool_slot=pool_layers.index(name))
         # AvgPool/GlobalAvgPool/Flatten of events are folded into their readers' runs.
 
     out = net.output_name
     if classes[out] in (CURRENT, ANALOG):
-        source = regions[out]
+        source_buffer = buffers[out]
     else:
-        source = buffer(out)
-        scatter(out, None, None, runs_of(out), source, -1)
-    readout = _Region.of(b.float_buffer(size(out)), net.shape(out))
-    _add(b, readout, source)
+        source_buffer = buffer(out)
+        scatter(out, None, None, source_buffer, -1)
+    readout = b.float_buffer(size(out))
+    b.op(OP_ADD, dst=readout, src=source_buffer, size=size(out))
 
     return EventProgram(
         ops=np.array(b.ops, dtype=np.int64).reshape(-1, OP_WIDTH),
@@ -443,8 +394,7 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
         f64params=np.concatenate(b.f64) if b.f64 else np.zeros(1, np.float64),
         float_size=b.float_size, int_size=max(b.int_size, 1),
         event_offsets=np.array(b.event_offsets + [b.event_size], dtype=np.int64),
-        event_capacity=max(b.event_size, 1), analog=tuple(analog),
-        readout_offset=readout.offset,
+        event_capacity=max(b.event_size, 1), analog=tuple(analog), readout_offset=readout,
         readout_size=size(out), neuron_layers=tuple(neuron_layers), n_counts=n_counts,
         sop_layers=sop_layers, pool_layers=pool_layers, encoding=encoding, dtype=dtype,
         classes=classes, binary=binary)

@@ -44,38 +44,34 @@ RATE_SLOT, RATE_CHANNELS, RATE_HW, RATE_WINDOW = range(1, 5)
 # OP_FILL: buf[dst:dst+size] = fp[bias:bias+size] (the bias, laid out like the buffer),
 # or 0 when bias < 0.
 FILL_DST, FILL_SIZE, FILL_BIAS = range(1, 4)
-# Currents are read from a *region*: ``rows`` rows of ``row_len`` floats, ``stride`` apart
-# (a convolution's output sits inside margins that absorb its border runs; other buffers are
-# one row).
-# OP_ADD: dst (contiguous) += the src region (Add of currents, the readout).
-ADD_DST, ADD_SRC, ADD_ROWS, ADD_ROW_LEN, ADD_STRIDE = range(1, 6)
-# OP_COPYPERM: channels-last src region (height rows of width x channels) to a channels-first
-# dst (Flatten of currents).
-PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HEIGHT, PERM_WIDTH, PERM_STRIDE = range(1, 7)
+# OP_ADD: buf[dst:dst+size] += buf[src:src+size] (Add of currents, the readout).
+ADD_DST, ADD_SRC, ADD_SIZE = range(1, 4)
+# OP_COPYPERM: channels-last (hw, channels) to channels-first copy (Flatten of currents).
+PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
 # OP_SCATTER: every event of a slot adds its runs to a buffer and counts its SOPs.
 (SC_SLOT, SC_AMPLITUDE, SC_CHANNELS, SC_RUN_PTR, SC_RUN_OUT, SC_RUN_W, SC_RUN_LEN, SC_RUN_FACTOR,
  SC_CHANNEL_W, SC_CHANNEL_OUT, SC_FANOUT, SC_WEIGHTS, SC_DST, SC_SOP_SLOT) = range(1, 15)
 # OP_NEURON: integrate-and-fire update of one layer; emits its events into a slot.
-(NR_CURRENT, NR_ROWS, NR_ROW_LEN, NR_STRIDE, NR_V, NR_THETA, NR_V0, NR_ZERO_RESET, NR_BURST,
- NR_SLOT, NR_COUNTS, NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW) = range(1, 15)
+(NR_CURRENT, NR_SIZE, NR_V, NR_THETA, NR_V0, NR_ZERO_RESET, NR_BURST, NR_SLOT, NR_COUNTS,
+ NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW) = range(1, 13)
 # OP_MAXPOOL: LIPooling or the spike-count gate, from one slot into another.
-(MP_SRC_SLOT, MP_OUT_SLOT, MP_CHANNELS, MP_WIN_PTR, MP_WIN_IDX, MP_MEMBER_PTR, MP_MEMBER_IDX,
- MP_CUM_IN, MP_CUM_OUT, MP_DIRTY, MP_DIRTY_LIST, MP_CURRENT, MP_PEAK, MP_GATE,
- MP_POOL_SLOT) = range(1, 16)
-OP_WIDTH = 16
+(MP_SRC_SLOT, MP_OUT_SLOT, MP_CHANNELS, MP_SLOTS, MP_WIN_PTR, MP_WIN_IDX, MP_MEMBER_PTR,
+ MP_MEMBER_IDX, MP_CUM_IN, MP_CUM_OUT, MP_DIRTY, MP_DIRTY_LIST, MP_CURRENT, MP_PEAK, MP_GATE,
+ MP_POOL_SLOT) = range(1, 17)
+OP_WIDTH = 17
 
 #: Column names of each operation, in column order (column 1 first).
 LAYOUT = {
     OP_RATE: ("slot", "channels", "hw", "window"),
     OP_FILL: ("dst", "size", "bias"),
-    OP_ADD: ("dst", "src", "rows", "row_len", "stride"),
-    OP_COPYPERM: ("dst", "src", "channels", "height", "width", "stride"),
+    OP_ADD: ("dst", "src", "size"),
+    OP_COPYPERM: ("dst", "src", "channels", "hw"),
     OP_SCATTER: ("slot", "amplitude", "channels", "run_ptr", "run_out", "run_w", "run_len",
                  "run_factor", "channel_w", "channel_out", "fanout", "weights", "dst",
                  "sop_slot"),
-    OP_NEURON: ("current", "rows", "row_len", "stride", "v", "theta", "v0", "zero_reset",
-                "burst", "slot", "counts", "allowance", "calibration", "window"),
-    OP_MAXPOOL: ("src_slot", "out_slot", "channels", "win_ptr", "win_idx", "member_ptr",
+    OP_NEURON: ("current", "size", "v", "theta", "v0", "zero_reset", "burst", "slot", "counts",
+                "allowance", "calibration", "window"),
+    OP_MAXPOOL: ("src_slot", "out_slot", "channels", "slots", "win_ptr", "win_idx", "member_ptr",
                  "member_idx", "cum_in", "cum_out", "dirty", "dirty_list", "current", "peak",
                  "gate", "pool_slot"),
 }
@@ -238,6 +234,54 @@ def spicalib_step(x, t, allowance, state, calibration, i, n):
     return x
 
 
+@numba.njit(cache=True)
+def neuron_scan(current, v, theta, burst, to_zero, window, binary, spikes, values, sent):
+    """The dense engine's neuron layer over a block of steps: ``fire``, ``reset`` (or
+    ``window_fire``) at every neuron of every image, step after step.
+
+    ``current`` (steps or 1, B, N) input currents (one row: the same every step); ``v``
+    (B, N) membranes, updated; ``theta`` (N,). Writes ``spikes`` (steps, B, N) int32 and
+    ``values`` = s θ (steps, B, N), and adds to ``sent`` (steps, N) the spikes sent per
+    neuron and step summed over images (|s|, or the set bits of a K-bit code).
+    """
+    n, batch, size = spikes.shape
+    if burst == 1 and window == 0 and not binary:
+        _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent)
+        return
+    for k in range(n):
+        step_current = current[0] if current.shape[0] == 1 else current[k]
+        for b in range(batch):
+            for i in range(size):
+                m = v[b, i] + step_current[b, i]
+                th = theta[i]
+                s = window_fire(m, th, window) if window > 0 else fire(m, th, burst)
+                v[b, i] = reset(m, s, th, to_zero)
+                spikes[k, b, i] = s
+                values[k, b, i] = s * th
+                sent[k, i] += _popcount(np.int64(s)) if binary else abs(s)
+
+
+@numba.njit(cache=True)
+def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent):
+    """neuron_scan for Γ = 1 outside windows, written so that LLVM vectorises it
+    (``fire`` and ``reset`` with s in {0, 1}, as _plain_neurons)."""
+    n, batch, size = spikes.shape
+    for k in range(n):
+        step_current = current[0] if current.shape[0] == 1 else current[k]
+        step_sent = sent[k]
+        for b in range(batch):
+            membrane, inflow = v[b], step_current[b]
+            step_spikes, step_values = spikes[k, b], values[k, b]
+            for i in range(size):
+                m = membrane[i] + inflow[i]
+                spike = m >= theta[i]
+                after = 0.0 if to_zero else np.float64(m) - np.float64(theta[i])
+                membrane[i] = after if spike else m
+                step_spikes[i] = spike
+                step_values[i] = theta[i] if spike else 0.0
+                step_sent[i] += spike
+
+
 # --- operations ------------------------------------------------------------------------
 
 @numba.njit(cache=True)
@@ -297,25 +341,22 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired)
     not zero. ``fired`` is a byte scratch of at least the layer's size rounded up to 8."""
     if op[NR_BURST] == 1 and op[NR_WINDOW] == 0 and op[NR_ALLOWANCE] < 0:
         return _plain_neurons(op, fp, buf, idx, mult, base, counts, fired)
-    rows, row_len, stride = op[NR_ROWS], op[NR_ROW_LEN], op[NR_STRIDE]
-    n, v_off, th_off = rows * row_len, op[NR_V], op[NR_THETA]
+    current, n, v_off, th_off = op[NR_CURRENT], op[NR_SIZE], op[NR_V], op[NR_THETA]
     to_zero, burst, window = op[NR_ZERO_RESET] != 0, op[NR_BURST], op[NR_WINDOW]
     count_off, allowance_off, calibration = op[NR_COUNTS], op[NR_ALLOWANCE], op[NR_CALIBRATION]
     emitted = 0
-    for row in range(rows):
-        current = op[NR_CURRENT] + row * stride - row * row_len
-        for i in range(row * row_len, (row + 1) * row_len):
-            m = buf[v_off + i] + buf[current + i]
-            theta = fp[th_off + i]
-            s = window_fire(m, theta, window) if window > 0 else fire(m, theta, burst)
-            buf[v_off + i] = reset(m, s, theta, to_zero)
-            if allowance_off >= 0:
-                s = spicalib_step(s, t, f64[allowance_off], state, calibration, i, n)
-            if s != 0:
-                idx[base + emitted] = i
-                mult[base + emitted] = s
-                emitted += 1
-                counts[count_off + i] += _popcount(np.int64(s)) if binary else s
+    for i in range(n):
+        m = buf[v_off + i] + buf[current + i]
+        theta = fp[th_off + i]
+        s = window_fire(m, theta, window) if window > 0 else fire(m, theta, burst)
+        buf[v_off + i] = reset(m, s, theta, to_zero)
+        if allowance_off >= 0:
+            s = spicalib_step(s, t, f64[allowance_off], state, calibration, i, n)
+        if s != 0:
+            idx[base + emitted] = i
+            mult[base + emitted] = s
+            emitted += 1
+            counts[count_off + i] += _popcount(np.int64(s)) if binary else s
     return emitted
 
 
@@ -324,21 +365,17 @@ def _plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
     """The common case of _neurons (Γ = 1, no window, no calibration) in two passes: fire
     and reset every neuron in vector form (``fire``/``reset`` with s in {0, 1}), then emit
     the neurons that fired, skipping eight silent neurons at a time."""
-    rows, row_len, stride = op[NR_ROWS], op[NR_ROW_LEN], op[NR_STRIDE]
-    n = rows * row_len
+    n = op[NR_SIZE]
+    v = buf[op[NR_V]:op[NR_V] + n]
+    current = buf[op[NR_CURRENT]:op[NR_CURRENT] + n]
+    theta = fp[op[NR_THETA]:op[NR_THETA] + n]
     to_zero = op[NR_ZERO_RESET] != 0
-    for row in range(rows):
-        first, start = row * row_len, op[NR_CURRENT] + row * stride
-        v = buf[op[NR_V] + first:op[NR_V] + first + row_len]
-        current = buf[start:start + row_len]
-        theta = fp[op[NR_THETA] + first:op[NR_THETA] + first + row_len]
-        flags = fired[first:first + row_len]
-        for i in range(row_len):
-            m = v[i] + current[i]
-            spike = m >= theta[i]
-            flags[i] = spike
-            after = 0.0 if to_zero else np.float64(m) - np.float64(theta[i])
-            v[i] = after if spike else m
+    for i in range(n):
+        m = v[i] + current[i]
+        spike = m >= theta[i]
+        fired[i] = spike
+        after = 0.0 if to_zero else np.float64(m) - np.float64(theta[i])
+        v[i] = after if spike else m
     # emit by bit scanning: pack the flags of 64 neurons into one word, then visit its set
     # bits (a branch per neuron would mispredict at every spike)
     padded = (n + 63) // 64 * 64
@@ -363,18 +400,22 @@ def _plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
 
 @numba.njit(cache=True)
 def _maxpool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
-    """Spiking max pooling (LIPooling or the gate) of one step; returns (events, pool ops).
+    """Spiking max pooling of one step (LIPooling or the gate); returns (events, pool ops)."""
+    if op[MP_GATE]:
+        return _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary)
+    return _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary)
 
-    LIPooling emits, per window touched this step, the rise of the window's largest
-    cumulative input count; while counts only grow, that maximum is kept as the events
-    arrive, and a window is rescanned only after a negative event (SpiCalib) or for the
-    gate, which needs the member holding the maximum.
+
+@numba.njit(cache=True)
+def _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
+    """LIPooling: each window emits the rise of its largest cumulative input count.
+
+    The largest count (``peak``) is kept as events arrive, since counts only grow; after
+    a negative event (SpiCalib) the window is rescanned. Then every window's rise is
+    emitted without a branch per window.
     """
     channels, win_ptr, win_idx = op[MP_CHANNELS], op[MP_WIN_PTR], op[MP_WIN_IDX]
-    member_ptr, member_idx = op[MP_MEMBER_PTR], op[MP_MEMBER_IDX]
-    c_in, c_out, dirty, dlist = op[MP_CUM_IN], op[MP_CUM_OUT], op[MP_DIRTY], op[MP_DIRTY_LIST]
-    current, gate, peak = op[MP_CURRENT], op[MP_GATE], op[MP_PEAK]
-    n_dirty = 0
+    c_in, peak, rescan, n_rescan = op[MP_CUM_IN], op[MP_PEAK], op[MP_DIRTY_LIST], 0
     pool_ops = 0
     for e in range(n_in):
         i = idx[in_base + e]
@@ -383,48 +424,87 @@ def _maxpool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
         c = i - s * channels
         value = state[c_in + i] + m
         state[c_in + i] = value
-        if gate:
-            state[current + i] += m
-        rescan = 2 if gate or m < 0 else 1
         first, last = ip[win_ptr + s], ip[win_ptr + s + 1]
         for k in range(first, last):
             slot = ip[win_idx + k] * channels + c
+            if m > 0:
+                state[peak + slot] = max(state[peak + slot], value)
+            elif state[op[MP_DIRTY] + slot] == 0:
+                state[op[MP_DIRTY] + slot] = 1
+                state[rescan + n_rescan] = slot
+                n_rescan += 1
+        pool_ops += _sent(m, binary) * (last - first)
+    if n_in == 0:
+        return 0, 0
+    for d in range(n_rescan):
+        slot = state[rescan + d]
+        state[op[MP_DIRTY] + slot] = 0
+        state[peak + slot] = _window_max(op, ip, state, slot)[0]
+    n = op[MP_SLOTS]
+    peaks = state[peak:peak + n]
+    emitted_so_far = state[op[MP_CUM_OUT]:op[MP_CUM_OUT] + n]
+    emitted = 0
+    for slot in range(n):
+        out = peaks[slot] - emitted_so_far[slot]
+        emitted_so_far[slot] = peaks[slot]
+        idx[out_base + emitted] = slot
+        mult[out_base + emitted] = out
+        emitted += out != 0
+    return emitted, pool_ops
+
+
+@numba.njit(cache=True)
+def _window_max(op, ip, state, slot):
+    """(largest cumulative input count of a window slot, the first member holding it)."""
+    channels, member_ptr, member_idx, c_in = (op[MP_CHANNELS], op[MP_MEMBER_PTR],
+                                              op[MP_MEMBER_IDX], op[MP_CUM_IN])
+    w = np.int64(np.uint64(slot) // np.uint64(channels))
+    c = slot - w * channels
+    first = ip[member_ptr + w]
+    best_member = ip[member_idx + first]
+    best = state[c_in + best_member * channels + c]
+    for k in range(first + 1, ip[member_ptr + w + 1]):
+        member = ip[member_idx + k]
+        value = state[c_in + member * channels + c]
+        if value > best:
+            best = value
+            best_member = member
+    return best, best_member * channels + c
+
+
+@numba.njit(cache=True)
+def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
+    """The spike-count gate: each window touched this step passes the current events of its
+    member with the largest cumulative count (the first on ties)."""
+    channels, win_ptr, win_idx = op[MP_CHANNELS], op[MP_WIN_PTR], op[MP_WIN_IDX]
+    c_in, dirty, dlist, current = op[MP_CUM_IN], op[MP_DIRTY], op[MP_DIRTY_LIST], op[MP_CURRENT]
+    n_dirty = 0
+    pool_ops = 0
+    for e in range(n_in):
+        i = idx[in_base + e]
+        m = np.int64(mult[in_base + e])
+        s = np.int64(np.uint64(i) // np.uint64(channels))
+        c = i - s * channels
+        state[c_in + i] += m
+        state[current + i] += m
+        for k in range(ip[win_ptr + s], ip[win_ptr + s + 1]):
+            slot = ip[win_idx + k] * channels + c
             if state[dirty + slot] == 0:
+                state[dirty + slot] = 1
                 state[dlist + n_dirty] = slot
                 n_dirty += 1
-                state[peak + slot] = state[c_out + slot]
-            state[dirty + slot] = max(state[dirty + slot], rescan)
-            state[peak + slot] = max(state[peak + slot], value)
-        pool_ops += _sent(m, binary) * (last - first)
+        pool_ops += _sent(m, binary) * (ip[win_ptr + s + 1] - ip[win_ptr + s])
     emitted = 0
     for d in range(n_dirty):
         slot = state[dlist + d]
-        best, best_member, c = state[peak + slot], 0, 0
-        if state[dirty + slot] == 2:
-            w = np.int64(np.uint64(slot) // np.uint64(channels))
-            c = slot - w * channels
-            first = ip[member_ptr + w]
-            best_member = ip[member_idx + first]
-            best = state[c_in + best_member * channels + c]
-            for k in range(first + 1, ip[member_ptr + w + 1]):
-                member = ip[member_idx + k]
-                value = state[c_in + member * channels + c]
-                if value > best:
-                    best = value
-                    best_member = member
         state[dirty + slot] = 0
-        if gate:
-            out = state[current + best_member * channels + c]
-        else:
-            out = best - state[c_out + slot]
-            state[c_out + slot] = best
+        out = state[current + _window_max(op, ip, state, slot)[1]]
         if out != 0:
             idx[out_base + emitted] = slot
             mult[out_base + emitted] = out
             emitted += 1
-    if gate:
-        for e in range(n_in):
-            state[current + idx[in_base + e]] = 0
+    for e in range(n_in):
+        state[current + idx[in_base + e]] = 0
     return emitted, pool_ops
 
 
@@ -449,7 +529,7 @@ def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, coun
     for r in range(ops.shape[0]):
         if ops[r, CODE] == OP_NEURON:
             v, v0 = ops[r, NR_V], ops[r, NR_V0]
-            for i in range(ops[r, NR_ROWS] * ops[r, NR_ROW_LEN]):
+            for i in range(ops[r, NR_SIZE]):
                 buf[v + i] = fp[v0 + i]
 
 
@@ -480,20 +560,15 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
             n_events[slot] = _neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
                                       counts, t, binary, fired)
         elif code == OP_ADD:
-            row_len, stride = op[ADD_ROW_LEN], op[ADD_STRIDE]
-            for row in range(op[ADD_ROWS]):
-                dst, src = op[ADD_DST] + row * row_len, op[ADD_SRC] + row * stride
-                target, source = buf[dst:dst + row_len], buf[src:src + row_len]
-                for i in range(row_len):
-                    target[i] += source[i]
+            dst, src, size = op[ADD_DST], op[ADD_SRC], op[ADD_SIZE]
+            target, source = buf[dst:dst + size], buf[src:src + size]
+            for i in range(size):
+                target[i] += source[i]
         elif code == OP_COPYPERM:
-            dst, channels, width = op[PERM_DST], op[PERM_CHANNELS], op[PERM_WIDTH]
-            hw = op[PERM_HEIGHT] * width
-            for row in range(op[PERM_HEIGHT]):
-                src = op[PERM_SRC] + row * op[PERM_STRIDE]
-                for col in range(width):
-                    for c in range(channels):
-                        buf[dst + c * hw + row * width + col] = buf[src + col * channels + c]
+            dst, src, channels, hw = op[PERM_DST], op[PERM_SRC], op[PERM_CHANNELS], op[PERM_HW]
+            for p in range(hw):
+                for c in range(channels):
+                    buf[dst + c * hw + p] = buf[src + p * channels + c]
         elif code == OP_MAXPOOL:
             src_slot, out_slot = op[MP_SRC_SLOT], op[MP_OUT_SLOT]
             emitted, done = _maxpool(op, ip, state, idx, mult, event_offsets[src_slot],
