@@ -149,7 +149,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         if selection:
             raise ValueError("recording spike trains and membrane traces needs engine='dense'")
         program = compiled(snn, encoding, dtype, window, binary)
-        workspace = event.Workspace(program, min(batch_size, len(x)), steps_simulated,
+        workspace = event.Workspace(program, min(batch_size, len(x)),
                                     len(steps) if not window else 1)
         event.announce_compile()
     bar = (_progress_bar(progress, steps_simulated * len(chunks), "step") if engine == "dense"
@@ -205,13 +205,15 @@ def _event_chunk(snn, program, chunk, start, T, steps, seed, sops, pool_ops, cou
                  per_image, workspace, on_steps) -> np.ndarray:
     """Run the event engine on one chunk and file its results in the dense engine's layout."""
     net = snn.network
-    out, chunk_counts, chunk_sops, chunk_pool = event.run_chunk(
+    chunk_sops = np.zeros((len(program.sop_layers), T), np.int64)
+    chunk_pool = np.zeros((len(program.pool_layers), T), np.int64)
+    out, chunk_counts = event.run_chunk(
         snn, program, chunk, start, T=T, checkpoints=steps, seed=seed, workspace=workspace,
-        on_steps=on_steps)
+        sops=chunk_sops, pool_ops=chunk_pool, on_steps=on_steps)
     for i, name in enumerate(program.sop_layers):
-        sops[name] += chunk_sops[:, i].sum(axis=0)
+        sops[name] += chunk_sops[i]
     for i, name in enumerate(program.pool_layers):
-        pool_ops[name] += chunk_pool[:, i].sum(axis=0)
+        pool_ops[name] += chunk_pool[i]
     for name, offset, size, shape in program.neuron_layers:
         layer_counts = _channels_first(chunk_counts[:, offset:offset + size], shape)
         counts[name] += layer_counts if per_image else layer_counts.sum(axis=0)

@@ -24,6 +24,8 @@ from .kernels import run_steps
 
 #: Target wall time of one call into the kernels (progress and Ctrl-C act in between).
 BLOCK_SECONDS = 0.25
+#: The most steps one call simulates (bounds the per-image SOP buffers).
+BLOCK_STEPS = 1024
 #: First-call compile time of the kernels with an empty cache, as measured (BENCHMARKS.md).
 COMPILE_SECONDS = 10
 
@@ -40,9 +42,9 @@ def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
 
 
 class Workspace:
-    """Per-image working memory for up to ``capacity`` images simulated ``T`` steps."""
+    """Per-image working memory for up to ``capacity`` images (none of it grows with T)."""
 
-    def __init__(self, program: EventProgram, capacity: int, T: int, n_checkpoints: int):
+    def __init__(self, program: EventProgram, capacity: int, n_checkpoints: int):
         self.buf = aligned_empty((capacity, max(program.float_size, 1)), program.dtype)
         self.state = np.empty((capacity, program.int_size), np.int64)
         self.idx = np.empty((capacity, program.event_capacity), np.int32)
@@ -52,8 +54,10 @@ class Workspace:
         self.fired = aligned_empty((capacity, largest + 64), np.uint8)
         self.out = np.empty((capacity, n_checkpoints, program.readout_size), program.dtype)
         self.counts = np.empty((capacity, max(program.n_counts, 1)), np.int64)
-        self.sops = np.empty((capacity, max(len(program.sop_layers), 1), T), np.int64)
-        self.pool_ops = np.empty((capacity, max(len(program.pool_layers), 1), T), np.int64)
+        self.sops = np.empty((capacity, max(len(program.sop_layers), 1), BLOCK_STEPS),
+                             np.int64)
+        self.pool_ops = np.empty((capacity, max(len(program.pool_layers), 1), BLOCK_STEPS),
+                                 np.int64)
 
     def rows(self, batch: int) -> tuple[np.ndarray, ...]:
         """The first ``batch`` images' arrays, in run_steps' argument order."""
@@ -81,16 +85,17 @@ def _analog_head(snn: SpikingNetwork, program: EventProgram, x: np.ndarray):
 def _next_block(block: int, seconds: float, remaining: int) -> int:
     """Steps for the next call so that it takes about BLOCK_SECONDS."""
     scaled = block * BLOCK_SECONDS / max(seconds, 1e-6)
-    return int(max(1, min(remaining, 4 * block, scaled)))
+    return int(max(1, min(remaining, 4 * block, BLOCK_STEPS, scaled)))
 
 
 def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_image: int, *,
               T: int, checkpoints: np.ndarray, seed: int, workspace: Workspace,
+              sops: np.ndarray, pool_ops: np.ndarray,
               on_steps: Callable[[int], None] | None = None):
     """Simulate ``x`` (B, *input_shape) for T steps; ``on_steps(n)`` is called as each block
-    of n steps completes. Returns per-image outputs (B, K, readout size), spike counts
-    (B, neurons), SOPs (B, layers, T) and pooling operations (B, layers, T), as views into
-    ``workspace``."""
+    of n steps completes. SOPs and pooling operations of the chunk are added to ``sops``
+    (sop layers, T) and ``pool_ops`` (pool layers, T). Returns per-image outputs
+    (B, K, readout size) and spike counts (B, neurons), as views into ``workspace``."""
     batch = len(x)
     analog, layout = _analog_head(snn, program, x)
     rate_input = (x.reshape(batch, -1).astype(np.float64) if program.encoding == "rate"
@@ -104,12 +109,14 @@ def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_i
                   analog, layout, step, last, checkpoints, program.event_offsets, seed,
                   first_image, program.readout_offset, program.readout_size, program.binary,
                   *rows)
+        n = last - step + 1
+        sops[:, step - 1:last] += rows[-2][:, :len(sops), :n].sum(axis=0)
+        pool_ops[:, step - 1:last] += rows[-1][:, :len(pool_ops), :n].sum(axis=0)
         if on_steps is not None:
             on_steps(last - step + 1)
         block = _next_block(last - step + 1, time.perf_counter() - started, T - last)
         step = last + 1
-    out, counts, sops, pool_ops = rows[-4:]
-    return out, counts, sops, pool_ops
+    return rows[-4], rows[-3]
 
 
 def announce_compile() -> None:

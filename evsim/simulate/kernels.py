@@ -511,8 +511,7 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
 # --- one image, a block of steps -------------------------------------------------------
 
 @numba.njit(cache=True)
-def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, counts, sops,
-                 pool_ops):
+def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, counts):
     """Clear an image's workspace and results, put the analog head's values in place and
     every membrane at v(0)."""
     buf[:] = 0
@@ -520,8 +519,6 @@ def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, coun
     n_events[:] = 0
     out[:] = 0
     counts[:] = 0
-    sops[:] = 0
-    pool_ops[:] = 0
     for a in range(analog_layout.shape[0]):
         start, size, src = analog_layout[a, 0], analog_layout[a, 1], analog_layout[a, 2]
         for i in range(size):
@@ -536,7 +533,8 @@ def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, coun
 @numba.njit(cache=True)
 def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, idx, mult,
           n_events, counts, sops, pool_ops, fired):
-    """Every operation of step t, in program (topological) order."""
+    """Every operation of step t, in program (topological) order; its SOPs and pooling
+    operations go to ``sops[layer]`` and ``pool_ops[layer]``."""
     for r in range(ops.shape[0]):
         op = ops[r]
         code = op[CODE]
@@ -545,7 +543,7 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
             done = _scatter(op, ip, fp, buf, idx, mult, event_offsets[slot], n_events[slot],
                             binary)
             if op[SC_SOP_SLOT] >= 0:
-                sops[op[SC_SOP_SLOT], t - 1] += done
+                sops[op[SC_SOP_SLOT]] += done
         elif code == OP_FILL:
             dst, size, bias = op[FILL_DST], op[FILL_SIZE], op[FILL_BIAS]
             target = buf[dst:dst + size]
@@ -574,7 +572,7 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
             emitted, done = _maxpool(op, ip, state, idx, mult, event_offsets[src_slot],
                                      n_events[src_slot], event_offsets[out_slot], binary)
             n_events[out_slot] = emitted
-            pool_ops[op[MP_POOL_SLOT], t - 1] += done
+            pool_ops[op[MP_POOL_SLOT]] += done
         elif code == OP_RATE:
             slot = op[RATE_SLOT]
             n_events[slot] = _rate(op, x, image_key, t, idx, mult, event_offsets[slot])
@@ -593,9 +591,10 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
     (multiplicities in the simulation dtype, so spike values form in that
     dtype; K-bit codes when ``binary``, whose set bits are the spikes and
     SOPs counted) event lists, ``n_events`` per slot, ``fired`` (uint8, the
-    largest spiking layer rounded up to 8). Results, per image:
-    ``out`` (checkpoints, readout), ``counts`` (neurons), ``sops`` (sop
-    layers, T), ``pool_ops`` (pool layers, T).
+    largest spiking layer plus 64). Results, per image: ``out`` (checkpoints,
+    readout) and ``counts`` (neurons) over the whole run; ``sops`` (sop
+    layers, ≥ steps of this call) and ``pool_ops`` (pool layers, ...) of this
+    call's steps only.
     """
     seed_key = _mix(np.uint64(seed) + _GOLDEN)
     for b in numba.prange(x.shape[0]):
@@ -603,11 +602,13 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
         image_buf = buf[b]
         if first_step == 1:
             _start_image(ops, fp, analog[b], analog_layout, image_buf, state[b], n_events[b],
-                         out[b], counts[b], sops[b], pool_ops[b])
+                         out[b], counts[b])
+        sops[b] = 0
+        pool_ops[b] = 0
         for t in range(first_step, last_step + 1):
             _step(ops, ip, fp, f64, x[b], t, event_offsets, image_key, binary, image_buf,
-                  state[b], idx[b], mult[b], n_events[b], counts[b], sops[b], pool_ops[b],
-                  fired[b])
+                  state[b], idx[b], mult[b], n_events[b], counts[b], sops[b, :, t - first_step],
+                  pool_ops[b, :, t - first_step], fired[b])
             k = np.searchsorted(checkpoints, t)
             if k < checkpoints.shape[0] and checkpoints[k] == t:
                 for i in range(readout_size):
