@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -86,8 +87,10 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     dtype:
         ``np.float32`` (default) or ``np.float64``.
     threads:
-        Threads of the event engine (default: Numba's default, all cores).
-        Results do not depend on it.
+        Threads of the event engine, each simulating its own images (default:
+        every core this process may use). Results do not depend on it. The
+        dense engine's BLAS threads are set by the usual environment variables
+        (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``).
     progress:
         Show a progress bar over steps × chunks.
 
@@ -149,6 +152,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         if selection:
             raise ValueError("recording spike trains and membrane traces needs engine='dense'")
         program = compiled(snn, encoding, dtype, window, binary)
+        n_threads = _thread_count(threads)
         workspace = event.Workspace(program, min(batch_size, len(x)),
                                     len(steps) if not window else 1)
         event.announce_compile()
@@ -162,10 +166,10 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
             def advance(n, size=len(chunk)):
                 if bar:
                     bar.update(size * n / steps_simulated)
-            with _numba_threads(threads):
-                out = _event_chunk(snn, program, chunk, start, steps_simulated,
-                                   steps if not window else np.array([1]), int(seed), sops,
-                                   pool_ops, chunk_counts, per_image_counts, workspace, advance)
+            out = _event_chunk(snn, program, chunk, start, steps_simulated,
+                               steps if not window else np.array([1]), int(seed), sops,
+                               pool_ops, chunk_counts, per_image_counts, workspace,
+                               n_threads, advance)
         else:
             out, chunk_trains, chunk_traces = dense.run_chunk(
                 snn, signal_plan, chunk, start, T=steps_simulated,
@@ -202,14 +206,14 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
 
 
 def _event_chunk(snn, program, chunk, start, T, steps, seed, sops, pool_ops, counts,
-                 per_image, workspace, on_steps) -> np.ndarray:
+                 per_image, workspace, threads, on_steps) -> np.ndarray:
     """Run the event engine on one chunk and file its results in the dense engine's layout."""
     net = snn.network
     chunk_sops = np.zeros((len(program.sop_layers), T), np.int64)
     chunk_pool = np.zeros((len(program.pool_layers), T), np.int64)
     out, chunk_counts = event.run_chunk(
         snn, program, chunk, start, T=T, checkpoints=steps, seed=seed, workspace=workspace,
-        sops=chunk_sops, pool_ops=chunk_pool, on_steps=on_steps)
+        sops=chunk_sops, pool_ops=chunk_pool, threads=threads, on_steps=on_steps)
     for i, name in enumerate(program.sop_layers):
         sops[name] += chunk_sops[i]
     for i, name in enumerate(program.pool_layers):
@@ -229,24 +233,15 @@ def _channels_first(flat: np.ndarray, shape) -> np.ndarray:
     return flat.reshape(len(flat), h, w, c).transpose(0, 3, 1, 2)
 
 
-class _numba_threads:
-    """Context manager setting Numba's thread count, restoring it afterwards."""
-
-    def __init__(self, threads: int | None):
-        self.threads = threads
-
-    def __enter__(self):
-        import numba
-        self.previous = numba.get_num_threads()
-        if self.threads is not None:
-            if not 1 <= self.threads <= numba.config.NUMBA_NUM_THREADS:
-                raise ValueError(f"threads must be in [1, {numba.config.NUMBA_NUM_THREADS}], "
-                                 f"got {self.threads}")
-            numba.set_num_threads(self.threads)
-
-    def __exit__(self, *exc):
-        import numba
-        numba.set_num_threads(self.previous)
+def _thread_count(threads: int | None) -> int:
+    """Threads of the event engine: ``threads``, or every core this process may use."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    if threads is None:
+        return available
+    if isinstance(threads, bool) or int(threads) != threads or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    return int(threads)
 
 
 def _progress_bar(enabled: bool, total: int, unit: str):

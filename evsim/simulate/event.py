@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -90,32 +91,42 @@ def _next_block(block: int, seconds: float, remaining: int) -> int:
 
 def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_image: int, *,
               T: int, checkpoints: np.ndarray, seed: int, workspace: Workspace,
-              sops: np.ndarray, pool_ops: np.ndarray,
+              sops: np.ndarray, pool_ops: np.ndarray, threads: int = 1,
               on_steps: Callable[[int], None] | None = None):
     """Simulate ``x`` (B, *input_shape) for T steps; ``on_steps(n)`` is called as each block
     of n steps completes. SOPs and pooling operations of the chunk are added to ``sops``
-    (sop layers, T) and ``pool_ops`` (pool layers, T). Returns per-image outputs
-    (B, K, readout size) and spike counts (B, neurons), as views into ``workspace``."""
+    (sop layers, T) and ``pool_ops`` (pool layers, T). ``threads`` simulate disjoint groups
+    of images at once. Returns per-image outputs (B, K, readout size) and spike counts
+    (B, neurons), as views into ``workspace``."""
     batch = len(x)
     analog, layout = _analog_head(snn, program, x)
     rate_input = (x.reshape(batch, -1).astype(np.float64) if program.encoding == "rate"
                   else np.zeros((batch, 1)))
     rows = workspace.rows(batch)
+    n_groups = max(1, min(threads, batch))
+    bounds = np.linspace(0, batch, n_groups + 1).astype(int)
+
+    def advance(group: int, step: int, last: int) -> None:
+        lo, hi = bounds[group], bounds[group + 1]
+        run_steps(program.ops, program.iparams, program.fparams, program.f64params,
+                  rate_input[lo:hi], analog[lo:hi], layout, step, last, checkpoints,
+                  program.event_offsets, seed, first_image + lo, program.readout_offset,
+                  program.readout_size, program.binary, *(a[lo:hi] for a in rows))
+
     step, block = 1, 1
-    while step <= T:
-        last = min(T, step + block - 1)
-        started = time.perf_counter()
-        run_steps(program.ops, program.iparams, program.fparams, program.f64params, rate_input,
-                  analog, layout, step, last, checkpoints, program.event_offsets, seed,
-                  first_image, program.readout_offset, program.readout_size, program.binary,
-                  *rows)
-        n = last - step + 1
-        sops[:, step - 1:last] += rows[-2][:, :len(sops), :n].sum(axis=0)
-        pool_ops[:, step - 1:last] += rows[-1][:, :len(pool_ops), :n].sum(axis=0)
-        if on_steps is not None:
-            on_steps(last - step + 1)
-        block = _next_block(last - step + 1, time.perf_counter() - started, T - last)
-        step = last + 1
+    with ThreadPoolExecutor(n_groups) as pool:
+        while step <= T:
+            last = min(T, step + block - 1)
+            started = time.perf_counter()
+            for done in [pool.submit(advance, g, step, last) for g in range(n_groups)]:
+                done.result()
+            n = last - step + 1
+            sops[:, step - 1:last] += rows[-2][:, :len(sops), :n].sum(axis=0)
+            pool_ops[:, step - 1:last] += rows[-1][:, :len(pool_ops), :n].sum(axis=0)
+            if on_steps is not None:
+                on_steps(n)
+            block = _next_block(n, time.perf_counter() - started, T - last)
+            step = last + 1
     return rows[-4], rows[-3]
 
 

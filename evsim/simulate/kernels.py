@@ -1,8 +1,10 @@
 """Numba kernels of the event engine.
 
-One image is simulated by one thread (``prange`` over images): each owns its
-workspaces, so there are no shared scatter targets and results do not depend
-on the thread count. The program (:mod:`evsim.simulate.compile`) is a table
+Images are independent: each owns its workspaces, so there are no shared
+scatter targets, and :func:`run_steps` releases the GIL so that threads can
+simulate disjoint groups of images at once (results do not depend on the
+thread count). Python threads are used rather than Numba's ``prange``, whose
+compilation costs several seconds more on the first run. The program (:mod:`evsim.simulate.compile`) is a table
 of operation rows interpreted step by step over preallocated flat buffers.
 
 Speed comes from the scatter: every synaptic path is stored as *runs*, so
@@ -578,7 +580,7 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
             n_events[slot] = _rate(op, x, image_key, t, idx, mult, event_offsets[slot])
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step, checkpoints,
               event_offsets, seed, first_image, readout_offset, readout_size, binary, buf,
               state, idx, mult, n_events, fired, out, counts, sops, pool_ops):
@@ -597,7 +599,7 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
     call's steps only.
     """
     seed_key = _mix(np.uint64(seed) + _GOLDEN)
-    for b in numba.prange(x.shape[0]):
+    for b in range(x.shape[0]):
         image_key = _mix((seed_key ^ np.uint64(first_image + b)) + _GOLDEN)
         image_buf = buf[b]
         if first_step == 1:
@@ -605,11 +607,14 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
                          out[b], counts[b])
         sops[b] = 0
         pool_ops[b] = 0
+        k = 0  # the next checkpoint
+        while k < checkpoints.shape[0] and checkpoints[k] < first_step:
+            k += 1
         for t in range(first_step, last_step + 1):
             _step(ops, ip, fp, f64, x[b], t, event_offsets, image_key, binary, image_buf,
                   state[b], idx[b], mult[b], n_events[b], counts[b], sops[b, :, t - first_step],
                   pool_ops[b, :, t - first_step], fired[b])
-            k = np.searchsorted(checkpoints, t)
             if k < checkpoints.shape[0] and checkpoints[k] == t:
                 for i in range(readout_size):
                     out[b, k, i] = image_buf[readout_offset + i]
+                k += 1
