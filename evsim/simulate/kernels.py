@@ -147,7 +147,7 @@ else:
     @numba.njit(cache=True, inline="always")
     def _add_run(out, o, w, k, a, n):
         """``out[o:o+n] += a * w[k:k+n]``: vector adds, then the remainder one by one."""
-        main = n - n % LANES
+        main = n & -LANES  # n >= 0: the multiple of LANES below it, without a signed modulo
         for j in range(0, main, LANES):
             _axpy(out, o + j, w, k + j, a)
         for j in range(main, n):
