@@ -7,19 +7,21 @@ Data flow: ``evsim.io`` (load/save, importers) -> :class:`Network` ->
 __version__ = "0.1.0"
 
 from . import data, layers, models
-from .convert import METHODS, convert
+from .convert import convert
 from .forward import forward
 from .io import load, save
 from .layers import (QCFS, Add, AvgPool2d, BatchNorm, Clip, Conv2d, Dense, Flatten,
                      GlobalAvgPool, Input, MaxPool2d, ReLU)
 from .network import Network, NetworkBuilder, Node
+from .options import METHODS, ConversionOptions
 from .passes import commute_maxpool_activation, fold_batchnorm
 from .signals import ConversionError
 from .simulate import SimResult, compare, results_equal, simulate
 from .spiking import NeuronSpec, SpikingNetwork
 
 __all__ = [
-    "__version__", "data", "layers", "models", "convert", "METHODS", "simulate", "SimResult",
+    "__version__", "data", "layers", "models", "convert", "ConversionOptions", "METHODS",
+    "simulate", "SimResult",
     "compare", "results_equal", "ConversionError", "forward", "load", "save", "Network",
     "NetworkBuilder", "Node",
     "NeuronSpec", "SpikingNetwork", "fold_batchnorm", "commute_maxpool_activation",

@@ -1,7 +1,7 @@
 """Reading and writing networks.
 
 ``load(path)`` picks the reader from the file suffix: evsim's own ``.npz``
-format, or ``.onnx`` (:func:`load_onnx`, needs ``pip install evsim[onnx]``).
+format, or ``.onnx`` (:func:`load_onnx`; onnx is a core dependency).
 One module per frontend: :mod:`~evsim.io.onnx`, :mod:`~evsim.io.torch`
 (:func:`from_torch`, a traced ``nn.Module``) and :mod:`~evsim.io.nir`
 (:func:`to_nir` / :func:`from_nir`: spiking networks in the neuromorphic

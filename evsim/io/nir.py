@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__, ops
+from ..extras import require
 from .. import layers as L
 from ..network import NetworkBuilder
 from ..signals import check_spiking_graph
@@ -72,11 +73,7 @@ class NIRExportWarning(UserWarning):
 
 
 def _require_nir():
-    try:
-        import nir
-    except ImportError as err:
-        raise ImportError("evsim.io.nir needs the nir package: pip install evsim[nir]") from err
-    return nir
+    return require("nir", "evsim.io.nir (NIR export and import)")
 
 
 def _channel_values(values: np.ndarray) -> np.ndarray:
