@@ -17,7 +17,7 @@ from .signals import check_spiking_graph
 from .spiking import NeuronSpec, SpikingNetwork
 
 #: Activation types a method needs (their trained bound becomes θ).
-_NEEDS_TRAINED = {"opi": (L.Clip, L.QCFS), "qcfs": (L.QCFS,), "nq": (L.QCFS,)}
+TRAINED_ACTIVATIONS = {"opi": (L.Clip, L.QCFS), "qcfs": (L.QCFS,), "nq": (L.QCFS,)}
 
 
 def prepare(network: Network) -> Network:
@@ -128,7 +128,7 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
     if not acts:
         raise ValueError("the network has no activation layer (ReLU, Clip or QCFS) to convert")
 
-    needed = _NEEDS_TRAINED.get(method)
+    needed = TRAINED_ACTIVATIONS.get(method)
     if needed is not None:
         for name, layer in acts.items():
             if not isinstance(layer, needed):
@@ -170,4 +170,5 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
     return snn
 
 
-__all__ = ["convert", "prepare", "resolve", "METHODS", "NORMALIZATIONS", "ConversionOptions"]
+__all__ = ["convert", "prepare", "resolve", "METHODS", "NORMALIZATIONS", "ConversionOptions",
+           "TRAINED_ACTIVATIONS"]

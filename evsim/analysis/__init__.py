@@ -19,7 +19,7 @@ from .stats import (LayerError, OutputError, conversion_error, counts_per_image,
                     output_error, rate_vs_activation, saturated_fraction, silent_fraction,
                     recorded_train, snn_rates, sparsity_per_step, spikes_per_step)
 from .neurobench import NEUROBENCH_VERSION, neurobench_metrics, neurobench_static_metrics
-from .summary import CheckpointSummary, checkpoint_summary
+from .summary import CheckpointSummary, checkpoint_summary, class_accuracy, confusion_matrix
 
 __all__ = [
     "counts_per_image", "recorded_train", "neuron_firing_rates", "layer_firing_rates",
@@ -29,6 +29,7 @@ __all__ = [
     "output_error", "OutputError",
     "EnergyTable", "FLOAT32_45NM", "FLOAT16_45NM", "INT8_45NM", "ENERGY_TABLES", "energy_table",
     "ann_macs", "ann_adds", "EnergyRow", "EnergyReport", "energy_report", "energy_unit",
-    "CONVENTIONS", "CheckpointSummary", "checkpoint_summary",
+    "CONVENTIONS", "CheckpointSummary", "checkpoint_summary", "confusion_matrix",
+    "class_accuracy",
     "neurobench_metrics", "neurobench_static_metrics", "NEUROBENCH_VERSION",
 ]

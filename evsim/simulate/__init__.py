@@ -40,7 +40,7 @@ def _selection(snn: SpikingNetwork, record) -> dict[str, np.ndarray]:
     return out
 
 
-def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: str = "dense",
+def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: str = "event",
              encoding: str = "analog", checkpoints: Iterable[int] | None = None,
              record: Iterable[str] | Mapping[str, Iterable[int] | None] | str | None = None,
              per_image_counts: bool = False, seed: int = 0, batch_size: int = 128,
@@ -62,9 +62,10 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         outputs being the decoded readout × T and spike counts the binary
         spikes sent.
     engine:
-        ``"dense"``: the NumPy reference engine (readable, records traces).
-        ``"event"``: the event-driven Numba engine (compiled on first use;
-        one image per thread; exact SOPs of the accumulates it performs).
+        ``"event"`` (default, as in the ``evsim`` command): the event-driven
+        Numba engine (compiled on first use; one image per thread; exact
+        SOPs of the accumulates it performs). ``"dense"``: the NumPy
+        reference engine (readable; the one that records traces).
     encoding:
         ``"analog"`` (default): the image is layer 1's input at every step,
         its first layers are computed once (MACs). ``"rate"``: Bernoulli
