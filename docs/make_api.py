@@ -20,6 +20,8 @@ OUT = Path(__file__).resolve().parent / "api.md"
 #: (module, heading) in reading order: the data flow, then analysis and output.
 MODULES = [
     ("evsim", "evsim: the top level"),
+    ("evsim.options", "evsim.options: conversion options and method presets"),
+    ("evsim.tune", "evsim.tune: searching conversion options"),
     ("evsim.io", "evsim.io: reading and writing networks"),
     ("evsim.models", "evsim.models: bundled models"),
     ("evsim.data", "evsim.data: data sets"),
@@ -27,8 +29,10 @@ MODULES = [
     ("evsim.analysis.stats", "evsim.analysis.stats: spike statistics and conversion error"),
     ("evsim.analysis.energy", "evsim.analysis.energy: operations and energy"),
     ("evsim.analysis.summary", "evsim.analysis.summary: accuracy, SOPs and energy versus T"),
+    ("evsim.analysis.neurobench", "evsim.analysis.neurobench: NeuroBench metrics"),
     ("evsim.plot", "evsim.plot: figures"),
     ("evsim.report", "evsim.report: report folders"),
+    ("evsim.extras", "evsim.extras: optional dependencies"),
 ]
 
 

@@ -6,7 +6,7 @@ Data flow: ``evsim.io`` (load/save, importers) -> :class:`Network` ->
 
 __version__ = "0.1.0"
 
-from . import data, layers, models
+from . import data, layers, models, tune
 from .convert import convert
 from .forward import forward
 from .io import load, save
@@ -20,7 +20,7 @@ from .simulate import SimResult, compare, results_equal, simulate
 from .spiking import NeuronSpec, SpikingNetwork
 
 __all__ = [
-    "__version__", "data", "layers", "models", "convert", "ConversionOptions", "METHODS",
+    "__version__", "data", "layers", "models", "tune", "convert", "ConversionOptions", "METHODS",
     "simulate", "SimResult",
     "compare", "results_equal", "ConversionError", "forward", "load", "save", "Network",
     "NetworkBuilder", "Node",

@@ -506,11 +506,11 @@ def _simulation_options(parser: argparse.ArgumentParser, T: int = 128) -> None:
     parser.add_argument("--checkpoints", type=_steps, default=None, metavar="STEPS",
                         help="comma-separated steps at which to report accuracy, SOPs and "
                         "energy (--T is always one; default: 1, 2, 4, ..., T)")
-    parser.add_argument("--seed", type=_non_negative, default=0,
+    parser.add_argument("--seed", type=_non_negative, default=0, metavar="N",
                         help="seed of the rate encoding's random spikes (default: %(default)s)")
-    parser.add_argument("--batch-size", type=_positive, default=128,
+    parser.add_argument("--batch-size", type=_positive, default=128, metavar="N",
                         help="images simulated together; bounds memory (default: %(default)s)")
-    parser.add_argument("--threads", type=_threads, default=None,
+    parser.add_argument("--threads", type=_threads, default=None, metavar="N",
                         help="threads of the event engine (default: all cores Numba may use; "
                         "results do not depend on it)")
     parser.add_argument("--energy-table", default="float32", choices=sorted(ENERGY_TABLES),
@@ -527,12 +527,12 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("network", help="spiking network file (.npz from `evsim convert`)")
     parser.add_argument("data", help=f"'{BUNDLED}' (the bundled Fashion-MNIST test sample) or an "
                         ".npz with an 'images' array (N, C, H, W) and optionally 'labels' (N,)")
-    parser.add_argument("--images", type=_positive, default=None,
+    parser.add_argument("--images", type=_positive, default=None, metavar="N",
                         help="use only the first N images")
 
 
 def _analysis_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--analysis-images", type=_positive, default=100,
+    parser.add_argument("--analysis-images", type=_positive, default=100, metavar="N",
                         help="images for the conversion-error plots (default: %(default)s)")
 
 
@@ -555,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
                       + "; fashion_cnn otherwise)")
     demo.add_argument("--method", default="percentile", choices=list(METHODS),
                       help="conversion method (default: %(default)s)")
-    demo.add_argument("--images", type=_positive, default=None,
+    demo.add_argument("--images", type=_positive, default=None, metavar="N",
                       help="use only the first N test images (default: all 1,000 of the "
                       "bundled sample, or 10,000 with --full-test-set)")
     demo.add_argument("--full-test-set", action="store_true",
@@ -580,9 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("-o", "--output", required=True, help="spiking network file to write (.npz)")
     conv.add_argument("--method", default="percentile", choices=list(METHODS),
                       help="conversion preset (default: %(default)s)")
-    conv.add_argument("--calibration-images", type=_positive, default=None,
+    conv.add_argument("--calibration-images", type=_positive, default=None, metavar="N",
                       help="use only the first N calibration images")
-    conv.add_argument("--batch-size", type=_positive, default=256,
+    conv.add_argument("--batch-size", type=_positive, default=256, metavar="N",
                       help="calibration images per forward chunk (default: %(default)s)")
     _conversion_options(conv)
     conv.add_argument("--json", action="store_true",

@@ -82,6 +82,23 @@ def test_bursts_count_once_and_make_the_step_a_mac():
         neurobench_metrics(snn, counted, image)
 
 
+def test_effective_acs_are_evsims_sops_without_zero_weights_bursts_or_skips():
+    from evsim.data import load_bundled_sample
+    from evsim.models import load_model
+
+    calibration, _ = load_bundled_sample("train")
+    images = load_bundled_sample("test")[0][:8]
+    snn = evsim.convert(load_model("fashion_cnn"), calibration[:200])
+    result = evsim.simulate(snn, images, T=8)
+    metrics = neurobench_metrics(snn, result, images)
+    assert metrics["ConnectionSparsity"] == 0.0
+    assert metrics["SynapticOperations"]["Effective_ACs"] * len(images) == result.total_sops()
+    # all existing synapses every step: the first layer's MACs and the other layers' fan-outs
+    dense = 8 * (sum(result.macs.values())
+                 + sum(int(p.fanout.sum()) for p in evsim.signals.plan(snn.network).paths))
+    assert metrics["SynapticOperations"]["Dense"] == dense
+
+
 def test_inputs_are_needed_for_the_analog_layer_and_must_match():
     snn, image = _tiny()
     result = evsim.simulate(snn, image, T=2)
