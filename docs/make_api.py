@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import re
+from collections.abc import Mapping
 import sys
 from pathlib import Path
 
@@ -70,9 +72,10 @@ def _entry(module_name: str, name: str, obj, seen: dict) -> list[str]:
         return lines + [""]
     if callable(obj):
         return [f"### `{name}{_signature(obj)}`", "", _doc(obj), ""]
-    if isinstance(obj, dict) and len(repr(obj)) >= 300:
-        return [f"### `{name}`", "", f"a `dict` with keys {', '.join(f'`{k}`' for k in obj)}", ""]
-    return [f"### `{name}`", "", f"`{obj!r}`" if len(repr(obj)) < 300 else
+    text = re.sub(r" at 0x[0-9a-f]+", "", repr(obj))  # addresses change from run to run
+    if isinstance(obj, Mapping) and len(text) >= 300:
+        return [f"### `{name}`", "", f"a mapping with keys {', '.join(f'`{k}`' for k in obj)}", ""]
+    return [f"### `{name}`", "", f"`{text}`" if len(text) < 300 else
             f"a `{type(obj).__name__}`", ""]
 
 
