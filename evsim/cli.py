@@ -396,6 +396,8 @@ def _report(args: argparse.Namespace) -> int:
     snn = _load_snn(args.network)
     images, labels, what = _load_data(args.data, "test", snn.network.input_shape, args.images)
     report = _write_report(args, args.output, snn, images, labels, None, what)
+    for warning in report.summary["warnings"]:
+        _warn(args, warning)
     if args.json:
         _print_json({"units": UNITS, "directory": str(report.directory),
                      "markdown": str(report.markdown), "html": str(report.html),

@@ -34,7 +34,8 @@ from .analysis import (CONVENTIONS, EnergyTable, checkpoint_summary, class_accur
                        confusion_matrix, conversion_error, energy_report, energy_table,
                        first_spike_times, isi_cv, layer_firing_rates, output_error,
                        saturated_fraction, silent_fraction)
-from .analysis.neurobench import NEUROBENCH_VERSION, neurobench_metrics
+from .analysis.neurobench import (NEUROBENCH_VERSION, neurobench_metrics,
+                                  neurobench_static_metrics)
 from .forward import forward
 from .options import steps_message
 from .simulate import simulate
@@ -72,19 +73,20 @@ def _median(values: np.ndarray) -> str:
     return f"{np.median(values):.3g}" if values.size else "–"
 
 
-def _neurobench(snn, result, images, seed) -> tuple[dict | None, str]:
-    """Metrics of one run, or None and why they cannot be computed from it."""
+def _neurobench(snn, result, images, seed) -> tuple[dict, str]:
+    """Metrics of one run, or its static ones and why the rest cannot be computed from it."""
     try:
         return neurobench_metrics(snn, result, images, seed=seed), ""
     except ValueError as err:
-        return None, str(err)
+        return neurobench_static_metrics(snn, np.dtype(result.dtype)), str(err)
 
 
 def _neurobench_table(runs: list[tuple[str, dict | None]], layers: list[str]) -> str:
     def cell(metrics, get, fmt):
-        if metrics is None:
+        try:
+            value = get(metrics)
+        except (KeyError, TypeError):              # not measured on this run
             return "–"
-        value = get(metrics)
         return "–" if value is None else format(value, fmt)
 
     rows = [("ParameterCount", lambda m: m["ParameterCount"], "d"),
@@ -176,8 +178,10 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
     errors = conversion_error(snn, detail, subset)
     warning = steps_message(snn, T, result.checkpoints)
     nb_all, nb_all_note = _neurobench(snn, result, images, seed)
-    nb_one, nb_one_note = ((None, "the temporal scheme has no per-step spikes") if traced is None
-                           else (None, "image 0 was recorded at the raster's neurons only")
+    static = neurobench_static_metrics(snn, np.dtype(result.dtype))
+    nb_one, nb_one_note = ((static, "the temporal scheme has no per-step spikes")
+                           if traced is None else
+                           (static, "image 0 was recorded at the raster's neurons only")
                            if not full else _neurobench(snn, traced, images[:1], seed))
     saved: list[Path] = []
 
@@ -232,7 +236,7 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
                         ("image 0", nb_one_note)):
         if note:
             parts += [f"- {label}: not measured: {note}."]
-    if nb_all is not None and nb_all["MembraneUpdates"] is None:
+    if nb_all.get("MembraneUpdates", 0) is None:
         parts += [f"- all {result.n_images} image(s): MembraneUpdates needs membrane traces of "
                   "every neuron; see image 0."]
     parts += ["", "## Conversion error", "",
