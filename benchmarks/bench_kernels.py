@@ -1,12 +1,14 @@
 """Per-kernel throughput of the event engine's scatter against BLAS dense layers.
 
-For each layer (3x3 convolutions with 64-256 channels, a 1024x1024 dense
+For each layer (3x3 convolutions with 16-256 channels, a 1024x1024 dense
 layer) and spike rate, times the event engine's scatter kernel on random
-events (one event per spiking neuron, multiplicity 1) and the dense
+events (one event per spiking neuron, multiplicity 1, in the order a neuron
+layer emits them: ascending channels-last index) and the dense
 engine's BLAS forward of the same layer, both on one core by default. Prints
 a table: what, size, rate, time per image-step, GSOP/s (exact SOPs counted
 by the kernel), dense GMAC/s, ratio dense/event time, and the crossover rate
-where the event kernel stops winning.
+where the event kernel stops winning; then this machine's roofline for a
+scatter-add (one vector store per cycle).
 
     python benchmarks/bench_kernels.py [--threads 1] [--quick]
 """
@@ -27,8 +29,8 @@ import numpy as np  # noqa: E402
 
 import evsim  # noqa: E402
 from evsim import Conv2d, Dense, SpikingNetwork, ops  # noqa: E402
-from evsim.compile import OP_SYN, compile_program  # noqa: E402
-from evsim.simulate.kernels import _scatter  # noqa: E402
+from evsim.simulate.compile import compile_program  # noqa: E402
+from evsim.simulate.kernels import CODE, LANES, OP_SCATTER, _scatter  # noqa: E402
 
 
 @numba.njit  # not cached: Numba's cache would not notice changes in evsim's kernels
@@ -56,7 +58,7 @@ def _layer_network(layer, input_shape):
 def bench(name, layer, input_shape, rates, rng, runs, dense_batch=32):
     snn = _layer_network(layer, input_shape)
     program = compile_program(snn, "rate", np.float32)
-    op = next(row for row in program.ops if row[0] == OP_SYN)
+    op = next(row for row in program.ops if row[CODE] == OP_SCATTER)
     n_in = int(np.prod(input_shape))
     buf = np.zeros(program.float_size, np.float32)
     # dense reference: the BLAS forward of the same layer on a batch of spike maps
@@ -68,9 +70,9 @@ def bench(name, layer, input_shape, rates, rng, runs, dense_batch=32):
         n_events = max(1, int(round(rate * n_in)))
         events = rng.choice(n_in, n_events, replace=False).astype(np.int32)
         chw = np.unravel_index(events, input_shape)
-        # event indices are channels-last
-        idx = (np.ravel_multi_index(chw[1:], input_shape[1:]) * input_shape[0] + chw[0]
-               if len(input_shape) == 3 else events).astype(np.int32)
+        # event indices are channels-last, in the order a neuron layer emits them
+        idx = np.sort(np.ravel_multi_index(chw[1:], input_shape[1:]) * input_shape[0] + chw[0]
+                      if len(input_shape) == 3 else events).astype(np.int32)
         mult = np.ones(n_events, np.float32)
         repeats = max(1, int(2e8 // max(1, n_events * (macs // n_in))))
         _repeat_scatter(op, program.iparams, program.fparams, buf, idx, mult, n_events, 1)
@@ -97,7 +99,8 @@ def main():
     rates = [0.01, 0.05] if args.quick else [0.01, 0.02, 0.05, 0.1, 0.2]
     layers = [("dense 1024->1024", Dense(rng.normal(size=(1024, 1024)).astype(np.float32)),
                (1024,))]
-    for c, hw in ([(16, 8)] if args.quick else [(64, 32), (128, 16), (256, 16)]):
+    for c, hw in ([(16, 8)] if args.quick else [(16, 28), (32, 14), (64, 32), (128, 16),
+                                                (256, 16)]):
         layers.append((f"conv3x3 {c}->{c} {hw}x{hw}",
                        Conv2d(rng.normal(size=(c, c, 3, 3)).astype(np.float32), padding=1),
                        (c, hw, hw)))
@@ -116,6 +119,26 @@ def main():
     print("\n| layer | crossover spike rate (event faster below) |\n|---|---:|")
     for name, crossover in crossovers:
         print(f"| {name} | {100 * crossover:.1f} % |")
+    print(f"\nroofline: {roofline()}")
+
+
+def clock_mhz() -> float | None:
+    """The processor's current clock from /proc/cpuinfo (Linux), or None."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return float(next(line.split(":")[1] for line in info if line.startswith("cpu MHz")))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def roofline() -> str:
+    """A scatter-add stores every float it adds: one vector store per cycle bounds it."""
+    mhz = clock_mhz()
+    per_cycle = LANES  # float32 lanes of one 256-bit (AVX2) store
+    if mhz is None:
+        return f"{per_cycle} SOPs per cycle (one {32 * per_cycle}-bit store per cycle)"
+    return (f"{per_cycle} SOPs per cycle (one {32 * per_cycle}-bit store per cycle) x "
+            f"{mhz / 1e3:.2f} GHz = {per_cycle * mhz / 1e3:.1f} GSOP/s per core")
 
 
 if __name__ == "__main__":

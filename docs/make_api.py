@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import re
+from collections.abc import Mapping
 import sys
 from pathlib import Path
 
@@ -20,6 +22,8 @@ OUT = Path(__file__).resolve().parent / "api.md"
 #: (module, heading) in reading order: the data flow, then analysis and output.
 MODULES = [
     ("evsim", "evsim: the top level"),
+    ("evsim.options", "evsim.options: conversion options and method presets"),
+    ("evsim.tune", "evsim.tune: searching conversion options"),
     ("evsim.errors", "evsim.errors: exceptions and warnings"),
     ("evsim.validate", "evsim.validate: checks of images, labels and arguments"),
     ("evsim.io", "evsim.io: reading and writing networks"),
@@ -29,8 +33,10 @@ MODULES = [
     ("evsim.analysis.stats", "evsim.analysis.stats: spike statistics and conversion error"),
     ("evsim.analysis.energy", "evsim.analysis.energy: operations and energy"),
     ("evsim.analysis.summary", "evsim.analysis.summary: accuracy, SOPs and energy versus T"),
+    ("evsim.analysis.neurobench", "evsim.analysis.neurobench: NeuroBench metrics"),
     ("evsim.plot", "evsim.plot: figures"),
     ("evsim.report", "evsim.report: report folders"),
+    ("evsim.extras", "evsim.extras: optional dependencies"),
 ]
 
 
@@ -68,9 +74,10 @@ def _entry(module_name: str, name: str, obj, seen: dict) -> list[str]:
         return lines + [""]
     if callable(obj):
         return [f"### `{name}{_signature(obj)}`", "", _doc(obj), ""]
-    if isinstance(obj, dict) and len(repr(obj)) >= 300:
-        return [f"### `{name}`", "", f"a `dict` with keys {', '.join(f'`{k}`' for k in obj)}", ""]
-    return [f"### `{name}`", "", f"`{obj!r}`" if len(repr(obj)) < 300 else
+    text = re.sub(r" at 0x[0-9a-f]+", "", repr(obj))  # addresses change from run to run
+    if isinstance(obj, Mapping) and len(text) >= 300:
+        return [f"### `{name}`", "", f"a mapping with keys {', '.join(f'`{k}`' for k in obj)}", ""]
+    return [f"### `{name}`", "", f"`{text}`" if len(text) < 300 else
             f"a `{type(obj).__name__}`", ""]
 
 

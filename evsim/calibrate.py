@@ -24,7 +24,7 @@ def _layer_lambda(values: np.ndarray, statistic: str, percentile: float) -> floa
 
 def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = "percentile",
                       percentile: float | Mapping[str, float] = 99.9, channelwise: bool = False,
-                      batch_size: int = 256) -> dict[str, np.ndarray]:
+                      batch_size: int = 256, progress: bool = False) -> dict[str, np.ndarray]:
     """λ for every activation layer from its ANN outputs on ``inputs``.
 
     Parameters
@@ -41,6 +41,10 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
         ``{layer: p}`` with one value per activation layer.
     channelwise:
         One λ per channel (axis 0 of the layer's shape) instead of per layer.
+    batch_size:
+        Images per forward chunk.
+    progress:
+        Show a progress bar (stderr) over the images.
 
     Returns
     -------
@@ -61,7 +65,7 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
     for name, p in per_layer.items():
         if not 0 < p <= 100:
             raise ValueError(f"percentile for layer '{name}' must be in (0, 100], got {p}")
-    _, acts = forward(network, inputs, activations=names, batch_size=batch_size)
+    acts = _activations(network, inputs, names, batch_size, progress)
     scales = {}
     for name in names:
         values = acts.pop(name)
@@ -83,6 +87,24 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
                 lam = 1.0
             scales[name] = np.float64(lam)
     return scales
+
+
+def _activations(network: Network, inputs: np.ndarray, names: list[str], batch_size: int,
+                 progress: bool) -> dict[str, np.ndarray]:
+    """The ANN outputs of ``names`` on ``inputs``, chunk by chunk under an optional progress bar."""
+    if not progress:
+        return forward(network, inputs, activations=names, batch_size=batch_size)[1]
+    from tqdm.auto import tqdm
+
+    parts: dict[str, list] = {name: [] for name in names}
+    with tqdm(total=len(inputs), unit="image", desc="calibrate") as bar:
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start:start + batch_size]
+            _, acts = forward(network, chunk, activations=names, batch_size=batch_size)
+            for name in names:
+                parts[name].append(acts[name])
+            bar.update(len(chunk))
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
 __all__ = ["activation_scales", "STATISTICS"]

@@ -109,11 +109,70 @@ def _load_data(spec: str, split: str, network, limit: int | None):
 
 # --- shared output ----------------------------------------------------------------------
 
+#: The bundled model trained for each method that needs trained activations (demo's choice).
+DEMO_MODELS = {"opi": "vgg_tcl", "qcfs": "vgg_qcfs", "nq": "vgg_nq"}
+
+#: What the numbers in --json mean.
+UNITS = {"accuracy": "fraction of images in [0, 1]",
+         "energy": "µJ per image (keys ending in _uj)",
+         "energy_table": "pJ per operation (keys ending in _pj)",
+         "sops, macs, adds, pool_ops, neuron_updates": "operations per image",
+         "firing_rates": "spikes per neuron per step",
+         "neurobench": "NeuroBench's own units: operations and updates per image, "
+                       "Footprint in bytes, sparsities as fractions",
+         "seconds": "wall-clock seconds"}
+
+#: Python names of arguments the commands pass on, and the command-line names users know.
+_ARGUMENT_NAMES = {"calibration_inputs": "CALIBRATION (the calibration images)",
+                   "options": "--method"}
+
+
+def _flag(option: str) -> str:
+    return _ARGUMENT_NAMES.get(option, "--" + option.replace("_", "-"))
+
+
+class _as_flags:
+    """Re-raise an :class:`~evsim.options.OptionError` with the command-line flag's name."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        from .options import OptionError
+
+        if isinstance(error, OptionError):
+            raise CommandError(f"{_flag(error.option)} {error.problem}") from None
+        return False
+
+
+def _warn(args, message: str) -> None:
+    if message:
+        print(f"evsim {args.command}: warning: {message}", file=sys.stderr)
+
+
+def _checkpoints(args, snn) -> list[int] | None:
+    from .spiking import WINDOWED
+
+    if args.checkpoints is None:
+        return None
+    if snn.time_scheme in WINDOWED:
+        raise CommandError(f"--checkpoints: the {snn.time_scheme} scheme simulates whole windows "
+                           "and has one checkpoint, --T")
+    late = [step for step in args.checkpoints if step > args.T]
+    if late:
+        raise CommandError(f"--checkpoints must be steps in 1..{args.T} (--T), got "
+                           f"{', '.join(map(str, late))}")
+    return sorted(set(args.checkpoints) | {args.T})
+
+
 def _simulate(args, snn, images):
+    """Simulate as the flags say, with a progress bar on stderr (also with --json)."""
     from .simulate import simulate
 
+    checkpoints = _checkpoints(args, snn)
     return simulate(snn, images, T=args.T, engine=args.engine, encoding=args.encoding,
-                    progress=not args.json)
+                    checkpoints=checkpoints, seed=args.seed, batch_size=args.batch_size,
+                    threads=args.threads, progress=True)
 
 
 def _energy_line(report) -> str:
@@ -125,19 +184,49 @@ def _energy_line(report) -> str:
             f"{report.table.name}, analog head: {report.convention})")
 
 
-def _spicalib_note(snn, result) -> str:
-    """A warning for SpiCalib networks read at several checkpoints ('' otherwise)."""
-    allowances = sorted({float(s.allowance) for s in snn.neurons.values() if s.allowance > 0})
-    if not allowances or len(result.checkpoints) < 2:
-        return ""
-    return (f"note: SpiCalib's allowance A = {', '.join(f'{a:g}' for a in allowances)} steps "
-            "is chosen for one T (T/2 by default, or by tuning); earlier checkpoints show this "
-            "network cut short, not one converted for that T")
-
-
 def _rates_line(result) -> str:
     return "firing rates (spikes per neuron per step): " + ", ".join(
         f"{k} {v:.3f}" for k, v in result.firing_rates().items())
+
+
+def _neurobench(snn, result, images, seed: int) -> dict:
+    """NeuroBench metrics of the run, or its static ones and why the rest are missing."""
+    from .analysis.neurobench import (NEUROBENCH_VERSION, neurobench_metrics,
+                                      neurobench_static_metrics)
+
+    try:
+        metrics, note = neurobench_metrics(snn, result, images, seed=seed), None
+    except ValueError as err:
+        metrics, note = neurobench_static_metrics(snn, np.dtype(result.dtype)), str(err)
+    if note is None and metrics["MembraneUpdates"] is None:
+        note = ("MembraneUpdates needs membrane traces of every neuron (the dense engine "
+                "recording all of them; `evsim report` does it on one image)")
+    return {"version": NEUROBENCH_VERSION, **metrics, "note": note}
+
+
+def _neurobench_lines(metrics: dict) -> list[str]:
+    synops = metrics.get("SynapticOperations")
+    lines = [f"NeuroBench {metrics['version']} metrics (docs/neurobench.md): "
+             f"ParameterCount {metrics['ParameterCount']}, Footprint {metrics['Footprint']} "
+             f"bytes, ConnectionSparsity {metrics['ConnectionSparsity']:.4f}"]
+    if synops is not None:
+        lines.append(f"  per image: Effective_ACs {synops['Effective_ACs']:.4g}, "
+                     f"Effective_MACs {synops['Effective_MACs']:.4g}, Dense "
+                     f"{synops['Dense']:.4g}; ActivationSparsity "
+                     f"{metrics['ActivationSparsity']:.4f}"
+                     + ("" if metrics["MembraneUpdates"] is None else
+                        f"; MembraneUpdates {metrics['MembraneUpdates']:.4g}"))
+    if metrics["note"]:
+        lines.append(f"  not measured: {metrics['note']}")
+    return lines
+
+
+def _thresholds_from(snn, calibration: int | None) -> str:
+    """Where the thresholds came from, in words."""
+    normalization = snn.options.get("normalization")
+    if normalization == "trained":
+        return "the trained activation bounds (calibration images not used)"
+    return f"the {normalization} of the ANN activations on {calibration} calibration images"
 
 
 def _print_json(obj) -> None:
@@ -147,16 +236,23 @@ def _print_json(obj) -> None:
 # --- subcommands ------------------------------------------------------------------------
 
 def _demo(args: argparse.Namespace) -> int:
-    """Convert the bundled Fashion-MNIST CNN with calibration images from the training set,
-    simulate it on real test images and print accuracy, SOPs and energy per image versus T."""
+    """Convert a bundled model (the one trained for --method) with calibration images from the
+    training set, simulate it on real test images and print accuracy, SOPs and energy per
+    image versus T."""
     from . import convert
     from .analysis import checkpoint_summary, energy_report
     from .data import load_bundled_sample, load_fashion_mnist
-    from .models import load_model, model_info
+    from .models import DEFAULT_MODEL, available_models, load_model, model_info
+    from .options import steps_message
 
     if args.report is not None:
         _check_report_folder(args.report)
-    network = load_model(args.model)
+    model = args.model or DEMO_MODELS.get(args.method, DEFAULT_MODEL)
+    if model not in available_models():
+        raise CommandError(f"--model {model!r} is not a bundled model; bundled models: "
+                           f"{', '.join(available_models())}")
+    network = load_model(model)
+    _check_method_fits(network, args.method, model)
     calibration, _ = load_bundled_sample("train")
     if args.full_test_set:
         images, labels = load_fashion_mnist("test")
@@ -167,54 +263,88 @@ def _demo(args: argparse.Namespace) -> int:
     images, labels = images[:args.images], labels[:args.images]
 
     started = time.perf_counter()
-    snn = convert(network, calibration, method=args.method, T=args.T)
+    with _as_flags():
+        snn = convert(network, calibration, method=args.method, T=args.T,
+                      batch_size=args.batch_size, progress=True)
     result = _simulate(args, snn, images)
     elapsed = time.perf_counter() - started
+    warning = steps_message(snn, args.T, result.checkpoints)
+    _warn(args, warning)
     summary = checkpoint_summary(snn, result, labels, images, args.energy_table,
                                  args.convention)
     energy = energy_report(snn, result, args.energy_table, args.convention)
+    neurobench = _neurobench(snn, result, images, args.seed)
     report = (None if args.report is None else
               _write_report(args, args.report, snn, images, labels, result, f"the {source}"))
+    thresholds = _thresholds_from(snn, len(calibration))
     if args.json:
-        _print_json({"model": args.model, "method": args.method, "engine": args.engine,
-                     "encoding": args.encoding, "images": len(images), "data": source,
-                     **summary.as_dict(), "energy": energy.as_dict(), "seconds": elapsed,
+        _print_json({"units": UNITS, "model": model, "method": args.method,
+                     "engine": args.engine, "encoding": args.encoding, "images": len(images),
+                     "data": source, "thresholds_from": thresholds, **summary.as_dict(),
+                     "energy": energy.as_dict(), "neurobench": neurobench,
+                     "warnings": [warning] if warning else [], "seconds": elapsed,
                      "report": None if report is None else str(report.html)})
         return 0
-    info = model_info(args.model)
-    print(f"evsim {__version__} demo: {args.model} ({info['description']})")
-    print(f"converted with method '{args.method}', simulated with the {args.engine} engine "
-          f"on {len(images)} images of the {source}\n")
+    info = model_info(model)
+    print(f"evsim {__version__} demo: {model} ({info['description']})")
+    print(f"converted with method '{args.method}' (thresholds from {thresholds}), simulated "
+          f"with the {args.engine} engine on {len(images)} images of the {source}\n")
     print(summary.to_markdown())
     print("\n" + _rates_line(result))
     print(_energy_line(energy))
-    print(f"took {elapsed:.1f} s")
+    print("\n".join(_neurobench_lines(neurobench)))
+    print(f"took {elapsed:.1f} s (conversion and simulation; a first run also compiles the "
+          "event engine once, cached for later runs)")
     if report is not None:
         print(f"report: {report.html}")
     return 0
 
 
+def _check_method_fits(network, method: str, model: str) -> None:
+    """A method that needs trained activations names the bundled model trained for it."""
+    from .convert import TRAINED_ACTIVATIONS, prepare
+
+    needed = TRAINED_ACTIVATIONS.get(method)
+    if needed is None:
+        return
+    layers = prepare(network)
+    if all(isinstance(layers[name].layer, needed) for name in layers.activations):
+        return
+    kinds = " or ".join(c.__name__ for c in needed)
+    raise CommandError(f"--method {method} needs a model trained with {kinds} activations, and "
+                       f"--model {model} has none; pass --model {DEMO_MODELS[method]} (the "
+                       f"bundled model trained for {method}) or leave --model out")
+
+
 def _convert(args: argparse.Namespace) -> int:
-    """Convert an ANN file into a spiking network file, choosing thresholds on calibration
-    images."""
+    """Convert an ANN file (evsim .npz or .onnx) into a spiking network file, choosing
+    thresholds on calibration images (or from trained activation bounds)."""
+    from dataclasses import fields
+
     from . import convert
     from .io import save
     from .io.atomic import check_output_file
+    from .options import ConversionOptions
 
     output = args.output if args.output.endswith(".npz") else args.output + ".npz"
     check_output_file(output)
     network = _load_ann(args.model)
     calibration, _, what = _load_data(args.calibration, "train", network,
                                       args.calibration_images)
-    options = {key: getattr(args, key) for key in
-               ("percentile", "channelwise", "reset", "initial_potential",
-                "initial_potential_unit", "burst", "allowance", "max_pool", "time_scheme")
-               if getattr(args, key) is not None}
-    snn = convert(network, calibration, method=args.method, T=args.T, **options)
+    overrides = {f.name: getattr(args, f.name) for f in fields(ConversionOptions)
+                 if getattr(args, f.name) is not None}
+    steps = overrides.pop("T", None)
+    with _as_flags():
+        snn = convert(network, calibration, method=args.method, T=steps,
+                      batch_size=args.batch_size, progress=True, **overrides)
     save(snn, output)
+    used = snn.options["normalization"] != "trained"
+    thresholds = _thresholds_from(snn, len(calibration))
     if args.json:
-        _print_json({"output": output, "method": snn.method, "calibration": what,
-                     "calibration_images": len(calibration), "options": snn.options,
+        _print_json({"output": output, "method": snn.method, "thresholds_from": thresholds,
+                     "calibration": what if used else None,
+                     "calibration_images": len(calibration) if used else 0,
+                     "options": snn.options,
                      "layers": {name: {"threshold_min": float(spec.threshold.min()),
                                        "threshold_max": float(spec.threshold.max()),
                                        "v_init_mean": float(np.mean(spec.v_init)),
@@ -222,39 +352,45 @@ def _convert(args: argparse.Namespace) -> int:
                                 for name, spec in snn.neurons.items()}})
         return 0
     print(snn.summary())
-    print(f"\ncalibrated on {len(calibration)} images of {what}; wrote {output}")
+    source = f"{len(calibration)} images of {what}" if used else "no images"
+    print(f"\nthresholds from {thresholds}" + (f" ({what})" if used else "")
+          + f"; calibrated on {source}; wrote {output}")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     """Simulate a spiking network file on images and print accuracy (with labels), SOPs and
-    energy per image versus T, and the per-layer energy table with its conventions."""
+    energy per image versus T, the NeuroBench metrics, and the per-layer energy table with its
+    conventions."""
     from .analysis import checkpoint_summary, energy_report
+    from .options import steps_message
 
     snn = _load_snn(args.network)
     images, labels, what = _load_data(args.data, "test", snn.network, args.images)
     started = time.perf_counter()
     result = _simulate(args, snn, images)
     elapsed = time.perf_counter() - started
+    warning = steps_message(snn, args.T, result.checkpoints)
+    _warn(args, warning)
     summary = checkpoint_summary(snn, result, labels, images, args.energy_table,
                                  args.convention)
     energy = energy_report(snn, result, args.energy_table, args.convention)
+    neurobench = _neurobench(snn, result, images, args.seed)
     if args.json:
-        _print_json({"network": args.network, "data": what, "images": len(images),
-                     "engine": args.engine, "encoding": args.encoding, **summary.as_dict(),
-                     "firing_rates": result.firing_rates(), "energy": energy.as_dict(),
-                     "seconds": elapsed})
+        _print_json({"units": UNITS, "network": args.network, "data": what,
+                     "images": len(images), "engine": args.engine, "encoding": args.encoding,
+                     **summary.as_dict(), "firing_rates": result.firing_rates(),
+                     "energy": energy.as_dict(), "neurobench": neurobench,
+                     "warnings": [warning] if warning else [], "seconds": elapsed})
         return 0
     print(f"simulated {args.network} ({snn.method}) with the {args.engine} engine, "
           f"{args.encoding} input, on {len(images)} images of {what}"
           + ("" if labels is not None else " (no labels: accuracy not measured)") + "\n")
     print(summary.to_markdown())
-    note = _spicalib_note(snn, result)
-    if note:
-        print("\n" + note)
     print("\n" + _rates_line(result))
     print(_energy_line(energy) + "\n")
-    print(energy.to_markdown())
+    print(energy.to_markdown() + "\n")
+    print("\n".join(_neurobench_lines(neurobench)))
     print(f"\nsimulation took {elapsed:.1f} s")
     return 0
 
@@ -265,10 +401,12 @@ def _report(args: argparse.Namespace) -> int:
     snn = _load_snn(args.network)
     images, labels, what = _load_data(args.data, "test", snn.network, args.images)
     report = _write_report(args, args.output, snn, images, labels, None, what)
+    for warning in report.summary["warnings"]:
+        _warn(args, warning)
     if args.json:
-        _print_json({"directory": str(report.directory), "markdown": str(report.markdown),
-                     "html": str(report.html), "images": [str(p) for p in report.images],
-                     **report.summary})
+        _print_json({"units": UNITS, "directory": str(report.directory),
+                     "markdown": str(report.markdown), "html": str(report.html),
+                     "images": [str(p) for p in report.images], **report.summary})
         return 0
     print(f"wrote {report.markdown}, {report.html} and {len(report.images)} plots")
     return 0
@@ -282,13 +420,19 @@ def _check_report_folder(directory: str) -> None:
 
 
 def _write_report(args, directory, snn, images, labels, result, what):
+    from .data import CLASS_NAMES
     from .report import write_report
 
-    return write_report(directory, snn, images, labels, T=args.T, engine=args.engine,
-                        encoding=args.encoding, result=result, table=args.energy_table,
-                        convention=args.convention, analysis_images=args.analysis_images,
-                        title=f"evsim report: {snn.method} conversion", data_name=what,
-                        progress=not args.json)
+    names = CLASS_NAMES if snn.network.output_shape == (len(CLASS_NAMES),) and (
+        args.command == "demo" or args.data == BUNDLED) else None
+    with _as_flags():
+        return write_report(directory, snn, images, labels, T=args.T, engine=args.engine,
+                            encoding=args.encoding, result=result, table=args.energy_table,
+                            convention=args.convention, analysis_images=args.analysis_images,
+                            title=f"evsim report: {snn.method} conversion", data_name=what,
+                            class_names=names, seed=args.seed, batch_size=args.batch_size,
+                            threads=args.threads, checkpoints=_checkpoints(args, snn),
+                            progress=True)
 
 
 # --- the parser -------------------------------------------------------------------------
@@ -303,6 +447,68 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _threads(text: str) -> int:
+    import numba
+
+    value, most = _positive(text), numba.config.NUMBA_NUM_THREADS
+    if value > most:
+        raise argparse.ArgumentTypeError(f"expected 1..{most} (the cores Numba may use), got "
+                                         f"{value}")
+    return value
+
+
+def _steps(text: str) -> list[int]:
+    try:
+        steps = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        steps = []
+    if not steps or min(steps) < 1:
+        raise argparse.ArgumentTypeError(f"expected steps such as 1,8,32 (positive integers, "
+                                         f"comma-separated), got {text!r}")
+    return steps
+
+
+def _typed(kind):
+    """An argparse type for a ConversionOptions field of type int or float."""
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _conversion_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per field of :class:`~evsim.options.ConversionOptions`, from its metadata."""
+    from dataclasses import fields
+
+    from .options import ConversionOptions
+
+    for f in fields(ConversionOptions):
+        meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+        text = meta["help"] + " (default: as --method sets it)"
+        if meta.get("type") is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=text)
+        elif "choices" in meta:
+            parser.add_argument(flag, choices=meta["choices"], default=None, help=text)
+        else:
+            parser.add_argument(flag, type=_typed(meta["type"]), default=None,
+                                metavar=meta.get("metavar"), help=text)
+
+
 def _simulation_options(parser: argparse.ArgumentParser, T: int = 128) -> None:
     from .analysis import CONVENTIONS, ENERGY_TABLES
 
@@ -311,32 +517,42 @@ def _simulation_options(parser: argparse.ArgumentParser, T: int = 128) -> None:
                         help="simulation engine (default: %(default)s)")
     parser.add_argument("--encoding", default="analog", choices=["analog", "rate"],
                         help="input encoding (default: %(default)s)")
+    parser.add_argument("--checkpoints", type=_steps, default=None, metavar="STEPS",
+                        help="comma-separated steps at which to report accuracy, SOPs and "
+                        "energy (--T is always one; default: 1, 2, 4, ..., T)")
+    parser.add_argument("--seed", type=_non_negative, default=0, metavar="N",
+                        help="seed of the rate encoding's random spikes (default: %(default)s)")
+    parser.add_argument("--batch-size", type=_positive, default=128, metavar="N",
+                        help="images simulated together; bounds memory (default: %(default)s)")
+    parser.add_argument("--threads", type=_threads, default=None, metavar="N",
+                        help="threads of the event engine (default: all cores Numba may use; "
+                        "results do not depend on it)")
     parser.add_argument("--energy-table", default="float32", choices=sorted(ENERGY_TABLES),
                         help="energy per operation, Horowitz 2014 at 45 nm "
                         "(default: %(default)s)")
     parser.add_argument("--convention", default="reinject", choices=CONVENTIONS,
                         help="analog first layer: computed once and re-injected every step, or "
                         "recomputed every step (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object on stdout (progress stays on stderr)")
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("network", help="spiking network file (.npz from `evsim convert`)")
     parser.add_argument("data", help=f"'{BUNDLED}' (the bundled Fashion-MNIST test sample) or an "
                         ".npz with an 'images' array (N, C, H, W) and optionally 'labels' (N,)")
-    parser.add_argument("--images", type=_positive, default=None,
+    parser.add_argument("--images", type=_positive, default=None, metavar="N",
                         help="use only the first N images")
 
 
 def _analysis_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--analysis-images", type=_positive, default=100,
+    parser.add_argument("--analysis-images", type=_positive, default=100, metavar="N",
                         help="images for the conversion-error plots (default: %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``evsim`` argument parser with its subcommands."""
-    from .convert import METHODS
-    from .spiking import MAX_POOLS, RESETS, TIME_SCHEMES
+    from .options import METHODS
 
     parser = _Parser(prog="evsim", description="Convert trained ANNs into spiking networks, "
                      "simulate them, count SOPs and energy, and write reports.",
@@ -345,12 +561,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"evsim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="convert and simulate the bundled default model",
+    demo = commands.add_parser("demo", help="convert and simulate a bundled model",
                                description=_demo.__doc__)
-    demo.add_argument("--model", default="fashion_cnn", help="bundled model (default: %(default)s)")
-    demo.add_argument("--method", default="percentile", help="conversion method "
-                      f"({', '.join(METHODS)}; default: %(default)s)")
-    demo.add_argument("--images", type=_positive, default=None,
+    demo.add_argument("--model", default=None,
+                      help="bundled model (default: the one trained for --method: "
+                      + ", ".join(f"{m} {n}" for m, n in DEMO_MODELS.items())
+                      + "; fashion_cnn otherwise)")
+    demo.add_argument("--method", default="percentile", choices=list(METHODS),
+                      help="conversion method (default: %(default)s)")
+    demo.add_argument("--images", type=_positive, default=None, metavar="N",
                       help="use only the first N test images (default: all 1,000 of the "
                       "bundled sample, or 10,000 with --full-test-set)")
     demo.add_argument("--full-test-set", action="store_true",
@@ -366,31 +585,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
 
     conv = commands.add_parser("convert", help="convert an ANN file into a spiking network file",
-                               description=_convert.__doc__)
-    conv.add_argument("model", help="ANN file (evsim .npz; other formats as evsim.io.load reads)")
+                               description=_convert.__doc__,
+                               epilog="Each conversion option overrides what --method sets; "
+                               "docs/cli.md lists them with their units.")
+    conv.add_argument("model", help="ANN file: evsim .npz or .onnx")
     conv.add_argument("calibration", help=f"'{BUNDLED}' (1,000 bundled Fashion-MNIST training "
                       "images) or an .npz with an 'images' array (N, C, H, W)")
     conv.add_argument("-o", "--output", required=True, help="spiking network file to write (.npz)")
     conv.add_argument("--method", default="percentile", choices=list(METHODS),
                       help="conversion preset (default: %(default)s)")
-    conv.add_argument("--calibration-images", type=_positive, default=None,
+    conv.add_argument("--calibration-images", type=_positive, default=None, metavar="N",
                       help="use only the first N calibration images")
-    conv.add_argument("--percentile", type=float, help="p of percentile normalisation")
-    conv.add_argument("--channelwise", action=argparse.BooleanOptionalAction, default=None,
-                      help="one threshold per channel")
-    conv.add_argument("--reset", choices=RESETS, help="reset by subtraction or to zero")
-    conv.add_argument("--initial-potential", type=float,
-                      help="v(0), as a fraction of θ unless --initial-potential-unit absolute")
-    conv.add_argument("--initial-potential-unit", choices=["threshold", "absolute"])
-    conv.add_argument("--burst", type=_positive, help="Γ, the most spikes per neuron per step")
-    conv.add_argument("--allowance", type=float,
-                      help="SpiCalib's allowance A in steps (0 turns calibration off)")
-    conv.add_argument("--max-pool", choices=MAX_POOLS, help="spiking max pooling")
-    conv.add_argument("--time-scheme", choices=TIME_SCHEMES,
-                      help="synchronous steps, or temporal separation (T is a window)")
-    conv.add_argument("--T", type=_positive, default=None,
-                      help="steps the network will run, for methods tuned to T (spicalib)")
-    conv.add_argument("--json", action="store_true", help="print one JSON object")
+    conv.add_argument("--batch-size", type=_positive, default=256, metavar="N",
+                      help="calibration images per forward chunk (default: %(default)s)")
+    _conversion_options(conv)
+    conv.add_argument("--json", action="store_true",
+                      help="print one JSON object on stdout (progress stays on stderr)")
     conv.set_defaults(run=_convert)
 
     run = commands.add_parser("run", help="simulate a spiking network file on data",
@@ -447,7 +657,7 @@ def _failure(err: Exception) -> tuple[int, str]:
     if isinstance(err, OSError):
         where = f"{err.filename}: " if err.filename else ""
         return 2, f"error: {where}{err.strerror or err}"
-    if isinstance(err, (ValueError, TypeError, KeyError)) and _raised_by_evsim(err):
+    if isinstance(err, (ValueError, TypeError, KeyError, ImportError)) and _raised_by_evsim(err):
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         return 2, f"error: {message}"
     return 1, (f"internal error: {type(err).__name__}: {err} -- this is a bug in evsim "
@@ -455,7 +665,8 @@ def _failure(err: Exception) -> tuple[int, str]:
 
 
 def _raised_by_evsim(err: BaseException) -> bool:
-    """Whether evsim's own code raised ``err`` (an argument check), not a library below it."""
+    """Whether evsim's own code raised ``err`` (an argument check, a missing extra), not a
+    library below it."""
     traceback = err.__traceback__
     if traceback is None:
         return False
@@ -465,4 +676,4 @@ def _raised_by_evsim(err: BaseException) -> bool:
     return traceback.tb_frame.f_code.co_filename.startswith(package + os.sep)
 
 
-__all__ = ["main", "build_parser", "CommandError"]
+__all__ = ["main", "build_parser", "CommandError", "DEMO_MODELS", "UNITS"]

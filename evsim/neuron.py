@@ -1,7 +1,11 @@
-"""The integrate-and-fire neuron as a pure step function (state and parameters as named tuples).
+"""The integrate-and-fire neuron as pure functions over arrays (state and parameters as named
+tuples).
 
-Both engines implement exactly this arithmetic, element by element, so
-that they agree bit for bit given the same input currents.
+The vocabulary — :func:`fire`, :func:`reset`, :func:`window_fire`,
+:func:`spicalib_step` — is mirrored by scalar functions of the same names in
+:mod:`evsim.simulate.kernels`; both engines implement exactly this arithmetic,
+element by element, so that they agree bit for bit given the same input
+currents.
 """
 
 from __future__ import annotations
@@ -29,25 +33,47 @@ class IFState(NamedTuple):
     v: np.ndarray
 
 
+def fire(m: np.ndarray, theta: np.ndarray, burst: int = 1) -> np.ndarray:
+    """Spikes at membrane ``m``: ``#{k = 1..Γ : m ≥ k θ}`` (int32), k θ formed in float64."""
+    spikes = (m >= theta).astype(np.int32)
+    for k in range(2, burst + 1):
+        spikes += m >= np.asarray(theta, np.float64) * k  # k θ is exact in float64
+    return spikes
+
+
+def reset(m: np.ndarray, spikes: np.ndarray, theta: np.ndarray, to_zero: bool,
+          burst: int = 1) -> np.ndarray:
+    """Membrane after the spikes, in ``m``'s dtype: 0 where a neuron fired (zero reset), else
+    ``m − s θ`` formed in float64 and rounded once. With Γ = ``burst`` = 1 (s is 0 or 1)
+    that is one subtraction in ``m``'s dtype, which rounds identically (float64 holds the
+    difference of two float32 values exactly)."""
+    if to_zero:
+        return np.where(spikes > 0, m.dtype.type(0), m)
+    if burst == 1:
+        return np.where(spikes > 0, m - np.asarray(theta, m.dtype), m)
+    return (m - spikes * np.asarray(theta, np.float64)).astype(m.dtype)
+
+
+def window_fire(m: np.ndarray, theta: np.ndarray, window: int) -> np.ndarray:
+    """The temporal scheme's window rule: ``clip(floor(m / θ), 0, W)`` (int32), decided by
+    exact float64 comparisons ``m ≥ k θ``."""
+    v = np.asarray(m, np.float64)
+    theta = np.asarray(theta, np.float64)
+    q = np.floor(v / theta)
+    q = np.where((q + 1) * theta <= v, q + 1, np.where(q * theta > v, q - 1, q))
+    return np.clip(q, 0, window).astype(np.int32)
+
+
 def if_step(current: np.ndarray, state: IFState, params: IFParameters
             ) -> tuple[np.ndarray, IFState]:
-    """One time step: integrate ``current``, fire, reset.
+    """One time step: integrate ``current``, :func:`fire`, :func:`reset`.
 
-    ``m = v + I``; spikes ``s = #{k = 1..Γ : m ≥ k θ}`` (int32); then
-    ``v = m − s θ`` (subtraction, formed in float64 and rounded once) or
-    ``v = 0`` where ``s > 0`` (zero reset).
-    Returns ``(s, new_state)``.
+    Returns ``(spikes (int32), new_state)``.
     """
     m = state.v + current
-    theta = params.threshold
-    spikes = (m >= theta).astype(np.int32)
-    for k in range(2, params.burst + 1):
-        spikes += m >= np.asarray(theta, np.float64) * k  # k θ is exact in float64
-    if params.reset_to_zero:
-        v = np.where(spikes > 0, m.dtype.type(0), m)
-    else:
-        v = m - spikes * theta
-    return spikes, IFState(v.astype(m.dtype, copy=False))
+    spikes = fire(m, params.threshold, params.burst)
+    return spikes, IFState(reset(m, spikes, params.threshold, params.reset_to_zero,
+                                 params.burst))
 
 
 class SpiCalibState(NamedTuple):
@@ -88,5 +114,5 @@ def spicalib_step(x: np.ndarray, t: int, state: SpiCalibState, allowance: float
     return out, SpiCalibState(t_last, n, state.net + out)
 
 
-__all__ = ["IFParameters", "IFState", "if_step", "SpiCalibState", "spicalib_state",
-           "spicalib_step"]
+__all__ = ["IFParameters", "IFState", "fire", "reset", "window_fire", "if_step",
+           "SpiCalibState", "spicalib_state", "spicalib_step"]

@@ -28,31 +28,44 @@ def _pad(x: np.ndarray, pad_h: int, pad_w: int, extra_h: int = 0, extra_w: int =
                   constant_values=value)
 
 
+#: Floats of im2col matrix per GEMM: small enough to stay in cache while the GEMM reads it.
+IM2COL_FLOATS = 1 << 19
+
+
 def conv2d(layer: L.Conv2d, x: np.ndarray) -> np.ndarray:
-    """``x`` (B, C_in, H, W) -> (B, C_out, H_out, W_out) by im2col and one GEMM per group."""
-    b = x.shape[0]
+    """``x`` (B, C_in, H, W) -> (B, C_out, H_out, W_out) by im2col and one GEMM per group.
+
+    Images are taken a few at a time so that each im2col matrix (reused) stays in cache.
+    """
+    b, _, h, w = x.shape
     cout, cin_g, kh, kw = layer.weight.shape
     (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
     _, ho, wo = layer.output_shape([x.shape[1:]])
-    xp = _pad(x, ph, pw)
     weight = layer.weight.astype(x.dtype, copy=False)
-    out = np.empty((cout, b, ho, wo), dtype=x.dtype)
     cout_g = cout // layer.groups
-    for g in range(layer.groups):
-        xg = xp[:, g * cin_g:(g + 1) * cin_g]
-        cols = np.empty((cin_g, kh, kw, b, ho, wo), dtype=x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                patch = xg[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
-                           j * dw:j * dw + sw * (wo - 1) + 1:sw]
-                cols[:, i, j] = patch.transpose(1, 0, 2, 3)
-        w2 = weight[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1)
-        out[g * cout_g:(g + 1) * cout_g] = (w2 @ cols.reshape(cin_g * kh * kw, -1)).reshape(
-            cout_g, b, ho, wo)
-    out = out.transpose(1, 0, 2, 3)
+    w2 = [weight[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1) for g in range(layer.groups)]
+    out = np.empty((b, cout, ho, wo), dtype=x.dtype)
+    step = max(1, IM2COL_FLOATS // (cin_g * kh * kw * ho * wo))
+    cols = np.empty((cin_g, kh, kw, min(step, b), ho, wo), dtype=x.dtype)
+    product = np.empty((cout_g, min(step, b) * ho * wo), dtype=x.dtype)
+    padded = np.zeros((min(step, b), x.shape[1], h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+    for start in range(0, b, step):
+        n = min(step, b - start)
+        padded[:n, :, ph:ph + h, pw:pw + w] = x[start:start + n]
+        for g in range(layer.groups):
+            xg = padded[:n, g * cin_g:(g + 1) * cin_g]
+            for i in range(kh):
+                for j in range(kw):
+                    patch = xg[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                               j * dw:j * dw + sw * (wo - 1) + 1:sw]
+                    cols[:, i, j, :n] = patch.transpose(1, 0, 2, 3)
+            np.matmul(w2[g], cols[:, :, :, :n].reshape(cin_g * kh * kw, -1),
+                      out=product[:, :n * ho * wo])
+            out[start:start + n, g * cout_g:(g + 1) * cout_g] = (
+                product[:, :n * ho * wo].reshape(cout_g, n, ho, wo).transpose(1, 0, 2, 3))
     if layer.bias is not None:
-        out = out + layer.bias.astype(x.dtype, copy=False)[:, None, None]
-    return np.ascontiguousarray(out)
+        out += layer.bias.astype(x.dtype, copy=False)[:, None, None]
+    return out
 
 
 def _windows(layer: L._Pool2d, x: np.ndarray, fill: float):

@@ -2,16 +2,18 @@
 
 :func:`write_report` simulates (or takes) a run, analyses it and writes
 
-* ``report.md`` -- accuracy/SOPs/energy versus T, the energy table with its
-  conventions, conversion error and spike statistics per layer;
+* ``report.md`` -- accuracy/SOPs/energy versus T, accuracy per class and the
+  confusion matrix, the energy table with its conventions, the NeuroBench
+  metrics, conversion error and spike statistics per layer;
 * ``index.html`` -- the same text with every plot embedded (one
   self-contained file that opens in any browser);
 * one PNG per plot.
 
 Three simulations feed it: the main run on all images (accuracy, SOPs,
 energy), a run with per-image counts on the first ``analysis_images`` images
-(conversion error, spike-count histograms) and a dense run recording a few
-neurons per layer on one image (raster, membrane traces, spike timing).
+(conversion error, spike-count histograms) and a dense run recording every
+neuron on image 0 (raster, membrane traces, spike timing, exact NeuroBench
+metrics; only the rasters' neurons when the network is very large).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import base64
 import html
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,17 +30,24 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import plot
-from .analysis import (CONVENTIONS, EnergyTable, checkpoint_summary, conversion_error,
-                       energy_report, energy_table, first_spike_times, isi_cv, layer_firing_rates,
-                       output_error, saturated_fraction, silent_fraction)
+from .analysis import (CONVENTIONS, EnergyTable, checkpoint_summary, class_accuracy,
+                       confusion_matrix, conversion_error, energy_report, energy_table,
+                       first_spike_times, isi_cv, layer_firing_rates, output_error,
+                       saturated_fraction, silent_fraction)
+from .analysis.neurobench import (NEUROBENCH_VERSION, neurobench_metrics,
+                                  neurobench_static_metrics)
+from .forward import forward
 from .io.atomic import StagedFolder, check_output_folder
+from .options import steps_message
 from .simulate import simulate
-from .spiking import WINDOWED
 from .simulate.result import SimResult
-from .spiking import SpikingNetwork
+from .spiking import WINDOWED, SpikingNetwork
 
-#: Neurons recorded per spiking layer for the raster and traces.
-RECORDED_NEURONS = 64
+#: Side of the square patch of neighbouring neurons each raster shows (8 × 8 = 64 neurons).
+RASTER_SIDE = 8
+#: Image 0 is recorded in full (every neuron, every step) when neurons × T is at most this
+#: (128 MB of float32 membrane values); otherwise only the raster's neurons are.
+FULL_RECORDING_LIMIT = 2 ** 25
 
 #: Names of the files a report folder holds (glob patterns).
 REPORT_FILES = ("report.md", "index.html", "*.png")
@@ -46,19 +56,14 @@ REPORT_FILES = ("report.md", "index.html", "*.png")
 @dataclass(frozen=True)
 class Report:
     """Where the report was written: ``markdown`` and ``html`` files, the ``images`` (PNG)
-    and ``summary`` (JSON-ready accuracy, SOPs and energy versus T, and the energy table)."""
+    and ``summary`` (JSON-ready accuracy, SOPs and energy versus T, the energy table, the
+    NeuroBench metrics, per-class accuracy and warnings)."""
 
     directory: Path
     markdown: Path
     html: Path
     images: tuple[Path, ...]
     summary: dict
-
-
-def _recorded(snn: SpikingNetwork, layer: str) -> np.ndarray:
-    """Up to RECORDED_NEURONS flat neuron indices spread evenly over the layer."""
-    size = int(np.prod(snn.network.shape(layer)))
-    return np.unique(np.linspace(0, size - 1, min(size, RECORDED_NEURONS)).astype(np.int64))
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -72,12 +77,47 @@ def _median(values: np.ndarray) -> str:
     return f"{np.median(values):.3g}" if values.size else "–"
 
 
+def _neurobench(snn, result, images, seed) -> tuple[dict, str]:
+    """Metrics of one run, or its static ones and why the rest cannot be computed from it."""
+    try:
+        return neurobench_metrics(snn, result, images, seed=seed), ""
+    except ValueError as err:
+        return neurobench_static_metrics(snn, np.dtype(result.dtype)), str(err)
+
+
+def _neurobench_table(runs: list[tuple[str, dict | None]], layers: list[str]) -> str:
+    def cell(metrics, get, fmt):
+        try:
+            value = get(metrics)
+        except (KeyError, TypeError):              # not measured on this run
+            return "–"
+        return "–" if value is None else format(value, fmt)
+
+    rows = [("ParameterCount", lambda m: m["ParameterCount"], "d"),
+            ("Footprint (bytes)", lambda m: m["Footprint"], "d"),
+            ("ConnectionSparsity", lambda m: m["ConnectionSparsity"], ".4f"),
+            ("SynapticOperations: Effective_MACs", lambda m: m["SynapticOperations"][
+                "Effective_MACs"], ".4g"),
+            ("SynapticOperations: Effective_ACs", lambda m: m["SynapticOperations"][
+                "Effective_ACs"], ".4g"),
+            ("SynapticOperations: Dense", lambda m: m["SynapticOperations"]["Dense"], ".4g"),
+            ("ActivationSparsity", lambda m: m["ActivationSparsity"], ".4f")]
+    rows += [(f"ActivationSparsityByLayer: {name}",
+              lambda m, name=name: m["ActivationSparsityByLayer"][name], ".4f")
+             for name in layers]
+    rows.append(("MembraneUpdates", lambda m: m["MembraneUpdates"], ".4g"))
+    return _table(["metric (workload ones per image)"] + [label for label, _ in runs],
+                  [[name] + [cell(m, get, fmt) for _, m in runs] for name, get, fmt in rows])
+
+
 def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.ndarray,
                  labels: np.ndarray | None = None, *, T: int = 128, engine: str = "event",
                  encoding: str = "analog", result: SimResult | None = None,
                  table: str | EnergyTable = "float32", convention: str = "reinject",
                  analysis_images: int = 100, title: str = "evsim report", data_name: str = "",
-                 progress: bool = False) -> Report:
+                 class_names: Sequence[str] | None = None, seed: int = 0,
+                 batch_size: int = 128, threads: int | None = None,
+                 checkpoints: Sequence[int] | None = None, progress: bool = False) -> Report:
     """Simulate, analyse and write a report folder.
 
     Parameters
@@ -89,8 +129,11 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
         only a previous report's files (:data:`REPORT_FILES`).
     snn, images, labels:
         The network, the images ``(B, *input_shape)`` and optional labels ``(B,)``.
-    T, engine, encoding:
-        How to simulate the main run (ignored when ``result`` is given).
+    T, engine, encoding, seed, batch_size, threads, checkpoints:
+        How to simulate the main run, as for :func:`evsim.simulate` (``T``,
+        ``engine``, ``encoding`` and ``checkpoints`` are ignored when
+        ``result`` is given; the other runs use ``seed``, ``batch_size`` and
+        ``threads`` too).
     result:
         A run of ``snn`` on exactly ``images`` to use as the main run.
     table, convention:
@@ -100,8 +143,11 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
         Images used for conversion error and spike-count histograms.
     title, data_name:
         The report's heading and a description of the data.
+    class_names:
+        Names of the output classes, for the per-class table and the
+        confusion matrix (default: class indices).
     progress:
-        Show progress bars for the simulations.
+        Show progress bars (stderr) for the simulations.
     """
     table = energy_table(table)
     if convention not in CONVENTIONS:
@@ -110,8 +156,10 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
         raise ValueError(f"analysis_images must be >= 1, got {analysis_images}")
     images = np.asarray(images)
     out = check_output_folder(directory, REPORT_FILES)
+    runs = dict(seed=seed, batch_size=batch_size, threads=threads, progress=progress)
     if result is None:
-        result = simulate(snn, images, T=T, engine=engine, encoding=encoding, progress=progress)
+        result = simulate(snn, images, T=T, engine=engine, encoding=encoding,
+                          checkpoints=checkpoints, **runs)
     elif result.n_images != len(images):
         raise ValueError(f"result simulated {result.n_images} images but {len(images)} were "
                          "given; pass the images of that run")
@@ -120,17 +168,28 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
 
     subset = images[:analysis_images]
     detail = simulate(snn, subset, T=T, engine=engine, encoding=encoding, per_image_counts=True,
-                      progress=progress)
+                      **runs)
     layers = list(snn.neurons)
+    net = snn.network
+    chosen = {name: plot.adjacent_neurons(net.shape(name), detail.spike_counts[name][0],
+                                          RASTER_SIDE) for name in layers}
+    full = sum(result.neurons.values()) * T <= FULL_RECORDING_LIMIT
     # The temporal scheme simulates whole windows and has no per-step trains to record.
     traced = None if snn.time_scheme in WINDOWED else simulate(
-        snn, images[:1], T=T, engine="dense", encoding=encoding,
-        record={name: _recorded(snn, name) for name in layers})
+        snn, images[:1], T=T, engine="dense", encoding=encoding, seed=seed,
+        record={name: None if full else chosen[name][0] for name in layers})
 
     summary = checkpoint_summary(snn, result, labels, images if labels is not None else None,
                                  table, convention)
     energy = energy_report(snn, result, table, convention)
     errors = conversion_error(snn, detail, subset)
+    warning = steps_message(snn, T, result.checkpoints)
+    nb_all, nb_all_note = _neurobench(snn, result, images, seed)
+    static = neurobench_static_metrics(snn, np.dtype(result.dtype))
+    nb_one, nb_one_note = ((static, "the temporal scheme has no per-step spikes")
+                           if traced is None else
+                           (static, "image 0 was recorded at the raster's neurons only")
+                           if not full else _neurobench(snn, traced, images[:1], seed))
     saved: list[Path] = []
 
     def figure(fig, name: str) -> str:
@@ -145,21 +204,52 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
              f"Network: {len(snn.network)} layers, {len(layers)} spiking; conversion method "
              f"`{snn.method}`, max pooling `{snn.max_pool}`. Simulated with the {engine} engine, "
              f"{encoding} input, T = {T}, on {result.n_images} image(s)"
-             + (f" from {data_name}" if data_name else "") + ".", "",
-             "## Accuracy, SOPs and energy versus T", "",
-             "Each row is what stopping at that step gives and costs, per image "
-             f"({table.describe()}; "
-             + ("rate-coded input, no analog head" if encoding == "rate" else
-                f"analog head: {convention}") + ").", "",
-             summary.to_markdown(), ""]
+             + (f" from {data_name}" if data_name else "") + ".", ""]
+    if warning:
+        parts += [f"**Warning:** {warning}.", ""]
+    parts += ["## Accuracy, SOPs and energy versus T", "",
+              "Each row is what stopping at that step gives and costs, per image "
+              f"({table.describe()}; "
+              + ("rate-coded input, no analog head" if encoding == "rate" else
+                 f"analog head: {convention}") + ").", "",
+              summary.to_markdown(), ""]
     if curves:
         parts += [figure(plot.accuracy_vs_T(curves, summary.ann_accuracy), "accuracy_vs_T.png"),
                   ""]
+    classes = _classes(snn, result, images, labels, class_names)
+    if classes is not None:
+        parts += ["## Accuracy per class", "",
+                  f"At T = {T}, on all {result.n_images} image(s); the ANN on the same images.",
+                  "", classes["table"], "",
+                  figure(plot.confusion_matrix(classes["snn_matrix"], classes["names"],
+                                               f"SNN confusion matrix at T = {T}"),
+                         "confusion_matrix.png"), ""]
     parts += ["## Energy per layer", "", energy.to_markdown(), "",
+              "In the figure, the analog input's re-injection adds (its current added into the "
+              "first spiking layer at every step) are drawn apart from the synaptic "
+              "operations: they are adds, not SOPs.", "",
               figure(plot.energy_breakdown(energy), "energy.png"), "",
-              "## Conversion error", "",
+              f"## NeuroBench metrics (NeuroBench {NEUROBENCH_VERSION} definitions)", "",
+              "The NeuroBench harness's metrics of this network as a torch model would present "
+              "it to NeuroBench: spikes of multiplicity 1 count as ACs, the analog input layer "
+              "counts MACs at every step, zero weights, biases and pooling are not counted, "
+              "and a burst counts once. `docs/neurobench.md` sets them beside evsim's own "
+              "SOPs above. Image 0 is simulated again with the dense engine recording every "
+              "neuron, which makes every metric exact.", "",
+              _neurobench_table([(f"all {result.n_images} image(s)", nb_all),
+                                 ("image 0, every neuron recorded", nb_one)], layers), ""]
+    for label, note in ((f"all {result.n_images} image(s)", nb_all_note),
+                        ("image 0", nb_one_note)):
+        if note:
+            parts += [f"- {label}: not measured: {note}."]
+    if nb_all.get("MembraneUpdates", 0) is None:
+        parts += [f"- all {result.n_images} image(s): MembraneUpdates needs membrane traces of "
+                  "every neuron; see image 0."]
+    parts += ["", "## Conversion error", "",
               f"SNN rate θN/T against the ANN activation of the same layer, on the first "
-              f"{len(subset)} image(s).", "",
+              f"{len(subset)} image(s). Each scatter shows the pairs with the largest error in "
+              "red and a random sample of the rest; its title says how many of how many pairs "
+              "it shows.", "",
               _table(["layer", "mean error", "RMS error", "max abs error", "correlation"],
                      [[e.layer, f"{e.mean:.4g}", f"{e.rms:.4g}", f"{e.max_abs:.4g}",
                        f"{e.correlation:.4f}"] for e in errors.values()]), "",
@@ -169,8 +259,9 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
               "## Spike statistics", "",
               f"Firing rate over all {result.n_images} image(s); silent and saturated (Γ spikes "
               f"every step) fractions of (image, neuron) pairs over the first {len(subset)}; "
-              f"ISI CV and first-spike step: medians over {RECORDED_NEURONS} or fewer recorded "
-              "neurons of image 0.", "",
+              "ISI CV and first-spike step: medians over "
+              + ("the neurons of image 0 that fired." if full else
+                 "the raster's neurons of image 0 that fired."), "",
               _table(["layer", "neurons", "θ", "spikes per neuron per step", "silent",
                       "saturated", "ISI CV", "first spike"],
                      [[name, f"{result.neurons[name]}", _theta(snn, name), f"{rates[name]:.4f}",
@@ -182,9 +273,15 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
         parts += ["The temporal scheme simulates whole windows, so there are no per-step spike "
                   "trains or membrane traces to show.", ""]
     else:
-        parts += [figure(_rasters(traced, layers), "raster.png"), "",
-                  "Membrane potential of the most active recorded neuron of each layer:", "",
-                  figure(_traces(traced, snn, layers), "membrane.png"), ""]
+        parts += [f"Each raster shows up to {RASTER_SIDE * RASTER_SIDE} neighbouring neurons of "
+                  "one layer, chosen by one rule: in a layer of feature maps, the channel with "
+                  f"the most spikes on image 0 and the central {RASTER_SIDE}×{RASTER_SIDE} patch "
+                  "of its map (the whole map if smaller), row by row; in a vector layer, the "
+                  f"{RASTER_SIDE * RASTER_SIDE} consecutive neurons with the most spikes. Each "
+                  "panel's title names its choice.", "",
+                  figure(_rasters(traced, layers, chosen), "raster.png"), "",
+                  "Membrane potential of the most active neuron of each raster:", "",
+                  figure(_traces(traced, snn, layers, chosen), "membrane.png"), ""]
     parts += ["## Network", "", "```", snn.summary(), "```", ""]
     markdown = "\n".join(parts)
     md_path, html_path = out / "report.md", out / "index.html"
@@ -193,7 +290,41 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
                                                encoding="utf-8")
     staging.commit()
     return Report(out, md_path, html_path, tuple(saved),
-                  {"checkpoints": summary.as_dict(), "energy": energy.as_dict()})
+                  {"checkpoints": summary.as_dict(), "energy": energy.as_dict(),
+                   "neurobench": {"version": NEUROBENCH_VERSION,
+                                  "all_images": nb_all, "all_images_note": nb_all_note or None,
+                                  "image_0": nb_one, "image_0_note": nb_one_note or None},
+                   "classes": None if classes is None else classes["json"],
+                   "warnings": [warning] if warning else []})
+
+
+def _classes(snn, result, images, labels, class_names) -> dict | None:
+    """Per-class accuracy of the SNN at T and of the ANN, and the SNN's confusion matrix."""
+    shape = snn.network.output_shape
+    if labels is None or len(shape) != 1:
+        return None
+    n = shape[0]
+    labels = np.asarray(labels)
+    if labels.size == 0 or labels.min() < 0 or labels.max() >= n:
+        return None
+    names = [str(i) for i in range(n)] if class_names is None else list(class_names)
+    snn_matrix = confusion_matrix(labels, result.predictions()[-1], n)
+    ann_matrix = confusion_matrix(labels, forward(snn.network, images).argmax(axis=1), n)
+    snn_acc, ann_acc = class_accuracy(snn_matrix), class_accuracy(ann_matrix)
+    counts = snn_matrix.sum(axis=1)
+
+    def pct(value):
+        return "–" if np.isnan(value) else f"{100 * value:.2f}"
+
+    rows = [[f"{i}" if class_names is None else f"{i}: {names[i]}", f"{counts[i]}",
+             pct(ann_acc[i]), pct(snn_acc[i])] for i in range(n)]
+    text = _table(["class", "images", "ANN accuracy (%)", f"SNN accuracy at T = {result.T} (%)"],
+                  rows)
+    return {"names": names, "snn_matrix": snn_matrix, "table": text,
+            "json": {"names": names, "images": counts.tolist(),
+                     "ann_accuracy": [None if np.isnan(a) else float(a) for a in ann_acc],
+                     "snn_accuracy": [None if np.isnan(a) else float(a) for a in snn_acc],
+                     "snn_confusion_matrix": snn_matrix.tolist()}}
 
 
 def _timing(traced: SimResult | None, layer: str) -> list[str]:
@@ -203,18 +334,19 @@ def _timing(traced: SimResult | None, layer: str) -> list[str]:
     return [_median(isi_cv(traced, layer)), _median(first_spike_times(traced, layer))]
 
 
-def _rasters(traced: SimResult, layers: list[str]) -> Figure:
-    fig = Figure(figsize=(6.0, 3.2 * len(layers)), layout="constrained")
+def _rasters(traced: SimResult, layers: list[str], chosen: dict) -> Figure:
+    fig = Figure(figsize=(6.5, 3.2 * len(layers)), layout="constrained")
     for ax, name in zip(fig.subplots(len(layers), 1, squeeze=False)[:, 0], layers):
-        plot.spike_raster(traced, name, ax=ax)
+        neurons, rule = chosen[name]
+        plot.spike_raster(traced, name, neurons=neurons, rule=rule, ax=ax)
     return fig
 
 
-def _traces(traced: SimResult, snn: SpikingNetwork, layers: list[str]) -> Figure:
-    fig = Figure(figsize=(7.0, 3.0 * len(layers)), layout="constrained")
+def _traces(traced: SimResult, snn: SpikingNetwork, layers: list[str], chosen: dict) -> Figure:
+    fig = Figure(figsize=(8.0, 3.0 * len(layers)), layout="constrained")
     for ax, name in zip(fig.subplots(len(layers), 1, squeeze=False)[:, 0], layers):
-        recorded = traced.recorded[name]
-        busiest = recorded[int(np.argmax(traced.spike_counts[name].reshape(-1)[recorded]))]
+        neurons = chosen[name][0]
+        busiest = neurons[int(np.argmax(traced.spike_counts[name].reshape(-1)[neurons]))]
         plot.membrane_trace(traced, snn, name, int(busiest), ax=ax)
     return fig
 
@@ -279,4 +411,5 @@ def markdown_to_html(markdown: str, image_dir: Path, title: str) -> str:
             + "\n</body></html>\n")
 
 
-__all__ = ["write_report", "Report", "markdown_to_html", "RECORDED_NEURONS", "REPORT_FILES"]
+__all__ = ["write_report", "Report", "markdown_to_html", "RASTER_SIDE", "FULL_RECORDING_LIMIT",
+           "REPORT_FILES"]

@@ -72,15 +72,6 @@ def popcount(codes: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.asarray(codes).astype(np.int64)).astype(np.int64)
 
 
-def window_spikes(potential: np.ndarray, threshold: np.ndarray, window: int) -> np.ndarray:
-    """``clip(floor(V / θ), 0, W)`` decided by exact comparisons ``V ≥ k θ`` (int32)."""
-    v = np.asarray(potential, np.float64)
-    theta = np.asarray(threshold, np.float64)
-    q = np.floor(v / theta)
-    q = np.where((q + 1) * theta <= v, q + 1, np.where(q * theta > v, q - 1, q))
-    return np.clip(q, 0, window).astype(np.int32)
-
-
 def spiking_depth(network: Network) -> int:
     """D: the most spiking (activation) layers on any path from the input to the output."""
     depth: dict[str, int] = {}
@@ -105,5 +96,5 @@ def check_temporal(snn: SpikingNetwork) -> None:
             raise ValueError(f"layer '{name}': SpiCalib needs the synchronous time scheme")
 
 
-__all__ = ["window_network", "window_spikes", "binary_network", "popcount", "MAX_BITS",
+__all__ = ["window_network", "binary_network", "popcount", "MAX_BITS",
            "spiking_depth", "latency", "check_temporal"]

@@ -18,11 +18,10 @@ Both learn λ by gradient descent. Needs the ``torch`` extra.
 
 from __future__ import annotations
 
-try:
-    import torch
-    from torch import nn
-except ImportError as err:  # pragma: no cover - exercised only without torch
-    raise ImportError("evsim.training needs PyTorch: pip install evsim[torch]") from err
+from .extras import require
+
+torch = require("torch", "evsim.training")
+nn = torch.nn
 
 
 def _bound(init: float) -> nn.Parameter:

@@ -6,6 +6,10 @@ labels, the output's mean squared error against targets (for dense
 prediction such as denoising), or a function of your own. Uses optuna's
 TPE sampler (optional extra ``bo``); seeded, so a run is reproducible.
 Without optuna, :func:`tune` warns and returns the defaults.
+
+:func:`tune` returns :class:`~evsim.options.ConversionOptions`; convert
+with them (``evsim.convert(network, calibration, method, options=found.options)``).
+Conversion itself never tunes.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .extras import missing_extra_message
 from .network import Network
+from .options import ConversionOptions
 
 #: Search ranges: the percentile p (per cent) and the allowance A as a fraction of T.
 PERCENTILE_RANGE = (99.0, 99.999)
@@ -40,22 +46,26 @@ SCORES: dict[str, tuple[Callable, str]] = {"accuracy": (_accuracy, "maximize"),
 class TuneResult:
     """The best options found, their validation score, and every trial.
 
-    ``score`` is in the units of ``metric`` (accuracy as a fraction, or MSE);
-    each trial is ``{"params": ..., "score": ...}``.
+    ``options`` are complete :class:`~evsim.options.ConversionOptions` with
+    ``T`` set to the steps they were scored at; ``score`` is in the units of
+    ``metric`` (accuracy as a fraction, or MSE); each trial is
+    ``{"params": ..., "score": ...}``; ``tuned`` names the options searched.
     """
 
-    options: dict
+    options: ConversionOptions
     score: float
     metric: str = "accuracy"
     trials: list[dict] = field(default_factory=list)
     optimised: bool = True
+    tuned: tuple[str, ...] = ()
 
 
 def tune(network: Network, calibration_inputs: np.ndarray,
          validation: tuple[np.ndarray, np.ndarray], *, T: int, method: str = "spicalib",
+         options: ConversionOptions | None = None,
          search: tuple[str, ...] = ("percentile", "allowance"), per_layer: bool = False,
          n_trials: int = 20, seed: int = 0, n_jobs: int = 1, engine: str = "event",
-         score: str | Callable = "accuracy", **options) -> TuneResult:
+         score: str | Callable = "accuracy", **overrides) -> TuneResult:
     """Search conversion options that optimise a validation score at ``T`` steps.
 
     Parameters
@@ -67,8 +77,10 @@ def tune(network: Network, calibration_inputs: np.ndarray,
         ``score="accuracy"``, target outputs (N, *output shape) for ``"mse"``.
     T:
         Time steps of the simulation that scores a trial.
-    method:
-        The conversion preset whose options are searched.
+    method, options, **overrides:
+        The starting options, as for :func:`evsim.convert`: the ``method``
+        preset (or ``options``) with single ``overrides``; the searched
+        options replace theirs in every trial.
     search:
         Options to search: ``"percentile"`` (p in [99, 99.999]) and/or
         ``"allowance"`` (A in [0.05 T, T]).
@@ -80,15 +92,13 @@ def tune(network: Network, calibration_inputs: np.ndarray,
         ``"accuracy"`` (maximised), ``"mse"`` of the mean output per step
         (minimised), or a function ``(SimResult, targets) -> float`` that is
         maximised.
-    **options:
-        Fixed conversion options passed to every trial.
 
     Returns
     -------
     A :class:`TuneResult`; ``optimised`` is False when optuna is missing and
-    the defaults were returned untried.
+    the starting options were returned untried.
     """
-    from .convert import convert, prepare
+    from .convert import convert, prepare, resolve
     from .simulate import simulate
 
     unknown = set(search) - {"percentile", "allowance"}
@@ -104,17 +114,18 @@ def tune(network: Network, calibration_inputs: np.ndarray,
         metric, (measure, direction) = score, SCORES[score]
     else:
         raise ValueError(f"score must be one of {sorted(SCORES)} or a function, got {score!r}")
+    start = resolve(method, options, T, **overrides).replace(T=T)
     try:
         import optuna
     except ImportError:
-        warnings.warn("optuna is not installed (pip install evsim[bo]): using the default "
-                      "options without optimisation", stacklevel=2)
-        return TuneResult(dict(options), float("nan"), metric, [], optimised=False)
+        warnings.warn(missing_extra_message("optuna", "tuning (evsim.tune)")
+                      + "; using the starting options without optimisation", stacklevel=2)
+        return TuneResult(start, float("nan"), metric, [], optimised=False)
 
     layers = prepare(network).activations
 
-    def suggest(trial) -> dict:
-        chosen = dict(options)
+    def suggest(trial) -> ConversionOptions:
+        chosen = {}
         if "percentile" in search:
             if per_layer:
                 chosen["percentile"] = {name: trial.suggest_float(f"p_{name}", *PERCENTILE_RANGE)
@@ -124,11 +135,10 @@ def tune(network: Network, calibration_inputs: np.ndarray,
         if "allowance" in search:
             chosen["allowance"] = T * trial.suggest_float("allowance_fraction",
                                                           *ALLOWANCE_RANGE)
-        return chosen
+        return start.replace(**chosen)
 
     def objective(trial) -> float:
-        chosen = suggest(trial)
-        snn = convert(network, calibration_inputs, method=method, T=T, **chosen)
+        snn = convert(network, calibration_inputs, method=method, options=suggest(trial))
         result = simulate(snn, images, T=T, engine=engine, checkpoints=[T])
         return measure(result, targets)
 
@@ -138,7 +148,7 @@ def tune(network: Network, calibration_inputs: np.ndarray,
     study.optimize(objective, n_trials=n_trials, n_jobs=n_jobs)
     best = suggest(optuna.trial.FixedTrial(study.best_params))
     trials = [{"params": t.params, "score": t.value} for t in study.trials]
-    return TuneResult(best, float(study.best_value), metric, trials)
+    return TuneResult(best, float(study.best_value), metric, trials, tuned=tuple(search))
 
 
 __all__ = ["tune", "TuneResult", "SCORES", "PERCENTILE_RANGE", "ALLOWANCE_RANGE"]

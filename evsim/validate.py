@@ -197,9 +197,9 @@ def simulation_memory(snn, n_images: int, T: int, *, engine: str, batch_size: in
     """A lower bound on the bytes :func:`evsim.simulate` allocates, by what needs them.
 
     Counts only allocations every engine makes: the per-step SOP counters
-    (and, in the event engine, their per-image copies of one batch), the
-    accumulated outputs, per-image spike counts, membrane traces of
-    ``recorded`` neurons and one batch of neuron state.
+    (and, in the event engine, those of the current batch), the accumulated
+    outputs, per-image spike counts, membrane traces of ``recorded`` neurons
+    and one batch of neuron state.
     """
     net = snn.network
     itemsize = np.dtype(dtype).itemsize
@@ -207,7 +207,7 @@ def simulation_memory(snn, n_images: int, T: int, *, engine: str, batch_size: in
     counters = max(1, sum(1 for name in snn.neurons if name != net.output_name))
     batch = min(batch_size, n_images)
     parts = {
-        "SOP counters per step": counters * T * 8 * (1 + (batch if engine == "event" else 0)),
+        "SOP counters per step": counters * T * 8 * (2 if engine == "event" else 1),
         "outputs at checkpoints": checkpoints * n_images * int(np.prod(net.output_shape))
         * itemsize,
         "neuron state of one batch": batch * neurons * (itemsize + 8),

@@ -34,6 +34,7 @@ import evsim
 from evsim import plot
 from evsim.analysis.energy import energy_report
 from evsim.data import load_fashion_mnist
+from evsim.extras import missing_extra_message
 from evsim.models import load_model
 from evsim.timescheme import MAX_BITS, spiking_depth
 from evsim.tune import tune
@@ -90,16 +91,17 @@ def run(exp: Experiment, calibration, images, labels, steps, validation, trials:
            "options": exp.options, "ann": ann, "accuracy": {}, "sops": {}, "energy_uj": {}}
     if exp.per_T:
         for T in [s for s in steps if exp.max_T is None or s <= exp.max_T]:
-            kwargs = dict(exp.options)
             if exp.tuned:
                 found = tune(network, calibration, validation, T=T, method=exp.method,
-                             n_trials=trials, seed=0, **kwargs)
-                kwargs.update(found.options)
-                row.setdefault("tuned", {})[T] = {**found.options,
-                                                  "validation_accuracy": found.score}
-            if exp.method == "spicalib":
-                kwargs["T"] = T
-            snn = evsim.convert(network, calibration, method=exp.method, **kwargs)
+                             n_trials=trials, seed=0, **exp.options)
+                row.setdefault("tuned", {})[T] = {
+                    **{key: getattr(found.options, key) for key in found.tuned},
+                    "validation_accuracy": found.score}
+                snn = evsim.convert(network, calibration, method=exp.method,
+                                    options=found.options)
+            else:
+                snn = evsim.convert(network, calibration, method=exp.method, T=T,
+                                    **exp.options)
             result = evsim.simulate(snn, images, T=T, engine="event")
             report = energy_report(snn, result)
             row["accuracy"][T] = float(result.accuracy(labels)[-1])
@@ -158,8 +160,8 @@ def denoising(calibration, clean, held_out, steps, trials: int) -> dict:
         found = tune(network, calibration, validation, T=T, score="mse", search=("allowance",),
                      n_trials=trials, seed=0)
         if not found.optimised:
-            raise SystemExit("the denoiser comparison tunes A with optuna: pip install evsim[bo]")
-        rows["bo_allowance"][T] = found.options["allowance"]
+            raise SystemExit(missing_extra_message("optuna", "the denoiser comparison"))
+        rows["bo_allowance"][T] = found.options.allowance
         for key, allowance in (("spicalib", T / 2), ("no_calibration", 0.0),
                                ("spicalib_bo", rows["bo_allowance"][T])):
             snn = evsim.convert(network, calibration, method="spicalib", allowance=allowance)
@@ -361,7 +363,7 @@ def main() -> None:
         del parts[name], seconds[name]
     experiments = EXPERIMENTS
     if importlib.util.find_spec("optuna") is None:
-        print("optuna is not installed (pip install evsim[bo]): skipping the BO-tuned rows")
+        print(missing_extra_message("optuna", "the BO-tuned rows") + ": skipping them")
         experiments = [e for e in EXPERIMENTS if not e.tuned]
     jobs = [(e.label, lambda e=e: run(e, calibration, images, labels, steps, validation,
                                       args.trials)) for e in experiments]

@@ -34,7 +34,7 @@ X = np.array([[0.6, 0.4, 0.2, 0.1], [0.2, 0.9, 0.5, 0.3], [1.0, 0.0, 0.7, 0.0]],
 def dense_run():
     snn, w1, w2 = _dense_net()
     result = evsim.simulate(snn, X, T=16, dtype=np.float64, per_image_counts=True,
-                            record=["act"])
+                            engine="dense", record=["act"])
     return snn, w1, w2, result
 
 

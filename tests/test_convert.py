@@ -116,9 +116,9 @@ def test_errors_name_the_layer_or_option(data):
         convert(relu_net, method="opi")
     with pytest.raises(ValueError, match="'act1' is an unbounded ReLU"):
         convert(relu_net, normalization="trained")
-    with pytest.raises(ValueError, match="needs calibration_inputs"):
+    with pytest.raises(ValueError, match="calibration_inputs are needed by method 'percentile'"):
         convert(relu_net)
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(ValueError, match="method 'magic' is unknown"):
         convert(relu_net, x, method="magic")
     with pytest.raises(TypeError, match="unknown conversion option"):
         convert(relu_net, x, treshold=1.0)

@@ -62,7 +62,7 @@ def _pool_free_net():
 @pytest.fixture(scope="module")
 def conv_run():
     snn, x = _conv_net()
-    result = evsim.simulate(snn, x, T=T, record=["relu1", "relu2"])
+    result = evsim.simulate(snn, x, T=T, engine="dense", record=["relu1", "relu2"])
     assert all(c.sum() > 0 for c in result.spike_counts.values())  # the check has spikes to count
     return snn, result
 
@@ -144,7 +144,7 @@ def test_max_pool_updates_are_charged_as_adds():
     b.add_layer(Dense(rng.normal(size=(3, 8))), name="fc")
     snn = evsim.SpikingNetwork(b.build(), {"relu1": NeuronSpec(0.5)})
     x = rng.uniform(0, 1, (B, 1, 4, 4)).astype(np.float32)
-    result = evsim.simulate(snn, x, T=T, record=["relu1"])
+    result = evsim.simulate(snn, x, T=T, engine="dense", record=["relu1"])
     train = result.spike_trains["relu1"]
     counts = np.zeros((B, 2, 4, 4))
     np.add.at(counts, (train.images, train.neurons // 16, train.neurons % 16 // 4,
@@ -211,7 +211,8 @@ def test_as_dict_is_json_ready_and_consistent(conv_run):
     snn, result = conv_run
     report = energy_report(snn, result, "float16")
     data = json.loads(json.dumps(report.as_dict()))
-    assert data["snn_pj"] == pytest.approx(sum(r["snn_pj"] for r in data["rows"]))
+    assert data["snn_uj"] == pytest.approx(sum(r["snn_uj"] for r in data["rows"]))
+    assert data["snn_uj"] == pytest.approx(report.snn_pj / 1e6)
     assert data["table"]["e_mac_pj"] == 1.5 and data["convention"] == "reinject"
 
 
@@ -253,4 +254,5 @@ def test_checkpoint_summary_is_the_report_at_each_checkpoint(conv_run):
     assert summary.ann_pj == energy_report(snn, result, TABLE).ann_pj
     text = summary.to_markdown()
     assert text.count("\n") == len(summary.steps) + 2 and "latency" not in text
-    assert summary.as_dict()["energy_pj_per_image"] == summary.snn_pj.tolist()
+    assert summary.as_dict()["energy_uj_per_image"] == pytest.approx(
+        (summary.snn_pj / 1e6).tolist(), rel=1e-15)

@@ -42,8 +42,8 @@ def test_conservation_identity(seed, T, burst, dtype):
     snn = SpikingNetwork(net, {"relu1": NeuronSpec(th1, v01, burst=burst),
                                "relu2": NeuronSpec(th2, v02, burst=burst)})
     x = dyadic(rng, (7, 5), low=0)
-    r = evsim.simulate(snn, x, T=T, record=["relu1", "relu2"], per_image_counts=True,
-                       dtype=dtype)
+    r = evsim.simulate(snn, x, T=T, engine="dense", record=["relu1", "relu2"],
+                       per_image_counts=True, dtype=dtype)
     n1, n2 = r.spike_counts["relu1"], r.spike_counts["relu2"]
     vT1, vT2 = r.membrane["relu1"][-1], r.membrane["relu2"][-1]
     input1 = T * (x @ w1.T + b1)  # the analog input is the same current every step
@@ -129,7 +129,7 @@ def test_burst_caps_spikes_per_step():
     """Γ caps the spikes of one step; the rest stays in the membrane (subtractive reset)."""
     net = evsim.Network.sequential((1,), [Dense(np.eye(1)), ReLU(), Dense(np.eye(1))])
     snn = SpikingNetwork(net, {"relu1": NeuronSpec(np.float64(0.25), burst=3)})
-    r = evsim.simulate(snn, np.array([[1.0]]), T=4, record="relu1")
+    r = evsim.simulate(snn, np.array([[1.0]]), T=4, engine="dense", record="relu1")
     # input 1.0 = 4 θ per step: 3 spikes per step, and 1 θ of surplus accumulates each step.
     assert r.spike_trains["relu1"].counts.tolist() == [3, 3, 3, 3]
     np.testing.assert_array_equal(r.membrane["relu1"][:, 0, 0], [0.25, 0.5, 0.75, 1.0])

@@ -28,7 +28,8 @@ def run():
     b.add_layer(Dense(rng.normal(0, 0.2, (3, 96))), name="fc")
     x = rng.uniform(0, 1, (5, 1, 8, 8)).astype(np.float32)
     snn = evsim.convert(b.build(), x, method="percentile")
-    result = evsim.simulate(snn, x, T=T, record={"relu1": [0, 9, 10, 27], "relu2": None},
+    result = evsim.simulate(snn, x, T=T, engine="dense",
+                            record={"relu1": [0, 9, 10, 27], "relu2": None},
                             per_image_counts=True)
     return snn, x, result
 
@@ -68,14 +69,23 @@ def test_membrane_trace_has_trace_threshold_and_spikes(run, tmp_path):
         plot.membrane_trace(result, snn, "relu1", neuron=3)
 
 
-def test_rate_vs_activation_has_one_panel_per_layer(run, tmp_path):
+def test_rate_vs_activation_shows_the_worst_pairs_and_says_how_many(run, tmp_path):
+    from evsim.analysis import rate_vs_activation
+
     snn, x, result = run
-    fig = plot.rate_vs_activation(snn, result, x, max_points=100)
+    fig = plot.rate_vs_activation(snn, result, x, max_points=100, worst=10)
+    pairs = rate_vs_activation(snn, result, x)
     assert len(fig.axes) == 2
     for ax, layer in zip(fig.axes, ["relu1", "relu2"]):
-        assert ax.get_title() == layer
-        n = min(100, len(x) * result.neurons[layer])
-        assert len(ax.collections[0].get_offsets()) == n
+        total = len(x) * result.neurons[layer]
+        assert ax.get_title() == f"{layer}: {min(100, total):,} of {total:,} pairs"
+        sampled, worst = (c.get_offsets() for c in ax.collections[:2])
+        assert len(sampled) + len(worst) == min(100, total) and len(worst) == 10
+        rate, act = (a.ravel() for a in pairs[layer])
+        error = np.sort(np.abs(rate - act))
+        shown_error = np.abs(worst[:, 1] - worst[:, 0])           # (activation, rate) points
+        assert np.allclose(np.sort(shown_error), error[-10:])
+        assert np.abs(sampled[:, 1] - sampled[:, 0]).max() <= error[-10] + 1e-12
     _saved(fig, tmp_path / "rates.png")
 
 
@@ -106,19 +116,27 @@ def test_conversion_and_output_error_plots(run, tmp_path):
     _saved(fig, tmp_path / "output_error.png")
 
 
-def test_energy_breakdown_stacks_snn_energy(run, tmp_path):
+def test_energy_breakdown_stacks_snn_energy_with_reinjection_apart(run, tmp_path):
     snn, _, result = run
     report = energy_report(snn, result)
     fig = plot.energy_breakdown(report)
     (ax,) = fig.axes
-    ann, macs, acs = ax.containers
+    ann, macs, sops, adds = ax.containers
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["ANN", "SNN MACs (analog head)", "SNN synaptic operations (SOPs)",
+                      "SNN re-injection adds (analog input, not SOPs)"]
+    rows = [r for r in report.rows if r.ann_pj or r.snn_pj]
     assert len(ann) == len(report.rows) - 2              # the two ReLU rows hold no energy
-    tops = [m.get_height() + a.get_height() for m, a in zip(macs, acs)]
-    energies = [r.snn_pj for r in report.rows if r.ann_pj or r.snn_pj]
+    tops = [sum(c[i].get_height() for c in (macs, sops, adds)) for i in range(len(rows))]
+    energies = [r.snn_pj for r in rows]
     assert np.allclose(np.array(tops) / max(tops), np.array(energies) / max(energies))
+    injected = [a.get_height() for a in adds]
+    assert np.allclose(np.array(injected) / max(tops),
+                       np.array([r.snn_adds * 0.9 for r in rows]) / max(energies))
+    assert injected[0] > 0 and not any(injected[1:])     # conv1, the analog head, only
     _saved(fig, tmp_path / "energy.png")
     with_updates = energy_report(snn, result, EnergyTable("u", 1.0, 0.1, 0.05))
-    assert len(plot.energy_breakdown(with_updates).axes[0].containers) == 4
+    assert len(plot.energy_breakdown(with_updates).axes[0].containers) == 5
 
 
 def test_spike_count_histograms(run, tmp_path):
@@ -139,3 +157,78 @@ def test_plots_draw_into_given_axes(run):
     assert plot.spike_raster(result, "relu1", ax=ax) is host
     assert plot.accuracy_vs_T({"a": ([1, 2], [0.1, 0.2])}, ax=host.add_subplot(1, 2, 1)) is host
     assert len(host.axes) == 2
+
+
+def test_raster_shows_a_documented_patch_of_neighbours(run, tmp_path):
+    snn, _, result = run
+    counts = np.zeros((6, 4, 4), np.int64)
+    counts[4, 1, 2] = 3
+    neurons, rule = plot.adjacent_neurons((6, 4, 4), counts, size=2)
+    assert neurons.tolist() == [4 * 16 + 1 * 4 + 1, 4 * 16 + 1 * 4 + 2,
+                                4 * 16 + 2 * 4 + 1, 4 * 16 + 2 * 4 + 2]
+    assert rule == "channel 4 (most spikes), its central 2×2 patch (rows 1–2, columns 1–2), " \
+                   "row by row"
+    whole, rule = plot.adjacent_neurons((6, 4, 4), counts, size=8)
+    assert whole.tolist() == list(range(64, 80)) and "the whole 4×4 map" in rule
+    vector, rule = plot.adjacent_neurons((10,), np.arange(10), size=2)
+    assert vector.tolist() == [6, 7, 8, 9] and rule.startswith("neurons 6–9")
+    chosen, rule = plot.adjacent_neurons(snn.network.shape("relu2"),
+                                         result.spike_counts["relu2"][1], size=2)
+    fig = plot.spike_raster(result, "relu2", image=1, neurons=chosen, rule=rule)
+    (ax,) = fig.axes
+    assert rule in ax.get_title(loc="left").replace("\n", " ")
+    train = result.spike_trains["relu2"]
+    shown = (train.images == 1) & np.isin(train.neurons, chosen)   # relu2 recorded in full
+    assert len(ax.collections[0].get_offsets()) == int(shown.sum())
+    _saved(fig, tmp_path / "patch.png")
+    with pytest.raises(ValueError, match="were not recorded"):
+        plot.spike_raster(result, "relu1", neurons=[1])
+
+
+def test_confusion_matrix_counts_and_plot(tmp_path):
+    from evsim.analysis import class_accuracy, confusion_matrix
+
+    matrix = confusion_matrix(np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 1, 2, 0, 2]), 4)
+    assert matrix.tolist() == [[1, 1, 0, 0], [0, 1, 0, 0], [1, 0, 2, 0], [0, 0, 0, 0]]
+    accuracy = class_accuracy(matrix)
+    assert accuracy[:3].tolist() == [0.5, 1.0, 2 / 3] and np.isnan(accuracy[3])
+    with pytest.raises(ValueError, match="labels must lie in 0..3"):
+        confusion_matrix(np.array([4]), np.array([0]), 4)
+    fig = plot.confusion_matrix(matrix, ["a", "b", "c", "d"])
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == ["1", "1", "1", "1", "2"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c", "d"]
+    _saved(fig, tmp_path / "confusion.png")
+
+
+def _drawn(fig):
+    """Draw ``fig`` on an Agg canvas (layout done) and return its renderer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_legends_sit_outside_the_axes(run):
+    snn, x, result = run
+    figures = [plot.accuracy_vs_T({"a": ([1, 2, 4], [0.1, 0.5, 0.9])}, ann_accuracy=0.95),
+               plot.conversion_error(conversion_error(snn, result, x)),
+               plot.output_error(output_error(snn, result, x)),
+               plot.energy_breakdown(energy_report(snn, result)),
+               plot.membrane_trace(result, snn, "relu1", neuron=9)]
+    for fig in figures:
+        renderer = _drawn(fig)
+        ax = fig.axes[0]
+        legend = ax.get_legend()
+        assert not _overlaps(legend.get_window_extent(renderer),
+                             ax.get_window_extent(renderer)), ax.get_title()
+    fig = plot.rate_vs_activation(snn, result, x, max_points=100, worst=10)
+    renderer = _drawn(fig)
+    (legend,) = fig.legends
+    for ax in fig.axes:
+        assert not _overlaps(legend.get_window_extent(renderer), ax.get_window_extent(renderer))

@@ -154,7 +154,8 @@ def test_merge_refuses_shards_of_different_runs_overlaps_and_gaps():
     retuned = evsim.SpikingNetwork(snn.network, {**snn.neurons, name: dataclasses.replace(
         spec, threshold=spec.threshold * 2)})
     for other, field in [(evsim.simulate(snn, x[4:], T=7, first_image=4), "T"),
-                         (evsim.simulate(snn, x[4:], T=6, first_image=4, engine="event"),
+                         (evsim.simulate(snn, x[4:], T=6, first_image=4,
+                                         engine="dense" if a.engine == "event" else "event"),
                           "engine"),
                          (evsim.simulate(snn, x[4:], T=6, first_image=4, seed=1), "seed"),
                          (evsim.simulate(retuned, x[4:], T=6, first_image=4), "network_hash")]:

@@ -44,7 +44,7 @@ def test_sops_equal_brute_force_count_of_every_spike():
     net = snn.network
     x = dyadic(rng, (3, 1, 6, 6), low=0, kmax=8)
     T = 12
-    r = evsim.simulate(snn, x, T=T, record=["r1", "r2", "r3"])
+    r = evsim.simulate(snn, x, T=T, engine="dense", record=["r1", "r2", "r3"])
     paths = {"c2": ("r1", ["c2"]), "add": ("r1", []), "c3": ("r2", ["c3"]),
              "fc": ("r3", ["pool", "flat", "fc"])}
     assert set(r.sops) == set(paths)
@@ -70,9 +70,9 @@ def test_chunking_does_not_change_results():
     x = dyadic(rng, (9, 1, 6, 6), low=0)
     for encoding in ("analog", "rate"):
         whole = evsim.simulate(snn, x, T=10, encoding=encoding, per_image_counts=True,
-                               batch_size=64, record="r2")
+                               batch_size=64, engine="dense", record="r2")
         parts = evsim.simulate(snn, x, T=10, encoding=encoding, per_image_counts=True,
-                               batch_size=4, record="r2")
+                               batch_size=4, engine="dense", record="r2")
         assert evsim.results_equal(whole, parts)
         for name in whole.spike_counts:
             np.testing.assert_array_equal(whole.spike_counts[name], parts.spike_counts[name])
@@ -154,9 +154,9 @@ def test_bad_arguments_name_what_is_wrong():
     with pytest.raises(ValueError, match="rate encoding needs inputs in"):
         evsim.simulate(snn, x * 4 + 1, encoding="rate")
     with pytest.raises(ValueError, match="only spiking layers are recorded"):
-        evsim.simulate(snn, x, record="c1")
+        evsim.simulate(snn, x, engine="dense", record="c1")
     with pytest.raises(ValueError, match=r"record\['r1'\]"):
-        evsim.simulate(snn, x, record={"r1": [10_000]})
+        evsim.simulate(snn, x, engine="dense", record={"r1": [10_000]})
     with pytest.raises(ValueError, match="checkpoints"):
         evsim.simulate(snn, x, T=4, checkpoints=[5])
     with pytest.raises(TypeError, match="SpikingNetwork"):

@@ -66,7 +66,7 @@ def test_networks_with_calibration_emit_negative_spikes_and_stay_non_negative():
         calibrated = [k for k, v in snn.neurons.items() if v.allowance > 0]
         if not calibrated:
             continue
-        r = evsim.simulate(snn, x, T=24, record=calibrated)
+        r = evsim.simulate(snn, x, T=24, engine="dense", record=calibrated)
         for name in calibrated:
             train = r.spike_trains[name]
             seen_negative |= bool((train.counts < 0).any())

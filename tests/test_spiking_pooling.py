@@ -70,7 +70,7 @@ def test_lipooling_identity_with_burst_spikes(seed, T, burst):
                                    names=["conv", "relu", "pool", "flat"])
     snn = SpikingNetwork(net, {"relu": NeuronSpec(np.float64(0.125), burst=burst)})
     x = dyadic(rng, (2, 2, 6, 6), low=0)
-    r = evsim.simulate(snn, x, T=T, record="relu", checkpoints=range(1, T + 1))
+    r = evsim.simulate(snn, x, T=T, engine="dense", record="relu", checkpoints=range(1, T + 1))
     train = r.spike_trains["relu"]
     cumulative = np.zeros((2, 3 * 6 * 6), np.int64)
     for t in range(1, T + 1):

@@ -6,18 +6,21 @@
 * :mod:`evsim.analysis.energy` -- ANN MACs against the SNN's exact SOPs,
   energy tables (Horowitz 2014 presets) and :func:`energy_report`;
 * :mod:`evsim.analysis.summary` -- accuracy, SOPs and energy per image at
-  every checkpoint (:func:`checkpoint_summary`).
+  every checkpoint (:func:`checkpoint_summary`);
+* :mod:`evsim.analysis.neurobench` -- the NeuroBench 2.3.0 metrics
+  (:func:`neurobench_metrics`), pure NumPy.
 """
 
 from .energy import (CONVENTIONS, ENERGY_TABLES, FLOAT16_45NM, FLOAT32_45NM, INT8_45NM,
                      EnergyReport, EnergyRow, EnergyTable, ann_adds, ann_macs, energy_report,
                      energy_table, energy_unit)
+from .neurobench import NEUROBENCH_VERSION, neurobench_metrics, neurobench_static_metrics
 from .stats import (LayerErrorStats, OutputErrorStats, conversion_error, counts_per_image,
                     first_spike_times, interspike_intervals, isi_cv, layer_firing_rates,
                     neuron_firing_rates, output_error, rate_vs_activation, saturated_fraction,
                     silent_fraction, recorded_train, snn_rates, sparsity_per_step,
                     spikes_per_step)
-from .summary import CheckpointSummary, checkpoint_summary
+from .summary import CheckpointSummary, checkpoint_summary, class_accuracy, confusion_matrix
 
 __all__ = [
     "counts_per_image", "recorded_train", "neuron_firing_rates", "layer_firing_rates",
@@ -27,5 +30,7 @@ __all__ = [
     "LayerErrorStats", "output_error", "OutputErrorStats",
     "EnergyTable", "FLOAT32_45NM", "FLOAT16_45NM", "INT8_45NM", "ENERGY_TABLES", "energy_table",
     "ann_macs", "ann_adds", "EnergyRow", "EnergyReport", "energy_report", "energy_unit",
-    "CONVENTIONS", "CheckpointSummary", "checkpoint_summary",
+    "CONVENTIONS", "CheckpointSummary", "checkpoint_summary", "confusion_matrix",
+    "class_accuracy",
+    "neurobench_metrics", "neurobench_static_metrics", "NEUROBENCH_VERSION",
 ]

@@ -233,18 +233,21 @@ class EnergyReport:
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
-        """JSON-ready: conventions, totals and rows (energies in pJ, counts per image)."""
-        fields = ("layer", "kind", "ann_macs", "ann_adds", "snn_macs", "snn_sops", "snn_adds",
-                  "pool_ops", "neuron_updates", "ann_pj", "snn_mac_pj", "snn_ac_pj",
-                  "snn_update_pj", "snn_pj")
+        """JSON-ready: conventions, totals and rows; energies in µJ per image (keys ending in
+        ``_uj``), the table's energies per operation in pJ, counts per image."""
+        counts = ("layer", "kind", "ann_macs", "ann_adds", "snn_macs", "snn_sops", "snn_adds",
+                  "pool_ops", "neuron_updates")
+        energies = ("ann_pj", "snn_mac_pj", "snn_ac_pj", "snn_update_pj", "snn_pj")
         return {"table": {"name": self.table.name, "e_mac_pj": self.table.e_mac_pj,
                           "e_ac_pj": self.table.e_ac_pj, "e_update_pj": self.table.e_update_pj},
                 "convention": self.convention, "steps": self.steps, "n_images": self.n_images,
                 "encoding": self.encoding, "time_scheme": self.time_scheme,
                 "latency": self.latency, "conventions": self.conventions(),
-                "ann_pj": self.ann_pj, "snn_pj": self.snn_pj, "ratio": self.ratio,
+                "ann_uj": self.ann_pj / 1e6, "snn_uj": self.snn_pj / 1e6, "ratio": self.ratio,
                 "ann_macs": self.ann_macs, "snn_sops": self.snn_sops,
-                "rows": [{key: getattr(r, key) for key in fields} for r in self.rows]}
+                "rows": [{**{key: getattr(r, key) for key in counts},
+                          **{key[:-2] + "uj": getattr(r, key) / 1e6 for key in energies}}
+                         for r in self.rows]}
 
 
 def _n(value: float) -> str:

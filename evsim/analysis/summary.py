@@ -56,12 +56,14 @@ class CheckpointSummary:
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
-        """JSON-ready (energies in pJ per image)."""
+        """JSON-ready: accuracies as fractions in [0, 1], energies in µJ per image (the key
+        names say so), SOPs and MACs per image."""
         return {"T": self.steps.tolist(), "latency": self.latency.tolist(),
                 "accuracy": None if self.accuracy is None else self.accuracy.tolist(),
-                "sops_per_image": self.sops.tolist(), "energy_pj_per_image": self.snn_pj.tolist(),
+                "sops_per_image": self.sops.tolist(),
+                "energy_uj_per_image": (self.snn_pj / 1e6).tolist(),
                 "ann_accuracy": self.ann_accuracy, "ann_macs": self.ann_macs,
-                "ann_energy_pj": self.ann_pj, "energy_table": self.table.name,
+                "ann_energy_uj": self.ann_pj / 1e6, "energy_table": self.table.name,
                 "convention": self.convention}
 
 
@@ -89,4 +91,27 @@ def checkpoint_summary(snn: SpikingNetwork, result: SimResult, labels: np.ndarra
                              reports[-1].ann_macs, reports[-1].ann_pj, table, convention)
 
 
-__all__ = ["CheckpointSummary", "checkpoint_summary"]
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
+    """``(n_classes, n_classes)`` int64 counts: row = true class, column = predicted class."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    if labels.shape != predictions.shape or labels.ndim != 1:
+        raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} must be "
+                         "1-D and of equal length")
+    for name, values in (("labels", labels), ("predictions", predictions)):
+        if values.size and (values.min() < 0 or values.max() >= n_classes):
+            raise ValueError(f"{name} must lie in 0..{n_classes - 1}, got "
+                             f"{values.min()}..{values.max()}")
+    matrix = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(matrix, (labels.astype(np.int64), predictions.astype(np.int64)), 1)
+    return matrix
+
+
+def class_accuracy(matrix: np.ndarray) -> np.ndarray:
+    """Accuracy per true class (fraction) from a confusion matrix; NaN for absent classes."""
+    matrix = np.asarray(matrix)
+    totals = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(matrix) / np.maximum(totals, 1), np.nan)
+
+
+__all__ = ["CheckpointSummary", "checkpoint_summary", "confusion_matrix", "class_accuracy"]

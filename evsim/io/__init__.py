@@ -2,8 +2,8 @@
 
 ``load(path)`` picks the reader from the file suffix: evsim's own ``.npz``
 format (networks, spiking networks and simulation results), or ``.onnx``
-(:func:`load_onnx`, needs ``pip install evsim[onnx]``). ``save`` writes
-atomically (:mod:`~evsim.io.atomic`); every read error names the file.
+(:func:`load_onnx`; onnx is a core dependency). ``save`` writes atomically
+(:mod:`~evsim.io.atomic`); every read error names the file.
 One module per frontend: :mod:`~evsim.io.onnx`, :mod:`~evsim.io.torch`
 (:func:`from_torch`, a traced ``nn.Module``) and :mod:`~evsim.io.nir`
 (:func:`to_nir` / :func:`from_nir`: spiking networks in the neuromorphic

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__, ops
+from ..extras import require
 from .. import layers as L
 from ..errors import EvsimError
 from ..network import NetworkBuilder
@@ -74,11 +75,7 @@ class NIRExportWarning(UserWarning):
 
 
 def _require_nir():
-    try:
-        import nir
-    except ImportError as err:
-        raise ImportError("evsim.io.nir needs the nir package: pip install evsim[nir]") from err
-    return nir
+    return require("nir", "evsim.io.nir (NIR export and import)")
 
 
 def _channel_values(values: np.ndarray) -> np.ndarray:

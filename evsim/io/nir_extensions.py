@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import layers as L
+from ..extras import require
 
 MAX_POOL_TYPE = "EvsimMaxPool2d"
 
@@ -77,7 +78,7 @@ def read_graph(nir, path: str | os.PathLike):
     Standard nodes are built by nir itself (``nir.dict2NIRNode``); the graph is
     built without nir's type check, as :func:`evsim.io.load_nir` always does.
     """
-    import h5py
+    h5py = require("h5py", "reading NIR files")
     from nir.serialization import hdf2dict
 
     with h5py.File(path, "r") as f:

@@ -1,6 +1,6 @@
 """ONNX import: read an ONNX model into an evsim :class:`~evsim.network.Network`.
 
-Needs only the ``onnx`` package (``pip install evsim[onnx]``). Nodes are read
+Needs only the ``onnx`` package, a core dependency of evsim. Nodes are read
 in graph order and mapped onto evsim layers; every node is either mapped,
 folded or rejected with :class:`UnsupportedOperatorError` — nothing is
 skipped silently.

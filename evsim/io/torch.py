@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import layers as L
 from ..network import Network, NetworkBuilder
+from ..extras import require
 from .errors import UnsupportedModelError
 
 
@@ -45,12 +46,7 @@ class UnsupportedModuleError(UnsupportedModelError):
 
 
 def _require_torch():
-    try:
-        import torch
-    except ImportError as err:
-        raise ImportError("evsim.io.torch.from_torch needs PyTorch: pip install evsim[torch]"
-                          ) from err
-    return torch
+    return require("torch", "evsim.io.from_torch")
 
 
 # Reference signatures, used only to bind a traced call's positional and keyword arguments.

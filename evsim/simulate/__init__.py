@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ..compile import compile_program
 from ..errors import EvsimTypeError
 from ..encoding import check_rate_inputs
 from ..forward import _check_inputs
@@ -16,6 +16,7 @@ from ..timescheme import binary_network, latency, window_network
 from ..validate import (check_batch_size, check_images, check_index, check_simulation_memory,
                         check_steps)
 from . import dense, event
+from .compile import compiled
 from .result import (SimResult, SpikeTrain, compare, default_checkpoints, provenance,
                      results_equal)
 
@@ -43,7 +44,7 @@ def _selection(snn: SpikingNetwork, record) -> dict[str, np.ndarray]:
     return out
 
 
-def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: str = "dense",
+def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: str = "event",
              encoding: str = "analog", checkpoints: Iterable[int] | None = None,
              record: Iterable[str] | Mapping[str, Iterable[int] | None] | str | None = None,
              per_image_counts: bool = False, seed: int = 0, first_image: int = 0,
@@ -66,9 +67,10 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         outputs being the decoded readout × T and spike counts the binary
         spikes sent.
     engine:
-        ``"dense"``: the NumPy reference engine (readable, records traces).
-        ``"event"``: the event-driven Numba engine (compiled on first use;
-        one image per thread; exact SOPs of the accumulates it performs).
+        ``"event"`` (default, as in the ``evsim`` command): the event-driven
+        Numba engine (compiled on first use; one image per thread; exact
+        SOPs of the accumulates it performs). ``"dense"``: the NumPy
+        reference engine (readable; the one that records traces).
     encoding:
         ``"analog"`` (default): the image is layer 1's input at every step,
         its first layers are computed once (MACs). ``"rate"``: Bernoulli
@@ -95,8 +97,10 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     dtype:
         ``np.float32`` (default) or ``np.float64``.
     threads:
-        Threads of the event engine (default: Numba's default, all cores).
-        Results do not depend on it.
+        Threads of the event engine, each simulating its own images (default:
+        every core this process may use). Results do not depend on it. The
+        dense engine's BLAS threads are set by the usual environment variables
+        (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``).
     progress:
         Show a progress bar over steps × chunks.
 
@@ -162,7 +166,11 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     if engine == "event":
         if selection:
             raise ValueError("recording spike trains and membrane traces needs engine='dense'")
-        program = compile_program(snn, encoding, dtype, window, binary)
+        program = compiled(snn, encoding, dtype, window, binary)
+        n_threads = _thread_count(threads)
+        workspace = event.Workspace(program, min(batch_size, len(x)),
+                                    len(steps) if not window else 1)
+        event.announce_compile()
     bar = (_progress_bar(progress, steps_simulated * len(chunks), "step") if engine == "dense"
            else _progress_bar(progress, len(x), "image"))
     for start in chunks:
@@ -170,12 +178,13 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         chunk_counts = ({name: np.zeros((len(chunk),) + net.shape(name), np.int64)
                          for name in snn.neurons} if per_image_counts else counts)
         if engine == "event":
-            with _numba_threads(threads):
-                out = _event_chunk(snn, program, chunk, first_image + start, steps_simulated,
-                                   steps if not window else np.array([1]), int(seed), sops,
-                                   pool_ops, chunk_counts, per_image_counts)
-            if bar:
-                bar.update(len(chunk))
+            def advance(n, size=len(chunk)):
+                if bar:
+                    bar.update(size * n / steps_simulated)
+            out = _event_chunk(snn, program, chunk, first_image + start, steps_simulated,
+                               steps if not window else np.array([1]), int(seed), sops,
+                               pool_ops, chunk_counts, per_image_counts, workspace,
+                               n_threads, advance)
         else:
             out, chunk_trains, chunk_traces = dense.run_chunk(
                 snn, signal_plan, chunk, first_image + start, T=steps_simulated,
@@ -212,20 +221,23 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
 
 
 def _event_chunk(snn, program, chunk, start, T, steps, seed, sops, pool_ops, counts,
-                 per_image) -> np.ndarray:
+                 per_image, workspace, threads, on_steps) -> np.ndarray:
     """Run the event engine on one chunk and file its results in the dense engine's layout."""
     net = snn.network
-    out, chunk_counts, chunk_sops, chunk_pool = event.run_chunk(
-        snn, program, chunk, start, T=T, checkpoints=steps, seed=seed)
+    chunk_sops = np.zeros((len(program.sop_layers), T), np.int64)
+    chunk_pool = np.zeros((len(program.pool_layers), T), np.int64)
+    out, chunk_counts = event.run_chunk(
+        snn, program, chunk, start, T=T, checkpoints=steps, seed=seed, workspace=workspace,
+        sops=chunk_sops, pool_ops=chunk_pool, threads=threads, on_steps=on_steps)
     for i, name in enumerate(program.sop_layers):
-        sops[name] += chunk_sops[:, i].sum(axis=0)
+        sops[name] += chunk_sops[i]
     for i, name in enumerate(program.pool_layers):
-        pool_ops[name] += chunk_pool[:, i].sum(axis=0)
+        pool_ops[name] += chunk_pool[i]
     for name, offset, size, shape in program.neuron_layers:
         layer_counts = _channels_first(chunk_counts[:, offset:offset + size], shape)
         counts[name] += layer_counts if per_image else layer_counts.sum(axis=0)
     out = _channels_first(out.reshape(-1, program.readout_size), net.output_shape)
-    return out.reshape((len(chunk), len(steps)) + net.output_shape).swapaxes(0, 1)
+    return out.copy().reshape((len(chunk), len(steps)) + net.output_shape).swapaxes(0, 1)
 
 
 def _channels_first(flat: np.ndarray, shape) -> np.ndarray:
@@ -236,24 +248,15 @@ def _channels_first(flat: np.ndarray, shape) -> np.ndarray:
     return flat.reshape(len(flat), h, w, c).transpose(0, 3, 1, 2)
 
 
-class _numba_threads:
-    """Context manager setting Numba's thread count, restoring it afterwards."""
-
-    def __init__(self, threads: int | None):
-        self.threads = threads
-
-    def __enter__(self):
-        import numba
-        self.previous = numba.get_num_threads()
-        if self.threads is not None:
-            if not 1 <= self.threads <= numba.config.NUMBA_NUM_THREADS:
-                raise ValueError(f"threads must be in [1, {numba.config.NUMBA_NUM_THREADS}], "
-                                 f"got {self.threads}")
-            numba.set_num_threads(self.threads)
-
-    def __exit__(self, *exc):
-        import numba
-        numba.set_num_threads(self.previous)
+def _thread_count(threads: int | None) -> int:
+    """Threads of the event engine: ``threads``, or every core this process may use."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    if threads is None:
+        return available
+    if isinstance(threads, bool) or int(threads) != threads or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    return int(threads)
 
 
 def _progress_bar(enabled: bool, total: int, unit: str):

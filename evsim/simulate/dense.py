@@ -5,6 +5,14 @@ layers update in topological order with no synaptic delay; the analog head
 is computed once per image; spikes carry amplitude θ; synaptic operations
 are Σ |multiplicity| × exact fan-out along every synaptic path
 (:mod:`evsim.signals`). The event engine must reproduce it exactly.
+
+Time is batched: a chunk of images runs in blocks of steps, layer by layer.
+A synapse or pooling layer is applied to every step of the block in one call
+(one GEMM per convolution), then a neuron layer scans the block's steps in
+order. With no synaptic delay, layer l at step t needs only layer l − 1 at
+step t, so this order gives exactly the step-by-step results. Blocks are
+short enough that the largest layer's values over one block stay within
+:data:`BLOCK_FLOATS`.
 """
 
 from __future__ import annotations
@@ -16,11 +24,16 @@ import numpy as np
 from .. import layers as L
 from .. import ops
 from ..encoding import rate_spikes
-from ..neuron import IFParameters, IFState, if_step, spicalib_state, spicalib_step
+from ..neuron import (IFParameters, IFState, if_step, reset, spicalib_state, spicalib_step,
+                      window_fire)
 from ..signals import ANALOG, EVENTS, SignalPlan, analog_head
 from ..spiking import SpikingNetwork
-from ..timescheme import popcount, window_spikes
+from ..timescheme import popcount
+from .kernels import neuron_scan
 from .result import SpikeTrain
+
+#: Values of the largest layer over one block of steps (× images), at most.
+BLOCK_FLOATS = 1 << 22
 
 
 @dataclass
@@ -61,7 +74,7 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
     ``window`` > 0 simulates one window of the temporal scheme as one step
     (:mod:`evsim.timescheme`; ``snn`` and ``x`` already scaled to a window);
     with ``binary`` the spikes are K-bit codes (the ilif scheme) whose set bits
-    are the spikes and SOPs counted.
+    are the spikes and SOPs counted. ``tick(n)`` is called as n more steps are done.
 
     Returns ``(outputs (K, B, *out_shape), spike_trains, membrane)``.
     """
@@ -78,65 +91,136 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
                for n in net if isinstance(n.layer, L.MaxPool2d) and plan.classes[n.name] == EVENTS}
     pool_out = {name: np.zeros((batch,) + net.shape(name), np.int64) for name in pool_in}
 
-    analog = analog_head(net, plan.classes, x) if encoding == "analog" else {}
+    # analog values are the same at every step: one (1, B, ...) array each
+    analog = ({name: v[None] for name, v in analog_head(net, plan.classes, x).items()}
+              if encoding == "analog" else {})
     dynamic = [n for n in net if plan.classes[n.name] != ANALOG]
     images = np.arange(first_image, first_image + batch)
     fanouts = [(p, p.fanout.reshape(-1)) for p in plan.paths]
     rec = _Recorder(record, {k: [] for k in record}, {k: [] for k in record})
     total = np.zeros((batch,) + net.output_shape, dtype)
     outputs = np.zeros((len(checkpoints), batch) + net.output_shape, dtype)
+    largest = max(int(np.prod(net.shape(n.name))) for n in net)
+    block = int(max(1, min(T, BLOCK_FLOATS // (batch * largest))))
     k = 0
 
-    for t in range(1, T + 1):
-        values = dict(analog)
-        spikes: dict[str, np.ndarray] = {}
+    for first in range(1, T + 1, block):
+        steps = np.arange(first, min(T, first + block - 1) + 1)
+        values = dict(analog)  # (steps or 1, B, *shape) per layer
+        spikes: dict[str, np.ndarray] = {}  # (steps, B, *shape) per events layer
+        sent: dict[str, np.ndarray] = {}  # (steps, neurons): spikes sent, summed over images
         for node in dynamic:
             layer, name = node.layer, node.name
             if isinstance(layer, L.Input):
-                spikes[name] = (sum(rate_spikes(x, seed, images, u) for u in range(1, window + 1))
-                                if window else rate_spikes(x, seed, images, t))
+                spikes[name] = np.stack([
+                    sum(rate_spikes(x, seed, images, u) for u in range(1, window + 1))
+                    if window else rate_spikes(x, seed, images, t) for t in steps])
                 values[name] = spikes[name].astype(dtype)
-            elif isinstance(layer, L.Activation) and window:
-                m = states[name].v + values[node.inputs[0]]
-                s = window_spikes(m, params[name].threshold, window)
-                states[name] = IFState((m - s * params[name].threshold).astype(dtype))
-                spikes[name], values[name] = s, s.astype(dtype) * amp[name]
-                sent = popcount(s) if binary else s
-                counts[name] += sent if per_image else sent.sum(axis=0)
             elif isinstance(layer, L.Activation):
-                s, states[name] = if_step(values[node.inputs[0]], states[name], params[name])
-                if name in calibration:
-                    s, calibration[name] = spicalib_step(s, t, calibration[name],
-                                                         snn.neurons[name].allowance)
-                spikes[name], values[name] = s, s.astype(dtype) * amp[name]
-                counts[name] += s if per_image else s.sum(axis=0)
-                if name in record:
-                    _record(rec, name, t, s, states[name].v)
+                current = values[node.inputs[0]]
+                if name in calibration or name in rec.selection:
+                    spikes[name] = _neuron_scan(snn, name, params[name], states, calibration,
+                                                rec, current, steps, window)
+                    values[name] = spikes[name].astype(dtype) * amp[name]
+                else:
+                    spikes[name], values[name], sent[name] = _fast_neuron_scan(
+                        params[name], states[name], current, len(steps), window, binary)
+                counted = popcount(spikes[name]) if binary else spikes[name]
+                if per_image:
+                    counts[name] += counted.sum(axis=0)
+                elif name in sent:
+                    counts[name] += sent[name].sum(axis=0).reshape(net.shape(name))
+                else:
+                    counts[name] += counted.sum(axis=(0, 1))
             elif isinstance(layer, L.MaxPool2d):
-                spikes[name] = _spiking_maxpool(snn.max_pool, layer, spikes[node.inputs[0]],
-                                                pool_in[name], pool_out[name])
+                spikes[name] = np.stack([
+                    _spiking_maxpool(snn.max_pool, layer, step_spikes, pool_in[name],
+                                     pool_out[name])
+                    for step_spikes in spikes[node.inputs[0]]])
                 values[name] = spikes[name].astype(dtype) * amp[name]
             elif isinstance(layer, L.Flatten) and plan.classes[name] == EVENTS:
-                spikes[name] = spikes[node.inputs[0]].reshape(batch, -1)
-                values[name] = values[node.inputs[0]].reshape(batch, -1)
+                spikes[name] = spikes[node.inputs[0]].reshape(len(steps), batch, -1)
+                values[name] = values[node.inputs[0]].reshape(len(steps), batch, -1)
             else:
-                values[name] = ops.apply(layer, [values[s] for s in node.inputs])
+                values[name] = _apply_to_block(layer, [values[s] for s in node.inputs])
         for path, fan in fanouts:
+            if path.source not in sent:
+                multiplicity = np.abs(spikes[path.source]).reshape(len(steps), batch, -1)
+                if binary:
+                    multiplicity = popcount(multiplicity)
+                sent[path.source] = multiplicity.sum(axis=1, dtype=np.int64)
             target = sops if path.counts == "sops" else pool_ops
-            multiplicity = np.abs(spikes[path.source]).reshape(batch, -1).astype(np.int64)
-            if binary:
-                multiplicity = popcount(multiplicity)
-            target[path.layer][t - 1] += int((multiplicity @ fan).sum())
-        total += values[net.output_name]
-        if k < len(checkpoints) and t == checkpoints[k]:
-            outputs[k] = total
-            k += 1
+            target[path.layer][steps - 1] += sent[path.source] @ fan
+        readout = values[net.output_name]
+        for i, t in enumerate(steps):
+            total += readout[i if len(readout) > 1 else 0]
+            if k < len(checkpoints) and t == checkpoints[k]:
+                outputs[k] = total
+                k += 1
         if tick is not None:
-            tick()
+            tick(len(steps))
 
     trains = {name: _concat_train(rec.trains[name]) for name in record}
     traces = {name: np.stack(rec.traces[name]) for name in record}
     return outputs, trains, traces
+
+
+def _neuron_scan(snn: SpikingNetwork, name: str, params: IFParameters, states: dict,
+                 calibration: dict, rec: _Recorder, current: np.ndarray, steps: np.ndarray,
+                 window: int) -> np.ndarray:
+    """Spikes (steps, B, *shape) of one neuron layer over a block, updating its state.
+
+    ``current`` is (steps, B, *shape), or (1, B, *shape) when it is the same every step.
+    """
+    out = []
+    for i, t in enumerate(steps):
+        step_current = current[i if len(current) > 1 else 0]
+        if window:
+            m = states[name].v + step_current
+            s = window_fire(m, params.threshold, window)
+            states[name] = IFState(reset(m, s, params.threshold, False, window))
+        else:
+            s, states[name] = if_step(step_current, states[name], params)
+            if name in calibration:
+                s, calibration[name] = spicalib_step(s, t, calibration[name],
+                                                     snn.neurons[name].allowance)
+            if name in rec.selection:
+                _record(rec, name, t, s, states[name].v)
+        out.append(s)
+    return np.stack(out)
+
+
+def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray, n: int,
+                      window: int, binary: bool):
+    """:func:`_neuron_scan` without SpiCalib or recording, in one compiled pass
+    (:func:`evsim.simulate.kernels.neuron_scan`, the same neuron rules written for scalars).
+
+    Returns spikes (n, B, *shape), values s θ (n, B, *shape) and the spikes sent per step
+    and neuron summed over images (n, neurons); ``state`` is updated in place.
+    """
+    batch, shape = state.v.shape[0], state.v.shape[1:]
+    size = int(np.prod(shape))
+    v = state.v.reshape(batch, size)
+    theta = np.ascontiguousarray(np.broadcast_to(params.threshold, shape).reshape(size))
+    spikes = np.empty((n, batch, size), np.int32)
+    values = np.empty((n, batch, size), v.dtype)
+    sent = np.zeros((n, size), np.int64)
+    neuron_scan(np.ascontiguousarray(current.reshape(len(current), batch, size)), v, theta,
+                params.burst, params.reset_to_zero, window, binary, spikes, values, sent)
+    return (spikes.reshape((n, batch) + shape), values.reshape((n, batch) + shape), sent)
+
+
+def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray]) -> np.ndarray:
+    """A synapse, pooling, flatten or add layer applied to every step of a block at once.
+
+    Inputs are (steps or 1, B, *shape); steps and images are folded into one batch.
+    """
+    n = max(len(v) for v in inputs)
+    batch = inputs[0].shape[1]
+    frames = [np.broadcast_to(v, (n,) + v.shape[1:]).reshape((n * batch,) + v.shape[2:])
+              for v in inputs]
+    out = ops.apply(layer, frames)
+    return out.reshape((n, batch) + out.shape[1:])
 
 
 def _spiking_maxpool(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,

@@ -1,13 +1,70 @@
-"""The event-driven engine: compiled program, Numba kernels, one image per thread."""
+"""The event-driven engine: compiled program, Numba kernels, one image per thread.
+
+A chunk of images is advanced through blocks of steps (each block one call
+of :func:`~evsim.simulate.kernels.run_steps`, sized to take about
+:data:`BLOCK_SECONDS`), so that progress advances during a chunk and Ctrl-C
+stops a long run within about a second. The images' workspaces carry the
+simulation from block to block; they are allocated once per simulation and
+reset by the kernels when an image starts.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
-from ..compile import EventProgram, channels_last
-from ..signals import analog_head, plan
+from ..signals import analog_head
 from ..spiking import SpikingNetwork
-from .kernels import run_batch
+from .compile import EventProgram, channels_last
+from .kernels import run_steps
+
+#: Target wall time of one call into the kernels (progress and Ctrl-C act in between).
+BLOCK_SECONDS = 0.25
+#: The most steps one call simulates (bounds the per-image SOP buffers).
+BLOCK_STEPS = 1024
+#: First-call compile time of the kernels with an empty cache, as measured (BENCHMARKS.md).
+COMPILE_SECONDS = 10
+
+
+def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary, with rows
+    padded to whole cache lines (the kernels' vector loads then stay within lines)."""
+    dtype = np.dtype(dtype)
+    per_line = 64 // dtype.itemsize
+    rows, width = shape[:-1], -(-shape[-1] // per_line) * per_line
+    raw = np.empty(int(np.prod(rows)) * width + per_line, dtype)
+    start = (-raw.ctypes.data % 64) // dtype.itemsize
+    return raw[start:start + int(np.prod(rows)) * width].reshape(rows + (width,))
+
+
+class Workspace:
+    """Per-image working memory for up to ``capacity`` images (none of it grows with T)."""
+
+    def __init__(self, program: EventProgram, capacity: int, n_checkpoints: int):
+        self.buf = aligned_empty((capacity, max(program.float_size, 1)), program.dtype)
+        self.state = np.empty((capacity, program.int_size), np.int64)
+        self.idx = np.empty((capacity, program.event_capacity), np.int32)
+        self.mult = np.empty((capacity, program.event_capacity), program.dtype)
+        self.n_events = np.empty((capacity, len(program.event_offsets) - 1), np.int64)
+        largest = max((size for _, _, size, _ in program.neuron_layers), default=0)
+        self.fired = aligned_empty((capacity, largest + 64), np.uint8)
+        self.out = np.empty((capacity, n_checkpoints, program.readout_size), program.dtype)
+        self.counts = np.empty((capacity, max(program.n_counts, 1)), np.int64)
+        self.sops = np.empty((capacity, max(len(program.sop_layers), 1), BLOCK_STEPS),
+                             np.int64)
+        self.pool_ops = np.empty((capacity, max(len(program.pool_layers), 1), BLOCK_STEPS),
+                                 np.int64)
+
+    def rows(self, batch: int) -> tuple[np.ndarray, ...]:
+        """The first ``batch`` images' arrays, in run_steps' argument order."""
+        return tuple(a[:batch] for a in (self.buf, self.state, self.idx, self.mult,
+                                         self.n_events, self.fired, self.out, self.counts,
+                                         self.sops, self.pool_ops))
 
 
 def _analog_head(snn: SpikingNetwork, program: EventProgram, x: np.ndarray):
@@ -16,7 +73,7 @@ def _analog_head(snn: SpikingNetwork, program: EventProgram, x: np.ndarray):
     net = snn.network
     if program.encoding != "analog":
         return np.zeros((len(x), 1), x.dtype), np.zeros((0, 3), np.int64)
-    values = analog_head(net, plan(net, "analog").classes, x)
+    values = analog_head(net, program.classes, x)
     parts, layout, offset = [], [], 0
     for name, start, size in program.analog:
         parts.append(channels_last(values[name]))
@@ -26,27 +83,63 @@ def _analog_head(snn: SpikingNetwork, program: EventProgram, x: np.ndarray):
     return np.ascontiguousarray(analog), np.array(layout, dtype=np.int64).reshape(-1, 3)
 
 
+def _next_block(block: int, seconds: float, remaining: int) -> int:
+    """Steps for the next call so that it takes about BLOCK_SECONDS."""
+    scaled = block * BLOCK_SECONDS / max(seconds, 1e-6)
+    return int(max(1, min(remaining, 4 * block, BLOCK_STEPS, scaled)))
+
+
 def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_image: int, *,
-              T: int, checkpoints: np.ndarray, seed: int):
-    """Simulate ``x`` (B, *input_shape); returns per-image outputs (B, K, readout size),
-    spike counts (B, neurons), SOPs (B, layers, T) and pooling operations (B, layers, T)."""
-    batch, dtype = len(x), program.dtype
+              T: int, checkpoints: np.ndarray, seed: int, workspace: Workspace,
+              sops: np.ndarray, pool_ops: np.ndarray, threads: int = 1,
+              on_steps: Callable[[int], None] | None = None):
+    """Simulate ``x`` (B, *input_shape) for T steps; ``on_steps(n)`` is called as each block
+    of n steps completes. SOPs and pooling operations of the chunk are added to ``sops``
+    (sop layers, T) and ``pool_ops`` (pool layers, T). ``threads`` simulate disjoint groups
+    of images at once. Returns per-image outputs (B, K, readout size) and spike counts
+    (B, neurons), as views into ``workspace``."""
+    batch = len(x)
     analog, layout = _analog_head(snn, program, x)
     rate_input = (x.reshape(batch, -1).astype(np.float64) if program.encoding == "rate"
                   else np.zeros((batch, 1)))
-    out = np.zeros((batch, len(checkpoints), program.readout_size), dtype)
-    counts = np.zeros((batch, max(program.n_counts, 1)), np.int64)
-    sops = np.zeros((batch, max(len(program.sop_layers), 1), T), np.int64)
-    pool_ops = np.zeros((batch, max(len(program.pool_layers), 1), T), np.int64)
-    workspaces = (np.zeros((batch, max(program.float_size, 1)), dtype),
-                  np.zeros((batch, program.int_size), np.int64),
-                  np.zeros((batch, program.event_capacity), np.int32),
-                  np.zeros((batch, program.event_capacity), dtype))
-    run_batch(program.ops, program.iparams, program.fparams, program.f64params, rate_input,
-              analog, layout, T, checkpoints, program.event_offsets, seed, first_image,
-              program.readout_offset, program.readout_size, program.binary, *workspaces, out,
-              counts, sops, pool_ops)
-    return out, counts, sops, pool_ops
+    rows = workspace.rows(batch)
+    n_groups = max(1, min(threads, batch))
+    bounds = np.linspace(0, batch, n_groups + 1).astype(int)
+
+    def advance(group: int, step: int, last: int) -> None:
+        lo, hi = bounds[group], bounds[group + 1]
+        run_steps(program.ops, program.iparams, program.fparams, program.f64params,
+                  rate_input[lo:hi], analog[lo:hi], layout, step, last, checkpoints,
+                  program.event_offsets, seed, first_image + lo, program.readout_offset,
+                  program.readout_size, program.binary, *(a[lo:hi] for a in rows))
+
+    step, block = 1, 1
+    with ThreadPoolExecutor(n_groups) as pool:
+        while step <= T:
+            last = min(T, step + block - 1)
+            started = time.perf_counter()
+            for done in [pool.submit(advance, g, step, last) for g in range(n_groups)]:
+                done.result()
+            n = last - step + 1
+            sops[:, step - 1:last] += rows[-2][:, :len(sops), :n].sum(axis=0)
+            pool_ops[:, step - 1:last] += rows[-1][:, :len(pool_ops), :n].sum(axis=0)
+            if on_steps is not None:
+                on_steps(n)
+            block = _next_block(n, time.perf_counter() - started, T - last)
+            step = last + 1
+    return rows[-4], rows[-3]
 
 
-__all__ = ["run_chunk"]
+def announce_compile() -> None:
+    """Say so on stderr before the kernels are compiled for the first time on this machine
+    (a silent pause of several seconds otherwise); loading them from Numba's cache is quiet."""
+    if run_steps.signatures:
+        return
+    index = getattr(getattr(run_steps, "_cache", None), "_cache_file", None)
+    if index is not None and os.path.exists(index._index_path):
+        return
+    print(f"evsim: compiling the event engine once (about {COMPILE_SECONDS} s; later runs load "
+          "it from the cache)", file=sys.stderr, flush=True)
+
+
+__all__ = ["run_chunk", "Workspace", "announce_compile", "BLOCK_SECONDS"]

@@ -1,27 +1,157 @@
 """Numba kernels of the event engine.
 
-One image is simulated by one thread from start to end (``prange`` over
-images): each owns its workspaces, so there are no shared scatter targets and
-results do not depend on the thread count. The program (:mod:`evsim.compile`)
-is interpreted step by step; every operation works on preallocated flat
-buffers. ``fastmath`` stays off so that the arithmetic equals the dense
-engine's wherever float sums are exact.
+Images are independent: each owns its workspaces, so there are no shared
+scatter targets, and :func:`run_steps` releases the GIL so that threads can
+simulate disjoint groups of images at once (results do not depend on the
+thread count). Python threads are used rather than Numba's ``prange``, whose
+compilation costs several seconds more on the first run. The program (:mod:`evsim.simulate.compile`) is a table
+of operation rows interpreted step by step over preallocated flat buffers.
+
+Speed comes from the scatter: every synaptic path is stored as *runs*, so
+that an event adds a few contiguous slices ``out[o:o+n] += a * w[k:k+n]``
+(a 3×3 convolution: one run per kernel row, 3·C_out floats), added eight
+lanes at a time by one vector instruction (:func:`_axpy`). LLVM would not
+vectorise these short loops itself: it cannot prove that the output and
+weight arrays do not overlap. Border runs are clipped at compile time, and
+the synaptic operations of an event are looked up in the exact fan-out map
+the dense engine uses, so the count is exact without any border logic here.
+
+The neuron rules are written once, as scalar functions named like their
+array twins in :mod:`evsim.neuron` (``fire``, ``reset``, ``window_fire``,
+``spicalib_step``); ``fastmath`` stays off so that the arithmetic equals
+the dense engine's wherever float sums are exact.
+
+Everything the kernels use is in this file, the program's column layout
+included: Numba's cache freezes globals into the machine code and only
+notices changes to the kernels' own file.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
-# Operation codes (column 0 of a program row; evsim.compile writes the rows).
-OP_RATE, OP_FILL, OP_ADDBUF, OP_COPYPERM, OP_SYN, OP_NEURON, OP_MAXPOOL, OP_READOUT = range(8)
-# Scatter modes of OP_SYN.
-MODE_CONV, MODE_DENSE, MODE_IDENTITY = range(3)
-OP_WIDTH = 20
+# --- the program: one int64 row per operation ------------------------------------------
+# Column 0 holds the operation code; the other columns are named below, per code.
+# evsim.simulate.compile writes rows by these names (see LAYOUT).
+
+CODE = 0
+OP_RATE, OP_FILL, OP_ADD, OP_COPYPERM, OP_SCATTER, OP_NEURON, OP_MAXPOOL = range(7)
+
+# OP_RATE: Bernoulli input spikes of one step (or their counts over a window).
+RATE_SLOT, RATE_CHANNELS, RATE_HW, RATE_WINDOW = range(1, 5)
+# OP_FILL: buf[dst:dst+size] = fp[bias:bias+size] (the bias, laid out like the buffer),
+# or 0 when bias < 0.
+FILL_DST, FILL_SIZE, FILL_BIAS = range(1, 4)
+# OP_ADD: buf[dst:dst+size] += buf[src:src+size] (Add of currents, the readout).
+ADD_DST, ADD_SRC, ADD_SIZE = range(1, 4)
+# OP_COPYPERM: channels-last (hw, channels) to channels-first copy (Flatten of currents).
+PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
+# OP_SCATTER: every event of a slot adds its runs to a buffer and counts its SOPs.
+(SC_SLOT, SC_AMPLITUDE, SC_CHANNELS, SC_RUN_PTR, SC_RUN_OUT, SC_RUN_W, SC_RUN_LEN, SC_RUN_FACTOR,
+ SC_CHANNEL_W, SC_CHANNEL_OUT, SC_FANOUT, SC_WEIGHTS, SC_DST, SC_SOP_SLOT) = range(1, 15)
+# OP_NEURON: integrate-and-fire update of one layer; emits its events into a slot.
+(NR_CURRENT, NR_SIZE, NR_V, NR_THETA, NR_V0, NR_ZERO_RESET, NR_BURST, NR_SLOT, NR_COUNTS,
+ NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW) = range(1, 13)
+# OP_MAXPOOL: LIPooling or the spike-count gate, from one slot into another.
+(MP_SRC_SLOT, MP_OUT_SLOT, MP_CHANNELS, MP_SLOTS, MP_WIN_PTR, MP_WIN_IDX, MP_MEMBER_PTR,
+ MP_MEMBER_IDX, MP_CUM_IN, MP_CUM_OUT, MP_DIRTY, MP_DIRTY_LIST, MP_CURRENT, MP_PEAK, MP_GATE,
+ MP_POOL_SLOT) = range(1, 17)
+OP_WIDTH = 17
+
+#: Column names of each operation, in column order (column 1 first).
+LAYOUT = {
+    OP_RATE: ("slot", "channels", "hw", "window"),
+    OP_FILL: ("dst", "size", "bias"),
+    OP_ADD: ("dst", "src", "size"),
+    OP_COPYPERM: ("dst", "src", "channels", "hw"),
+    OP_SCATTER: ("slot", "amplitude", "channels", "run_ptr", "run_out", "run_w", "run_len",
+                 "run_factor", "channel_w", "channel_out", "fanout", "weights", "dst",
+                 "sop_slot"),
+    OP_NEURON: ("current", "size", "v", "theta", "v0", "zero_reset", "burst", "slot", "counts",
+                "allowance", "calibration", "window"),
+    OP_MAXPOOL: ("src_slot", "out_slot", "channels", "slots", "win_ptr", "win_idx", "member_ptr",
+                 "member_idx", "cum_in", "cum_out", "dirty", "dirty_list", "current", "peak",
+                 "gate", "pool_slot"),
+}
+
+LANES = 8  # floats per vector add: one AVX2 instruction for float32, two for float64
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+
+
+# --- arithmetic helpers ----------------------------------------------------------------
+
+@intrinsic
+def _axpy(typingctx, out, o, w, k, a):
+    """``out[o:o+LANES] += a * w[k:k+LANES]`` as one vector multiply and one vector add.
+
+    The caller guarantees the bounds. Multiply then add, each rounded (no
+    fused multiply-add), exactly as the scalar code and the dense engine do.
+    """
+    if not (isinstance(out, types.Array) and isinstance(w, types.Array)
+            and out.dtype == w.dtype and a == out.dtype):
+        return None
+
+    def codegen(context, builder, signature, args):
+        out_type, _, w_type, _, _ = signature.args
+        out_arr = context.make_array(out_type)(context, builder, args[0])
+        w_arr = context.make_array(w_type)(context, builder, args[2])
+        vector = ir.VectorType(context.get_data_type(out_type.dtype), LANES)
+        target = builder.bitcast(cgutils.gep(builder, out_arr.data, args[1]),
+                                 vector.as_pointer())
+        source = builder.bitcast(cgutils.gep(builder, w_arr.data, args[3]),
+                                 vector.as_pointer())
+        scale = cgutils.get_null_value(vector)
+        for lane in range(LANES):
+            scale = builder.insert_element(scale, args[4], ir.Constant(ir.IntType(32), lane))
+        total = builder.fadd(builder.load(target, align=1),
+                             builder.fmul(scale, builder.load(source, align=1)))
+        builder.store(total, target, align=1)
+        return context.get_dummy_value()
+
+    return types.void(out, types.intp, w, types.intp, a), codegen
+
+
+@intrinsic
+def _trailing_zeros(typingctx, word):
+    """Index of the lowest set bit of a non-zero uint64."""
+    if word != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        int64 = ir.IntType(64)
+        cttz = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(int64, [int64, ir.IntType(1)]), "llvm.cttz.i64")
+        return builder.call(cttz, [args[0], ir.Constant(ir.IntType(1), 1)])
+
+    return types.int64(word), codegen
+
+
+#: Multiplying eight 0/1 bytes by this gathers them, as bits 0..7, into the top byte.
+_PACK_BYTES = np.uint64(0x0102040810204080)
+
+
+if numba.config.BOUNDSCHECK:
+    @numba.njit(cache=True)
+    def _add_run(out, o, w, k, a, n):
+        """Scalar form, so that bounds checking sees every index."""
+        for j in range(n):
+            out[o + j] += a * w[k + j]
+else:
+    @numba.njit(cache=True, inline="always")
+    def _add_run(out, o, w, k, a, n):
+        """``out[o:o+n] += a * w[k:k+n]``: vector adds, then the remainder one by one."""
+        main = n & -LANES  # n >= 0: the multiple of LANES below it, without a signed modulo
+        for j in range(0, main, LANES):
+            _axpy(out, o + j, w, k + j, a)
+        for j in range(main, n):
+            out[o + j] += a * w[k + j]
 
 
 @numba.njit(cache=True, inline="always")
@@ -49,11 +179,118 @@ def _sent(m, binary):
     return _popcount(m) if binary else abs(m)
 
 
+# --- the neuron vocabulary (array twins in evsim.neuron) -------------------------------
+
+@numba.njit(cache=True, inline="always")
+def fire(m, theta, burst):
+    """Spikes at membrane m: ``#{k = 1..Γ : m ≥ k θ}``, k θ formed in float64 (exact)."""
+    if not m >= theta:
+        return 0
+    s = 1
+    for k in range(2, burst + 1):
+        if m >= np.float64(theta) * k:
+            s += 1
+    return s
+
+
+@numba.njit(cache=True, inline="always")
+def reset(m, s, theta, to_zero):
+    """Membrane after emitting s spikes: 0 (zero reset, s > 0) or ``m − s θ``."""
+    if s == 0:
+        return np.float64(m)
+    if to_zero:
+        return 0.0
+    return m - s * theta  # formed in float64, rounded once where it is stored
+
+
+@numba.njit(cache=True, inline="always")
+def window_fire(m, theta, window):
+    """``clip(floor(m / θ), 0, W)`` decided by exact float64 comparisons ``m ≥ k θ``."""
+    th64 = np.float64(theta)
+    q = np.floor(np.float64(m) / th64)
+    if (q + 1) * th64 <= m:
+        q += 1
+    elif q * th64 > m:
+        q -= 1
+    return int(min(max(q, 0.0), np.float64(window)))
+
+
+@numba.njit(cache=True)
+def spicalib_step(x, t, allowance, state, calibration, i, n):
+    """SpiCalib of neuron i's output x at step t; state columns t_last, n fired, net count."""
+    t_last, fired, net = calibration + i, calibration + n + i, calibration + 2 * n + i
+    if x > 0:
+        state[fired] += 1
+        state[t_last] = t
+    count = state[fired]
+    gap = np.float64(t - state[t_last])
+    if count > 0:
+        late = count * gap > state[t_last] + count * allowance
+    else:
+        late = gap > allowance
+    if late:
+        x -= 1
+    if state[net] + x < 0:
+        x = -state[net]
+    state[net] += x
+    return x
+
+
+@numba.njit(cache=True)
+def neuron_scan(current, v, theta, burst, to_zero, window, binary, spikes, values, sent):
+    """The dense engine's neuron layer over a block of steps: ``fire``, ``reset`` (or
+    ``window_fire``) at every neuron of every image, step after step.
+
+    ``current`` (steps or 1, B, N) input currents (one row: the same every step); ``v``
+    (B, N) membranes, updated; ``theta`` (N,). Writes ``spikes`` (steps, B, N) int32 and
+    ``values`` = s θ (steps, B, N), and adds to ``sent`` (steps, N) the spikes sent per
+    neuron and step summed over images (|s|, or the set bits of a K-bit code).
+    """
+    n, batch, size = spikes.shape
+    if burst == 1 and window == 0 and not binary:
+        _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent)
+        return
+    for k in range(n):
+        step_current = current[0] if current.shape[0] == 1 else current[k]
+        for b in range(batch):
+            for i in range(size):
+                m = v[b, i] + step_current[b, i]
+                th = theta[i]
+                s = window_fire(m, th, window) if window > 0 else fire(m, th, burst)
+                v[b, i] = reset(m, s, th, to_zero)
+                spikes[k, b, i] = s
+                values[k, b, i] = s * th
+                sent[k, i] += _popcount(np.int64(s)) if binary else abs(s)
+
+
+@numba.njit(cache=True)
+def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent):
+    """neuron_scan for Γ = 1 outside windows, written so that LLVM vectorises it
+    (``fire`` and ``reset`` with s in {0, 1}, as _plain_neurons)."""
+    n, batch, size = spikes.shape
+    for k in range(n):
+        step_current = current[0] if current.shape[0] == 1 else current[k]
+        step_sent = sent[k]
+        for b in range(batch):
+            membrane, inflow = v[b], step_current[b]
+            step_spikes, step_values = spikes[k, b], values[k, b]
+            for i in range(size):
+                m = membrane[i] + inflow[i]
+                spike = m >= theta[i]
+                after = 0.0 if to_zero else np.float64(m) - np.float64(theta[i])
+                membrane[i] = after if spike else m
+                step_spikes[i] = spike
+                step_values[i] = theta[i] if spike else 0.0
+                step_sent[i] += spike
+
+
+# --- operations ------------------------------------------------------------------------
+
 @numba.njit(cache=True)
 def _rate(op, x, image_key, t, idx, mult, base):
     """Bernoulli input spikes of one image, as evsim.encoding draws them: those of step t,
-    or, for a window of the temporal scheme (op[4] = W > 0), the counts over steps 1..W."""
-    channels, hw, window = op[2], op[3], op[4]
+    or, for a window of the temporal scheme (window W > 0), the counts over steps 1..W."""
+    channels, hw, window = op[RATE_CHANNELS], op[RATE_HW], op[RATE_WINDOW]
     first, last = (1, window) if window > 0 else (t, t)
     n = 0
     for p in range(channels * hw):
@@ -72,130 +309,51 @@ def _rate(op, x, image_key, t, idx, mult, base):
 
 @numba.njit(cache=True)
 def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
-    """Add every event's weighted kernel slab into the target buffer; return the SOPs.
+    """Add every event's runs into the target buffer; return the SOPs (exact fan-out map).
 
-    Inner loops run over slices (views) so that LLVM vectorises them: indexing
-    with computed signed offsets would add a negative-index check per element.
-    A target reached through several pooling windows (overlapping average
-    pooling folded into the kernel) gets the summed composite weight first,
-    in the scratch region, and is accumulated once.
+    An event at source neuron i = s·C + c (position s, channel c, channels-last)
+    with multiplicity m adds ``(m θ_i · factor_r) · w`` over each run r of
+    position s, shifted by channel c's output and weight offsets.
     """
-    channels, grp_ptr, grp_t, ent_ptr = op[2], op[3], op[4], op[5]
-    ent_tap, ent_fac, mode, w_off = op[6], op[7], op[8], op[9]
-    cin_g, cout_g, cout, q_size, amp_off, dst, layout = (op[10], op[11], op[12], op[13],
-                                                         op[14], op[15], op[17])
-    scratch = buf[op[18]:op[18] + cout_g]
+    channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
+    run_ptr, run_out, run_w = op[SC_RUN_PTR], op[SC_RUN_OUT], op[SC_RUN_W]
+    run_len, run_factor = op[SC_RUN_LEN], op[SC_RUN_FACTOR]
+    channel_w, channel_out, fanout = op[SC_CHANNEL_W], op[SC_CHANNEL_OUT], op[SC_FANOUT]
+    weights, dst = op[SC_WEIGHTS], op[SC_DST]
     sops = 0
     for e in range(n_events):
         i = idx[base + e]
         m = mult[base + e]
-        s = i // channels
-        ci = i - s * channels
-        a = m * fp[amp_off + i]  # both in the simulation dtype, as the dense engine computes
-        if mode == MODE_CONV:
-            group = ci // cin_g
-            co0 = group * cout_g
-            row = (ci - group * cin_g) * cout + co0
-        else:
-            co0 = 0
-            row = ci * q_size
-        touched = 0
-        for g in range(ip[grp_ptr + s], ip[grp_ptr + s + 1]):
-            t = ip[grp_t + g]
-            e0, e1 = ip[ent_ptr + g], ip[ent_ptr + g + 1]
-            if mode == MODE_IDENTITY:
-                target = dst + (ci * q_size + t if layout == 1 else t * channels + ci)
-                buf[target] += a * fp[ent_fac + e0]
-                touched += 1
-                continue
-            if mode == MODE_CONV:
-                target = dst + t * cout + co0
-                w = w_off + ip[ent_tap + e0] * cin_g * cout + row
-            else:
-                target = dst
-                w = w_off + (row + ip[ent_tap + e0]) * cout
-            out = buf[target:target + cout_g]
-            if e1 - e0 == 1:
-                val = a * fp[ent_fac + e0]
-                weights = fp[w:w + cout_g]
-                for co in range(cout_g):
-                    out[co] += val * weights[co]
-            else:
-                for k in range(e0, e1):
-                    factor = fp[ent_fac + k]
-                    if mode == MODE_CONV:
-                        wk = w_off + ip[ent_tap + k] * cin_g * cout + row
-                    else:
-                        wk = w_off + (row + ip[ent_tap + k]) * cout
-                    weights = fp[wk:wk + cout_g]
-                    if k == e0:
-                        for co in range(cout_g):
-                            scratch[co] = factor * weights[co]
-                    else:
-                        for co in range(cout_g):
-                            scratch[co] += factor * weights[co]
-                for co in range(cout_g):
-                    out[co] += a * scratch[co]
-            touched += cout_g
-        sops += _sent(np.int64(m), binary) * touched
+        s = np.int64(np.uint64(i) // np.uint64(channels))  # unsigned: no floor-division fix-ups
+        c = i - s * channels
+        a = m * fp[amp + i]  # both in the simulation dtype, as the dense engine computes
+        out0 = dst + ip[channel_out + c]
+        w0 = weights + ip[channel_w + c]
+        for r in range(ip[run_ptr + s], ip[run_ptr + s + 1]):
+            _add_run(buf, out0 + ip[run_out + r], fp, w0 + ip[run_w + r],
+                     a * fp[run_factor + r], ip[run_len + r])
+        sops += _sent(np.int64(m), binary) * ip[fanout + i]
     return sops
 
 
 @numba.njit(cache=True)
-def _calibrate(s, t, allowance, state, cal, i, n):
-    """SpiCalib (evsim.neuron.spicalib_step) of neuron i's output s at step t."""
-    t_last, fired, net = cal + i, cal + n + i, cal + 2 * n + i
-    if s > 0:
-        state[fired] += 1
-        state[t_last] = t
-    count = state[fired]
-    gap = np.float64(t - state[t_last])
-    if count > 0:
-        late = count * gap > state[t_last] + count * allowance
-    else:
-        late = gap > allowance
-    if late:
-        s -= 1
-    if state[net] + s < 0:
-        s = -state[net]
-    state[net] += s
-    return s
-
-
-@numba.njit(cache=True)
-def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary):
-    """IF update of one layer (evsim.neuron.if_step, then spicalib_step when enabled);
-    emits one event per neuron with a non-zero output."""
-    current, n, v_off, th_off = op[1], op[2], op[3], op[4]
-    reset_zero, burst, count_off, allowance_off, cal = op[6], op[7], op[9], op[10], op[11]
-    window = op[12]
+def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired):
+    """One step of a layer of IF neurons (evsim.neuron.if_step, the window rule of the
+    temporal scheme, then SpiCalib when enabled); one event per neuron whose output is
+    not zero. ``fired`` is a byte scratch of at least the layer's size rounded up to 8."""
+    if op[NR_BURST] == 1 and op[NR_WINDOW] == 0 and op[NR_ALLOWANCE] < 0:
+        return _plain_neurons(op, fp, buf, idx, mult, base, counts, fired)
+    current, n, v_off, th_off = op[NR_CURRENT], op[NR_SIZE], op[NR_V], op[NR_THETA]
+    to_zero, burst, window = op[NR_ZERO_RESET] != 0, op[NR_BURST], op[NR_WINDOW]
+    count_off, allowance_off, calibration = op[NR_COUNTS], op[NR_ALLOWANCE], op[NR_CALIBRATION]
     emitted = 0
     for i in range(n):
         m = buf[v_off + i] + buf[current + i]
         theta = fp[th_off + i]
-        s = 0
-        if window > 0:  # evsim.timescheme.window_spikes
-            th64 = np.float64(theta)
-            q = np.floor(np.float64(m) / th64)
-            if (q + 1) * th64 <= m:
-                q += 1
-            elif q * th64 > m:
-                q -= 1
-            s = int(min(max(q, 0.0), np.float64(window)))
-        elif m >= theta:
-            s = 1
-            for k in range(2, burst + 1):
-                if m >= np.float64(theta) * k:
-                    s += 1
-        if s > 0:
-            if reset_zero:
-                buf[v_off + i] = 0
-            else:
-                buf[v_off + i] = m - s * theta
-        else:
-            buf[v_off + i] = m
+        s = window_fire(m, theta, window) if window > 0 else fire(m, theta, burst)
+        buf[v_off + i] = reset(m, s, theta, to_zero)
         if allowance_off >= 0:
-            s = _calibrate(s, t, f64[allowance_off], state, cal, i, n)
+            s = spicalib_step(s, t, f64[allowance_off], state, calibration, i, n)
         if s != 0:
             idx[base + emitted] = i
             mult[base + emitted] = s
@@ -205,20 +363,132 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary):
 
 
 @numba.njit(cache=True)
+def _plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
+    """The common case of _neurons (Γ = 1, no window, no calibration) in two passes: fire
+    and reset every neuron in vector form (``fire``/``reset`` with s in {0, 1}), then emit
+    the neurons that fired, skipping eight silent neurons at a time."""
+    n = op[NR_SIZE]
+    v = buf[op[NR_V]:op[NR_V] + n]
+    current = buf[op[NR_CURRENT]:op[NR_CURRENT] + n]
+    theta = fp[op[NR_THETA]:op[NR_THETA] + n]
+    to_zero = op[NR_ZERO_RESET] != 0
+    for i in range(n):
+        m = v[i] + current[i]
+        spike = m >= theta[i]
+        fired[i] = spike
+        after = 0.0 if to_zero else np.float64(m) - np.float64(theta[i])
+        v[i] = after if spike else m
+    # emit by bit scanning: pack the flags of 64 neurons into one word, then visit its set
+    # bits (a branch per neuron would mispredict at every spike)
+    padded = (n + 63) // 64 * 64
+    fired[n:padded] = 0
+    words = fired[:padded].view(np.uint64)
+    counts = counts[op[NR_COUNTS]:op[NR_COUNTS] + n]
+    emitted = 0
+    for block in range(padded // 64):
+        mask = np.uint64(0)
+        for k in range(8):
+            packed = (words[8 * block + k] * _PACK_BYTES) >> np.uint64(56)
+            mask |= packed << np.uint64(8 * k)
+        while mask != 0:
+            i = 64 * block + _trailing_zeros(mask)
+            idx[base + emitted] = i
+            mult[base + emitted] = 1
+            counts[i] += 1
+            emitted += 1
+            mask &= mask - np.uint64(1)
+    return emitted
+
+
+@numba.njit(cache=True)
 def _maxpool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
-    """Spiking max pooling (LIPooling or the gate) of one step; returns (events, pool ops)."""
-    channels, win_ptr, win_idx, mem_ptr, mem_idx = op[3], op[4], op[5], op[6], op[7]
-    c_in, c_out, dirty, dlist, current, gate = op[8], op[9], op[10], op[11], op[12], op[13]
+    """Spiking max pooling of one step (LIPooling or the gate); returns (events, pool ops)."""
+    if op[MP_GATE]:
+        return _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary)
+    return _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary)
+
+
+@numba.njit(cache=True)
+def _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
+    """LIPooling: each window emits the rise of its largest cumulative input count.
+
+    The largest count (``peak``) is kept as events arrive, since counts only grow; after
+    a negative event (SpiCalib) the window is rescanned. Then every window's rise is
+    emitted without a branch per window.
+    """
+    channels, win_ptr, win_idx = op[MP_CHANNELS], op[MP_WIN_PTR], op[MP_WIN_IDX]
+    c_in, peak, rescan, n_rescan = op[MP_CUM_IN], op[MP_PEAK], op[MP_DIRTY_LIST], 0
+    pool_ops = 0
+    for e in range(n_in):
+        i = idx[in_base + e]
+        m = np.int64(mult[in_base + e])
+        s = np.int64(np.uint64(i) // np.uint64(channels))
+        c = i - s * channels
+        value = state[c_in + i] + m
+        state[c_in + i] = value
+        first, last = ip[win_ptr + s], ip[win_ptr + s + 1]
+        for k in range(first, last):
+            slot = ip[win_idx + k] * channels + c
+            if m > 0:
+                state[peak + slot] = max(state[peak + slot], value)
+            elif state[op[MP_DIRTY] + slot] == 0:
+                state[op[MP_DIRTY] + slot] = 1
+                state[rescan + n_rescan] = slot
+                n_rescan += 1
+        pool_ops += _sent(m, binary) * (last - first)
+    if n_in == 0:
+        return 0, 0
+    for d in range(n_rescan):
+        slot = state[rescan + d]
+        state[op[MP_DIRTY] + slot] = 0
+        state[peak + slot] = _window_max(op, ip, state, slot)[0]
+    n = op[MP_SLOTS]
+    peaks = state[peak:peak + n]
+    emitted_so_far = state[op[MP_CUM_OUT]:op[MP_CUM_OUT] + n]
+    emitted = 0
+    for slot in range(n):
+        out = peaks[slot] - emitted_so_far[slot]
+        emitted_so_far[slot] = peaks[slot]
+        idx[out_base + emitted] = slot
+        mult[out_base + emitted] = out
+        emitted += out != 0
+    return emitted, pool_ops
+
+
+@numba.njit(cache=True)
+def _window_max(op, ip, state, slot):
+    """(largest cumulative input count of a window slot, the first member holding it)."""
+    channels, member_ptr, member_idx, c_in = (op[MP_CHANNELS], op[MP_MEMBER_PTR],
+                                              op[MP_MEMBER_IDX], op[MP_CUM_IN])
+    w = np.int64(np.uint64(slot) // np.uint64(channels))
+    c = slot - w * channels
+    first = ip[member_ptr + w]
+    best_member = ip[member_idx + first]
+    best = state[c_in + best_member * channels + c]
+    for k in range(first + 1, ip[member_ptr + w + 1]):
+        member = ip[member_idx + k]
+        value = state[c_in + member * channels + c]
+        if value > best:
+            best = value
+            best_member = member
+    return best, best_member * channels + c
+
+
+@numba.njit(cache=True)
+def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
+    """The spike-count gate: each window touched this step passes the current events of its
+    member with the largest cumulative count (the first on ties)."""
+    channels, win_ptr, win_idx = op[MP_CHANNELS], op[MP_WIN_PTR], op[MP_WIN_IDX]
+    c_in, dirty, dlist, current = op[MP_CUM_IN], op[MP_DIRTY], op[MP_DIRTY_LIST], op[MP_CURRENT]
     n_dirty = 0
     pool_ops = 0
     for e in range(n_in):
         i = idx[in_base + e]
         m = np.int64(mult[in_base + e])
-        s = i // channels
+        s = np.int64(np.uint64(i) // np.uint64(channels))
         c = i - s * channels
         state[c_in + i] += m
-        if gate:
-            state[current + i] += m
+        state[current + i] += m
         for k in range(ip[win_ptr + s], ip[win_ptr + s + 1]):
             slot = ip[win_idx + k] * channels + c
             if state[dirty + slot] == 0:
@@ -230,112 +500,121 @@ def _maxpool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     for d in range(n_dirty):
         slot = state[dlist + d]
         state[dirty + slot] = 0
-        w = slot // channels
-        c = slot - w * channels
-        first = ip[mem_ptr + w]
-        best_member = ip[mem_idx + first]
-        best = state[c_in + best_member * channels + c]
-        for k in range(first + 1, ip[mem_ptr + w + 1]):
-            member = ip[mem_idx + k]
-            value = state[c_in + member * channels + c]
-            if value > best:
-                best = value
-                best_member = member
-        if gate:
-            out = state[current + best_member * channels + c]
-        else:
-            out = best - state[c_out + slot]
-            state[c_out + slot] = best
+        out = state[current + _window_max(op, ip, state, slot)[1]]
         if out != 0:
             idx[out_base + emitted] = slot
             mult[out_base + emitted] = out
             emitted += 1
-    if gate:
-        for e in range(n_in):
-            state[current + idx[in_base + e]] = 0
+    for e in range(n_in):
+        state[current + idx[in_base + e]] = 0
     return emitted, pool_ops
 
 
+# --- one image, a block of steps -------------------------------------------------------
+
 @numba.njit(cache=True)
-def _run_image(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event_offsets,
-               image_key, readout_offset, readout_size, binary, buf, state, idx, mult,
-               n_events, out, counts, sops, pool_ops):
-    """Simulate one image for T steps in its own workspaces (buf, state, idx, mult)."""
+def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, counts):
+    """Clear an image's workspace and results, put the analog head's values in place and
+    every membrane at v(0)."""
+    buf[:] = 0
+    state[:] = 0
+    n_events[:] = 0
+    out[:] = 0
+    counts[:] = 0
     for a in range(analog_layout.shape[0]):
         start, size, src = analog_layout[a, 0], analog_layout[a, 1], analog_layout[a, 2]
         for i in range(size):
             buf[start + i] = analog[src + i]
     for r in range(ops.shape[0]):
-        if ops[r, 0] == OP_NEURON:
-            for i in range(ops[r, 2]):
-                buf[ops[r, 3] + i] = fp[ops[r, 5] + i]
-    k = 0
-    for t in range(1, T + 1):
-        for r in range(ops.shape[0]):
-            op = ops[r]
-            code = op[0]
-            if code == OP_SYN:
-                slot = op[1]
-                done = _scatter(op, ip, fp, buf, idx, mult, event_offsets[slot], n_events[slot],
-                                binary)
-                if op[16] >= 0:
-                    sops[op[16], t - 1] += done
-            elif code == OP_FILL:
-                dst, size, bias, period = op[1], op[2], op[3], op[4]
-                target = buf[dst:dst + size]
-                if bias < 0:
-                    target[:] = 0
-                else:
-                    for start in range(0, size, period):
-                        target[start:start + period] = fp[bias:bias + period]
-            elif code == OP_NEURON:
-                slot = op[8]
-                n_events[slot] = _neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
-                                          counts, t, binary)
-            elif code == OP_ADDBUF or code == OP_READOUT:
-                dst, src, size = op[1], op[2], op[3]
-                target, source = buf[dst:dst + size], buf[src:src + size]
+        if ops[r, CODE] == OP_NEURON:
+            v, v0 = ops[r, NR_V], ops[r, NR_V0]
+            for i in range(ops[r, NR_SIZE]):
+                buf[v + i] = fp[v0 + i]
+
+
+@numba.njit(cache=True)
+def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, idx, mult,
+          n_events, counts, sops, pool_ops, fired):
+    """Every operation of step t, in program (topological) order; its SOPs and pooling
+    operations go to ``sops[layer]`` and ``pool_ops[layer]``."""
+    for r in range(ops.shape[0]):
+        op = ops[r]
+        code = op[CODE]
+        if code == OP_SCATTER:
+            slot = op[SC_SLOT]
+            done = _scatter(op, ip, fp, buf, idx, mult, event_offsets[slot], n_events[slot],
+                            binary)
+            if op[SC_SOP_SLOT] >= 0:
+                sops[op[SC_SOP_SLOT]] += done
+        elif code == OP_FILL:
+            dst, size, bias = op[FILL_DST], op[FILL_SIZE], op[FILL_BIAS]
+            target = buf[dst:dst + size]
+            if bias < 0:
+                target[:] = 0
+            else:
+                values = fp[bias:bias + size]
                 for i in range(size):
-                    target[i] += source[i]
-            elif code == OP_COPYPERM:
-                dst, src, channels, hw = op[1], op[2], op[3], op[4]
-                for s in range(hw):
-                    for c in range(channels):
-                        buf[dst + c * hw + s] = buf[src + s * channels + c]
-            elif code == OP_MAXPOOL:
-                src_slot, out_slot = op[1], op[2]
-                emitted, done = _maxpool(op, ip, state, idx, mult, event_offsets[src_slot],
-                                         n_events[src_slot], event_offsets[out_slot], binary)
-                n_events[out_slot] = emitted
-                pool_ops[op[14], t - 1] += done
-            elif code == OP_RATE:
-                slot = op[1]
-                n_events[slot] = _rate(op, x, image_key, t, idx, mult, event_offsets[slot])
-        if k < checkpoints.shape[0] and t == checkpoints[k]:
-            for i in range(readout_size):
-                out[k, i] = buf[readout_offset + i]
-            k += 1
+                    target[i] = values[i]
+        elif code == OP_NEURON:
+            slot = op[NR_SLOT]
+            n_events[slot] = _neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
+                                      counts, t, binary, fired)
+        elif code == OP_ADD:
+            dst, src, size = op[ADD_DST], op[ADD_SRC], op[ADD_SIZE]
+            target, source = buf[dst:dst + size], buf[src:src + size]
+            for i in range(size):
+                target[i] += source[i]
+        elif code == OP_COPYPERM:
+            dst, src, channels, hw = op[PERM_DST], op[PERM_SRC], op[PERM_CHANNELS], op[PERM_HW]
+            for p in range(hw):
+                for c in range(channels):
+                    buf[dst + c * hw + p] = buf[src + p * channels + c]
+        elif code == OP_MAXPOOL:
+            src_slot, out_slot = op[MP_SRC_SLOT], op[MP_OUT_SLOT]
+            emitted, done = _maxpool(op, ip, state, idx, mult, event_offsets[src_slot],
+                                     n_events[src_slot], event_offsets[out_slot], binary)
+            n_events[out_slot] = emitted
+            pool_ops[op[MP_POOL_SLOT]] += done
+        elif code == OP_RATE:
+            slot = op[RATE_SLOT]
+            n_events[slot] = _rate(op, x, image_key, t, idx, mult, event_offsets[slot])
 
 
-@numba.njit(cache=True, parallel=True)
-def run_batch(ops, ip, fp, f64, x, analog, analog_layout, T, checkpoints, event_offsets,
-              seed, first_image, readout_offset, readout_size, binary, buf, state, idx, mult,
-              out, counts, sops, pool_ops):
-    """Simulate a batch, one image per thread iteration; all outputs are per image.
+@numba.njit(cache=True, nogil=True)
+def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step, checkpoints,
+              event_offsets, seed, first_image, readout_offset, readout_size, binary, buf,
+              state, idx, mult, n_events, fired, out, counts, sops, pool_ops):
+    """Advance every image of a batch through steps first_step..last_step (1-based).
 
-    ``buf`` (B, float_size), ``state`` (B, int_size), ``idx`` (int32) and
-    ``mult`` (event multiplicities, stored in the simulation dtype so that
-    spike values are formed in that dtype; K-bit codes when ``binary``, whose
-    set bits count as spikes and SOPs) (B, event_capacity) are the
-    images' workspaces; ``out`` (B, K, readout),
-    ``counts`` (B, neurons), ``sops`` (B, sop layers, T), ``pool_ops``
-    (B, pool layers, T) receive the results.
+    The images' workspaces carry the simulation between calls, so a long run
+    is a sequence of calls (Python can report progress and take Ctrl-C in
+    between); ``first_step == 1`` starts the images. Workspaces, per image
+    (row b): ``buf`` floats, ``state`` int64s, ``idx`` (int32) and ``mult``
+    (multiplicities in the simulation dtype, so spike values form in that
+    dtype; K-bit codes when ``binary``, whose set bits are the spikes and
+    SOPs counted) event lists, ``n_events`` per slot, ``fired`` (uint8, the
+    largest spiking layer plus 64). Results, per image: ``out`` (checkpoints,
+    readout) and ``counts`` (neurons) over the whole run; ``sops`` (sop
+    layers, ≥ steps of this call) and ``pool_ops`` (pool layers, ...) of this
+    call's steps only.
     """
     seed_key = _mix(np.uint64(seed) + _GOLDEN)
-    n_slots = event_offsets.shape[0] - 1
-    for b in numba.prange(x.shape[0]):
+    for b in range(x.shape[0]):
         image_key = _mix((seed_key ^ np.uint64(first_image + b)) + _GOLDEN)
-        n_events = np.zeros(n_slots, np.int64)
-        _run_image(ops, ip, fp, f64, x[b], analog[b], analog_layout, T, checkpoints,
-                   event_offsets, image_key, readout_offset, readout_size, binary, buf[b],
-                   state[b], idx[b], mult[b], n_events, out[b], counts[b], sops[b], pool_ops[b])
+        image_buf = buf[b]
+        if first_step == 1:
+            _start_image(ops, fp, analog[b], analog_layout, image_buf, state[b], n_events[b],
+                         out[b], counts[b])
+        sops[b] = 0
+        pool_ops[b] = 0
+        k = 0  # the next checkpoint
+        while k < checkpoints.shape[0] and checkpoints[k] < first_step:
+            k += 1
+        for t in range(first_step, last_step + 1):
+            _step(ops, ip, fp, f64, x[b], t, event_offsets, image_key, binary, image_buf,
+                  state[b], idx[b], mult[b], n_events[b], counts[b], sops[b, :, t - first_step],
+                  pool_ops[b, :, t - first_step], fired[b])
+            if k < checkpoints.shape[0] and checkpoints[k] == t:
+                for i in range(readout_size):
+                    out[b, k, i] = image_buf[readout_offset + i]
+                k += 1

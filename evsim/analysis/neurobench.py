@@ -1,0 +1,374 @@
+"""NeuroBench metrics of a simulated spiking network, computed from a :class:`SimResult`.
+
+The definitions and key names are those of the NeuroBench harness, version
+2.3.0 (``neurobench.metrics``), applied to the network evsim simulates, as
+a torch model would present it to NeuroBench: each spiking layer a neuron
+module emitting its spike multiplicities (θ folded into the next weights),
+called once per time step with the whole input, average pooling folded
+into the Dense/Conv2d that follows it (as evsim's event engine does), the
+output layer's currents summed. ``docs/neurobench.md`` sets each definition
+beside evsim's own SOP convention and says where they differ.
+
+Static (from the network alone):
+
+``ParameterCount``
+    weights and biases of every Dense/Conv2d (BatchNorm folded).
+``Footprint``
+    bytes of those parameters plus every neuron's threshold and initial
+    potential as stored, at the simulation dtype.
+``ConnectionSparsity``
+    zero weights / all weights of the Dense/Conv2d layers, rounded to 4
+    decimals as NeuroBench rounds it.
+
+Workload (per image, over all T steps):
+
+``SynapticOperations``
+    ``Effective_MACs`` and ``Effective_ACs``: at every step, each
+    Dense/Conv2d counts one operation per (non-zero input, non-zero weight)
+    pair it connects; biases and pooling are not counted, and a burst of k
+    spikes counts once. The step counts as ACs when all of that layer's
+    inputs lie in {−1, 0, 1} (spikes), as MACs otherwise: the analog input
+    layer counts MACs at every step, NeuroBench recomputing it each step.
+    ``Dense``: the same with every input and weight counted, i.e. all
+    existing synapses (border-aware) at every step.
+``ActivationSparsity``, ``ActivationSparsityByLayer``
+    the fraction of (neuron, step, image) outputs of the spiking layers that
+    are zero, over all layers and per layer.
+``MembraneUpdates``
+    per spiking layer, all neurons at the first step, then at each later
+    step the neurons whose membrane potential (after reset) changed.
+
+What a result must hold: ``MembraneUpdates`` needs membrane traces, and
+the other workload metrics need per-step spikes unless every layer feeding
+a Dense/Conv2d emits at most one spike per step (Γ = 1, no SpiCalib, no
+spiking max pooling in between); both come from
+``simulate(..., engine="dense", record=list(snn.neurons))``. Without traces
+``MembraneUpdates`` is None; without the spikes it needs,
+:func:`neurobench_metrics` raises and says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import layers as L
+from .. import ops
+from ..encoding import rate_spikes
+from ..fanout import path_fanout, spatial_map, targets_per_input
+from ..network import Network
+from ..signals import ANALOG, EVENTS, analog_head, plan, trace_source
+from ..simulate.result import SimResult
+from ..spiking import WINDOWED, SpikingNetwork
+
+#: The NeuroBench release whose definitions this module follows.
+NEUROBENCH_VERSION = "2.3.0"
+
+
+def _synapse_layers(network: Network):
+    return [n for n in network if isinstance(n.layer, (L.Dense, L.Conv2d))]
+
+
+def neurobench_static_metrics(snn: SpikingNetwork, dtype=np.float32) -> dict:
+    """``ParameterCount``, ``Footprint`` (bytes at ``dtype``) and ``ConnectionSparsity``."""
+    itemsize = np.dtype(dtype).itemsize
+    weights = zeros = parameters = 0
+    for node in _synapse_layers(snn.network):
+        layer = node.layer
+        weights += layer.weight.size
+        zeros += int(np.count_nonzero(layer.weight == 0))
+        parameters += layer.weight.size + (0 if layer.bias is None else layer.bias.size)
+    neuron_values = sum(spec.threshold.size + spec.v_init.size for spec in snn.neurons.values())
+    return {"ParameterCount": int(parameters),
+            "Footprint": int((parameters + neuron_values) * itemsize),
+            "ConnectionSparsity": round(zeros / weights, 4) if weights else 0.0}
+
+
+# --- fan-outs over non-zero weights ------------------------------------------------------
+
+def _chain_map(chain) -> sp.csr_matrix | None:
+    """Boolean spatial map of the pooling in ``chain`` (None when it is only Flatten)."""
+    composite = None
+    for layer, in_shape in chain:
+        if isinstance(layer, L.Flatten):
+            continue
+        step = spatial_map(layer, in_shape)
+        composite = step if composite is None else (step @ composite).astype(bool)
+    return composite
+
+
+def _masked_conv_map(layer: L.Conv2d, in_shape, taps: np.ndarray) -> sp.csr_matrix:
+    """Boolean map (H_out*W_out, H*W) of a convolution using only the kernel taps in ``taps``."""
+    _, h, w = in_shape
+    _, ho, wo = layer.output_shape([in_shape])
+    (sy, sx), (py, px), (dy, dx) = layer.stride, layer.padding, layer.dilation
+    oy, ox = np.arange(ho), np.arange(wo)
+    rows, cols = [], []
+    for ky, kx in zip(*np.nonzero(taps)):
+        iy, ix = oy * sy - py + ky * dy, ox * sx - px + kx * dx
+        vy, vx = (iy >= 0) & (iy < h), (ix >= 0) & (ix < w)
+        rows.append((oy[vy][:, None] * wo + ox[vx][None, :]).ravel())
+        cols.append((iy[vy][:, None] * w + ix[vx][None, :]).ravel())
+    rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    cols = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    matrix = sp.csr_matrix((np.ones(rows.size, bool), (rows, cols)), shape=(ho * wo, h * w))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def nonzero_fanout(source_shape, chain, consumer: L.Dense | L.Conv2d, consumer_shape) -> np.ndarray:
+    """Targets per source neuron through ``chain`` and ``consumer`` over non-zero weights only.
+
+    Like :func:`evsim.fanout.path_fanout` (the same ``chain`` of pooling and
+    flatten layers), but a target counts only when a non-zero weight reaches
+    it. Where overlapping pooling windows sum several weights into one
+    composite weight, a target counts when any of them is non-zero.
+    """
+    if isinstance(consumer, L.Dense):
+        nonzero = sp.csr_matrix(consumer.weight != 0)
+        if len(source_shape) == 1:
+            return targets_per_input(nonzero).reshape(source_shape)
+        channels, h, w = source_shape
+        pooled = _chain_map(chain)
+        size = h * w if pooled is None else pooled.shape[0]
+        out = np.zeros((channels, h * w), np.int64)
+        for c in range(channels):
+            block = nonzero[:, c * size:(c + 1) * size]
+            out[c] = targets_per_input(block if pooled is None else block @ pooled)
+        return out.reshape(source_shape)
+    channels, h, w = source_shape
+    pooled = _chain_map(chain)
+    per_group_in = consumer.weight.shape[1]
+    per_group_out = consumer.weight.shape[0] // consumer.groups
+    cache: dict[bytes, np.ndarray] = {}
+    out = np.zeros((channels, h * w), np.int64)
+    for c in range(channels):
+        group, local = divmod(c, per_group_in)
+        for co in range(group * per_group_out, (group + 1) * per_group_out):
+            taps = consumer.weight[co, local] != 0
+            key = taps.tobytes()
+            if key not in cache:
+                matrix = _masked_conv_map(consumer, consumer_shape, taps)
+                cache[key] = targets_per_input(matrix if pooled is None else
+                                               (matrix @ pooled).astype(bool))
+            out[c] += cache[key]
+    return out.reshape(source_shape)
+
+
+# --- workload ---------------------------------------------------------------------------
+
+def _is_spike_valued(values: np.ndarray) -> bool:
+    """NeuroBench's test: every value in {−1, 0, 1}."""
+    return bool(np.all((values == 0) | (values == 1) | (values == -1)))
+
+
+def _fully_recorded(snn: SpikingNetwork, result: SimResult) -> bool:
+    return all(name in result.recorded and result.recorded[name].size == result.neurons[name]
+               for name in snn.neurons)
+
+
+def _check_single_spikes(snn: SpikingNetwork, paths) -> None:
+    """Raise unless spike counts equal per-step events wherever NeuroBench counts them."""
+    advice = "; simulate with engine='dense' and record=list(snn.neurons) to record them"
+    for path in paths:
+        if isinstance(snn.network[path.source].layer, L.MaxPool2d):
+            raise ValueError(f"NeuroBench's synaptic operations need per-step spikes here: layer "
+                             f"'{path.layer}' reads the spiking max pooling '{path.source}', "
+                             "whose per-step outputs a result does not keep" + advice)
+    for name, spec in snn.neurons.items():
+        if spec.burst > 1 or spec.allowance > 0:
+            what = (f"bursts (Γ = {spec.burst})" if spec.burst > 1
+                    else "negative calibration spikes")
+            raise ValueError(f"NeuroBench's metrics need per-step spikes here: layer '{name}' "
+                             f"can emit {what}, and a result's spike counts do not say in how "
+                             "many steps" + advice)
+
+
+def _rate_input_counts(x: np.ndarray, seed: int, T: int) -> np.ndarray:
+    """Input spikes per pixel summed over steps and images, as the rate encoder drew them."""
+    images = np.arange(len(x))
+    return sum(rate_spikes(x, seed, images, t).sum(axis=0) for t in range(1, T + 1))
+
+
+def _per_step_spikes(snn: SpikingNetwork, result: SimResult, classes, image: int,
+                     x: np.ndarray | None, seed: int) -> dict[str, np.ndarray]:
+    """``{events layer: (T, *shape) int}`` of one image, rebuilt from full recordings."""
+    net, T = snn.network, result.T
+    spikes: dict[str, np.ndarray] = {}
+    for node in net:
+        name, layer = node.name, node.layer
+        if classes[name] != EVENTS:
+            continue
+        shape = net.shape(name)
+        if isinstance(layer, L.Input):
+            spikes[name] = np.stack([rate_spikes(x[image:image + 1], seed, np.array([image]), t)[0]
+                                     for t in range(1, T + 1)])
+        elif isinstance(layer, L.Activation):
+            train = result.spike_trains[name]
+            keep = train.images == image
+            dense = np.zeros((T, int(np.prod(shape))), np.int64)
+            dense[train.steps[keep] - 1, result.recorded[name][train.neurons[keep]]] = (
+                train.counts[keep])
+            spikes[name] = dense.reshape((T,) + shape)
+        elif isinstance(layer, L.Flatten):
+            spikes[name] = spikes[node.inputs[0]].reshape(T, -1)
+        else:  # spiking max pooling, replayed step by step on the recorded input spikes
+            incoming = spikes[node.inputs[0]]
+            cumulative_in = np.zeros((1,) + incoming.shape[1:], np.int64)
+            cumulative_out = np.zeros((1,) + shape, np.int64)
+            out = np.zeros((T,) + shape, np.int64)
+            for t in range(T):
+                cumulative_in += incoming[t]
+                if snn.max_pool == "lipooling":
+                    peak = ops.maxpool2d(layer, cumulative_in)
+                    out[t] = (peak - cumulative_out)[0]
+                    cumulative_out[...] = peak
+                else:
+                    winner = ops.maxpool2d_argmax(layer, cumulative_in)
+                    out[t] = ops.gather_windows(layer, incoming[t][None], winner)[0]
+            spikes[name] = out
+    return spikes
+
+
+def _membrane_updates(snn: SpikingNetwork, result: SimResult) -> float | None:
+    if not all(name in result.membrane and result.recorded[name].size == result.neurons[name]
+               for name in snn.neurons):
+        return None
+    total = 0
+    for name in snn.neurons:
+        v = result.membrane[name]                          # (T, images, neurons)
+        total += v.shape[1] * v.shape[2] + int(np.count_nonzero(v[1:] != v[:-1]))
+    return total / result.n_images
+
+
+def neurobench_metrics(snn: SpikingNetwork, result: SimResult, inputs: np.ndarray | None = None,
+                       *, seed: int = 0) -> dict:
+    """NeuroBench 2.3.0's static and workload metrics of ``snn`` as simulated in ``result``.
+
+    Parameters
+    ----------
+    snn:
+        The simulated network.
+    result:
+        Its simulation (synchronous time scheme). With every spiking layer
+        recorded (``engine="dense", record=list(snn.neurons)``) every metric
+        is exact for any network; otherwise ``MembraneUpdates`` is None and
+        the rest need single spikes (see the module docstring).
+    inputs:
+        The simulated images ``(n_images, *input_shape)``: needed for the
+        analog input layer's effective MACs (zero pixels do not count) and
+        for rate-coded input.
+    seed:
+        The seed of the simulation (rate-coded input only).
+
+    Returns
+    -------
+    ``{"ParameterCount", "Footprint" (bytes), "ConnectionSparsity",
+    "SynapticOperations": {"Effective_MACs", "Effective_ACs", "Dense"},
+    "ActivationSparsity", "ActivationSparsityByLayer": {layer: fraction},
+    "MembraneUpdates"}``, the workload ones per image.
+
+    Raises
+    ------
+    ValueError
+        For a temporal-scheme result, missing or mismatched ``inputs``, or a
+        network whose counts need per-step spikes the result does not hold;
+        the message says what to simulate instead.
+    """
+    if not isinstance(snn, SpikingNetwork) or not isinstance(result, SimResult):
+        raise TypeError("neurobench_metrics needs a SpikingNetwork and its SimResult")
+    if result.time_scheme in WINDOWED:
+        raise ValueError(f"NeuroBench counts per time step; a {result.time_scheme}-scheme result "
+                         "counts whole windows")
+    if set(result.neurons) != set(snn.neurons):
+        raise ValueError("the result's spiking layers are not this network's; was it simulated "
+                         "from it?")
+    net, T, n = snn.network, result.T, result.n_images
+    signal_plan = plan(net, result.encoding)
+    classes = signal_plan.classes
+    paths = [p for p in signal_plan.paths if p.counts == "sops"
+             and isinstance(net[p.layer].layer, (L.Dense, L.Conv2d))]
+    analog_layers = [node for node in _synapse_layers(net) if classes[node.name] == ANALOG]
+    x = None
+    if analog_layers or result.encoding == "rate":
+        if inputs is None:
+            raise ValueError("pass inputs= (the simulated images): NeuroBench counts the input "
+                             "layer's operations on its non-zero inputs")
+        x = np.asarray(inputs, dtype=np.dtype(result.dtype))
+        if x.shape != (n,) + net.input_shape:
+            raise ValueError(f"inputs have shape {x.shape}; the result simulated "
+                             f"{(n,) + net.input_shape}")
+
+    macs = acs = dense = 0.0
+    # The analog head: the same input at every step, recomputed by NeuroBench each step.
+    head = analog_head(net, classes, x) if analog_layers else {}
+    for node in analog_layers:
+        layer, in_shape = node.layer, net.shape(node.inputs[0])
+        values = head[node.inputs[0]].reshape(n, -1)
+        fan = nonzero_fanout(in_shape, [], layer, in_shape).reshape(-1)
+        per_image = T * ((values != 0) @ fan)
+        spiking = np.array([_is_spike_valued(v) for v in values])
+        acs += float(per_image[spiking].sum())
+        macs += float(per_image[~spiking].sum())
+        dense += n * T * float(path_fanout(in_shape, [], layer, in_shape).sum())
+
+    fans = {}
+    for path in paths:
+        source, chain = trace_source(net, classes, net[path.layer].inputs[0])
+        fans[id(path)] = nonzero_fanout(net.shape(source), chain, net[path.layer].layer,
+                                        net.shape(net[path.layer].inputs[0])).reshape(-1)
+        dense += n * T * float(path.fanout.sum())
+
+    layer_sizes = {name: result.neurons[name] * T * n for name in snn.neurons}
+    active = dict.fromkeys(snn.neurons, 0)
+    if _fully_recorded(snn, result):
+        for image in range(n):
+            spikes = _per_step_spikes(snn, result, classes, image, x, seed)
+            for path in paths:
+                events = spikes[path.source].reshape(T, -1)
+                per_step = (events != 0) @ fans[id(path)]
+                spiking = np.array([_is_spike_valued(e) for e in events])
+                acs += float(per_step[spiking].sum())
+                macs += float(per_step[~spiking].sum())
+            for name in snn.neurons:
+                active[name] += int(np.count_nonzero(spikes[name]))
+    else:
+        _check_single_spikes(snn, paths)
+        counts = {name: (c.sum(axis=0) if c.ndim > len(net.shape(name)) else c).reshape(-1)
+                  for name, c in result.spike_counts.items()}
+        if result.encoding == "rate":
+            counts[net.input_name] = _rate_input_counts(x, seed, T).reshape(-1)
+        for path in paths:
+            acs += float(counts[path.source] @ fans[id(path)])
+        active = {name: int(counts[name].sum()) for name in snn.neurons}
+
+    total_active, total_size = sum(active.values()), sum(layer_sizes.values())
+    return {
+        **neurobench_static_metrics(snn, np.dtype(result.dtype)),
+        "SynapticOperations": {"Effective_MACs": macs / n, "Effective_ACs": acs / n,
+                               "Dense": dense / n},
+        "ActivationSparsity": 1.0 - total_active / total_size if total_size else 0.0,
+        "ActivationSparsityByLayer": {name: 1.0 - active[name] / layer_sizes[name]
+                                      for name in snn.neurons},
+        "MembraneUpdates": _membrane_updates(snn, result),
+    }
+
+
+#: What each metric is, one line each, for reports and ``--json``.
+DESCRIPTIONS = {
+    "ParameterCount": "weights and biases of the Dense/Conv2d layers (BatchNorm folded)",
+    "Footprint": "bytes of those parameters and of every neuron's θ and v(0), at the simulation "
+                 "dtype",
+    "ConnectionSparsity": "zero weights / all weights of the Dense/Conv2d layers (4 decimals)",
+    "SynapticOperations": "per image over T steps: Effective_MACs/ACs count (non-zero input, "
+                          "non-zero weight) pairs, ACs where the inputs are spikes; Dense counts "
+                          "every synapse every step",
+    "ActivationSparsity": "zero outputs / all outputs of the spiking layers over steps and "
+                          "images",
+    "MembraneUpdates": "per image: all neurons at step 1, then those whose membrane potential "
+                       "changed",
+}
+
+
+__all__ = ["neurobench_metrics", "neurobench_static_metrics", "nonzero_fanout",
+           "NEUROBENCH_VERSION", "DESCRIPTIONS"]

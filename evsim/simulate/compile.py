@@ -1,0 +1,417 @@
+"""Compiling a spiking network into an event program for the event engine.
+
+The program is a table of operation rows over flat, preallocated buffers
+(column layout: :data:`evsim.simulate.kernels.LAYOUT`), so the Numba kernels
+run without allocating in the time loop:
+
+- every current-carrying layer has a float buffer in channels-last layout
+  (``[H, W, C]`` flattened; 1-D layers as they are);
+- every spiking layer (activation, spiking MaxPool, rate-coded input) has an
+  event list: int32 indices (channels-last) and multiplicities, bounded by
+  the layer's neuron count;
+- every synaptic path (:mod:`evsim.signals`) becomes one scatter operation
+  whose targets are stored as *runs*: for each source position, slices
+  ``(output offset, weight offset, length, factor)`` that an event adds as
+  ``out[o:o+n] += a · factor · w[k:k+n]``, shifted per source channel.
+  Average pooling and Flatten between a spiking layer and a Dense/Conv2d are
+  folded in (the factor), borders are clipped here, and adjacent runs that
+  are contiguous in both output and weights are merged, so a 3×3
+  convolution costs one run per kernel row. The SOPs an event causes come
+  from the exact fan-out map the dense engine uses
+  (:func:`evsim.fanout.path_fanout`);
+- weights are stored so that runs are contiguous: a convolution's as
+  ``[C_in, KH, KW reversed, C_out/groups]`` (ascending outputs along a
+  kernel row meet descending kernel columns), a dense layer's as
+  ``[N_in, N_out]``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import layers as L
+from .. import ops as ann_ops
+from ..fanout import path_fanout, spatial_map
+from ..network import Network
+from ..signals import ANALOG, CURRENT, plan, trace_source
+from ..spiking import SpikingNetwork
+from .kernels import (LAYOUT, OP_ADD, OP_COPYPERM, OP_FILL, OP_MAXPOOL, OP_NEURON, OP_RATE,
+                      OP_SCATTER, OP_WIDTH)
+
+
+@dataclass(frozen=True, eq=False)
+class EventProgram:
+    """A spiking network compiled for the event engine (all arrays read-only, shared by threads).
+
+    ``ops`` (n_ops, OP_WIDTH) int64 rows ``[code, named columns...]``;
+    ``iparams`` int64 run, fan-out and window tables; ``fparams`` weights,
+    biases, thresholds, initial potentials, amplitudes and pooling factors in
+    the simulation dtype; ``f64params`` float64 scalars (SpiCalib
+    allowances). Per-image workspaces: ``float_size`` floats, ``int_size``
+    int64s, ``event_capacity`` event entries in lists starting at
+    ``event_offsets``. ``binary``: events are K-bit codes (the ilif scheme)
+    whose set bits are the spikes and SOPs counted.
+    """
+
+    ops: np.ndarray
+    iparams: np.ndarray
+    fparams: np.ndarray
+    f64params: np.ndarray
+    float_size: int
+    int_size: int
+    event_offsets: np.ndarray
+    event_capacity: int
+    analog: tuple  # (layer name, float offset, per-image size) filled from the analog head
+    readout_offset: int
+    readout_size: int
+    neuron_layers: tuple  # (layer name, count offset, neurons, shape)
+    n_counts: int
+    sop_layers: tuple
+    pool_layers: tuple
+    encoding: str
+    dtype: np.dtype
+    classes: dict  # signal class of every layer (evsim.signals) for this encoding
+    binary: bool = False
+
+
+def channels_last(array: np.ndarray) -> np.ndarray:
+    """(B, C, H, W) -> (B, H*W*C) channels-last; (B, N) unchanged (contiguous copy)."""
+    if array.ndim == 4:
+        array = array.transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(array.reshape(len(array), -1))
+
+
+def _cl(values: np.ndarray, shape) -> np.ndarray:
+    """A per-image array broadcast to ``shape`` and flattened channels-last."""
+    full = np.broadcast_to(values, shape)
+    return channels_last(full[None])[0]
+
+
+_ALIGN = 16  # floats: arrays in fparams and buffers start on 64-byte cache-line boundaries
+
+
+class _Builder:
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.ops: list[list[int]] = []
+        self.ip: list[np.ndarray] = []
+        self.ip_size = 0
+        self.fp: list[np.ndarray] = []
+        self.fp_size = 0
+        self.f64: list[np.ndarray] = []
+        self.f64_size = 0
+        self.float_size = 0
+        self.int_size = 0
+        self.event_offsets: list[int] = []
+        self.event_size = 0
+
+    def ints(self, array) -> int:
+        array = np.asarray(array, dtype=np.int64).ravel()
+        self.ip.append(array)
+        self.ip_size += array.size
+        return self.ip_size - array.size
+
+    def floats(self, array) -> int:
+        array = np.asarray(array, dtype=self.dtype).ravel()
+        self.fp.append(np.zeros(-self.fp_size % _ALIGN, self.dtype))  # vector loads stay aligned
+        self.fp.append(array)
+        self.fp_size += self.fp[-2].size + array.size
+        return self.fp_size - array.size
+
+    def float64s(self, array) -> int:
+        array = np.asarray(array, dtype=np.float64).ravel()
+        self.f64.append(array)
+        self.f64_size += array.size
+        return self.f64_size - array.size
+
+    def float_buffer(self, size: int) -> int:
+        self.float_size += -self.float_size % _ALIGN + size
+        return self.float_size - size
+
+    def int_buffer(self, size: int) -> int:
+        self.int_size += size
+        return self.int_size - size
+
+    def events(self, capacity: int) -> int:
+        self.event_offsets.append(self.event_size)
+        self.event_size += capacity
+        return len(self.event_offsets) - 1
+
+    def op(self, code: int, **columns: int) -> None:
+        """Append a row; ``columns`` must name exactly the columns of ``code``'s layout."""
+        names = LAYOUT[code]
+        if set(columns) != set(names):
+            raise ValueError(f"operation {code}: columns {sorted(columns)} do not match its "
+                             f"layout {names}")
+        self.ops.append([code] + [int(columns[name]) for name in names]
+                        + [0] * (OP_WIDTH - 1 - len(names)))
+
+
+def _pooled_map(chain, source_shape) -> tuple[sp.csr_matrix, bool]:
+    """Weighted map (Q, S) from source positions to positions after the pooling chain,
+    and whether a Flatten was crossed."""
+    size = source_shape[1] * source_shape[2] if len(source_shape) == 3 else source_shape[0]
+    matrix = sp.identity(size, dtype=np.float64, format="csr")
+    flattened = len(source_shape) == 1
+    for layer, in_shape in chain:
+        if isinstance(layer, L.Flatten):
+            flattened = True
+            continue
+        step = spatial_map(layer, in_shape).astype(np.float64)
+        if isinstance(layer, L.AvgPool2d):
+            divisor = ann_ops.avgpool_divisor(layer, in_shape[1], in_shape[2]).ravel()
+            step = sp.diags(1.0 / divisor) @ step
+        else:  # GlobalAvgPool
+            step = step / float(in_shape[1] * in_shape[2])
+        matrix = sp.csr_matrix(step @ matrix)
+    return matrix, flattened
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """Per source position ``s``: runs ``[ptr[s], ptr[s+1])`` of (out, w, length, factor);
+    per source channel ``c``: offsets added to every run's output and weight offset."""
+
+    ptr: np.ndarray
+    out: np.ndarray
+    w: np.ndarray
+    length: np.ndarray
+    factor: np.ndarray
+    channel_out: np.ndarray
+    channel_w: np.ndarray
+    weights: np.ndarray
+
+
+def _merge_runs(n_positions: int, s, out, w, length, factor) -> tuple:
+    """Sort runs by (position, output) and merge neighbours contiguous in output and weights."""
+    order = np.lexsort((out, s))
+    s, out, w, length, factor = s[order], out[order], w[order], length[order], factor[order]
+    joins = np.zeros(s.size, dtype=bool)
+    joins[1:] = ((s[1:] == s[:-1]) & (out[1:] == out[:-1] + length[:-1])
+                 & (w[1:] == w[:-1] + length[:-1]) & (factor[1:] == factor[:-1]))
+    starts = np.flatnonzero(~joins)
+    total = np.add.reduceat(length, starts) if s.size else length
+    s, out, w, factor = s[starts], out[starts], w[starts], factor[starts]
+    ptr = np.searchsorted(s, np.arange(n_positions + 1))
+    return ptr, out, w, total, factor
+
+
+def _runs(source_shape, chain, consumer: L.Layer | None, consumer_in_shape) -> _Runs:
+    """The runs of one synaptic path from a spiking layer of ``source_shape``."""
+    channels = source_shape[0] if len(source_shape) == 3 else 1
+    pooled, flattened = _pooled_map(chain, source_shape)
+    coo = pooled.tocoo()
+    q, s, factor = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
+    n_positions, q_size = pooled.shape[1], pooled.shape[0]
+    c = np.arange(channels, dtype=np.int64)
+    if isinstance(consumer, L.Conv2d):
+        _, hq, wq = consumer_in_shape
+        _, ho, wo = consumer.output_shape([consumer_in_shape])
+        kh, kw = consumer.kernel_size
+        cout, cin_g = consumer.out_channels, consumer.weight.shape[1]
+        cout_g = cout // consumer.groups
+        targets = []
+        qy, qx = np.divmod(q, wq)
+        for ky in range(kh):
+            for kx in range(kw):
+                # target (oy, ox) reads pooled position (oy*s - p + ky*d, ox*s - p + kx*d);
+                # targets off the output's border do not exist (the runs are clipped)
+                ny = qy + consumer.padding[0] - ky * consumer.dilation[0]
+                nx = qx + consumer.padding[1] - kx * consumer.dilation[1]
+                oy, ox = ny // consumer.stride[0], nx // consumer.stride[1]
+                ok = ((ny >= 0) & (nx >= 0) & (ny % consumer.stride[0] == 0)
+                      & (nx % consumer.stride[1] == 0) & (oy < ho) & (ox < wo))
+                targets.append((s[ok], (oy[ok] * wo + ox[ok]) * cout,
+                                np.full(ok.sum(), ky * kw + (kw - 1 - kx)), factor[ok]))
+        s, out, tap, factor = (np.concatenate([t[i] for t in targets]) for i in range(4))
+        entries = [s, out, tap * cout_g, np.full(s.size, cout_g), factor]
+        # [C_out, C_in/g, KH, KW] -> [groups, C_in/g, KH, KW reversed, C_out/g]
+        weight = consumer.weight.reshape(consumer.groups, cout_g, cin_g, kh, kw)
+        weights = weight.transpose(0, 2, 3, 4, 1)[:, :, :, ::-1, :]
+        channel_out, channel_w = (c // cin_g) * cout_g, c * kh * kw * cout_g
+    elif isinstance(consumer, L.Dense):
+        n_out = consumer.out_features
+        # input row of the dense layer: channel-first flatten of (channel, pooled position)
+        entries = [s, np.zeros_like(s), q * n_out, np.full(s.size, n_out), factor]
+        weights = consumer.weight.T
+        channel_out, channel_w = np.zeros_like(c), c * q_size * n_out
+    else:  # one value per target: an Add, an activation, the readout
+        entries = [s, q if flattened else q * channels, np.zeros_like(s), np.ones_like(s),
+                   factor]
+        weights = np.ones(1)
+        channel_out, channel_w = (c * q_size if flattened else c), np.zeros_like(c)
+    ptr, out, w, length, run_factor = _merge_runs(n_positions, *entries)
+    return _Runs(ptr, out, w, length, run_factor, channel_out, channel_w, weights)
+
+
+def _aligned_copy(array: np.ndarray) -> np.ndarray:
+    """A copy of a 1-D array whose data starts on a 64-byte boundary."""
+    raw = np.empty(array.size + 64 // array.itemsize, array.dtype)
+    start = (-raw.ctypes.data % 64) // array.itemsize
+    out = raw[start:start + array.size]
+    out[:] = array
+    return out
+
+
+def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.float32,
+                    window: int = 0, binary: bool = False) -> EventProgram:
+    """Compile ``snn`` for the event engine with the given input ``encoding`` and ``dtype``.
+
+    ``window`` > 0 compiles one window of the temporal scheme as one step
+    (``snn`` already scaled by :func:`evsim.timescheme.window_network`);
+    ``binary`` makes events K-bit codes whose set bits count as spikes and
+    SOPs (the ilif scheme, ``snn`` from :func:`evsim.timescheme.binary_network`).
+    """
+    net, dtype = snn.network, np.dtype(dtype)
+    signal_plan = plan(net, encoding)
+    classes = signal_plan.classes
+    b = _Builder(dtype)
+    buffers: dict[str, int] = {}  # float buffer offset of each current-carrying layer
+    slots: dict[str, int] = {}
+    amps: dict[str, int] = {}  # fparams offset of each spiking layer's per-neuron amplitude
+    amplitude: dict[str, np.ndarray] = {}  # the amplitude itself, broadcastable to the layer
+    analog = []
+    sop_layers = tuple(dict.fromkeys(p.layer for p in signal_plan.paths if p.counts == "sops"))
+    pool_layers = tuple(p.layer for p in signal_plan.paths if p.counts == "pool_ops")
+    neuron_layers, n_counts = [], 0
+
+    def size(name):
+        return int(np.prod(net.shape(name)))
+
+    def needed_analog(name):
+        return any(classes[c] != ANALOG for c in net.consumers(name)) or name == net.output_name
+
+    def buffer(name, bias=None) -> int:
+        """A float buffer for ``name``, set at every step to its bias (per channel or per
+        neuron, stored laid out like the buffer) or to 0."""
+        offset = b.float_buffer(size(name))
+        if bias is not None:
+            bias = np.resize(np.asarray(bias), size(name))  # channels-last: repeats per position
+        b.op(OP_FILL, dst=offset, size=size(name), bias=-1 if bias is None else b.floats(bias))
+        return offset
+
+    def scatter(src, consumer, consumer_in_shape, dst, sop_slot):
+        source, chain = trace_source(net, classes, src)
+        shape = net.shape(source)
+        runs = _runs(shape, chain, consumer, consumer_in_shape)
+        fanout = path_fanout(shape, chain, consumer, consumer_in_shape)
+        b.op(OP_SCATTER, slot=slots[source], amplitude=amps[source],
+             channels=shape[0] if len(shape) == 3 else 1, run_ptr=b.ints(runs.ptr),
+             run_out=b.ints(runs.out), run_w=b.ints(runs.w), run_len=b.ints(runs.length),
+             run_factor=b.floats(runs.factor), channel_w=b.ints(runs.channel_w),
+             channel_out=b.ints(runs.channel_out), fanout=b.ints(_cl(fanout, shape)),
+             weights=b.floats(runs.weights), dst=dst, sop_slot=sop_slot)
+
+    for node in net:
+        name, layer, cls = node.name, node.layer, classes[node.name]
+        if cls == ANALOG:
+            if needed_analog(name):
+                buffers[name] = b.float_buffer(size(name))
+                analog.append((name, buffers[name], size(name)))
+            continue
+        if isinstance(layer, L.Input):
+            slots[name] = b.events(size(name))
+            amplitude[name] = np.ones(())
+            amps[name] = b.floats(np.ones(size(name)))
+            channels = net.input_shape[0] if len(net.input_shape) == 3 else 1
+            b.op(OP_RATE, slot=slots[name], channels=channels, hw=size(name) // channels,
+                 window=window)
+        elif isinstance(layer, (L.Dense, L.Conv2d)):
+            buffers[name] = buffer(name, layer.bias)
+            scatter(node.inputs[0], layer, net.shape(node.inputs[0]), buffers[name],
+                    sop_layers.index(name))
+        elif isinstance(layer, L.Add):
+            buffers[name] = buffer(name)
+            for src in node.inputs:
+                if classes[src] in (CURRENT, ANALOG):
+                    b.op(OP_ADD, dst=buffers[name], src=buffers[src], size=size(name))
+                else:
+                    scatter(src, None, None, buffers[name], sop_layers.index(name))
+        elif isinstance(layer, L.Flatten) and cls == CURRENT:
+            buffers[name] = b.float_buffer(size(name))
+            c, h, w = net.shape(node.inputs[0])
+            b.op(OP_COPYPERM, dst=buffers[name], src=buffers[node.inputs[0]], channels=c,
+                 hw=h * w)
+        elif isinstance(layer, L.Activation):
+            src = node.inputs[0]
+            if classes[src] in (CURRENT, ANALOG):
+                current = buffers[src]
+            else:
+                current = buffer(name)
+                scatter(src, None, None, current, sop_layers.index(name))
+            spec = snn.neurons[name]
+            shape = net.shape(name)
+            slots[name] = b.events(size(name))
+            amplitude[name] = spec.threshold
+            amps[name] = b.floats(_cl(spec.threshold, shape))
+            neuron_layers.append((name, n_counts, size(name), shape))
+            calibrated = spec.allowance > 0
+            b.op(OP_NEURON, current=current, size=size(name), v=b.float_buffer(size(name)),
+                 theta=amps[name], v0=b.floats(_cl(spec.v_init, shape)),
+                 zero_reset=spec.reset == "zero", burst=spec.burst, slot=slots[name],
+                 counts=n_counts,
+                 allowance=b.float64s([spec.allowance]) if calibrated else -1,
+                 calibration=b.int_buffer(3 * size(name)) if calibrated else -1, window=window)
+            n_counts += size(name)
+        elif isinstance(layer, L.MaxPool2d):
+            src = node.inputs[0]
+            c, h, w = net.shape(src)
+            windows = spatial_map(layer, net.shape(src)).tocsr()
+            windows.sort_indices()
+            per_source = windows.T.tocsr()
+            per_source.sort_indices()
+            n_win = windows.shape[0]
+            slots[name] = b.events(n_win * c)
+            amplitude[name] = np.broadcast_to(amplitude[src], net.shape(src))[:, :1, :1]
+            amps[name] = b.floats(_cl(amplitude[name], net.shape(name)))
+            b.op(OP_MAXPOOL, src_slot=slots[src], out_slot=slots[name], channels=c,
+                 slots=n_win * c,
+                 win_ptr=b.ints(per_source.indptr), win_idx=b.ints(per_source.indices),
+                 member_ptr=b.ints(windows.indptr), member_idx=b.ints(windows.indices),
+                 cum_in=b.int_buffer(h * w * c), cum_out=b.int_buffer(n_win * c),
+                 dirty=b.int_buffer(n_win * c), dirty_list=b.int_buffer(n_win * c),
+                 current=b.int_buffer(h * w * c), peak=b.int_buffer(n_win * c),
+                 gate=snn.max_pool == "gate", pool_slot=pool_layers.index(name))
+        # AvgPool/GlobalAvgPool/Flatten of events are folded into their readers' runs.
+
+    out = net.output_name
+    if classes[out] in (CURRENT, ANALOG):
+        source_buffer = buffers[out]
+    else:
+        source_buffer = buffer(out)
+        scatter(out, None, None, source_buffer, -1)
+    readout = b.float_buffer(size(out))
+    b.op(OP_ADD, dst=readout, src=source_buffer, size=size(out))
+
+    return EventProgram(
+        ops=np.array(b.ops, dtype=np.int64).reshape(-1, OP_WIDTH),
+        iparams=np.concatenate(b.ip) if b.ip else np.zeros(0, np.int64),
+        fparams=_aligned_copy(np.concatenate(b.fp) if b.fp else np.zeros(0, dtype)),
+        f64params=np.concatenate(b.f64) if b.f64 else np.zeros(1, np.float64),
+        float_size=b.float_size, int_size=max(b.int_size, 1),
+        event_offsets=np.array(b.event_offsets + [b.event_size], dtype=np.int64),
+        event_capacity=max(b.event_size, 1), analog=tuple(analog), readout_offset=readout,
+        readout_size=size(out), neuron_layers=tuple(neuron_layers), n_counts=n_counts,
+        sop_layers=sop_layers, pool_layers=pool_layers, encoding=encoding, dtype=dtype,
+        classes=classes, binary=binary)
+
+
+_PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled(snn: SpikingNetwork, encoding: str = "analog", dtype=np.float32, window: int = 0,
+             binary: bool = False) -> EventProgram:
+    """:func:`compile_program`, remembered for each spiking network (networks are immutable),
+    so that repeated simulations of one network do not rebuild its tables."""
+    programs = _PROGRAMS.setdefault(snn, {})
+    key = (encoding, np.dtype(dtype).str, window, binary)
+    if key not in programs:
+        programs[key] = compile_program(snn, encoding, dtype, window, binary)
+    return programs[key]
+
+
+__all__ = ["EventProgram", "compile_program", "compiled", "channels_last"]

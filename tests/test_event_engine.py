@@ -1,0 +1,171 @@
+"""The event engine's machinery: program layout, blocks of steps, Ctrl-C, first-compile notice."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from netgen import random_network
+
+import evsim
+from evsim.simulate import event, kernels
+from evsim.simulate.compile import _Builder, compile_program
+
+PREFIXES = {kernels.OP_RATE: "RATE_", kernels.OP_FILL: "FILL_", kernels.OP_ADD: "ADD_",
+            kernels.OP_COPYPERM: "PERM_", kernels.OP_SCATTER: "SC_",
+            kernels.OP_NEURON: "NR_", kernels.OP_MAXPOOL: "MP_"}
+
+
+def test_every_operation_has_a_layout_and_named_columns_in_order():
+    codes = sorted(v for k, v in vars(kernels).items() if k.startswith("OP_") and k != "OP_WIDTH")
+    assert codes == list(range(len(codes))) == sorted(kernels.LAYOUT) == sorted(PREFIXES)
+    for code, names in kernels.LAYOUT.items():
+        constants = {k: v for k, v in vars(kernels).items() if k.startswith(PREFIXES[code])}
+        # one constant per column name, numbered from 1 in layout order, inside a row
+        assert sorted(constants.values()) == list(range(1, len(names) + 1)), code
+        for column, name in enumerate(names, start=1):
+            assert constants[PREFIXES[code] + name.upper()] == column, (code, name)
+        assert len(names) < kernels.OP_WIDTH
+
+
+def test_builder_refuses_rows_with_missing_or_unknown_columns():
+    b = _Builder(np.float32)
+    with pytest.raises(ValueError, match="do not match its layout"):
+        b.op(kernels.OP_ADD, dst=0, src=1)
+    with pytest.raises(ValueError, match="do not match its layout"):
+        b.op(kernels.OP_ADD, dst=0, src=1, size=2, stride=3)
+    b.op(kernels.OP_ADD, dst=4, src=5, size=6)
+    assert b.ops == [[kernels.OP_ADD, 4, 5, 6] + [0] * (kernels.OP_WIDTH - 4)]
+
+
+def test_compiled_rows_point_inside_the_workspaces():
+    """Decoded by column name, every buffer and table a row names lies inside its array."""
+    for seed in range(8):
+        snn, _ = random_network(seed)
+        program = compile_program(snn, "rate", np.float32)
+        n_slots = len(program.event_offsets) - 1
+        for row in program.ops:
+            column = dict(zip(kernels.LAYOUT[row[kernels.CODE]], row[1:]))
+            for name in ("slot", "src_slot", "out_slot"):
+                if name in column:
+                    assert 0 <= column[name] < n_slots
+            if row[kernels.CODE] == kernels.OP_NEURON:
+                end = column["current"] + column["size"]
+                assert 0 <= column["current"] and end <= program.float_size
+                assert column["v"] + column["size"] <= program.float_size
+                assert column["theta"] + column["size"] <= len(program.fparams)
+            if row[kernels.CODE] == kernels.OP_SCATTER:
+                assert 0 <= column["dst"] < program.float_size
+                for table in ("run_ptr", "run_out", "run_w", "run_len", "fanout"):
+                    assert 0 <= column[table] < len(program.iparams)
+
+
+@pytest.mark.parametrize("stride,padding,dilation,groups", [
+    ((1, 1), (1, 1), (1, 1), 1), ((2, 1), (1, 0), (1, 1), 2), ((1, 2), (0, 2), (2, 1), 1),
+    ((3, 2), (2, 1), (1, 2), 3)])
+def test_runs_add_exactly_the_counted_fanout_of_every_source(stride, padding, dilation, groups):
+    """With no pooling folded in, an event's runs write each existing target once, so the
+    floats they add equal the fan-out the SOPs are counted from (borders clipped)."""
+    from evsim import Conv2d
+    from evsim.fanout import path_fanout
+    from evsim.simulate.compile import _runs
+    rng = np.random.default_rng(0)
+    shape = (6, 7, 8)
+    conv = Conv2d(rng.normal(size=(6 * groups, 6 // groups, 3, 2)), stride=stride, padding=padding,
+                  dilation=dilation, groups=groups)
+    runs = _runs(shape, [], conv, shape)
+    fanout = path_fanout(shape, [], conv, shape)  # (C, H, W)
+    covered = np.add.reduceat(runs.length, runs.ptr[:-1]) * (np.diff(runs.ptr) > 0)
+    np.testing.assert_array_equal(covered.reshape(shape[1:]), fanout[0])
+    assert np.all(fanout == fanout[:1])  # the same for every channel of a position
+
+
+def test_a_long_run_advances_in_blocks_of_steps_and_equals_one_block():
+    snn, x = random_network(5)
+    program = compile_program(snn, "analog", np.float32)
+    done = []
+    workspace = event.Workspace(program, len(x), 3)
+    checkpoints = np.array([1, 150, 300])
+    original = event.BLOCK_SECONDS
+    try:
+        event.BLOCK_SECONDS = 1e-6  # as short as possible: one or a few steps per call
+        totals = [np.zeros((len(program.sop_layers), 300), np.int64),
+                  np.zeros((len(program.pool_layers), 300), np.int64)]
+        blocks = event.run_chunk(snn, program, x, 0, T=300, checkpoints=checkpoints, seed=0,
+                                 workspace=workspace, sops=totals[0], pool_ops=totals[1],
+                                 on_steps=done.append)
+        blocks = [a.copy() for a in blocks] + totals
+        event.BLOCK_SECONDS = 1e9  # as many steps as allowed per call after the first step
+        totals = [np.zeros_like(a) for a in totals]
+        whole = event.run_chunk(snn, program, x, 0, T=300, checkpoints=checkpoints, seed=0,
+                                workspace=workspace, sops=totals[0], pool_ops=totals[1])
+        whole = list(whole) + totals
+    finally:
+        event.BLOCK_SECONDS = original
+    assert len(done) > 10 and sum(done) == 300
+    assert blocks[2].sum() > 0
+    for a, b in zip(blocks, whole):
+        np.testing.assert_array_equal(a, b)
+
+
+def _start(script: str, env=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script),
+                             str(Path(__file__).parent)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_long_event_run_within_about_a_second():
+    process = _start("""
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        import numpy as np, evsim
+        from netgen import random_network
+        snn, x = random_network(2)
+        evsim.simulate(snn, x, T=2, engine="event")  # compile or load the kernels first
+        print("running", flush=True)
+        evsim.simulate(snn, np.concatenate([x] * 64), T=10**6, engine="event", batch_size=512)
+    """)
+    assert process.stdout.readline().strip() == "running"
+    time.sleep(1.0)
+    sent = time.perf_counter()
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=30)
+    stopped = time.perf_counter() - sent
+    assert process.returncode != 0 and "KeyboardInterrupt" in process.stderr.read()
+    assert stopped < 2.5, f"took {stopped:.1f} s to stop"
+
+
+@pytest.mark.slow
+def test_first_compile_is_announced_once(tmp_path):
+    script = """
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        import evsim
+        from netgen import random_network
+        snn, x = random_network(1)
+        evsim.simulate(snn, x, T=3, engine="event")
+    """
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    first = _start(script, env)
+    _, first_err = first.communicate(timeout=600)
+    second = _start(script, env)
+    _, second_err = second.communicate(timeout=600)
+    assert first.returncode == second.returncode == 0, first_err + second_err
+    assert first_err.count("compiling the event engine once") == 1
+    assert "compiling" not in second_err
+
+
+def test_simulations_reuse_the_compiled_program_of_a_network():
+    snn, x = random_network(3)
+    from evsim.simulate.compile import compiled
+    assert compiled(snn) is compiled(snn)
+    assert compiled(snn, dtype=np.float64) is not compiled(snn)
+    a = evsim.simulate(snn, x, T=5, engine="event")
+    b = evsim.simulate(snn, x, T=5, engine="event")
+    assert evsim.results_equal(a, b)
