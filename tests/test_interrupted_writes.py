@@ -126,9 +126,9 @@ def _check_report(folder: Path) -> str:
                                                                         "report.md"])
     for name, data in zip(linked, embedded, strict=True):  # each plot is the one of this run
         assert (folder / name).read_bytes() == base64.b64decode(data), f"{name} is from another run"
-    steps = re.findall(r"T = (\d+), on", markdown)
-    assert len(steps) == 1
-    return steps[0]
+    steps = set(re.findall(r"T = (\d+), on", markdown))
+    assert len(steps) == 1, f"report.md mentions T = {sorted(steps)}"
+    return steps.pop()
 
 
 @pytest.mark.slow
