@@ -167,12 +167,15 @@ def _checkpoints(args, snn) -> list[int] | None:
 
 def _simulate(args, snn, images):
     """Simulate as the flags say, with a progress bar on stderr (also with --json)."""
+    from .options import TunedForOtherTWarning
     from .simulate import simulate
 
     checkpoints = _checkpoints(args, snn)
-    return simulate(snn, images, T=args.T, engine=args.engine, encoding=args.encoding,
-                    checkpoints=checkpoints, seed=args.seed, batch_size=args.batch_size,
-                    threads=args.threads, progress=True)
+    with warnings.catch_warnings():  # the commands report it themselves, once
+        warnings.simplefilter("ignore", TunedForOtherTWarning)
+        return simulate(snn, images, T=args.T, engine=args.engine, encoding=args.encoding,
+                        checkpoints=checkpoints, seed=args.seed, batch_size=args.batch_size,
+                        threads=args.threads, progress=True)
 
 
 def _energy_line(report) -> str:

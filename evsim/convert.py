@@ -13,8 +13,10 @@ from .calibrate import activation_scales
 from .network import Network
 from .options import METHODS, NORMALIZATIONS, ConversionOptions, OptionError, preset
 from .passes import commute_maxpool_activation, fold_batchnorm
+from .errors import EvsimTypeError
 from .signals import check_spiking_graph
 from .spiking import NeuronSpec, SpikingNetwork
+from .validate import check_images
 
 #: Activation types a method needs (their trained bound becomes θ).
 TRAINED_ACTIVATIONS = {"opi": (L.Clip, L.QCFS), "qcfs": (L.QCFS,), "nq": (L.QCFS,)}
@@ -111,14 +113,15 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
         usable; the message names which.
     """
     if "validation" in overrides:
-        raise TypeError("convert() does not tune: call evsim.tune.tune(network, calibration, "
+        raise EvsimTypeError("convert() does not tune: call evsim.tune.tune(network, calibration, "
                         "validation, T=...) and convert with its options: "
                         "evsim.convert(network, calibration, method, options=found.options)")
     if not isinstance(network, Network):
         if isinstance(network, SpikingNetwork):
-            raise TypeError("convert needs an ANN (evsim.Network), but this is already a "
-                            "SpikingNetwork: simulate it with evsim.simulate")
-        raise TypeError(f"convert needs an ANN (evsim.Network), got {type(network).__name__}")
+            raise EvsimTypeError("convert needs an ANN (evsim.Network), but this is already a "
+                                 "SpikingNetwork: simulate it with evsim.simulate")
+        raise EvsimTypeError(f"convert needs an ANN (evsim.Network), got "
+                             f"{type(network).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
             batch_size < 1):
         raise OptionError("batch_size", f"must be a positive integer, got {batch_size!r}")
@@ -152,6 +155,7 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
         if len(calibration_inputs) == 0:
             raise OptionError("calibration_inputs", "hold no image; pass a few hundred "
                               "training images to choose the thresholds on")
+        check_images(calibration_inputs, what="calibration images")
         lam = activation_scales(net, calibration_inputs, statistic=opts.normalization,
                                 percentile=opts.percentile, channelwise=opts.channelwise,
                                 batch_size=batch_size, progress=progress)

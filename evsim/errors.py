@@ -16,6 +16,8 @@ class                          raised for
 :class:`InsufficientMemoryError`  a run that would need more memory than the machine has
 ``UnsupportedModelError``      (:mod:`evsim.io`) a model an importer cannot represent
 ``GraphError``, ``ShapeError``  a malformed graph or incompatible layer shapes
+``OptionError``                (:mod:`evsim.options`) a conversion option out of range
+``MissingExtraError``          (:mod:`evsim.extras`) an optional package not installed
 =============================  =====================================================
 """
 

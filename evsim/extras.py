@@ -11,12 +11,14 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from .errors import EvsimError
+
 #: Import name -> the evsim extra that installs it.
 EXTRAS = {"torch": "torch", "nir": "nir", "h5py": "nir", "optuna": "bo", "dask": "distributed",
           "distributed": "distributed"}
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(EvsimError, ImportError):
     """An optional dependency is not installed; the message names the install commands."""
 
 

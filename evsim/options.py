@@ -24,16 +24,14 @@ from types import MappingProxyType
 
 import numpy as np
 
-from .spiking import MAX_POOLS, RESETS, TIME_SCHEMES
+from .errors import EvsimValueError
+from .spiking import BURST_MAX, MAX_POOLS, RESETS, TIME_SCHEMES
 
 NORMALIZATIONS = ("max", "percentile", "trained")
 POTENTIAL_UNITS = ("threshold", "absolute")
-#: The largest burst Γ: more spikes per neuron per step than this is an analog value, and
-#: both engines do work proportional to Γ per step.
-BURST_MAX = 64
 
 
-class OptionError(ValueError):
+class OptionError(EvsimValueError):
     """A conversion option (or an argument of convert/tune) has a value it cannot take.
 
     ``option`` is the Python name (``"burst"``, ``"T"``, ``"calibration_inputs"``);
@@ -109,7 +107,7 @@ class ConversionOptions:
         The number of time steps these options were chosen for, when any of
         them depends on it (SpiCalib's allowance, options from
         :func:`evsim.tune.tune`); ``None`` when none does. Running such a
-        network at another T warns (:func:`check_steps`).
+        network at another T warns (:func:`warn_if_tuned_for_other_T`).
     """
 
     normalization: str = field(default="percentile", metadata=_meta(
@@ -273,7 +271,7 @@ def steps_message(snn, T: int, checkpoints=None) -> str:
     return ""
 
 
-def check_steps(snn, T: int, checkpoints=None) -> None:
+def warn_if_tuned_for_other_T(snn, T: int, checkpoints=None) -> None:
     """Warn (:class:`TunedForOtherTWarning`) when :func:`steps_message` has something to say."""
     message = steps_message(snn, T, checkpoints)
     if message:
@@ -282,4 +280,4 @@ def check_steps(snn, T: int, checkpoints=None) -> None:
 
 __all__ = ["ConversionOptions", "METHODS", "NORMALIZATIONS", "POTENTIAL_UNITS", "BURST_MAX",
            "OptionError", "TunedForOtherTWarning", "option_names", "preset", "tuned_for",
-           "steps_message", "check_steps"]
+           "steps_message", "warn_if_tuned_for_other_T"]

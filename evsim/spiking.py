@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 
-from .errors import EvsimTypeError
+from .errors import EvsimTypeError, EvsimValueError
 from .layers import Shape
 from .network import Network
 
+#: The largest burst Γ: more spikes per neuron per step than this is an analog value, and
+#: both engines do work proportional to Γ per step.
+BURST_MAX = 64
 RESETS = ("subtract", "zero")
 MAX_POOLS = ("lipooling", "gate")
 TIME_SCHEMES = ("synchronous", "temporal", "ilif")
@@ -76,8 +80,10 @@ class NeuronSpec:
         object.__setattr__(self, "v_init", _parameter(self.v_init, "v_init"))
         if self.reset not in RESETS:
             raise ValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
-        if int(self.burst) < 1:
-            raise ValueError(f"burst (Γ) must be >= 1, got {self.burst}")
+        if (isinstance(self.burst, (bool, np.bool_)) or not isinstance(self.burst, Integral)
+                or not 1 <= self.burst <= BURST_MAX):
+            raise EvsimValueError(f"burst (Γ) must be an integer in 1..{BURST_MAX}, got "
+                                  f"{self.burst!r}")
         object.__setattr__(self, "burst", int(self.burst))
         allowance = float(self.allowance)
         if not (allowance >= 0 and np.isfinite(allowance)):
@@ -188,4 +194,5 @@ class SpikingNetwork:
                 f"{self.network!r})")
 
 
-__all__ = ["NeuronSpec", "SpikingNetwork", "RESETS", "MAX_POOLS", "TIME_SCHEMES", "WINDOWED"]
+__all__ = ["NeuronSpec", "SpikingNetwork", "RESETS", "MAX_POOLS", "TIME_SCHEMES", "WINDOWED",
+           "BURST_MAX"]

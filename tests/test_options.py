@@ -9,7 +9,8 @@ import pytest
 
 import evsim
 from evsim.options import (BURST_MAX, METHODS, ConversionOptions, OptionError,
-                           TunedForOtherTWarning, check_steps, option_names, steps_message)
+                           TunedForOtherTWarning, option_names, steps_message,
+                           warn_if_tuned_for_other_T)
 
 
 def _net():
@@ -117,7 +118,7 @@ def test_a_network_tuned_for_one_T_warns_at_another():
     assert "chosen for T = 8" in steps_message(spicalib, 16)
     assert "earlier checkpoints (1, 2, 4)" in steps_message(spicalib, 8, [1, 2, 4, 8])
     with pytest.warns(TunedForOtherTWarning, match="runs for T = 16"):
-        check_steps(spicalib, 16)
+        warn_if_tuned_for_other_T(spicalib, 16)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_steps(spicalib, 8, [8])
+        warn_if_tuned_for_other_T(spicalib, 8, [8])

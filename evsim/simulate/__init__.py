@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping
 
@@ -10,6 +11,7 @@ import numpy as np
 from ..errors import EvsimTypeError
 from ..encoding import check_rate_inputs
 from ..forward import _check_inputs
+from ..options import warn_if_tuned_for_other_T
 from ..signals import ENCODINGS, plan
 from ..spiking import WINDOWED, SpikingNetwork
 from ..timescheme import binary_network, latency, window_network
@@ -102,7 +104,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         dense engine's BLAS threads are set by the usual environment variables
         (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``).
     progress:
-        Show a progress bar over steps × chunks.
+        Show a progress bar (stderr) in images, advancing during a chunk as its steps run.
 
     Returns
     -------
@@ -131,6 +133,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         np.asarray(list(checkpoints), dtype=np.int64))
     if steps.size == 0 or steps[0] < 1 or steps[-1] > T:
         raise ValueError(f"checkpoints must be steps in [1, {T}], got {steps.tolist()}")
+    warn_if_tuned_for_other_T(snn, T, steps)
     selection = _selection(snn, record)
     check_simulation_memory(snn, len(x), T, engine=engine, batch_size=batch_size,
                             checkpoints=len(steps), per_image_counts=per_image_counts,
@@ -171,27 +174,29 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         workspace = event.Workspace(program, min(batch_size, len(x)),
                                     len(steps) if not window else 1)
         event.announce_compile()
-    bar = (_progress_bar(progress, steps_simulated * len(chunks), "step") if engine == "dense"
-           else _progress_bar(progress, len(x), "image"))
+    bar = _progress_bar(progress, len(x), "image")
+
+    def advance(steps_done: int, images: int) -> None:
+        if bar:
+            bar.update(images * steps_done / steps_simulated)
+
     for start in chunks:
         chunk = x[start:start + batch_size]
+        tick = functools.partial(advance, images=len(chunk))
         chunk_counts = ({name: np.zeros((len(chunk),) + net.shape(name), np.int64)
                          for name in snn.neurons} if per_image_counts else counts)
         if engine == "event":
-            def advance(n, size=len(chunk)):
-                if bar:
-                    bar.update(size * n / steps_simulated)
             out = _event_chunk(snn, program, chunk, first_image + start, steps_simulated,
                                steps if not window else np.array([1]), int(seed), sops,
                                pool_ops, chunk_counts, per_image_counts, workspace,
-                               n_threads, advance)
+                               n_threads, tick)
         else:
             out, chunk_trains, chunk_traces = dense.run_chunk(
                 snn, signal_plan, chunk, first_image + start, T=steps_simulated,
                 checkpoints=steps if not window else np.array([1]), encoding=encoding,
                 seed=int(seed), per_image=per_image_counts, record=selection, sops=sops,
                 pool_ops=pool_ops, counts=chunk_counts, window=window, binary=binary,
-                tick=bar.update if bar else None)
+                tick=tick)
             for name in selection:
                 tr = chunk_trains[name]
                 trains[name].append(SpikeTrain(tr.steps, tr.images + start, tr.neurons,

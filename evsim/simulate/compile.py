@@ -36,7 +36,6 @@ import scipy.sparse as sp
 from .. import layers as L
 from .. import ops as ann_ops
 from ..fanout import path_fanout, spatial_map
-from ..network import Network
 from ..signals import ANALOG, CURRENT, plan, trace_source
 from ..spiking import SpikingNetwork
 from .kernels import (LAYOUT, OP_ADD, OP_COPYPERM, OP_FILL, OP_MAXPOOL, OP_NEURON, OP_RATE,

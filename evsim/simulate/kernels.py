@@ -4,8 +4,9 @@ Images are independent: each owns its workspaces, so there are no shared
 scatter targets, and :func:`run_steps` releases the GIL so that threads can
 simulate disjoint groups of images at once (results do not depend on the
 thread count). Python threads are used rather than Numba's ``prange``, whose
-compilation costs several seconds more on the first run. The program (:mod:`evsim.simulate.compile`) is a table
-of operation rows interpreted step by step over preallocated flat buffers.
+compilation costs several seconds more on the first run. The program
+(:mod:`evsim.simulate.compile`) is a table of operation rows interpreted step
+by step over preallocated flat buffers.
 
 Speed comes from the scatter: every synaptic path is stored as *runs*, so
 that an event adds a few contiguous slices ``out[o:o+n] += a * w[k:k+n]``
