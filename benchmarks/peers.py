@@ -17,10 +17,11 @@ over each peer, and SOPs per image from each tool's own counter (SpikingJelly's
 ``SynOpCounter``, sinabs' synops hooks over the spiking layers) beside evsim's
 exact count. A tool that fails on a model gets its error in the table.
 
-Install the peers (no network at run time; their own dependencies by hand, next
-to ``torch==2.13.0``)::
+Install the peers without their dependencies, next to ``torch==2.13.0`` (their
+dependencies would pull CUDA builds of torch and torchvision; the few they need
+at run time, loguru, pbr, requests and h5py, are in evsim's ``test`` extra)::
 
-    pip install -e ".[torch,bench]"
+    pip install -e ".[test,torch]"
     pip install --no-deps spikingjelly==2.0.0 sinabs==3.1.3
 
     python benchmarks/peers.py [--threads 1] [--images 256] [--T 32] [--rounds 3]

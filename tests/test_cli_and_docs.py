@@ -22,7 +22,7 @@ def test_readme_python_examples_run(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["bench_kernels.py", "bench_network.py"])
+@pytest.mark.parametrize("script", ["bench_kernels.py", "bench_network.py", "peers.py"])
 def test_benchmark_scripts_run_in_quick_mode(script):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
                           capture_output=True, text=True, timeout=600)
