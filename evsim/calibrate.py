@@ -1,4 +1,9 @@
-"""Activation statistics for normalisation: the scale λ of each activation layer."""
+"""Activation statistics for normalisation: the scale λ of each activation layer.
+
+:func:`activation_scales` gives the classic rules (max, percentile of the
+positive activations, per layer or per channel); :func:`braincog_scales` gives
+λ exactly as BrainCog's burst/SpiCalib converter computes it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .forward import forward
+from . import ops
+from .forward import _check_inputs, forward
 from .network import Network
 
 STATISTICS = ("max", "percentile")
@@ -107,4 +113,99 @@ def _activations(network: Network, inputs: np.ndarray, names: list[str], batch_s
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
-__all__ = ["activation_scales", "STATISTICS"]
+def braincog_scales(network: Network, inputs: np.ndarray, *, p: float = 0.99,
+                    clip: float | None = 5.0, batch_size: int = 100) -> dict[str, np.float64]:
+    """λ for every activation layer by BrainCog's rule (the published SpiCalib normalisation).
+
+    This reproduces ``HookScale`` and ``Convertor.register_hook`` /
+    ``get_percentile`` in BrainCog's ``braincog/base/conversion/convertor.py``
+    (repository BrainCog-X/Brain-Cog, commit
+    08fe6458831120d28364bc5f69d427071fc69cd7; the same ``HookScale`` backs
+    its ``PercentConvertor``), the code behind SpiCalib's paper:
+
+    1. The ANN runs on ``inputs`` in consecutive batches of ``batch_size``
+       images (BrainCog: the calibration data loader's batches; its CIFAR-10
+       example uses one batch of 100 training images).
+    2. After every activation layer the output is clipped from above at
+       ``clip`` (BrainCog passes its burst limit Γ, 5 in the example), in
+       activation units, and the **clipped** tensor is what the next layers
+       receive: the clip propagates through the calibration pass.
+    3. Per batch and layer, all values of the clipped output tensor of the
+       whole batch, zeros included, are sorted and the value at index
+       ``int(N * p) - 1`` is taken (N = batch images × neurons).
+    4. λ is the maximum of that value over the batches.
+
+    BrainCog hooks only ``nn.ReLU`` modules; here every activation layer
+    (ReLU, Clip, QCFS) is one. So λ ≤ ``clip``, and a spiking layer with
+    threshold λ and burst limit Γ covers activations up to Γλ.
+
+    Parameters
+    ----------
+    network:
+        The ANN (activations are read after the activation function).
+    inputs:
+        Calibration images ``(B, *input_shape)``, from training data.
+    p:
+        BrainCog's ``p``, a fraction in (0, 1] (its examples use 0.99; its
+        defaults 0.9995 and 0.9999); not a percentage.
+    clip:
+        The bound applied during the calibration pass (Γ); ``None`` for no clip.
+    batch_size:
+        Images per batch; the last batch may be smaller.
+
+    Returns
+    -------
+    ``{layer: λ}`` as float64 scalars (float32 values, as computed). Where the
+    p-point is 0 on every batch (fewer than a fraction 1 − p of the values are
+    positive) BrainCog would divide by zero; here λ is then the largest
+    (clipped) value the layer reached, or 1 if it never activates, with a
+    warning naming the layer.
+    """
+    p = float(p)
+    if not 0 < p <= 1:
+        raise ValueError(f"p is a fraction in (0, 1] (BrainCog's convention), got {p}")
+    if clip is not None and not float(clip) > 0:
+        raise ValueError(f"clip must be positive or None, got {clip}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    x = _check_inputs(network, inputs, np.float32)
+    if len(x) == 0:
+        raise ValueError("braincog_scales needs at least one calibration image")
+    names = set(network.activations)
+    bound = None if clip is None else np.float32(clip)
+    scales = dict.fromkeys(network.activations, np.float32(0))
+    largest = dict.fromkeys(network.activations, np.float32(0))
+    for start in range(0, len(x), int(batch_size)):
+        values = {network.input_name: x[start:start + int(batch_size)]}
+        remaining = {n.name: len(network.consumers(n.name)) for n in network}
+        for node in network.nodes[1:]:
+            out = ops.apply(node.layer, [values[s] for s in node.inputs])
+            for src in node.inputs:
+                remaining[src] -= 1
+                if remaining[src] == 0:
+                    del values[src]
+            if node.name in names:
+                if bound is not None:
+                    out = np.minimum(out, bound)
+                flat = out.reshape(-1)
+                k = int(flat.size * p) - 1
+                if k < 0:
+                    raise ValueError(f"layer '{node.name}': int(N * p) - 1 = {k} with N = "
+                                     f"{flat.size} values per batch; raise p or batch_size")
+                point = np.partition(flat, k)[k]  # sort(flat)[k], without the full sort
+                scales[node.name] = max(scales[node.name], point)
+                largest[node.name] = max(largest[node.name], flat.max())
+            values[node.name] = out
+    result = {}
+    for name, lam in scales.items():
+        if lam == 0:
+            fallback = largest[name] if largest[name] > 0 else np.float32(1)
+            warnings.warn(f"layer '{name}': the p = {p} point of its activations is 0 on every "
+                          f"calibration batch; using λ = {float(fallback):.4g} (its largest "
+                          "value, or 1 if it never activates)", stacklevel=2)
+            lam = fallback
+        result[name] = np.float64(lam)
+    return result
+
+
+__all__ = ["activation_scales", "braincog_scales", "STATISTICS"]

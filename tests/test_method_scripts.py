@@ -25,10 +25,20 @@ def _run(script, *args):
 @needs_data
 def test_training_script_smoke(tmp_path):
     pytest.importorskip("torch")
+    import json
+
+    import evsim
+
     out = _run("train_method_models.py", "--smoke", "--out", str(tmp_path))
     for name in ("vgg_relu", "vgg_tcl", "vgg_qcfs", "vgg_nq", "resnet", "denoiser"):
         assert (tmp_path / f"{name}.npz").is_file() and f"{name}:" in out
-    assert "nq_sigma_per_epoch" in (tmp_path / "vgg_nq.json").read_text()
+        info = json.loads((tmp_path / f"{name}.json").read_text())
+        assert info["recipe"]["kept_epoch"] in [e["epoch"] for e in info["history"]]
+    nq = json.loads((tmp_path / "vgg_nq.json").read_text())
+    assert len(nq["nq_sigma_per_epoch"]) == 1 and "held_out_snn_T4" in nq["history"][-1]
+    names = [node.name for node in evsim.load(tmp_path / "vgg_qcfs.npz").nodes]
+    assert names[1:4] == ["conv1", "bn1", "qcfs1"] and names[-1] == "fc"
+    assert "block1_conv1" in [n.name for n in evsim.load(tmp_path / "resnet.npz").nodes]
 
 
 @pytest.mark.slow
