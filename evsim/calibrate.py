@@ -1,8 +1,10 @@
 """Activation statistics for normalisation: the scale λ of each activation layer.
 
-:func:`activation_scales` gives the classic rules (max, percentile of the
-positive activations, per layer or per channel); :func:`braincog_scales` gives
-λ exactly as BrainCog's burst/SpiCalib converter computes it.
+:func:`activation_scales` gives the classic rules (max; a percentile of all
+activations, zeros included, as SpikingJelly and BrainCog take it, or of the
+positive ones, as the SNN Conversion Toolbox does; per layer or per channel);
+:func:`braincog_scales` gives λ exactly as BrainCog's burst/SpiCalib converter
+computes it.
 """
 
 from __future__ import annotations
@@ -17,20 +19,28 @@ from .forward import _check_inputs, forward
 from .network import Network
 
 STATISTICS = ("max", "percentile")
+#: Which activations a percentile is taken over.
+PERCENTILE_OF = ("all", "positive")
 
 
-def _layer_lambda(values: np.ndarray, statistic: str, percentile: float) -> float:
+def _layer_lambda(values: np.ndarray, statistic: str, percentile: float, of: str) -> float:
     positive = values[values > 0]
     if positive.size == 0:
         return 0.0
     if statistic == "max":
         return float(positive.max())
+    if of == "all":
+        lam = float(np.percentile(values, percentile))
+        if lam > 0:
+            return lam
+        # more than (100 - p) % of the values are zero: a threshold of 0 is no threshold
     return float(np.percentile(positive, percentile))
 
 
 def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = "percentile",
-                      percentile: float | Mapping[str, float] = 99.9, channelwise: bool = False,
-                      batch_size: int = 256, progress: bool = False) -> dict[str, np.ndarray]:
+                      percentile: float | Mapping[str, float] = 99.9, percentile_of: str = "all",
+                      channelwise: bool = False, batch_size: int = 256,
+                      progress: bool = False) -> dict[str, np.ndarray]:
     """λ for every activation layer from its ANN outputs on ``inputs``.
 
     Parameters
@@ -40,11 +50,16 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
     inputs:
         Calibration images ``(B, *input_shape)``, from training data.
     statistic:
-        ``"max"`` (Diehl 2015) or ``"percentile"`` of the positive activations
-        (Rueckauer 2017).
+        ``"max"`` (Diehl 2015) or ``"percentile"`` (Rueckauer 2017).
     percentile:
         p in (0, 100] for ``statistic="percentile"``, 99.9 by default; or
         ``{layer: p}`` with one value per activation layer.
+    percentile_of:
+        ``"all"`` activations of the layer on the calibration images, zeros
+        included (as SpikingJelly's and BrainCog's converters take it), or
+        only the ``"positive"`` ones (as the SNN Conversion Toolbox does; λ is
+        then higher). When more than (100 − p) % of the values are zero,
+        ``"all"`` would give λ = 0, and the positive values are used.
     channelwise:
         One λ per channel (axis 0 of the layer's shape) instead of per layer.
     batch_size:
@@ -60,6 +75,8 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
     """
     if statistic not in STATISTICS:
         raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+    if percentile_of not in PERCENTILE_OF:
+        raise ValueError(f"percentile_of must be one of {PERCENTILE_OF}, got {percentile_of!r}")
     names = network.activations
     if isinstance(percentile, Mapping):
         missing = set(names) - set(percentile)
@@ -77,7 +94,8 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
         values = acts.pop(name)
         if channelwise:
             per_channel = np.moveaxis(values, 1, 0).reshape(values.shape[1], -1)
-            lam = np.array([_layer_lambda(c, statistic, per_layer[name]) for c in per_channel])
+            lam = np.array([_layer_lambda(c, statistic, per_layer[name], percentile_of)
+                            for c in per_channel])
             silent = np.flatnonzero(lam == 0)
             if silent.size:
                 warnings.warn(f"layer '{name}': {silent.size} channel(s) never activate on the "
@@ -86,7 +104,7 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
                 lam[silent] = 1.0
             scales[name] = lam.reshape((-1,) + (1,) * (values.ndim - 2))
         else:
-            lam = _layer_lambda(values, statistic, per_layer[name])
+            lam = _layer_lambda(values, statistic, per_layer[name], percentile_of)
             if lam == 0:
                 warnings.warn(f"layer '{name}' never activates on the calibration data; "
                               "using λ = 1", stacklevel=2)
@@ -113,7 +131,7 @@ def _activations(network: Network, inputs: np.ndarray, names: list[str], batch_s
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
-def braincog_scales(network: Network, inputs: np.ndarray, *, p: float = 0.99,
+def braincog_scales(network: Network, inputs: np.ndarray, *, p: float | Mapping[str, float] = 0.99,
                     clip: float | None = 5.0, batch_size: int = 100) -> dict[str, np.float64]:
     """λ for every activation layer by BrainCog's rule (the published SpiCalib normalisation).
 
@@ -147,7 +165,8 @@ def braincog_scales(network: Network, inputs: np.ndarray, *, p: float = 0.99,
         Calibration images ``(B, *input_shape)``, from training data.
     p:
         BrainCog's ``p``, a fraction in (0, 1] (its examples use 0.99; its
-        defaults 0.9995 and 0.9999); not a percentage.
+        defaults 0.9995 and 0.9999); not a percentage. ``{layer: p}`` gives
+        one value per activation layer.
     clip:
         The bound applied during the calibration pass (Γ); ``None`` for no clip.
     batch_size:
@@ -161,9 +180,18 @@ def braincog_scales(network: Network, inputs: np.ndarray, *, p: float = 0.99,
     (clipped) value the layer reached, or 1 if it never activates, with a
     warning naming the layer.
     """
-    p = float(p)
-    if not 0 < p <= 1:
-        raise ValueError(f"p is a fraction in (0, 1] (BrainCog's convention), got {p}")
+    names = set(network.activations)
+    if isinstance(p, Mapping):
+        missing = names - set(p)
+        if missing:
+            raise ValueError(f"p has no value for layer(s) {sorted(missing)}")
+        per_layer = {name: float(p[name]) for name in names}
+    else:
+        per_layer = dict.fromkeys(names, float(p))
+    for name, fraction in per_layer.items():
+        if not 0 < fraction <= 1:
+            raise ValueError(f"p is a fraction in (0, 1] (BrainCog's convention), got "
+                             f"{fraction} for layer '{name}'")
     if clip is not None and not float(clip) > 0:
         raise ValueError(f"clip must be positive or None, got {clip}")
     if int(batch_size) < 1:
@@ -171,7 +199,6 @@ def braincog_scales(network: Network, inputs: np.ndarray, *, p: float = 0.99,
     x = _check_inputs(network, inputs, np.float32)
     if len(x) == 0:
         raise ValueError("braincog_scales needs at least one calibration image")
-    names = set(network.activations)
     bound = None if clip is None else np.float32(clip)
     scales = dict.fromkeys(network.activations, np.float32(0))
     largest = dict.fromkeys(network.activations, np.float32(0))
@@ -188,7 +215,7 @@ def braincog_scales(network: Network, inputs: np.ndarray, *, p: float = 0.99,
                 if bound is not None:
                     out = np.minimum(out, bound)
                 flat = out.reshape(-1)
-                k = int(flat.size * p) - 1
+                k = int(flat.size * per_layer[node.name]) - 1
                 if k < 0:
                     raise ValueError(f"layer '{node.name}': int(N * p) - 1 = {k} with N = "
                                      f"{flat.size} values per batch; raise p or batch_size")
@@ -200,7 +227,8 @@ def braincog_scales(network: Network, inputs: np.ndarray, *, p: float = 0.99,
     for name, lam in scales.items():
         if lam == 0:
             fallback = largest[name] if largest[name] > 0 else np.float32(1)
-            warnings.warn(f"layer '{name}': the p = {p} point of its activations is 0 on every "
+            warnings.warn(f"layer '{name}': the p = {per_layer[name]} point of its activations is "
+                          "0 on every "
                           f"calibration batch; using λ = {float(fallback):.4g} (its largest "
                           "value, or 1 if it never activates)", stacklevel=2)
             lam = fallback
@@ -208,4 +236,4 @@ def braincog_scales(network: Network, inputs: np.ndarray, *, p: float = 0.99,
     return result
 
 
-__all__ = ["activation_scales", "braincog_scales", "STATISTICS"]
+__all__ = ["activation_scales", "braincog_scales", "STATISTICS", "PERCENTILE_OF"]

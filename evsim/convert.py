@@ -6,19 +6,24 @@ returns options to convert with.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
+
 import numpy as np
 
 from . import layers as L
-from .calibrate import activation_scales
+from .calibrate import activation_scales, braincog_scales
+from .errors import ClipBoundWarning, EvsimTypeError
 from .network import Network
 from .options import METHODS, NORMALIZATIONS, ConversionOptions, OptionError, preset
 from .passes import commute_maxpool_activation, fold_batchnorm
-from .errors import EvsimTypeError
 from .signals import check_spiking_graph
 from .spiking import NeuronSpec, SpikingNetwork
 from .validate import check_images
 
 #: Activation types a method needs (their trained bound becomes θ).
+#: Images per calibration batch of BrainCog's rule (its CIFAR-10 example's loader batch).
+BRAINCOG_BATCH = 100
 TRAINED_ACTIVATIONS = {"opi": (L.Clip, L.QCFS), "qcfs": (L.QCFS,), "nq": (L.QCFS,)}
 
 
@@ -54,8 +59,8 @@ def resolve(method: str = "percentile", options: ConversionOptions | None = None
         steps = T if T is not None else options.T
         if steps is None:
             raise OptionError("T", f"is needed by method '{method}': its allowance A defaults "
-                              "to T/2 and is set for that T (or give an explicit allowance)")
-        options = options.replace(allowance=steps / 2, T=int(steps))
+                              "to T/4 and is set for that T (or give an explicit allowance)")
+        options = options.replace(allowance=steps / 4, T=int(steps))
     return options
 
 
@@ -78,19 +83,20 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
     method:
         A preset (:data:`~evsim.options.METHODS`): ``"max"`` (Diehl 2015: max
         norm, reset to zero), ``"percentile"`` (Rueckauer 2017: p = 99.9,
-        reset by subtraction, default), ``"channelwise"`` (per-channel
-        p = 99.9), ``"opi"`` (trained clip bound, v(0) = θ/2), ``"qcfs"`` and
-        ``"nq"`` (trained QCFS bound, v(0) = θ/2), ``"spikeconverter"``
-        (percentile normalisation, temporal separation, v(0) = θ/2; simulate
-        with T = the window length), ``"spicalib"`` (burst Γ = 5, SpiCalib
-        with A = T/2, LIPooling; needs ``T`` or an ``allowance``).
+        reset by subtraction, default; p of all activations, zeros included),
+        ``"channelwise"`` (per-channel p = 99.9), ``"opi"`` (trained clip
+        bound, v(0) = θ/2), ``"qcfs"`` and ``"nq"`` (trained QCFS bound,
+        v(0) = θ/2), ``"spikeconverter"`` (percentile normalisation, temporal
+        separation, v(0) = θ/2; simulate with T = the window length),
+        ``"spicalib"`` (λ by BrainCog's rule with p = 99 %, burst Γ = 5,
+        SpiCalib with A = T/4, LIPooling; needs ``T`` or an ``allowance``).
     options:
         A complete :class:`~evsim.options.ConversionOptions` to use instead of
         the preset (e.g. ``evsim.tune.tune(...).options``); ``method`` still
         names the conversion and checks the activations it needs.
     T:
         The number of steps the network will run, for options that depend on
-        it (SpiCalib's allowance A = T/2 by default); recorded in the
+        it (SpiCalib's allowance A = T/4 by default); recorded in the
         options, and running at another T then warns.
     batch_size:
         Images per forward chunk during calibration (≥ 1).
@@ -156,9 +162,17 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
             raise OptionError("calibration_inputs", "hold no image; pass a few hundred "
                               "training images to choose the thresholds on")
         check_images(calibration_inputs, what="calibration images")
-        lam = activation_scales(net, calibration_inputs, statistic=opts.normalization,
-                                percentile=opts.percentile, channelwise=opts.channelwise,
-                                batch_size=batch_size, progress=progress)
+        if opts.normalization == "braincog":
+            fraction = ({k: v / 100 for k, v in opts.percentile.items()}
+                        if isinstance(opts.percentile, Mapping) else opts.percentile / 100)
+            lam = braincog_scales(net, calibration_inputs, p=fraction, clip=float(opts.burst),
+                                  batch_size=BRAINCOG_BATCH)
+        else:
+            lam = activation_scales(net, calibration_inputs, statistic=opts.normalization,
+                                    percentile=opts.percentile,
+                                    percentile_of=opts.percentile_of,
+                                    channelwise=opts.channelwise, batch_size=batch_size,
+                                    progress=progress)
 
     neurons = {}
     for name, theta in lam.items():
@@ -167,11 +181,33 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
               if opts.initial_potential_unit == "threshold"
               else np.asarray(opts.initial_potential, dtype=np.float32))
         neurons[name] = NeuronSpec(threshold=theta, v_init=v0, reset=opts.reset,
-                                   burst=opts.burst, allowance=opts.allowance)
+                                   burst=_burst_within_bound(opts.burst, acts[name], theta),
+                                   allowance=opts.allowance)
+        if opts.time_scheme == "ilif":
+            _warn_if_codes_pass_bound(name, acts[name], theta)
     snn = SpikingNetwork(net, neurons, max_pool=opts.max_pool, time_scheme=opts.time_scheme,
                          method=method, options=opts.as_dict())
     check_spiking_graph(snn)
     return snn
+
+
+def _burst_within_bound(burst: int, layer: L.Activation, theta: np.ndarray) -> int:
+    """Γ for a layer: a Clip/QCFS-trained activation never exceeds its bound b, so neither
+    may the spikes of one step: at most ⌊b / θ⌋ of them (at least 1), with the largest θ of
+    the layer (one Γ per layer)."""
+    if layer.bound is None or burst == 1:
+        return burst
+    return int(min(burst, max(1, np.floor(np.float64(layer.bound) / float(np.max(theta))))))
+
+
+def _warn_if_codes_pass_bound(name: str, layer: L.Activation, theta: np.ndarray) -> None:
+    """iLIF codes carry values up to almost 2θ: say so when that passes a trained bound."""
+    if layer.bound is not None and 2 * float(np.max(theta)) > layer.bound:
+        warnings.warn(f"layer '{name}': the ilif scheme's codes carry values up to almost "
+                      f"2θ = {2 * float(np.max(theta)):.4g}, above the trained bound "
+                      f"{layer.bound:.4g} of its {type(layer).__name__}; values between them "
+                      "pass unclipped (the ANN clips them). Lower the thresholds below half "
+                      "the bound to keep the bound", ClipBoundWarning, stacklevel=3)
 
 
 __all__ = ["convert", "prepare", "resolve", "METHODS", "NORMALIZATIONS", "ConversionOptions",

@@ -68,6 +68,11 @@ class InsufficientMemoryError(EvsimError, MemoryError):
         return type(self), (self.args[0], self.needed, self.available)
 
 
+class ClipBoundWarning(UserWarning):
+    """A conversion lets values pass a Clip/QCFS activation's trained bound (the message names
+    the layer and what to change)."""
+
+
 class UnscaledInputWarning(UserWarning):
     """Images look unscaled (raw 8-bit pixels, or values above 1 with analog input).
 
@@ -77,4 +82,5 @@ class UnscaledInputWarning(UserWarning):
 
 
 __all__ = ["EvsimError", "EvsimValueError", "EvsimTypeError", "ConversionError",
-           "EvsimFileError", "InsufficientMemoryError", "UnscaledInputWarning"]
+           "EvsimFileError", "InsufficientMemoryError", "UnscaledInputWarning",
+           "ClipBoundWarning"]

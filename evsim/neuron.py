@@ -99,16 +99,20 @@ def spicalib_step(x: np.ndarray, t: int, state: SpiCalibState, allowance: float
 
     A neuron that has been silent for longer than its mean inter-spike
     interval plus the allowance A emits a negative spike, but its net output
-    never drops below zero. The mean interval of the recursion in methods.md
-    telescopes to ``t_last / n`` (the intervals sum to ``t_last``), which is
-    what is compared, as ``n (t − t_last) > t_last + n A`` in float64.
+    never drops below zero. Times count from the first step, as the published
+    code does (BrainCog's ``SpiCalib``: its clock starts at 0 with the last
+    spike at 0): a neuron that never fired has been silent ``t − 1`` steps,
+    and the first interval is measured from step 1. The mean interval of the
+    recursion then telescopes to ``(t_last − 1) / n``, which is what is
+    compared, as ``n (t − t_last) > (t_last − 1) + n A`` in float64.
     Returns the calibrated output (int32, may be −1) and the new state.
     """
     fired = x > 0
     n = state.n + fired
     t_last = np.where(fired, t, state.t_last)
-    gap = (t - t_last).astype(np.float64)
-    late = np.where(n > 0, n * gap > t_last + n * np.float64(allowance), gap > allowance)
+    since = (t - np.maximum(t_last, 1)).astype(np.float64)
+    late = np.where(n > 0, n * since > (t_last - 1) + n * np.float64(allowance),
+                    since > allowance)
     out = x - late.astype(x.dtype)
     out = np.where(state.net + out < 0, -state.net, out).astype(np.int32)
     return out, SpiCalibState(t_last, n, state.net + out)

@@ -27,7 +27,8 @@ import numpy as np
 from .errors import EvsimValueError
 from .spiking import BURST_MAX, MAX_POOLS, RESETS, TIME_SCHEMES
 
-NORMALIZATIONS = ("max", "percentile", "trained")
+NORMALIZATIONS = ("max", "percentile", "braincog", "trained")
+PERCENTILE_OF = ("all", "positive")
 POTENTIAL_UNITS = ("threshold", "absolute")
 
 
@@ -71,12 +72,21 @@ class ConversionOptions:
     normalization:
         How each activation layer's scale λ, and so its threshold θ = λ, is
         chosen: ``"max"`` (Diehl 2015) or ``"percentile"`` (Rueckauer 2017)
-        of its ANN activations on calibration data, or ``"trained"``: the
-        bound learned by a Clip/QCFS activation (calibration data unused).
+        of its ANN activations on calibration data; ``"braincog"``: the rule
+        of SpiCalib's published code (:func:`evsim.calibrate.braincog_scales`:
+        the calibration pass clips every activation at Γ = ``burst``, and λ
+        is the p-point of all values of each 100-image batch, zeros included,
+        the largest over batches, so λ ≤ Γ); or ``"trained"``: the bound
+        learned by a Clip/QCFS activation (calibration data unused).
     percentile:
-        p, in per cent, in (0, 100], for ``normalization="percentile"``: λ is
-        the p-th percentile of the layer's positive activations. A mapping
-        ``{layer: p}`` gives one value per activation layer. Default 99.9.
+        p, in per cent, in (0, 100], for ``"percentile"`` and ``"braincog"``
+        normalisation. A mapping ``{layer: p}`` gives one value per activation
+        layer. Default 99.9.
+    percentile_of:
+        The activations a ``"percentile"`` is taken over: ``"all"`` of them,
+        zeros included (default; as SpikingJelly's and BrainCog's converters
+        do), or the ``"positive"`` ones (as the SNN Conversion Toolbox does,
+        giving a higher λ: more latency, less clipping).
     channelwise:
         One λ per output channel instead of one per layer (Kim 2020).
     reset:
@@ -93,8 +103,9 @@ class ConversionOptions:
         1..64 (:data:`BURST_MAX`); 1 is the plain IF neuron.
     allowance:
         SpiCalib's allowance A, in time steps, ≥ 0; 0 turns calibration
-        off. ``None`` means "T/2 of the T the network is converted for"
-        (the ``spicalib`` preset), so :func:`evsim.convert` then needs ``T``.
+        off. ``None`` means "T/4 of the T the network is converted for"
+        (the ``spicalib`` preset; the best A measured on two models lay
+        between T/8 and T/4), so :func:`evsim.convert` then needs ``T``.
     max_pool:
         Spiking max pooling: ``"lipooling"`` (exact, default) or ``"gate"``
         (the spike-count gate baseline).
@@ -116,6 +127,9 @@ class ConversionOptions:
         choices=NORMALIZATIONS))
     percentile: float | Mapping[str, float] = field(default=99.9, metadata=_meta(
         "p in (0, 100] of percentile normalisation, per cent", type=float, metavar="P"))
+    percentile_of: str = field(default="all", metadata=_meta(
+        "the activations a percentile is taken over: all of them (zeros included) or the "
+        "positive ones", choices=PERCENTILE_OF))
     channelwise: bool = field(default=False, metadata=_meta(
         "one threshold per channel instead of per layer", type=bool))
     reset: str = field(default="subtract", metadata=_meta(
@@ -130,7 +144,7 @@ class ConversionOptions:
         metavar="G"))
     allowance: float | None = field(default=0.0, metadata=_meta(
         "SpiCalib's allowance A in time steps (0 turns calibration off; spicalib's default "
-        "is T/2)", type=float, metavar="A"))
+        "is T/4)", type=float, metavar="A"))
     max_pool: str = field(default="lipooling", metadata=_meta(
         "spiking max pooling: exact lateral inhibition, or the spike-count gate",
         choices=MAX_POOLS))
@@ -142,13 +156,17 @@ class ConversionOptions:
         "allowance); running it at another T warns", type=int, metavar="T"))
 
     def __post_init__(self):
-        for name, allowed in (("normalization", NORMALIZATIONS), ("reset", RESETS),
+        for name, allowed in (("normalization", NORMALIZATIONS), ("percentile_of", PERCENTILE_OF),
+                              ("reset", RESETS),
                               ("initial_potential_unit", POTENTIAL_UNITS),
                               ("max_pool", MAX_POOLS), ("time_scheme", TIME_SCHEMES)):
             value = getattr(self, name)
             if value not in allowed:
                 raise OptionError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
         object.__setattr__(self, "percentile", _check_percentile(self.percentile))
+        if self.normalization == "braincog" and self.channelwise:
+            raise OptionError("normalization", "'braincog' takes one λ per layer: it cannot be "
+                              "channel-wise")
         if not isinstance(self.channelwise, (bool, np.bool_)):
             raise OptionError("channelwise", f"must be True or False, got {self.channelwise!r}")
         object.__setattr__(self, "channelwise", bool(self.channelwise))
@@ -230,9 +248,11 @@ METHODS: Mapping[str, ConversionOptions] = MappingProxyType({
     # SpikeConverter-style [unverified reading, methods.md §4]: temporal separation with
     # v(0) = θ/2, so spike counts are the round-to-nearest W-level quantised ANN.
     "spikeconverter": ConversionOptions(time_scheme="temporal", initial_potential=0.5),
-    # SpiCalib (Li et al. 2022): burst IF (Γ = 5) + calibration (A = T/2 unless given or
-    # tuned) + LIPooling.
-    "spicalib": ConversionOptions(burst=5, allowance=None, max_pool="lipooling"),
+    # SpiCalib (Li et al. 2022) as its code runs: λ by BrainCog's rule (p = 99 %, the
+    # CIFAR-10 example's, calibration clipped at Γ = 5), burst IF (Γ = 5), calibration with
+    # A = T/4 unless given or tuned, LIPooling.
+    "spicalib": ConversionOptions(normalization="braincog", percentile=99.0, burst=5,
+                                  allowance=None, max_pool="lipooling"),
 })
 
 
@@ -279,5 +299,5 @@ def warn_if_tuned_for_other_T(snn, T: int, checkpoints=None) -> None:
 
 
 __all__ = ["ConversionOptions", "METHODS", "NORMALIZATIONS", "POTENTIAL_UNITS", "BURST_MAX",
-           "OptionError", "TunedForOtherTWarning", "option_names", "preset", "tuned_for",
-           "steps_message", "warn_if_tuned_for_other_T"]
+           "PERCENTILE_OF", "OptionError", "TunedForOtherTWarning", "option_names", "preset",
+           "tuned_for", "steps_message", "warn_if_tuned_for_other_T"]

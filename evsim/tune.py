@@ -24,8 +24,10 @@ from .extras import missing_extra_message
 from .network import Network
 from .options import ConversionOptions
 
-#: Search ranges: the percentile p (per cent) and the allowance A as a fraction of T.
-PERCENTILE_RANGE = (99.0, 99.999)
+#: Search ranges of the percentile p (per cent), by normalisation: BrainCog's rule takes p of
+#: all values, zeros included, and the published λ lies near p = 97-99.9 % of them.
+PERCENTILE_RANGE = {"percentile": (99.0, 99.999), "braincog": (97.0, 99.99)}
+#: Search range of the allowance A, as a fraction of T (the best A measured lay at T/8-T/4).
 ALLOWANCE_RANGE = (0.05, 1.0)
 
 
@@ -82,8 +84,9 @@ def tune(network: Network, calibration_inputs: np.ndarray,
         preset (or ``options``) with single ``overrides``; the searched
         options replace theirs in every trial.
     search:
-        Options to search: ``"percentile"`` (p in [99, 99.999]) and/or
-        ``"allowance"`` (A in [0.05 T, T]).
+        Options to search: ``"percentile"`` (p in :data:`PERCENTILE_RANGE` of
+        the normalisation: [99, 99.999] for ``"percentile"``, [97, 99.99] for
+        ``"braincog"``, SpiCalib's) and/or ``"allowance"`` (A in [0.05 T, T]).
     per_layer:
         One percentile per activation layer instead of one for all.
     n_trials, seed, n_jobs:
@@ -115,6 +118,10 @@ def tune(network: Network, calibration_inputs: np.ndarray,
     else:
         raise ValueError(f"score must be one of {sorted(SCORES)} or a function, got {score!r}")
     start = resolve(method, options, T, **overrides).replace(T=T)
+    if "percentile" in search and start.normalization not in PERCENTILE_RANGE:
+        raise ValueError(f"cannot search the percentile of {start.normalization!r} "
+                         "normalisation; it has none")
+    p_range = PERCENTILE_RANGE.get(start.normalization)
     try:
         import optuna
     except ImportError:
@@ -128,10 +135,10 @@ def tune(network: Network, calibration_inputs: np.ndarray,
         chosen = {}
         if "percentile" in search:
             if per_layer:
-                chosen["percentile"] = {name: trial.suggest_float(f"p_{name}", *PERCENTILE_RANGE)
+                chosen["percentile"] = {name: trial.suggest_float(f"p_{name}", *p_range)
                                         for name in layers}
             else:
-                chosen["percentile"] = trial.suggest_float("percentile", *PERCENTILE_RANGE)
+                chosen["percentile"] = trial.suggest_float("percentile", *p_range)
         if "allowance" in search:
             chosen["allowance"] = T * trial.suggest_float("allowance_fraction",
                                                           *ALLOWANCE_RANGE)

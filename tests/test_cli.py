@@ -252,7 +252,7 @@ def test_convert_passes_T_to_methods_tuned_for_it(capsys, files):
     assert "--T is needed by method 'spicalib'" in capsys.readouterr().err
     assert main(argv + ["--T", "16"]) == 0
     spec = evsim.load(root / "spicalib.npz").neurons["relu1"]
-    assert (spec.allowance, spec.burst) == (8.0, 5)
+    assert (spec.allowance, spec.burst) == (4.0, 5)
 
 
 def test_temporal_scheme_shows_latency_and_reports_without_traces(capsys, files, tmp_path):

@@ -41,20 +41,28 @@ def data():
     return rng, rng.random((64, 2, 8, 8))
 
 
-def test_max_and_percentile_thresholds_come_from_positive_activations(data):
+def test_max_and_percentile_thresholds_come_from_the_activations(data):
+    """max: the largest activation; percentile: p of all activations, zeros included (as
+    SpikingJelly and BrainCog take it) by default, or of the positive ones (as the SNN
+    Conversion Toolbox does)."""
     rng, x = data
     net = _cnn(rng)
     acts = _activations(net, x)
     snn_max = convert(net, x, method="max")
     snn_pct = convert(net, x, method="percentile", percentile=95.0)
+    snn_pos = convert(net, x, method="percentile", percentile=95.0, percentile_of="positive")
     for name, a in acts.items():
         positive = a[a > 0]
+        assert 0.05 < (a == 0).mean() < 0.95  # the two definitions differ on these layers
         assert snn_max.neurons[name].threshold == pytest.approx(positive.max(), rel=1e-6)
-        assert snn_pct.neurons[name].threshold == pytest.approx(np.percentile(positive, 95.0),
+        assert snn_pct.neurons[name].threshold == pytest.approx(np.percentile(a, 95.0),
+                                                                rel=1e-5)
+        assert snn_pos.neurons[name].threshold == pytest.approx(np.percentile(positive, 95.0),
                                                                 rel=1e-5)
         assert snn_max.neurons[name].reset == "zero"
         assert snn_pct.neurons[name].reset == "subtract"
     assert snn_pct.options["percentile"] == 95.0 and snn_pct.method == "percentile"
+    assert snn_pct.options["percentile_of"] == "all"
 
 
 @pytest.mark.filterwarnings("ignore:layer 'act2'.*never activate")
@@ -67,8 +75,7 @@ def test_channelwise_gives_one_threshold_per_channel(data):
     assert theta.shape == (4, 1, 1)
     for c in range(4):
         channel = acts["act1"][:, c]
-        assert theta[c, 0, 0] == pytest.approx(np.percentile(channel[channel > 0], 99.9),
-                                               rel=1e-5)
+        assert theta[c, 0, 0] == pytest.approx(np.percentile(channel, 99.9), rel=1e-5)
     assert snn.neurons["act2"].threshold.shape == (6,)
 
 
@@ -142,3 +149,41 @@ def test_silent_layer_warns_and_gets_unit_threshold():
     with pytest.warns(UserWarning, match="'dead' never activates"):
         snn = convert(net, np.ones((4, 3)))
     assert float(snn.neurons["dead"].threshold) == 1.0
+
+
+def test_bursts_of_a_clip_trained_model_saturate_at_the_trained_bound():
+    """A Clip(b) layer never exceeds b, so one step may carry at most ⌊b/θ⌋ spikes: driven far
+    above b, the spiking layer's rate stays at or below b (with Γ = 5 it would reach 5θ)."""
+    b = NetworkBuilder((3,))
+    b.add_layer(Dense(np.eye(3) * 8.0, np.zeros(3)), name="fc1")
+    b.add_layer(Clip(2.0), name="clip")
+    b.add_layer(Dense(np.eye(3)), name="out")
+    net = b.build()
+    drive = np.ones((1, 3))  # pre-activation 8: four times the bound
+    calibration = np.full((4, 3), 0.1)  # activation 0.8: max normalisation gives θ = 0.8
+    for snn, theta, burst in ((convert(net, calibration, method="max", reset="subtract",
+                                       burst=5), 0.8, 2),
+                              (convert(net, None, method="opi", burst=5), 2.0, 1)):
+        spec = snn.neurons["clip"]
+        assert spec.threshold == np.float32(theta) and spec.burst == burst
+        counts = evsim.simulate(snn, drive, T=40).spike_counts["clip"]
+        rate = counts * np.float64(spec.threshold) / 40
+        np.testing.assert_allclose(rate, burst * theta, rtol=1e-6)
+        assert np.all(rate <= 2.0)
+    relu = NetworkBuilder((3,))
+    relu.add_layer(Dense(np.eye(3) * 8.0, np.zeros(3)), name="fc1")
+    relu.add_layer(ReLU(), name="relu")
+    relu.add_layer(Dense(np.eye(3)), name="out")
+    assert convert(relu.build(), calibration, method="max", burst=5).neurons["relu"].burst == 5
+
+
+def test_ilif_codes_above_a_trained_bound_are_warned_about():
+    from evsim import Clip
+    from evsim.errors import ClipBoundWarning
+    b = NetworkBuilder((3,))
+    b.add_layer(Dense(np.eye(3), np.zeros(3)), name="fc1")
+    b.add_layer(Clip(2.0), name="clip")
+    b.add_layer(Dense(np.eye(3)), name="out")
+    net = b.build()
+    with pytest.warns(ClipBoundWarning, match="layer 'clip'.*above the trained bound 2"):
+        convert(net, None, method="opi", time_scheme="ilif", initial_potential=0.0)

@@ -43,7 +43,7 @@ def test_burst_in_range_is_kept_as_int(burst):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("normalization", "mean", "normalization must be one of max, percentile, trained"),
+    ("normalization", "mean", "normalization must be one of max, percentile, braincog, trained"),
     ("reset", "soft", "reset must be one of subtract, zero"),
     ("max_pool", "avg", "max_pool must be one of lipooling, gate"),
     ("time_scheme", "async", "time_scheme must be one of synchronous, temporal, ilif"),

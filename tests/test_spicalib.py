@@ -12,9 +12,11 @@ from evsim.neuron import spicalib_state, spicalib_step
 
 
 def _reference(train, allowance):
-    """methods.md's corrected rule, literally: recursive mean interval, exact fractions."""
+    """The published rule (BrainCog's SpiCalib: its clock starts at 0, the first step, with
+    the last spike at 0) with methods.md's corrected clamp of the net count, literally:
+    recursive mean interval, exact fractions."""
     t_last, n, mean, net, out = 0, 0, Fraction(0), 0, []
-    for t, x in enumerate(train, start=1):
+    for t, x in enumerate(train):
         if x > 0:
             n += 1
             mean = ((t - t_last) + mean * (n - 1)) / n
@@ -38,9 +40,13 @@ def _run(train, allowance):
 
 
 def test_hand_worked_example():
-    # spikes at 1 and 2 (mean interval 1), A = 2: silent for more than 3 steps from step 6,
-    # two negative spikes take the net count back to 0, then nothing.
-    assert _run([1, 1, 0, 0, 0, 0, 0, 0, 0], 2.0) == [1, 1, 0, 0, 0, -1, -1, 0, 0]
+    # spikes at steps 1 and 2: on the published clock (0 = step 1) the intervals are 0 and 1,
+    # mean 1/2; with A = 2 a gap above 2.5 steps is late, from step 5 (gap 3): two negative
+    # spikes take the net count back to 0, then nothing.
+    assert _run([1, 1, 0, 0, 0, 0, 0, 0, 0], 2.0) == [1, 1, 0, 0, -1, -1, 0, 0, 0]
+    # a neuron that never fires has been silent t - 1 steps: with A = 1.5 the first late
+    # step is 3, and a zero net count stays zero
+    assert _run([0, 0, 0, 1, 0, 0], 1.5) == [0, 0, 0, 1, 0, 0]
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
@@ -83,3 +89,20 @@ def test_allowance_passes_through_conversion():
                                           evsim.Dense(np.eye(3))])
     snn = evsim.convert(net, np.ones((4, 3)), burst=5, allowance=12.0)
     assert snn.neurons["relu1"].allowance == 12.0 and snn.neurons["relu1"].burst == 5
+
+
+def test_the_spicalib_preset_takes_lambda_by_braincogs_rule():
+    """θ of every layer is BrainCog's λ (p = 99 % of all values of 100-image batches of a pass
+    clipped at Γ = 5, largest over batches), which the calibration tests compute by hand."""
+    from evsim.calibrate import braincog_scales
+    from evsim.convert import prepare
+    from evsim.data import load_bundled_sample
+    from evsim.models import load_model
+    network = load_model("resnet")
+    calibration = load_bundled_sample("train")[0][:300]
+    snn = evsim.convert(network, calibration, method="spicalib", T=32)
+    expected = braincog_scales(prepare(network), calibration, p=0.99, clip=5.0, batch_size=100)
+    for name, spec in snn.neurons.items():
+        assert spec.threshold == np.float32(expected[name]) and spec.threshold <= 5
+        assert spec.burst == 5 and spec.allowance == 8.0  # Γ = 5, A = T/4
+    assert snn.options["normalization"] == "braincog" and snn.options["percentile"] == 99.0

@@ -218,17 +218,17 @@ def window_fire(m, theta, window):
 
 @numba.njit(cache=True)
 def spicalib_step(x, t, allowance, state, calibration, i, n):
-    """SpiCalib of neuron i's output x at step t; state columns t_last, n fired, net count."""
+    """SpiCalib of neuron i's output x at step t; state columns t_last, n fired, net count.
+    Times count from the first step, as the published code does (see evsim.neuron)."""
     t_last, fired, net = calibration + i, calibration + n + i, calibration + 2 * n + i
     if x > 0:
         state[fired] += 1
         state[t_last] = t
     count = state[fired]
-    gap = np.float64(t - state[t_last])
     if count > 0:
-        late = count * gap > state[t_last] + count * allowance
+        late = count * np.float64(t - state[t_last]) > (state[t_last] - 1) + count * allowance
     else:
-        late = gap > allowance
+        late = np.float64(t - 1) > allowance
     if late:
         x -= 1
     if state[net] + x < 0:
