@@ -26,6 +26,7 @@ at run time, loguru, pbr, requests and h5py, are in evsim's ``test`` extra)::
 
     python benchmarks/peers.py [--threads 1] [--images 256] [--T 32] [--rounds 3]
     python benchmarks/peers.py --quick      # smoke: fashion_cnn, 16 images, 1 round
+    python benchmarks/peers.py --accuracy-T 16,32,64 --full-test-set --models resnet,vgg_relu
 """
 
 from __future__ import annotations
@@ -130,16 +131,21 @@ class SpikingJelly:
         self.model = ann2snn.Converter(recipe=recipe).convert(to_torch(network)).eval()
 
     def run(self, x, T, batch):
-        torch, out = self.torch, []
+        return self.outputs_at(x, [T], batch)[0]
+
+    def outputs_at(self, x, steps, batch) -> list[np.ndarray]:
+        """Summed outputs (images, classes) at each of ``steps``, from one run per batch."""
+        torch, out = self.torch, {t: [] for t in steps}
         with torch.no_grad():
             for i in range(0, len(x), batch):
                 xb = torch.from_numpy(x[i:i + batch])
                 self.functional.reset_net(self.model)
                 total = 0
-                for _ in range(T):
+                for t in range(1, max(steps) + 1):
                     total = total + self.model(xb)
-                out.append(total.numpy())
-        return np.concatenate(out)
+                    if t in out:
+                        out[t].append(total.numpy().copy())
+        return [np.concatenate(out[t]) for t in steps]
 
     def sops(self, x, T) -> float:
         from spikingjelly.activation_based.op_counter import DispatchCounterMode, SynOpCounter
@@ -242,6 +248,27 @@ def bench_model(name, images, labels, calibration, T, batch, rounds):
     return rows, failed
 
 
+def accuracy_table(names, images, labels, calibration, steps, batch) -> None:
+    """Accuracy at several T of SpikingJelly's 99.9 % recipe and evsim's percentile preset,
+    from one run each read at every T."""
+    print("| model | tool | " + " | ".join(f"T = {t}" for t in steps) + " |")
+    print("|---|---|" + "---:|" * len(steps))
+    for name in names:
+        network = prepare(load_model(name))
+        peer = SpikingJelly(network, calibration, batch)
+        rows = {peer.name: peer.outputs_at(images, steps, batch)}
+        for label, of in (("evsim percentile (all values, default)", "all"),
+                          ("evsim percentile (positive values)", "positive")):
+            snn = evsim.convert(network, calibration, method="percentile", percentile_of=of)
+            result = evsim.simulate(snn, images, T=max(steps), checkpoints=steps,
+                                    threads=THREADS)
+            rows[label] = list(result.outputs)
+        for tool, outputs in rows.items():
+            cells = [f"{100 * float((o.reshape(len(images), -1).argmax(1) == labels).mean()):.2f}"
+                     for o in outputs]
+            print(f"| {name} | {tool} | " + " | ".join(cells) + " |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -254,6 +281,9 @@ def main():
                         help="test images from the local Fashion-MNIST files, not the bundled "
                         "sample")
     parser.add_argument("--quick", action="store_true", help="fashion_cnn, 16 images, 1 round")
+    parser.add_argument("--accuracy-T", default=None, metavar="T1,T2,...",
+                        help="instead of timing, compare accuracy at these T (one run read at "
+                        "each) of SpikingJelly's recipe and evsim's percentile preset")
     args = parser.parse_args()
     if args.quick:
         args.images, args.rounds, args.models, args.batch = 16, 1, "fashion_cnn", 16
@@ -263,6 +293,12 @@ def main():
     images, labels = (load_fashion_mnist("test") if args.full_test_set
                       else load_bundled_sample("test"))
     images, labels = images[:args.images], labels[:args.images]
+    if args.accuracy_T:
+        steps = sorted(int(t) for t in args.accuracy_T.split(","))
+        print(f"accuracy (%) at T = {steps} on {len(images)} real Fashion-MNIST test images; "
+              f"99.9-percentile conversion on {len(calibration)} training images\n")
+        accuracy_table(args.models.split(","), images, labels, calibration, steps, args.batch)
+        return
     print(f"peer benchmark: T = {args.T}, {len(images)} real Fashion-MNIST test images, batch "
           f"{args.batch}, {THREADS} thread(s) for every tool, median of {args.rounds} "
           f"alternating rounds; 99.9-percentile conversion on {len(calibration)} training "
