@@ -106,3 +106,23 @@ def test_the_spicalib_preset_takes_lambda_by_braincogs_rule():
         assert spec.threshold == np.float32(expected[name]) and spec.threshold <= 5
         assert spec.burst == 5 and spec.allowance == 8.0  # Γ = 5, A = T/4
     assert snn.options["normalization"] == "braincog" and snn.options["percentile"] == 99.0
+
+
+def test_results_count_the_calibration_spikes_and_both_engines_agree():
+    """negative_spikes holds each layer's negative spikes; net counts + 2 × negatives are the
+    spikes sent (each negative spike is one SOP per target, like a positive one)."""
+    seen = 0
+    for seed in range(40):
+        snn, x = random_network(seed)
+        calibrated = [k for k, v in snn.neurons.items() if v.allowance > 0]
+        if not calibrated:
+            continue
+        dense = evsim.simulate(snn, x, T=24, engine="dense", record=calibrated)
+        event = evsim.simulate(snn, x, T=24, engine="event")
+        assert dense.negative_spikes == event.negative_spikes
+        for name in snn.neurons:
+            expected = (int(-dense.spike_trains[name].counts[
+                dense.spike_trains[name].counts < 0].sum()) if name in calibrated else 0)
+            assert dense.negative_spikes[name] == expected
+            seen += expected
+    assert seen > 0

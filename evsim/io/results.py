@@ -1,7 +1,7 @@
 """A :class:`~evsim.simulate.SimResult` in evsim's ``.npz`` format (no pickle).
 
 The JSON header (kind ``"sim_result"``) holds every scalar field, the
-``macs`` and ``neurons`` tables, the conversion options and the layer names
+``macs``, ``neurons`` and ``negative_spikes`` tables, the conversion options and the layer names
 of each per-layer table in order; the arrays are ``checkpoints``,
 ``outputs`` and ``<table>/<layer>`` (``spike_counts``, ``sops``,
 ``pool_ops``, ``recorded``, ``membrane``), and
@@ -32,6 +32,7 @@ def result_payload(result: SimResult) -> tuple[dict, dict[str, np.ndarray]]:
     header = {"kind": "sim_result", "result": fields, "options": result.options,
               "macs": {k: int(v) for k, v in result.macs.items()},
               "neurons": {k: int(v) for k, v in result.neurons.items()},
+              "negative_spikes": {k: int(v) for k, v in result.negative_spikes.items()},
               "layers": {table: list(getattr(result, table)) for table in _TABLES},
               "spike_trains": list(result.spike_trains)}
     arrays = {"checkpoints": np.asarray(result.checkpoints),
@@ -67,6 +68,8 @@ def read_result(path, header: dict, arrays: dict[str, np.ndarray]) -> SimResult:
     return SimResult(checkpoints=array("checkpoints"), outputs=array("outputs"),
                      macs={k: int(v) for k, v in header["macs"].items()},
                      neurons={k: int(v) for k, v in header["neurons"].items()},
+                     negative_spikes={k: int(v)
+                                      for k, v in header.get("negative_spikes", {}).items()},
                      options=dict(header["options"]), spike_trains=trains, **tables, **scalars)
 
 

@@ -163,6 +163,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     pool_ops = {p.layer: np.zeros(steps_simulated, np.int64) for p in signal_plan.paths
                 if p.counts == "pool_ops"}
     counts = {name: np.zeros(net.shape(name), np.int64) for name in snn.neurons}
+    negative = dict.fromkeys(snn.neurons, 0)
     outputs, trains, traces = [], {k: [] for k in selection}, {k: [] for k in selection}
     per_image = []
     chunks = range(0, len(x), batch_size)
@@ -188,15 +189,15 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         if engine == "event":
             out = _event_chunk(snn, program, chunk, first_image + start, steps_simulated,
                                steps if not window else np.array([1]), int(seed), sops,
-                               pool_ops, chunk_counts, per_image_counts, workspace,
-                               n_threads, tick)
+                               pool_ops, chunk_counts, negative, per_image_counts,
+                               workspace, n_threads, tick)
         else:
             out, chunk_trains, chunk_traces = dense.run_chunk(
                 snn, signal_plan, chunk, first_image + start, T=steps_simulated,
                 checkpoints=steps if not window else np.array([1]), encoding=encoding,
                 seed=int(seed), per_image=per_image_counts, record=selection, sops=sops,
-                pool_ops=pool_ops, counts=chunk_counts, window=window, binary=binary,
-                tick=tick)
+                pool_ops=pool_ops, counts=chunk_counts, negative=negative, window=window,
+                binary=binary, tick=tick)
             for name in selection:
                 tr = chunk_trains[name]
                 trains[name].append(SpikeTrain(tr.steps, tr.images + start, tr.neurons,
@@ -214,6 +215,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         outputs = outputs * outputs.dtype.type(T)
     return SimResult(
         T=T, checkpoints=steps, outputs=outputs, spike_counts=counts,
+        negative_spikes=negative,
         sops=sops, pool_ops=pool_ops, macs=dict(signal_plan.macs),
         neurons={name: int(np.prod(net.shape(name))) for name in snn.neurons},
         n_images=len(x), engine=engine, encoding=encoding, dtype=np.dtype(dtype).name,
@@ -226,7 +228,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
 
 
 def _event_chunk(snn, program, chunk, start, T, steps, seed, sops, pool_ops, counts,
-                 per_image, workspace, threads, on_steps) -> np.ndarray:
+                 negative, per_image, workspace, threads, on_steps) -> np.ndarray:
     """Run the event engine on one chunk and file its results in the dense engine's layout."""
     net = snn.network
     chunk_sops = np.zeros((len(program.sop_layers), T), np.int64)
@@ -238,9 +240,10 @@ def _event_chunk(snn, program, chunk, start, T, steps, seed, sops, pool_ops, cou
         sops[name] += chunk_sops[i]
     for i, name in enumerate(program.pool_layers):
         pool_ops[name] += chunk_pool[i]
-    for name, offset, size, shape in program.neuron_layers:
+    for name, offset, size, shape, negatives in program.neuron_layers:
         layer_counts = _channels_first(chunk_counts[:, offset:offset + size], shape)
         counts[name] += layer_counts if per_image else layer_counts.sum(axis=0)
+        negative[name] += int(chunk_counts[:, negatives].sum())
     out = _channels_first(out.reshape(-1, program.readout_size), net.output_shape)
     return out.copy().reshape((len(chunk), len(steps)) + net.output_shape).swapaxes(0, 1)
 

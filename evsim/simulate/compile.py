@@ -67,7 +67,7 @@ class EventProgram:
     analog: tuple  # (layer name, float offset, per-image size) filled from the analog head
     readout_offset: int
     readout_size: int
-    neuron_layers: tuple  # (layer name, count offset, neurons, shape)
+    neuron_layers: tuple  # (layer name, count offset, neurons, shape, negative-total offset)
     n_counts: int
     sop_layers: tuple
     pool_layers: tuple
@@ -276,10 +276,13 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
     analog = []
     sop_layers = tuple(dict.fromkeys(p.layer for p in signal_plan.paths if p.counts == "sops"))
     pool_layers = tuple(p.layer for p in signal_plan.paths if p.counts == "pool_ops")
+    # counts per image: one per neuron, then one total of negative spikes per spiking layer
     neuron_layers, n_counts = [], 0
 
     def size(name):
         return int(np.prod(net.shape(name)))
+
+    n_neurons = sum(size(name) for name in snn.neurons)
 
     def needed_analog(name):
         return any(classes[c] != ANALOG for c in net.consumers(name)) or name == net.output_name
@@ -347,12 +350,13 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
             slots[name] = b.events(size(name))
             amplitude[name] = spec.threshold
             amps[name] = b.floats(_cl(spec.threshold, shape))
-            neuron_layers.append((name, n_counts, size(name), shape))
+            negative = n_neurons + len(neuron_layers)
+            neuron_layers.append((name, n_counts, size(name), shape, negative))
             calibrated = spec.allowance > 0
             b.op(OP_NEURON, current=current, size=size(name), v=b.float_buffer(size(name)),
                  theta=amps[name], v0=b.floats(_cl(spec.v_init, shape)),
                  zero_reset=spec.reset == "zero", burst=spec.burst, slot=slots[name],
-                 counts=n_counts,
+                 counts=n_counts, negative=negative,
                  allowance=b.float64s([spec.allowance]) if calibrated else -1,
                  calibration=b.int_buffer(3 * size(name)) if calibrated else -1, window=window)
             n_counts += size(name)
@@ -394,7 +398,8 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
         float_size=b.float_size, int_size=max(b.int_size, 1),
         event_offsets=np.array(b.event_offsets + [b.event_size], dtype=np.int64),
         event_capacity=max(b.event_size, 1), analog=tuple(analog), readout_offset=readout,
-        readout_size=size(out), neuron_layers=tuple(neuron_layers), n_counts=n_counts,
+        readout_size=size(out), neuron_layers=tuple(neuron_layers),
+        n_counts=n_neurons + len(neuron_layers),
         sop_layers=sop_layers, pool_layers=pool_layers, encoding=encoding, dtype=dtype,
         classes=classes, binary=binary)
 

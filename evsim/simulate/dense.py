@@ -68,8 +68,9 @@ def amplitudes(snn: SpikingNetwork, plan: SignalPlan, dtype) -> dict[str, np.nda
 def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image: int, *, T: int,
               checkpoints: np.ndarray, encoding: str, seed: int, per_image: bool,
               record: dict[str, np.ndarray], sops: dict, pool_ops: dict,
-              counts: dict, window: int = 0, binary: bool = False, tick=None):
-    """Simulate one chunk ``x`` (B, *input_shape); add its SOPs and counts in place.
+              counts: dict, negative: dict, window: int = 0, binary: bool = False, tick=None):
+    """Simulate one chunk ``x`` (B, *input_shape); add its SOPs, spike counts and negative
+    spike totals (``negative[layer]``, SpiCalib's) in place.
 
     ``window`` > 0 simulates one window of the temporal scheme as one step
     (:mod:`evsim.timescheme`; ``snn`` and ``x`` already scaled to a window);
@@ -122,6 +123,7 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
                     spikes[name] = _neuron_scan(snn, name, params[name], states, calibration,
                                                 rec, current, steps, window)
                     values[name] = spikes[name].astype(dtype) * amp[name]
+                    negative[name] -= int(np.minimum(spikes[name], 0).sum())
                 else:
                     spikes[name], values[name], sent[name] = _fast_neuron_scan(
                         params[name], states[name], current, len(steps), window, binary)

@@ -51,7 +51,7 @@ class Workspace:
         self.idx = np.empty((capacity, program.event_capacity), np.int32)
         self.mult = np.empty((capacity, program.event_capacity), program.dtype)
         self.n_events = np.empty((capacity, len(program.event_offsets) - 1), np.int64)
-        largest = max((size for _, _, size, _ in program.neuron_layers), default=0)
+        largest = max((layer[2] for layer in program.neuron_layers), default=0)
         self.fired = aligned_empty((capacity, largest + 64), np.uint8)
         self.out = np.empty((capacity, n_checkpoints, program.readout_size), program.dtype)
         self.counts = np.empty((capacity, max(program.n_counts, 1)), np.int64)

@@ -56,7 +56,7 @@ PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
  SC_CHANNEL_W, SC_CHANNEL_OUT, SC_FANOUT, SC_WEIGHTS, SC_DST, SC_SOP_SLOT) = range(1, 15)
 # OP_NEURON: integrate-and-fire update of one layer; emits its events into a slot.
 (NR_CURRENT, NR_SIZE, NR_V, NR_THETA, NR_V0, NR_ZERO_RESET, NR_BURST, NR_SLOT, NR_COUNTS,
- NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW) = range(1, 13)
+ NR_NEGATIVE, NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW) = range(1, 14)
 # OP_MAXPOOL: LIPooling or the spike-count gate, from one slot into another.
 (MP_SRC_SLOT, MP_OUT_SLOT, MP_CHANNELS, MP_SLOTS, MP_WIN_PTR, MP_WIN_IDX, MP_MEMBER_PTR,
  MP_MEMBER_IDX, MP_CUM_IN, MP_CUM_OUT, MP_DIRTY, MP_DIRTY_LIST, MP_CURRENT, MP_PEAK, MP_GATE,
@@ -73,7 +73,7 @@ LAYOUT = {
                  "run_factor", "channel_w", "channel_out", "fanout", "weights", "dst",
                  "sop_slot"),
     OP_NEURON: ("current", "size", "v", "theta", "v0", "zero_reset", "burst", "slot", "counts",
-                "allowance", "calibration", "window"),
+                "negative", "allowance", "calibration", "window"),
     OP_MAXPOOL: ("src_slot", "out_slot", "channels", "slots", "win_ptr", "win_idx", "member_ptr",
                  "member_idx", "cum_in", "cum_out", "dirty", "dirty_list", "current", "peak",
                  "gate", "pool_slot"),
@@ -341,7 +341,8 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
 def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired):
     """One step of a layer of IF neurons (evsim.neuron.if_step, the window rule of the
     temporal scheme, then SpiCalib when enabled); one event per neuron whose output is
-    not zero. ``fired`` is a byte scratch of at least the layer's size rounded up to 8."""
+    not zero; negative ones (SpiCalib's) are also added up in ``counts[negative]``.
+    ``fired`` is a byte scratch of at least the layer's size plus 64."""
     if op[NR_BURST] == 1 and op[NR_WINDOW] == 0 and op[NR_ALLOWANCE] < 0:
         return _plain_neurons(op, fp, buf, idx, mult, base, counts, fired)
     current, n, v_off, th_off = op[NR_CURRENT], op[NR_SIZE], op[NR_V], op[NR_THETA]
@@ -360,6 +361,8 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired)
             mult[base + emitted] = s
             emitted += 1
             counts[count_off + i] += _popcount(np.int64(s)) if binary else s
+            if s < 0:
+                counts[op[NR_NEGATIVE]] -= s
     return emitted
 
 

@@ -130,6 +130,8 @@ def merge(results: Sequence[SimResult]) -> SimResult:
         recorded={k: v.copy() for k, v in first.recorded.items()}, spike_trains=trains,
         membrane={k: np.concatenate([r.membrane[k] for r in shards], axis=1)
                   for k in first.membrane},
+        negative_spikes={k: sum(r.negative_spikes.get(k, 0) for r in shards)
+                         for k in first.negative_spikes},
         seed=first.seed, first_image=first.first_image, batch_size=first.batch_size,
         per_image_counts=first.per_image_counts, network_hash=first.network_hash,
         method=first.method, options=dict(first.options), evsim_version=first.evsim_version)

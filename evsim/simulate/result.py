@@ -67,6 +67,10 @@ class SimResult:
     membrane:
         ``{layer: (T, n_images, n_recorded)}`` membrane potential after each
         step's reset (dense engine only).
+    negative_spikes:
+        ``{layer: count}`` negative spikes (SpiCalib's calibration spikes) of
+        every spiking layer, over all images and steps; ``spike_counts`` are
+        net counts, so a layer sent ``spike_counts + 2 × negative`` spikes.
     engine, encoding, dtype, time_scheme:
         How the result was produced. In the ``"temporal"`` and ``"ilif"``
         schemes T is the window length, there is one checkpoint (T) and
@@ -106,6 +110,7 @@ class SimResult:
     recorded: dict[str, np.ndarray] = field(default_factory=dict)
     spike_trains: dict[str, SpikeTrain] = field(default_factory=dict)
     membrane: dict[str, np.ndarray] = field(default_factory=dict)
+    negative_spikes: dict[str, int] = field(default_factory=dict)
     seed: int = 0
     first_image: int = 0
     batch_size: int = 0
@@ -188,7 +193,8 @@ def compare(a: SimResult, b: SimResult) -> dict:
     """Differences between two results of the same run (e.g. two engines).
 
     Returns ``{"spikes": differing spike count (sum of |Δ| over layers and
-    neurons), "sops": {layer: sum of |Δ| over steps} for differing layers,
+    neurons, and of the negative spike totals), "sops": {layer: sum of |Δ|
+    over steps} for differing layers,
     "pool_ops": likewise, "outputs": max |Δ| of accumulated outputs,
     "predictions": number of differing arg-max predictions at T}``.
     """
@@ -200,6 +206,8 @@ def compare(a: SimResult, b: SimResult) -> dict:
         raise ValueError("results come from different networks")
     spikes = sum(int(np.abs(a.spike_counts[k].astype(np.int64) - b.spike_counts[k]).sum())
                  for k in a.spike_counts)
+    spikes += sum(abs(a.negative_spikes.get(k, 0) - b.negative_spikes.get(k, 0))
+                  for k in a.spike_counts)
     sops = {k: int(np.abs(a.sops[k] - b.sops[k]).sum()) for k in a.sops
             if not np.array_equal(a.sops[k], b.sops[k])}
     pool = {k: int(np.abs(a.pool_ops[k] - b.pool_ops[k]).sum()) for k in a.pool_ops
