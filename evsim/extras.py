@@ -13,6 +13,7 @@ from types import ModuleType
 
 #: Import name -> the evsim extra that installs it.
 EXTRAS = {"torch": "torch", "nir": "nir", "h5py": "nir", "optuna": "bo", "dask": "distributed",
+          "optuna_integration": "distributed",
           "distributed": "distributed"}
 
 
