@@ -47,9 +47,10 @@ DEFAULT_T = (1, 2, 4, 8, 16, 32, 64, 128)
 #: How the progress line of a cell found in the ``cells`` folder ends.
 REUSED = "reused: saved by an earlier run"
 
-#: A method: a preset name, ``(label, ConversionOptions)``, ``(label, {T: options})``, or
-#: ``(label, preset name, options | {option: value} | {T: options})``.
-MethodSpec = (str | tuple[str, ConversionOptions | Mapping]
+#: A method: a preset name, ``(label, preset name)``, ``(label, ConversionOptions)``,
+#: ``(label, {T: options})``, or ``(label, preset name, options | {option: value} |
+#: {T: options})``.
+MethodSpec = (str | tuple[str, str | ConversionOptions | Mapping]
               | tuple[str, str, ConversionOptions | Mapping])
 
 
@@ -259,6 +260,9 @@ def _method(spec) -> _Method:
                              f"options), got {spec!r}")
     label, *rest = spec
     options = rest[-1]
+    if len(rest) == 1 and isinstance(options, str):
+        preset(options)
+        return _Method(label, options)
     if len(rest) == 2:
         method = rest[0]
         preset(method)
@@ -380,7 +384,8 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
     images, labels:
         Test images ``(N, *input_shape)`` and their classes ``(N,)``.
     methods:
-        Each one a preset name (``"opi"``), ``(label, ConversionOptions)``,
+        Each one a preset name (``"opi"``), ``(label, preset name)``,
+        ``(label, ConversionOptions)``,
         ``(label, {T: ConversionOptions})`` (e.g. tuned at each T), or
         ``(label, preset name, options)`` with options a ConversionOptions,
         ``{option: value}`` overrides of the preset, or ``{T: options}``.
