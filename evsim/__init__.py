@@ -7,7 +7,7 @@ Data flow: ``evsim.io`` (load/save, importers) -> :class:`Network` ->
 __version__ = "0.1.0"
 
 from . import data, layers, models, tune
-from .compare import Comparison, compare_methods
+from .comparison import Comparison, compare_methods
 from .convert import convert
 from .errors import (ConversionError, EvsimError, EvsimFileError, EvsimTypeError,
                      EvsimValueError, InsufficientMemoryError, UnscaledInputWarning)

@@ -442,7 +442,7 @@ def _compare(args: argparse.Namespace) -> int:
     are kept in DIR/cells and reused by a rerun with the same inputs."""
     from pathlib import Path
 
-    from .compare import compare_methods
+    from .comparison import compare_methods
     from .report import check_comparison_folder, write_comparison_report
 
     check_comparison_folder(args.output)

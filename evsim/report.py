@@ -40,7 +40,7 @@ from .analysis import (CONVENTIONS, EnergyTable, checkpoint_summary, class_accur
                        saturated_fraction, silent_fraction)
 from .analysis.neurobench import (NEUROBENCH_VERSION, neurobench_metrics,
                                   neurobench_static_metrics)
-from .compare import Comparison
+from .comparison import Comparison
 from .errors import EvsimFileError
 from .forward import forward
 from .io.atomic import StagedFolder, atomic_file, check_output_file, check_output_folder
