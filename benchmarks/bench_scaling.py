@@ -10,19 +10,25 @@ comparison. The local run (no Dask, one event-engine thread) is timed too.
     python benchmarks/bench_scaling.py [--workers 1,2] [--images 1000] [--runs 3] [--quick]
 
 Run it on otherwise idle cores (``taskset -c 0,1``): the workers, the
-scheduler and this process share them.
+scheduler and this process share them. BLAS runs on one thread everywhere,
+as Dask gives its workers: float sums in BLAS depend on its thread count
+(docs/scaling.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
-import numpy as np
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"  # before NumPy loads BLAS
 
-import evsim
-from evsim.data import load_bundled_sample
-from evsim.models import load_model
+import numpy as np  # noqa: E402
+
+import evsim  # noqa: E402
+from evsim.data import load_bundled_sample  # noqa: E402
+from evsim.models import load_model  # noqa: E402
 
 def _timed(fn, runs: int):
     times, results = [], []

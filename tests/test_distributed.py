@@ -2,6 +2,7 @@
 compare_methods, the command line), also after a worker process is killed mid-run; tuning
 on the cluster; the local path imports no Dask."""
 
+import contextlib
 import json
 import os
 import signal
@@ -22,9 +23,36 @@ from evsim.models import load_model
 distributed = pytest.importorskip("distributed")
 
 
+def _blas_threads() -> str:
+    """The BLAS thread count of this process (OpenBLAS's default: the cores it may use)."""
+    for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return str(len(os.sched_getaffinity(0)))
+
+
+#: Read before any cluster starts: Dask's nanny writes its worker settings into os.environ.
+BLAS_THREADS = _blas_threads()
+
+
+@contextlib.contextmanager
 def _cluster():
-    return distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                    dashboard_address=":0")
+    """Two worker processes of one thread whose BLAS uses as many threads as this process's:
+    float sums in BLAS (the analog first layer) depend on its thread count, and Dask would
+    give workers one (docs/scaling.md). This process's environment is restored after."""
+    import dask
+
+    saved = dict(os.environ)
+    blas = {name: BLAS_THREADS for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                            "MKL_NUM_THREADS")}
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": blas}), \
+                distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                         dashboard_address=":0") as cluster:
+            yield cluster
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
