@@ -7,6 +7,7 @@ Data flow: ``evsim.io`` (load/save, importers) -> :class:`Network` ->
 __version__ = "0.1.0"
 
 from . import data, layers, models, tune
+from .comparison import Comparison, compare_methods
 from .convert import convert
 from .errors import (ConversionError, EvsimError, EvsimFileError, EvsimTypeError,
                      EvsimValueError, InsufficientMemoryError, UnscaledInputWarning)
@@ -23,7 +24,8 @@ from .spiking import NeuronSpec, SpikingNetwork
 
 __all__ = [
     "__version__", "data", "layers", "models", "tune", "convert", "ConversionOptions", "METHODS",
-    "simulate", "SimResult", "compare", "results_equal", "merge",
+    "simulate", "SimResult", "compare", "results_equal", "merge", "compare_methods",
+    "Comparison",
     "EvsimError", "EvsimValueError", "EvsimTypeError", "EvsimFileError", "ConversionError",
     "InsufficientMemoryError", "UnscaledInputWarning",
     "forward", "load", "save", "Network", "NetworkBuilder", "Node",

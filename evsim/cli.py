@@ -2,7 +2,9 @@
 
 Subcommands: ``demo`` (the bundled default end to end), ``convert`` (ANN
 file -> spiking network file), ``run`` (simulate a spiking network file on
-data) and ``report`` (a folder of plots, Markdown and HTML). Every
+data), ``report`` (a folder of plots, Markdown and HTML) and ``compare``
+(conversion methods side by side on one model, resumable). ``run`` and
+``compare`` take ``--scheduler ADDRESS`` to run on a Dask cluster. Every
 subcommand has ``--help`` and ``--json``; a failure is one line on stderr,
 exit code 2 for a user error and 1 for an internal one (:func:`main`).
 """
@@ -10,6 +12,7 @@ exit code 2 for a user error and 1 for an internal one (:func:`main`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -171,11 +174,30 @@ def _simulate(args, snn, images):
     from .simulate import simulate
 
     checkpoints = _checkpoints(args, snn)
-    with warnings.catch_warnings():  # the commands report it themselves, once
-        warnings.simplefilter("ignore", TunedForOtherTWarning)
+    with _cluster(args) as client, warnings.catch_warnings():
+        warnings.simplefilter("ignore", TunedForOtherTWarning)  # reported by the command
         return simulate(snn, images, T=args.T, engine=args.engine, encoding=args.encoding,
                         checkpoints=checkpoints, seed=args.seed, batch_size=args.batch_size,
-                        threads=args.threads, progress=True)
+                        threads=args.threads, progress=True, client=client)
+
+
+@contextlib.contextmanager
+def _cluster(args):
+    """A Dask client connected to ``--scheduler`` (closed afterwards), or None without it."""
+    address = getattr(args, "scheduler", None)
+    if address is None:
+        yield None
+        return
+    from .distributed import connect
+
+    client = connect(address)
+    print(f"evsim {args.command}: on the Dask cluster at {address} "
+          f"({len(client.nthreads())} workers, {sum(client.nthreads().values())} threads)",
+          file=sys.stderr)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _energy_line(report) -> str:
@@ -415,6 +437,58 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    """Compare conversion methods on one model: convert it with each method, simulate the same
+    images at every T and write the tables (comparison.md), comparison.json, the plot and a
+    report page (report.md, index.html) to DIR. Finished cells (one simulation of one method)
+    are kept in DIR/cells and reused by a rerun with the same inputs."""
+    from pathlib import Path
+
+    from .comparison import compare_methods
+    from .report import check_comparison_folder, write_comparison_report
+
+    check_comparison_folder(args.output)
+    network = _load_ann(args.model)
+    calibration, _, calibration_what = _load_data(args.calibration, "train", network,
+                                                  args.calibration_images)
+    images, labels, what = _load_data(args.data, "test", network, args.images)
+    if labels is None:
+        raise CommandError(f"{args.data}: has no 'labels' array; comparing methods measures "
+                           "accuracy, so the data needs labels")
+
+    def say(line: str) -> None:
+        print(f"evsim compare: {line}", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    with _cluster(args) as client, _as_flags():
+        comparison = compare_methods(
+            network, calibration, images, labels, methods=args.methods, T=args.T,
+            client=client, engine=args.engine, encoding=args.encoding, seed=args.seed,
+            batch_size=args.batch_size, threads=args.threads, energy=args.energy_table,
+            convention=args.convention, cells=Path(args.output) / "cells",
+            restart=args.restart, progress=say)
+    elapsed = time.perf_counter() - started
+    description = (f"Model `{os.path.basename(args.model)}`; calibration: {len(calibration)} "
+                   f"images of {calibration_what}; test: {len(images)} images of {what}. "
+                   "Methods whose options depend on T (SpiCalib's allowance, the temporal "
+                   "schemes) run once per T; the others run once, read at every T.")
+    report = write_comparison_report(args.output, comparison,
+                                     title="evsim method comparison", description=description)
+    if args.json:
+        _print_json({"units": UNITS, "directory": str(report.directory),
+                     "markdown": str(report.markdown), "html": str(report.html),
+                     "table": str(report.directory / "comparison.md"),
+                     "json": str(report.directory / "comparison.json"),
+                     "plot": [str(p) for p in report.images], "comparison": report.summary,
+                     "seconds": elapsed})
+        return 0
+    print(comparison.to_markdown())
+    print(f"\nwrote {report.html}, {report.markdown}, comparison.md, comparison.json"
+          + (" and accuracy_vs_T.png" if report.images else "") + f" in {report.directory} "
+          f"({elapsed:.1f} s)")
+    return 0
+
+
 def _check_report_folder(directory: str) -> None:
     from .io.atomic import check_output_folder
     from .report import REPORT_FILES
@@ -479,6 +553,27 @@ def _steps(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected steps such as 1,8,32 (positive integers, "
                                          f"comma-separated), got {text!r}")
     return steps
+
+
+def _methods(text: str) -> list[str]:
+    from .options import METHODS
+
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in METHODS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected method names such as opi,percentile (from {', '.join(METHODS)}), got "
+            f"{text!r}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a method is named twice in {text!r}")
+    return names
+
+
+def _scheduler_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="run on the Dask cluster whose scheduler is at ADDRESS (e.g. "
+                        "tcp://10.0.0.5:8786; needs the extra evsim[distributed]; "
+                        "docs/scaling.md); results equal the local run's")
 
 
 def _typed(kind):
@@ -560,7 +655,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="evsim", description="Convert trained ANNs into spiking networks, "
                      "simulate them, count SOPs and energy, and write reports.",
                      epilog="examples: evsim demo; evsim convert ann.npz bundled -o snn.npz; "
-                     "evsim run snn.npz bundled --T 64; evsim report snn.npz bundled -o report/")
+                     "evsim run snn.npz bundled --T 64; evsim report snn.npz bundled -o report/; "
+                     "evsim compare ann.onnx bundled bundled --methods max,percentile -o cmp/")
     parser.add_argument("--version", action="version", version=f"evsim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -610,6 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description=_run.__doc__)
     _data_arguments(run)
     _simulation_options(run)
+    _scheduler_option(run)
     run.set_defaults(run=_run)
 
     report = commands.add_parser("report", help="write a folder of plots, Markdown and HTML",
@@ -620,6 +717,54 @@ def build_parser() -> argparse.ArgumentParser:
     _analysis_option(report)
     _simulation_options(report)
     report.set_defaults(run=_report)
+
+    compare = commands.add_parser("compare", help="compare conversion methods on one model",
+                                  description=_compare.__doc__,
+                                  epilog="A rerun into the same DIR reuses the finished cells; "
+                                  "with other inputs it stops and says which changed "
+                                  "(--restart discards the saved cells).")
+    compare.add_argument("model", help="ANN file: evsim .npz or .onnx")
+    compare.add_argument("calibration", help=f"'{BUNDLED}' (1,000 bundled Fashion-MNIST "
+                         "training images) or an .npz with an 'images' array (N, C, H, W)")
+    compare.add_argument("data", help=f"'{BUNDLED}' (the bundled Fashion-MNIST test sample) or "
+                         "an .npz with 'images' (N, C, H, W) and 'labels' (N,)")
+    compare.add_argument("-o", "--output", required=True, metavar="DIR",
+                         help="folder to write (created if missing; holds the cells of a "
+                         "resumable run)")
+    compare.add_argument("--methods", type=_methods, default=["percentile"], metavar="NAMES",
+                         help="comma-separated conversion presets (" + ", ".join(METHODS)
+                         + "; default: percentile)")
+    compare.add_argument("--T", type=_steps, default=[1, 2, 4, 8, 16, 32, 64, 128],
+                         metavar="STEPS", help="comma-separated time steps to compare "
+                         "(default: 1,2,4,...,128)")
+    compare.add_argument("--images", type=_positive, default=None, metavar="N",
+                         help="use only the first N test images")
+    compare.add_argument("--calibration-images", type=_positive, default=None, metavar="N",
+                         help="use only the first N calibration images")
+    compare.add_argument("--engine", default="event", choices=["event", "dense"],
+                         help="simulation engine (default: %(default)s)")
+    compare.add_argument("--encoding", default="analog", choices=["analog", "rate"],
+                         help="input encoding (default: %(default)s)")
+    compare.add_argument("--seed", type=_non_negative, default=0, metavar="N",
+                         help="seed of the rate encoding's random spikes (default: %(default)s)")
+    compare.add_argument("--batch-size", type=_positive, default=128, metavar="N",
+                         help="images simulated together; bounds memory (default: %(default)s)")
+    compare.add_argument("--threads", type=_threads, default=None, metavar="N",
+                         help="threads of the event engine (default: all cores Numba may use; "
+                         "1 per task on a cluster); results do not depend on it")
+    from .analysis import CONVENTIONS, ENERGY_TABLES
+    compare.add_argument("--energy-table", default="float32", choices=sorted(ENERGY_TABLES),
+                         help="energy per operation, Horowitz 2014 at 45 nm "
+                         "(default: %(default)s)")
+    compare.add_argument("--convention", default="reinject", choices=CONVENTIONS,
+                         help="analog first layer: computed once and re-injected every step, "
+                         "or recomputed every step (default: %(default)s)")
+    _scheduler_option(compare)
+    compare.add_argument("--restart", action="store_true",
+                         help="discard the cells DIR holds from an earlier run and start afresh")
+    compare.add_argument("--json", action="store_true",
+                         help="print one JSON object on stdout (progress stays on stderr)")
+    compare.set_defaults(run=_compare)
     return parser
 
 

@@ -15,6 +15,7 @@ from .errors import EvsimError
 
 #: Import name -> the evsim extra that installs it.
 EXTRAS = {"torch": "torch", "nir": "nir", "h5py": "nir", "optuna": "bo", "dask": "distributed",
+          "optuna_integration": "distributed",
           "distributed": "distributed"}
 
 

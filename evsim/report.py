@@ -14,6 +14,9 @@ energy), a run with per-image counts on the first ``analysis_images`` images
 (conversion error, spike-count histograms) and a dense run recording every
 neuron on image 0 (raster, membrane traces, spike timing, exact NeuroBench
 metrics; only the rasters' neurons when the network is very large).
+
+:func:`write_comparison_report` writes the folder of a method comparison
+(:func:`evsim.compare_methods`): its tables, JSON, plot and report page.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import base64
 import html
 import os
 import re
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +40,10 @@ from .analysis import (CONVENTIONS, EnergyTable, checkpoint_summary, class_accur
                        saturated_fraction, silent_fraction)
 from .analysis.neurobench import (NEUROBENCH_VERSION, neurobench_metrics,
                                   neurobench_static_metrics)
+from .comparison import Comparison
+from .errors import EvsimFileError
 from .forward import forward
-from .io.atomic import StagedFolder, check_output_folder
+from .io.atomic import StagedFolder, atomic_file, check_output_file, check_output_folder
 from .options import steps_message
 from .simulate import simulate
 from .simulate.result import SimResult
@@ -51,6 +57,9 @@ FULL_RECORDING_LIMIT = 2 ** 25
 
 #: Names of the files a report folder holds (glob patterns).
 REPORT_FILES = ("report.md", "index.html", "*.png")
+#: Names of the files a comparison folder holds besides its ``cells`` folder.
+COMPARISON_FILES = ("comparison.md", "comparison.json", "accuracy_vs_T.png", "report.md",
+                    "index.html")
 
 
 @dataclass(frozen=True)
@@ -327,6 +336,62 @@ def _classes(snn, result, images, labels, class_names) -> dict | None:
                      "snn_confusion_matrix": snn_matrix.tolist()}}
 
 
+def check_comparison_folder(directory: str | os.PathLike) -> Path:
+    """``directory`` as a Path if a comparison can be written there: missing, or holding only
+    what a comparison writes (:data:`COMPARISON_FILES`, its ``cells`` folder, and temporary
+    files an interrupted write left)."""
+    out = Path(directory)
+    if out.is_dir():
+        foreign = sorted(entry.name for entry in os.scandir(out)
+                         if not (entry.name in COMPARISON_FILES or entry.name == "cells"
+                                 or (entry.name.startswith(".") and entry.name.endswith(".tmp"))))
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise EvsimFileError(out, f"the folder holds files evsim compare did not write "
+                                 f"({shown}); give a new or empty folder")
+        check_output_file(out / "index.html")
+    else:
+        check_output_folder(out)
+    return out
+
+
+def write_comparison_report(directory: str | os.PathLike, comparison: Comparison, *,
+                            title: str = "evsim method comparison",
+                            description: str = "") -> Report:
+    """Write ``comparison`` to a folder: ``comparison.md`` (the tables), ``comparison.json``
+    (:meth:`Comparison.to_json`), ``accuracy_vs_T.png``, and a report page, ``report.md``
+    and a self-contained ``index.html``. Each file is replaced atomically; other files in
+    the folder (a comparison's ``cells``) are left as they are.
+
+    ``description`` (Markdown) says what was compared, under the title.
+    """
+    out = check_comparison_folder(directory)
+    tables = comparison.to_markdown()
+    ran = any(row.applies for row in comparison.methods)
+    files = {"comparison.md": tables + "\n", "comparison.json": comparison.to_json() + "\n"}
+    images: tuple[Path, ...] = ()
+    parts = [f"# {title}", ""]
+    if description:
+        parts += [description, ""]
+    parts += [tables, ""]
+    with tempfile.TemporaryDirectory() as scratch:
+        if ran:
+            figure = comparison.plot()
+            figure.savefig(Path(scratch) / "accuracy_vs_T.png", dpi=110, bbox_inches="tight")
+            images = (out / "accuracy_vs_T.png",)
+            parts += ["## Accuracy versus T", "", "![accuracy versus T](accuracy_vs_T.png)", ""]
+        markdown = "\n".join(parts)
+        page = markdown_to_html(markdown, Path(scratch), title)
+        for path in images:
+            with atomic_file(path) as stream:
+                stream.write((Path(scratch) / path.name).read_bytes())
+    files.update({"report.md": markdown, "index.html": page})
+    for name, text in files.items():
+        with atomic_file(out / name) as stream:
+            stream.write(text.encode("utf-8"))
+    return Report(out, out / "report.md", out / "index.html", images, comparison.as_dict())
+
+
 def _timing(traced: SimResult | None, layer: str) -> list[str]:
     """Median ISI CV and first-spike step of the recorded neurons, or dashes."""
     if traced is None:
@@ -412,4 +477,5 @@ def markdown_to_html(markdown: str, image_dir: Path, title: str) -> str:
 
 
 __all__ = ["write_report", "Report", "markdown_to_html", "RASTER_SIDE", "FULL_RECORDING_LIMIT",
-           "REPORT_FILES"]
+           "REPORT_FILES", "write_comparison_report", "check_comparison_folder",
+           "COMPARISON_FILES"]

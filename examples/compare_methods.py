@@ -2,9 +2,12 @@
 
 Converts the models made by ``train_method_models.py`` with each method and
 simulates the Fashion-MNIST test set with the event engine at T = 1, 2, 4,
-..., 128 — one run read at checkpoints where the method's parameters do not
-depend on T, one run per T where they do (SpiCalib's allowance; the
-temporal scheme, where T is the window and the latency is (D + 1) T).
+..., 128: one :func:`evsim.compare_methods` call per model (one run read at
+checkpoints where the method's parameters do not depend on T, one run per T
+where they do: SpiCalib's allowance; the temporal scheme, where T is the
+window and the latency is (D + 1) T). The paper-claim parts (SpikeConverter
+exactness, the denoiser's MSE, the quantisation checks, the verdicts) are
+computed here.
 Calibration uses training images 0..999; Bayesian optimisation (SpiCalib's
 p and A for accuracy, the denoiser's A for MSE) uses held-out training
 images 55,000..55,499; the test set decides nothing. Writes
@@ -16,6 +19,7 @@ images 55,000..55,499; the test set decides nothing. Writes
     python examples/compare_methods.py --images 2000        # quicker
     python examples/compare_methods.py --resume --redo NQ   # recompute matching parts
     python examples/compare_methods.py --smoke --out /tmp/r # CI
+    python examples/compare_methods.py --scheduler tcp://HOST:8786  # on a Dask cluster
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ import numpy as np
 
 import evsim
 from evsim import plot
-from evsim.analysis.energy import energy_report
 from evsim.data import load_fashion_mnist
 from evsim.extras import missing_extra_message
 from evsim.models import load_model
@@ -49,9 +52,7 @@ class Experiment:
     model: str
     method: str
     options: dict = field(default_factory=dict)
-    per_T: bool = False  # parameters depend on T: one run per T
     tuned: bool = False  # p and A by Bayesian optimisation at each T (needs optuna)
-    max_T: int | None = None  # the largest T the method supports
 
 
 EXPERIMENTS = [
@@ -62,18 +63,16 @@ EXPERIMENTS = [
     Experiment("channel-wise percentile", "vgg_relu", "channelwise"),
     Experiment("percentile + θ/2 initial potential", "vgg_relu", "percentile",
                {"initial_potential": 0.5}),
-    Experiment("SpiCalib (Γ = 5, A = T/2)", "vgg_relu", "spicalib", per_T=True),
-    Experiment("SpiCalib (Γ = 5, p and A by BO)", "vgg_relu", "spicalib", per_T=True,
-               tuned=True),
+    Experiment("SpiCalib (Γ = 5, A = T/2)", "vgg_relu", "spicalib"),
+    Experiment("SpiCalib (Γ = 5, p and A by BO)", "vgg_relu", "spicalib", tuned=True),
     Experiment("TCL, v(0) = 0", "vgg_tcl", "opi", {"initial_potential": 0.0}),
     Experiment("OPI (TCL, v(0) = θ/2)", "vgg_tcl", "opi"),
     Experiment("QCFS (L = 4)", "vgg_qcfs", "qcfs"),
     Experiment("NQ (L = 4)", "vgg_nq", "nq"),
     Experiment("SpikeConverter-style, QCFS model (T = window)", "vgg_qcfs", "spikeconverter",
-               {"normalization": "trained"}, per_T=True),
+               {"normalization": "trained"}),
     Experiment("SpikeConverter-style iLIF, QCFS model (T = K bits)", "vgg_qcfs",
-               "spikeconverter", {"normalization": "trained", "time_scheme": "ilif"},
-               per_T=True, max_T=MAX_BITS),
+               "spikeconverter", {"normalization": "trained", "time_scheme": "ilif"}),
     Experiment("residual: percentile 99.9", "resnet", "percentile"),
     Experiment("residual: OPI-style θ/2 on percentile", "resnet", "percentile",
                {"initial_potential": 0.5}),
@@ -84,40 +83,37 @@ def _steps(t_max: int) -> list[int]:
     return [1 << k for k in range(t_max.bit_length()) if (1 << k) <= t_max]
 
 
-def run(exp: Experiment, calibration, images, labels, steps, validation, trials: int) -> dict:
-    network = load_model(exp.model)
-    ann = float((evsim.forward(network, images).argmax(1) == labels).mean())
-    row = {"label": exp.label, "model": exp.model, "method": exp.method,
-           "options": exp.options, "ann": ann, "accuracy": {}, "sops": {}, "energy_uj": {}}
-    if exp.per_T:
-        for T in [s for s in steps if exp.max_T is None or s <= exp.max_T]:
-            if exp.tuned:
-                found = tune(network, calibration, validation, T=T, method=exp.method,
-                             n_trials=trials, seed=0, **exp.options)
-                row.setdefault("tuned", {})[T] = {
-                    **{key: getattr(found.options, key) for key in found.tuned},
-                    "validation_accuracy": found.score}
-                snn = evsim.convert(network, calibration, method=exp.method,
-                                    options=found.options)
-            else:
-                snn = evsim.convert(network, calibration, method=exp.method, T=T,
-                                    **exp.options)
-            result = evsim.simulate(snn, images, T=T, engine="event")
-            report = energy_report(snn, result)
-            row["accuracy"][T] = float(result.accuracy(labels)[-1])
-            row["sops"][T] = result.total_sops() / len(images)
-            row["energy_uj"][T] = report.snn_pj / 1e6
-            if snn.time_scheme != "synchronous":
-                row.setdefault("latency", {})[T] = result.latency
-    else:
-        snn = evsim.convert(network, calibration, method=exp.method, **exp.options)
-        result = evsim.simulate(snn, images, T=max(steps), engine="event", checkpoints=steps)
-        for T, acc, sops in zip(steps, result.accuracy(labels), result.cumulative_sops()):
-            row["accuracy"][T] = float(acc)
-            row["sops"][T] = float(sops) / len(images)
-            row["energy_uj"][T] = energy_report(snn, result, steps=T).snn_pj / 1e6
-    row["ann_energy_uj"] = energy_report(snn, result).ann_pj / 1e6
-    return row
+def run_model(model: str, experiments: list[Experiment], calibration, images, labels, steps,
+              validation, trials: int, client) -> dict[str, dict]:
+    """The rows of ``experiments`` (all on ``model``): one evsim.compare_methods call, after
+    tuning SpiCalib's p and A at each T for the tuned rows (on validation data)."""
+    network = load_model(model)
+    methods, tuned = [], {}
+    for exp in experiments:
+        if not exp.tuned:
+            methods.append((exp.label, exp.method, exp.options))
+            continue
+        found = {T: tune(network, calibration, validation, T=T, method=exp.method,
+                         n_trials=trials, seed=0, client=client, **exp.options) for T in steps}
+        tuned[exp.label] = {T: {**{key: getattr(f.options, key) for key in f.tuned},
+                                "validation_accuracy": f.score} for T, f in found.items()}
+        methods.append((exp.label, exp.method, {T: f.options for T, f in found.items()}))
+    comparison = evsim.compare_methods(network, calibration, images, labels, methods=methods,
+                                       T=steps, client=client, progress=True)
+    rows = {}
+    for exp, result in zip(experiments, comparison.methods):
+        row = {"label": exp.label, "model": model, "method": exp.method,
+               "options": exp.options, "ann": comparison.ann_accuracy,
+               "accuracy": result.accuracy, "sops": result.sops,
+               "energy_uj": result.energy_uj, "ann_energy_uj": comparison.ann_energy_uj}
+        if result.latency:
+            row["latency"] = result.latency
+        if result.not_applied:
+            row["not_run"] = result.not_applied
+        if exp.label in tuned:
+            row["tuned"] = tuned[exp.label]
+        rows[exp.label] = row
+    return rows
 
 
 def spikeconverter_exactness(calibration, images, window: int) -> dict:
@@ -146,7 +142,7 @@ def _noisy(clean: np.ndarray, seed: int) -> np.ndarray:
     return np.clip(clean + rng.normal(0, NOISE, clean.shape), 0, 1).astype(np.float32)
 
 
-def denoising(calibration, clean, held_out, steps, trials: int) -> dict:
+def denoising(calibration, clean, held_out, steps, trials: int, client=None) -> dict:
     """Output MSE of the denoiser versus T: no calibration, SpiCalib with A = T/2, and
     SpiCalib with A chosen by Bayesian optimisation of the MSE on held-out training images
     (Γ = 5 and p = 99.9 in all three, so only the calibration differs)."""
@@ -158,7 +154,7 @@ def denoising(calibration, clean, held_out, steps, trials: int) -> dict:
             "bo_allowance": {}}
     for T in steps:
         found = tune(network, calibration, validation, T=T, score="mse", search=("allowance",),
-                     n_trials=trials, seed=0)
+                     n_trials=trials, seed=0, client=client)
         if not found.optimised:
             raise SystemExit(missing_extra_message("optuna", "the denoiser comparison"))
         rows["bo_allowance"][T] = found.options.allowance
@@ -345,6 +341,9 @@ def main() -> None:
                         help="with --resume: recompute the parts whose name contains TEXT "
                         f"(repeatable; {', '.join(EXTRA_PARTS)} name the extra parts)")
     parser.add_argument("--smoke", action="store_true", help="a few images, T up to 4")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="run simulations and tuning trials on the Dask cluster at ADDRESS "
+                        "(docs/scaling.md); the numbers equal a local run's")
     parser.add_argument("--out", type=Path, default=DOCS)
     args = parser.parse_args()
     held_out = 500
@@ -365,23 +364,38 @@ def main() -> None:
     if importlib.util.find_spec("optuna") is None:
         print(missing_extra_message("optuna", "the BO-tuned rows") + ": skipping them")
         experiments = [e for e in EXPERIMENTS if not e.tuned]
-    jobs = [(e.label, lambda e=e: run(e, calibration, images, labels, steps, validation,
-                                      args.trials)) for e in experiments]
+    client = None
+    if args.scheduler:
+        from evsim.distributed import connect
+        client = connect(args.scheduler)
+    models = list(dict.fromkeys(e.model for e in experiments))
+    jobs = [(model, [e for e in experiments if e.model == model]) for model in models]
     jobs += [("spikeconverter",
               lambda: spikeconverter_exactness(calibration, images, max(steps))),
              ("denoising", lambda: denoising(calibration, images[:min(len(images), 1000)],
-                                             validation[0][:200], steps, args.trials)),
+                                             validation[0][:200], steps, args.trials,
+                                             client)),
              ("quantisation", lambda: quantisation(images, labels))]
     for name, job in jobs:
-        if name in parts:
-            continue
         t0 = time.perf_counter()
-        parts[name] = job()
-        seconds[name] = time.perf_counter() - t0
+        if isinstance(job, list):  # a model's rows: compare the methods not done yet
+            todo = [e for e in job if e.label not in parts]
+            if not todo:
+                continue
+            rows = run_model(name, todo, calibration, images, labels, steps, validation,
+                             args.trials, client)
+            parts.update(rows)
+            seconds.update({label: (time.perf_counter() - t0) / len(rows) for label in rows})
+            for label, row in rows.items():
+                print(f"{label}: " + ", ".join(f"T={t} {100 * a:.1f}"
+                                               for t, a in row["accuracy"].items()), flush=True)
+        elif name not in parts:
+            parts[name] = job()
+            seconds[name] = time.perf_counter() - t0
+            print(f"{name} ({seconds[name]:.0f} s)", flush=True)
+        else:
+            continue
         save_parts(store, parts, args.n_images, steps, seconds)
-        accuracy = parts[name].get("accuracy", {})
-        print(f"{name}: " + ", ".join(f"T={t} {100 * a:.1f}" for t, a in accuracy.items())
-              + f" ({seconds[name]:.0f} s)", flush=True)
     write_report(args.out, [parts[e.label] for e in experiments], parts, steps, args,
                  sum(seconds.values()))
     print(f"wrote {args.out / 'results.md'}")

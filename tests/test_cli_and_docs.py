@@ -22,8 +22,11 @@ def test_readme_python_examples_run(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["bench_kernels.py", "bench_network.py", "peers.py"])
+@pytest.mark.parametrize("script", ["bench_kernels.py", "bench_network.py", "peers.py",
+                                    "bench_scaling.py"])
 def test_benchmark_scripts_run_in_quick_mode(script):
+    if script == "bench_scaling.py":
+        pytest.importorskip("distributed")
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

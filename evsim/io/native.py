@@ -91,6 +91,14 @@ def content_hash(obj: Network | SpikingNetwork) -> str:
     return digest.hexdigest()
 
 
+def array_digest(array: np.ndarray) -> str:
+    """SHA-256 (hex) of an array's dtype, shape and values (e.g. to recognise a data set)."""
+    x = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{x.dtype.str}\0{x.shape}\0".encode())
+    digest.update(x.tobytes())
+    return digest.hexdigest()
+
+
 def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     name = os.fspath(path)
     with atomic_file(name if name.endswith(".npz") else name + ".npz") as stream:
@@ -156,4 +164,4 @@ def _header(path, arrays: dict) -> dict:
     return header
 
 
-__all__ = ["save", "load", "content_hash", "FORMAT_VERSION"]
+__all__ = ["save", "load", "content_hash", "array_digest", "FORMAT_VERSION"]

@@ -52,7 +52,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
              per_image_counts: bool = False, seed: int = 0, first_image: int = 0,
              batch_size: int = 128,
              dtype=np.float32, threads: int | None = None,
-             progress: bool = False) -> SimResult:
+             progress: bool = False, client=None) -> SimResult:
     """Simulate ``snn`` on a batch of images for ``T`` time steps.
 
     Parameters
@@ -104,12 +104,25 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         dense engine's BLAS threads are set by the usual environment variables
         (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``).
     progress:
-        Show a progress bar (stderr) in images, advancing during a chunk as its steps run.
+        Show a progress bar (stderr) in images, advancing during a chunk as its steps run
+        (with ``client``: as shards finish).
+    client:
+        A ``dask.distributed.Client``: simulate shards of the images on its
+        workers and merge them (:mod:`evsim.distributed`); the result equals
+        the local run's exactly. Needs the extra ``distributed``; ``threads``
+        then counts per task (default 1).
 
     Returns
     -------
     A :class:`SimResult`.
     """
+    if client is not None:
+        from ..distributed import simulate_on
+        return simulate_on(client, snn, inputs, T, engine=engine, encoding=encoding,
+                           checkpoints=checkpoints, record=record,
+                           per_image_counts=per_image_counts, seed=seed,
+                           first_image=first_image, batch_size=batch_size, dtype=dtype,
+                           threads=threads, progress=progress)
     if not isinstance(snn, SpikingNetwork):
         raise EvsimTypeError(f"simulate needs a SpikingNetwork (from evsim.convert), got "
                              f"{type(snn).__name__}")

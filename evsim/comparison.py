@@ -1,0 +1,540 @@
+"""Comparing conversion methods on one model: accuracy, SOPs and energy per image versus T.
+
+:func:`compare_methods` converts a network with each method and simulates the
+same images, and returns a :class:`Comparison` (a Markdown table, JSON, a
+plot). Its unit of work is a *cell*, one simulation:
+
+* a method whose options do not depend on T runs once, at the largest T, and
+  is read at every T (checkpoints of one run);
+* a method whose options do runs once per T: SpiCalib's allowance A = T/2,
+  options chosen for one T (:func:`evsim.tune.tune`), and the temporal
+  schemes, where T is the window (their latency, (D + 1) T steps, is reported).
+
+A method that cannot convert the network (``qcfs`` on a ReLU network), or a T
+it does not support (iLIF beyond 24 bits), is reported with the reason, never
+raised. With ``cells=FOLDER`` every finished cell is saved and reused by a
+rerun (:mod:`evsim.cellstore`); with ``client=`` the cells' image shards run
+on the workers of a Dask cluster (:mod:`evsim.distributed`) with the same
+results, exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .analysis.energy import CONVENTIONS, EnergyTable, energy_report, energy_table
+from .convert import convert
+from .errors import EvsimTypeError, EvsimValueError
+from .forward import _check_inputs, forward
+from .network import Network
+from .options import METHODS, ConversionOptions, preset
+from .simulate import ENGINES, simulate
+from .signals import ENCODINGS
+from .spiking import WINDOWED
+from .timescheme import MAX_BITS
+from .validate import check_batch_size, check_labels, check_steps
+
+#: T of a comparison unless told otherwise: 1, 2, 4, ..., 128.
+DEFAULT_T = (1, 2, 4, 8, 16, 32, 64, 128)
+
+#: How the progress line of a cell found in the ``cells`` folder ends.
+REUSED = "reused: saved by an earlier run"
+
+#: A method: a preset name, ``(label, preset name)``, ``(label, ConversionOptions)``,
+#: ``(label, {T: options})``, or ``(label, preset name, options | {option: value} |
+#: {T: options})``.
+MethodSpec = (str | tuple[str, str | ConversionOptions | Mapping]
+              | tuple[str, str, ConversionOptions | Mapping])
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One method's row of a :class:`Comparison`; every table is ``{T: value}``.
+
+    ``accuracy`` is a fraction in [0, 1]; ``sops`` synaptic operations and
+    ``energy_uj`` SNN energy (µJ) per image over the first T steps (the whole
+    window in the temporal schemes); ``latency`` steps until the output is
+    complete, for the temporal schemes only; ``options`` the options each T
+    was converted with (:meth:`ConversionOptions.as_dict`); ``not_applied``
+    the reason for each T the method could not run at. ``per_T``: one run
+    per T (options that depend on T) rather than one run read at checkpoints.
+    """
+
+    label: str
+    method: str
+    per_T: bool
+    accuracy: dict[int, float] = field(default_factory=dict)
+    sops: dict[int, float] = field(default_factory=dict)
+    energy_uj: dict[int, float] = field(default_factory=dict)
+    latency: dict[int, int] = field(default_factory=dict)
+    options: dict[int, dict] = field(default_factory=dict)
+    not_applied: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def applies(self) -> bool:
+        """Whether the method ran at some T."""
+        return bool(self.accuracy)
+
+    def as_dict(self) -> dict:
+        """JSON-ready (T keys become strings in JSON)."""
+        return {"label": self.label, "method": self.method, "per_T": self.per_T,
+                **{name: dict(getattr(self, name)) for name in _TABLES}}
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> MethodResult:
+        """The row :meth:`as_dict` describes (string T keys accepted)."""
+        tables = {name: {int(t): v for t, v in values.get(name, {}).items()} for name in _TABLES}
+        return cls(label=values["label"], method=values["method"], per_T=values["per_T"],
+                   **tables)
+
+
+_TABLES = ("accuracy", "sops", "energy_uj", "latency", "options", "not_applied")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Methods compared on one network and one image set (:func:`compare_methods`).
+
+    ``T`` the steps compared; ``methods`` one :class:`MethodResult` each, in
+    the order asked; ``ann_accuracy`` the ANN's accuracy (fraction) and
+    ``ann_energy_uj`` its energy per image (µJ; None when no method ran) on
+    the same ``n_images`` images; how they were simulated (``engine``,
+    ``encoding``, ``seed``) and costed (``energy_table``, ``convention``);
+    ``network_hash`` the ANN's content hash; ``evsim_version``.
+    """
+
+    T: tuple[int, ...]
+    methods: tuple[MethodResult, ...]
+    ann_accuracy: float
+    ann_energy_uj: float | None
+    n_images: int
+    engine: str
+    encoding: str
+    seed: int
+    energy_table: str
+    convention: str
+    network_hash: str
+    evsim_version: str
+
+    def __getitem__(self, label: str) -> MethodResult:
+        for row in self.methods:
+            if row.label == label:
+                return row
+        raise KeyError(f"no method labelled {label!r}; labels are "
+                       f"{', '.join(r.label for r in self.methods)}")
+
+    def to_markdown(self) -> str:
+        """Markdown tables of accuracy (%), SOPs and energy per image at every T (the ANN's
+        last), latency for temporal schemes, and the reason for each method or T not run."""
+        head = "| method | " + " | ".join(f"T={t}" for t in self.T) + " |"
+        rule = "|---|" + "---:|" * len(self.T)
+
+        def table(title: str, key: str, fmt: Callable[[float], str], ann: str | None):
+            rows = [title, "", head, rule]
+            for row in self.methods:
+                values = getattr(row, key)
+                rows.append(f"| {row.label} | " + " | ".join(
+                    fmt(values[t]) if t in values else "n/a" for t in self.T) + " |")
+            if ann is not None:
+                rows.append("| ANN | " + " | ".join(ann for _ in self.T) + " |")
+            return rows
+
+        energy = ("–" if self.ann_energy_uj is None else f"{self.ann_energy_uj:.4g}")
+        lines = [f"Accuracy, SOPs and energy per image on {self.n_images} images ({self.engine} "
+                 f"engine, {self.encoding} input, energy table {self.energy_table}, analog "
+                 f"head: {self.convention}). n/a: the method did not run at that T "
+                 "(reasons below).", ""]
+        lines += table("### Accuracy (%)", "accuracy", lambda v: f"{100 * v:.2f}",
+                       f"{100 * self.ann_accuracy:.2f}")
+        lines += [""] + table("### SOPs per image", "sops", lambda v: f"{v:.4g}", None)
+        lines += [""] + table("### Energy per image (µJ)", "energy_uj", lambda v: f"{v:.4g}",
+                              energy)
+        temporal = [row for row in self.methods if row.latency]
+        if temporal:
+            lines += ["", "### Latency (steps until the output is complete)", "", head, rule]
+            lines += [f"| {row.label} | " + " | ".join(
+                str(row.latency[t]) if t in row.latency else "n/a" for t in self.T) + " |"
+                for row in temporal]
+        missing = [row for row in self.methods if row.not_applied]
+        if missing:
+            lines += ["", "### Not run", ""]
+            for row in missing:
+                by_reason: dict[str, list[int]] = {}
+                for t, reason in row.not_applied.items():
+                    by_reason.setdefault(reason, []).append(t)
+                for reason, steps in by_reason.items():
+                    where = ("any T" if not row.applies else
+                             "T = " + ", ".join(map(str, steps)))
+                    lines.append(f"- {row.label} ({where}): {reason}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        """JSON-ready: accuracies as fractions, SOPs per image, energies in µJ per image."""
+        return {"kind": "evsim_comparison", "T": list(self.T),
+                "methods": [row.as_dict() for row in self.methods],
+                "ann_accuracy": self.ann_accuracy, "ann_energy_uj": self.ann_energy_uj,
+                "n_images": self.n_images, "engine": self.engine, "encoding": self.encoding,
+                "seed": self.seed, "energy_table": self.energy_table,
+                "convention": self.convention, "network_hash": self.network_hash,
+                "evsim_version": self.evsim_version}
+
+    def to_json(self) -> str:
+        """The comparison as JSON text (:meth:`from_json` reads it back)."""
+        return json.dumps(self.as_dict(), indent=1, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Comparison:
+        """The comparison :meth:`to_json` wrote."""
+        values = json.loads(text)
+        if not isinstance(values, dict) or values.get("kind") != "evsim_comparison":
+            raise EvsimValueError("not an evsim comparison (JSON from Comparison.to_json)")
+        return cls(T=tuple(values["T"]),
+                   methods=tuple(MethodResult.from_dict(r) for r in values["methods"]),
+                   **{k: values[k] for k in ("ann_accuracy", "ann_energy_uj", "n_images",
+                                             "engine", "encoding", "seed", "energy_table",
+                                             "convention", "network_hash", "evsim_version")})
+
+    def plot(self, ax=None):
+        """Accuracy versus T of every method that ran, the ANN dashed
+        (:func:`evsim.plot.accuracy_vs_T`); returns the Figure."""
+        from .plot import accuracy_vs_T
+
+        curves = {row.label: (sorted(row.accuracy), [row.accuracy[t] for t in
+                                                     sorted(row.accuracy)])
+                  for row in self.methods if row.applies}
+        if not curves:
+            raise EvsimValueError("no method ran, so there is no accuracy to plot")
+        return accuracy_vs_T(curves, ann_accuracy=self.ann_accuracy, ax=ax)
+
+
+# --- methods and cells -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Method:
+    label: str
+    method: str
+    options: ConversionOptions | None = None        # None: the preset
+    overrides: Mapping = field(default_factory=dict)
+    by_T: Mapping[int, ConversionOptions] | None = None
+
+    def base(self) -> ConversionOptions:
+        return (self.options or preset(self.method)).replace(**self.overrides)
+
+    def depends_on_T(self) -> bool:
+        base = self.base()
+        return (self.by_T is not None or base.allowance is None or base.T is not None
+                or base.time_scheme in WINDOWED)
+
+
+def _preset_name(options: ConversionOptions) -> str:
+    """The preset these options equal, or the plainest one with their normalisation (only
+    checks and records use the name; the options are used as given)."""
+    for name, candidate in METHODS.items():
+        if candidate == options:
+            return name
+    if options.normalization == "trained":
+        return "opi"
+    return "channelwise" if options.channelwise else options.normalization
+
+
+def _is_options_by_T(value) -> bool:
+    return isinstance(value, Mapping) and bool(value) and all(
+        isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+        and isinstance(v, ConversionOptions) for k, v in value.items())
+
+
+def _method(spec) -> _Method:
+    if isinstance(spec, str):
+        preset(spec)
+        return _Method(spec, spec)
+    if not isinstance(spec, (tuple, list)) or len(spec) not in (2, 3) or not isinstance(
+            spec[0], str):
+        raise EvsimTypeError(f"a method is a preset name, (label, options) or (label, method, "
+                             f"options), got {spec!r}")
+    label, *rest = spec
+    options = rest[-1]
+    if len(rest) == 1 and isinstance(options, str):
+        preset(options)
+        return _Method(label, options)
+    if len(rest) == 2:
+        method = rest[0]
+        preset(method)
+    elif isinstance(options, ConversionOptions):
+        method = _preset_name(options)
+    elif _is_options_by_T(options):
+        method = _preset_name(next(iter(options.values())))
+    else:
+        raise EvsimTypeError(f"method {label!r}: give ConversionOptions or {{T: "
+                             f"ConversionOptions}}, got {type(options).__name__}")
+    if isinstance(options, ConversionOptions):
+        return _Method(label, method, options=options)
+    if _is_options_by_T(options):
+        return _Method(label, method, by_T={int(k): v for k, v in options.items()})
+    if isinstance(options, Mapping):
+        entry = _Method(label, method, overrides=dict(options))
+        entry.base()  # unknown or bad options fail here, naming the option
+        return entry
+    raise EvsimTypeError(f"method {label!r}: options must be ConversionOptions, {{option: "
+                         f"value}} or {{T: ConversionOptions}}, got {type(options).__name__}")
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One simulation: ``method`` run for ``T`` steps, read at ``steps``."""
+
+    row: int
+    method: _Method
+    T: int
+    steps: tuple[int, ...]
+    reason: str = ""
+
+    def options(self) -> ConversionOptions | None:
+        return self.method.by_T[self.T] if self.method.by_T is not None else self.method.options
+
+    def key(self) -> dict:
+        options = self.options()
+        return {"label": self.method.label, "method": self.method.method, "T": self.T,
+                "steps": list(self.steps),
+                "options": None if options is None else options.as_dict(),
+                "overrides": dict(self.method.overrides)}
+
+
+def _cells(methods: list[_Method], steps: tuple[int, ...]) -> list[_Cell]:
+    cells = []
+    for row, method in enumerate(methods):
+        if not method.depends_on_T():
+            cells.append(_Cell(row, method, steps[-1], steps))
+            continue
+        base = method.base() if method.by_T is None else None
+        for t in steps:
+            reason = ""
+            if method.by_T is not None and t not in method.by_T:
+                reason = f"no options were given for T = {t}"
+            elif base is not None and base.T is not None and base.T != t:
+                reason = f"its options were chosen for T = {base.T} only"
+            elif (base or method.by_T[t]).time_scheme == "ilif" and t > MAX_BITS:
+                reason = (f"the ilif scheme carries at most {MAX_BITS} bits per window "
+                          "(T = K bits)")
+            cells.append(_Cell(row, method, t, (t,), reason))
+    return cells
+
+
+def _summary(snn, result, labels: np.ndarray, steps: tuple[int, ...], table: EnergyTable,
+             convention: str) -> dict:
+    """A cell's numbers at each of its ``steps`` (JSON-ready, T keys as strings)."""
+    windowed = result.time_scheme in WINDOWED
+    accuracy = result.accuracy(labels)
+    sops = result.cumulative_sops() / result.n_images
+    cell = {"accuracy": {}, "sops": {}, "energy_uj": {}, "latency": {},
+            "options": dict(snn.options)}
+    for k, t in enumerate(steps):
+        report = energy_report(snn, result, table, convention, steps=None if windowed else t)
+        cell["accuracy"][str(t)] = float(accuracy[k])
+        cell["sops"][str(t)] = float(sops[k])
+        cell["energy_uj"][str(t)] = report.snn_pj / 1e6
+        if windowed:
+            cell["latency"][str(t)] = int(result.latency)
+        cell["ann_energy_uj"] = report.ann_pj / 1e6
+    return cell
+
+
+def _report_line(cell: _Cell, summary: dict, how: str) -> str:
+    label = f"{cell.method.label} at T={cell.T}"
+    if len(cell.steps) > 1:
+        label += f" (read at T={','.join(map(str, cell.steps))})"
+    if "reason" in summary:
+        return f"{label}: not run" + (f" ({how})" if how else "") + f": {summary['reason']}"
+    return f"{label}: accuracy {100 * summary['accuracy'][str(cell.T)]:.2f} % ({how})"
+
+
+def _printer(progress) -> Callable[[str], None] | None:
+    if callable(progress):
+        return progress
+    if progress:
+        return lambda line: print(f"compare: {line}", file=sys.stderr, flush=True)
+    return None
+
+
+# --- the entry point ---------------------------------------------------------------------
+
+def compare_methods(network: Network, calibration: np.ndarray | None, images: np.ndarray,
+                    labels: np.ndarray, methods: Sequence[MethodSpec] = ("percentile",),
+                    T: Sequence[int] = DEFAULT_T, *, client=None, engine: str = "event",
+                    encoding: str = "analog", seed: int = 0, batch_size: int = 128,
+                    threads: int | None = None, energy: str | EnergyTable = "float32",
+                    convention: str = "reinject", cells: str | os.PathLike | None = None,
+                    restart: bool = False,
+                    progress: bool | Callable[[str], None] = False) -> Comparison:
+    """Convert ``network`` with each method, simulate ``images`` and compare them at every T.
+
+    Parameters
+    ----------
+    network:
+        The trained ANN (:class:`~evsim.network.Network`).
+    calibration:
+        Training images ``(B, *input_shape)`` for the threshold statistics
+        (unused by methods with trained bounds), as for :func:`evsim.convert`.
+    images, labels:
+        Test images ``(N, *input_shape)`` and their classes ``(N,)``.
+    methods:
+        Each one a preset name (``"opi"``), ``(label, preset name)``,
+        ``(label, ConversionOptions)``,
+        ``(label, {T: ConversionOptions})`` (e.g. tuned at each T), or
+        ``(label, preset name, options)`` with options a ConversionOptions,
+        ``{option: value}`` overrides of the preset, or ``{T: options}``.
+        Labels must differ.
+    T:
+        The steps to compare (positive integers).
+    client:
+        A ``dask.distributed.Client``: run the cells' image shards on its
+        workers (extra ``distributed``); the comparison equals the local one.
+    engine, encoding, seed, batch_size, threads:
+        As for :func:`evsim.simulate` (``threads`` per task with a client).
+    energy, convention:
+        The energy table (a preset name or :class:`~evsim.analysis.EnergyTable`)
+        and the analog head's convention, as for :func:`~evsim.analysis.energy_report`.
+    cells, restart:
+        A folder keeping each finished cell (:class:`~evsim.cellstore.CellStore`):
+        a rerun with the same inputs reuses them; one with other inputs raises
+        :class:`~evsim.errors.EvsimValueError` unless ``restart`` discards them.
+    progress:
+        True: one line per cell on stderr as it finishes (or a function
+        called with each line).
+
+    Returns
+    -------
+    A :class:`Comparison`.
+    """
+    from . import __version__
+    from .cellstore import CellStore
+    from .io.native import array_digest, content_hash
+
+    if not isinstance(network, Network):
+        raise EvsimTypeError(f"compare_methods needs an ANN (evsim.Network), got "
+                             f"{type(network).__name__}")
+    steps = tuple(sorted({check_steps(t) for t in T}))
+    if not steps:
+        raise EvsimValueError("T holds no step; pass e.g. T=[1, 2, 4, 8]")
+    if engine not in ENGINES or encoding not in ENCODINGS:
+        raise EvsimValueError(f"engine must be one of {ENGINES} and encoding one of "
+                              f"{ENCODINGS}, got {engine!r} and {encoding!r}")
+    if convention not in CONVENTIONS:
+        raise EvsimValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    batch_size = check_batch_size(batch_size)
+    entries = [_method(spec) for spec in methods]
+    if not entries:
+        raise EvsimValueError("methods is empty; pass e.g. methods=['percentile', 'opi']")
+    labels_seen = [m.label for m in entries]
+    if len(set(labels_seen)) != len(labels_seen):
+        raise EvsimValueError(f"method labels must differ, got {labels_seen}")
+    x = np.ascontiguousarray(_check_inputs(network, images, np.float32))
+    if len(x) == 0:
+        raise EvsimValueError("images hold no image")
+    if calibration is not None:
+        calibration = _check_inputs(network, calibration, np.float32)
+    y = check_labels(labels, int(np.prod(network.output_shape)), len(x))
+    table = energy_table(energy)
+    say = _printer(progress)
+    store = None
+    if cells is not None:
+        store = CellStore(cells, {
+            "model": content_hash(network),
+            "calibration": None if calibration is None else array_digest(calibration),
+            "images": array_digest(x), "labels": array_digest(y),
+            "settings": {"engine": engine, "encoding": encoding, "seed": int(seed),
+                         "batch_size": batch_size, "energy_table": table.name,
+                         "convention": convention, "evsim_version": __version__}},
+            restart=restart)
+
+    plan = _cells(entries, steps)
+    done: dict[int, dict] = {}
+
+    def finish(i: int, summary: dict, how: str) -> None:
+        done[i] = summary
+        if store is not None and how != REUSED:
+            store.put(plan[i].key(), summary)
+        if say:
+            say(f"[{len(done)}/{len(plan)}] " + _report_line(plan[i], summary, how))
+
+    def convert_cell(cell: _Cell):
+        try:
+            return convert(network, calibration, method=cell.method.method,
+                           options=cell.options(),
+                           T=cell.T if cell.method.depends_on_T() else None,
+                           **cell.method.overrides)
+        except ValueError as err:  # includes OptionError and ConversionError
+            return " ".join(str(err).split())
+
+    def simulation(cell: _Cell, snn) -> dict:
+        return {"T": cell.T, "engine": engine, "encoding": encoding, "seed": int(seed),
+                "checkpoints": None if snn.time_scheme in WINDOWED else list(cell.steps)}
+
+    runs = None
+    if client is not None:
+        from .distributed import ShardedRuns
+        runs = ShardedRuns(client, x, batch_size=batch_size,
+                           feature="compare_methods(client=...)")
+    started, networks = {}, {}
+    try:
+        for i, cell in enumerate(plan):
+            saved = store.get(cell.key()) if store is not None else None
+            if saved is not None:
+                finish(i, saved, REUSED)
+                continue
+            if cell.reason:
+                finish(i, {"reason": cell.reason}, "")
+                continue
+            started[i] = time.perf_counter()
+            snn = convert_cell(cell)
+            if isinstance(snn, str):
+                finish(i, {"reason": snn}, "")
+                continue
+            if runs is not None:
+                networks[i] = snn
+                runs.submit(i, snn, threads=threads, **simulation(cell, snn))
+                continue
+            result = simulate(snn, x, batch_size=batch_size, threads=threads,
+                              **simulation(cell, snn))
+            finish(i, _summary(snn, result, y, cell.steps, table, convention),
+                   f"{time.perf_counter() - started[i]:.1f} s")
+        if runs is not None:
+            for i, result in runs.completed():
+                finish(i, _summary(networks.pop(i), result, y, plan[i].steps, table,
+                                   convention),
+                       f"{time.perf_counter() - started[i]:.1f} s on the cluster")
+    finally:
+        if runs is not None:
+            runs.close()
+
+    ann = forward(network, x).reshape(len(x), -1).argmax(axis=1)
+    rows = []
+    for row, method in enumerate(entries):
+        tables = {name: {} for name in _TABLES}
+        for i, cell in enumerate(plan):
+            if cell.row != row:
+                continue
+            summary = done[i]
+            if "reason" in summary:
+                tables["not_applied"].update({t: summary["reason"] for t in cell.steps})
+                continue
+            for name in ("accuracy", "sops", "energy_uj", "latency"):
+                tables[name].update({int(t): v for t, v in summary[name].items()})
+            tables["options"].update({t: summary["options"] for t in cell.steps})
+        rows.append(MethodResult(method.label, method.method, method.depends_on_T(), **tables))
+    ann_energy = next((s["ann_energy_uj"] for s in done.values() if "ann_energy_uj" in s),
+                      None)
+    return Comparison(T=steps, methods=tuple(rows), ann_accuracy=float((ann == y).mean()),
+                      ann_energy_uj=ann_energy, n_images=len(x), engine=engine,
+                      encoding=encoding, seed=int(seed), energy_table=table.name,
+                      convention=convention, network_hash=content_hash(network),
+                      evsim_version=__version__)
+
+
+__all__ = ["compare_methods", "Comparison", "MethodResult", "DEFAULT_T", "MethodSpec"]

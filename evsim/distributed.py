@@ -1,0 +1,195 @@
+"""Simulating on a Dask cluster: image shards on the workers of a ``dask.distributed.Client``.
+
+:func:`evsim.simulate` with ``client=`` and :func:`evsim.compare_methods`
+with ``client=`` come here. What moves over the network:
+
+* the spiking network and the images go once to every worker
+  (``Client.scatter(..., broadcast=True)``, keyed by their content), not once
+  per task;
+* each task simulates one contiguous shard of images ``[start, stop)`` and
+  returns its :class:`~evsim.simulate.SimResult` (NumPy arrays);
+* the shards of a run are joined with :func:`evsim.merge`, so the result is
+  the local run's, exactly (shards start at multiples of ``batch_size``, which
+  the dense engine needs for equal float outputs; rate-coded spikes are drawn
+  by image index, ``first_image``).
+
+A worker lost mid-run has its tasks rerun by the scheduler on the workers
+left (every worker holds the network and the images). Dask is imported only
+when a client is used (the optional extra ``distributed``); the local path
+never imports it.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import EvsimTypeError, EvsimValueError
+from .extras import require
+from .io.native import array_digest, content_hash
+
+#: Shards per worker thread of a run: enough to keep every thread busy while a slow shard
+#: finishes, few enough that scheduling costs nothing next to a shard's work.
+SHARDS_PER_THREAD = 2
+
+
+def check_client(client, feature: str):
+    """The ``distributed`` module, after checking that ``client`` is one of its Clients."""
+    distributed = require("distributed", feature)
+    if not isinstance(client, distributed.Client):
+        raise EvsimTypeError(f"client must be a dask.distributed.Client, got "
+                             f"{type(client).__name__}; connect one with "
+                             "dask.distributed.Client('tcp://SCHEDULER:8786')")
+    return distributed
+
+
+def connect(address: str, timeout: float = 10.0):
+    """A ``dask.distributed.Client`` connected to the scheduler at ``address``.
+
+    Raises :class:`~evsim.errors.EvsimValueError` naming the address when no
+    scheduler answers within ``timeout`` seconds.
+    """
+    distributed = require("distributed", "--scheduler")
+    try:
+        return distributed.Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise EvsimValueError(
+            f"cannot reach a Dask scheduler at {address!r} ({err}); start one with "
+            "`dask scheduler` and workers with `dask worker ADDRESS` (docs/scaling.md)"
+        ) from None
+
+
+def shard_ranges(n_images: int, batch_size: int, shards: int) -> list[tuple[int, int]]:
+    """About ``shards`` contiguous ``(start, stop)`` ranges covering ``n_images``, each
+    starting at a multiple of ``batch_size``."""
+    per_shard = -(-n_images // max(shards, 1))
+    per_shard = max(batch_size, -(-per_shard // batch_size) * batch_size)
+    return [(start, min(start + per_shard, n_images))
+            for start in range(0, n_images, per_shard)]
+
+
+def _scatter(client, kind: str, digest: str, value):
+    """A future of ``value`` held by every worker (its key names the content; a fresh key
+    per call, so that releasing an earlier call's copy cannot delete this one's)."""
+    key = f"evsim-{kind}-{digest[:16]}-{uuid.uuid4().hex[:12]}"
+    return client.scatter({key: value}, broadcast=True)[key]
+
+
+def _simulate_shard(snn, images: np.ndarray, start: int, stop: int, first_image: int,
+                    options: dict):
+    """Run on a worker: simulate images ``[start, stop)`` of the scattered ``images``."""
+    from .simulate import simulate
+
+    return simulate(snn, images[start:stop], first_image=first_image + start, **options)
+
+
+@dataclass
+class _Run:
+    tag: Hashable
+    futures: list
+    results: list = field(default_factory=list)
+
+
+class ShardedRuns:
+    """Simulations of spiking networks on one image set, sharded over a client's workers.
+
+    :meth:`submit` sends a run's shards to the cluster at once (the workers
+    start while you prepare the next run); :meth:`completed` yields
+    ``(tag, SimResult)`` as each run's last shard arrives, shards merged.
+    """
+
+    def __init__(self, client, images: np.ndarray, *, batch_size: int, first_image: int = 0,
+                 feature: str = "evsim.simulate(client=...)"):
+        self._distributed = check_client(client, feature)
+        self.client = client
+        self.images = images
+        self.batch_size = batch_size
+        self.first_image = first_image
+        self._images = _scatter(client, "images", array_digest(images), images)
+        self._networks: dict[str, object] = {}
+        self._runs: dict[object, _Run] = {}
+        self._pending = self._distributed.as_completed()
+        threads = sum(client.nthreads().values()) or 1
+        self.ranges = shard_ranges(len(images), batch_size, SHARDS_PER_THREAD * threads)
+
+    def submit(self, tag: Hashable, snn, **options) -> None:
+        """Simulate ``snn`` on all the images; ``options`` are :func:`evsim.simulate`'s
+        (``threads`` defaults to 1: Dask runs one task per worker thread)."""
+        digest = content_hash(snn)
+        if digest not in self._networks:
+            self._networks[digest] = _scatter(self.client, "network", digest, snn)
+        options = {**options, "batch_size": self.batch_size, "progress": False,
+                   "threads": options.get("threads") or 1}
+        if options.get("checkpoints") is not None:
+            options["checkpoints"] = list(options["checkpoints"])
+        futures = [self.client.submit(_simulate_shard, self._networks[digest], self._images,
+                                      start, stop, self.first_image, options, pure=False)
+                   for start, stop in self.ranges]
+        run = _Run(tag, futures)
+        for future in futures:
+            self._runs[future.key] = run
+            self._pending.add(future)
+
+    def completed(self, on_shard: Callable[[int], None] | None = None
+                  ) -> Iterator[tuple[Hashable, object]]:
+        """``(tag, merged SimResult)`` of each submitted run as it completes; ``on_shard`` is
+        called with the images of every shard that finishes."""
+        from .simulate.merge import merge
+
+        for future in self._pending:
+            run = self._runs.pop(future.key)
+            result = future.result()
+            run.results.append(result)
+            future.release()
+            if on_shard is not None:
+                on_shard(result.n_images)
+            if len(run.results) == len(run.futures):
+                yield run.tag, merge(run.results)
+
+    def close(self) -> None:
+        """Release what the runs hold on the cluster (the network and image copies)."""
+        for run in self._runs.values():
+            for future in run.futures:
+                future.cancel()
+        self._runs.clear()
+        self._networks.clear()
+        self._images.release()
+
+
+def simulate_on(client, snn, inputs: np.ndarray, T: int = 32, *, first_image: int = 0,
+                batch_size: int = 128, dtype=np.float32, progress: bool = False, **options):
+    """:func:`evsim.simulate` on the workers of ``client``: the same result, exactly."""
+    from .forward import _check_inputs
+    from .spiking import SpikingNetwork
+    from .validate import check_batch_size, check_index, check_steps
+
+    if not isinstance(snn, SpikingNetwork):
+        raise EvsimTypeError(f"simulate needs a SpikingNetwork (from evsim.convert), got "
+                             f"{type(snn).__name__}")
+    T, batch_size = check_steps(T), check_batch_size(batch_size)
+    first_image = check_index(first_image, "first_image")
+    x = _check_inputs(snn.network, inputs, dtype)
+    if len(x) == 0:
+        raise ValueError("inputs hold no image")
+    runs = ShardedRuns(client, np.ascontiguousarray(x), batch_size=batch_size,
+                       first_image=first_image)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(x), unit="image", desc="simulate", file=sys.stderr)
+    try:
+        runs.submit("run", snn, T=T, dtype=dtype, **options)
+        (_, result), = runs.completed(bar.update if bar else None)
+    finally:
+        runs.close()
+        if bar:
+            bar.close()
+    return result
+
+
+__all__ = ["simulate_on", "ShardedRuns", "connect", "check_client", "shard_ranges",
+           "SHARDS_PER_THREAD"]

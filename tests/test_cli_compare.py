@@ -1,0 +1,107 @@
+"""`evsim compare`: an ONNX model gives a report folder; a rerun reuses the finished cells;
+changed inputs and foreign folders are refused in one line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from evsim.cli import main
+from evsim.data import load_bundled_sample
+
+
+def _onnx_model(path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w1 = rng.normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32)
+    w2 = rng.normal(0, 0.1, (10, 4 * 28 * 28)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["r"]),
+         helper.make_node("Flatten", ["r"], ["f"]),
+         helper.make_node("Gemm", ["f", "w2"], ["y"], transB=1)], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    _onnx_model(root / "model.onnx")
+    images, labels = load_bundled_sample("test")
+    calibration, _ = load_bundled_sample("train")
+    np.savez(root / "calibration.npz", images=calibration[:32])
+    np.savez(root / "test.npz", images=images[:24], labels=labels[:24])
+    np.savez(root / "other.npz", images=images[24:48], labels=labels[24:48])
+    return root
+
+
+def _compare(root, out, *extra):
+    return main(["compare", str(root / "model.onnx"), str(root / "calibration.npz"),
+                 str(root / "test.npz"), "--methods", "percentile,qcfs,spicalib", "--T", "1,4",
+                 "-o", str(out), *extra])
+
+
+def test_compare_on_an_onnx_model_writes_a_report_folder_and_resumes(inputs, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert _compare(inputs, out, "--json") == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "accuracy_vs_T.png", "cells", "comparison.json", "comparison.md", "index.html",
+        "report.md"]
+    assert printed["html"] == str(out / "index.html")
+    assert [m["label"] for m in printed["comparison"]["methods"]] == ["percentile", "qcfs",
+                                                                      "spicalib"]
+    # percentile: one run read at T = 1, 4; qcfs: one (not applicable); spicalib: one per T
+    assert captured.err.count("evsim compare: [") == 4
+    cells = sorted(p.name for p in (out / "cells").iterdir())
+    assert len(cells) == 5 and "inputs.json" in cells
+    report = (out / "report.md").read_text()
+    assert "model.onnx" in report and "| percentile |" in report
+    assert "- qcfs (any T): method 'qcfs' needs trained QCFS activations" in report
+    html = (out / "index.html").read_text()
+    assert "<table>" in html and "data:image/png;base64," in html
+    saved = json.loads((out / "comparison.json").read_text())
+    assert saved == printed["comparison"]
+
+    stamps = {name: (out / "cells" / name).stat().st_mtime_ns for name in cells}
+    assert _compare(inputs, out) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("evsim compare: [")]
+    assert len(lines) == 4 and all("reused" in line for line in lines)
+    assert {name: (out / "cells" / name).stat().st_mtime_ns
+            for name in cells if name != "inputs.json"} == {
+        k: v for k, v in stamps.items() if k != "inputs.json"}
+    assert "| percentile |" in captured.out
+
+
+def test_compare_refuses_other_inputs_in_the_same_folder_unless_restarted(inputs, tmp_path,
+                                                                          capsys):
+    out = tmp_path / "cmp"
+    assert _compare(inputs, out, "--T", "1") == 0
+    capsys.readouterr()
+    argv = ["compare", str(inputs / "model.onnx"), str(inputs / "calibration.npz"),
+            str(inputs / "other.npz"), "--T", "1", "-o", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "its images, labels differ" in err and "--restart" in err
+    assert main(argv + ["--restart"]) == 0
+
+
+def test_compare_refuses_a_folder_of_other_files_and_bad_flags(inputs, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert _compare(inputs, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "evsim compare did not write (notes.txt)" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", "a.onnx", "bundled", "bundled", "--methods", "bogus", "-o", "x"])
+    assert exit_.value.code == 2
+    assert "expected method names such as opi,percentile" in capsys.readouterr().err
+    assert main(["compare", str(inputs / "model.onnx"), "bundled",
+                 str(inputs / "calibration.npz"), "-o", str(tmp_path / "new")]) == 2
+    assert "has no 'labels' array" in capsys.readouterr().err

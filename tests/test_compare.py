@@ -1,0 +1,144 @@
+"""compare_methods: the cells it runs, methods that cannot apply, the comparison object, and
+resuming from saved cells."""
+
+import json
+
+import numpy as np
+import pytest
+
+import evsim
+from evsim import METHODS, Comparison, EvsimValueError, compare_methods
+from evsim.analysis import energy_report
+from evsim.data import load_bundled_sample
+from evsim.models import load_model
+
+STEPS = (1, 2, 8)
+
+
+@pytest.fixture(scope="module")
+def data():
+    calibration, _ = load_bundled_sample("train")
+    images, labels = load_bundled_sample("test")
+    return load_model("fashion_cnn"), calibration[:64], images[:40], labels[:40]
+
+
+@pytest.fixture(scope="module")
+def comparison(data):
+    network, calibration, images, labels = data
+    return compare_methods(network, calibration, images, labels,
+                           methods=["percentile", "qcfs", "spicalib",
+                                    ("ilif", "spikeconverter", {"time_scheme": "ilif"})],
+                           T=[8, 1, 2, 30], batch_size=16)
+
+
+def test_a_method_independent_of_T_is_one_run_read_at_checkpoints(data, comparison):
+    network, calibration, images, labels = data
+    snn = evsim.convert(network, calibration, method="percentile")
+    run = evsim.simulate(snn, images, T=30, checkpoints=[1, 2, 8, 30])
+    row = comparison["percentile"]
+    assert comparison.T == (1, 2, 8, 30) and not row.per_T
+    assert [row.accuracy[t] for t in comparison.T] == run.accuracy(labels).tolist()
+    assert [row.sops[t] for t in comparison.T] == (run.cumulative_sops() / 40).tolist()
+    assert row.energy_uj[8] == energy_report(snn, run, steps=8).snn_pj / 1e6
+    assert comparison.ann_accuracy == float(
+        (evsim.forward(network, images).argmax(1) == labels).mean())
+    assert comparison.ann_energy_uj == energy_report(snn, run).ann_pj / 1e6
+
+
+def test_a_method_whose_options_depend_on_T_runs_once_per_T(data, comparison):
+    network, calibration, images, labels = data
+    row = comparison["spicalib"]
+    assert row.per_T and sorted(row.accuracy) == [1, 2, 8, 30]
+    for t in (2, 30):
+        snn = evsim.convert(network, calibration, method="spicalib", T=t)
+        run = evsim.simulate(snn, images, T=t, checkpoints=[t])
+        assert row.accuracy[t] == float(run.accuracy(labels)[-1])
+        assert row.options[t]["allowance"] == t / 2
+
+
+def test_methods_that_cannot_apply_are_reported_with_the_reason(comparison):
+    qcfs, ilif = comparison["qcfs"], comparison["ilif"]
+    assert not qcfs.applies and set(qcfs.not_applied) == {1, 2, 8, 30}
+    assert "needs trained QCFS activations" in qcfs.not_applied[1]
+    assert sorted(ilif.accuracy) == [1, 2, 8] and list(ilif.not_applied) == [30]
+    assert "at most 24 bits" in ilif.not_applied[30]
+    assert ilif.latency[8] > 8  # (D + 1) windows of T steps
+    table = comparison.to_markdown()
+    assert "| qcfs | n/a | n/a | n/a | n/a |" in table
+    assert "- qcfs (any T): method 'qcfs' needs trained QCFS" in table
+    assert "- ilif (T = 30): the ilif scheme carries at most 24 bits" in table
+    assert "### Latency" in table and "| ANN |" in table
+
+
+def test_the_comparison_round_trips_through_json_and_plots(comparison):
+    text = comparison.to_json()
+    assert Comparison.from_json(text) == comparison
+    assert json.loads(text)["methods"][0]["accuracy"]["8"] == comparison["percentile"].accuracy[8]
+    figure = comparison.plot()
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert labels == ["percentile", "spicalib", "ilif", "ANN"]
+    with pytest.raises(EvsimValueError, match="not an evsim comparison"):
+        Comparison.from_json('{"kind": "sim_result"}')
+
+
+def test_methods_as_options_overrides_and_options_per_T(data):
+    network, calibration, images, labels = data
+    gate = METHODS["percentile"].replace(max_pool="gate")
+    per_T = {2: METHODS["spicalib"].replace(allowance=0.5),
+             8: METHODS["spicalib"].replace(allowance=3.0)}
+    result = compare_methods(network, calibration, images[:16], labels[:16],
+                             methods=[("gate", gate), ("tuned", per_T),
+                                      ("θ/2", "percentile", {"initial_potential": 0.5})],
+                             T=[2, 8])
+    assert result["gate"].method == "percentile" and not result["gate"].per_T
+    assert result["gate"].options[8]["max_pool"] == "gate"
+    assert result["tuned"].options[2]["allowance"] == 0.5
+    assert result["tuned"].options[8]["allowance"] == 3.0
+    assert result["θ/2"].options[2]["initial_potential"] == 0.5
+    with pytest.raises(EvsimValueError, match="labels must differ"):
+        compare_methods(network, calibration, images, labels, methods=["max", ("max", gate)])
+    with pytest.raises(TypeError, match="unknown conversion option"):
+        compare_methods(network, calibration, images, labels,
+                        methods=[("x", "percentile", {"bogus": 1})])
+
+
+def test_a_rerun_reuses_saved_cells_and_refuses_other_inputs(data, tmp_path, monkeypatch):
+    network, calibration, images, labels = data
+    lines = []
+    kwargs = dict(methods=["percentile", "spicalib"], T=[1, 4], cells=tmp_path,
+                  progress=lines.append)
+    first = compare_methods(network, calibration, images, labels, **kwargs)
+    assert len(lines) == 3 and not any("reused" in line for line in lines)
+    assert len(list(tmp_path.glob("cell-*.json"))) == 3
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("a saved cell was simulated again")
+
+    monkeypatch.setattr("evsim.comparison.simulate", no_simulation)
+    lines.clear()
+    again = compare_methods(network, calibration, images, labels, **kwargs)
+    assert again == first
+    assert len(lines) == 3 and all("reused" in line for line in lines)
+    with pytest.raises(EvsimValueError, match=r"cells of another comparison: its images, "
+                                              r"labels differ"):
+        compare_methods(network, calibration, images[:20], labels[:20], **kwargs)
+    monkeypatch.undo()
+    fresh = compare_methods(network, calibration, images[:20], labels[:20], restart=True,
+                            **kwargs)
+    assert fresh.n_images == 20 and len(list(tmp_path.glob("cell-*.json"))) == 3
+
+
+def test_bad_arguments_are_refused_by_name(data):
+    network, calibration, images, labels = data
+    with pytest.raises(EvsimValueError, match="methods is empty"):
+        compare_methods(network, calibration, images, labels, methods=[])
+    with pytest.raises(evsim.EvsimTypeError, match="needs an ANN"):
+        compare_methods(evsim.convert(network, calibration), calibration, images, labels)
+    with pytest.raises(EvsimValueError, match="shape"):
+        compare_methods(network, calibration, images[:, :, :5], labels)
+    with pytest.raises(EvsimValueError, match="labels"):
+        compare_methods(network, calibration, images, labels[:3])
+    with pytest.raises(evsim.EvsimTypeError, match="a method is a preset name"):
+        compare_methods(network, calibration, images, labels, methods=[3])
+    assert np.isfinite(compare_methods(network, calibration, images[:4], labels[:4],
+                                       T=[1]).ann_accuracy)
