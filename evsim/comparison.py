@@ -6,7 +6,7 @@ plot). Its unit of work is a *cell*, one simulation:
 
 * a method whose options do not depend on T runs once, at the largest T, and
   is read at every T (checkpoints of one run);
-* a method whose options do runs once per T: SpiCalib's allowance A = T/2,
+* a method whose options do runs once per T: SpiCalib's allowance A = T/4,
   options chosen for one T (:func:`evsim.tune.tune`), and the temporal
   schemes, where T is the window (their latency, (D + 1) T steps, is reported).
 
@@ -241,6 +241,8 @@ def _preset_name(options: ConversionOptions) -> str:
             return name
     if options.normalization == "trained":
         return "opi"
+    if options.normalization == "braincog":
+        return "spicalib"
     return "channelwise" if options.channelwise else options.normalization
 
 

@@ -53,7 +53,7 @@ def test_a_method_whose_options_depend_on_T_runs_once_per_T(data, comparison):
         snn = evsim.convert(network, calibration, method="spicalib", T=t)
         run = evsim.simulate(snn, images, T=t, checkpoints=[t])
         assert row.accuracy[t] == float(run.accuracy(labels)[-1])
-        assert row.options[t]["allowance"] == t / 2
+        assert row.options[t]["allowance"] == t / 4
 
 
 def test_methods_that_cannot_apply_are_reported_with_the_reason(comparison):
