@@ -61,8 +61,9 @@ class MethodResult:
     ``accuracy`` is a fraction in [0, 1]; ``sops`` synaptic operations and
     ``energy_uj`` SNN energy (µJ) per image over the first T steps (the whole
     window in the temporal schemes); ``latency`` steps until the output is
-    complete, for the temporal schemes only; ``options`` the options each T
-    was converted with (:meth:`ConversionOptions.as_dict`); ``not_applied``
+    complete, for the temporal schemes only; ``calibration_spikes``
+    SpiCalib's negative spikes per image (0 without calibration); ``options``
+    the options each T was converted with (:meth:`ConversionOptions.as_dict`); ``not_applied``
     the reason for each T the method could not run at. ``per_T``: one run
     per T (options that depend on T) rather than one run read at checkpoints.
     """
@@ -74,6 +75,7 @@ class MethodResult:
     sops: dict[int, float] = field(default_factory=dict)
     energy_uj: dict[int, float] = field(default_factory=dict)
     latency: dict[int, int] = field(default_factory=dict)
+    calibration_spikes: dict[int, float] = field(default_factory=dict)
     options: dict[int, dict] = field(default_factory=dict)
     not_applied: dict[int, str] = field(default_factory=dict)
 
@@ -95,7 +97,8 @@ class MethodResult:
                    **tables)
 
 
-_TABLES = ("accuracy", "sops", "energy_uj", "latency", "options", "not_applied")
+_TABLES = ("accuracy", "sops", "energy_uj", "latency", "calibration_spikes", "options",
+           "not_applied")
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,13 @@ class Comparison:
         lines += [""] + table("### SOPs per image", "sops", lambda v: f"{v:.4g}", None)
         lines += [""] + table("### Energy per image (µJ)", "energy_uj", lambda v: f"{v:.4g}",
                               energy)
+        calibrated = [row for row in self.methods if any(row.calibration_spikes.values())]
+        if calibrated:
+            lines += ["", "### Calibration spikes per image (SpiCalib's negative spikes)", "",
+                      head, rule]
+            lines += [f"| {row.label} | " + " | ".join(
+                f"{row.calibration_spikes[t]:.4g}" if t in row.calibration_spikes else "n/a"
+                for t in self.T) + " |" for row in calibrated]
         temporal = [row for row in self.methods if row.latency]
         if temporal:
             lines += ["", "### Latency (steps until the output is complete)", "", head, rule]
@@ -335,7 +345,8 @@ def _summary(snn, result, labels: np.ndarray, steps: tuple[int, ...], table: Ene
     accuracy = result.accuracy(labels)
     sops = result.cumulative_sops() / result.n_images
     cell = {"accuracy": {}, "sops": {}, "energy_uj": {}, "latency": {},
-            "options": dict(snn.options)}
+            "calibration_spikes": {}, "options": dict(snn.options)}
+    negative = sum(result.negative_spikes.values()) / result.n_images
     for k, t in enumerate(steps):
         report = energy_report(snn, result, table, convention, steps=None if windowed else t)
         cell["accuracy"][str(t)] = float(accuracy[k])
@@ -343,6 +354,8 @@ def _summary(snn, result, labels: np.ndarray, steps: tuple[int, ...], table: Ene
         cell["energy_uj"][str(t)] = report.snn_pj / 1e6
         if windowed:
             cell["latency"][str(t)] = int(result.latency)
+        if negative == 0 or len(steps) == 1:  # SpiCalib runs once per T
+            cell["calibration_spikes"][str(t)] = float(negative)
         cell["ann_energy_uj"] = report.ann_pj / 1e6
     return cell
 
@@ -526,8 +539,8 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
             if "reason" in summary:
                 tables["not_applied"].update({t: summary["reason"] for t in cell.steps})
                 continue
-            for name in ("accuracy", "sops", "energy_uj", "latency"):
-                tables[name].update({int(t): v for t, v in summary[name].items()})
+            for name in ("accuracy", "sops", "energy_uj", "latency", "calibration_spikes"):
+                tables[name].update({int(t): v for t, v in summary.get(name, {}).items()})
             tables["options"].update({t: summary["options"] for t in cell.steps})
         rows.append(MethodResult(method.label, method.method, method.depends_on_T(), **tables))
     ann_energy = next((s["ann_energy_uj"] for s in done.values() if "ann_energy_uj" in s),

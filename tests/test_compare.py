@@ -142,3 +142,24 @@ def test_bad_arguments_are_refused_by_name(data):
         compare_methods(network, calibration, images, labels, methods=[3])
     assert np.isfinite(compare_methods(network, calibration, images[:4], labels[:4],
                                        T=[1]).ann_accuracy)
+
+
+def test_spicalib_rows_report_their_calibration_spikes():
+    """Per image and T, the negative spikes of the run at that T (A = T/4: one run per T)."""
+    from evsim.data import load_bundled_sample
+    from evsim.models import load_model
+    network = load_model("fashion_cnn")
+    calibration = load_bundled_sample("train")[0][:100]
+    x, labels = load_bundled_sample("test")
+    x, labels = x[:16], labels[:16]
+    comparison = evsim.compare_methods(network, calibration, x, labels,
+                                       methods=["spicalib", "percentile"], T=[8, 16])
+    assert comparison["spicalib"].per_T
+    for t in (8, 16):
+        run = evsim.simulate(evsim.convert(network, calibration, method="spicalib", T=t), x,
+                             T=t, checkpoints=[t])
+        expected = sum(run.negative_spikes.values()) / len(x)
+        assert comparison["spicalib"].calibration_spikes[t] == expected
+        assert comparison["percentile"].calibration_spikes[t] == 0
+    assert any(comparison["spicalib"].calibration_spikes.values())
+    assert "Calibration spikes per image" in comparison.to_markdown()
