@@ -78,13 +78,7 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
     if percentile_of not in PERCENTILE_OF:
         raise ValueError(f"percentile_of must be one of {PERCENTILE_OF}, got {percentile_of!r}")
     names = network.activations
-    if isinstance(percentile, Mapping):
-        missing = set(names) - set(percentile)
-        if missing:
-            raise ValueError(f"percentile has no value for layer(s) {sorted(missing)}")
-        per_layer = {name: float(percentile[name]) for name in names}
-    else:
-        per_layer = dict.fromkeys(names, float(percentile))
+    per_layer = _per_layer(percentile, names, "percentile")
     for name, p in per_layer.items():
         if not 0 < p <= 100:
             raise ValueError(f"percentile for layer '{name}' must be in (0, 100], got {p}")
@@ -111,6 +105,18 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
                 lam = 1.0
             scales[name] = np.float64(lam)
     return scales
+
+
+def _per_layer(value: float | Mapping[str, float], names: list[str],
+               what: str) -> dict[str, float]:
+    """``{layer: value}`` from one value for all layers or a mapping that must cover ``names``;
+    ``what`` names the parameter in the error."""
+    if not isinstance(value, Mapping):
+        return dict.fromkeys(names, float(value))
+    missing = set(names) - set(value)
+    if missing:
+        raise ValueError(f"{what} has no value for layer(s) {sorted(missing)}")
+    return {name: float(value[name]) for name in names}
 
 
 def _activations(network: Network, inputs: np.ndarray, names: list[str], batch_size: int,
@@ -181,13 +187,7 @@ def braincog_scales(network: Network, inputs: np.ndarray, *, p: float | Mapping[
     warning naming the layer.
     """
     names = set(network.activations)
-    if isinstance(p, Mapping):
-        missing = names - set(p)
-        if missing:
-            raise ValueError(f"p has no value for layer(s) {sorted(missing)}")
-        per_layer = {name: float(p[name]) for name in names}
-    else:
-        per_layer = dict.fromkeys(names, float(p))
+    per_layer = _per_layer(p, network.activations, "p")
     for name, fraction in per_layer.items():
         if not 0 < fraction <= 1:
             raise ValueError(f"p is a fraction in (0, 1] (BrainCog's convention), got "

@@ -607,30 +607,36 @@ def _conversion_options(parser: argparse.ArgumentParser) -> None:
                                 metavar=meta.get("metavar"), help=text)
 
 
-def _simulation_options(parser: argparse.ArgumentParser, T: int = 128) -> None:
+def _engine_options(parser: argparse.ArgumentParser, threads: str) -> None:
+    """The flags of how to simulate and count, shared by `run` and `compare`; ``threads``
+    ends the help of --threads."""
     from .analysis import CONVENTIONS, ENERGY_TABLES
 
-    parser.add_argument("--T", type=_positive, default=T, help="time steps (default: %(default)s)")
     parser.add_argument("--engine", default="event", choices=["event", "dense"],
                         help="simulation engine (default: %(default)s)")
     parser.add_argument("--encoding", default="analog", choices=["analog", "rate"],
                         help="input encoding (default: %(default)s)")
-    parser.add_argument("--checkpoints", type=_steps, default=None, metavar="STEPS",
-                        help="comma-separated steps at which to report accuracy, SOPs and "
-                        "energy (--T is always one; default: 1, 2, 4, ..., T)")
     parser.add_argument("--seed", type=_non_negative, default=0, metavar="N",
                         help="seed of the rate encoding's random spikes (default: %(default)s)")
     parser.add_argument("--batch-size", type=_positive, default=128, metavar="N",
                         help="images simulated together; bounds memory (default: %(default)s)")
     parser.add_argument("--threads", type=_threads, default=None, metavar="N",
-                        help="threads of the event engine (default: all cores Numba may use; "
-                        "results do not depend on it)")
+                        help=f"threads of the event engine (default: all cores Numba may use; "
+                        f"{threads})")
     parser.add_argument("--energy-table", default="float32", choices=sorted(ENERGY_TABLES),
                         help="energy per operation, Horowitz 2014 at 45 nm "
                         "(default: %(default)s)")
     parser.add_argument("--convention", default="reinject", choices=CONVENTIONS,
                         help="analog first layer: computed once and re-injected every step, or "
                         "recomputed every step (default: %(default)s)")
+
+
+def _simulation_options(parser: argparse.ArgumentParser, T: int = 128) -> None:
+    parser.add_argument("--T", type=_positive, default=T, help="time steps (default: %(default)s)")
+    _engine_options(parser, threads="results do not depend on it")
+    parser.add_argument("--checkpoints", type=_steps, default=None, metavar="STEPS",
+                        help="comma-separated steps at which to report accuracy, SOPs and "
+                        "energy (--T is always one; default: 1, 2, 4, ..., T)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object on stdout (progress stays on stderr)")
 
@@ -741,24 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="use only the first N test images")
     compare.add_argument("--calibration-images", type=_positive, default=None, metavar="N",
                          help="use only the first N calibration images")
-    compare.add_argument("--engine", default="event", choices=["event", "dense"],
-                         help="simulation engine (default: %(default)s)")
-    compare.add_argument("--encoding", default="analog", choices=["analog", "rate"],
-                         help="input encoding (default: %(default)s)")
-    compare.add_argument("--seed", type=_non_negative, default=0, metavar="N",
-                         help="seed of the rate encoding's random spikes (default: %(default)s)")
-    compare.add_argument("--batch-size", type=_positive, default=128, metavar="N",
-                         help="images simulated together; bounds memory (default: %(default)s)")
-    compare.add_argument("--threads", type=_threads, default=None, metavar="N",
-                         help="threads of the event engine (default: all cores Numba may use; "
-                         "1 per task on a cluster); results do not depend on it")
-    from .analysis import CONVENTIONS, ENERGY_TABLES
-    compare.add_argument("--energy-table", default="float32", choices=sorted(ENERGY_TABLES),
-                         help="energy per operation, Horowitz 2014 at 45 nm "
-                         "(default: %(default)s)")
-    compare.add_argument("--convention", default="reinject", choices=CONVENTIONS,
-                         help="analog first layer: computed once and re-injected every step, "
-                         "or recomputed every step (default: %(default)s)")
+    _engine_options(compare, threads="1 per task on a cluster; results do not depend on it")
     _scheduler_option(compare)
     compare.add_argument("--restart", action="store_true",
                          help="discard the cells DIR holds from an earlier run and start afresh")
