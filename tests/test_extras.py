@@ -7,6 +7,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from tiny_onnx import save_tiny_onnx
 
 import evsim
 from evsim.extras import MissingExtraError, missing_extra_message, require
@@ -50,22 +51,7 @@ def test_every_feature_with_an_extra_says_so(monkeypatch):
 
 def test_the_core_converts_and_runs_an_onnx_model_from_the_command_line(tmp_path):
     """No torch, nir, optuna or dask: `evsim convert model.onnx` and `evsim run` work."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    w1 = rng.normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32)
-    w2 = rng.normal(0, 0.1, (10, 4 * 28 * 28)).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1, 1, 1, 1]),
-         helper.make_node("Relu", ["c"], ["r"]),
-         helper.make_node("Flatten", ["r"], ["f"]),
-         helper.make_node("Gemm", ["f", "w2"], ["y"], transB=1)], "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
-        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
-              tmp_path / "model.onnx")
+    save_tiny_onnx(tmp_path / "model.onnx")
     script = BLOCK + textwrap.dedent("""
         from evsim.cli import main
         assert main(["convert", "model.onnx", "bundled", "--calibration-images", "64",
