@@ -17,6 +17,7 @@ import numpy as np
 from . import ops
 from .forward import _check_inputs, forward
 from .network import Network
+from .errors import EvsimValueError
 
 STATISTICS = ("max", "percentile")
 #: Which activations a percentile is taken over.
@@ -74,14 +75,15 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
     warning naming it.
     """
     if statistic not in STATISTICS:
-        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+        raise EvsimValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
     if percentile_of not in PERCENTILE_OF:
-        raise ValueError(f"percentile_of must be one of {PERCENTILE_OF}, got {percentile_of!r}")
+        raise EvsimValueError(
+            f"percentile_of must be one of {PERCENTILE_OF}, got {percentile_of!r}")
     names = network.activations
     per_layer = _per_layer(percentile, names, "percentile")
     for name, p in per_layer.items():
         if not 0 < p <= 100:
-            raise ValueError(f"percentile for layer '{name}' must be in (0, 100], got {p}")
+            raise EvsimValueError(f"percentile for layer '{name}' must be in (0, 100], got {p}")
     acts = _activations(network, inputs, names, batch_size, progress)
     scales = {}
     for name in names:
@@ -115,7 +117,7 @@ def _per_layer(value: float | Mapping[str, float], names: list[str],
         return dict.fromkeys(names, float(value))
     missing = set(names) - set(value)
     if missing:
-        raise ValueError(f"{what} has no value for layer(s) {sorted(missing)}")
+        raise EvsimValueError(f"{what} has no value for layer(s) {sorted(missing)}")
     return {name: float(value[name]) for name in names}
 
 
@@ -190,15 +192,15 @@ def braincog_scales(network: Network, inputs: np.ndarray, *, p: float | Mapping[
     per_layer = _per_layer(p, network.activations, "p")
     for name, fraction in per_layer.items():
         if not 0 < fraction <= 1:
-            raise ValueError(f"p is a fraction in (0, 1] (BrainCog's convention), got "
-                             f"{fraction} for layer '{name}'")
+            raise EvsimValueError(f"p is a fraction in (0, 1] (BrainCog's convention), got "
+                                  f"{fraction} for layer '{name}'")
     if clip is not None and not float(clip) > 0:
-        raise ValueError(f"clip must be positive or None, got {clip}")
+        raise EvsimValueError(f"clip must be positive or None, got {clip}")
     if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise EvsimValueError(f"batch_size must be >= 1, got {batch_size}")
     x = _check_inputs(network, inputs, np.float32)
     if len(x) == 0:
-        raise ValueError("braincog_scales needs at least one calibration image")
+        raise EvsimValueError("braincog_scales needs at least one calibration image")
     bound = None if clip is None else np.float32(clip)
     scales = dict.fromkeys(network.activations, np.float32(0))
     largest = dict.fromkeys(network.activations, np.float32(0))
@@ -217,8 +219,8 @@ def braincog_scales(network: Network, inputs: np.ndarray, *, p: float | Mapping[
                 flat = out.reshape(-1)
                 k = int(flat.size * per_layer[node.name]) - 1
                 if k < 0:
-                    raise ValueError(f"layer '{node.name}': int(N * p) - 1 = {k} with N = "
-                                     f"{flat.size} values per batch; raise p or batch_size")
+                    raise EvsimValueError(f"layer '{node.name}': int(N * p) - 1 = {k} with N = "
+                                          f"{flat.size} values per batch; raise p or batch_size")
                 point = np.partition(flat, k)[k]  # sort(flat)[k], without the full sort
                 scales[node.name] = max(scales[node.name], point)
                 largest[node.name] = max(largest[node.name], flat.max())

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import layers as L
 from .calibrate import activation_scales, braincog_scales
-from .errors import ClipBoundWarning, EvsimTypeError
+from .errors import ClipBoundWarning, EvsimTypeError, EvsimValueError
 from .network import Network
 from .options import METHODS, NORMALIZATIONS, ConversionOptions, OptionError, preset
 from .passes import commute_maxpool_activation, fold_batchnorm
@@ -120,8 +120,8 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
     """
     if "validation" in overrides:
         raise EvsimTypeError("convert() does not tune: call evsim.tune.tune(network, calibration, "
-                        "validation, T=...) and convert with its options: "
-                        "evsim.convert(network, calibration, method, options=found.options)")
+                             "validation, T=...) and convert with its options: "
+                             "evsim.convert(network, calibration, method, options=found.options)")
     if not isinstance(network, Network):
         if isinstance(network, SpikingNetwork):
             raise EvsimTypeError("convert needs an ANN (evsim.Network), but this is already a "
@@ -135,13 +135,13 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
     net = prepare(network)
     acts = {n.name: n.layer for n in net if isinstance(n.layer, L.Activation)}
     if not acts:
-        raise ValueError("the network has no activation layer (ReLU, Clip or QCFS) to convert")
+        raise EvsimValueError("the network has no activation layer (ReLU, Clip or QCFS) to convert")
 
     needed = TRAINED_ACTIVATIONS.get(method)
     if needed is not None:
         for name, layer in acts.items():
             if not isinstance(layer, needed):
-                raise ValueError(
+                raise EvsimValueError(
                     f"method '{method}' needs trained {' or '.join(c.__name__ for c in needed)} "
                     f"activations, but layer '{name}' is {type(layer).__name__}; train with "
                     "evsim's training activations or pick 'percentile'")
@@ -150,8 +150,8 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
         lam = {}
         for name, layer in acts.items():
             if layer.bound is None:
-                raise ValueError(f"normalization='trained' needs a trained bound, but layer "
-                                 f"'{name}' is an unbounded {type(layer).__name__}")
+                raise EvsimValueError(f"normalization='trained' needs a trained bound, but layer "
+                                      f"'{name}' is an unbounded {type(layer).__name__}")
             lam[name] = np.float64(layer.bound)
     else:
         if calibration_inputs is None:

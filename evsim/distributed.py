@@ -174,7 +174,7 @@ def simulate_on(client, snn, inputs: np.ndarray, T: int = 32, *, first_image: in
     first_image = check_index(first_image, "first_image")
     x = _check_inputs(snn.network, inputs, dtype)
     if len(x) == 0:
-        raise ValueError("inputs hold no image")
+        raise EvsimValueError("inputs hold no image")
     runs = ShardedRuns(client, np.ascontiguousarray(x), batch_size=batch_size,
                        first_image=first_image)
     bar = None

@@ -9,6 +9,7 @@ give a uniform float64 ``u`` in [0, 1), and the pixel spikes when ``u < x``.
 from __future__ import annotations
 
 import numpy as np
+from .errors import EvsimValueError
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -43,9 +44,10 @@ def check_rate_inputs(x: np.ndarray) -> None:
     """Raise ValueError unless every input value is a probability."""
     lo, hi = float(np.min(x)), float(np.max(x))
     if lo < 0 or hi > 1:
-        raise ValueError(f"rate encoding needs inputs in [0, 1] (spike probabilities per step); "
-                         f"got values in [{lo:.4g}, {hi:.4g}]. Rescale them or use "
-                         "encoding='analog'")
+        raise EvsimValueError(
+            f"rate encoding needs inputs in [0, 1] (spike probabilities per step); "
+            f"got values in [{lo:.4g}, {hi:.4g}]. Rescale them or use "
+            "encoding='analog'")
 
 
 __all__ = ["uniform", "rate_spikes", "check_rate_inputs"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .errors import EvsimError
+from .errors import EvsimError, EvsimValueError
 
 #: Import name -> the evsim extra that installs it.
 EXTRAS = {"torch": "torch", "nir": "nir", "h5py": "nir", "optuna": "bo", "dask": "distributed",
@@ -27,7 +27,7 @@ def missing_extra_message(module: str, feature: str) -> str:
     """One line: ``feature`` needs ``module`` and the commands that install it."""
     extra = EXTRAS.get(module.split(".")[0])
     if extra is None:
-        raise ValueError(f"no evsim extra installs {module!r}; extras cover {sorted(EXTRAS)}")
+        raise EvsimValueError(f"no evsim extra installs {module!r}; extras cover {sorted(EXTRAS)}")
     return (f"{feature} needs {module.split('.')[0]}, an optional extra: "
             f'pip install "evsim[{extra}]" (in a clone of evsim: pip install -e ".[{extra}]")')
 

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from . import layers as L
 from .layers import Shape
+from .errors import EvsimTypeError, EvsimValueError
 
 
 def _axis_pairs(size: int, n_out: int, kernel: int, stride: int, pad: int, dilation: int):
@@ -40,7 +41,7 @@ def spatial_map(layer: L.Layer, in_shape: Shape) -> sp.csr_matrix:
     elif isinstance(layer, (L.AvgPool2d, L.MaxPool2d)):
         kernel, stride, pad, dil = layer.kernel_size, layer.stride, layer.padding, (1, 1)
     else:
-        raise TypeError(f"{type(layer).__name__} has no spatial map")
+        raise EvsimTypeError(f"{type(layer).__name__} has no spatial map")
     _, ho, wo = layer.output_shape([in_shape])
     oy, iy = _axis_pairs(h, ho, kernel[0], stride[0], pad[0], dil[0])
     ox, ix = _axis_pairs(w, wo, kernel[1], stride[1], pad[1], dil[1])
@@ -70,12 +71,12 @@ def path_fanout(source_shape: Shape, chain: list[tuple[L.Layer, Shape]],
     """
     if len(source_shape) == 1:
         if chain and any(not isinstance(layer, L.Flatten) for layer, _ in chain):
-            raise ValueError("pooling a 1-D layer is not possible")
+            raise EvsimValueError("pooling a 1-D layer is not possible")
         per_unit = 1
         if isinstance(consumer, L.Dense):
             per_unit = consumer.out_features
         elif consumer is not None:
-            raise TypeError(f"{type(consumer).__name__} cannot read a 1-D layer")
+            raise EvsimTypeError(f"{type(consumer).__name__} cannot read a 1-D layer")
         return np.full(source_shape, per_unit, dtype=np.int64)
 
     channels, h, w = source_shape
@@ -92,7 +93,7 @@ def path_fanout(source_shape: Shape, chain: list[tuple[L.Layer, Shape]],
     elif consumer is None:
         per_channel = 1
     else:
-        raise TypeError(f"no fan-out rule for {type(consumer).__name__}")
+        raise EvsimTypeError(f"no fan-out rule for {type(consumer).__name__}")
     spatial = targets_per_input(composite).reshape(h, w) * per_channel
     return np.broadcast_to(spatial, (channels, h, w)).copy()
 

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .errors import EvsimError
+from .errors import EvsimError, EvsimTypeError, EvsimValueError
 
 Shape = tuple[int, ...]
 
@@ -32,20 +32,20 @@ def _pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
     else:
         pair = tuple(int(v) for v in value)
     if len(pair) != 2:
-        raise ValueError(f"{what} must be an int or a pair of ints, got {value!r}")
+        raise EvsimValueError(f"{what} must be an int or a pair of ints, got {value!r}")
     return pair  # type: ignore[return-value]
 
 
 def _array(value, what: str, ndim: int | None = None) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype.kind not in "fiu":
-        raise TypeError(f"{what} must be numeric, got dtype {array.dtype}")
+        raise EvsimTypeError(f"{what} must be numeric, got dtype {array.dtype}")
     if array.dtype.kind != "f":
         array = array.astype(np.float32)
     if ndim is not None and array.ndim != ndim:
         raise ShapeError(f"{what} must have {ndim} dimensions, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{what} contains NaN or infinite values")
+        raise EvsimValueError(f"{what} contains NaN or infinite values")
     array = array.copy()
     array.flags.writeable = False
     return array
@@ -170,8 +170,9 @@ class Conv2d(Layer):
         for name in ("stride", "padding", "dilation"):
             pair = _pair(getattr(self, name), f"Conv2d {name}")
             if min(pair) < (0 if name == "padding" else 1):
-                raise ValueError(f"Conv2d {name} must be {'>= 0' if name == 'padding' else '>= 1'}"
-                                 f", got {pair}")
+                raise EvsimValueError(
+                    f"Conv2d {name} must be {'>= 0' if name == 'padding' else '>= 1'}"
+                    f", got {pair}")
             object.__setattr__(self, name, pair)
         groups = int(self.groups)
         if groups < 1 or weight.shape[0] % groups:
@@ -221,11 +222,11 @@ class _Pool2d(Layer):
         stride = kernel if self.stride is None else _pair(self.stride, "stride")
         padding = _pair(self.padding, "padding")
         if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
-            raise ValueError(f"{type(self).__name__}: kernel and stride must be >= 1 and "
-                             f"padding >= 0, got {kernel}, {stride}, {padding}")
+            raise EvsimValueError(f"{type(self).__name__}: kernel and stride must be >= 1 and "
+                                  f"padding >= 0, got {kernel}, {stride}, {padding}")
         if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-            raise ValueError(f"{type(self).__name__}: padding {padding} must be at most half "
-                             f"the kernel {kernel}")
+            raise EvsimValueError(f"{type(self).__name__}: padding {padding} must be at most half "
+                                  f"the kernel {kernel}")
         object.__setattr__(self, "kernel_size", kernel)
         object.__setattr__(self, "stride", stride)
         object.__setattr__(self, "padding", padding)
@@ -321,7 +322,7 @@ class BatchNorm(Layer):
             raise ShapeError("BatchNorm gamma, beta, mean and var must have the same length, got "
                              + ", ".join(f"{k} {v.shape}" for k, v in arrays.items()))
         if np.any(arrays["var"] < 0):
-            raise ValueError("BatchNorm var must be non-negative")
+            raise EvsimValueError("BatchNorm var must be non-negative")
         for name, array in arrays.items():
             object.__setattr__(self, name, array)
         object.__setattr__(self, "eps", float(self.eps))
@@ -374,7 +375,8 @@ class Clip(Activation):
     def __post_init__(self):
         value = float(self.max_value)
         if not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"Clip max_value must be positive and finite, got {self.max_value}")
+            raise EvsimValueError(
+                f"Clip max_value must be positive and finite, got {self.max_value}")
         object.__setattr__(self, "max_value", value)
 
     @property
@@ -397,9 +399,9 @@ class QCFS(Activation):
     def __post_init__(self):
         lam = float(self.lam)
         if not (lam > 0 and math.isfinite(lam)):
-            raise ValueError(f"QCFS lam must be positive and finite, got {self.lam}")
+            raise EvsimValueError(f"QCFS lam must be positive and finite, got {self.lam}")
         if int(self.levels) < 1:
-            raise ValueError(f"QCFS levels must be >= 1, got {self.levels}")
+            raise EvsimValueError(f"QCFS levels must be >= 1, got {self.levels}")
         object.__setattr__(self, "lam", lam)
         object.__setattr__(self, "levels", int(self.levels))
         object.__setattr__(self, "shift", float(self.shift))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import layers as L
+from .errors import EvsimTypeError
 
 
 def dense(layer: L.Dense, x: np.ndarray) -> np.ndarray:
@@ -161,7 +162,7 @@ def activation(layer: L.Activation, x: np.ndarray) -> np.ndarray:
         lam, levels = x.dtype.type(layer.lam), x.dtype.type(layer.levels)
         q = np.floor(x * levels / lam + x.dtype.type(layer.shift))
         return lam * np.clip(q, 0, levels) / levels
-    raise TypeError(f"unknown activation {type(layer).__name__}")
+    raise EvsimTypeError(f"unknown activation {type(layer).__name__}")
 
 
 def apply(layer: L.Layer, inputs: list[np.ndarray]) -> np.ndarray:
@@ -187,4 +188,4 @@ def apply(layer: L.Layer, inputs: list[np.ndarray]) -> np.ndarray:
         return batchnorm(layer, inputs[0])
     if isinstance(layer, L.Activation):
         return activation(layer, inputs[0])
-    raise TypeError(f"no forward rule for {type(layer).__name__}")
+    raise EvsimTypeError(f"no forward rule for {type(layer).__name__}")

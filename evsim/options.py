@@ -24,7 +24,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from .errors import EvsimValueError
+from .errors import EvsimTypeError, EvsimValueError
 from .spiking import BURST_MAX, MAX_POOLS, RESETS, TIME_SCHEMES
 
 NORMALIZATIONS = ("max", "percentile", "braincog", "trained")
@@ -227,8 +227,8 @@ def option_names() -> tuple[str, ...]:
 def _check_names(values: Mapping) -> dict:
     unknown = sorted(set(values) - set(option_names()))
     if unknown:
-        raise TypeError(f"unknown conversion option(s) {', '.join(unknown)}; options are "
-                        f"{', '.join(option_names())}")
+        raise EvsimTypeError(f"unknown conversion option(s) {', '.join(unknown)}; options are "
+                             f"{', '.join(option_names())}")
     return dict(values)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import layers as L
 from .network import Network, Node
+from .errors import EvsimValueError
 
 
 def _rewire(nodes: list[Node], old: str, new: str) -> list[Node]:
@@ -72,7 +73,7 @@ def _fold_one(net: Network, bn: Node) -> Network:
         return Network(nodes, output=net.output_name)
 
     shared = ", which has other readers" if isinstance(src.layer, (L.Dense, L.Conv2d)) else ""
-    raise ValueError(
+    raise EvsimValueError(
         f"BatchNorm '{bn.name}' cannot be folded: it reads '{src.name}' "
         f"({type(src.layer).__name__}{shared}) "
         f"and feeds {readers or 'nothing'}; evsim folds a BatchNorm into the Dense/Conv2d "

@@ -25,6 +25,7 @@ from .analysis.stats import (LayerErrorStats, OutputErrorStats, counts_per_image
 from .analysis.stats import rate_vs_activation as _rate_pairs
 from .simulate.result import SimResult
 from .spiking import SpikingNetwork
+from .errors import EvsimValueError
 
 
 #: Size (inches) of a one-panel figure whose legend sits beside the axes.
@@ -65,12 +66,13 @@ def spike_raster(result: SimResult, layer: str, image: int = 0,
     """
     train, _ = recorded_train(result, layer, "spike_raster")
     if not 0 <= image < result.n_images:
-        raise ValueError(f"image must be in [0, {result.n_images}), got {image}")
+        raise EvsimValueError(f"image must be in [0, {result.n_images}), got {image}")
     recorded = result.recorded[layer]
     shown = recorded if neurons is None else np.asarray(neurons, dtype=np.int64)
     missing = np.setdiff1d(shown, recorded)
     if missing.size:
-        raise ValueError(f"neurons {missing[:5].tolist()} of layer '{layer}' were not recorded")
+        raise EvsimValueError(
+            f"neurons {missing[:5].tolist()} of layer '{layer}' were not recorded")
     row = np.full(int(recorded.max()) + 1, -1)
     row[shown] = np.arange(len(shown))
     keep = train.images == image
@@ -126,15 +128,15 @@ def membrane_trace(result: SimResult, snn: SpikingNetwork, layer: str, neuron: i
     Needs the dense engine with ``record={layer: [..., neuron, ...]}``.
     """
     if layer not in result.membrane:
-        raise ValueError(f"no membrane trace of layer '{layer}'; traces are recorded by the "
-                         f"dense engine: simulate(..., engine='dense', record=['{layer}'])")
+        raise EvsimValueError(f"no membrane trace of layer '{layer}'; traces are recorded by the "
+                              f"dense engine: simulate(..., engine='dense', record=['{layer}'])")
     position = np.flatnonzero(result.recorded[layer] == neuron)
     if position.size == 0:
-        raise ValueError(f"neuron {neuron} of layer '{layer}' was not recorded; recorded: "
-                         f"{result.recorded[layer][:10].tolist()}"
-                         + (" ..." if len(result.recorded[layer]) > 10 else ""))
+        raise EvsimValueError(f"neuron {neuron} of layer '{layer}' was not recorded; recorded: "
+                              f"{result.recorded[layer][:10].tolist()}"
+                              + (" ..." if len(result.recorded[layer]) > 10 else ""))
     if not 0 <= image < result.n_images:
-        raise ValueError(f"image must be in [0, {result.n_images}), got {image}")
+        raise EvsimValueError(f"image must be in [0, {result.n_images}), got {image}")
     pos = int(position[0])
     v = result.membrane[layer][:, image, pos]
     theta = float(snn.threshold(layer).reshape(-1)[neuron])
@@ -165,7 +167,7 @@ def rate_vs_activation(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
     ``per_image_counts=True`` and the simulated ``inputs``.
     """
     if not 0 <= worst <= max_points:
-        raise ValueError(f"worst must be in [0, max_points = {max_points}], got {worst}")
+        raise EvsimValueError(f"worst must be in [0, max_points = {max_points}], got {worst}")
     pairs = _rate_pairs(snn, result, inputs, layers)
     fig, axes = _grid(fig, len(pairs))
     rng = np.random.default_rng(seed)
@@ -198,15 +200,15 @@ def accuracy_vs_T(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     """Accuracy (%) versus time steps, one line per entry ``name: (checkpoints, accuracy in
     [0, 1])``, log₂ time axis; the ANN's accuracy as a dashed line if given."""
     if not curves:
-        raise ValueError("curves is empty; pass {name: (checkpoints, accuracy)}")
+        raise EvsimValueError("curves is empty; pass {name: (checkpoints, accuracy)}")
     fig, ax = _axes(ax, WIDE)
     styles = ("-", "--", ":", "-.")  # colours repeat after ten curves; line styles tell apart
     markers = "os^Dv"
     for i, (name, (steps, accuracy)) in enumerate(curves.items()):
         steps, accuracy = np.asarray(steps), np.asarray(accuracy, dtype=np.float64)
         if steps.shape != accuracy.shape:
-            raise ValueError(f"curve '{name}': {steps.size} checkpoints but {accuracy.size} "
-                             "accuracies")
+            raise EvsimValueError(f"curve '{name}': {steps.size} checkpoints but {accuracy.size} "
+                                  "accuracies")
         ax.plot(steps, 100 * accuracy, marker=markers[i // 10 % len(markers)],
                 linestyle=styles[i // 10 % len(styles)], label=name)
     if ann_accuracy is not None:
@@ -222,7 +224,7 @@ def conversion_error(errors: Mapping[str, LayerErrorStats],
     """Per-layer conversion error (:func:`evsim.analysis.conversion_error`): RMS error and mean
     error (bias) of the SNN rate against the ANN activation, as grouped bars."""
     if not errors:
-        raise ValueError("errors is empty")
+        raise EvsimValueError("errors is empty")
     fig, ax = _axes(ax, WIDE)
     x = np.arange(len(errors))
     ax.bar(x - 0.2, [e.rms for e in errors.values()], 0.4, label="RMS error")
@@ -256,7 +258,7 @@ def energy_breakdown(report: EnergyReport, ax: Axes | None = None) -> Figure:
     updates and charged neuron updates. Parts a report does not have are left out."""
     rows = [r for r in report.rows if r.ann_pj or r.snn_pj]
     if not rows:
-        raise ValueError("the report has no layer with energy")
+        raise EvsimValueError("the report has no layer with energy")
     unit, scale = energy_unit(max(max(r.ann_pj, r.snn_pj) for r in rows))
     fig, ax = _axes(ax, (max(6.0, 1.1 * len(rows) + 2) + 3.0, 4.0))
     x = np.arange(len(rows))
@@ -290,8 +292,8 @@ def spike_count_histogram(result: SimResult, layers: Iterable[str] | None = None
     names = list(result.spike_counts if layers is None else layers)
     for name in names:
         if name not in result.spike_counts:
-            raise ValueError(f"'{name}' is not a spiking layer of this result; spiking layers "
-                             f"are {list(result.spike_counts)}")
+            raise EvsimValueError(f"'{name}' is not a spiking layer of this result; spiking layers "
+                                  f"are {list(result.spike_counts)}")
     fig, axes = _grid(fig, len(names))
     for ax, name in zip(axes, names):
         per_image = counts_per_image(result, name)
@@ -316,11 +318,11 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str] | None = Non
     in it and the colour scale beside the axes."""
     matrix = np.asarray(matrix)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"matrix must be square (classes, classes), got shape {matrix.shape}")
+        raise EvsimValueError(f"matrix must be square (classes, classes), got shape {matrix.shape}")
     n = matrix.shape[0]
     names = [str(i) for i in range(n)] if class_names is None else list(class_names)
     if len(names) != n:
-        raise ValueError(f"{len(names)} class names for {n} classes")
+        raise EvsimValueError(f"{len(names)} class names for {n} classes")
     fig, ax = _axes(ax, (0.55 * n + 3.5, 0.5 * n + 2.0))
     image = ax.imshow(matrix, cmap="Blues")
     fig.colorbar(image, ax=ax, label="images")

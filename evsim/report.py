@@ -41,7 +41,7 @@ from .analysis import (CONVENTIONS, EnergyTable, checkpoint_summary, class_accur
 from .analysis.neurobench import (NEUROBENCH_VERSION, neurobench_metrics,
                                   neurobench_static_metrics)
 from .comparison import Comparison
-from .errors import EvsimFileError
+from .errors import EvsimFileError, EvsimValueError
 from .forward import forward
 from .io.atomic import StagedFolder, atomic_file, check_output_file, check_output_folder
 from .options import steps_message
@@ -160,9 +160,9 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
     """
     table = energy_table(table)
     if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+        raise EvsimValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     if analysis_images < 1:
-        raise ValueError(f"analysis_images must be >= 1, got {analysis_images}")
+        raise EvsimValueError(f"analysis_images must be >= 1, got {analysis_images}")
     images = np.asarray(images)
     out = check_output_folder(directory, REPORT_FILES)
     runs = dict(seed=seed, batch_size=batch_size, threads=threads, progress=progress)
@@ -170,8 +170,8 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
         result = simulate(snn, images, T=T, engine=engine, encoding=encoding,
                           checkpoints=checkpoints, **runs)
     elif result.n_images != len(images):
-        raise ValueError(f"result simulated {result.n_images} images but {len(images)} were "
-                         "given; pass the images of that run")
+        raise EvsimValueError(f"result simulated {result.n_images} images but {len(images)} were "
+                              "given; pass the images of that run")
     T, engine, encoding = result.T, result.engine, result.encoding
     staging = StagedFolder(out)
 

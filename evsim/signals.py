@@ -28,7 +28,7 @@ import numpy as np
 
 from . import layers as L
 from . import ops
-from .errors import ConversionError
+from .errors import ConversionError, EvsimValueError
 from .fanout import path_fanout
 from .network import Network
 
@@ -127,7 +127,7 @@ def plan(network: Network, encoding: str = "analog") -> SignalPlan:
     currents with no activation between them).
     """
     if encoding not in ENCODINGS:
-        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+        raise EvsimValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
     classes = _classify(network, encoding)
     paths, macs = [], {}
     for node in network:

@@ -35,7 +35,7 @@ def _parameter(value, what: str) -> np.ndarray:
         raise EvsimTypeError(f"{what} must be real numbers, got dtype {source.dtype}")
     array = np.array(source, dtype=np.float64 if source.dtype == np.float64 else np.float32)
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{what} contains NaN or infinite values")
+        raise EvsimValueError(f"{what} contains NaN or infinite values")
     array.flags.writeable = False
     return array
 
@@ -75,11 +75,11 @@ class NeuronSpec:
     def __post_init__(self):
         threshold = _parameter(self.threshold, "threshold")
         if np.any(threshold <= 0):
-            raise ValueError(f"thresholds must be positive, got min {threshold.min()}")
+            raise EvsimValueError(f"thresholds must be positive, got min {threshold.min()}")
         object.__setattr__(self, "threshold", threshold)
         object.__setattr__(self, "v_init", _parameter(self.v_init, "v_init"))
         if self.reset not in RESETS:
-            raise ValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
+            raise EvsimValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
         if (isinstance(self.burst, (bool, np.bool_)) or not isinstance(self.burst, Integral)
                 or not 1 <= self.burst <= BURST_MAX):
             raise EvsimValueError(f"burst (Γ) must be an integer in 1..{BURST_MAX}, got "
@@ -87,7 +87,7 @@ class NeuronSpec:
         object.__setattr__(self, "burst", int(self.burst))
         allowance = float(self.allowance)
         if not (allowance >= 0 and np.isfinite(allowance)):
-            raise ValueError(f"allowance (SpiCalib's A) must be >= 0, got {self.allowance}")
+            raise EvsimValueError(f"allowance (SpiCalib's A) must be >= 0, got {self.allowance}")
         object.__setattr__(self, "allowance", allowance)
 
     def check_shape(self, layer: str, shape: Shape) -> None:
@@ -100,8 +100,8 @@ class NeuronSpec:
             except ValueError:
                 ok = False
             if not ok:
-                raise ValueError(f"layer '{layer}': {name} of shape {array.shape} does not "
-                                 f"broadcast to the layer's shape {tuple(shape)}")
+                raise EvsimValueError(f"layer '{layer}': {name} of shape {array.shape} does not "
+                                      f"broadcast to the layer's shape {tuple(shape)}")
 
     def attributes(self) -> dict:
         return {"reset": self.reset, "burst": self.burst, "allowance": self.allowance}
@@ -149,16 +149,16 @@ class SpikingNetwork:
         expected = set(self.network.activations)
         if set(neurons) != expected:
             missing, extra = expected - set(neurons), set(neurons) - expected
-            raise ValueError("neuron specs must match the activation layers exactly"
-                             + (f"; missing {sorted(missing)}" if missing else "")
-                             + (f"; not activations {sorted(extra)}" if extra else ""))
+            raise EvsimValueError("neuron specs must match the activation layers exactly"
+                                  + (f"; missing {sorted(missing)}" if missing else "")
+                                  + (f"; not activations {sorted(extra)}" if extra else ""))
         for name, spec in neurons.items():
             spec.check_shape(name, self.network.shape(name))
         if self.max_pool not in MAX_POOLS:
-            raise ValueError(f"max_pool must be one of {MAX_POOLS}, got {self.max_pool!r}")
+            raise EvsimValueError(f"max_pool must be one of {MAX_POOLS}, got {self.max_pool!r}")
         if self.time_scheme not in TIME_SCHEMES:
-            raise ValueError(f"time_scheme must be one of {TIME_SCHEMES}, "
-                             f"got {self.time_scheme!r}")
+            raise EvsimValueError(f"time_scheme must be one of {TIME_SCHEMES}, "
+                                  f"got {self.time_scheme!r}")
         object.__setattr__(self, "neurons", neurons)
         if self.time_scheme in WINDOWED:
             from .timescheme import check_temporal

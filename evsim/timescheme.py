@@ -35,6 +35,7 @@ import dataclasses
 from . import layers as L
 from .network import Network, Node
 from .spiking import SpikingNetwork
+from .errors import EvsimValueError
 
 #: The most bits (T) a window of inverse-leaky binary firing may carry.
 MAX_BITS = 24
@@ -57,8 +58,8 @@ def binary_network(snn: SpikingNetwork, bits: int) -> SpikingNetwork:
     """``snn`` with every θ scaled by ``2^(1−bits)``: the value one unit of a K-bit code
     carries. Biases and initial potentials are unchanged (the receiver adds them once)."""
     if not 1 <= bits <= MAX_BITS:
-        raise ValueError(f"the ilif scheme carries T = K bits per window; K must be in "
-                         f"[1, {MAX_BITS}] (codes exact in float32), got {bits}")
+        raise EvsimValueError(f"the ilif scheme carries T = K bits per window; K must be in "
+                              f"[1, {MAX_BITS}] (codes exact in float32), got {bits}")
     neurons = {}
     for name, spec in snn.neurons.items():
         scale = spec.threshold.dtype.type(2.0 ** (1 - bits))
@@ -90,10 +91,11 @@ def check_temporal(snn: SpikingNetwork) -> None:
     """Raise ValueError naming the layer if a neuron option has no meaning in windows."""
     for name, spec in snn.neurons.items():
         if spec.burst != 1:
-            raise ValueError(f"layer '{name}': the temporal scheme fires at most one spike per "
-                             f"step (up to W per window); burst must be 1, got {spec.burst}")
+            raise EvsimValueError(
+                f"layer '{name}': the temporal scheme fires at most one spike per "
+                f"step (up to W per window); burst must be 1, got {spec.burst}")
         if spec.allowance > 0:
-            raise ValueError(f"layer '{name}': SpiCalib needs the synchronous time scheme")
+            raise EvsimValueError(f"layer '{name}': SpiCalib needs the synchronous time scheme")
 
 
 __all__ = ["window_network", "binary_network", "popcount", "MAX_BITS",

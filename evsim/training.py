@@ -22,6 +22,7 @@ import numbers
 from collections.abc import Sequence
 
 from .extras import require
+from .errors import EvsimValueError
 
 torch = require("torch", "evsim.training")
 nn = torch.nn
@@ -30,7 +31,7 @@ nn = torch.nn
 def _bound(init: float) -> nn.Parameter:
     value = float(init)
     if not value > 0:
-        raise ValueError(f"the initial bound λ must be positive, got {init}")
+        raise EvsimValueError(f"the initial bound λ must be positive, got {init}")
     return nn.Parameter(torch.tensor(value))
 
 
@@ -82,7 +83,7 @@ class QCFS(nn.Module):
     def __init__(self, levels: int = 4, init: float = 8.0, shift: float = 0.5):
         super().__init__()
         if int(levels) < 1:
-            raise ValueError(f"levels must be >= 1, got {levels}")
+            raise EvsimValueError(f"levels must be >= 1, got {levels}")
         self.levels = int(levels)
         self.shift = float(shift)
         self.lam = _bound(init)
@@ -140,10 +141,10 @@ def estimate_noise(model: nn.Module, images, input_shape, *, T: int | Sequence[i
 
     noisy = {path: m for path, m in model.named_modules() if isinstance(m, NoisyQCFS)}
     if not noisy:
-        raise ValueError("the model has no NoisyQCFS activation to estimate noise for")
+        raise EvsimValueError("the model has no NoisyQCFS activation to estimate noise for")
     steps = [T] if isinstance(T, numbers.Real) else list(T)
     if not steps or any(not isinstance(t, numbers.Integral) or t < 1 for t in steps):
-        raise ValueError(f"T must be a positive int or a non-empty sequence of them, got {T}")
+        raise EvsimValueError(f"T must be a positive int or a non-empty sequence of them, got {T}")
     names = module_layer_names(model, input_shape)
     snn = convert(from_torch(model, input_shape), method="qcfs")
     images = np.asarray(images, dtype=np.float32)

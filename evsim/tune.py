@@ -38,6 +38,7 @@ import numpy as np
 from .extras import missing_extra_message, require
 from .network import Network
 from .options import ConversionOptions
+from .errors import EvsimValueError
 
 #: Search ranges of the percentile p (per cent), by normalisation: BrainCog's rule takes p of
 #: all values, zeros included, and the published λ lies near p = 97-99.9 % of them.
@@ -127,25 +128,25 @@ def tune(network: Network, calibration_inputs: np.ndarray,
 
     unknown = set(search) - {"percentile", "allowance"}
     if unknown:
-        raise ValueError(f"cannot search {sorted(unknown)}; search 'percentile' and/or "
-                         "'allowance'")
+        raise EvsimValueError(f"cannot search {sorted(unknown)}; search 'percentile' and/or "
+                              "'allowance'")
     if parallel not in PARALLEL:
-        raise ValueError(f"parallel must be one of {PARALLEL}, got {parallel!r}")
+        raise EvsimValueError(f"parallel must be one of {PARALLEL}, got {parallel!r}")
     if n_jobs is not None and (isinstance(n_jobs, bool) or int(n_jobs) != n_jobs or n_jobs < 1):
-        raise ValueError(f"n_jobs must be a positive integer or None, got {n_jobs!r}")
+        raise EvsimValueError(f"n_jobs must be a positive integer or None, got {n_jobs!r}")
     images, targets = validation
     if len(images) != len(targets) or len(images) == 0:
-        raise ValueError("validation must be (inputs, targets) of equal, non-zero length")
+        raise EvsimValueError("validation must be (inputs, targets) of equal, non-zero length")
     if callable(score):
         metric, (measure, direction) = getattr(score, "__name__", "custom"), (score, "maximize")
     elif score in SCORES:
         metric, (measure, direction) = score, SCORES[score]
     else:
-        raise ValueError(f"score must be one of {sorted(SCORES)} or a function, got {score!r}")
+        raise EvsimValueError(f"score must be one of {sorted(SCORES)} or a function, got {score!r}")
     start = resolve(method, options, T, **overrides).replace(T=T)
     if "percentile" in search and start.normalization not in PERCENTILE_RANGE:
-        raise ValueError(f"cannot search the percentile of {start.normalization!r} "
-                         "normalisation; it has none")
+        raise EvsimValueError(f"cannot search the percentile of {start.normalization!r} "
+                              "normalisation; it has none")
     try:
         import optuna
     except ImportError:

@@ -35,6 +35,7 @@ from ..network import Network
 from ..signals import ANALOG, plan
 from ..simulate.result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
+from ..errors import EvsimValueError
 
 CONVENTIONS = ("reinject", "recompute")
 
@@ -56,8 +57,8 @@ class EnergyTable:
         for key in ("e_mac_pj", "e_ac_pj", "e_update_pj"):
             value = float(getattr(self, key))
             if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"EnergyTable '{self.name}': {key} must be finite and >= 0, "
-                                 f"got {getattr(self, key)!r}")
+                raise EvsimValueError(f"EnergyTable '{self.name}': {key} must be finite and >= 0, "
+                                      f"got {getattr(self, key)!r}")
             object.__setattr__(self, key, value)
 
     def describe(self) -> str:
@@ -81,8 +82,9 @@ def energy_table(table: str | EnergyTable) -> EnergyTable:
     if isinstance(table, EnergyTable):
         return table
     if table not in ENERGY_TABLES:
-        raise ValueError(f"unknown energy table {table!r}; presets are {sorted(ENERGY_TABLES)} "
-                         "(or pass an EnergyTable)")
+        raise EvsimValueError(
+            f"unknown energy table {table!r}; presets are {sorted(ENERGY_TABLES)} "
+            "(or pass an EnergyTable)")
     return ENERGY_TABLES[table]
 
 
@@ -293,21 +295,22 @@ def energy_report(snn: SpikingNetwork, result: SimResult,
     """
     table = energy_table(table)
     if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+        raise EvsimValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     steps = result.T if steps is None else steps
     if int(steps) != steps or not 1 <= steps <= result.T:
-        raise ValueError(f"steps must be an integer in [1, {result.T}], got {steps}")
+        raise EvsimValueError(f"steps must be an integer in [1, {result.T}], got {steps}")
     steps = int(steps)
     temporal = result.time_scheme in WINDOWED
     if temporal and steps != result.T:
-        raise ValueError(f"a temporal-scheme result counts whole windows; steps must be the "
-                         f"window T = {result.T}, got {steps}")
+        raise EvsimValueError(f"a temporal-scheme result counts whole windows; steps must be the "
+                              f"window T = {result.T}, got {steps}")
     # sops/pool_ops hold one entry per step, or one per window in the temporal scheme.
     counted = 1 if temporal else steps
     network = snn.network
     if set(snn.neurons) != set(result.neurons):
-        raise ValueError(f"the result's spiking layers {sorted(result.neurons)} are not the "
-                         f"network's {sorted(snn.neurons)}; was it simulated from this network?")
+        raise EvsimValueError(
+            f"the result's spiking layers {sorted(result.neurons)} are not the "
+            f"network's {sorted(snn.neurons)}; was it simulated from this network?")
 
     classes = plan(network, result.encoding).classes
     macs, adds = ann_macs(network), ann_adds(network)

@@ -60,6 +60,7 @@ from ..network import Network
 from ..signals import ANALOG, EVENTS, analog_head, plan, trace_source
 from ..simulate.result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
+from ..errors import EvsimTypeError, EvsimValueError
 
 #: The NeuroBench release whose definitions this module follows.
 NEUROBENCH_VERSION = "2.3.0"
@@ -172,16 +173,17 @@ def _check_single_spikes(snn: SpikingNetwork, paths) -> None:
     advice = "; simulate with engine='dense' and record=list(snn.neurons) to record them"
     for path in paths:
         if isinstance(snn.network[path.source].layer, L.MaxPool2d):
-            raise ValueError(f"NeuroBench's synaptic operations need per-step spikes here: layer "
-                             f"'{path.layer}' reads the spiking max pooling '{path.source}', "
-                             "whose per-step outputs a result does not keep" + advice)
+            raise EvsimValueError(
+                f"NeuroBench's synaptic operations need per-step spikes here: layer "
+                f"'{path.layer}' reads the spiking max pooling '{path.source}', "
+                "whose per-step outputs a result does not keep" + advice)
     for name, spec in snn.neurons.items():
         if spec.burst > 1 or spec.allowance > 0:
             what = (f"bursts (Γ = {spec.burst})" if spec.burst > 1
                     else "negative calibration spikes")
-            raise ValueError(f"NeuroBench's metrics need per-step spikes here: layer '{name}' "
-                             f"can emit {what}, and a result's spike counts do not say in how "
-                             "many steps" + advice)
+            raise EvsimValueError(f"NeuroBench's metrics need per-step spikes here: layer '{name}' "
+                                  f"can emit {what}, and a result's spike counts do not say in how "
+                                  "many steps" + advice)
 
 
 def _rate_input_counts(x: np.ndarray, seed: int, T: int) -> np.ndarray:
@@ -276,13 +278,15 @@ def neurobench_metrics(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
         the message says what to simulate instead.
     """
     if not isinstance(snn, SpikingNetwork) or not isinstance(result, SimResult):
-        raise TypeError("neurobench_metrics needs a SpikingNetwork and its SimResult")
+        raise EvsimTypeError("neurobench_metrics needs a SpikingNetwork and its SimResult")
     if result.time_scheme in WINDOWED:
-        raise ValueError(f"NeuroBench counts per time step; a {result.time_scheme}-scheme result "
-                         "counts whole windows")
+        raise EvsimValueError(
+            f"NeuroBench counts per time step; a {result.time_scheme}-scheme result "
+            "counts whole windows")
     if set(result.neurons) != set(snn.neurons):
-        raise ValueError("the result's spiking layers are not this network's; was it simulated "
-                         "from it?")
+        raise EvsimValueError(
+            "the result's spiking layers are not this network's; was it simulated "
+            "from it?")
     net, T, n = snn.network, result.T, result.n_images
     signal_plan = plan(net, result.encoding)
     classes = signal_plan.classes
@@ -292,12 +296,13 @@ def neurobench_metrics(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
     x = None
     if analog_layers or result.encoding == "rate":
         if inputs is None:
-            raise ValueError("pass inputs= (the simulated images): NeuroBench counts the input "
-                             "layer's operations on its non-zero inputs")
+            raise EvsimValueError(
+                "pass inputs= (the simulated images): NeuroBench counts the input "
+                "layer's operations on its non-zero inputs")
         x = np.asarray(inputs, dtype=np.dtype(result.dtype))
         if x.shape != (n,) + net.input_shape:
-            raise ValueError(f"inputs have shape {x.shape}; the result simulated "
-                             f"{(n,) + net.input_shape}")
+            raise EvsimValueError(f"inputs have shape {x.shape}; the result simulated "
+                                  f"{(n,) + net.input_shape}")
 
     macs = acs = dense = 0.0
     # The analog head: the same input at every step, recomputed by NeuroBench each step.

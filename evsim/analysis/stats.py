@@ -26,18 +26,21 @@ import numpy as np
 from ..forward import forward
 from ..simulate.result import SimResult, SpikeTrain
 from ..spiking import SpikingNetwork
+from ..errors import EvsimValueError
 
 
 def _check_layer(result: SimResult, layer: str) -> None:
     if layer not in result.spike_counts:
-        raise ValueError(f"'{layer}' is not a spiking layer of this result; spiking layers are "
-                         f"{list(result.spike_counts)}")
+        raise EvsimValueError(
+            f"'{layer}' is not a spiking layer of this result; spiking layers are "
+            f"{list(result.spike_counts)}")
 
 
 def _check_same_network(snn: SpikingNetwork, result: SimResult) -> None:
     if set(snn.neurons) != set(result.spike_counts):
-        raise ValueError(f"the result's spiking layers {sorted(result.spike_counts)} are not the "
-                         f"network's {sorted(snn.neurons)}; was it simulated from this network?")
+        raise EvsimValueError(
+            f"the result's spiking layers {sorted(result.spike_counts)} are not the "
+            f"network's {sorted(snn.neurons)}; was it simulated from this network?")
 
 
 def counts_per_image(result: SimResult, layer: str) -> np.ndarray | None:
@@ -56,8 +59,8 @@ def counts_per_image(result: SimResult, layer: str) -> np.ndarray | None:
 def _require_per_image(result: SimResult, layer: str, what: str) -> np.ndarray:
     counts = counts_per_image(result, layer)
     if counts is None:
-        raise ValueError(f"{what} of layer '{layer}' needs spike counts per image; simulate "
-                         "with per_image_counts=True")
+        raise EvsimValueError(f"{what} of layer '{layer}' needs spike counts per image; simulate "
+                              "with per_image_counts=True")
     return counts
 
 
@@ -70,9 +73,9 @@ def recorded_train(result: SimResult, layer: str, what: str = "this statistic"
     """
     _check_layer(result, layer)
     if layer not in result.spike_trains:
-        raise ValueError(f"{what} of layer '{layer}' needs its spike trains, which were not "
-                         f"recorded; simulate with engine='dense' and record=['{layer}'] (or "
-                         f"record={{'{layer}': [neuron indices]}})")
+        raise EvsimValueError(f"{what} of layer '{layer}' needs its spike trains, which were not "
+                              f"recorded; simulate with engine='dense' and record=['{layer}'] (or "
+                              f"record={{'{layer}': [neuron indices]}})")
     return result.spike_trains[layer], len(result.recorded[layer])
 
 
@@ -239,8 +242,8 @@ def rate_vs_activation(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
     """
     inputs = np.asarray(inputs)
     if len(inputs) != result.n_images:
-        raise ValueError(f"inputs hold {len(inputs)} images but the result simulated "
-                         f"{result.n_images}; pass the simulated images")
+        raise EvsimValueError(f"inputs hold {len(inputs)} images but the result simulated "
+                              f"{result.n_images}; pass the simulated images")
     rates = snn_rates(snn, result, layers)
     _, acts = forward(snn.network, inputs, activations=list(rates), dtype=np.float64)
     return {layer: (rates[layer], acts[layer]) for layer in rates}
@@ -304,8 +307,8 @@ def output_error(snn: SpikingNetwork, result: SimResult, inputs: np.ndarray) -> 
     """Mean output ``Σ_{t'≤t} out(t') / t`` at every checkpoint t versus the ANN's output."""
     inputs = np.asarray(inputs)
     if len(inputs) != result.n_images:
-        raise ValueError(f"inputs hold {len(inputs)} images but the result simulated "
-                         f"{result.n_images}; pass the simulated images")
+        raise EvsimValueError(f"inputs hold {len(inputs)} images but the result simulated "
+                              f"{result.n_images}; pass the simulated images")
     ann = forward(snn.network, inputs, dtype=np.float64)
     mean = result.outputs.astype(np.float64) / result.checkpoints.reshape(
         (-1,) + (1,) * (result.outputs.ndim - 1))

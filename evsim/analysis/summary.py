@@ -10,6 +10,7 @@ from ..forward import forward
 from ..simulate.result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
 from .energy import FLOAT32_45NM, EnergyTable, energy_report, energy_table, energy_unit
+from ..errors import EvsimValueError
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,12 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int
     """``(n_classes, n_classes)`` int64 counts: row = true class, column = predicted class."""
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     if labels.shape != predictions.shape or labels.ndim != 1:
-        raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} must be "
-                         "1-D and of equal length")
+        raise EvsimValueError(f"labels {labels.shape} and predictions {predictions.shape} must be "
+                              "1-D and of equal length")
     for name, values in (("labels", labels), ("predictions", predictions)):
         if values.size and (values.min() < 0 or values.max() >= n_classes):
-            raise ValueError(f"{name} must lie in 0..{n_classes - 1}, got "
-                             f"{values.min()}..{values.max()}")
+            raise EvsimValueError(f"{name} must lie in 0..{n_classes - 1}, got "
+                                  f"{values.min()}..{values.max()}")
     matrix = np.zeros((n_classes, n_classes), np.int64)
     np.add.at(matrix, (labels.astype(np.int64), predictions.astype(np.int64)), 1)
     return matrix

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .fashion_mnist import check_limit, check_split, to_unit_float
+from ..errors import EvsimValueError
 
 __all__ = ["load_cifar10"]
 
@@ -48,12 +49,12 @@ def _read_batch(file: Path) -> tuple[np.ndarray, np.ndarray]:
         try:
             batch = pickle.load(f, encoding="bytes")
         except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-            raise ValueError(f"{file}: not a readable CIFAR-10 batch pickle ({exc})") from exc
+            raise EvsimValueError(f"{file}: not a readable CIFAR-10 batch pickle ({exc})") from exc
     if not isinstance(batch, dict):
-        raise ValueError(f"{file}: expected a pickled dict, got {type(batch).__name__}")
+        raise EvsimValueError(f"{file}: expected a pickled dict, got {type(batch).__name__}")
     missing = [key for key in (b"data", b"labels") if key not in batch]
     if missing:
-        raise ValueError(
+        raise EvsimValueError(
             f"{file}: batch dict lacks key(s) {missing} (has {list(batch)}); "
             "this is not a CIFAR-10 python-version batch (CIFAR-100 uses b'fine_labels')"
         )
@@ -62,17 +63,17 @@ def _read_batch(file: Path) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(batch[b"labels"])
     n_pixels = math.prod(_IMAGE_SHAPE)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != n_pixels:
-        raise ValueError(
+        raise EvsimValueError(
             f"{file}: b'data' must be uint8 of shape (N, {n_pixels}), "
             f"got {data.dtype} {data.shape}"
         )
     if labels.ndim != 1 or len(labels) != len(data) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
+        raise EvsimValueError(
             f"{file}: b'labels' must be {len(data)} integers (one per row of b'data'), "
             f"got {labels.dtype} {labels.shape}"
         )
     if labels.size and (labels.min() < 0 or labels.max() >= _N_CLASSES):
-        raise ValueError(
+        raise EvsimValueError(
             f"{file}: labels must lie in 0..{_N_CLASSES - 1}, "
             f"found {labels.min()}..{labels.max()}"
         )

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .idx import read_idx
+from ..errors import EvsimTypeError, EvsimValueError
 
 __all__ = [
     "CLASS_NAMES",
@@ -61,7 +62,7 @@ _IMAGE_SHAPE = (28, 28)
 def check_split(split: str, dataset: str) -> None:
     """Raise ``ValueError`` unless ``split`` is ``"train"`` or ``"test"``."""
     if split not in ("train", "test"):
-        raise ValueError(f"{dataset}: split must be 'train' or 'test', got {split!r}")
+        raise EvsimValueError(f"{dataset}: split must be 'train' or 'test', got {split!r}")
 
 
 def check_limit(limit: int | None, dataset: str) -> None:
@@ -69,11 +70,11 @@ def check_limit(limit: int | None, dataset: str) -> None:
     if limit is None:
         return
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)):
-        raise TypeError(
+        raise EvsimTypeError(
             f"{dataset}: limit must be a non-negative int or None, got {type(limit).__name__}"
         )
     if limit < 0:
-        raise ValueError(f"{dataset}: limit must be >= 0 (or None for all), got {limit}")
+        raise EvsimValueError(f"{dataset}: limit must be >= 0 (or None for all), got {limit}")
 
 
 def to_unit_float(images: np.ndarray) -> np.ndarray:
@@ -200,21 +201,21 @@ def load_fashion_mnist(
     images = read_idx(images_file)
     labels = read_idx(labels_file)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != _IMAGE_SHAPE:
-        raise ValueError(
+        raise EvsimValueError(
             f"{images_file}: expected uint8 images of shape (N, 28, 28), "
             f"got {images.dtype} {images.shape}"
         )
     if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise ValueError(
+        raise EvsimValueError(
             f"{labels_file}: expected uint8 labels of shape (N,), got {labels.dtype} {labels.shape}"
         )
     if len(images) != len(labels):
-        raise ValueError(
+        raise EvsimValueError(
             f"{images_file} has {len(images)} images but {labels_file} has {len(labels)} "
             "labels; the two files come from different downloads"
         )
     if labels.size and labels.max() >= len(CLASS_NAMES):
-        raise ValueError(
+        raise EvsimValueError(
             f"{labels_file}: label {labels.max()} out of range 0..{len(CLASS_NAMES) - 1}"
         )
 

@@ -15,6 +15,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from ..errors import EvsimValueError
 
 __all__ = ["read_idx"]
 
@@ -63,29 +64,29 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(
+            raise EvsimValueError(
                 f"{path}: corrupt or truncated gzip stream ({exc}); "
                 "re-download or re-extract the file"
             ) from exc
 
     if len(raw) < 4:
-        raise ValueError(
+        raise EvsimValueError(
             f"{path}: {len(raw)} bytes is too short for an IDX header (needs at least 4)"
         )
     zero0, zero1, code, ndim = raw[0], raw[1], raw[2], raw[3]
     if zero0 != 0 or zero1 != 0:
-        raise ValueError(
+        raise EvsimValueError(
             f"{path}: not an IDX file (magic starts with {raw[:2].hex()}, expected 0000)"
         )
     if code not in _IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
-        raise ValueError(f"{path}: unknown IDX dtype code 0x{code:02X} (known: {known})")
+        raise EvsimValueError(f"{path}: unknown IDX dtype code 0x{code:02X} (known: {known})")
     if ndim == 0:
-        raise ValueError(f"{path}: IDX header declares 0 dimensions; expected at least 1")
+        raise EvsimValueError(f"{path}: IDX header declares 0 dimensions; expected at least 1")
 
     header_len = 4 + 4 * ndim
     if len(raw) < header_len:
-        raise ValueError(
+        raise EvsimValueError(
             f"{path}: truncated IDX header: {ndim} dimensions need {header_len} bytes, "
             f"file has {len(raw)}"
         )
@@ -96,7 +97,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     actual = len(raw) - header_len
     if actual != expected:
         problem = "truncated" if actual < expected else "has trailing bytes"
-        raise ValueError(
+        raise EvsimValueError(
             f"{path}: IDX payload {problem}: shape {shape} of {dtype.name} needs "
             f"{expected} bytes after the header, found {actual}"
         )

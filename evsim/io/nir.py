@@ -52,7 +52,7 @@ import numpy as np
 from .. import __version__, ops
 from ..extras import require
 from .. import layers as L
-from ..errors import EvsimError
+from ..errors import EvsimError, EvsimTypeError, EvsimValueError
 from ..network import NetworkBuilder
 from ..signals import check_spiking_graph
 from ..spiking import NeuronSpec, SpikingNetwork
@@ -82,9 +82,10 @@ def _channel_values(values: np.ndarray) -> np.ndarray:
     """``values`` (C, H, W) -> (C,); ValueError when they vary within a channel."""
     flat = values.reshape(values.shape[0], -1)
     if not np.all(flat == flat[:, :1]):
-        raise ValueError("it reads values whose scale varies within a channel (spike "
-                         "amplitudes θ, or an average pool's divisor with count_include_pad="
-                         "False); a shared kernel needs one θ per channel and uniform divisors")
+        raise EvsimValueError(
+            "it reads values whose scale varies within a channel (spike "
+            "amplitudes θ, or an average pool's divisor with count_include_pad="
+            "False); a shared kernel needs one θ per channel and uniform divisors")
     return flat[:, 0]
 
 
@@ -127,7 +128,7 @@ def to_nir(snn: SpikingNetwork, dt: float = 1.0, *, extensions: bool = False):
     nir = _require_nir()
     dt = float(dt)
     if not (dt > 0 and np.isfinite(dt)):
-        raise ValueError(f"dt must be positive and finite, got {dt}")
+        raise EvsimValueError(f"dt must be positive and finite, got {dt}")
     if snn.time_scheme != "synchronous":
         raise NIRExportError(f"time scheme '{snn.time_scheme}' has no NIR equivalent; NIR "
                              "graphs run synchronously")
@@ -248,9 +249,10 @@ class _Exporter:
             self._pool(name, layer, src)
         elif isinstance(layer, L.MaxPool2d):
             if not self.extensions:
-                raise ValueError("NIR 1.0 has no max pooling; pass extensions=True to write "
-                                 f"evsim's {MAX_POOL_TYPE} node (other NIR readers reject it), "
-                                 "or convert an average-pooling network")
+                raise EvsimValueError(
+                    "NIR 1.0 has no max pooling; pass extensions=True to write "
+                    f"evsim's {MAX_POOL_TYPE} node (other NIR readers reject it), "
+                    "or convert an average-pooling network")
             channel = _channel_values(self.amp[src])
             node = max_pool_node(nir)(
                 input_shape=np.array(net.shape(src)), kernel_size=np.array(layer.kernel_size),
@@ -259,15 +261,15 @@ class _Exporter:
             self.extension_nodes.append(name)
             self._add(name, node, self.sources[src], channel[:, None, None] * np.ones(shape))
         else:
-            raise ValueError("has no NIR equivalent"
-                             + ("; fold it first (evsim.fold_batchnorm)"
+            raise EvsimValueError("has no NIR equivalent"
+                                  + ("; fold it first (evsim.fold_batchnorm)"
                                 if isinstance(layer, L.BatchNorm) else ""))
 
     def _neuron(self, name: str, shape: tuple, sources: list[str]) -> None:
         spec = self.snn.neurons[name]
         if spec.allowance > 0:
-            raise ValueError("SpiCalib (allowance > 0) emits negative calibration spikes, "
-                             "which NIR cannot express")
+            raise EvsimValueError("SpiCalib (allowance > 0) emits negative calibration spikes, "
+                                  "which NIR cannot express")
         theta = np.broadcast_to(spec.threshold, shape).copy()
         layer = self.snn.network[name].layer
         metadata = {"reset": spec.reset, "v_init": np.broadcast_to(spec.v_init, shape).copy(),
@@ -288,8 +290,9 @@ class _Exporter:
             kernel, stride, padding = layer.kernel_size, layer.stride, layer.padding
             floor = layer.replace(ceil_mode=False).output_shape([channel_shape])
             if floor != self.snn.network.shape(name):
-                raise ValueError("ceil_mode adds windows that NIR's SumPool2d (floor) does not "
-                                 "have; pad the input or use ceil_mode=False")
+                raise EvsimValueError(
+                    "ceil_mode adds windows that NIR's SumPool2d (floor) does not "
+                    "have; pad the input or use ceil_mode=False")
             divisor = ops.avgpool_divisor(layer, height, width)
             metadata = {"count_include_pad": layer.count_include_pad}
         node = self.nir.SumPool2d(kernel_size=np.array(kernel), stride=np.array(stride),
@@ -324,7 +327,7 @@ def from_nir(graph) -> SpikingNetwork:
     """
     nir = _require_nir()
     if not isinstance(graph, nir.NIRGraph):
-        raise TypeError(f"from_nir needs a nir.NIRGraph, got {type(graph).__name__}")
+        raise EvsimTypeError(f"from_nir needs a nir.NIRGraph, got {type(graph).__name__}")
     return _Importer(nir, graph).network()
 
 
@@ -405,9 +408,9 @@ class _Importer:
             return signals[0]
         amp = signals[0][1]
         if any(a.shape != amp.shape or not np.array_equal(a, amp) for _, a in signals[1:]):
-            raise ValueError(f"sums inputs {self.preds[name]} that carry different spike "
-                             "amplitudes; evsim's Add has no weights, so scale the inputs "
-                             "with weight layers or a Scale equal to the IF's v_threshold")
+            raise EvsimValueError(f"sums inputs {self.preds[name]} that carry different spike "
+                                  "amplitudes; evsim's Add has no weights, so scale the inputs "
+                                  "with weight layers or a Scale equal to the IF's v_threshold")
         add, i = f"{name}_sum", 1
         while add in self.graph.nodes or add in self.sums:
             add, i = f"{name}_sum_{i}", i + 1
@@ -436,24 +439,25 @@ class _Importer:
         shape = self.builder.shape(src)
         if isinstance(node, nir.Output):
             if not np.all(amp == 1):
-                raise ValueError(f"reads '{src}' scaled by spike amplitudes (θ ≠ 1); evsim's "
-                                 "output must be a weight layer or carry amplitude 1")
+                raise EvsimValueError(f"reads '{src}' scaled by spike amplitudes (θ ≠ 1); evsim's "
+                                      "output must be a weight layer or carry amplitude 1")
             self.output = src
         elif isinstance(node, nir.I):
             if any(not isinstance(self.graph.nodes[n], nir.Output) for n in self.succs[name]):
-                raise ValueError("an integrator is read only as evsim's summed readout, right "
-                                 "before the Output")
+                raise EvsimValueError("an integrator is read only as evsim's summed readout, right "
+                                      "before the Output")
             if not np.all(self._rdt(node.r, shape) == 1):
-                raise ValueError("integrates with r·dt ≠ 1; evsim's readout sums the output "
-                                 "unscaled")
+                raise EvsimValueError("integrates with r·dt ≠ 1; evsim's readout sums the output "
+                                      "unscaled")
             self.signal[name] = (src, amp)
         elif isinstance(node, nir.IF):
             self._neuron(name, node, src, amp, shape)
         elif isinstance(node, (nir.Affine, nir.Linear)):
             weight = np.asarray(node.weight)
             if weight.ndim != 2 or len(shape) != 1 or weight.shape[1] != shape[0]:
-                raise ValueError(f"weight {weight.shape} on input {shape}: evsim's Dense maps a "
-                                 "flat vector (add a Flatten before it)")
+                raise EvsimValueError(
+                    f"weight {weight.shape} on input {shape}: evsim's Dense maps a "
+                    "flat vector (add a Flatten before it)")
             bias = np.asarray(node.bias) if isinstance(node, nir.Affine) else None
             dense = L.Dense((weight / amp[None, :]).astype(weight.dtype), bias)
             self._layer(name, dense, src, np.ones(dense.output_shape([shape])))
@@ -465,10 +469,10 @@ class _Importer:
             self._pool(name, node, src, amp, shape)
         elif isinstance(node, self.max_pool_node):
             if node.mode != self.max_pool:
-                raise ValueError(f"max-pool mode {node.mode!r} differs from the graph's "
-                                 f"{self.max_pool!r}; evsim uses one mode per network")
+                raise EvsimValueError(f"max-pool mode {node.mode!r} differs from the graph's "
+                                      f"{self.max_pool!r}; evsim uses one mode per network")
             if tuple(int(s) for s in node.input_shape) != shape:
-                raise ValueError(f"declares input {tuple(node.input_shape)} but reads {shape}")
+                raise EvsimValueError(f"declares input {tuple(node.input_shape)} but reads {shape}")
             layer = node.layer()
             channel = _channel_values(np.broadcast_to(amp, shape))
             out = layer.output_shape([shape])
@@ -476,7 +480,7 @@ class _Importer:
         else:  # Scale
             scale = np.broadcast_to(np.asarray(node.scale, np.float64), shape)
             if np.any(scale == 0):
-                raise ValueError("scales by 0")
+                raise EvsimValueError("scales by 0")
             self.signal[name] = (src, amp / scale)
 
     def _layer(self, name: str, layer: L.Layer, src: str, amp: np.ndarray) -> None:
@@ -490,7 +494,7 @@ class _Importer:
         rdt = np.where(np.isclose(rdt, 1.0, rtol=4 * np.finfo(np.float64).eps, atol=0), 1.0,
                        rdt)
         if not np.all(rdt > 0):
-            raise ValueError(f"r·dt must be positive (r {np.min(r)}, dt {self.dt})")
+            raise EvsimValueError(f"r·dt must be positive (r {np.min(r)}, dt {self.dt})")
         return rdt
 
     def _neuron(self, name: str, node, src: str, amp: np.ndarray, shape: tuple) -> None:
@@ -502,8 +506,8 @@ class _Importer:
         reset = str(metadata.get("reset", "zero"))
         v_reset = np.zeros(()) if node.v_reset is None else np.asarray(node.v_reset)
         if reset == "zero" and np.any(v_reset != 0):
-            raise ValueError("resets to v_reset ≠ 0; evsim's neurons reset to 0 or by "
-                             "subtraction")
+            raise EvsimValueError("resets to v_reset ≠ 0; evsim's neurons reset to 0 or by "
+                                  "subtraction")
         v_init = np.asarray(metadata.get("v_init", np.zeros((), dtype)))
         v0 = (gain * np.broadcast_to(v_init, shape)).astype(
             v_init.dtype if v_init.dtype.kind == "f" else dtype)
@@ -515,21 +519,22 @@ class _Importer:
 
     def _conv(self, name: str, node, src: str, amp: np.ndarray, shape: tuple) -> None:
         if len(shape) != 3:
-            raise ValueError(f"reads input of shape {shape}; Conv2d needs (C, H, W)")
+            raise EvsimValueError(f"reads input of shape {shape}; Conv2d needs (C, H, W)")
         weight = np.asarray(node.weight)
         groups = int(node.groups)
         if weight.ndim != 4 or weight.shape[1] * groups != shape[0]:
-            raise ValueError(f"weight {weight.shape} with groups={groups} does not read input "
-                             f"of shape {shape}")
+            raise EvsimValueError(f"weight {weight.shape} with groups={groups} does not read input "
+                                  f"of shape {shape}")
         padding = node.padding
         if isinstance(padding, str):
             if padding == "same" and np.any(np.asarray(node.stride) != 1):
-                raise ValueError("padding='same' with stride > 1 is not defined")
+                raise EvsimValueError("padding='same' with stride > 1 is not defined")
             span = (np.asarray(node.dilation) * (np.array(weight.shape[2:]) - 1)
                     * np.ones(2, int))
             if padding == "same" and np.any(span % 2):
-                raise ValueError("padding='same' with an even kernel span pads asymmetrically; "
-                                 "evsim pads symmetrically")
+                raise EvsimValueError(
+                    "padding='same' with an even kernel span pads asymmetrically; "
+                    "evsim pads symmetrically")
             padding = (0, 0) if padding == "valid" else tuple(int(s) // 2 for s in span)
         channel = _channel_values(np.broadcast_to(amp, shape))
         scaled = weight / _conv_scale(channel, weight.shape, groups)
@@ -547,14 +552,14 @@ class _Importer:
         start = start + n if start < 0 else start - batch
         end = end + n if end < 0 else end - batch
         if (start, end) != (0, n - 1) and n > 1:
-            raise ValueError(f"flattens dims {start}..{end} of the per-sample shape {shape}; "
-                             "evsim flattens whole samples (start_dim=0 in NIR's per-sample "
-                             "convention)")
+            raise EvsimValueError(f"flattens dims {start}..{end} of the per-sample shape {shape}; "
+                                  "evsim flattens whole samples (start_dim=0 in NIR's per-sample "
+                                  "convention)")
         self._layer(name, L.Flatten(), src, amp.reshape(-1))
 
     def _pool(self, name: str, node, src: str, amp: np.ndarray, shape: tuple) -> None:
         if len(shape) != 3:
-            raise ValueError(f"reads input of shape {shape}; pooling needs (C, H, W)")
+            raise EvsimValueError(f"reads input of shape {shape}; pooling needs (C, H, W)")
         kernel, stride, padding = _ints(node.kernel_size), _ints(node.stride), _ints(node.padding)
         channel = _channel_values(np.broadcast_to(amp, shape))
         metadata = node.metadata if isinstance(node.metadata, Mapping) else {}

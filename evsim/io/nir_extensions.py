@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import layers as L
 from ..extras import require
+from ..errors import EvsimValueError
 
 MAX_POOL_TYPE = "EvsimMaxPool2d"
 
@@ -53,11 +54,11 @@ def max_pool_node(nir) -> type:
             self.ceil_mode = bool(self.ceil_mode)
             self.mode = self.mode.decode() if isinstance(self.mode, bytes) else str(self.mode)
             if self.mode not in ("lipooling", "gate"):
-                raise ValueError(f"{MAX_POOL_TYPE}: mode must be 'lipooling' or 'gate', got "
-                                 f"{self.mode!r}")
+                raise EvsimValueError(f"{MAX_POOL_TYPE}: mode must be 'lipooling' or 'gate', got "
+                                      f"{self.mode!r}")
             if self.input_shape.size != 3:
-                raise ValueError(f"{MAX_POOL_TYPE}: input_shape must be (C, H, W), got "
-                                 f"{tuple(self.input_shape)}")
+                raise EvsimValueError(f"{MAX_POOL_TYPE}: input_shape must be (C, H, W), got "
+                                      f"{tuple(self.input_shape)}")
             out = self.layer().output_shape([tuple(int(s) for s in self.input_shape)])
             self.input_type = {"input": self.input_shape.copy()}
             self.output_type = {"output": np.array(out)}
@@ -84,7 +85,7 @@ def read_graph(nir, path: str | os.PathLike):
     with h5py.File(path, "r") as f:
         data = hdf2dict(f["node"])
     if data.get("type") != "NIRGraph":
-        raise ValueError(f"the top-level node is {data.get('type')!r}, not a NIRGraph")
+        raise EvsimValueError(f"the top-level node is {data.get('type')!r}, not a NIRGraph")
     extension = max_pool_node(nir)
     nodes = {}
     for name, node in data["nodes"].items():

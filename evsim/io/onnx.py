@@ -257,34 +257,36 @@ class _Importer:
 
         if len(self.graph.sparse_initializer):
             names = [t.values.name for t in self.graph.sparse_initializer]
-            raise ValueError(f"sparse initializers {names} are not supported; densify them")
+            raise EvsimValueError(f"sparse initializers {names} are not supported; densify them")
         for tensor in self.graph.initializer:
             try:
                 self.values[tensor.name] = _Const((numpy_helper.to_array(tensor),))
             except (OSError, ValueError) as err:
-                raise ValueError(f"initializer '{tensor.name}' cannot be read ({err}); a model "
-                                 "with external data must be loaded from its file path, or "
-                                 "with onnx.load(path, load_external_data=True)") from None
+                raise EvsimValueError(
+                    f"initializer '{tensor.name}' cannot be read ({err}); a model "
+                    "with external data must be loaded from its file path, or "
+                    "with onnx.load(path, load_external_data=True)") from None
 
     def _read_input(self, input_name: str | None) -> None:
         from onnx import TensorProto
 
         inputs = [i for i in self.graph.input if i.name not in self.values]
         if len(inputs) != 1:
-            raise ValueError(f"the model has {len(inputs)} graph inputs "
-                             f"{[i.name for i in inputs]}; evsim networks have exactly one")
+            raise EvsimValueError(f"the model has {len(inputs)} graph inputs "
+                                  f"{[i.name for i in inputs]}; evsim networks have exactly one")
         (graph_input,) = inputs
         tensor = graph_input.type.tensor_type
         floats = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16)
         if not graph_input.type.HasField("tensor_type") or tensor.elem_type not in floats:
-            raise ValueError(f"graph input '{graph_input.name}' must be a float tensor")
+            raise EvsimValueError(f"graph input '{graph_input.name}' must be a float tensor")
         dims = list(tensor.shape.dim)
         per_image = [d.dim_value for d in dims[1:]]
         if len(dims) not in (2, 4) or any(d <= 0 for d in per_image):
             shown = [d.dim_value or d.dim_param or "?" for d in dims]
-            raise ValueError(f"graph input '{graph_input.name}' has shape {shown}; evsim needs "
-                             "(batch, C, H, W) or (batch, features) with every axis but the "
-                             "batch fixed")
+            raise EvsimValueError(
+                f"graph input '{graph_input.name}' has shape {shown}; evsim needs "
+                "(batch, C, H, W) or (batch, features) with every axis but the "
+                "batch fixed")
         batch = dims[0].dim_value
         # Shape-derived constants are evaluated at two batch sizes to tell batch-dependent
         # entries (x.size(0)) from fixed ones; a fixed batch needs only itself.
@@ -309,11 +311,11 @@ class _Importer:
                                   f"{err})") from None
         outputs = [o.name for o in self.graph.output]
         if len(outputs) != 1:
-            raise ValueError(f"the model has {len(outputs)} graph outputs {outputs}; "
-                             "evsim networks have exactly one")
+            raise EvsimValueError(f"the model has {len(outputs)} graph outputs {outputs}; "
+                                  "evsim networks have exactly one")
         value = self.values.get(outputs[0])
         if value is None or isinstance(value, _Const):
-            raise ValueError(f"graph output '{outputs[0]}' does not depend on the input")
+            raise EvsimValueError(f"graph output '{outputs[0]}' does not depend on the input")
         return self.builder.build(output=self._layer(value, len(self.graph.node), None))
 
     # -- helpers --------------------------------------------------------------------------

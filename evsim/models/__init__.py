@@ -34,6 +34,7 @@ from importlib import resources
 
 from ..io import load
 from ..network import Network
+from ..errors import EvsimValueError
 
 __all__ = ["DEFAULT_MODEL", "available_models", "load_model", "model_info"]
 
@@ -50,7 +51,7 @@ def available_models() -> list[str]:
 def _resource(name: str, suffix: str):
     models = available_models()
     if name not in models:
-        raise ValueError(f"unknown model {name!r}; available models: {', '.join(models)}")
+        raise EvsimValueError(f"unknown model {name!r}; available models: {', '.join(models)}")
     return resources.files(__package__).joinpath(f"{name}{suffix}")
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ..errors import EvsimTypeError
+from ..errors import EvsimTypeError, EvsimValueError
 from ..encoding import check_rate_inputs
 from ..forward import _check_inputs
 from ..options import warn_if_tuned_for_other_T
@@ -35,12 +35,12 @@ def _selection(snn: SpikingNetwork, record) -> dict[str, np.ndarray]:
     out = {}
     for name, neurons in record.items():
         if name not in snn.neurons:
-            raise ValueError(f"cannot record '{name}': only spiking layers are recorded "
-                             f"({list(snn.neurons)})")
+            raise EvsimValueError(f"cannot record '{name}': only spiking layers are recorded "
+                                  f"({list(snn.neurons)})")
         size = int(np.prod(snn.network.shape(name)))
         chosen = np.arange(size) if neurons is None else np.asarray(neurons, dtype=np.int64)
         if chosen.ndim != 1 or chosen.size == 0 or chosen.min() < 0 or chosen.max() >= size:
-            raise ValueError(f"record['{name}'] must list flat neuron indices in [0, {size}), "
+            raise EvsimValueError(f"record['{name}'] must list flat neuron indices in [0, {size}), "
                              f"got {neurons!r}")
         out[name] = chosen
     return out
@@ -127,25 +127,25 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         raise EvsimTypeError(f"simulate needs a SpikingNetwork (from evsim.convert), got "
                              f"{type(snn).__name__}")
     if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        raise EvsimValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if encoding not in ENCODINGS:
-        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+        raise EvsimValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
     T, batch_size = check_steps(T), check_batch_size(batch_size)
     first_image = check_index(first_image, "first_image")
     if np.dtype(dtype) not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+        raise EvsimValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     if int(seed) < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise EvsimValueError(f"seed must be >= 0, got {seed}")
     x = _check_inputs(snn.network, inputs, dtype)
     if len(x) == 0:
-        raise ValueError("inputs hold no image")
+        raise EvsimValueError("inputs hold no image")
     check_images(inputs, encoding=encoding)
     if encoding == "rate":
         check_rate_inputs(x)
     steps = default_checkpoints(T) if checkpoints is None else np.unique(
         np.asarray(list(checkpoints), dtype=np.int64))
     if steps.size == 0 or steps[0] < 1 or steps[-1] > T:
-        raise ValueError(f"checkpoints must be steps in [1, {T}], got {steps.tolist()}")
+        raise EvsimValueError(f"checkpoints must be steps in [1, {T}], got {steps.tolist()}")
     warn_if_tuned_for_other_T(snn, T, steps)
     selection = _selection(snn, record)
     check_simulation_memory(snn, len(x), T, engine=engine, batch_size=batch_size,
@@ -157,13 +157,13 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     window, binary, steps_simulated = 0, snn.time_scheme == "ilif", T
     if snn.time_scheme in WINDOWED:
         if checkpoints is not None or selection:
-            raise ValueError(f"the {snn.time_scheme} scheme simulates whole windows: it has "
-                             "one checkpoint (T, the window) and records no traces")
+            raise EvsimValueError(f"the {snn.time_scheme} scheme simulates whole windows: it has "
+                                  "one checkpoint (T, the window) and records no traces")
         steps, steps_simulated = np.array([T]), 1
         if binary:
             if encoding != "analog":
-                raise ValueError("the ilif scheme sends binary codes of analog values; use "
-                                 "encoding='analog'")
+                raise EvsimValueError("the ilif scheme sends binary codes of analog values; use "
+                                      "encoding='analog'")
             snn, window = binary_network(snn, T), 2 ** T - 1  # window: the largest code
         else:
             snn, window = window_network(snn, T), T
@@ -182,7 +182,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     chunks = range(0, len(x), batch_size)
     if engine == "event":
         if selection:
-            raise ValueError("recording spike trains and membrane traces needs engine='dense'")
+            raise EvsimValueError("recording spike trains and membrane traces needs engine='dense'")
         program = compiled(snn, encoding, dtype, window, binary)
         n_threads = _thread_count(threads)
         workspace = event.Workspace(program, min(batch_size, len(x)),
@@ -276,7 +276,7 @@ def _thread_count(threads: int | None) -> int:
     if threads is None:
         return available
     if isinstance(threads, bool) or int(threads) != threads or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        raise EvsimValueError(f"threads must be a positive integer, got {threads!r}")
     return int(threads)
 
 

@@ -40,6 +40,7 @@ from ..signals import ANALOG, CURRENT, plan, trace_source
 from ..spiking import SpikingNetwork
 from .kernels import (LAYOUT, OP_ADD, OP_COPYPERM, OP_FILL, OP_MAXPOOL, OP_NEURON, OP_RATE,
                       OP_SCATTER, OP_WIDTH)
+from ..errors import EvsimValueError
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,8 +145,8 @@ class _Builder:
         """Append a row; ``columns`` must name exactly the columns of ``code``'s layout."""
         names = LAYOUT[code]
         if set(columns) != set(names):
-            raise ValueError(f"operation {code}: columns {sorted(columns)} do not match its "
-                             f"layout {names}")
+            raise EvsimValueError(f"operation {code}: columns {sorted(columns)} do not match its "
+                                  f"layout {names}")
         self.ops.append([code] + [int(columns[name]) for name in names]
                         + [0] * (OP_WIDTH - 1 - len(names)))
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..spiking import WINDOWED
 from ..validate import check_labels
+from ..errors import EvsimValueError
 
 
 def default_checkpoints(T: int) -> np.ndarray:
@@ -125,8 +126,8 @@ class SimResult:
             return len(self.checkpoints) - 1
         hits = np.flatnonzero(self.checkpoints == step)
         if not hits.size:
-            raise ValueError(f"step {step} is not a checkpoint; checkpoints are "
-                             f"{self.checkpoints.tolist()}")
+            raise EvsimValueError(f"step {step} is not a checkpoint; checkpoints are "
+                                  f"{self.checkpoints.tolist()}")
         return int(hits[0])
 
     def mean_output(self, step: int | None = None) -> np.ndarray:
@@ -200,10 +201,10 @@ def compare(a: SimResult, b: SimResult) -> dict:
     """
     if (a.T, a.n_images) != (b.T, b.n_images) or not np.array_equal(a.checkpoints,
                                                                        b.checkpoints):
-        raise ValueError("results differ in T, batch size or checkpoints; they are not the "
-                         "same run")
+        raise EvsimValueError("results differ in T, batch size or checkpoints; they are not the "
+                              "same run")
     if a.spike_counts.keys() != b.spike_counts.keys() or a.sops.keys() != b.sops.keys():
-        raise ValueError("results come from different networks")
+        raise EvsimValueError("results come from different networks")
     spikes = sum(int(np.abs(a.spike_counts[k].astype(np.int64) - b.spike_counts[k]).sum())
                  for k in a.spike_counts)
     spikes += sum(abs(a.negative_spikes.get(k, 0) - b.negative_spikes.get(k, 0))
