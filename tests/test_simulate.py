@@ -165,3 +165,28 @@ def test_bad_arguments_name_what_is_wrong():
         NeuronSpec(np.zeros(3))
     with pytest.raises(ValueError, match="layer 'r1'.*does not broadcast"):
         SpikingNetwork(snn.network, {**snn.neurons, "r1": NeuronSpec(np.ones(5))})
+
+
+def test_compare_sums_per_image_counts_before_comparing_with_summed_ones():
+    snn, rng = _residual_snn()
+    x = dyadic(rng, (3, 1, 6, 6), low=0)
+    summed = evsim.simulate(snn, x, T=6, engine="dense")
+    kept = evsim.simulate(snn, x, T=6, engine="dense", per_image_counts=True)
+    assert kept.spike_counts["r1"].shape[0] == 3 and summed.total_sops() > 0
+    assert evsim.compare(summed, kept)["spikes"] == 0
+    assert evsim.results_equal(kept, summed)
+    shifted = evsim.simulate(snn, x[::-1], T=6, engine="dense", per_image_counts=True)
+    # the same images in another order: equal totals, but per image the spikes moved
+    assert evsim.compare(summed, shifted)["spikes"] == 0
+    assert evsim.compare(kept, shifted)["spikes"] > 0
+
+
+def test_a_network_without_synapses_between_spiking_layers_reports_zero_sops_at_every_step():
+    b = NetworkBuilder((4,))
+    b.add_layer(Dense(np.eye(3, 4, dtype=np.float32)), name="fc")
+    b.add_layer(ReLU(), name="relu")
+    snn = evsim.convert(b.build(), np.full((2, 4), 0.5, np.float32), method="max")
+    result = evsim.simulate(snn, np.full((2, 4), 0.25, np.float32), T=8, engine="dense")
+    assert result.total_sops() == 0
+    assert result.cumulative_sops().tolist() == [0] * len(result.checkpoints)
+    assert "| 8 |" in result.accuracy_table(np.array([0, 1]))

@@ -152,7 +152,7 @@ class SimResult:
 
     def cumulative_sops(self) -> np.ndarray:
         """``(K,)`` SOPs (all layers, summed over the batch) up to each checkpoint."""
-        per_step = sum(self.sops.values()) if self.sops else np.zeros(1, np.int64)
+        per_step = sum(self.sops.values()) if self.sops else np.zeros(self.T, np.int64)
         if self.time_scheme in WINDOWED:
             return np.array([int(per_step.sum())], dtype=np.int64)
         return np.cumsum(per_step)[self.checkpoints - 1]
@@ -203,9 +203,14 @@ def compare(a: SimResult, b: SimResult) -> dict:
                                                                        b.checkpoints):
         raise EvsimValueError("results differ in T, batch size or checkpoints; they are not the "
                               "same run")
-    if a.spike_counts.keys() != b.spike_counts.keys() or a.sops.keys() != b.sops.keys():
+    if (a.spike_counts.keys() != b.spike_counts.keys() or a.sops.keys() != b.sops.keys()
+            or a.pool_ops.keys() != b.pool_ops.keys()):
         raise EvsimValueError("results come from different networks")
-    spikes = sum(int(np.abs(a.spike_counts[k].astype(np.int64) - b.spike_counts[k]).sum())
+    if a.time_scheme != b.time_scheme:
+        raise EvsimValueError(f"results of the {a.time_scheme!r} and {b.time_scheme!r} time "
+                              "schemes are not the same run")
+    per_image = a.per_image_counts and b.per_image_counts
+    spikes = sum(int(np.abs(_counts(a, k, per_image) - _counts(b, k, per_image)).sum())
                  for k in a.spike_counts)
     spikes += sum(abs(a.negative_spikes.get(k, 0) - b.negative_spikes.get(k, 0))
                   for k in a.spike_counts)
@@ -217,6 +222,16 @@ def compare(a: SimResult, b: SimResult) -> dict:
     predictions = int((a.predictions()[-1] != b.predictions()[-1]).sum())
     return {"spikes": spikes, "sops": sops, "pool_ops": pool, "outputs": outputs,
             "predictions": predictions}
+
+
+def _counts(result: SimResult, layer: str, per_image: bool) -> np.ndarray:
+    """int64 spike counts of ``layer``: ``(n_images, neurons)`` when ``per_image``, else
+    ``(neurons,)`` summed over the images whether the result kept them per image or not."""
+    counts = result.spike_counts[layer].astype(np.int64)
+    if not result.per_image_counts:
+        return counts.reshape(-1)
+    counts = counts.reshape(result.n_images, -1)
+    return counts if per_image else counts.sum(axis=0)
 
 
 def results_equal(a: SimResult, b: SimResult) -> bool:
