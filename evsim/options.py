@@ -205,6 +205,32 @@ class ConversionOptions:
         return replace(self, **_check_names(changes))
 
 
+class PerLayer(Mapping):
+    """An immutable ``{layer: value}`` mapping (a per-layer option): hashable and picklable,
+    so options holding one can be dictionary keys and travel to Dask workers; it equals a dict
+    of the same items."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, float]):
+        self._values = dict(values)
+
+    def __getitem__(self, layer: str) -> float:
+        return self._values[layer]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._values.items()))
+
+    def __repr__(self) -> str:
+        return f"PerLayer({self._values!r})"
+
+
 def _check_percentile(value):
     if isinstance(value, Mapping):
         checked = {}
@@ -213,7 +239,7 @@ def _check_percentile(value):
                 raise OptionError("percentile", f"for layer '{layer}' must be in (0, 100], got "
                                   f"{p!r}")
             checked[str(layer)] = float(p)
-        return MappingProxyType(checked)
+        return PerLayer(checked)
     if not (_finite_number(value) and 0 < value <= 100):
         raise OptionError("percentile", f"must be a number in (0, 100] (per cent), got {value!r}")
     return float(value)

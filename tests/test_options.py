@@ -122,3 +122,16 @@ def test_a_network_tuned_for_one_T_warns_at_another():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_if_tuned_for_other_T(spicalib, 8, [8])
+
+
+def test_per_layer_percentiles_keep_options_hashable_picklable_and_json_ready():
+    import pickle
+
+    options = ConversionOptions(percentile={"relu1": 99.0, "relu2": 99.5})
+    assert pickle.loads(pickle.dumps(options)) == options
+    assert hash(options) == hash(ConversionOptions(percentile={"relu2": 99.5, "relu1": 99.0}))
+    assert options.percentile == {"relu1": 99.0, "relu2": 99.5}
+    assert json.loads(json.dumps(options.as_dict()))["percentile"] == {"relu1": 99.0,
+                                                                       "relu2": 99.5}
+    with pytest.raises(TypeError):
+        options.percentile["relu1"] = 1.0
