@@ -9,7 +9,7 @@ import pytest
 
 import evsim
 from evsim.options import (BURST_MAX, METHODS, ConversionOptions, OptionError,
-                           TunedForOtherTWarning, option_names, steps_message,
+                           TunedForOtherTWarning, option_names, steps_message, tuned_for,
                            warn_if_tuned_for_other_T)
 
 
@@ -135,3 +135,17 @@ def test_per_layer_percentiles_keep_options_hashable_picklable_and_json_ready():
                                                                        "relu2": 99.5}
     with pytest.raises(TypeError):
         options.percentile["relu1"] = 1.0
+
+
+def test_a_windowed_network_run_at_its_T_does_not_warn_about_checkpoints():
+    net = _net()
+    x = np.random.default_rng(1).random((20, 4))
+    # options chosen for T = 8 (as evsim.tune returns them)
+    temporal = evsim.convert(net, x, options=METHODS["spikeconverter"].replace(T=8))
+    assert tuned_for(temporal) == 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = evsim.simulate(temporal, x[:3], T=8, engine="dense")
+    assert result.checkpoints.tolist() == [8]
+    with pytest.warns(TunedForOtherTWarning, match="runs for T = 16"):
+        evsim.simulate(temporal, x[:3], T=16, engine="dense")
