@@ -144,3 +144,21 @@ def test_output_layer_sums_currents(dtype):
     # relu1 fires 4 and 2 times in 8 steps: output sum = 4 - 2*2 + 8*0.5
     assert r.outputs[-1, 0, 0] == 4.0
     assert r.mean_output()[0, 0] == 0.5
+
+
+@FAST
+@given(st.lists(st.floats(-8, 8, width=32), min_size=1, max_size=16),
+       st.floats(0.0625, 4, width=32), st.integers(1, 8), st.booleans())
+def test_array_neuron_rules_equal_their_scalar_twins_in_the_kernels(values, theta, n, to_zero):
+    """Both engines' neuron arithmetic: evsim.neuron (arrays) against evsim.simulate.kernels
+    (scalars), element by element, bit for bit."""
+    from evsim import neuron
+    from evsim.simulate import kernels
+
+    m, th = np.array(values, np.float32), np.float32(theta)
+    spikes = neuron.fire(m, th, n)
+    assert spikes.tolist() == [kernels.fire(x, th, n) for x in m]
+    after = neuron.reset(m, spikes, th, to_zero, n)
+    twins = np.array([kernels.reset(x, s, th, to_zero) for x, s in zip(m, spikes)], np.float32)
+    assert after.dtype == np.float32 and after.tobytes() == twins.tobytes()
+    assert neuron.window_fire(m, th, n).tolist() == [kernels.window_fire(x, th, n) for x in m]

@@ -132,7 +132,8 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise EvsimFileError(target, f"cannot be written ({err.strerror or err}: "
                              f"{err.filename})") from err
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from others
+        with suppress(OSError):  # some file systems (vfat, CIFS) refuse chmod
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from others
         with os.fdopen(fd, "wb") as stream:
             yield stream
             stream.flush()
@@ -206,8 +207,9 @@ class StagedFolder:
         except OSError as err:
             raise EvsimFileError(self.target, f"cannot be written ({err.strerror or err}: "
                                  f"{err.filename})") from err
-        os.chmod(self.path, 0o777 & ~_umask())
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
+        with suppress(OSError):  # some file systems (vfat, CIFS) refuse chmod
+            os.chmod(self.path, 0o777 & ~_umask())
 
     def commit(self) -> Path:
         """Swap the staged folder into place (atomically on Linux); return ``target``."""

@@ -24,8 +24,7 @@ import numpy as np
 from .. import layers as L
 from .. import ops
 from ..encoding import rate_spikes
-from ..neuron import (IFParameters, IFState, if_step, reset, spicalib_state, spicalib_step,
-                      window_fire)
+from ..neuron import IFParameters, IFState, if_step, spicalib_state, spicalib_step
 from ..signals import ANALOG, EVENTS, SignalPlan, analog_head
 from ..spiking import SpikingNetwork
 from ..timescheme import popcount
@@ -121,7 +120,7 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
                 current = values[node.inputs[0]]
                 if name in calibration or name in rec.selection:
                     spikes[name] = _neuron_scan(snn, name, params[name], states, calibration,
-                                                rec, current, steps, window)
+                                                rec, current, steps)
                     values[name] = spikes[name].astype(dtype) * amp[name]
                     negative[name] -= int(np.minimum(spikes[name], 0).sum())
                 else:
@@ -168,26 +167,22 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
 
 
 def _neuron_scan(snn: SpikingNetwork, name: str, params: IFParameters, states: dict,
-                 calibration: dict, rec: _Recorder, current: np.ndarray, steps: np.ndarray,
-                 window: int) -> np.ndarray:
-    """Spikes (steps, B, *shape) of one neuron layer over a block, updating its state.
+                 calibration: dict, rec: _Recorder, current: np.ndarray,
+                 steps: np.ndarray) -> np.ndarray:
+    """Spikes (steps, B, *shape) of one neuron layer over a block, updating its state, with
+    SpiCalib and recording (which the windowed schemes do not have).
 
     ``current`` is (steps, B, *shape), or (1, B, *shape) when it is the same every step.
     """
     out = []
     for i, t in enumerate(steps):
         step_current = current[i if len(current) > 1 else 0]
-        if window:
-            m = states[name].v + step_current
-            s = window_fire(m, params.threshold, window)
-            states[name] = IFState(reset(m, s, params.threshold, False, window))
-        else:
-            s, states[name] = if_step(step_current, states[name], params)
-            if name in calibration:
-                s, calibration[name] = spicalib_step(s, t, calibration[name],
-                                                     snn.neurons[name].allowance)
-            if name in rec.selection:
-                _record(rec, name, t, s, states[name].v)
+        s, states[name] = if_step(step_current, states[name], params)
+        if name in calibration:
+            s, calibration[name] = spicalib_step(s, t, calibration[name],
+                                                 snn.neurons[name].allowance)
+        if name in rec.selection:
+            _record(rec, name, t, s, states[name].v)
         out.append(s)
     return np.stack(out)
 

@@ -136,7 +136,8 @@ def announce_compile() -> None:
     if run_steps.signatures:
         return
     index = getattr(getattr(run_steps, "_cache", None), "_cache_file", None)
-    if index is not None and os.path.exists(index._index_path):
+    path = getattr(index, "_index_path", None)  # Numba internals: absent on other versions
+    if path is not None and os.path.exists(path):
         return
     print(f"evsim: compiling the event engine once (about {COMPILE_SECONDS} s; later runs load "
           "it from the cache)", file=sys.stderr, flush=True)
