@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -171,16 +172,34 @@ def available_memory() -> int | None:
             available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (AttributeError, ValueError, OSError):
             return None
+    room = cgroup_room()
+    if room is not None:
+        available = room if available is None else min(available, room)
+    return available
+
+
+def cgroup_room(folder: str | os.PathLike = "/sys/fs/cgroup") -> int | None:
+    """Bytes left under the cgroup v2 memory limit in ``folder``, or None without a limit.
+
+    Page cache the kernel can reclaim (``inactive_file`` in ``memory.stat``) counts as room:
+    ``memory.current`` includes it, and after reading large files it can fill the limit.
+    """
+    folder = Path(folder)
     try:
-        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit, \
-                open("/sys/fs/cgroup/memory.current", encoding="ascii") as current:
-            text = limit.read().strip()
-            if text != "max":
-                room = int(text) - int(current.read())
-                available = room if available is None else min(available, room)
+        limit = (folder / "memory.max").read_text("ascii").strip()
+        if limit == "max":
+            return None
+        used = int((folder / "memory.current").read_text("ascii"))
+    except (OSError, ValueError):
+        return None
+    try:
+        for line in (folder / "memory.stat").read_text("ascii").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "inactive_file":
+                used -= int(value)
     except (OSError, ValueError):
         pass
-    return available
+    return max(int(limit) - used, 0)
 
 
 def _bytes(n: float) -> str:

@@ -10,7 +10,7 @@ import evsim
 from evsim import (Conv2d, Dense, EvsimTypeError, EvsimValueError, Flatten, NetworkBuilder,
                    NeuronSpec, ReLU, SpikingNetwork, UnscaledInputWarning)
 from evsim.network import GraphError
-from evsim.validate import check_images, check_labels, simulation_memory
+from evsim.validate import cgroup_room, check_images, check_labels, simulation_memory
 
 
 def _snn(time_scheme="synchronous"):
@@ -162,3 +162,15 @@ def test_memory_estimate_counts_what_grows_with_T_and_images():
     assert small["outputs at checkpoints"] == 4 * 10 * 3 * 4  # K x images x classes x float32
     assert simulation_memory(snn, 20, 16, **run)["outputs at checkpoints"] == (
         2 * small["outputs at checkpoints"])
+
+
+def test_cgroup_room_counts_reclaimable_page_cache_as_free(tmp_path):
+    (tmp_path / "memory.max").write_text("1000000\n")
+    (tmp_path / "memory.current").write_text("900000\n")
+    (tmp_path / "memory.stat").write_text("anon 100000\nfile 800000\ninactive_file 700000\n")
+    assert cgroup_room(tmp_path) == 1000000 - (900000 - 700000)
+    (tmp_path / "memory.stat").unlink()
+    assert cgroup_room(tmp_path) == 100000
+    (tmp_path / "memory.max").write_text("max\n")
+    assert cgroup_room(tmp_path) is None
+    assert cgroup_room(tmp_path / "absent") is None
