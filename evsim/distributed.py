@@ -106,7 +106,6 @@ class ShardedRuns:
                  feature: str = "evsim.simulate(client=...)"):
         self._distributed = check_client(client, feature)
         self.client = client
-        self.images = images
         self.batch_size = batch_size
         self.first_image = first_image
         self._images = _scatter(client, "images", array_digest(images), images)
@@ -165,7 +164,9 @@ def simulate_on(client, snn, inputs: np.ndarray, T: int = 32, *, first_image: in
     """:func:`evsim.simulate` on the workers of ``client``: the same result, exactly."""
     from .forward import _check_inputs
     from .spiking import SpikingNetwork
-    from .validate import check_batch_size, check_index, check_steps
+    from .options import warn_if_tuned_for_other_T
+    from .simulate.result import default_checkpoints
+    from .validate import check_batch_size, check_images, check_index, check_steps
 
     if not isinstance(snn, SpikingNetwork):
         raise EvsimTypeError(f"simulate needs a SpikingNetwork (from evsim.convert), got "
@@ -175,6 +176,11 @@ def simulate_on(client, snn, inputs: np.ndarray, T: int = 32, *, first_image: in
     x = _check_inputs(snn.network, inputs, dtype)
     if len(x) == 0:
         raise EvsimValueError("inputs hold no image")
+    # warnings raised on the workers stay in their logs: give them here, as simulate does
+    check_images(inputs, encoding=options.get("encoding", "analog"))
+    checkpoints = options.get("checkpoints")
+    warn_if_tuned_for_other_T(snn, T, default_checkpoints(T) if checkpoints is None
+                              else checkpoints)
     runs = ShardedRuns(client, np.ascontiguousarray(x), batch_size=batch_size,
                        first_image=first_image)
     bar = None

@@ -305,6 +305,8 @@ def steps_message(snn, T: int, checkpoints=None) -> str:
     chosen = tuned_for(snn)
     if chosen is None:
         return ""
+    if getattr(snn, "time_scheme", "synchronous") != "synchronous":
+        checkpoints = None  # a windowed scheme has one checkpoint: T, the window
     earlier = [int(c) for c in (checkpoints if checkpoints is not None else []) if c < T]
     if T != chosen:
         return (f"this network's options were chosen for T = {chosen} (SpiCalib's allowance or "

@@ -19,6 +19,7 @@ from evsim.data import load_bundled_sample
 from evsim.errors import EvsimTypeError, EvsimValueError
 from evsim.extras import MissingExtraError, missing_extra_message
 from evsim.models import load_model
+from evsim.options import TunedForOtherTWarning
 
 distributed = pytest.importorskip("distributed")
 
@@ -90,6 +91,15 @@ def test_simulate_on_two_worker_processes_equals_the_local_run(client, data, enc
     if engine == "dense":
         assert all(np.array_equal(local.spike_counts[k], shared.spike_counts[k])
                    for k in local.spike_counts)
+
+
+def test_the_cluster_gives_the_warnings_a_local_run_gives(client, data):
+    network, _, calibration, images, _ = data
+    with pytest.warns(evsim.UnscaledInputWarning, match="above 1"):
+        evsim.simulate(data[1], images[:8] * 255, T=2, client=client)
+    spicalib = evsim.convert(network, calibration, "spicalib", T=8)
+    with pytest.warns(TunedForOtherTWarning, match="runs for T = 16"):
+        evsim.simulate(spicalib, images[:8], T=16, client=client)
 
 
 def test_compare_methods_on_the_cluster_equals_the_local_comparison(client, data):

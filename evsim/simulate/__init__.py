@@ -146,8 +146,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         np.asarray(list(checkpoints), dtype=np.int64))
     if steps.size == 0 or steps[0] < 1 or steps[-1] > T:
         raise EvsimValueError(f"checkpoints must be steps in [1, {T}], got {steps.tolist()}")
-    # a windowed scheme has one checkpoint, T, whatever the default list says
-    warn_if_tuned_for_other_T(snn, T, [T] if snn.time_scheme in WINDOWED else steps)
+    warn_if_tuned_for_other_T(snn, T, steps)
     selection = _selection(snn, record)
     check_simulation_memory(snn, len(x), T, engine=engine, batch_size=batch_size,
                             checkpoints=len(steps), per_image_counts=per_image_counts,
