@@ -379,3 +379,18 @@ def test_other_readers_reject_the_max_pool_extension(tmp_path):
     with pytest.raises(NIRImportError, match=r"'layer' \(EvsimMaxPool2d\): max-pool mode "
                        r"'lipooling' differs from the graph's 'gate'"):
         from_nir(graph)
+
+
+def test_an_interrupted_nir_export_leaves_the_old_file(tmp_path, monkeypatch):
+    snn, _ = reader_snn()
+    path = tmp_path / "net.nir"
+    save_nir(snn, path)
+    old = path.read_bytes()
+
+    def interrupted(fd):  # after the new bytes are written, before they are renamed into place
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evsim.io.atomic.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_nir(snn, path, dt=0.5)
+    assert path.read_bytes() == old and [p.name for p in tmp_path.iterdir()] == ["net.nir"]

@@ -42,6 +42,7 @@ as a batch axis (nirtorch-based exporters write one).
 from __future__ import annotations
 
 import errno
+import io
 import os
 import warnings
 from collections.abc import Mapping
@@ -56,6 +57,7 @@ from ..errors import EvsimError, EvsimTypeError, EvsimValueError
 from ..network import NetworkBuilder
 from ..signals import check_spiking_graph
 from ..spiking import NeuronSpec, SpikingNetwork
+from .atomic import atomic_file
 from .errors import UnsupportedModelError, reading
 from .nir_extensions import MAX_POOL_TYPE, max_pool_node, read_graph
 
@@ -302,9 +304,13 @@ class _Exporter:
 
 def save_nir(snn: SpikingNetwork, path: str | os.PathLike, dt: float = 1.0, *,
              extensions: bool = False) -> None:
-    """Write ``snn`` to an HDF5 NIR file (:func:`to_nir`, then ``nir.write``)."""
+    """Write ``snn`` to an HDF5 NIR file (:func:`to_nir`, then ``nir.write``), atomically: an
+    interrupted write leaves the old file or none."""
     nir = _require_nir()
-    nir.write(path, to_nir(snn, dt, extensions=extensions))
+    buffer = io.BytesIO()  # h5py needs a file it can read back and seek, not a stream
+    nir.write(buffer, to_nir(snn, dt, extensions=extensions))
+    with atomic_file(path) as stream:
+        stream.write(buffer.getbuffer())
 
 
 # -- import ------------------------------------------------------------------------------------
