@@ -479,11 +479,13 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
             say(f"[{len(done)}/{len(plan)}] " + _report_line(plan[i], summary, how))
 
     def convert_cell(cell: _Cell):
+        overrides, options = dict(cell.method.overrides), cell.options()
+        if overrides.pop("T", None) is not None:
+            # options chosen for one T: the preset with that T (the cell's, see _cells)
+            options = preset(cell.method.method).replace(T=cell.T)
         try:
-            return convert(network, calibration, method=cell.method.method,
-                           options=cell.options(),
-                           T=cell.T if cell.method.depends_on_T() else None,
-                           **cell.method.overrides)
+            return convert(network, calibration, method=cell.method.method, options=options,
+                           T=cell.T if cell.method.depends_on_T() else None, **overrides)
         except ValueError as err:  # includes OptionError and ConversionError
             return " ".join(str(err).split())
 

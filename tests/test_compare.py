@@ -163,3 +163,32 @@ def test_spicalib_rows_report_their_calibration_spikes():
         assert comparison["percentile"].calibration_spikes[t] == 0
     assert any(comparison["spicalib"].calibration_spikes.values())
     assert "Calibration spikes per image" in comparison.to_markdown()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """Dense 6 -> 5, ReLU, Dense 5 -> 3, and 8 images in [0, 1] (the dense engine: no
+    compilation)."""
+    rng = np.random.default_rng(0)
+    builder = evsim.NetworkBuilder((6,))
+    builder.add_layer(evsim.Dense(rng.normal(0, 0.5, (5, 6)).astype(np.float32),
+                                  np.full(5, 0.1, np.float32)))
+    builder.add_layer(evsim.ReLU())
+    builder.add_layer(evsim.Dense(rng.normal(0, 0.5, (3, 5)).astype(np.float32)))
+    images = rng.random((8, 6)).astype(np.float32)
+    return builder.build(), images, rng.integers(0, 3, 8)
+
+
+def test_a_T_among_the_overrides_runs_the_method_at_that_T_only(tiny):
+    network, images, labels = tiny
+    result = compare_methods(network, images, images, labels, engine="dense", T=[2, 4],
+                             methods=[("s4", "spicalib", {"T": 4}),
+                                      ("p4", "percentile", {"T": np.int64(4)})])
+    snn = evsim.convert(network, images, method="spicalib", T=4)
+    run = evsim.simulate(snn, images, T=4, checkpoints=[4], engine="dense")
+    assert result["s4"].accuracy == {4: float(run.accuracy(labels)[-1])}
+    assert result["s4"].options[4] == snn.options
+    assert result["s4"].options[4]["allowance"] == 1.0
+    assert result["p4"].options[4]["T"] == 4 and sorted(result["p4"].accuracy) == [4]
+    for row in ("s4", "p4"):
+        assert result[row].not_applied == {2: "its options were chosen for T = 4 only"}
