@@ -311,11 +311,13 @@ class _Cell:
         return self.method.by_T[self.T] if self.method.by_T is not None else self.method.options
 
     def key(self) -> dict:
+        """JSON-ready: the overrides as the options hold them (``np.int64(2)`` as 2)."""
         options = self.options()
+        base = self.method.base().as_dict()
         return {"label": self.method.label, "method": self.method.method, "T": self.T,
                 "steps": list(self.steps),
                 "options": None if options is None else options.as_dict(),
-                "overrides": dict(self.method.overrides)}
+                "overrides": {name: base[name] for name in self.method.overrides}}
 
 
 def _cells(methods: list[_Method], steps: tuple[int, ...]) -> list[_Cell]:

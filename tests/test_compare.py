@@ -192,3 +192,19 @@ def test_a_T_among_the_overrides_runs_the_method_at_that_T_only(tiny):
     assert result["p4"].options[4]["T"] == 4 and sorted(result["p4"].accuracy) == [4]
     for row in ("s4", "p4"):
         assert result[row].not_applied == {2: "its options were chosen for T = 4 only"}
+
+
+def test_numpy_override_values_key_saved_cells_as_plain_ones(tiny, tmp_path, monkeypatch):
+    network, images, labels = tiny
+    kwargs = dict(engine="dense", T=[2], cells=tmp_path)
+    first = compare_methods(network, images, images, labels,
+                            methods=[("b", "percentile", {"burst": np.int64(2)})], **kwargs)
+    assert first["b"].options[2]["burst"] == 2
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("a saved cell was simulated again")
+
+    monkeypatch.setattr("evsim.comparison.simulate", no_simulation)
+    again = compare_methods(network, images, images, labels,
+                            methods=[("b", "percentile", {"burst": 2})], **kwargs)
+    assert again == first
