@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -466,7 +466,7 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
             "calibration": None if calibration is None else array_digest(calibration),
             "images": array_digest(x), "labels": array_digest(y),
             "settings": {"engine": engine, "encoding": encoding, "seed": int(seed),
-                         "batch_size": batch_size, "energy_table": table.name,
+                         "batch_size": batch_size, "energy_table": asdict(table),
                          "convention": convention, "evsim_version": __version__}},
             restart=restart)
 

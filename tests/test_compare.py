@@ -208,3 +208,13 @@ def test_numpy_override_values_key_saved_cells_as_plain_ones(tiny, tmp_path, mon
     again = compare_methods(network, images, images, labels,
                             methods=[("b", "percentile", {"burst": 2})], **kwargs)
     assert again == first
+
+
+def test_a_changed_energy_table_of_the_same_name_is_not_mixed_with_saved_cells(tiny, tmp_path):
+    network, images, labels = tiny
+    kwargs = dict(engine="dense", T=[2], cells=tmp_path)
+    compare_methods(network, images, images, labels,
+                    energy=evsim.analysis.EnergyTable("mine", 1.0, 0.5), **kwargs)
+    with pytest.raises(EvsimValueError, match="its settings differ"):
+        compare_methods(network, images, images, labels,
+                        energy=evsim.analysis.EnergyTable("mine", 2.0, 0.5), **kwargs)
