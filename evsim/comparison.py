@@ -10,12 +10,13 @@ plot). Its unit of work is a *cell*, one simulation:
   options chosen for one T (:func:`evsim.tune.tune`), and the temporal
   schemes, where T is the window (their latency, (D + 1) T steps, is reported).
 
-A method that cannot convert the network (``qcfs`` on a ReLU network), or a T
-it does not support (iLIF beyond 24 bits), is reported with the reason, never
-raised. With ``cells=FOLDER`` every finished cell is saved and reused by a
-rerun (:mod:`evsim.cellstore`); with ``client=`` the cells' image shards run
-on the workers of a Dask cluster (:mod:`evsim.distributed`) with the same
-results, exactly.
+A method that cannot convert the network (``qcfs`` on a ReLU network) or run
+with the comparison's encoding (iLIF with rate input), or a T it does not
+support (iLIF beyond 24 bits), is reported with the reason, never raised.
+With ``cells=FOLDER`` every finished cell is saved and reused by a rerun
+(:mod:`evsim.cellstore`); with ``client=`` the cells' image shards run on the
+workers of a Dask cluster (:mod:`evsim.distributed`) with the same results,
+exactly.
 """
 
 from __future__ import annotations
@@ -320,7 +321,7 @@ class _Cell:
                 "overrides": {name: base[name] for name in self.method.overrides}}
 
 
-def _cells(methods: list[_Method], steps: tuple[int, ...]) -> list[_Cell]:
+def _cells(methods: list[_Method], steps: tuple[int, ...], encoding: str) -> list[_Cell]:
     cells = []
     for row, method in enumerate(methods):
         if not method.depends_on_T():
@@ -333,6 +334,9 @@ def _cells(methods: list[_Method], steps: tuple[int, ...]) -> list[_Cell]:
                 reason = f"no options were given for T = {t}"
             elif base is not None and base.T is not None and base.T != t:
                 reason = f"its options were chosen for T = {base.T} only"
+            elif (base or method.by_T[t]).time_scheme == "ilif" and encoding != "analog":
+                reason = (f"the ilif scheme sends binary codes of analog values: it runs "
+                          f"with encoding='analog', not {encoding!r}")
             elif (base or method.by_T[t]).time_scheme == "ilif" and t > MAX_BITS:
                 reason = (f"the ilif scheme carries at most {MAX_BITS} bits per window "
                           "(T = K bits)")
@@ -470,7 +474,7 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
                          "convention": convention, "evsim_version": __version__}},
             restart=restart)
 
-    plan = _cells(entries, steps)
+    plan = _cells(entries, steps, encoding)
     done: dict[int, dict] = {}
 
     def finish(i: int, summary: dict, how: str) -> None:

@@ -218,3 +218,15 @@ def test_a_changed_energy_table_of_the_same_name_is_not_mixed_with_saved_cells(t
     with pytest.raises(EvsimValueError, match="its settings differ"):
         compare_methods(network, images, images, labels,
                         energy=evsim.analysis.EnergyTable("mine", 2.0, 0.5), **kwargs)
+
+
+def test_ilif_with_rate_input_is_reported_not_raised(tiny):
+    network, images, labels = tiny
+    result = compare_methods(network, images, images, labels, engine="dense",
+                             encoding="rate", T=[2, 4],
+                             methods=["percentile",
+                                      ("k", "spikeconverter", {"time_scheme": "ilif"})])
+    assert sorted(result["percentile"].accuracy) == [2, 4]
+    assert not result["k"].applies and set(result["k"].not_applied) == {2, 4}
+    assert "runs with encoding='analog', not 'rate'" in result["k"].not_applied[2]
+    assert "- k (any T): the ilif scheme sends binary codes" in result.to_markdown()
