@@ -181,8 +181,8 @@ class Comparison:
                 for t, reason in row.not_applied.items():
                     by_reason.setdefault(reason, []).append(t)
                 for reason, steps in by_reason.items():
-                    where = ("any T" if not row.applies else
-                             "T = " + ", ".join(map(str, steps)))
+                    where = ("any T" if set(steps) == set(self.T) else
+                             "T = " + ", ".join(map(str, sorted(steps))))
                     lines.append(f"- {row.label} ({where}): {reason}")
         return "\n".join(lines)
 

@@ -230,3 +230,18 @@ def test_ilif_with_rate_input_is_reported_not_raised(tiny):
     assert not result["k"].applies and set(result["k"].not_applied) == {2, 4}
     assert "runs with encoding='analog', not 'rate'" in result["k"].not_applied[2]
     assert "- k (any T): the ilif scheme sends binary codes" in result.to_markdown()
+
+
+def _comparison(rows) -> Comparison:
+    return Comparison(T=(1, 2, 4), methods=tuple(rows), ann_accuracy=0.5, ann_energy_uj=None,
+                      n_images=4, engine="dense", encoding="analog", seed=0,
+                      energy_table="float32", convention="reinject", network_hash="0",
+                      evsim_version="0")
+
+
+def test_the_not_run_list_says_which_T_each_reason_holds_at():
+    never = evsim.comparison.MethodResult("never", "spikeconverter", True,
+                                          not_applied={1: "too few", 2: "too few", 4: "bits"})
+    table = _comparison([never]).to_markdown()
+    assert "- never (T = 1, 2): too few" in table and "- never (T = 4): bits" in table
+    assert "any T" not in table
