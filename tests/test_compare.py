@@ -245,3 +245,17 @@ def test_the_not_run_list_says_which_T_each_reason_holds_at():
     table = _comparison([never]).to_markdown()
     assert "- never (T = 1, 2): too few" in table and "- never (T = 4): bits" in table
     assert "any T" not in table
+
+
+def test_a_comparison_where_no_method_ran_leaves_no_earlier_plot(tmp_path):
+    from evsim.report import write_comparison_report
+
+    ran = evsim.comparison.MethodResult("p", "percentile", False,
+                                        accuracy={1: 0.25, 2: 0.5, 4: 0.75})
+    never = evsim.comparison.MethodResult("q", "qcfs", False,
+                                          not_applied=dict.fromkeys((1, 2, 4), "no QCFS"))
+    write_comparison_report(tmp_path, _comparison([ran]))
+    assert (tmp_path / "accuracy_vs_T.png").is_file()
+    report = write_comparison_report(tmp_path, _comparison([never]))
+    assert report.images == () and not (tmp_path / "accuracy_vs_T.png").exists()
+    assert "accuracy_vs_T.png" not in (tmp_path / "report.md").read_text()
