@@ -68,6 +68,10 @@ class CellStore:
             self.clear()
         elif manifest.is_file():
             saved = _read_json(manifest)
+            if not isinstance(saved, dict):
+                raise EvsimFileError(manifest, "is not a record of a comparison's inputs (a "
+                                     "JSON object); discard the saved cells (restart=True; "
+                                     "evsim compare --restart)")
             changed = sorted(k for k in set(saved) | set(inputs) if saved.get(k) != inputs.get(k))
             if changed:
                 raise EvsimValueError(

@@ -10,12 +10,13 @@ plot). Its unit of work is a *cell*, one simulation:
   options chosen for one T (:func:`evsim.tune.tune`), and the temporal
   schemes, where T is the window (their latency, (D + 1) T steps, is reported).
 
-A method that cannot convert the network (``qcfs`` on a ReLU network), or a T
-it does not support (iLIF beyond 24 bits), is reported with the reason, never
-raised. With ``cells=FOLDER`` every finished cell is saved and reused by a
-rerun (:mod:`evsim.cellstore`); with ``client=`` the cells' image shards run
-on the workers of a Dask cluster (:mod:`evsim.distributed`) with the same
-results, exactly.
+A method that cannot convert the network (``qcfs`` on a ReLU network) or run
+with the comparison's encoding (iLIF with rate input), or a T it does not
+support (iLIF beyond 24 bits), is reported with the reason, never raised.
+With ``cells=FOLDER`` every finished cell is saved and reused by a rerun
+(:mod:`evsim.cellstore`); with ``client=`` the cells' image shards run on the
+workers of a Dask cluster (:mod:`evsim.distributed`) with the same results,
+exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -180,8 +181,8 @@ class Comparison:
                 for t, reason in row.not_applied.items():
                     by_reason.setdefault(reason, []).append(t)
                 for reason, steps in by_reason.items():
-                    where = ("any T" if not row.applies else
-                             "T = " + ", ".join(map(str, steps)))
+                    where = ("any T" if set(steps) == set(self.T) else
+                             "T = " + ", ".join(map(str, sorted(steps))))
                     lines.append(f"- {row.label} ({where}): {reason}")
         return "\n".join(lines)
 
@@ -311,14 +312,16 @@ class _Cell:
         return self.method.by_T[self.T] if self.method.by_T is not None else self.method.options
 
     def key(self) -> dict:
+        """JSON-ready: the overrides as the options hold them (``np.int64(2)`` as 2)."""
         options = self.options()
+        base = self.method.base().as_dict()
         return {"label": self.method.label, "method": self.method.method, "T": self.T,
                 "steps": list(self.steps),
                 "options": None if options is None else options.as_dict(),
-                "overrides": dict(self.method.overrides)}
+                "overrides": {name: base[name] for name in self.method.overrides}}
 
 
-def _cells(methods: list[_Method], steps: tuple[int, ...]) -> list[_Cell]:
+def _cells(methods: list[_Method], steps: tuple[int, ...], encoding: str) -> list[_Cell]:
     cells = []
     for row, method in enumerate(methods):
         if not method.depends_on_T():
@@ -331,6 +334,9 @@ def _cells(methods: list[_Method], steps: tuple[int, ...]) -> list[_Cell]:
                 reason = f"no options were given for T = {t}"
             elif base is not None and base.T is not None and base.T != t:
                 reason = f"its options were chosen for T = {base.T} only"
+            elif (base or method.by_T[t]).time_scheme == "ilif" and encoding != "analog":
+                reason = (f"the ilif scheme sends binary codes of analog values: it runs "
+                          f"with encoding='analog', not {encoding!r}")
             elif (base or method.by_T[t]).time_scheme == "ilif" and t > MAX_BITS:
                 reason = (f"the ilif scheme carries at most {MAX_BITS} bits per window "
                           "(T = K bits)")
@@ -464,11 +470,11 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
             "calibration": None if calibration is None else array_digest(calibration),
             "images": array_digest(x), "labels": array_digest(y),
             "settings": {"engine": engine, "encoding": encoding, "seed": int(seed),
-                         "batch_size": batch_size, "energy_table": table.name,
+                         "batch_size": batch_size, "energy_table": asdict(table),
                          "convention": convention, "evsim_version": __version__}},
             restart=restart)
 
-    plan = _cells(entries, steps)
+    plan = _cells(entries, steps, encoding)
     done: dict[int, dict] = {}
 
     def finish(i: int, summary: dict, how: str) -> None:
@@ -479,11 +485,13 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
             say(f"[{len(done)}/{len(plan)}] " + _report_line(plan[i], summary, how))
 
     def convert_cell(cell: _Cell):
+        overrides, options = dict(cell.method.overrides), cell.options()
+        if overrides.pop("T", None) is not None:
+            # options chosen for one T: the preset with that T (the cell's, see _cells)
+            options = preset(cell.method.method).replace(T=cell.T)
         try:
-            return convert(network, calibration, method=cell.method.method,
-                           options=cell.options(),
-                           T=cell.T if cell.method.depends_on_T() else None,
-                           **cell.method.overrides)
+            return convert(network, calibration, method=cell.method.method, options=options,
+                           T=cell.T if cell.method.depends_on_T() else None, **overrides)
         except ValueError as err:  # includes OptionError and ConversionError
             return " ".join(str(err).split())
 

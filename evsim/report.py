@@ -359,9 +359,10 @@ def write_comparison_report(directory: str | os.PathLike, comparison: Comparison
                             title: str = "evsim method comparison",
                             description: str = "") -> Report:
     """Write ``comparison`` to a folder: ``comparison.md`` (the tables), ``comparison.json``
-    (:meth:`Comparison.to_json`), ``accuracy_vs_T.png``, and a report page, ``report.md``
-    and a self-contained ``index.html``. Each file is replaced atomically; other files in
-    the folder (a comparison's ``cells``) are left as they are.
+    (:meth:`Comparison.to_json`), ``accuracy_vs_T.png`` (when a method ran; an earlier
+    one is removed otherwise), and a report page, ``report.md`` and a self-contained
+    ``index.html``. Each file is replaced atomically; other files in the folder (a
+    comparison's ``cells``) are left as they are.
 
     ``description`` (Markdown) says what was compared, under the title.
     """
@@ -386,6 +387,9 @@ def write_comparison_report(directory: str | os.PathLike, comparison: Comparison
             with atomic_file(path) as stream:
                 stream.write((Path(scratch) / path.name).read_bytes())
     files.update({"report.md": markdown, "index.html": page})
+    if not ran:
+        # an earlier comparison's plot would contradict these tables
+        (out / "accuracy_vs_T.png").unlink(missing_ok=True)
     for name, text in files.items():
         with atomic_file(out / name) as stream:
             stream.write(text.encode("utf-8"))

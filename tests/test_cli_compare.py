@@ -88,3 +88,12 @@ def test_compare_refuses_a_folder_of_other_files_and_bad_flags(inputs, tmp_path,
     assert main(["compare", str(inputs / "model.onnx"), "bundled",
                  str(inputs / "calibration.npz"), "-o", str(tmp_path / "new")]) == 2
     assert "has no 'labels' array" in capsys.readouterr().err
+
+
+def test_compare_names_a_cells_record_that_is_not_a_json_object(inputs, tmp_path, capsys):
+    record = tmp_path / "cmp" / "cells" / "inputs.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("[1, 2]")
+    assert _compare(inputs, tmp_path / "cmp") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{record}: is not a record" in err and "--restart" in err

@@ -163,3 +163,99 @@ def test_spicalib_rows_report_their_calibration_spikes():
         assert comparison["percentile"].calibration_spikes[t] == 0
     assert any(comparison["spicalib"].calibration_spikes.values())
     assert "Calibration spikes per image" in comparison.to_markdown()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """Dense 6 -> 5, ReLU, Dense 5 -> 3, and 8 images in [0, 1] (the dense engine: no
+    compilation)."""
+    rng = np.random.default_rng(0)
+    builder = evsim.NetworkBuilder((6,))
+    builder.add_layer(evsim.Dense(rng.normal(0, 0.5, (5, 6)).astype(np.float32),
+                                  np.full(5, 0.1, np.float32)))
+    builder.add_layer(evsim.ReLU())
+    builder.add_layer(evsim.Dense(rng.normal(0, 0.5, (3, 5)).astype(np.float32)))
+    images = rng.random((8, 6)).astype(np.float32)
+    return builder.build(), images, rng.integers(0, 3, 8)
+
+
+def test_a_T_among_the_overrides_runs_the_method_at_that_T_only(tiny):
+    network, images, labels = tiny
+    result = compare_methods(network, images, images, labels, engine="dense", T=[2, 4],
+                             methods=[("s4", "spicalib", {"T": 4}),
+                                      ("p4", "percentile", {"T": np.int64(4)})])
+    snn = evsim.convert(network, images, method="spicalib", T=4)
+    run = evsim.simulate(snn, images, T=4, checkpoints=[4], engine="dense")
+    assert result["s4"].accuracy == {4: float(run.accuracy(labels)[-1])}
+    assert result["s4"].options[4] == snn.options
+    assert result["s4"].options[4]["allowance"] == 1.0
+    assert result["p4"].options[4]["T"] == 4 and sorted(result["p4"].accuracy) == [4]
+    for row in ("s4", "p4"):
+        assert result[row].not_applied == {2: "its options were chosen for T = 4 only"}
+
+
+def test_numpy_override_values_key_saved_cells_as_plain_ones(tiny, tmp_path, monkeypatch):
+    network, images, labels = tiny
+    kwargs = dict(engine="dense", T=[2], cells=tmp_path)
+    first = compare_methods(network, images, images, labels,
+                            methods=[("b", "percentile", {"burst": np.int64(2)})], **kwargs)
+    assert first["b"].options[2]["burst"] == 2
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("a saved cell was simulated again")
+
+    monkeypatch.setattr("evsim.comparison.simulate", no_simulation)
+    again = compare_methods(network, images, images, labels,
+                            methods=[("b", "percentile", {"burst": 2})], **kwargs)
+    assert again == first
+
+
+def test_a_changed_energy_table_of_the_same_name_is_not_mixed_with_saved_cells(tiny, tmp_path):
+    network, images, labels = tiny
+    kwargs = dict(engine="dense", T=[2], cells=tmp_path)
+    compare_methods(network, images, images, labels,
+                    energy=evsim.analysis.EnergyTable("mine", 1.0, 0.5), **kwargs)
+    with pytest.raises(EvsimValueError, match="its settings differ"):
+        compare_methods(network, images, images, labels,
+                        energy=evsim.analysis.EnergyTable("mine", 2.0, 0.5), **kwargs)
+
+
+def test_ilif_with_rate_input_is_reported_not_raised(tiny):
+    network, images, labels = tiny
+    result = compare_methods(network, images, images, labels, engine="dense",
+                             encoding="rate", T=[2, 4],
+                             methods=["percentile",
+                                      ("k", "spikeconverter", {"time_scheme": "ilif"})])
+    assert sorted(result["percentile"].accuracy) == [2, 4]
+    assert not result["k"].applies and set(result["k"].not_applied) == {2, 4}
+    assert "runs with encoding='analog', not 'rate'" in result["k"].not_applied[2]
+    assert "- k (any T): the ilif scheme sends binary codes" in result.to_markdown()
+
+
+def _comparison(rows) -> Comparison:
+    return Comparison(T=(1, 2, 4), methods=tuple(rows), ann_accuracy=0.5, ann_energy_uj=None,
+                      n_images=4, engine="dense", encoding="analog", seed=0,
+                      energy_table="float32", convention="reinject", network_hash="0",
+                      evsim_version="0")
+
+
+def test_the_not_run_list_says_which_T_each_reason_holds_at():
+    never = evsim.comparison.MethodResult("never", "spikeconverter", True,
+                                          not_applied={1: "too few", 2: "too few", 4: "bits"})
+    table = _comparison([never]).to_markdown()
+    assert "- never (T = 1, 2): too few" in table and "- never (T = 4): bits" in table
+    assert "any T" not in table
+
+
+def test_a_comparison_where_no_method_ran_leaves_no_earlier_plot(tmp_path):
+    from evsim.report import write_comparison_report
+
+    ran = evsim.comparison.MethodResult("p", "percentile", False,
+                                        accuracy={1: 0.25, 2: 0.5, 4: 0.75})
+    never = evsim.comparison.MethodResult("q", "qcfs", False,
+                                          not_applied=dict.fromkeys((1, 2, 4), "no QCFS"))
+    write_comparison_report(tmp_path, _comparison([ran]))
+    assert (tmp_path / "accuracy_vs_T.png").is_file()
+    report = write_comparison_report(tmp_path, _comparison([never]))
+    assert report.images == () and not (tmp_path / "accuracy_vs_T.png").exists()
+    assert "accuracy_vs_T.png" not in (tmp_path / "report.md").read_text()
