@@ -63,6 +63,7 @@ def _bursting():
     return snn, np.array([[[[2.5, 1.0], [0.0, 0.5]]]], np.float32)
 
 
+@pytest.mark.filterwarnings("ignore::evsim.UnscaledInputWarning")  # 2.5: a hand-made input
 def test_bursts_count_once_and_make_the_step_a_mac():
     # T = 2. Spikes per step: (0,0) 2, 2 (v .5, 1.0); (0,1) 1, 1 (v 0, 0); (1,0) none
     # (v 0, 0); (1,1) 0, 1 (v .5, 0). Each source reaches fc's one input (the pool folded):
