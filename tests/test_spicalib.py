@@ -65,13 +65,18 @@ def test_net_output_never_negative_and_calibration_only_removes(train, allowance
     assert all(y in (x, x - 1) or (y == 0 and x == 0) for x, y in zip(train, out))
 
 
-def test_networks_with_calibration_emit_negative_spikes_and_stay_non_negative():
-    seen_negative = False
-    for seed in range(40):
+def _calibrated_networks(seeds: int = 40):
+    """(snn, images, calibrated layer names) of the random dyadic networks with SpiCalib."""
+    for seed in range(seeds):
         snn, x = random_network(seed)
         calibrated = [k for k, v in snn.neurons.items() if v.allowance > 0]
-        if not calibrated:
-            continue
+        if calibrated:
+            yield snn, x, calibrated
+
+
+def test_networks_with_calibration_emit_negative_spikes_and_stay_non_negative():
+    seen_negative = False
+    for snn, x, calibrated in _calibrated_networks():
         r = evsim.simulate(snn, x, T=24, engine="dense", record=calibrated)
         for name in calibrated:
             train = r.spike_trains[name]
@@ -112,11 +117,7 @@ def test_results_count_the_calibration_spikes_and_both_engines_agree():
     """negative_spikes holds each layer's negative spikes; net counts + 2 × negatives are the
     spikes sent (each negative spike is one SOP per target, like a positive one)."""
     seen = 0
-    for seed in range(40):
-        snn, x = random_network(seed)
-        calibrated = [k for k, v in snn.neurons.items() if v.allowance > 0]
-        if not calibrated:
-            continue
+    for snn, x, calibrated in _calibrated_networks():
         dense = evsim.simulate(snn, x, T=24, engine="dense", record=calibrated)
         event = evsim.simulate(snn, x, T=24, engine="event")
         assert dense.negative_spikes == event.negative_spikes
