@@ -45,8 +45,8 @@ def reset(m: np.ndarray, spikes: np.ndarray, theta: np.ndarray, to_zero: bool,
           burst: int = 1) -> np.ndarray:
     """Membrane after the spikes, in ``m``'s dtype: 0 where a neuron fired (zero reset), else
     ``m − s θ`` formed in float64 and rounded once. With Γ = ``burst`` = 1 (s is 0 or 1)
-    that is one subtraction in ``m``'s dtype, which rounds identically (float64 holds the
-    difference of two float32 values exactly)."""
+    that is one subtraction in ``m``'s dtype, which rounds identically (rounding the float64
+    difference of two float32 values to float32 equals the float32 difference)."""
     if to_zero:
         return np.where(spikes > 0, m.dtype.type(0), m)
     if burst == 1:

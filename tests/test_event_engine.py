@@ -8,8 +8,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from netgen import random_network
 
 import evsim
@@ -31,6 +34,35 @@ def test_every_operation_has_a_layout_and_named_columns_in_order():
         for column, name in enumerate(names, start=1):
             assert constants[PREFIXES[code] + name.upper()] == column, (code, name)
         assert len(names) < kernels.OP_WIDTH
+
+
+@numba.njit
+def _quotient_of(i, d):
+    return kernels._quotient(i, kernels._reciprocal(d))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 2**31 - 1))
+def test_quotient_by_multiplication_equals_integer_division(i, d):
+    """The kernels' division-free position of an event, over the whole int32 index range;
+    the quotient's edges (multiples of d and their neighbours) are checked too."""
+    assert _quotient_of(i, d) == i // d
+    k = i // d
+    for j in (k * d - 1, k * d, k * d + d - 1):
+        if 0 <= j < 2**31:
+            assert _quotient_of(j, d) == j // d
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.floats(width=32, allow_nan=False, allow_infinity=False),
+       st.floats(width=32, allow_nan=False, allow_infinity=False))
+def test_float32_reset_rounds_like_the_float64_difference(m, theta):
+    """The Γ = 1 reset subtracts θ in float32 (kernels and evsim.neuron alike); the general rule
+    forms m − sθ in float64 and rounds once. The two agree: rounding through 53 bits first
+    cannot change a difference of 24-bit operands."""
+    a, b = np.float32(m), np.float32(theta)
+    with np.errstate(over="ignore"):
+        assert (a - b) == np.float32(np.float64(a) - np.float64(b))
 
 
 def test_builder_refuses_rows_with_missing_or_unknown_columns():

@@ -379,7 +379,8 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
                  cum_in=b.int_buffer(h * w * c), cum_out=b.int_buffer(n_win * c),
                  dirty=b.int_buffer(n_win * c), dirty_list=b.int_buffer(n_win * c),
                  current=b.int_buffer(h * w * c), peak=b.int_buffer(n_win * c),
-                 gate=snn.max_pool == "gate", pool_slot=pool_layers.index(name))
+                 gate=snn.max_pool == "gate", pool_slot=pool_layers.index(name),
+                 touched=b.int_buffer((n_win * c + 63) // 64))
         # AvgPool/GlobalAvgPool/Flatten of events are folded into their readers' runs.
 
     out = net.output_name

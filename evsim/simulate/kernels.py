@@ -60,8 +60,8 @@ PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
 # OP_MAXPOOL: LIPooling or the spike-count gate, from one slot into another.
 (MP_SRC_SLOT, MP_OUT_SLOT, MP_CHANNELS, MP_SLOTS, MP_WIN_PTR, MP_WIN_IDX, MP_MEMBER_PTR,
  MP_MEMBER_IDX, MP_CUM_IN, MP_CUM_OUT, MP_DIRTY, MP_DIRTY_LIST, MP_CURRENT, MP_PEAK, MP_GATE,
- MP_POOL_SLOT) = range(1, 17)
-OP_WIDTH = 17
+ MP_POOL_SLOT, MP_TOUCHED) = range(1, 18)
+OP_WIDTH = 18
 
 #: Column names of each operation, in column order (column 1 first).
 LAYOUT = {
@@ -76,7 +76,7 @@ LAYOUT = {
                 "negative", "allowance", "calibration", "window"),
     OP_MAXPOOL: ("src_slot", "out_slot", "channels", "slots", "win_ptr", "win_idx", "member_ptr",
                  "member_idx", "cum_in", "cum_out", "dirty", "dirty_list", "current", "peak",
-                 "gate", "pool_slot"),
+                 "gate", "pool_slot", "touched"),
 }
 
 LANES = 8  # floats per vector add: one AVX2 instruction for float32, two for float64
@@ -120,6 +120,20 @@ def _axpy(typingctx, out, o, w, k, a):
 
 
 @intrinsic
+def _high_product(typingctx, a, b):
+    """The upper 64 bits of the 128-bit product of two uint64."""
+    if a != types.uint64 or b != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        wide = ir.IntType(128)
+        product = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
+        return builder.trunc(builder.lshr(product, ir.Constant(wide, 64)), ir.IntType(64))
+
+    return types.uint64(a, b), codegen
+
+
+@intrinsic
 def _trailing_zeros(typingctx, word):
     """Index of the lowest set bit of a non-zero uint64."""
     if word != types.uint64:
@@ -153,6 +167,26 @@ else:
             _axpy(out, o + j, w, k + j, a)
         for j in range(main, n):
             out[o + j] += a * w[k + j]
+
+
+_ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@numba.njit(cache=True, inline="always")
+def _reciprocal(d):
+    """⌈2⁶⁴ / d⌉ for :func:`_quotient` (0 for d = 1, whose quotient needs no product)."""
+    if d == 1:
+        return np.uint64(0)
+    return _ALL_ONES // np.uint64(d) + np.uint64(1)
+
+
+@numba.njit(cache=True, inline="always")
+def _quotient(i, reciprocal):
+    """``i // d`` for 0 ≤ i < 2³² by one multiplication (Lemire, Kaser and Kurz 2019: the
+    high half of i · ⌈2⁶⁴ / d⌉ is exact for 32-bit i), instead of a division per event."""
+    if reciprocal == 0:
+        return np.int64(i)
+    return np.int64(_high_product(np.uint64(i), reciprocal))
 
 
 @numba.njit(cache=True, inline="always")
@@ -269,6 +303,7 @@ def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent):
     """neuron_scan for Γ = 1 outside windows, written so that LLVM vectorises it
     (``fire`` and ``reset`` with s in {0, 1}, as _plain_neurons)."""
     n, batch, size = spikes.shape
+    zero = v.dtype.type(0)
     for k in range(n):
         step_current = current[0] if current.shape[0] == 1 else current[k]
         step_sent = sent[k]
@@ -278,7 +313,7 @@ def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent):
             for i in range(size):
                 m = membrane[i] + inflow[i]
                 spike = m >= theta[i]
-                after = 0.0 if to_zero else np.float64(m) - np.float64(theta[i])
+                after = zero if to_zero else m - theta[i]  # exact as in _plain_neurons
                 membrane[i] = after if spike else m
                 step_spikes[i] = spike
                 step_values[i] = theta[i] if spike else 0.0
@@ -321,11 +356,12 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
     run_len, run_factor = op[SC_RUN_LEN], op[SC_RUN_FACTOR]
     channel_w, channel_out, fanout = op[SC_CHANNEL_W], op[SC_CHANNEL_OUT], op[SC_FANOUT]
     weights, dst = op[SC_WEIGHTS], op[SC_DST]
+    reciprocal = _reciprocal(channels)
     sops = 0
     for e in range(n_events):
         i = idx[base + e]
         m = mult[base + e]
-        s = np.int64(np.uint64(i) // np.uint64(channels))  # unsigned: no floor-division fix-ups
+        s = _quotient(i, reciprocal)
         c = i - s * channels
         a = m * fp[amp + i]  # both in the simulation dtype, as the dense engine computes
         out0 = dst + ip[channel_out + c]
@@ -376,11 +412,14 @@ def _plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
     current = buf[op[NR_CURRENT]:op[NR_CURRENT] + n]
     theta = fp[op[NR_THETA]:op[NR_THETA] + n]
     to_zero = op[NR_ZERO_RESET] != 0
+    zero = v.dtype.type(0)
     for i in range(n):
         m = v[i] + current[i]
         spike = m >= theta[i]
         fired[i] = spike
-        after = 0.0 if to_zero else np.float64(m) - np.float64(theta[i])
+        # in the simulation dtype: float32 m − θ rounds like the float64 difference rounded
+        # to float32 (double rounding is exact for +, −, ×, ÷ when 53 ≥ 2 × 24 + 2)
+        after = zero if to_zero else m - theta[i]
         v[i] = after if spike else m
     # emit by bit scanning: pack the flags of 64 neurons into one word, then visit its set
     # bits (a branch per neuron would mispredict at every spike)
@@ -417,45 +456,54 @@ def _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     """LIPooling: each window emits the rise of its largest cumulative input count.
 
     The largest count (``peak``) is kept as events arrive, since counts only grow; after
-    a negative event (SpiCalib) the window is rescanned. Then every window's rise is
-    emitted without a branch per window.
+    a negative event (SpiCalib) the window is rescanned. Windows whose peak may have
+    changed are marked in a bitmap (``touched``), whose set bits are then visited in
+    window order, so that a step costs its events, not the number of windows.
     """
     channels, win_ptr, win_idx = op[MP_CHANNELS], op[MP_WIN_PTR], op[MP_WIN_IDX]
     c_in, peak, rescan, n_rescan = op[MP_CUM_IN], op[MP_PEAK], op[MP_DIRTY_LIST], 0
+    touched = op[MP_TOUCHED]
+    reciprocal = _reciprocal(channels)
     pool_ops = 0
     for e in range(n_in):
         i = idx[in_base + e]
         m = np.int64(mult[in_base + e])
-        s = np.int64(np.uint64(i) // np.uint64(channels))
+        s = _quotient(i, reciprocal)
         c = i - s * channels
         value = state[c_in + i] + m
         state[c_in + i] = value
         first, last = ip[win_ptr + s], ip[win_ptr + s + 1]
         for k in range(first, last):
             slot = ip[win_idx + k] * channels + c
-            if m > 0:
+            if m > 0:  # no branch on the rise: it would mispredict
+                rose = value > state[peak + slot]
                 state[peak + slot] = max(state[peak + slot], value)
+                state[touched + (slot >> 6)] |= np.int64(rose) << (slot & 63)
             elif state[op[MP_DIRTY] + slot] == 0:
                 state[op[MP_DIRTY] + slot] = 1
                 state[rescan + n_rescan] = slot
                 n_rescan += 1
         pool_ops += _sent(m, binary) * (last - first)
-    if n_in == 0:
-        return 0, 0
     for d in range(n_rescan):
         slot = state[rescan + d]
         state[op[MP_DIRTY] + slot] = 0
         state[peak + slot] = _window_max(op, ip, state, slot)[0]
-    n = op[MP_SLOTS]
-    peaks = state[peak:peak + n]
-    emitted_so_far = state[op[MP_CUM_OUT]:op[MP_CUM_OUT] + n]
+        state[touched + (slot >> 6)] |= np.int64(1) << (slot & 63)
+    cum_out = op[MP_CUM_OUT]
     emitted = 0
-    for slot in range(n):
-        out = peaks[slot] - emitted_so_far[slot]
-        emitted_so_far[slot] = peaks[slot]
-        idx[out_base + emitted] = slot
-        mult[out_base + emitted] = out
-        emitted += out != 0
+    for word in range((op[MP_SLOTS] + 63) >> 6):
+        mask = np.uint64(state[touched + word])
+        if mask == 0:
+            continue
+        state[touched + word] = 0
+        while mask != 0:
+            slot = 64 * word + _trailing_zeros(mask)
+            out = state[peak + slot] - state[cum_out + slot]
+            state[cum_out + slot] = state[peak + slot]
+            idx[out_base + emitted] = slot
+            mult[out_base + emitted] = out
+            emitted += out != 0
+            mask &= mask - np.uint64(1)
     return emitted, pool_ops
 
 
@@ -484,12 +532,13 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     member with the largest cumulative count (the first on ties)."""
     channels, win_ptr, win_idx = op[MP_CHANNELS], op[MP_WIN_PTR], op[MP_WIN_IDX]
     c_in, dirty, dlist, current = op[MP_CUM_IN], op[MP_DIRTY], op[MP_DIRTY_LIST], op[MP_CURRENT]
+    reciprocal = _reciprocal(channels)
     n_dirty = 0
     pool_ops = 0
     for e in range(n_in):
         i = idx[in_base + e]
         m = np.int64(mult[in_base + e])
-        s = np.int64(np.uint64(i) // np.uint64(channels))
+        s = _quotient(i, reciprocal)
         c = i - s * channels
         state[c_in + i] += m
         state[current + i] += m
