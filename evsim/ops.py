@@ -11,6 +11,7 @@ import numpy as np
 
 from . import layers as L
 from .errors import EvsimTypeError
+from .threads import on_threads, shares
 
 
 def dense(layer: L.Dense, x: np.ndarray) -> np.ndarray:
@@ -33,20 +34,39 @@ def _pad(x: np.ndarray, pad_h: int, pad_w: int, extra_h: int = 0, extra_w: int =
 IM2COL_FLOATS = 1 << 19
 
 
-def conv2d(layer: L.Conv2d, x: np.ndarray) -> np.ndarray:
+def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1) -> np.ndarray:
     """``x`` (B, C_in, H, W) -> (B, C_out, H_out, W_out) by im2col and one GEMM per group.
 
-    Images are taken a few at a time so that each im2col matrix (reused) stays in cache.
+    Images are taken a few at a time so that each im2col matrix (reused) stays in cache;
+    with ``threads`` > 1 these groups of images are shared among threads (the same GEMMs,
+    so the same result).
     """
     b, _, h, w = x.shape
     cout, cin_g, kh, kw = layer.weight.shape
-    (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
     _, ho, wo = layer.output_shape([x.shape[1:]])
     weight = layer.weight.astype(x.dtype, copy=False)
-    cout_g = cout // layer.groups
-    w2 = [weight[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1) for g in range(layer.groups)]
     out = np.empty((b, cout, ho, wo), dtype=x.dtype)
     step = max(1, IM2COL_FLOATS // (cin_g * kh * kw * ho * wo))
+    bias = None if layer.bias is None else layer.bias.astype(x.dtype, copy=False)[:, None, None]
+
+    def images(lo: int, hi: int) -> None:
+        _conv2d_images(layer, x[lo:hi], weight, out[lo:hi], step)
+        if bias is not None:
+            out[lo:hi] += bias
+
+    on_threads(images, shares(b, threads, unit=step))
+    return out
+
+
+def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, out: np.ndarray,
+                   step: int) -> None:
+    """conv2d without bias of ``x`` into ``out``, ``step`` images per GEMM."""
+    b, _, h, w = x.shape
+    cout, cin_g, kh, kw = weight.shape
+    (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
+    ho, wo = out.shape[2:]
+    cout_g = cout // layer.groups
+    w2 = [weight[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1) for g in range(layer.groups)]
     cols = np.empty((cin_g, kh, kw, min(step, b), ho, wo), dtype=x.dtype)
     product = np.empty((cout_g, min(step, b) * ho * wo), dtype=x.dtype)
     padded = np.zeros((min(step, b), x.shape[1], h + 2 * ph, w + 2 * pw), dtype=x.dtype)
@@ -64,9 +84,6 @@ def conv2d(layer: L.Conv2d, x: np.ndarray) -> np.ndarray:
                       out=product[:, :n * ho * wo])
             out[start:start + n, g * cout_g:(g + 1) * cout_g] = (
                 product[:, :n * ho * wo].reshape(cout_g, n, ho, wo).transpose(1, 0, 2, 3))
-    if layer.bias is not None:
-        out += layer.bias.astype(x.dtype, copy=False)[:, None, None]
-    return out
 
 
 def _windows(layer: L._Pool2d, x: np.ndarray, fill: float):
@@ -165,12 +182,22 @@ def activation(layer: L.Activation, x: np.ndarray) -> np.ndarray:
     raise EvsimTypeError(f"unknown activation {type(layer).__name__}")
 
 
-def apply(layer: L.Layer, inputs: list[np.ndarray]) -> np.ndarray:
-    """Apply any non-input layer to its batched inputs."""
+#: Layers computed image by image, whose batch can be shared among threads as it is.
+_PER_IMAGE = (L.AvgPool2d, L.MaxPool2d, L.GlobalAvgPool, L.Add, L.BatchNorm, L.Activation)
+
+
+def apply(layer: L.Layer, inputs: list[np.ndarray], threads: int = 1) -> np.ndarray:
+    """Apply any non-input layer to its batched inputs, on ``threads``: a convolution shares
+    its GEMM groups, a per-image layer its images; a dense layer is one GEMM (BLAS rounds a
+    GEMM by its shape, so it is not split)."""
+    if threads > 1 and isinstance(layer, _PER_IMAGE):
+        parts = on_threads(lambda lo, hi: apply(layer, [v[lo:hi] for v in inputs]),
+                           shares(len(inputs[0]), threads))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
     if isinstance(layer, L.Dense):
         return dense(layer, inputs[0])
     if isinstance(layer, L.Conv2d):
-        return conv2d(layer, inputs[0])
+        return conv2d(layer, inputs[0], threads)
     if isinstance(layer, L.AvgPool2d):
         return avgpool2d(layer, inputs[0])
     if isinstance(layer, L.MaxPool2d):

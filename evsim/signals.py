@@ -173,13 +173,15 @@ def check_spiking_graph(snn) -> None:
                                       "layer or per channel")
 
 
-def analog_head(network: Network, classes: dict[str, str],
-                x: np.ndarray) -> dict[str, np.ndarray]:
-    """Values ``(B, *shape)`` of the analog layers for input ``x``, computed once per image."""
+def analog_head(network: Network, classes: dict[str, str], x: np.ndarray,
+                threads: int = 1) -> dict[str, np.ndarray]:
+    """Values ``(B, *shape)`` of the analog layers for input ``x``, computed once per image
+    (convolutions on ``threads``)."""
     values = {network.input_name: x}
     for node in network.nodes[1:]:
         if classes[node.name] == ANALOG:
-            values[node.name] = ops.apply(node.layer, [values[s] for s in node.inputs])
+            values[node.name] = ops.apply(node.layer, [values[s] for s in node.inputs],
+                                          threads)
     return values
 
 

@@ -62,6 +62,44 @@ def test_results_do_not_depend_on_threads_or_chunking():
     _assert_identical(one, two)
 
 
+@pytest.mark.parametrize("per_image_counts", [True, False])
+def test_dense_engine_results_do_not_depend_on_threads(per_image_counts):
+    """1, 2 or 3 threads (uneven shares included) give the same outputs, counts, SOPs,
+    recorded trains and membrane traces."""
+    snn, x = random_network(5)
+    x = np.concatenate([x] * 3)[:7]
+    name = list(snn.neurons)[0]
+    runs = [evsim.simulate(snn, x, T=9, engine="dense", threads=threads, batch_size=5,
+                           per_image_counts=per_image_counts, checkpoints=[3, 9], record=[name])
+            for threads in (1, 2, 3)]
+    assert len(runs[0].spike_trains[name].steps) > 0
+    for other in runs[1:]:
+        _assert_identical(runs[0], other)
+        for field in ("steps", "images", "neurons", "counts"):
+            np.testing.assert_array_equal(getattr(runs[0].spike_trains[name], field),
+                                          getattr(other.spike_trains[name], field))
+        np.testing.assert_array_equal(runs[0].membrane[name], other.membrane[name])
+
+
+@pytest.mark.parametrize("engine", ["dense", "event"])
+def test_threads_keep_a_real_model_bit_identical(engine):
+    """Where float sums are not exact (a bundled model: its analog first layer and, in the
+    dense engine, every convolution are GEMMs) one thread and two give identical results:
+    each group of images gets the same GEMM on any thread."""
+    pytest.importorskip("threadpoolctl")  # without it BLAS's own threads may reorder sums
+    from evsim.data import load_bundled_sample
+    from evsim.models import load_model
+    calibration = load_bundled_sample("train")[0][:200]
+    x = load_bundled_sample("test")[0][:20]
+    snn = evsim.convert(load_model("resnet"), calibration, method="percentile")
+    record = {"relu1": np.arange(0, 16 * 28 * 28, 97)} if engine == "dense" else None
+    one, two = (evsim.simulate(snn, x, T=16, engine=engine, threads=n, batch_size=20,
+                               record=record) for n in (1, 2))
+    _assert_identical(one, two)
+    if record:  # membranes show any change of rounding, not only flipped spikes
+        np.testing.assert_array_equal(one.membrane["relu1"], two.membrane["relu1"])
+
+
 def test_long_runs_keep_memory_flat():
     """T = 4096 with nothing recorded: the result holds checkpoints and per-step SOPs only."""
     snn, x = random_network(3)

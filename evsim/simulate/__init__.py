@@ -14,6 +14,7 @@ from ..forward import _check_inputs
 from ..options import warn_if_tuned_for_other_T
 from ..signals import ENCODINGS, plan
 from ..spiking import WINDOWED, SpikingNetwork
+from ..threads import one_blas_thread
 from ..timescheme import binary_network, latency, window_network
 from ..validate import (check_batch_size, check_images, check_index, check_simulation_memory,
                         check_steps)
@@ -99,10 +100,13 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     dtype:
         ``np.float32`` (default) or ``np.float64``.
     threads:
-        Threads of the event engine, each simulating its own images (default:
-        every core this process may use). Results do not depend on it. The
-        dense engine's BLAS threads are set by the usual environment variables
-        (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``).
+        Threads sharing the images of a chunk (default: every core this
+        process may use); results do not depend on it. The analog head and
+        the dense engine's convolutions run one GEMM per group of images on
+        these threads, with BLAS held to one thread when ``threadpoolctl`` is
+        installed (it is in the ``test`` extra); without it, BLAS also uses
+        its own threads (``OPENBLAS_NUM_THREADS``), and float results of
+        networks that are not on a dyadic grid may then depend on them.
     progress:
         Show a progress bar (stderr) in images, advancing during a chunk as its steps run
         (with ``client``: as shards finish).
@@ -180,11 +184,11 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     outputs, trains, traces = [], {k: [] for k in selection}, {k: [] for k in selection}
     per_image = []
     chunks = range(0, len(x), batch_size)
+    n_threads = _thread_count(threads)
     if engine == "event":
         if selection:
             raise EvsimValueError("recording spike trains and membrane traces needs engine='dense'")
         program = compiled(snn, encoding, dtype, window, binary)
-        n_threads = _thread_count(threads)
         workspace = event.Workspace(program, min(batch_size, len(x)),
                                     len(steps) if not window else 1)
         event.announce_compile()
@@ -194,31 +198,32 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         if bar:
             bar.update(images * steps_done / steps_simulated)
 
-    for start in chunks:
-        chunk = x[start:start + batch_size]
-        tick = functools.partial(advance, images=len(chunk))
-        chunk_counts = ({name: np.zeros((len(chunk),) + net.shape(name), np.int64)
-                         for name in snn.neurons} if per_image_counts else counts)
-        if engine == "event":
-            out = _event_chunk(snn, program, chunk, first_image + start, steps_simulated,
-                               steps if not window else np.array([1]), int(seed), sops,
-                               pool_ops, chunk_counts, negative, per_image_counts,
-                               workspace, n_threads, tick)
-        else:
-            out, chunk_trains, chunk_traces = dense.run_chunk(
-                snn, signal_plan, chunk, first_image + start, T=steps_simulated,
-                checkpoints=steps if not window else np.array([1]), encoding=encoding,
-                seed=int(seed), per_image=per_image_counts, record=selection, sops=sops,
-                pool_ops=pool_ops, counts=chunk_counts, negative=negative, window=window,
-                binary=binary, tick=tick)
-            for name in selection:
-                tr = chunk_trains[name]
-                trains[name].append(SpikeTrain(tr.steps, tr.images + start, tr.neurons,
-                                               tr.counts))
-                traces[name].append(chunk_traces[name])
-        outputs.append(out)
-        if per_image_counts:
-            per_image.append(chunk_counts)
+    with one_blas_thread():  # the engines' own threads share the work, BLAS stays serial
+        for start in chunks:
+            chunk = x[start:start + batch_size]
+            tick = functools.partial(advance, images=len(chunk))
+            chunk_counts = ({name: np.zeros((len(chunk),) + net.shape(name), np.int64)
+                             for name in snn.neurons} if per_image_counts else counts)
+            if engine == "event":
+                out = _event_chunk(snn, program, chunk, first_image + start, steps_simulated,
+                                   steps if not window else np.array([1]), int(seed), sops,
+                                   pool_ops, chunk_counts, negative, per_image_counts,
+                                   workspace, n_threads, tick)
+            else:
+                out, chunk_trains, chunk_traces = dense.run_chunk(
+                    snn, signal_plan, chunk, first_image + start, T=steps_simulated,
+                    checkpoints=steps if not window else np.array([1]), encoding=encoding,
+                    seed=int(seed), per_image=per_image_counts, record=selection, sops=sops,
+                    pool_ops=pool_ops, counts=chunk_counts, negative=negative, window=window,
+                    binary=binary, tick=tick, threads=n_threads)
+                for name in selection:
+                    tr = chunk_trains[name]
+                    trains[name].append(SpikeTrain(tr.steps, tr.images + start, tr.neurons,
+                                                   tr.counts))
+                    traces[name].append(chunk_traces[name])
+            outputs.append(out)
+            if per_image_counts:
+                per_image.append(chunk_counts)
     if bar:
         bar.close()
     if per_image_counts:
@@ -270,7 +275,7 @@ def _channels_first(flat: np.ndarray, shape) -> np.ndarray:
 
 
 def _thread_count(threads: int | None) -> int:
-    """Threads of the event engine: ``threads``, or every core this process may use."""
+    """Threads of either engine: ``threads``, or every core this process may use."""
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
     if threads is None:

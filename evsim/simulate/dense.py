@@ -12,7 +12,9 @@ A synapse or pooling layer is applied to every step of the block in one call
 order. With no synaptic delay, layer l at step t needs only layer l − 1 at
 step t, so this order gives exactly the step-by-step results. Blocks are
 short enough that the largest layer's values over one block stay within
-:data:`BLOCK_FLOATS`.
+:data:`BLOCK_FLOATS`. With several threads, the convolutions share their
+groups of images among them and the neuron scans their images
+(:mod:`evsim.threads`): the same arithmetic, so the same results.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..encoding import rate_spikes
 from ..neuron import IFParameters, IFState, if_step, spicalib_state, spicalib_step
 from ..signals import ANALOG, EVENTS, SignalPlan, analog_head
 from ..spiking import SpikingNetwork
+from ..threads import on_threads, shares
 from ..timescheme import popcount
 from .kernels import neuron_scan
 from .result import SpikeTrain
@@ -67,7 +70,8 @@ def amplitudes(snn: SpikingNetwork, plan: SignalPlan, dtype) -> dict[str, np.nda
 def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image: int, *, T: int,
               checkpoints: np.ndarray, encoding: str, seed: int, per_image: bool,
               record: dict[str, np.ndarray], sops: dict, pool_ops: dict,
-              counts: dict, negative: dict, window: int = 0, binary: bool = False, tick=None):
+              counts: dict, negative: dict, window: int = 0, binary: bool = False, tick=None,
+              threads: int = 1):
     """Simulate one chunk ``x`` (B, *input_shape); add its SOPs, spike counts and negative
     spike totals (``negative[layer]``, SpiCalib's) in place.
 
@@ -75,6 +79,7 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
     (:mod:`evsim.timescheme`; ``snn`` and ``x`` already scaled to a window);
     with ``binary`` the spikes are K-bit codes (the ilif scheme) whose set bits
     are the spikes and SOPs counted. ``tick(n)`` is called as n more steps are done.
+    ``threads`` share the convolutions and the compiled neuron scans.
 
     Returns ``(outputs (K, B, *out_shape), spike_trains, membrane)``.
     """
@@ -92,7 +97,7 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
     pool_out = {name: np.zeros((batch,) + net.shape(name), np.int64) for name in pool_in}
 
     # analog values are the same at every step: one (1, B, ...) array each
-    analog = ({name: v[None] for name, v in analog_head(net, plan.classes, x).items()}
+    analog = ({name: v[None] for name, v in analog_head(net, plan.classes, x, threads).items()}
               if encoding == "analog" else {})
     dynamic = [n for n in net if plan.classes[n.name] != ANALOG]
     images = np.arange(first_image, first_image + batch)
@@ -125,7 +130,8 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
                     negative[name] -= int(np.minimum(spikes[name], 0).sum())
                 else:
                     spikes[name], values[name], sent[name] = _fast_neuron_scan(
-                        params[name], states[name], current, len(steps), window, binary)
+                        params[name], states[name], current, len(steps), window, binary,
+                        threads)
                 counted = popcount(spikes[name]) if binary else spikes[name]
                 if per_image:
                     counts[name] += counted.sum(axis=0)
@@ -143,7 +149,8 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
                 spikes[name] = spikes[node.inputs[0]].reshape(len(steps), batch, -1)
                 values[name] = values[node.inputs[0]].reshape(len(steps), batch, -1)
             else:
-                values[name] = _apply_to_block(layer, [values[s] for s in node.inputs])
+                values[name] = _apply_to_block(layer, [values[s] for s in node.inputs],
+                                               threads)
         for path, fan in fanouts:
             if path.source not in sent:
                 multiplicity = np.abs(spikes[path.source]).reshape(len(steps), batch, -1)
@@ -188,9 +195,10 @@ def _neuron_scan(snn: SpikingNetwork, name: str, params: IFParameters, states: d
 
 
 def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray, n: int,
-                      window: int, binary: bool):
+                      window: int, binary: bool, threads: int):
     """:func:`_neuron_scan` without SpiCalib or recording, in one compiled pass
-    (:func:`evsim.simulate.kernels.neuron_scan`, the same neuron rules written for scalars).
+    (:func:`evsim.simulate.kernels.neuron_scan`, the same neuron rules written for scalars),
+    the images shared among ``threads``.
 
     Returns spikes (n, B, *shape), values s θ (n, B, *shape) and the spikes sent per step
     and neuron summed over images (n, neurons); ``state`` is updated in place.
@@ -201,13 +209,19 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
     theta = np.ascontiguousarray(np.broadcast_to(params.threshold, shape).reshape(size))
     spikes = np.empty((n, batch, size), np.int32)
     values = np.empty((n, batch, size), v.dtype)
-    sent = np.zeros((n, size), np.int64)
-    neuron_scan(np.ascontiguousarray(current.reshape(len(current), batch, size)), v, theta,
-                params.burst, params.reset_to_zero, window, binary, spikes, values, sent)
+    current = np.ascontiguousarray(current.reshape(len(current), batch, size))
+
+    def scan(first: int, last: int) -> np.ndarray:
+        sent = np.zeros((n, size), np.int64)
+        neuron_scan(current, v, theta, params.burst, params.reset_to_zero, window, binary,
+                    spikes, values, sent, first, last)
+        return sent
+
+    sent = sum(on_threads(scan, shares(batch, threads)))
     return (spikes.reshape((n, batch) + shape), values.reshape((n, batch) + shape), sent)
 
 
-def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray]) -> np.ndarray:
+def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray], threads: int) -> np.ndarray:
     """A synapse, pooling, flatten or add layer applied to every step of a block at once.
 
     Inputs are (steps or 1, B, *shape); steps and images are folded into one batch.
@@ -216,7 +230,7 @@ def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray]) -> np.ndarray:
     batch = inputs[0].shape[1]
     frames = [np.broadcast_to(v, (n,) + v.shape[1:]).reshape((n * batch,) + v.shape[2:])
               for v in inputs]
-    out = ops.apply(layer, frames)
+    out = ops.apply(layer, frames, threads)
     return out.reshape((n, batch) + out.shape[1:])
 
 

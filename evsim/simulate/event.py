@@ -67,13 +67,13 @@ class Workspace:
                                          self.sops, self.pool_ops))
 
 
-def _analog_head(snn: SpikingNetwork, program: EventProgram, x: np.ndarray):
+def _analog_head(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, threads: int):
     """The analog layers' values (computed once, by the same NumPy code as the dense engine),
     channels-last, and where each goes in an image's float workspace."""
     net = snn.network
     if program.encoding != "analog":
         return np.zeros((len(x), 1), x.dtype), np.zeros((0, 3), np.int64)
-    values = analog_head(net, program.classes, x)
+    values = analog_head(net, program.classes, x, threads)
     parts, layout, offset = [], [], 0
     for name, start, size in program.analog:
         parts.append(channels_last(values[name]))
@@ -99,7 +99,7 @@ def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_i
     of images at once. Returns per-image outputs (B, K, readout size) and spike counts
     (B, neurons), as views into ``workspace``."""
     batch = len(x)
-    analog, layout = _analog_head(snn, program, x)
+    analog, layout = _analog_head(snn, program, x, threads)
     rate_input = (x.reshape(batch, -1).astype(np.float64) if program.encoding == "rate"
                   else np.zeros((batch, 1)))
     rows = workspace.rows(batch)

@@ -271,23 +271,26 @@ def spicalib_step(x, t, allowance, state, calibration, i, n):
     return x
 
 
-@numba.njit(cache=True)
-def neuron_scan(current, v, theta, burst, to_zero, window, binary, spikes, values, sent):
+@numba.njit(cache=True, nogil=True)
+def neuron_scan(current, v, theta, burst, to_zero, window, binary, spikes, values, sent,
+                first, last):
     """The dense engine's neuron layer over a block of steps: ``fire``, ``reset`` (or
-    ``window_fire``) at every neuron of every image, step after step.
+    ``window_fire``) at every neuron of images ``first..last − 1``, step after step.
 
     ``current`` (steps or 1, B, N) input currents (one row: the same every step); ``v``
     (B, N) membranes, updated; ``theta`` (N,). Writes ``spikes`` (steps, B, N) int32 and
     ``values`` = s θ (steps, B, N), and adds to ``sent`` (steps, N) the spikes sent per
-    neuron and step summed over images (|s|, or the set bits of a K-bit code).
+    neuron and step summed over those images (|s|, or the set bits of a K-bit code).
+    Disjoint ranges of images may run on several threads at once, each with its own
+    ``sent``.
     """
-    n, batch, size = spikes.shape
+    n, _, size = spikes.shape
     if burst == 1 and window == 0 and not binary:
-        _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent)
+        _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, last)
         return
     for k in range(n):
         step_current = current[0] if current.shape[0] == 1 else current[k]
-        for b in range(batch):
+        for b in range(first, last):
             for i in range(size):
                 m = v[b, i] + step_current[b, i]
                 th = theta[i]
@@ -299,15 +302,15 @@ def neuron_scan(current, v, theta, burst, to_zero, window, binary, spikes, value
 
 
 @numba.njit(cache=True)
-def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent):
+def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, last):
     """neuron_scan for Γ = 1 outside windows, written so that LLVM vectorises it
     (``fire`` and ``reset`` with s in {0, 1}, as _plain_neurons)."""
-    n, batch, size = spikes.shape
+    n, _, size = spikes.shape
     zero = v.dtype.type(0)
     for k in range(n):
         step_current = current[0] if current.shape[0] == 1 else current[k]
         step_sent = sent[k]
-        for b in range(batch):
+        for b in range(first, last):
             membrane, inflow = v[b], step_current[b]
             step_spikes, step_values = spikes[k, b], values[k, b]
             for i in range(size):

@@ -1,0 +1,74 @@
+"""Sharing one computation's independent items among threads.
+
+The dense engine and the analog head split their images into contiguous
+shares, one per thread; NumPy's BLAS and the compiled neuron scans release
+the GIL, so the shares run at once. Each item's arithmetic is the same
+whatever the share it falls in, so results do not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TypeVar
+
+R = TypeVar("R")
+
+
+def shares(n_items: int, threads: int, unit: int = 1) -> list[tuple[int, int]]:
+    """Contiguous ranges ``(lo, hi)`` covering ``0..n_items``, at most ``threads`` of them,
+    each boundary a multiple of ``unit`` (so that groups of ``unit`` items stay whole);
+    ``[(0, 0)]`` when there are no items."""
+    if n_items == 0:
+        return [(0, 0)]
+    groups = -(-n_items // unit)
+    n = max(1, min(threads, groups))
+    edges = [min(n_items, unit * (groups * k // n)) for k in range(n + 1)]
+    return [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _workers(n: int) -> ThreadPoolExecutor:
+    """A process-wide pool of at least n threads, kept between calls (starting threads for
+    every layer of every step would cost more than small layers take)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < n:
+            old, _pool = _pool, ThreadPoolExecutor(n, thread_name_prefix="evsim")
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool
+
+
+def on_threads(work: Callable[[int, int], R], ranges: list[tuple[int, int]]) -> list[R]:
+    """``work(lo, hi)`` for every range, the first on the calling thread and each other on
+    a thread of its own; results in the order of ``ranges``. The first error is raised once
+    all have ended. ``work`` must not call on_threads itself."""
+    if len(ranges) == 1:
+        return [work(*ranges[0])]
+    futures = [_workers(len(ranges) - 1).submit(work, lo, hi) for lo, hi in ranges[1:]]
+    try:
+        first = work(*ranges[0])
+    finally:
+        wait(futures)
+    return [first] + [future.result() for future in futures]
+
+
+def one_blas_thread():
+    """A context holding BLAS to one thread (with ``threadpoolctl``, else a no-op), so that
+    the engines' own threads do not contend with BLAS threads for the cores, and GEMM
+    results do not depend on BLAS's thread count."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+
+__all__ = ["shares", "on_threads", "one_blas_thread"]
