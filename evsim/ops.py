@@ -54,7 +54,7 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1) -> np.ndarray:
         if bias is not None:
             out[lo:hi] += bias
 
-    on_threads(images, shares(b, threads, unit=step))
+    on_threads(images, shares(b, threads, unit=step, item_size=cin_g * kh * kw * ho * wo))
     return out
 
 
@@ -191,8 +191,9 @@ def apply(layer: L.Layer, inputs: list[np.ndarray], threads: int = 1) -> np.ndar
     its GEMM groups, a per-image layer its images; a dense layer is one GEMM (BLAS rounds a
     GEMM by its shape, so it is not split)."""
     if threads > 1 and isinstance(layer, _PER_IMAGE):
+        first = inputs[0]
         parts = on_threads(lambda lo, hi: apply(layer, [v[lo:hi] for v in inputs]),
-                           shares(len(inputs[0]), threads))
+                           shares(len(first), threads, item_size=first[:1].size))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
     if isinstance(layer, L.Dense):
         return dense(layer, inputs[0])

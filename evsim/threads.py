@@ -17,14 +17,21 @@ from typing import TypeVar
 R = TypeVar("R")
 
 
-def shares(n_items: int, threads: int, unit: int = 1) -> list[tuple[int, int]]:
-    """Contiguous ranges ``(lo, hi)`` covering ``0..n_items``, at most ``threads`` of them,
+#: Values a share should at least touch: below this, handing work to a thread costs more
+#: than it saves.
+MIN_SHARE = 1 << 15
+
+
+def shares(n_items: int, threads: int, unit: int = 1,
+           item_size: int = MIN_SHARE) -> list[tuple[int, int]]:
+    """Contiguous ranges ``(lo, hi)`` covering ``0..n_items``, at most ``threads`` of them
+    and none much below :data:`MIN_SHARE` values (items of ``item_size`` values each),
     each boundary a multiple of ``unit`` (so that groups of ``unit`` items stay whole);
     ``[(0, 0)]`` when there are no items."""
     if n_items == 0:
         return [(0, 0)]
     groups = -(-n_items // unit)
-    n = max(1, min(threads, groups))
+    n = max(1, min(threads, groups, n_items * item_size // MIN_SHARE))
     edges = [min(n_items, unit * (groups * k // n)) for k in range(n + 1)]
     return [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
 

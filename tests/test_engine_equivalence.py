@@ -63,9 +63,11 @@ def test_results_do_not_depend_on_threads_or_chunking():
 
 
 @pytest.mark.parametrize("per_image_counts", [True, False])
-def test_dense_engine_results_do_not_depend_on_threads(per_image_counts):
+def test_dense_engine_results_do_not_depend_on_threads(per_image_counts, monkeypatch):
     """1, 2 or 3 threads (uneven shares included) give the same outputs, counts, SOPs,
     recorded trains and membrane traces."""
+    from evsim import threads
+    monkeypatch.setattr(threads, "MIN_SHARE", 1)  # share even this small network's work
     snn, x = random_network(5)
     x = np.concatenate([x] * 3)[:7]
     name = list(snn.neurons)[0]

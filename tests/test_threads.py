@@ -5,19 +5,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evsim import Conv2d, ops
-from evsim.threads import on_threads, one_blas_thread, shares
+from evsim import Conv2d, ops, threads
+from evsim.threads import MIN_SHARE, on_threads, one_blas_thread, shares
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(st.integers(0, 500), st.integers(1, 9), st.integers(1, 40))
 def test_shares_cover_the_items_in_order_with_whole_groups(n_items, threads, unit):
-    ranges = shares(n_items, threads, unit)
+    ranges = shares(n_items, threads, unit, item_size=MIN_SHARE)
     assert 1 <= len(ranges) <= min(threads, max(1, -(-n_items // unit)))
     assert [i for lo, hi in ranges for i in range(lo, hi)] == list(range(n_items))
     for lo, hi in ranges:
         assert lo % unit == 0 and (hi % unit == 0 or hi == n_items)
         assert hi > lo or ranges == [(0, 0)]
+
+
+def test_small_work_is_not_shared():
+    assert shares(100, 8, item_size=10) == [(0, 100)]
+    assert len(shares(100, 8, item_size=MIN_SHARE // 2)) == 8
+    assert len(shares(4, 8, item_size=MIN_SHARE)) == 4
 
 
 def test_on_threads_returns_in_order_and_raises_the_error():
@@ -39,12 +45,13 @@ def test_convolution_on_threads_is_bit_identical(stride, padding, groups, monkey
     for bit (BLAS rounds a GEMM by its shape, and the groups keep their shapes)."""
     pytest.importorskip("threadpoolctl")
     monkeypatch.setattr(ops, "IM2COL_FLOATS", 20000)  # groups of 4 and of 15 images
+    monkeypatch.setattr(threads, "MIN_SHARE", 1)  # share even this small work
     rng = np.random.default_rng(1)
     layer = Conv2d(rng.normal(size=(8, 6 // groups, 3, 3)), rng.normal(size=8), stride=stride,
                    padding=padding, groups=groups)
     x = rng.normal(size=(23, 6, 9, 10)).astype(np.float32)
     with one_blas_thread():
-        results = [ops.conv2d(layer, x, threads) for threads in (1, 2, 3)]
+        results = [ops.conv2d(layer, x, n) for n in (1, 2, 3)]
     assert results[0].dtype == np.float32
     for other in results[1:]:
         np.testing.assert_array_equal(results[0], other)

@@ -217,7 +217,7 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
                     spikes, values, sent, first, last)
         return sent
 
-    sent = sum(on_threads(scan, shares(batch, threads)))
+    sent = sum(on_threads(scan, shares(batch, threads, item_size=n * size)))
     return (spikes.reshape((n, batch) + shape), values.reshape((n, batch) + shape), sent)
 
 
