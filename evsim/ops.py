@@ -61,6 +61,9 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1) -> np.ndarray:
 def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, out: np.ndarray,
                    step: int) -> None:
     """conv2d without bias of ``x`` into ``out``, ``step`` images per GEMM."""
+    if layer.stride == (1, 1) and layer.dilation == (1, 1):
+        _conv2d_rows(layer, x, weight, out, step)
+        return
     b, _, h, w = x.shape
     cout, cin_g, kh, kw = weight.shape
     (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
@@ -84,6 +87,39 @@ def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, out: np.n
                       out=product[:, :n * ho * wo])
             out[start:start + n, g * cout_g:(g + 1) * cout_g] = (
                 product[:, :n * ho * wo].reshape(cout_g, n, ho, wo).transpose(1, 0, 2, 3))
+
+
+def _conv2d_rows(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, out: np.ndarray,
+                 step: int) -> None:
+    """_conv2d_images for stride 1 and dilation 1, on whole padded rows: the output is
+    computed at every column of the padded width (the extra columns are dropped), so that
+    each kernel tap's patch is one contiguous run of the flattened padded image and
+    im2col copies long runs instead of rows of W_out values."""
+    b, _, h, w = x.shape
+    cout, cin_g, kh, kw = weight.shape
+    ph, pw = layer.padding
+    ho, wo = out.shape[2:]
+    hp, wp = h + 2 * ph, w + 2 * pw
+    cout_g = cout // layer.groups
+    w2 = [weight[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1) for g in range(layer.groups)]
+    cols = np.empty((cin_g, kh, kw, min(step, b), ho * wp), dtype=x.dtype)
+    product = np.empty((cout_g, min(step, b) * ho * wp), dtype=x.dtype)
+    # kw − 1 spare values: the last tap's run ends there (in columns that are dropped)
+    flat = np.zeros((min(step, b), x.shape[1], hp * wp + kw - 1), dtype=x.dtype)
+    padded = flat[:, :, :hp * wp].reshape(len(flat), x.shape[1], hp, wp)
+    for start in range(0, b, step):
+        n = min(step, b - start)
+        padded[:n, :, ph:ph + h, pw:pw + w] = x[start:start + n]
+        for g in range(layer.groups):
+            xg = flat[:n, g * cin_g:(g + 1) * cin_g]
+            for i in range(kh):
+                for j in range(kw):
+                    cols[:, i, j, :n] = xg[:, :, i * wp + j:i * wp + j + ho * wp].transpose(1, 0, 2)
+            np.matmul(w2[g], cols[:, :, :, :n].reshape(cin_g * kh * kw, -1),
+                      out=product[:, :n * ho * wp])
+            out[start:start + n, g * cout_g:(g + 1) * cout_g] = (
+                product[:, :n * ho * wp].reshape(cout_g, n, ho, wp)[..., :wo]
+                .transpose(1, 0, 2, 3))
 
 
 def _windows(layer: L._Pool2d, x: np.ndarray, fill: float):

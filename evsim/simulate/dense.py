@@ -140,11 +140,9 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
                 else:
                     counts[name] += counted.sum(axis=(0, 1))
             elif isinstance(layer, L.MaxPool2d):
-                spikes[name] = np.stack([
-                    _spiking_maxpool(snn.max_pool, layer, step_spikes, pool_in[name],
-                                     pool_out[name])
-                    for step_spikes in spikes[node.inputs[0]]])
-                values[name] = spikes[name].astype(dtype) * amp[name]
+                spikes[name], values[name] = _spiking_maxpool_block(
+                    snn.max_pool, layer, spikes[node.inputs[0]], pool_in[name],
+                    pool_out[name], amp[name], dtype, threads)
             elif isinstance(layer, L.Flatten) and plan.classes[name] == EVENTS:
                 spikes[name] = spikes[node.inputs[0]].reshape(len(steps), batch, -1)
                 values[name] = values[node.inputs[0]].reshape(len(steps), batch, -1)
@@ -232,6 +230,27 @@ def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray], threads: int) -> n
               for v in inputs]
     out = ops.apply(layer, frames, threads)
     return out.reshape((n, batch) + out.shape[1:])
+
+
+def _spiking_maxpool_block(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
+                           cumulative_in: np.ndarray, cumulative_out: np.ndarray,
+                           amplitude: np.ndarray, dtype, threads: int):
+    """:func:`_spiking_maxpool` over a block's steps (``incoming`` (steps, B, C, H, W)), the
+    images shared among ``threads``. Returns the spikes (steps, B, C, H', W') int32 and
+    their values (spikes × amplitude, in ``dtype``)."""
+    steps, batch = incoming.shape[:2]
+    _, ho, wo = layer.output_shape([incoming.shape[2:]])
+    spikes = np.empty((steps, batch, incoming.shape[2], ho, wo), np.int32)
+    values = np.empty(spikes.shape, dtype)
+
+    def share(lo: int, hi: int) -> None:
+        for k in range(steps):
+            spikes[k, lo:hi] = _spiking_maxpool(mode, layer, incoming[k, lo:hi],
+                                                cumulative_in[lo:hi], cumulative_out[lo:hi])
+            np.multiply(spikes[k, lo:hi], amplitude, out=values[k, lo:hi], dtype=dtype)
+
+    on_threads(share, shares(batch, threads, item_size=steps * incoming[0, 0].size))
+    return spikes, values
 
 
 def _spiking_maxpool(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
