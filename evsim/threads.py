@@ -25,7 +25,9 @@ MIN_SHARE = 1 << 15
 def shares(n_items: int, threads: int, unit: int = 1,
            item_size: int = MIN_SHARE) -> list[tuple[int, int]]:
     """Contiguous ranges ``(lo, hi)`` covering ``0..n_items``, at most ``threads`` of them
-    and none much below :data:`MIN_SHARE` values (items of ``item_size`` values each),
+    (pass a multiple of the thread count to balance cores of unequal speed with
+    :func:`on_threads`) and none much below :data:`MIN_SHARE` values (items of
+    ``item_size`` values each),
     each boundary a multiple of ``unit`` (so that groups of ``unit`` items stay whole);
     ``[(0, 0)]`` when there are no items."""
     if n_items == 0:
@@ -52,18 +54,35 @@ def _workers(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def on_threads(work: Callable[[int, int], R], ranges: list[tuple[int, int]]) -> list[R]:
-    """``work(lo, hi)`` for every range, the first on the calling thread and each other on
-    a thread of its own; results in the order of ``ranges``. The first error is raised once
-    all have ended. ``work`` must not call on_threads itself."""
-    if len(ranges) == 1:
-        return [work(*ranges[0])]
-    futures = [_workers(len(ranges) - 1).submit(work, lo, hi) for lo, hi in ranges[1:]]
+def on_threads(work: Callable[[int, int], R], ranges: list[tuple[int, int]],
+               threads: int | None = None) -> list[R]:
+    """``work(lo, hi)`` for every range on up to ``threads`` threads (default: one per
+    range), the calling thread among them; each thread takes the next range not yet taken,
+    so a faster core does more of them. Results in the order of ``ranges``; the first error
+    is raised once all have ended. ``work`` must not call on_threads itself."""
+    n = min(len(ranges), threads or len(ranges))
+    if n == 1:
+        return [work(lo, hi) for lo, hi in ranges]
+    results: list = [None] * len(ranges)
+    todo = iter(range(len(ranges)))
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            results[i] = work(*ranges[i])
+
+    futures = [_workers(n - 1).submit(drain) for _ in range(n - 1)]
     try:
-        first = work(*ranges[0])
+        drain()
     finally:
         wait(futures)
-    return [first] + [future.result() for future in futures]
+    for future in futures:
+        future.result()
+    return results
 
 
 def one_blas_thread():

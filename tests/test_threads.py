@@ -26,9 +26,15 @@ def test_small_work_is_not_shared():
     assert len(shares(4, 8, item_size=MIN_SHARE)) == 4
 
 
-def test_on_threads_returns_in_order_and_raises_the_error():
-    assert on_threads(lambda lo, hi: (lo, hi), [(0, 2), (2, 5), (5, 6)]) == [(0, 2), (2, 5),
-                                                                            (5, 6)]
+@pytest.mark.parametrize("n_threads", [None, 1, 2])
+def test_on_threads_does_every_range_once_and_returns_in_order(n_threads):
+    ranges = [(k, k + 1) for k in range(9)]
+    seen = []
+    out = on_threads(lambda lo, hi: seen.append(lo) or (lo, hi), ranges, n_threads)
+    assert out == ranges and sorted(seen) == list(range(9))
+
+
+def test_on_threads_raises_the_error():
 
     def fail(lo, hi):
         if lo == 2:
