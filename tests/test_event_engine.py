@@ -65,6 +65,35 @@ def test_float32_reset_rounds_like_the_float64_difference(m, theta):
         assert (a - b) == np.float32(np.float64(a) - np.float64(b))
 
 
+@pytest.mark.parametrize("n_out", [13, 32])
+def test_dense_rows_are_added_in_event_order_bit_for_bit(n_out):
+    """A dense layer's scatter (four rows per pass over the outputs, then the leftovers) adds
+    into each output exactly as one event after another would, in float32, for every count
+    of events (so every count of leftover rows)."""
+    from evsim import Dense, Network, SpikingNetwork
+    rng = np.random.default_rng(3)
+    layer = Dense(rng.normal(size=(n_out, 11)).astype(np.float32))
+    snn = SpikingNetwork(Network.sequential((11,), [layer]), {})
+    program = compile_program(snn, "rate", np.float32)
+    op = next(row for row in program.ops if row[kernels.CODE] == kernels.OP_SCATTER)
+    assert op[kernels.SC_ROW] == n_out
+    weights = np.asarray(layer.weight, np.float32)
+    for n_events in range(10):
+        idx = np.sort(rng.choice(11, n_events, replace=False)).astype(np.int32)
+        mult = rng.integers(1, 4, n_events).astype(np.float32)
+        buf = np.zeros(program.float_size, np.float32)
+        start = rng.normal(size=n_out).astype(np.float32)
+        buf[op[kernels.SC_DST]:op[kernels.SC_DST] + n_out] = start
+        sops = kernels._scatter(op, program.iparams, program.fparams, buf, idx, mult, 0,
+                                n_events, False)
+        expected = start.copy()
+        for i, m in zip(idx, mult):
+            expected += np.float32(m) * weights[:, i]  # the input's amplitude is 1
+        np.testing.assert_array_equal(buf[op[kernels.SC_DST]:op[kernels.SC_DST] + n_out],
+                                      expected)
+        assert sops == int(mult.sum()) * n_out
+
+
 def test_builder_refuses_rows_with_missing_or_unknown_columns():
     b = _Builder(np.float32)
     with pytest.raises(ValueError, match="do not match its layout"):

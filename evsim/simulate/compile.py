@@ -248,6 +248,16 @@ def _runs(source_shape, chain, consumer: L.Layer | None, consumer_in_shape) -> _
     return _Runs(ptr, out, w, length, run_factor, channel_out, channel_w, weights)
 
 
+def _row(runs: _Runs) -> int:
+    """The length of the row every run adds at the target's start, or 0 if they differ
+    (then the kernel takes each run as it comes)."""
+    lengths = np.unique(runs.length)
+    if (len(lengths) == 1 and lengths[0] > 0 and not runs.out.any()
+            and not np.asarray(runs.channel_out).any()):
+        return int(lengths[0])
+    return 0
+
+
 def _aligned_copy(array: np.ndarray) -> np.ndarray:
     """A copy of a 1-D array whose data starts on a 64-byte boundary."""
     raw = np.empty(array.size + 64 // array.itemsize, array.dtype)
@@ -307,7 +317,7 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
              run_out=b.ints(runs.out), run_w=b.ints(runs.w), run_len=b.ints(runs.length),
              run_factor=b.floats(runs.factor), channel_w=b.ints(runs.channel_w),
              channel_out=b.ints(runs.channel_out), fanout=b.ints(_cl(fanout, shape)),
-             weights=b.floats(runs.weights), dst=dst, sop_slot=sop_slot)
+             weights=b.floats(runs.weights), dst=dst, sop_slot=sop_slot, row=_row(runs))
 
     for node in net:
         name, layer, cls = node.name, node.layer, classes[node.name]

@@ -13,7 +13,10 @@ that an event adds a few contiguous slices ``out[o:o+n] += a * w[k:k+n]``
 (a 3×3 convolution: one run per kernel row, 3·C_out floats), added eight
 lanes at a time by one vector instruction (:func:`_axpy`). LLVM would not
 vectorise these short loops itself: it cannot prove that the output and
-weight arrays do not overlap. Border runs are clipped at compile time, and
+weight arrays do not overlap. A dense layer's events all add whole rows
+at one place, so four of them share one pass over the outputs (one load and
+one store per eight outputs instead of four; :func:`_scatter_rows`), each
+output still summing in event order. Border runs are clipped at compile time, and
 the synaptic operations of an event are looked up in the exact fan-out map
 the dense engine uses, so the count is exact without any border logic here.
 
@@ -52,8 +55,9 @@ ADD_DST, ADD_SRC, ADD_SIZE = range(1, 4)
 # OP_COPYPERM: channels-last (hw, channels) to channels-first copy (Flatten of currents).
 PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
 # OP_SCATTER: every event of a slot adds its runs to a buffer and counts its SOPs.
+# SC_ROW > 0: every run adds a whole row of that length at dst (a dense layer's targets).
 (SC_SLOT, SC_AMPLITUDE, SC_CHANNELS, SC_RUN_PTR, SC_RUN_OUT, SC_RUN_W, SC_RUN_LEN, SC_RUN_FACTOR,
- SC_CHANNEL_W, SC_CHANNEL_OUT, SC_FANOUT, SC_WEIGHTS, SC_DST, SC_SOP_SLOT) = range(1, 15)
+ SC_CHANNEL_W, SC_CHANNEL_OUT, SC_FANOUT, SC_WEIGHTS, SC_DST, SC_SOP_SLOT, SC_ROW) = range(1, 16)
 # OP_NEURON: integrate-and-fire update of one layer; emits its events into a slot.
 (NR_CURRENT, NR_SIZE, NR_V, NR_THETA, NR_V0, NR_ZERO_RESET, NR_BURST, NR_SLOT, NR_COUNTS,
  NR_NEGATIVE, NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW) = range(1, 14)
@@ -71,7 +75,7 @@ LAYOUT = {
     OP_COPYPERM: ("dst", "src", "channels", "hw"),
     OP_SCATTER: ("slot", "amplitude", "channels", "run_ptr", "run_out", "run_w", "run_len",
                  "run_factor", "channel_w", "channel_out", "fanout", "weights", "dst",
-                 "sop_slot"),
+                 "sop_slot", "row"),
     OP_NEURON: ("current", "size", "v", "theta", "v0", "zero_reset", "burst", "slot", "counts",
                 "negative", "allowance", "calibration", "window"),
     OP_MAXPOOL: ("src_slot", "out_slot", "channels", "slots", "win_ptr", "win_idx", "member_ptr",
@@ -117,6 +121,36 @@ def _axpy(typingctx, out, o, w, k, a):
         return context.get_dummy_value()
 
     return types.void(out, types.intp, w, types.intp, a), codegen
+
+
+@intrinsic
+def _axpy4(typingctx, out, o, w, k0, a0, k1, a1, k2, a2, k3, a3):
+    """``out[o:o+LANES] += a0 * w[k0:k0+LANES]``, then ``+= a1 * w[k1:...]`` and so on for
+    four rows, in that order, with one load and one store of ``out``: each add rounded as
+    in :func:`_axpy` done four times."""
+    if not (isinstance(out, types.Array) and isinstance(w, types.Array)
+            and out.dtype == w.dtype and a0 == a1 == a2 == a3 == out.dtype):
+        return None
+
+    def codegen(context, builder, signature, args):
+        out_arr = context.make_array(signature.args[0])(context, builder, args[0])
+        w_arr = context.make_array(signature.args[2])(context, builder, args[2])
+        vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), LANES)
+        target = builder.bitcast(cgutils.gep(builder, out_arr.data, args[1]),
+                                 vector.as_pointer())
+        total = builder.load(target, align=1)
+        for k, a in ((args[3], args[4]), (args[5], args[6]), (args[7], args[8]),
+                     (args[9], args[10])):
+            source = builder.bitcast(cgutils.gep(builder, w_arr.data, k), vector.as_pointer())
+            scale = cgutils.get_null_value(vector)
+            for lane in range(LANES):
+                scale = builder.insert_element(scale, a, ir.Constant(ir.IntType(32), lane))
+            total = builder.fadd(total, builder.fmul(scale, builder.load(source, align=1)))
+        builder.store(total, target, align=1)
+        return context.get_dummy_value()
+
+    return types.void(out, types.intp, w, types.intp, a0, types.intp, a1, types.intp, a2,
+                      types.intp, a3), codegen
 
 
 @intrinsic
@@ -359,6 +393,8 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
     run_len, run_factor = op[SC_RUN_LEN], op[SC_RUN_FACTOR]
     channel_w, channel_out, fanout = op[SC_CHANNEL_W], op[SC_CHANNEL_OUT], op[SC_FANOUT]
     weights, dst = op[SC_WEIGHTS], op[SC_DST]
+    if op[SC_ROW] > 0:
+        return _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary)
     reciprocal = _reciprocal(channels)
     sops = 0
     for e in range(n_events):
@@ -373,6 +409,69 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
             _add_run(buf, out0 + ip[run_out + r], fp, w0 + ip[run_w + r],
                      a * fp[run_factor + r], ip[run_len + r])
         sops += _sent(np.int64(m), binary) * ip[fanout + i]
+    return sops
+
+
+if numba.config.BOUNDSCHECK:
+    @numba.njit(cache=True)
+    def _add_rows4(out, o, w, k0, a0, k1, a1, k2, a2, k3, a3, n):
+        """Scalar form, so that bounds checking sees every index."""
+        for k, a in ((k0, a0), (k1, a1), (k2, a2), (k3, a3)):
+            for j in range(n):
+                out[o + j] += a * w[k + j]
+else:
+    @numba.njit(cache=True, inline="always")
+    def _add_rows4(out, o, w, k0, a0, k1, a1, k2, a2, k3, a3, n):
+        """``out[o:o+n] += a * w[k:k+n]`` for (k0, a0) .. (k3, a3) in turn, each element's
+        adds in that order (as four _add_run calls), loading and storing out once."""
+        main = n & -LANES
+        for j in range(0, main, LANES):
+            _axpy4(out, o + j, w, k0 + j, a0, k1 + j, a1, k2 + j, a2, k3 + j, a3)
+        for j in range(main, n):
+            out[o + j] = (((out[o + j] + a0 * w[k0 + j]) + a1 * w[k1 + j]) + a2 * w[k2 + j]
+                          + a3 * w[k3 + j])
+
+
+@numba.njit(cache=True)
+def _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary):
+    """_scatter for a dense layer's targets (every run a whole row at dst): the runs are
+    added four at a time, so that the row is loaded and stored once per four, not per run;
+    each target still receives its adds in event order."""
+    channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
+    run_ptr, run_w, run_factor = op[SC_RUN_PTR], op[SC_RUN_W], op[SC_RUN_FACTOR]
+    channel_w, fanout, weights = op[SC_CHANNEL_W], op[SC_FANOUT], op[SC_WEIGHTS]
+    dst, row = op[SC_DST], op[SC_ROW]
+    reciprocal = _reciprocal(channels)
+    zero = fp.dtype.type(0)
+    k0 = k1 = k2 = 0
+    a0 = a1 = a2 = zero
+    n_pending = 0  # runs held in (k0, a0) .. (k2, a2), waiting for a fourth
+    sops = 0
+    for e in range(n_events):
+        i = idx[base + e]
+        m = mult[base + e]
+        s = _quotient(i, reciprocal)
+        c = i - s * channels
+        a = m * fp[amp + i]
+        w0 = weights + ip[channel_w + c]
+        for r in range(ip[run_ptr + s], ip[run_ptr + s + 1]):
+            k, scaled = w0 + ip[run_w + r], a * fp[run_factor + r]
+            if n_pending == 3:
+                _add_rows4(buf, dst, fp, k0, a0, k1, a1, k2, a2, k, scaled, row)
+                n_pending = 0
+            elif n_pending == 2:
+                k2, a2, n_pending = k, scaled, 3
+            elif n_pending == 1:
+                k1, a1, n_pending = k, scaled, 2
+            else:
+                k0, a0, n_pending = k, scaled, 1
+        sops += _sent(np.int64(m), binary) * ip[fanout + i]
+    if n_pending > 0:
+        _add_run(buf, dst, fp, k0, a0, row)
+    if n_pending > 1:
+        _add_run(buf, dst, fp, k1, a1, row)
+    if n_pending > 2:
+        _add_run(buf, dst, fp, k2, a2, row)
     return sops
 
 
