@@ -420,7 +420,7 @@ if numba.config.BOUNDSCHECK:
             for j in range(n):
                 out[o + j] += a * w[k + j]
 else:
-    @numba.njit(cache=True, inline="always")
+    @numba.njit(cache=True)
     def _add_rows4(out, o, w, k0, a0, k1, a1, k2, a2, k3, a3, n):
         """``out[o:o+n] += a * w[k:k+n]`` for (k0, a0) .. (k3, a3) in turn, each element's
         adds in that order (as four _add_run calls), loading and storing out once."""
@@ -466,12 +466,9 @@ def _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary):
             else:
                 k0, a0, n_pending = k, scaled, 1
         sops += _sent(np.int64(m), binary) * ip[fanout + i]
-    if n_pending > 0:
-        _add_run(buf, dst, fp, k0, a0, row)
-    if n_pending > 1:
-        _add_run(buf, dst, fp, k1, a1, row)
-    if n_pending > 2:
-        _add_run(buf, dst, fp, k2, a2, row)
+    for p in range(n_pending):  # the last one to three runs, in order
+        k = k0 if p == 0 else (k1 if p == 1 else k2)
+        _add_run(buf, dst, fp, k, a0 if p == 0 else (a1 if p == 1 else a2), row)
     return sops
 
 
