@@ -41,7 +41,7 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1) -> np.ndarray:
     with ``threads`` > 1 these groups of images are shared among threads (the same GEMMs,
     so the same result).
     """
-    b, _, h, w = x.shape
+    b = x.shape[0]
     cout, cin_g, kh, kw = layer.weight.shape
     _, ho, wo = layer.output_shape([x.shape[1:]])
     weight = layer.weight.astype(x.dtype, copy=False)

@@ -39,16 +39,17 @@ def shares(n_items: int, threads: int, unit: int = 1,
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _pool_lock = threading.Lock()
 
 
 def _workers(n: int) -> ThreadPoolExecutor:
     """A process-wide pool of at least n threads, kept between calls (starting threads for
     every layer of every step would cost more than small layers take)."""
-    global _pool
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers < n:
-            old, _pool = _pool, ThreadPoolExecutor(n, thread_name_prefix="evsim")
+        if _pool is None or _pool_size < n:
+            old, _pool, _pool_size = _pool, ThreadPoolExecutor(n, thread_name_prefix="evsim"), n
             if old is not None:
                 old.shutdown(wait=False)
         return _pool

@@ -13,7 +13,7 @@ order. With no synaptic delay, layer l at step t needs only layer l − 1 at
 step t, so this order gives exactly the step-by-step results. Blocks are
 short enough that the largest layer's values over one block stay within
 :data:`BLOCK_FLOATS`. With several threads, the convolutions share their
-groups of images among them and the neuron scans their images
+groups of images among them, and pooling and the neuron scans their images
 (:mod:`evsim.threads`): the same arithmetic, so the same results.
 """
 
