@@ -337,8 +337,10 @@ def neuron_scan(current, v, theta, burst, to_zero, window, binary, spikes, value
 
 @numba.njit(cache=True)
 def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, last):
-    """neuron_scan for Γ = 1 outside windows, written so that LLVM vectorises it
-    (``fire`` and ``reset`` with s in {0, 1}, as _plain_neurons)."""
+    """neuron_scan for Γ = 1 outside windows (``fire`` and ``reset`` with s in {0, 1}, as
+    _plain_neurons), in three loops that each write one or two arrays: LLVM vectorises a
+    loop only if it can check at run time that its arrays do not overlap, and gives up on
+    one loop writing four."""
     n, _, size = spikes.shape
     zero = v.dtype.type(0)
     for k in range(n):
@@ -353,8 +355,10 @@ def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, 
                 after = zero if to_zero else m - theta[i]  # exact as in _plain_neurons
                 membrane[i] = after if spike else m
                 step_spikes[i] = spike
-                step_values[i] = theta[i] if spike else 0.0
-                step_sent[i] += spike
+            for i in range(size):
+                step_values[i] = theta[i] if step_spikes[i] != 0 else zero
+            for i in range(size):
+                step_sent[i] += step_spikes[i]
 
 
 # --- operations ------------------------------------------------------------------------
