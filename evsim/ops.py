@@ -50,9 +50,7 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1) -> np.ndarray:
     bias = None if layer.bias is None else layer.bias.astype(x.dtype, copy=False)[:, None, None]
 
     def images(lo: int, hi: int) -> None:
-        _conv2d_images(layer, x[lo:hi], weight, out[lo:hi], step)
-        if bias is not None:
-            out[lo:hi] += bias
+        _conv2d_images(layer, x[lo:hi], weight, bias, out[lo:hi], step)
 
     # a few shares per thread: a core that runs faster takes more of them
     on_threads(images, shares(b, 4 * threads, unit=step, item_size=cin_g * kh * kw * ho * wo),
@@ -60,11 +58,11 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1) -> np.ndarray:
     return out
 
 
-def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, out: np.ndarray,
-                   step: int) -> None:
-    """conv2d without bias of ``x`` into ``out``, ``step`` images per GEMM."""
+def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+                   out: np.ndarray, step: int) -> None:
+    """conv2d of ``x`` into ``out``, ``step`` images per GEMM; ``bias`` (C_out, 1, 1) or None."""
     if layer.stride == (1, 1) and layer.dilation == (1, 1):
-        _conv2d_rows(layer, x, weight, out, step)
+        _conv2d_rows(layer, x, weight, bias, out, step)
         return
     b, _, h, w = x.shape
     cout, cin_g, kh, kw = weight.shape
@@ -87,12 +85,12 @@ def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, out: np.n
                     cols[:, i, j, :n] = patch.transpose(1, 0, 2, 3)
             np.matmul(w2[g], cols[:, :, :, :n].reshape(cin_g * kh * kw, -1),
                       out=product[:, :n * ho * wo])
-            out[start:start + n, g * cout_g:(g + 1) * cout_g] = (
-                product[:, :n * ho * wo].reshape(cout_g, n, ho, wo).transpose(1, 0, 2, 3))
+            _lay_out(product[:, :n * ho * wo].reshape(cout_g, n, ho, wo).transpose(1, 0, 2, 3),
+                     bias, g, out[start:start + n, g * cout_g:(g + 1) * cout_g])
 
 
-def _conv2d_rows(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, out: np.ndarray,
-                 step: int) -> None:
+def _conv2d_rows(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+                 out: np.ndarray, step: int) -> None:
     """_conv2d_images for stride 1 and dilation 1, on whole padded rows: the output is
     computed at every column of the padded width (the extra columns are dropped), so that
     each kernel tap's patch is one contiguous run of the flattened padded image and
@@ -119,9 +117,18 @@ def _conv2d_rows(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, out: np.nda
                     cols[:, i, j, :n] = xg[:, :, i * wp + j:i * wp + j + ho * wp].transpose(1, 0, 2)
             np.matmul(w2[g], cols[:, :, :, :n].reshape(cin_g * kh * kw, -1),
                       out=product[:, :n * ho * wp])
-            out[start:start + n, g * cout_g:(g + 1) * cout_g] = (
-                product[:, :n * ho * wp].reshape(cout_g, n, ho, wp)[..., :wo]
-                .transpose(1, 0, 2, 3))
+            _lay_out(product[:, :n * ho * wp].reshape(cout_g, n, ho, wp)[..., :wo]
+                     .transpose(1, 0, 2, 3), bias, g,
+                     out[start:start + n, g * cout_g:(g + 1) * cout_g])
+
+
+def _lay_out(result: np.ndarray, bias: np.ndarray | None, group: int, out: np.ndarray) -> None:
+    """Copy a group's GEMM result (images, C_out/g, H_out, W_out) into ``out``, adding the
+    group's bias on the way (one rounding, as adding it afterwards)."""
+    if bias is None:
+        out[...] = result
+    else:
+        np.add(result, bias[group * out.shape[1]:(group + 1) * out.shape[1]], out=out)
 
 
 def _windows(layer: L._Pool2d, x: np.ndarray, fill: float):
@@ -228,6 +235,16 @@ def apply(layer: L.Layer, inputs: list[np.ndarray], threads: int = 1) -> np.ndar
     """Apply any non-input layer to its batched inputs, on ``threads``: a convolution shares
     its GEMM groups, a per-image layer its images; a dense layer is one GEMM (BLAS rounds a
     GEMM by its shape, so it is not split)."""
+    if threads > 1 and isinstance(layer, L.Add):  # written in place: no joining copy
+        total = np.empty_like(inputs[0])
+
+        def add(lo: int, hi: int) -> None:
+            np.add(inputs[0][lo:hi], inputs[1][lo:hi], out=total[lo:hi])
+            for other in inputs[2:]:
+                total[lo:hi] += other[lo:hi]
+
+        on_threads(add, shares(len(total), threads, item_size=total[:1].size))
+        return total
     if threads > 1 and isinstance(layer, _PER_IMAGE):
         first = inputs[0]
         parts = on_threads(lambda lo, hi: apply(layer, [v[lo:hi] for v in inputs]),
