@@ -60,50 +60,24 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1) -> np.ndarray:
 
 def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
                    out: np.ndarray, step: int) -> None:
-    """conv2d of ``x`` into ``out``, ``step`` images per GEMM; ``bias`` (C_out, 1, 1) or None."""
-    if layer.stride == (1, 1) and layer.dilation == (1, 1):
-        _conv2d_rows(layer, x, weight, bias, out, step)
-        return
+    """conv2d of ``x`` into ``out``, ``step`` images per GEMM; ``bias`` (C_out, 1, 1) or None.
+
+    With stride 1 and dilation 1 the output is computed at every column of the padded
+    width (the extra columns are dropped), so that each kernel tap's patch is one
+    contiguous run of the flattened padded image and im2col copies long runs instead of
+    rows of W_out values.
+    """
     b, _, h, w = x.shape
     cout, cin_g, kh, kw = weight.shape
     (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
     ho, wo = out.shape[2:]
-    cout_g = cout // layer.groups
-    w2 = [weight[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1) for g in range(layer.groups)]
-    cols = np.empty((cin_g, kh, kw, min(step, b), ho, wo), dtype=x.dtype)
-    product = np.empty((cout_g, min(step, b) * ho * wo), dtype=x.dtype)
-    padded = np.zeros((min(step, b), x.shape[1], h + 2 * ph, w + 2 * pw), dtype=x.dtype)
-    for start in range(0, b, step):
-        n = min(step, b - start)
-        padded[:n, :, ph:ph + h, pw:pw + w] = x[start:start + n]
-        for g in range(layer.groups):
-            xg = padded[:n, g * cin_g:(g + 1) * cin_g]
-            for i in range(kh):
-                for j in range(kw):
-                    patch = xg[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
-                               j * dw:j * dw + sw * (wo - 1) + 1:sw]
-                    cols[:, i, j, :n] = patch.transpose(1, 0, 2, 3)
-            np.matmul(w2[g], cols[:, :, :, :n].reshape(cin_g * kh * kw, -1),
-                      out=product[:, :n * ho * wo])
-            _lay_out(product[:, :n * ho * wo].reshape(cout_g, n, ho, wo).transpose(1, 0, 2, 3),
-                     bias, g, out[start:start + n, g * cout_g:(g + 1) * cout_g])
-
-
-def _conv2d_rows(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-                 out: np.ndarray, step: int) -> None:
-    """_conv2d_images for stride 1 and dilation 1, on whole padded rows: the output is
-    computed at every column of the padded width (the extra columns are dropped), so that
-    each kernel tap's patch is one contiguous run of the flattened padded image and
-    im2col copies long runs instead of rows of W_out values."""
-    b, _, h, w = x.shape
-    cout, cin_g, kh, kw = weight.shape
-    ph, pw = layer.padding
-    ho, wo = out.shape[2:]
     hp, wp = h + 2 * ph, w + 2 * pw
+    rows = (sh, sw, dh, dw) == (1, 1, 1, 1)
+    width = wp if rows else wo  # columns computed per output row
     cout_g = cout // layer.groups
     w2 = [weight[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1) for g in range(layer.groups)]
-    cols = np.empty((cin_g, kh, kw, min(step, b), ho * wp), dtype=x.dtype)
-    product = np.empty((cout_g, min(step, b) * ho * wp), dtype=x.dtype)
+    cols = np.empty((cin_g, kh, kw, min(step, b), ho, width), dtype=x.dtype)
+    product = np.empty((cout_g, min(step, b) * ho * width), dtype=x.dtype)
     # kw − 1 spare values: the last tap's run ends there (in columns that are dropped)
     flat = np.zeros((min(step, b), x.shape[1], hp * wp + kw - 1), dtype=x.dtype)
     padded = flat[:, :, :hp * wp].reshape(len(flat), x.shape[1], hp, wp)
@@ -111,13 +85,19 @@ def _conv2d_rows(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.nd
         n = min(step, b - start)
         padded[:n, :, ph:ph + h, pw:pw + w] = x[start:start + n]
         for g in range(layer.groups):
-            xg = flat[:n, g * cin_g:(g + 1) * cin_g]
+            channels = slice(g * cin_g, (g + 1) * cin_g)
             for i in range(kh):
                 for j in range(kw):
-                    cols[:, i, j, :n] = xg[:, :, i * wp + j:i * wp + j + ho * wp].transpose(1, 0, 2)
+                    if rows:
+                        run = flat[:n, channels, i * wp + j:i * wp + j + ho * wp]
+                        patch = run.reshape(n, cin_g, ho, wp)
+                    else:
+                        patch = padded[:n, channels, i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                                       j * dw:j * dw + sw * (wo - 1) + 1:sw]
+                    cols[:, i, j, :n] = patch.transpose(1, 0, 2, 3)
             np.matmul(w2[g], cols[:, :, :, :n].reshape(cin_g * kh * kw, -1),
-                      out=product[:, :n * ho * wp])
-            _lay_out(product[:, :n * ho * wp].reshape(cout_g, n, ho, wp)[..., :wo]
+                      out=product[:, :n * ho * width])
+            _lay_out(product[:, :n * ho * width].reshape(cout_g, n, ho, width)[..., :wo]
                      .transpose(1, 0, 2, 3), bias, g,
                      out[start:start + n, g * cout_g:(g + 1) * cout_g])
 
@@ -228,14 +208,14 @@ def activation(layer: L.Activation, x: np.ndarray) -> np.ndarray:
 
 
 #: Layers computed image by image, whose batch can be shared among threads as it is.
-_PER_IMAGE = (L.AvgPool2d, L.MaxPool2d, L.GlobalAvgPool, L.Add, L.BatchNorm, L.Activation)
+_PER_IMAGE = (L.AvgPool2d, L.MaxPool2d, L.GlobalAvgPool, L.BatchNorm, L.Activation)
 
 
 def apply(layer: L.Layer, inputs: list[np.ndarray], threads: int = 1) -> np.ndarray:
     """Apply any non-input layer to its batched inputs, on ``threads``: a convolution shares
     its GEMM groups, a per-image layer its images; a dense layer is one GEMM (BLAS rounds a
     GEMM by its shape, so it is not split)."""
-    if threads > 1 and isinstance(layer, L.Add):  # written in place: no joining copy
+    if isinstance(layer, L.Add):  # shares written in place: no joining copy
         total = np.empty_like(inputs[0])
 
         def add(lo: int, hi: int) -> None:
@@ -262,11 +242,6 @@ def apply(layer: L.Layer, inputs: list[np.ndarray], threads: int = 1) -> np.ndar
         return global_avgpool(inputs[0])
     if isinstance(layer, L.Flatten):
         return inputs[0].reshape(inputs[0].shape[0], -1)
-    if isinstance(layer, L.Add):
-        total = inputs[0].copy()
-        for other in inputs[1:]:
-            total += other
-        return total
     if isinstance(layer, L.BatchNorm):
         return batchnorm(layer, inputs[0])
     if isinstance(layer, L.Activation):

@@ -253,7 +253,7 @@ def _row(runs: _Runs) -> int:
     (then the kernel takes each run as it comes)."""
     lengths = np.unique(runs.length)
     if (len(lengths) == 1 and lengths[0] > 0 and not runs.out.any()
-            and not np.asarray(runs.channel_out).any()):
+            and not runs.channel_out.any()):
         return int(lengths[0])
     return 0
 

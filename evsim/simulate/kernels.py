@@ -224,6 +224,13 @@ def _quotient(i, reciprocal):
 
 
 @numba.njit(cache=True, inline="always")
+def _source(i, channels, reciprocal):
+    """(position, channel) of channels-last neuron i: i = position · channels + channel."""
+    position = _quotient(i, reciprocal)
+    return position, i - position * channels
+
+
+@numba.njit(cache=True, inline="always")
 def _mix(z):
     z = z ^ (z >> np.uint64(30))
     z = z * _M1
@@ -392,20 +399,19 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
     with multiplicity m adds ``(m θ_i · factor_r) · w`` over each run r of
     position s, shifted by channel c's output and weight offsets.
     """
+    if op[SC_ROW] > 0:
+        return _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary)
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
     run_ptr, run_out, run_w = op[SC_RUN_PTR], op[SC_RUN_OUT], op[SC_RUN_W]
     run_len, run_factor = op[SC_RUN_LEN], op[SC_RUN_FACTOR]
     channel_w, channel_out, fanout = op[SC_CHANNEL_W], op[SC_CHANNEL_OUT], op[SC_FANOUT]
     weights, dst = op[SC_WEIGHTS], op[SC_DST]
-    if op[SC_ROW] > 0:
-        return _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary)
     reciprocal = _reciprocal(channels)
     sops = 0
     for e in range(n_events):
         i = idx[base + e]
         m = mult[base + e]
-        s = _quotient(i, reciprocal)
-        c = i - s * channels
+        s, c = _source(i, channels, reciprocal)
         a = m * fp[amp + i]  # both in the simulation dtype, as the dense engine computes
         out0 = dst + ip[channel_out + c]
         w0 = weights + ip[channel_w + c]
@@ -454,8 +460,7 @@ def _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary):
     for e in range(n_events):
         i = idx[base + e]
         m = mult[base + e]
-        s = _quotient(i, reciprocal)
-        c = i - s * channels
+        s, c = _source(i, channels, reciprocal)
         a = m * fp[amp + i]
         w0 = weights + ip[channel_w + c]
         for r in range(ip[run_ptr + s], ip[run_ptr + s + 1]):
@@ -571,8 +576,7 @@ def _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     for e in range(n_in):
         i = idx[in_base + e]
         m = np.int64(mult[in_base + e])
-        s = _quotient(i, reciprocal)
-        c = i - s * channels
+        s, c = _source(i, channels, reciprocal)
         value = state[c_in + i] + m
         state[c_in + i] = value
         first, last = ip[win_ptr + s], ip[win_ptr + s + 1]
@@ -641,8 +645,7 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     for e in range(n_in):
         i = idx[in_base + e]
         m = np.int64(mult[in_base + e])
-        s = _quotient(i, reciprocal)
-        c = i - s * channels
+        s, c = _source(i, channels, reciprocal)
         state[c_in + i] += m
         state[current + i] += m
         for k in range(ip[win_ptr + s], ip[win_ptr + s + 1]):
