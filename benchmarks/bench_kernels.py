@@ -4,13 +4,18 @@ For each layer (3x3 convolutions with 16-256 channels, a 1024x1024 dense
 layer) and spike rate, times the event engine's scatter kernel on random
 events (one event per spiking neuron, multiplicity 1, in the order a neuron
 layer emits them: ascending channels-last index) and the dense
-engine's BLAS forward of the same layer, both on one core by default. Prints
-a table: what, size, rate, time per image-step, GSOP/s (exact SOPs counted
-by the kernel), dense GMAC/s, ratio dense/event time, and the crossover rate
-where the event kernel stops winning; then this machine's roofline for a
-scatter-add (one vector store per cycle).
+engine's BLAS forward of the same layer, both on one core by default. The
+cases are timed in alternating rounds (every case once per round), so that a
+slow spell of a shared machine falls on all of them alike; figures are
+medians over the rounds, beside the best round. For the dense layer, the
+same rows are also added with no bookkeeping at all (four rows per pass
+over the outputs, as the kernel does): what streaming the weight rows alone
+allows. Prints a table: what, size, rate, time per image-step, GSOP/s
+(exact SOPs counted by the kernel), dense GMAC/s, ratio dense/event time,
+the crossover rate where the event kernel stops winning, and this machine's
+roofline for a scatter-add (one vector store per cycle).
 
-    python benchmarks/bench_kernels.py [--threads 1] [--quick]
+    python benchmarks/bench_kernels.py [--threads 1] [--rounds 7] [--quick]
 """
 
 from __future__ import annotations
@@ -30,7 +35,10 @@ import numpy as np  # noqa: E402
 import evsim  # noqa: E402
 from evsim import Conv2d, Dense, SpikingNetwork, ops  # noqa: E402
 from evsim.simulate.compile import compile_program  # noqa: E402
-from evsim.simulate.kernels import CODE, LANES, OP_SCATTER, _scatter  # noqa: E402
+from evsim.simulate.kernels import (CODE, LANES, OP_SCATTER, SC_ROW, SC_WEIGHTS,  # noqa: E402
+                                    _add_rows4, _scatter)
+
+SOPS_PER_RUN = 2e8  # adds per timed run of a case: about 20 ms at 10 GSOP/s
 
 
 @numba.njit  # not cached: Numba's cache would not notice changes in evsim's kernels
@@ -41,13 +49,14 @@ def _repeat_scatter(op, ip, fp, buf, idx, mult, n_events, repeats):
     return done
 
 
-def _median_time(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+@numba.njit
+def _repeat_rows(out, w, starts, amplitude, row, repeats):
+    """The dense layer's rows ``w[starts[e]:starts[e]+row]`` added four per pass, nothing
+    else: no event lookups, no SOP count (``starts`` holds a multiple of four)."""
+    for _ in range(repeats):
+        for e in range(0, starts.shape[0], 4):
+            _add_rows4(out, 0, w, starts[e], amplitude, starts[e + 1], amplitude,
+                       starts[e + 2], amplitude, starts[e + 3], amplitude, row)
 
 
 def _layer_network(layer, input_shape):
@@ -55,47 +64,74 @@ def _layer_network(layer, input_shape):
     return SpikingNetwork(net, {})
 
 
-def bench(name, layer, input_shape, rates, rng, runs, dense_batch=32):
+def _events(rate, input_shape, rng):
+    """Indices of random spiking neurons, channels-last, ascending (a neuron layer's order)."""
+    n_in = int(np.prod(input_shape))
+    events = rng.choice(n_in, max(1, int(round(rate * n_in))), replace=False)
+    if len(input_shape) == 3:
+        chw = np.unravel_index(events, input_shape)
+        events = np.ravel_multi_index(chw[1:], input_shape[1:]) * input_shape[0] + chw[0]
+    return np.sort(events).astype(np.int32)
+
+
+class Case:
+    """One timed thing: ``run()`` does ``units`` units of work (image-steps or images)."""
+
+    def __init__(self, run, units: int):
+        self.run, self.units, self.times = run, units, []
+
+    def time(self):
+        start = time.perf_counter()
+        self.run()
+        self.times.append((time.perf_counter() - start) / self.units)
+
+    def median(self) -> float:
+        return float(np.median(self.times))
+
+    def best(self) -> float:
+        return float(np.min(self.times))
+
+
+def layer_cases(layer, input_shape, rates, rng, dense_batch=32):
+    """Cases of one layer: the dense forward, then per rate the scatter (and, for a dense
+    layer, its bare row adds), with the exact SOPs of one image-step at each rate."""
     snn = _layer_network(layer, input_shape)
     program = compile_program(snn, "rate", np.float32)
     op = next(row for row in program.ops if row[CODE] == OP_SCATTER)
     n_in = int(np.prod(input_shape))
     buf = np.zeros(program.float_size, np.float32)
-    # dense reference: the BLAS forward of the same layer on a batch of spike maps
     x = (rng.random((dense_batch,) + tuple(input_shape)) < 0.1).astype(np.float32)
-    dense_s = _median_time(lambda: ops.apply(layer, [x]), runs) / dense_batch
+    dense = Case(lambda: ops.apply(layer, [x]), dense_batch)
     macs = int(evsim.signals.plan(snn.network, "analog").macs[snn.network.output_name])
-    rows = []
+    per_rate = []
     for rate in rates:
-        n_events = max(1, int(round(rate * n_in)))
-        events = rng.choice(n_in, n_events, replace=False).astype(np.int32)
-        chw = np.unravel_index(events, input_shape)
-        # event indices are channels-last, in the order a neuron layer emits them
-        idx = np.sort(np.ravel_multi_index(chw[1:], input_shape[1:]) * input_shape[0] + chw[0]
-                      if len(input_shape) == 3 else events).astype(np.int32)
-        mult = np.ones(n_events, np.float32)
-        repeats = max(1, int(2e8 // max(1, n_events * (macs // n_in))))
-        _repeat_scatter(op, program.iparams, program.fparams, buf, idx, mult, n_events, 1)
-        sops = _repeat_scatter(op, program.iparams, program.fparams, buf, idx, mult, n_events,
-                               repeats) // repeats
-        args = (op, program.iparams, program.fparams, buf, idx, mult, n_events, repeats)
-        event_s = _median_time(lambda args=args: _repeat_scatter(*args), runs) / repeats
-        rows.append((name, rate, event_s, sops / event_s / 1e9, macs / dense_s / 1e9,
-                     dense_s / event_s))
-    # crossover: event time grows linearly with the rate; dense time does not
-    slope = np.polyfit([r[1] for r in rows], [r[2] for r in rows], 1)[0]
-    crossover = dense_s / slope if slope > 0 else float("inf")
-    return rows, crossover, dense_s
+        idx = _events(rate, input_shape, rng)
+        mult = np.ones(idx.size, np.float32)
+        repeats = max(1, int(SOPS_PER_RUN // max(1, idx.size * (macs // n_in))))
+        args = (op, program.iparams, program.fparams, buf, idx, mult, idx.size, repeats)
+        sops = _repeat_scatter(*args[:-1], 1)  # compiles; the SOPs of one image-step
+        scatter = Case(lambda args=args: _repeat_scatter(*args), repeats)
+        bare = None
+        if op[SC_ROW] > 0:
+            row = int(op[SC_ROW])
+            starts = (op[SC_WEIGHTS] + idx[: idx.size - idx.size % 4].astype(np.int64) * row)
+            out = np.zeros(row, np.float32)
+            one = np.float32(1)
+            _repeat_rows(out, program.fparams, starts, one, row, 1)
+            bare_args = (out, program.fparams, starts, one, row, repeats)
+            bare = (Case(lambda a=bare_args: _repeat_rows(*a), repeats), starts.size * row)
+        per_rate.append((rate, sops, scatter, bare))
+    return dense, macs, per_rate
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke)")
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one round (smoke)")
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    runs = 1 if args.quick else args.runs
+    rounds = 1 if args.quick else args.rounds
     rates = [0.01, 0.05] if args.quick else [0.01, 0.02, 0.05, 0.1, 0.2]
     layers = [("dense 1024->1024", Dense(rng.normal(size=(1024, 1024)).astype(np.float32)),
                (1024,))]
@@ -104,21 +140,42 @@ def main():
         layers.append((f"conv3x3 {c}->{c} {hw}x{hw}",
                        Conv2d(rng.normal(size=(c, c, 3, 3)).astype(np.float32), padding=1),
                        (c, hw, hw)))
-    print(f"evsim kernel benchmark, float32, {args.threads} thread(s), median of {runs} runs, "
-          f"numba {numba.__version__}, numpy {np.__version__}\n")
-    print("| layer | spike rate | event time per image-step | GSOP/s | dense BLAS GMAC/s "
-          "| dense/event time |")
+    built = [(name,) + layer_cases(layer, shape, rates, rng) for name, layer, shape in layers]
+    cases = [case for _, dense, _, per_rate in built for case in
+             [dense] + [c for _, _, scatter, bare in per_rate
+                        for c in ([scatter] + ([bare[0]] if bare else []))]]
+    for _ in range(rounds):
+        for case in cases:
+            case.time()
+    print(f"evsim kernel benchmark, float32, {args.threads} thread(s), median of {rounds} "
+          f"alternating rounds (best round in brackets), numba {numba.__version__}, "
+          f"numpy {np.__version__}\n")
+    print("| layer | spike rate | event time per image-step | GSOP/s (best) "
+          "| dense BLAS GMAC/s | dense/event time |")
     print("|---|---:|---:|---:|---:|---:|")
-    crossovers = []
-    for name, layer, shape in layers:
-        rows, crossover, _ = bench(name, layer, shape, rates, rng, runs)
-        for what, rate, event_s, gsops, gmacs, ratio in rows:
-            print(f"| {what} | {100 * rate:.0f} % | {1e6 * event_s:.1f} µs | {gsops:.2f} | "
-                  f"{gmacs:.1f} | {ratio:.2f} |")
-        crossovers.append((name, crossover))
+    crossovers, bounds = [], []
+    for name, dense, macs, per_rate in built:
+        dense_s = dense.median()
+        for rate, sops, scatter, bare in per_rate:
+            event_s = scatter.median()
+            print(f"| {name} | {100 * rate:.0f} % | {1e6 * event_s:.1f} µs | "
+                  f"{sops / event_s / 1e9:.2f} ({sops / scatter.best() / 1e9:.2f}) | "
+                  f"{macs / dense_s / 1e9:.1f} | {dense_s / event_s:.2f} |")
+            if bare:
+                case, adds = bare
+                bounds.append((name, rate, adds / case.median() / 1e9, adds / case.best() / 1e9,
+                               sops / event_s / 1e9))
+        # crossover: event time grows linearly with the rate; dense time does not
+        slope = np.polyfit([r[0] for r in per_rate], [r[2].median() for r in per_rate], 1)[0]
+        crossovers.append((name, dense_s / slope if slope > 0 else float("inf")))
     print("\n| layer | crossover spike rate (event faster below) |\n|---|---:|")
     for name, crossover in crossovers:
         print(f"| {name} | {100 * crossover:.1f} % |")
+    print("\n| layer | spike rate | bare row adds, GSOP/s (best) | kernel / bare |\n"
+          "|---|---:|---:|---:|")
+    for name, rate, median, best, kernel in bounds:
+        print(f"| {name} | {100 * rate:.0f} % | {median:.2f} ({best:.2f}) | "
+              f"{kernel / median:.2f} |")
     print(f"\nroofline: {roofline()}")
 
 
@@ -132,13 +189,16 @@ def clock_mhz() -> float | None:
 
 
 def roofline() -> str:
-    """A scatter-add stores every float it adds: one vector store per cycle bounds it."""
+    """A one-row scatter-add stores every float it adds: one vector store per cycle bounds
+    it. (The dense layer's four-row pass stores once per four rows; the bare row adds
+    above measure what bounds it instead.)"""
     mhz = clock_mhz()
     per_cycle = LANES  # float32 lanes of one 256-bit (AVX2) store
+    what = f"{per_cycle} SOPs per cycle (one {32 * per_cycle}-bit store per cycle)"
     if mhz is None:
-        return f"{per_cycle} SOPs per cycle (one {32 * per_cycle}-bit store per cycle)"
-    return (f"{per_cycle} SOPs per cycle (one {32 * per_cycle}-bit store per cycle) x "
-            f"{mhz / 1e3:.2f} GHz = {per_cycle * mhz / 1e3:.1f} GSOP/s per core")
+        return f"{what} for a one-row scatter-add"
+    return f"{what} x {mhz / 1e3:.2f} GHz = {per_cycle * mhz / 1e3:.1f} GSOP/s per core for a " \
+           "one-row scatter-add"
 
 
 if __name__ == "__main__":
