@@ -461,7 +461,7 @@ def _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary):
     dst, row = op[SC_DST], op[SC_ROW]
     reciprocal = _reciprocal(channels)
     zero = fp.dtype.type(0)
-    k0 = k1 = k2 = 0
+    k0 = k1 = k2 = np.int64(0)  # not the literal 0: that would compile _add_rows4 twice
     a0 = a1 = a2 = zero
     n_pending = 0  # runs held in (k0, a0) .. (k2, a2), waiting for a fourth
     sops = 0
