@@ -181,22 +181,30 @@ def _start(script: str, env=None) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_a_long_event_run_within_about_a_second():
-    process = _start("""
-        import sys
+@pytest.mark.parametrize("long_calls", [False, True])
+def test_ctrl_c_stops_a_long_event_run_within_about_a_second(long_calls):
+    """Also when one call into the kernels lasts several seconds (every call 1,024 steps of
+    8,192 images, about 10 s), since the kernels check for it at every step."""
+    images = 8192 if long_calls else 64
+    process = _start(f"""
+        import importlib, sys
         sys.path.insert(0, sys.argv[1])
         import numpy as np, evsim
         from netgen import random_network
+        if {long_calls}:
+            event = importlib.import_module("evsim.simulate.event")
+            event._next_block = lambda block, seconds, remaining: min(remaining, 1024)
         snn, x = random_network(2)
         evsim.simulate(snn, x, T=2, engine="event")  # compile or load the kernels first
         print("running", flush=True)
-        evsim.simulate(snn, np.concatenate([x] * 64), T=10**6, engine="event", batch_size=512)
+        evsim.simulate(snn, np.concatenate([x] * {images}), T=10**6, engine="event",
+                       batch_size={images})
     """)
     assert process.stdout.readline().strip() == "running"
     time.sleep(1.0)
     sent = time.perf_counter()
     process.send_signal(signal.SIGINT)
-    process.wait(timeout=30)
+    process.wait(timeout=60)
     stopped = time.perf_counter() - sent
     assert process.returncode != 0 and "KeyboardInterrupt" in process.stderr.read()
     assert stopped < 2.5, f"took {stopped:.1f} s to stop"

@@ -2,8 +2,9 @@
 
 A chunk of images is advanced through blocks of steps (each block one call
 of :func:`~evsim.simulate.kernels.run_steps`, sized to take about
-:data:`BLOCK_SECONDS`), so that progress advances during a chunk and Ctrl-C
-stops a long run within about a second. The images' workspaces carry the
+:data:`BLOCK_SECONDS`), so that progress advances during a chunk; Ctrl-C
+sets a flag that the kernels check at every step, so a run stops within a
+step however long its current block turned out to be. The images' workspaces carry the
 simulation from block to block; they are allocated once per simulation and
 reset by the kernels when an image starts.
 """
@@ -14,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from ..spiking import SpikingNetwork
 from .compile import EventProgram, channels_last
 from .kernels import run_steps
 
-#: Target wall time of one call into the kernels (progress and Ctrl-C act in between).
+#: Target wall time of one call into the kernels (progress is reported in between).
 BLOCK_SECONDS = 0.25
 #: The most steps one call simulates (bounds the per-image SOP buffers).
 BLOCK_STEPS = 1024
@@ -105,21 +106,28 @@ def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_i
     rows = workspace.rows(batch)
     n_groups = max(1, min(threads, batch))
     bounds = np.linspace(0, batch, n_groups + 1).astype(int)
+    stop = np.zeros(1, np.uint8)
 
     def advance(group: int, step: int, last: int) -> None:
         lo, hi = bounds[group], bounds[group + 1]
         run_steps(program.ops, program.iparams, program.fparams, program.f64params,
                   rate_input[lo:hi], analog[lo:hi], layout, step, last, checkpoints,
                   program.event_offsets, seed, first_image + lo, program.readout_offset,
-                  program.readout_size, program.binary, *(a[lo:hi] for a in rows))
+                  program.readout_size, program.binary, *(a[lo:hi] for a in rows), stop)
 
     step, block = 1, 1
     with ThreadPoolExecutor(n_groups) as pool:
         while step <= T:
             last = min(T, step + block - 1)
             started = time.perf_counter()
-            for done in [pool.submit(advance, g, step, last) for g in range(n_groups)]:
-                done.result()
+            calls = [pool.submit(advance, g, step, last) for g in range(n_groups)]
+            try:
+                for done in calls:
+                    done.result()
+            except BaseException:  # Ctrl-C: the kernels stop at their next step
+                stop[0] = 1
+                wait(calls)
+                raise
             n = last - step + 1
             sops[:, step - 1:last] += rows[-2][:, :len(sops), :n].sum(axis=0)
             pool_ops[:, step - 1:last] += rows[-1][:, :len(pool_ops), :n].sum(axis=0)

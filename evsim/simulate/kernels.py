@@ -750,12 +750,14 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
 @numba.njit(cache=True, nogil=True)
 def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step, checkpoints,
               event_offsets, seed, first_image, readout_offset, readout_size, binary, buf,
-              state, idx, mult, n_events, fired, out, counts, sops, pool_ops):
+              state, idx, mult, n_events, fired, out, counts, sops, pool_ops, stop):
     """Advance every image of a batch through steps first_step..last_step (1-based).
 
     The images' workspaces carry the simulation between calls, so a long run
-    is a sequence of calls (Python can report progress and take Ctrl-C in
-    between); ``first_step == 1`` starts the images. Workspaces, per image
+    is a sequence of calls (Python can report progress in between);
+    ``first_step == 1`` starts the images. The call returns early, leaving the
+    workspaces mid-run, once another thread sets ``stop[0]`` (Ctrl-C: checked
+    at every step, so a call stops within one step however long it is). Workspaces, per image
     (row b): ``buf`` floats, ``state`` int64s, ``idx`` (int32) and ``mult``
     (multiplicities in the simulation dtype, so spike values form in that
     dtype; K-bit codes when ``binary``, whose set bits are the spikes and
@@ -778,6 +780,8 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
         while k < checkpoints.shape[0] and checkpoints[k] < first_step:
             k += 1
         for t in range(first_step, last_step + 1):
+            if stop[0]:
+                return
             _step(ops, ip, fp, f64, x[b], t, event_offsets, image_key, binary, image_buf,
                   state[b], idx[b], mult[b], n_events[b], counts[b], sops[b, :, t - first_step],
                   pool_ops[b, :, t - first_step], fired[b])
