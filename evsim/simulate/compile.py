@@ -18,7 +18,8 @@ run without allocating in the time loop:
   are contiguous in both output and weights are merged, so a 3×3
   convolution costs one run per kernel row. The SOPs an event causes come
   from the exact fan-out map the dense engine uses
-  (:func:`evsim.fanout.path_fanout`);
+  (:func:`evsim.fanout.path_fanout`), stored once per source position since
+  it does not depend on the channel;
 - weights are stored so that runs are contiguous: a convolution's as
   ``[C_in, KH, KW reversed, C_out/groups]`` (ascending outputs along a
   kernel row meet descending kernel columns), a dense layer's as
@@ -258,6 +259,18 @@ def _row(runs: _Runs) -> int:
     return 0
 
 
+def _per_position(fanout: np.ndarray) -> np.ndarray:
+    """A source layer's fan-out map (per neuron, shape ``[C, H, W]`` or ``[N]``) as one
+    value per position (``[H·W]``, or ``[N]`` for a 1-D layer): it does not depend on the
+    channel, and a table C times smaller stays in cache."""
+    if fanout.ndim == 1:
+        return fanout
+    positions = fanout.reshape(fanout.shape[0], -1)
+    if (positions != positions[0]).any():
+        raise AssertionError("the fan-out of a position differs between its channels")
+    return positions[0]
+
+
 def _aligned_copy(array: np.ndarray) -> np.ndarray:
     """A copy of a 1-D array whose data starts on a 64-byte boundary."""
     raw = np.empty(array.size + 64 // array.itemsize, array.dtype)
@@ -311,12 +324,12 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
         source, chain = trace_source(net, classes, src)
         shape = net.shape(source)
         runs = _runs(shape, chain, consumer, consumer_in_shape)
-        fanout = path_fanout(shape, chain, consumer, consumer_in_shape)
+        fanout = _per_position(path_fanout(shape, chain, consumer, consumer_in_shape))
         b.op(OP_SCATTER, slot=slots[source], amplitude=amps[source],
              channels=shape[0] if len(shape) == 3 else 1, run_ptr=b.ints(runs.ptr),
              run_out=b.ints(runs.out), run_w=b.ints(runs.w), run_len=b.ints(runs.length),
              run_factor=b.floats(runs.factor), channel_w=b.ints(runs.channel_w),
-             channel_out=b.ints(runs.channel_out), fanout=b.ints(_cl(fanout, shape)),
+             channel_out=b.ints(runs.channel_out), fanout=b.ints(fanout),
              weights=b.floats(runs.weights), dst=dst, sop_slot=sop_slot, row=_row(runs))
 
     for node in net:

@@ -426,7 +426,7 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
         for r in range(ip[run_ptr + s], ip[run_ptr + s + 1]):
             _add_run(buf, out0 + ip[run_out + r], fp, w0 + ip[run_w + r],
                      a * fp[run_factor + r], ip[run_len + r])
-        sops += _sent(np.int64(m), binary) * ip[fanout + i]
+        sops += _sent(np.int64(m), binary) * ip[fanout + s]
     return sops
 
 
@@ -482,7 +482,7 @@ def _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary):
                 k1, a1, n_pending = k, scaled, 2
             else:
                 k0, a0, n_pending = k, scaled, 1
-        sops += _sent(np.int64(m), binary) * ip[fanout + i]
+        sops += _sent(np.int64(m), binary) * ip[fanout + s]
     for p in range(n_pending):  # the last one to three runs, in order
         k = k0 if p == 0 else (k1 if p == 1 else k2)
         _add_run(buf, dst, fp, k, a0 if p == 0 else (a1 if p == 1 else a2), row)
