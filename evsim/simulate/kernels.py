@@ -35,7 +35,9 @@ dispatchers (``run_steps`` → ``_step`` → ``_scatter`` → ``_scatter_rows``)
 optimises the leaves once per level: ``_step`` and the per-code dispatchers
 are inlined into ``run_steps`` (about 1.5 s less on a first compile), while
 the large leaves stay separate functions (inlining them too doubled the
-compile time).
+compile time). The small helpers (``_source``, ``fire``, ...) are plain
+functions that LLVM inlines: Numba's own inlining re-reads a function at
+every call site, which cost about 1 s more.
 """
 
 from __future__ import annotations
@@ -214,7 +216,7 @@ else:
 _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _reciprocal(d):
     """⌈2⁶⁴ / d⌉ for :func:`_quotient` (0 for d = 1, whose quotient needs no product)."""
     if d == 1:
@@ -222,7 +224,7 @@ def _reciprocal(d):
     return _ALL_ONES // np.uint64(d) + np.uint64(1)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _quotient(i, reciprocal):
     """``i // d`` for 0 ≤ i < 2³² by one multiplication (Lemire, Kaser and Kurz 2019: the
     high half of i · ⌈2⁶⁴ / d⌉ is exact for 32-bit i), instead of a division per event."""
@@ -231,14 +233,14 @@ def _quotient(i, reciprocal):
     return np.int64(_high_product(np.uint64(i), reciprocal))
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _source(i, channels, reciprocal):
     """(position, channel) of channels-last neuron i: i = position · channels + channel."""
     position = _quotient(i, reciprocal)
     return position, i - position * channels
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _mix(z):
     z = z ^ (z >> np.uint64(30))
     z = z * _M1
@@ -247,7 +249,7 @@ def _mix(z):
     return z ^ (z >> np.uint64(31))
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _popcount(m):
     """Set bits of a non-negative integer."""
     n = 0
@@ -257,7 +259,7 @@ def _popcount(m):
     return n
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _sent(m, binary):
     """Spikes an event of multiplicity m stands for: |m|, or the set bits of a K-bit code."""
     return _popcount(m) if binary else abs(m)
@@ -265,7 +267,7 @@ def _sent(m, binary):
 
 # --- the neuron vocabulary (array twins in evsim.neuron) -------------------------------
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def fire(m, theta, burst):
     """Spikes at membrane m: ``#{k = 1..Γ : m ≥ k θ}``, k θ formed in float64 (exact)."""
     if not m >= theta:
@@ -277,7 +279,7 @@ def fire(m, theta, burst):
     return s
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def reset(m, s, theta, to_zero):
     """Membrane after emitting s spikes: 0 (zero reset, s > 0) or ``m − s θ``."""
     if s == 0:
@@ -287,7 +289,7 @@ def reset(m, s, theta, to_zero):
     return m - s * theta  # formed in float64, rounded once where it is stored
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def window_fire(m, theta, window):
     """``clip(floor(m / θ), 0, W)`` decided by exact float64 comparisons ``m ≥ k θ``."""
     th64 = np.float64(theta)
