@@ -191,7 +191,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         program = compiled(snn, encoding, dtype, window, binary)
         workspace = event.Workspace(program, min(batch_size, len(x)),
                                     len(steps) if not window else 1)
-        event.announce_compile()
+        event.announce_compile(program)
     bar = _progress_bar(progress, len(x), "image")
 
     def advance(steps_done: int, images: int) -> None:

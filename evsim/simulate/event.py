@@ -18,18 +18,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
+from numba.core import types
 
 from ..signals import analog_head
 from ..spiking import SpikingNetwork
 from .compile import EventProgram, channels_last
-from .kernels import run_steps
+from .kernels import kernel_paths, run_steps
 
 #: Target wall time of one call into the kernels (progress is reported in between).
 BLOCK_SECONDS = 0.25
 #: The most steps one call simulates (bounds the per-image SOP buffers).
 BLOCK_STEPS = 1024
 #: First-call compile time of the kernels with an empty cache, as measured (BENCHMARKS.md).
-COMPILE_SECONDS = 12
+COMPILE_SECONDS = 10
 
 
 def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -107,13 +108,15 @@ def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_i
     n_groups = max(1, min(threads, batch))
     bounds = np.linspace(0, batch, n_groups + 1).astype(int)
     stop = np.zeros(1, np.uint8)
+    paths = kernel_paths(program.ops)
 
     def advance(group: int, step: int, last: int) -> None:
         lo, hi = bounds[group], bounds[group + 1]
         run_steps(program.ops, program.iparams, program.fparams, program.f64params,
                   rate_input[lo:hi], analog[lo:hi], layout, step, last, checkpoints,
                   program.event_offsets, seed, first_image + lo, program.readout_offset,
-                  program.readout_size, program.binary, *(a[lo:hi] for a in rows), stop)
+                  program.readout_size, program.binary, *(a[lo:hi] for a in rows), stop,
+                  *paths)
 
     step, block = 1, 1
     with ThreadPoolExecutor(n_groups) as pool:
@@ -138,14 +141,27 @@ def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_i
     return rows[-4], rows[-3]
 
 
-def announce_compile() -> None:
-    """Say so on stderr before the kernels are compiled for the first time on this machine
-    (a silent pause of several seconds otherwise); loading them from Numba's cache is quiet."""
-    if run_steps.signatures:
+def announce_compile(program: EventProgram) -> None:
+    """Say so on stderr before the kernels are compiled for ``program``'s kind on this
+    machine (a silent pause of several seconds otherwise): each combination of optional
+    kernels (:func:`~evsim.simulate.kernels.kernel_paths`) compiles once; loading one
+    from Numba's cache is quiet."""
+    wanted = [types.none if path is None else types.int64 for path in kernel_paths(program.ops)]
+
+    def same_paths(signature) -> bool:
+        return list(signature[-len(wanted):]) == wanted
+
+    if any(same_paths(signature) for signature in run_steps.signatures):
         return
     index = getattr(getattr(run_steps, "_cache", None), "_cache_file", None)
-    path = getattr(index, "_index_path", None)  # Numba internals: absent on other versions
-    if path is not None and os.path.exists(path):
+    try:  # Numba internals: keys (signature, ...) of the overloads cached on disk
+        cached = [key[0] for key in index._load_index()]
+    except Exception:  # another Numba version: say so only when nothing is cached at all
+        path = getattr(index, "_index_path", None)
+        if path is not None and os.path.exists(path):
+            return
+        cached = []
+    if any(same_paths(signature) for signature in cached):
         return
     print(f"evsim: compiling the event engine once (about {COMPILE_SECONDS} s; later runs load "
           "it from the cache)", file=sys.stderr, flush=True)

@@ -37,7 +37,10 @@ are inlined into ``run_steps`` (about 1.5 s less on a first compile), while
 the large leaves stay separate functions (inlining them too doubled the
 compile time). The small helpers (``_source``, ``fire``, ...) are plain
 functions that LLVM inlines: Numba's own inlining re-reads a function at
-every call site, which cost about 1 s more.
+every call site, which cost about 1 s more. Kernels that only some programs
+need (the pooling kernels, the general neuron rule) sit behind arguments
+that are None when unused (:func:`kernel_paths`), whose branches Numba
+prunes before compiling: a network without max pooling never compiles them.
 """
 
 from __future__ import annotations
@@ -492,13 +495,15 @@ def _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary):
 
 
 @numba.njit(cache=True, inline="always")
-def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired):
+def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired, rich):
     """One step of a layer of IF neurons (evsim.neuron.if_step, the window rule of the
     temporal scheme, then SpiCalib when enabled); one event per neuron whose output is
     not zero; negative ones (SpiCalib's) are also added up in ``counts[negative]``.
     ``fired`` is a byte scratch of at least the layer's size plus 64."""
     if op[NR_BURST] == 1 and op[NR_WINDOW] == 0 and op[NR_ALLOWANCE] < 0:
         return _plain_neurons(op, fp, buf, idx, mult, base, counts, fired)
+    if rich is None:  # pruned at compile time: see kernel_paths
+        raise AssertionError("a neuron layer needs the kernels' general path")
     current, n, v_off, th_off = op[NR_CURRENT], op[NR_SIZE], op[NR_V], op[NR_THETA]
     to_zero, burst, window = op[NR_ZERO_RESET] != 0, op[NR_BURST], op[NR_WINDOW]
     count_off, allowance_off, calibration = op[NR_COUNTS], op[NR_ALLOWANCE], op[NR_CALIBRATION]
@@ -562,10 +567,14 @@ def _plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
 
 
 @numba.njit(cache=True, inline="always")
-def _maxpool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
+def _maxpool(op, ip, state, idx, mult, in_base, n_in, out_base, binary, gate, lipool):
     """Spiking max pooling of one step (LIPooling or the gate); returns (events, pool ops)."""
     if op[MP_GATE]:
+        if gate is None:  # pruned at compile time: see kernel_paths
+            raise AssertionError("a pooling layer needs the gate kernel")
         return _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary)
+    if lipool is None:
+        raise AssertionError("a pooling layer needs the LIPooling kernel")
     return _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary)
 
 
@@ -681,6 +690,21 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
 
 # --- one image, a block of steps -------------------------------------------------------
 
+def kernel_paths(ops: np.ndarray) -> tuple:
+    """The optional kernels a program uses, as :func:`run_steps`' last three arguments:
+    (gate pooling, LIPooling, the general neuron rule — windows, Γ > 1 bursts, SpiCalib),
+    each 1 if some operation needs it, else None. Numba prunes the branches of an
+    argument typed None at compile time, so a program without max pooling, say, never
+    compiles the pooling kernels (seconds of a first compile); each combination is
+    compiled, and cached, once."""
+    pools = ops[ops[:, CODE] == OP_MAXPOOL]
+    neurons = ops[ops[:, CODE] == OP_NEURON]
+    rich = ((neurons[:, NR_BURST] != 1) | (neurons[:, NR_WINDOW] != 0)
+            | (neurons[:, NR_ALLOWANCE] >= 0))
+    return tuple(1 if used else None for used in
+                 ((pools[:, MP_GATE] != 0).any(), (pools[:, MP_GATE] == 0).any(), rich.any()))
+
+
 @numba.njit(cache=True)
 def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, counts):
     """Clear an image's workspace and results, put the analog head's values in place and
@@ -703,7 +727,7 @@ def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, coun
 
 @numba.njit(cache=True, inline="always")
 def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, idx, mult,
-          n_events, counts, sops, pool_ops, fired):
+          n_events, counts, sops, pool_ops, fired, gate, lipool, rich):
     """Every operation of step t, in program (topological) order; its SOPs and pooling
     operations go to ``sops[layer]`` and ``pool_ops[layer]``."""
     for r in range(ops.shape[0]):
@@ -727,7 +751,7 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
         elif code == OP_NEURON:
             slot = op[NR_SLOT]
             n_events[slot] = _neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
-                                      counts, t, binary, fired)
+                                      counts, t, binary, fired, rich)
         elif code == OP_ADD:
             dst, src, size = op[ADD_DST], op[ADD_SRC], op[ADD_SIZE]
             target, source = buf[dst:dst + size], buf[src:src + size]
@@ -739,9 +763,12 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
                 for c in range(channels):
                     buf[dst + c * hw + p] = buf[src + p * channels + c]
         elif code == OP_MAXPOOL:
+            if gate is None and lipool is None:  # pruned at compile time: see kernel_paths
+                raise AssertionError("a pooling layer needs a pooling kernel")
             src_slot, out_slot = op[MP_SRC_SLOT], op[MP_OUT_SLOT]
             emitted, done = _maxpool(op, ip, state, idx, mult, event_offsets[src_slot],
-                                     n_events[src_slot], event_offsets[out_slot], binary)
+                                     n_events[src_slot], event_offsets[out_slot], binary,
+                                     gate, lipool)
             n_events[out_slot] = emitted
             pool_ops[op[MP_POOL_SLOT]] += done
         elif code == OP_RATE:
@@ -752,7 +779,8 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
 @numba.njit(cache=True, nogil=True)
 def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step, checkpoints,
               event_offsets, seed, first_image, readout_offset, readout_size, binary, buf,
-              state, idx, mult, n_events, fired, out, counts, sops, pool_ops, stop):
+              state, idx, mult, n_events, fired, out, counts, sops, pool_ops, stop, gate,
+              lipool, rich):
     """Advance every image of a batch through steps first_step..last_step (1-based).
 
     The images' workspaces carry the simulation between calls, so a long run
@@ -767,7 +795,7 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
     largest spiking layer plus 64). Results, per image: ``out`` (checkpoints,
     readout) and ``counts`` (neurons) over the whole run; ``sops`` (sop
     layers, ≥ steps of this call) and ``pool_ops`` (pool layers, ...) of this
-    call's steps only.
+    call's steps only. ``gate``, ``lipool``, ``rich``: :func:`kernel_paths`.
     """
     seed_key = _mix(np.uint64(seed) + _GOLDEN)
     for b in range(x.shape[0]):
@@ -786,7 +814,7 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
                 return
             _step(ops, ip, fp, f64, x[b], t, event_offsets, image_key, binary, image_buf,
                   state[b], idx[b], mult[b], n_events[b], counts[b], sops[b, :, t - first_step],
-                  pool_ops[b, :, t - first_step], fired[b])
+                  pool_ops[b, :, t - first_step], fired[b], gate, lipool, rich)
             if k < checkpoints.shape[0] and checkpoints[k] == t:
                 for i in range(readout_size):
                     out[b, k, i] = image_buf[readout_offset + i]
