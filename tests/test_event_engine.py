@@ -174,9 +174,9 @@ def test_a_long_run_advances_in_blocks_of_steps_and_equals_one_block():
         np.testing.assert_array_equal(a, b)
 
 
-def _start(script: str, env=None) -> subprocess.Popen:
+def _start(script: str, env=None, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script),
-                             str(Path(__file__).parent)], stdout=subprocess.PIPE,
+                             str(Path(__file__).parent), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -232,9 +232,7 @@ def test_first_compile_is_announced_once(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     errors = []
     for seed in (first, first, other, other):
-        run = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script),
-                                str(Path(__file__).parent), str(seed)],
-                               stderr=subprocess.PIPE, text=True, env=env)
+        run = _start(script, env, str(seed))
         _, err = run.communicate(timeout=600)
         assert run.returncode == 0, err
         errors.append(err)

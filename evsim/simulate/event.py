@@ -4,9 +4,9 @@ A chunk of images is advanced through blocks of steps (each block one call
 of :func:`~evsim.simulate.kernels.run_steps`, sized to take about
 :data:`BLOCK_SECONDS`), so that progress advances during a chunk; Ctrl-C
 sets a flag that the kernels check at every step, so a run stops within a
-step however long its current block turned out to be. The images' workspaces carry the
-simulation from block to block; they are allocated once per simulation and
-reset by the kernels when an image starts.
+step however long its current block turned out to be. The images'
+workspaces carry the simulation from block to block; they are allocated once
+per simulation and reset by the kernels when an image starts.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
+import numba
 import numpy as np
-from numba.core import types
 
 from ..signals import analog_head
 from ..spiking import SpikingNetwork
@@ -146,7 +146,7 @@ def announce_compile(program: EventProgram) -> None:
     machine (a silent pause of several seconds otherwise): each combination of optional
     kernels (:func:`~evsim.simulate.kernels.kernel_paths`) compiles once; loading one
     from Numba's cache is quiet."""
-    wanted = [types.none if path is None else types.int64 for path in kernel_paths(program.ops)]
+    wanted = [numba.typeof(path) for path in kernel_paths(program.ops)]
 
     def same_paths(signature) -> bool:
         return list(signature[-len(wanted):]) == wanted

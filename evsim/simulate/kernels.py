@@ -500,7 +500,7 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired,
     temporal scheme, then SpiCalib when enabled); one event per neuron whose output is
     not zero; negative ones (SpiCalib's) are also added up in ``counts[negative]``.
     ``fired`` is a byte scratch of at least the layer's size plus 64."""
-    if op[NR_BURST] == 1 and op[NR_WINDOW] == 0 and op[NR_ALLOWANCE] < 0:
+    if _plain(op):
         return _plain_neurons(op, fp, buf, idx, mult, base, counts, fired)
     if rich is None:  # pruned at compile time: see kernel_paths
         raise AssertionError("a neuron layer needs the kernels' general path")
@@ -523,6 +523,12 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired,
             if s < 0:
                 counts[op[NR_NEGATIVE]] -= s
     return emitted
+
+
+@numba.njit(cache=True)
+def _plain(op):
+    """Whether a neuron row takes the common path: Γ = 1, no window, no calibration."""
+    return op[NR_BURST] == 1 and op[NR_WINDOW] == 0 and op[NR_ALLOWANCE] < 0
 
 
 @numba.njit(cache=True)
@@ -698,11 +704,9 @@ def kernel_paths(ops: np.ndarray) -> tuple:
     compiles the pooling kernels (seconds of a first compile); each combination is
     compiled, and cached, once."""
     pools = ops[ops[:, CODE] == OP_MAXPOOL]
-    neurons = ops[ops[:, CODE] == OP_NEURON]
-    rich = ((neurons[:, NR_BURST] != 1) | (neurons[:, NR_WINDOW] != 0)
-            | (neurons[:, NR_ALLOWANCE] >= 0))
+    rich = any(not _plain(op) for op in ops[ops[:, CODE] == OP_NEURON])
     return tuple(1 if used else None for used in
-                 ((pools[:, MP_GATE] != 0).any(), (pools[:, MP_GATE] == 0).any(), rich.any()))
+                 ((pools[:, MP_GATE] != 0).any(), (pools[:, MP_GATE] == 0).any(), rich))
 
 
 @numba.njit(cache=True)
@@ -787,8 +791,8 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
     is a sequence of calls (Python can report progress in between);
     ``first_step == 1`` starts the images. The call returns early, leaving the
     workspaces mid-run, once another thread sets ``stop[0]`` (Ctrl-C: checked
-    at every step, so a call stops within one step however long it is). Workspaces, per image
-    (row b): ``buf`` floats, ``state`` int64s, ``idx`` (int32) and ``mult``
+    at every step, so a call stops within one step however long it is).
+    Workspaces, per image (row b): ``buf`` floats, ``state`` int64s, ``idx`` (int32) and ``mult``
     (multiplicities in the simulation dtype, so spike values form in that
     dtype; K-bit codes when ``binary``, whose set bits are the spikes and
     SOPs counted) event lists, ``n_events`` per slot, ``fired`` (uint8, the
