@@ -2,13 +2,14 @@
 
 import numpy as np
 from dyadic import dyadic
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import evsim
 from evsim import Conv2d, Flatten, MaxPool2d, NeuronSpec, ReLU, SpikingNetwork
 from evsim.encoding import rate_spikes
-from evsim.simulate.dense import _spiking_maxpool
+from evsim.simulate.dense import spiking_maxpool
+from evsim.simulate.kernels import pool_scan
 
 FAST = settings(max_examples=20, deadline=None, derandomize=True)
 
@@ -55,7 +56,7 @@ def test_lipooling_emits_multiplicities_above_one():
     layer = MaxPool2d(2, 1)
     c_in, c_out = np.zeros((1, 1, 2, 2), np.int64), np.zeros((1, 1, 1, 1), np.int64)
     steps = [[[0, 0], [0, 0]], [[1, 0], [0, 0]], [[0, 3], [0, 0]]]
-    out = [_spiking_maxpool("lipooling", layer, np.array(s).reshape(1, 1, 2, 2), c_in, c_out)
+    out = [spiking_maxpool("lipooling", layer, np.array(s).reshape(1, 1, 2, 2), c_in, c_out)
            .item() for s in steps]
     assert out == [0, 1, 2]
 
@@ -113,3 +114,36 @@ def test_pool_ops_count_accumulator_updates():
     # windows 2x2 stride 1 on 3x3: the corner pixels are in 1 window, edges in 2, centre in 4
     assert r.pool_ops["maxpool2d1"].tolist() == [4 * 1 + 4 * 2 + 4] * 3
     assert r.sops == {}
+
+
+@FAST
+@example(seed=1, steps=4, k=2, s=2, p=0, ceil=False, mode="gate", dtype=np.float32)
+@example(seed=2, steps=4, k=2, s=2, p=0, ceil=False, mode="lipooling", dtype=np.float64)
+@given(seed=st.integers(0, 2**31), steps=st.integers(1, 6), k=st.integers(1, 3),
+       s=st.integers(1, 3), p=st.integers(0, 1), ceil=st.booleans(),
+       mode=st.sampled_from(["gate", "lipooling"]), dtype=st.sampled_from([np.float32, np.float64]))
+def test_compiled_pool_scan_follows_the_readable_definition_step_for_step(
+        seed, steps, k, s, p, ceil, mode, dtype):
+    """The dense engine's compiled block pass gives spiking_maxpool's spikes, values and
+    state exactly, on multiplicities of both signs, over images split into two ranges
+    (the examples: its 2×2 / stride 2 path)."""
+    layer = MaxPool2d(k, s, min(p, k // 2), ceil_mode=ceil)
+    rng = np.random.default_rng(seed)
+    batch, shape = 3, (2, 5, 6)
+    _, ho, wo = layer.output_shape([shape])
+    incoming = rng.integers(-2, 4, (steps, batch) + shape).astype(np.int32)
+    amplitude = rng.random(2).astype(dtype)
+    c_in, c_out = np.zeros((batch,) + shape, np.int64), np.zeros((batch, 2, ho, wo), np.int64)
+    spikes = np.empty((steps, batch, 2, ho, wo), np.int32)
+    values = np.empty(spikes.shape, dtype)
+    for lo, hi in ((0, 1), (1, batch)):
+        pool_scan(incoming, c_in, c_out, layer.kernel_size, layer.stride, layer.padding,
+                  mode == "lipooling", amplitude, spikes, values, lo, hi)
+    ref_in, ref_out = np.zeros_like(c_in), np.zeros_like(c_out)
+    for t in range(steps):
+        expected = spiking_maxpool(mode, layer, incoming[t], ref_in, ref_out)
+        np.testing.assert_array_equal(spikes[t], expected)
+        np.testing.assert_array_equal(
+            values[t], np.multiply(expected, amplitude[:, None, None], dtype=dtype))
+    np.testing.assert_array_equal(c_in, ref_in)
+    np.testing.assert_array_equal(c_out, ref_out)

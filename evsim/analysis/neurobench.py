@@ -53,11 +53,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import layers as L
-from .. import ops
 from ..encoding import rate_spikes
 from ..fanout import path_fanout, spatial_map, targets_per_input
 from ..network import Network
 from ..signals import ANALOG, EVENTS, analog_head, plan, trace_source
+from ..simulate.dense import spiking_maxpool
 from ..simulate.result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
 from ..errors import EvsimTypeError, EvsimValueError
@@ -220,14 +220,8 @@ def _per_step_spikes(snn: SpikingNetwork, result: SimResult, classes, image: int
             cumulative_out = np.zeros((1,) + shape, np.int64)
             out = np.zeros((T,) + shape, np.int64)
             for t in range(T):
-                cumulative_in += incoming[t]
-                if snn.max_pool == "lipooling":
-                    peak = ops.maxpool2d(layer, cumulative_in)
-                    out[t] = (peak - cumulative_out)[0]
-                    cumulative_out[...] = peak
-                else:
-                    winner = ops.maxpool2d_argmax(layer, cumulative_in)
-                    out[t] = ops.gather_windows(layer, incoming[t][None], winner)[0]
+                out[t] = spiking_maxpool(snn.max_pool, layer, incoming[t][None], cumulative_in,
+                                         cumulative_out)[0]
             spikes[name] = out
     return spikes
 

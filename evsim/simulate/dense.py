@@ -31,7 +31,7 @@ from ..signals import ANALOG, EVENTS, SignalPlan, analog_head
 from ..spiking import SpikingNetwork
 from ..threads import on_threads, shares
 from ..timescheme import popcount
-from .kernels import neuron_scan
+from .kernels import neuron_scan, pool_scan
 from .result import SpikeTrain
 
 #: Values of the largest layer over one block of steps (× images), at most.
@@ -235,27 +235,31 @@ def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray], threads: int) -> n
 def _spiking_maxpool_block(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
                            cumulative_in: np.ndarray, cumulative_out: np.ndarray,
                            amplitude: np.ndarray, dtype, threads: int):
-    """:func:`_spiking_maxpool` over a block's steps (``incoming`` (steps, B, C, H, W)), the
-    images shared among ``threads``. Returns the spikes (steps, B, C, H', W') int32 and
-    their values (spikes × amplitude, in ``dtype``)."""
+    """:func:`spiking_maxpool` over a block's steps (``incoming`` (steps, B, C, H, W)) in
+    one compiled pass (:func:`evsim.simulate.kernels.pool_scan`), the images shared among
+    ``threads``. Returns the spikes (steps, B, C, H', W') int32 and their values
+    (spikes × amplitude, in ``dtype``)."""
     steps, batch = incoming.shape[:2]
     _, ho, wo = layer.output_shape([incoming.shape[2:]])
     spikes = np.empty((steps, batch, incoming.shape[2], ho, wo), np.int32)
     values = np.empty(spikes.shape, dtype)
+    incoming = np.ascontiguousarray(incoming, np.int32)
+    scale = np.ascontiguousarray(np.broadcast_to(amplitude, (incoming.shape[2], 1, 1))
+                                 .reshape(-1), dtype)
 
     def share(lo: int, hi: int) -> None:
-        for k in range(steps):
-            spikes[k, lo:hi] = _spiking_maxpool(mode, layer, incoming[k, lo:hi],
-                                                cumulative_in[lo:hi], cumulative_out[lo:hi])
-            np.multiply(spikes[k, lo:hi], amplitude, out=values[k, lo:hi], dtype=dtype)
+        pool_scan(incoming, cumulative_in, cumulative_out, layer.kernel_size, layer.stride,
+                  layer.padding, mode == "lipooling", scale, spikes, values, lo, hi)
 
     on_threads(share, shares(batch, threads, item_size=steps * incoming[0, 0].size))
     return spikes, values
 
 
-def _spiking_maxpool(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
-                     cumulative_in: np.ndarray, cumulative_out: np.ndarray) -> np.ndarray:
-    """One step of spiking max pooling on spike multiplicities; updates the state in place.
+def spiking_maxpool(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
+                    cumulative_in: np.ndarray, cumulative_out: np.ndarray) -> np.ndarray:
+    """One step of spiking max pooling on spike multiplicities ``incoming`` (B, C, H, W);
+    updates the state in place. The readable definition, which the engine's compiled
+    block pass (:func:`evsim.simulate.kernels.pool_scan`) follows step for step.
 
     LIPooling: emit ``maxpool(C_in) − C_out`` so the cumulative output equals
     the max-pool of the cumulative inputs. Gate: pass the current spikes of
@@ -289,4 +293,4 @@ def _concat_train(parts: list) -> SpikeTrain:
     return SpikeTrain(steps, images, neurons, counts)
 
 
-__all__ = ["run_chunk", "amplitudes"]
+__all__ = ["run_chunk", "amplitudes", "spiking_maxpool"]

@@ -381,6 +381,71 @@ def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, 
                 step_sent[i] += step_spikes[i]
 
 
+
+@numba.njit(cache=True, nogil=True)
+def pool_scan(incoming, cumulative_in, cumulative_out, kernel, stride, padding, lipool,
+              amplitude, spikes, values, first, last):
+    """The dense engine's spiking max pooling over a block of steps, images
+    ``first..last − 1`` (disjoint ranges may run on several threads at once): at each
+    step the input spikes join ``cumulative_in``, then each window emits the current
+    spikes of its member with the largest cumulative count (the first such in row-major
+    kernel order; the gate) or, with ``lipool``, ``max(cumulative_in) − cumulative_out``
+    (LIPooling). Padding never wins. The scalar form of
+    :func:`evsim.simulate.dense.spiking_maxpool`, step for step.
+
+    ``incoming`` (steps, B, C, H, W) int32 spikes; ``cumulative_in`` (B, C, H, W) and
+    ``cumulative_out`` (B, C, H', W') int64, updated; ``kernel``, ``stride``,
+    ``padding`` (height, width); ``amplitude`` (C,) the value of one spike. Writes
+    ``spikes`` (steps, B, C, H', W') int32 and ``values`` = spikes × amplitude.
+    """
+    n, _, channels, h, w = incoming.shape
+    ho, wo = spikes.shape[3], spikes.shape[4]
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    # the common 2×2 / stride 2 pooling, compiled with those sizes as constants (3× faster)
+    halves = kh == kw == sh == sw == 2 and ph == pw == 0 and ho == h // 2 and wo == w // 2
+    for k in range(n):
+        for b in range(first, last):
+            for c in range(channels):
+                counts, now = cumulative_in[b, c], incoming[k, b, c]
+                flat_counts, flat_now = counts.reshape(h * w), now.reshape(h * w)
+                for i in range(h * w):
+                    flat_counts[i] += flat_now[i]
+                out = cumulative_out[b, c], spikes[k, b, c], values[k, b, c], amplitude[c]
+                if halves:
+                    _pool_windows(counts, now, out[0], out[1], out[2], out[3], lipool, True,
+                                  2, 2, 2, 2, 0, 0)
+                else:
+                    _pool_windows(counts, now, out[0], out[1], out[2], out[3], lipool, False,
+                                  kh, kw, sh, sw, ph, pw)
+
+
+@numba.njit(cache=True, inline="always")
+def _pool_windows(counts, now, cumulative_out, spikes, values, scale, lipool, inside,
+                  kh, kw, sh, sw, ph, pw):
+    """pool_scan's windows of one image, channel and step; ``inside``: every window lies
+    inside the input, so its members need no clipping."""
+    h, w = counts.shape
+    ho, wo = spikes.shape
+    lowest = np.iinfo(np.int64).min
+    for oy in range(ho):
+        top = oy * sh - ph
+        y0, y1 = (top, top + kh) if inside else (max(top, 0), min(top + kh, h))
+        for ox in range(wo):
+            left = ox * sw - pw
+            x0, x1 = (left, left + kw) if inside else (max(left, 0), min(left + kw, w))
+            best, by, bx = lowest, 0, 0
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    if counts[y, x] > best:
+                        best, by, bx = counts[y, x], y, x
+            if lipool:
+                s = np.int32(best - cumulative_out[oy, ox])
+                cumulative_out[oy, ox] = best
+            else:
+                s = now[by, bx]
+            spikes[oy, ox] = s
+            values[oy, ox] = values.dtype.type(s) * scale
+
 # --- operations ------------------------------------------------------------------------
 
 @numba.njit(cache=True)
