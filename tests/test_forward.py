@@ -12,13 +12,14 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import evsim
 from evsim import layers as L
 from evsim import ops
 from evsim.network import Network, NetworkBuilder
+from evsim.simulate.kernels import average_pool
 
 FAST = settings(max_examples=30, deadline=None, derandomize=True)
 TINY = settings(max_examples=12, deadline=None, derandomize=True)
@@ -331,6 +332,25 @@ def test_avgpool2d_matches_loops(case):
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
+
+@FAST
+@given(pool_cases(), st.sampled_from([np.float32, np.float64]))
+@example(({"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0), "ceil_mode": False},
+          True, np.random.default_rng(3).standard_normal((2, 3, 6, 7))), np.float32)
+def test_dense_engine_average_pool_is_ops_avgpool2d_bit_for_bit(case, dtype):
+    """The dense engine's compiled average pooling gives ops.avgpool2d's bits (signed zeros
+    included), over frames split into two ranges (the example: its 2×2 / stride 2 path)."""
+    params, cip, x = case
+    layer = L.AvgPool2d(**params, count_include_pad=cip)
+    x = x.astype(dtype)
+    x[0, 0, 0, 0] = -0.0
+    want = ops.avgpool2d(layer, x)
+    got = np.full_like(want, np.nan)
+    divisor = ops.avgpool_divisor(layer, x.shape[2], x.shape[3]).astype(dtype)
+    for lo, hi in ((0, 1), (1, 2)):
+        average_pool(x, layer.kernel_size, layer.stride, layer.padding, divisor, got, lo, hi)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(got.view(bits), want.view(bits))
 
 @FAST
 @given(pool_cases())

@@ -31,7 +31,7 @@ from ..signals import ANALOG, EVENTS, SignalPlan, analog_head
 from ..spiking import SpikingNetwork
 from ..threads import on_threads, shares
 from ..timescheme import popcount
-from .kernels import neuron_scan, pool_scan
+from .kernels import average_pool, neuron_scan, pool_scan
 from .result import SpikeTrain
 
 #: Values of the largest layer over one block of steps (× images), at most.
@@ -228,8 +228,27 @@ def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray], threads: int) -> n
     batch = inputs[0].shape[1]
     frames = [np.broadcast_to(v, (n,) + v.shape[1:]).reshape((n * batch,) + v.shape[2:])
               for v in inputs]
-    out = ops.apply(layer, frames, threads)
+    if isinstance(layer, L.AvgPool2d):
+        out = _average_pool(layer, frames[0], threads)
+    else:
+        out = ops.apply(layer, frames, threads)
     return out.reshape((n, batch) + out.shape[1:])
+
+
+def _average_pool(layer: L.AvgPool2d, x: np.ndarray, threads: int) -> np.ndarray:
+    """:func:`evsim.ops.avgpool2d` of ``x`` (frames, C, H, W) in one compiled pass
+    (:func:`evsim.simulate.kernels.average_pool`, the same arithmetic), the frames shared
+    among ``threads``."""
+    _, ho, wo = layer.output_shape([x.shape[1:]])
+    out = np.empty((len(x), x.shape[1], ho, wo), x.dtype)
+    divisor = ops.avgpool_divisor(layer, x.shape[2], x.shape[3]).astype(x.dtype)
+    x = np.ascontiguousarray(x)
+
+    def share(lo: int, hi: int) -> None:
+        average_pool(x, layer.kernel_size, layer.stride, layer.padding, divisor, out, lo, hi)
+
+    on_threads(share, shares(len(x), threads, item_size=x[0].size))
+    return out
 
 
 def _spiking_maxpool_block(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,

@@ -401,7 +401,6 @@ def pool_scan(incoming, cumulative_in, cumulative_out, kernel, stride, padding, 
     n, _, channels, h, w = incoming.shape
     ho, wo = spikes.shape[3], spikes.shape[4]
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    # the common 2×2 / stride 2 pooling, compiled with those sizes as constants (3× faster)
     halves = kh == kw == sh == sw == 2 and ph == pw == 0 and ho == h // 2 and wo == w // 2
     for k in range(n):
         for b in range(first, last):
@@ -411,7 +410,7 @@ def pool_scan(incoming, cumulative_in, cumulative_out, kernel, stride, padding, 
                 for i in range(h * w):
                     flat_counts[i] += flat_now[i]
                 out = cumulative_out[b, c], spikes[k, b, c], values[k, b, c], amplitude[c]
-                if halves:
+                if halves:  # the common 2×2 / stride 2 pooling, its sizes compiled as constants
                     _pool_windows(counts, now, out[0], out[1], out[2], out[3], lipool, True,
                                   2, 2, 2, 2, 0, 0)
                 else:
@@ -445,6 +444,46 @@ def _pool_windows(counts, now, cumulative_out, spikes, values, scale, lipool, in
                 s = now[by, bx]
             spikes[oy, ox] = s
             values[oy, ox] = values.dtype.type(s) * scale
+
+
+@numba.njit(cache=True, nogil=True)
+def average_pool(x, kernel, stride, padding, divisor, out, first, last):
+    """:func:`evsim.ops.avgpool2d` of frames ``first..last − 1`` (disjoint ranges may run
+    on several threads at once), with the same sums in the same order: each window's
+    members in row-major kernel order, padding adding 0, then one division.
+
+    ``x`` (N, C, H, W); ``kernel``, ``stride``, ``padding`` (height, width);
+    ``divisor`` (H', W') in x's dtype (:func:`evsim.ops.avgpool_divisor`); writes
+    ``out`` (N, C, H', W').
+    """
+    channels, h, w = x.shape[1], x.shape[2], x.shape[3]
+    ho, wo = out.shape[2], out.shape[3]
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    halves = kh == kw == sh == sw == 2 and ph == pw == 0 and ho == h // 2 and wo == w // 2
+    for f in range(first, last):
+        for c in range(channels):
+            if halves:  # as in pool_scan
+                _average_windows(x[f, c], divisor, out[f, c], True, 2, 2, 2, 2, 0, 0)
+            else:
+                _average_windows(x[f, c], divisor, out[f, c], False, kh, kw, sh, sw, ph, pw)
+
+
+@numba.njit(cache=True, inline="always")
+def _average_windows(plane, divisor, out, inside, kh, kw, sh, sw, ph, pw):
+    """average_pool's windows of one frame and channel; ``inside``: as in _pool_windows."""
+    h, w = plane.shape
+    ho, wo = out.shape
+    zero = plane.dtype.type(0)
+    for oy in range(ho):
+        for ox in range(wo):
+            total = zero
+            for i in range(kh):
+                y = oy * sh - ph + i
+                for j in range(kw):
+                    x = ox * sw - pw + j
+                    v = plane[y, x] if inside or (0 <= y < h and 0 <= x < w) else zero
+                    total = v if i == 0 and j == 0 else total + v
+            out[oy, ox] = total / divisor[oy, ox]
 
 # --- operations ------------------------------------------------------------------------
 
