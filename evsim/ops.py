@@ -7,18 +7,32 @@ exactly the same arithmetic. Arrays are batch-first and channel-first:
 
 from __future__ import annotations
 
+import math
+import threading
+
 import numpy as np
 
 from . import layers as L
-from .errors import EvsimTypeError
+from .errors import EvsimTypeError, EvsimValueError
 from .threads import on_threads, shares
 
 
-def dense(layer: L.Dense, x: np.ndarray) -> np.ndarray:
-    """``x`` (B, in) -> (B, out)."""
-    out = x @ layer.weight.T.astype(x.dtype, copy=False)
+def dense(layer: L.Dense, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``x`` (B, in) -> (B, out), into ``out`` if given."""
+    out = np.matmul(x, layer.weight.T.astype(x.dtype, copy=False),
+                    out=_output(out, (len(x), layer.weight.shape[0]), x.dtype))
     if layer.bias is not None:
         out += layer.bias.astype(x.dtype, copy=False)
+    return out
+
+
+def _output(out: np.ndarray | None, shape: tuple, dtype) -> np.ndarray:
+    """``out`` checked against the result's shape and dtype, or a new array."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if out.shape != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
+        raise EvsimValueError(f"out must be a C-contiguous {np.dtype(dtype)} array of shape "
+                              f"{tuple(shape)}, got {out.dtype} {out.shape}")
     return out
 
 
@@ -34,8 +48,10 @@ def _pad(x: np.ndarray, pad_h: int, pad_w: int, extra_h: int = 0, extra_w: int =
 IM2COL_FLOATS = 1 << 19
 
 
-def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1) -> np.ndarray:
-    """``x`` (B, C_in, H, W) -> (B, C_out, H_out, W_out) by im2col and one GEMM per group.
+def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """``x`` (B, C_in, H, W) -> (B, C_out, H_out, W_out) by im2col and one GEMM per group,
+    into ``out`` if given (C-contiguous, that shape, x's dtype).
 
     Images are taken a few at a time so that each im2col matrix (reused) stays in cache;
     with ``threads`` > 1 these groups of images are shared among threads (the same GEMMs,
@@ -45,7 +61,7 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1) -> np.ndarray:
     cout, cin_g, kh, kw = layer.weight.shape
     _, ho, wo = layer.output_shape([x.shape[1:]])
     weight = layer.weight.astype(x.dtype, copy=False)
-    out = np.empty((b, cout, ho, wo), dtype=x.dtype)
+    out = _output(out, (b, cout, ho, wo), x.dtype)
     step = max(1, IM2COL_FLOATS // (cin_g * kh * kw * ho * wo))
     bias = None if layer.bias is None else layer.bias.astype(x.dtype, copy=False)[:, None, None]
 
@@ -76,10 +92,11 @@ def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.
     width = wp if rows else wo  # columns computed per output row
     cout_g = cout // layer.groups
     w2 = [weight[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1) for g in range(layer.groups)]
-    cols = np.empty((cin_g, kh, kw, min(step, b), ho, width), dtype=x.dtype)
-    product = np.empty((cout_g, min(step, b) * ho * width), dtype=x.dtype)
+    cols = _scratch("cols", (cin_g, kh, kw, min(step, b), ho, width), x.dtype)
+    product = _scratch("product", (cout_g, min(step, b) * ho * width), x.dtype)
     # kw − 1 spare values: the last tap's run ends there (in columns that are dropped)
-    flat = np.zeros((min(step, b), x.shape[1], hp * wp + kw - 1), dtype=x.dtype)
+    flat = _scratch("padded", (min(step, b), x.shape[1], hp * wp + kw - 1), x.dtype)
+    flat.fill(0)
     padded = flat[:, :, :hp * wp].reshape(len(flat), x.shape[1], hp, wp)
     for start in range(0, b, step):
         n = min(step, b - start)
@@ -100,6 +117,21 @@ def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.
             _lay_out(product[:, :n * ho * width].reshape(cout_g, n, ho, width)[..., :wo]
                      .transpose(1, 0, 2, 3), bias, g,
                      out[start:start + n, g * cout_g:(g + 1) * cout_g])
+
+
+_thread_scratch = threading.local()
+
+
+def _scratch(role: str, shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array for this thread's convolution work, in the memory of the last
+    one of that role: a fresh large array costs a page fault per 4 KB on first touch, for
+    every call. One buffer per role and thread is kept (a few MB)."""
+    buffers = _thread_scratch.__dict__.setdefault("buffers", {})
+    size = math.prod(shape)
+    flat = buffers.get(role)
+    if flat is None or flat.dtype != dtype or flat.size < size:
+        flat = buffers[role] = np.empty(size, dtype)
+    return flat[:size].reshape(shape)
 
 
 def _lay_out(result: np.ndarray, bias: np.ndarray | None, group: int, out: np.ndarray) -> None:
@@ -211,12 +243,20 @@ def activation(layer: L.Activation, x: np.ndarray) -> np.ndarray:
 _PER_IMAGE = (L.AvgPool2d, L.MaxPool2d, L.GlobalAvgPool, L.BatchNorm, L.Activation)
 
 
-def apply(layer: L.Layer, inputs: list[np.ndarray], threads: int = 1) -> np.ndarray:
+#: Layers :func:`apply` can write into a given ``out``.
+WRITES_OUT = (L.Add, L.Conv2d, L.Dense)
+
+
+def apply(layer: L.Layer, inputs: list[np.ndarray], threads: int = 1,
+          out: np.ndarray | None = None) -> np.ndarray:
     """Apply any non-input layer to its batched inputs, on ``threads``: a convolution shares
     its GEMM groups, a per-image layer its images; a dense layer is one GEMM (BLAS rounds a
-    GEMM by its shape, so it is not split)."""
+    GEMM by its shape, so it is not split). A layer of :data:`WRITES_OUT` writes into
+    ``out`` if given (C-contiguous, the result's shape and dtype)."""
+    if out is not None and not isinstance(layer, WRITES_OUT):
+        raise EvsimTypeError(f"{type(layer).__name__} cannot write into a given out array")
     if isinstance(layer, L.Add):  # shares written in place: no joining copy
-        total = np.empty_like(inputs[0])
+        total = _output(out, inputs[0].shape, inputs[0].dtype)
 
         def add(lo: int, hi: int) -> None:
             np.add(inputs[0][lo:hi], inputs[1][lo:hi], out=total[lo:hi])
@@ -231,9 +271,9 @@ def apply(layer: L.Layer, inputs: list[np.ndarray], threads: int = 1) -> np.ndar
                            shares(len(first), threads, item_size=first[:1].size))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
     if isinstance(layer, L.Dense):
-        return dense(layer, inputs[0])
+        return dense(layer, inputs[0], out)
     if isinstance(layer, L.Conv2d):
-        return conv2d(layer, inputs[0], threads)
+        return conv2d(layer, inputs[0], threads, out)
     if isinstance(layer, L.AvgPool2d):
         return avgpool2d(layer, inputs[0])
     if isinstance(layer, L.MaxPool2d):

@@ -62,6 +62,25 @@ def test_results_do_not_depend_on_threads_or_chunking():
     _assert_identical(one, two)
 
 
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), max_pool=st.sampled_from(["lipooling", "gate"]))
+def test_dense_engine_results_do_not_depend_on_chunks_or_blocks(seed, max_pool):
+    """Chunks of 3 images (the last one smaller) in blocks of two steps (the last one
+    shorter), whose arrays are views of different lengths into memory reused from block
+    to block and chunk to chunk, give what one chunk in one block gives."""
+    from evsim.simulate import dense
+    snn, x = random_network(seed, max_pool=max_pool)
+    x = np.concatenate([x] * 4)[:7]
+    kwargs = dict(T=9, engine="dense", per_image_counts=True, checkpoints=range(1, 10))
+    whole = evsim.simulate(snn, x, batch_size=7, **kwargs)
+    largest = max(int(np.prod(snn.network.shape(n.name))) for n in snn.network)
+    saved = dense.BLOCK_FLOATS
+    dense.BLOCK_FLOATS = 2 * 3 * largest  # hypothesis runs many examples per fixture
+    try:
+        _assert_identical(whole, evsim.simulate(snn, x, batch_size=3, **kwargs))
+    finally:
+        dense.BLOCK_FLOATS = saved
+
 @pytest.mark.parametrize("per_image_counts", [True, False])
 def test_dense_engine_results_do_not_depend_on_threads(per_image_counts, monkeypatch):
     """1, 2 or 3 threads (uneven shares included) give the same outputs, counts, SOPs,

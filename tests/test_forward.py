@@ -398,6 +398,30 @@ def test_flatten_is_channel_first_c_order():
     np.testing.assert_array_equal(flat[0], np.arange(12))
 
 
+@pytest.mark.parametrize("layer, shapes", [
+    (L.Conv2d(np.arange(24.0).reshape(2, 3, 2, 2) / 7, np.array([0.5, -1.0]), padding=1),
+     [(4, 3, 5, 5)]),
+    (L.Dense(np.arange(12.0).reshape(4, 3) / 7, np.ones(4)), [(5, 3)]),
+    (L.Add(), [(2, 3, 4, 4)] * 3)])
+def test_apply_writes_into_a_given_out_with_the_same_bits(layer, shapes):
+    rng = np.random.default_rng(1)
+    inputs = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+    want = ops.apply(layer, inputs)
+    out = np.full_like(want, np.nan)
+    assert ops.apply(layer, inputs, out=out) is out
+    np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
+    with pytest.raises(evsim.EvsimValueError, match=r"out must be a C-contiguous float32 array"):
+        ops.apply(layer, inputs, out=np.empty(want.shape[:-1] + (want.shape[-1] + 1,),
+                                              np.float32))
+    with pytest.raises(evsim.EvsimValueError, match="float32"):
+        ops.apply(layer, inputs, out=np.empty(want.shape))
+
+
+def test_apply_refuses_out_for_a_layer_that_cannot_write_into_it():
+    x = np.ones((2, 1, 4, 4), np.float32)
+    with pytest.raises(evsim.EvsimTypeError, match="AvgPool2d cannot write into a given out"):
+        ops.apply(L.AvgPool2d(2), [x], out=np.empty((2, 1, 2, 2), np.float32))
+
 def test_add_and_batchnorm():
     rng = np.random.default_rng(0)
     a, b, c = (rng.standard_normal((2, 3, 4, 4)) for _ in range(3))

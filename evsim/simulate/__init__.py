@@ -198,6 +198,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         if bar:
             bar.update(images * steps_done / steps_simulated)
 
+    arena = dense.Arena()
     with one_blas_thread():  # the engines' own threads share the work, BLAS stays serial
         for start in chunks:
             chunk = x[start:start + batch_size]
@@ -215,7 +216,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
                     checkpoints=steps if not window else np.array([1]), encoding=encoding,
                     seed=int(seed), per_image=per_image_counts, record=selection, sops=sops,
                     pool_ops=pool_ops, counts=chunk_counts, negative=negative, window=window,
-                    binary=binary, tick=tick, threads=n_threads)
+                    binary=binary, tick=tick, threads=n_threads, arena=arena)
                 for name in selection:
                     tr = chunk_trains[name]
                     trains[name].append(SpikeTrain(tr.steps, tr.images + start, tr.neurons,

@@ -19,6 +19,7 @@ groups of images among them, and pooling and the neuron scans their images
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,24 @@ from .result import SpikeTrain
 
 #: Values of the largest layer over one block of steps (× images), at most.
 BLOCK_FLOATS = 1 << 22
+
+
+class Arena:
+    """Arrays that the blocks of a run's chunks reuse, by key: taken afresh each block, the
+    large ones cost a page fault per 4 KB on first touch (the allocator hands freed large
+    blocks back to the operating system)."""
+
+    def __init__(self):
+        self._buffers: dict = {}
+
+    def take(self, key, shape: tuple, dtype) -> np.ndarray:
+        """An uninitialised C-contiguous array of ``shape`` and ``dtype`` in the memory of
+        the last array taken under ``key``, which must no longer be in use."""
+        dtype, size = np.dtype(dtype), math.prod(shape)
+        flat = self._buffers.get(key)
+        if flat is None or flat.dtype != dtype or flat.size < size:
+            flat = self._buffers[key] = np.empty(size, dtype)
+        return flat[:size].reshape(shape)
 
 
 @dataclass
@@ -71,7 +90,7 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
               checkpoints: np.ndarray, encoding: str, seed: int, per_image: bool,
               record: dict[str, np.ndarray], sops: dict, pool_ops: dict,
               counts: dict, negative: dict, window: int = 0, binary: bool = False, tick=None,
-              threads: int = 1):
+              threads: int = 1, arena: Arena | None = None):
     """Simulate one chunk ``x`` (B, *input_shape); add its SOPs, spike counts and negative
     spike totals (``negative[layer]``, SpiCalib's) in place.
 
@@ -79,7 +98,8 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
     (:mod:`evsim.timescheme`; ``snn`` and ``x`` already scaled to a window);
     with ``binary`` the spikes are K-bit codes (the ilif scheme) whose set bits
     are the spikes and SOPs counted. ``tick(n)`` is called as n more steps are done.
-    ``threads`` share the convolutions and the compiled neuron scans.
+    ``threads`` share the convolutions and the compiled neuron scans. The block arrays
+    come from ``arena`` (a new one if None; pass the same one to every chunk of a run).
 
     Returns ``(outputs (K, B, *out_shape), spike_trains, membrane)``.
     """
@@ -107,6 +127,7 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
     outputs = np.zeros((len(checkpoints), batch) + net.output_shape, dtype)
     largest = max(int(np.prod(net.shape(n.name))) for n in net)
     block = int(max(1, min(T, BLOCK_FLOATS // (batch * largest))))
+    arena = Arena() if arena is None else arena
     k = 0
 
     for first in range(1, T + 1, block):
@@ -131,7 +152,7 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
                 else:
                     spikes[name], values[name], sent[name] = _fast_neuron_scan(
                         params[name], states[name], current, len(steps), window, binary,
-                        threads)
+                        threads, arena, name)
                 counted = popcount(spikes[name]) if binary else spikes[name]
                 if per_image:
                     counts[name] += counted.sum(axis=0)
@@ -142,13 +163,13 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
             elif isinstance(layer, L.MaxPool2d):
                 spikes[name], values[name] = _spiking_maxpool_block(
                     snn.max_pool, layer, spikes[node.inputs[0]], pool_in[name],
-                    pool_out[name], amp[name], dtype, threads)
+                    pool_out[name], amp[name], dtype, threads, arena, name)
             elif isinstance(layer, L.Flatten) and plan.classes[name] == EVENTS:
                 spikes[name] = spikes[node.inputs[0]].reshape(len(steps), batch, -1)
                 values[name] = values[node.inputs[0]].reshape(len(steps), batch, -1)
             else:
                 values[name] = _apply_to_block(layer, [values[s] for s in node.inputs],
-                                               threads)
+                                               threads, arena, name)
         for path, fan in fanouts:
             if path.source not in sent:
                 multiplicity = np.abs(spikes[path.source]).reshape(len(steps), batch, -1)
@@ -193,10 +214,10 @@ def _neuron_scan(snn: SpikingNetwork, name: str, params: IFParameters, states: d
 
 
 def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray, n: int,
-                      window: int, binary: bool, threads: int):
+                      window: int, binary: bool, threads: int, arena: Arena, name: str):
     """:func:`_neuron_scan` without SpiCalib or recording, in one compiled pass
     (:func:`evsim.simulate.kernels.neuron_scan`, the same neuron rules written for scalars),
-    the images shared among ``threads``.
+    the images shared among ``threads``, its arrays taken from ``arena`` under ``name``.
 
     Returns spikes (n, B, *shape), values s θ (n, B, *shape) and the spikes sent per step
     and neuron summed over images (n, neurons); ``state`` is updated in place.
@@ -205,8 +226,8 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
     size = int(np.prod(shape))
     v = state.v.reshape(batch, size)
     theta = np.ascontiguousarray(np.broadcast_to(params.threshold, shape).reshape(size))
-    spikes = np.empty((n, batch, size), np.int32)
-    values = np.empty((n, batch, size), v.dtype)
+    spikes = arena.take((name, "spikes"), (n, batch, size), np.int32)
+    values = arena.take((name, "values"), (n, batch, size), v.dtype)
     current = np.ascontiguousarray(current.reshape(len(current), batch, size))
 
     def scan(first: int, last: int) -> np.ndarray:
@@ -219,8 +240,10 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
     return (spikes.reshape((n, batch) + shape), values.reshape((n, batch) + shape), sent)
 
 
-def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray], threads: int) -> np.ndarray:
-    """A synapse, pooling, flatten or add layer applied to every step of a block at once.
+def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray], threads: int, arena: Arena,
+                    name: str) -> np.ndarray:
+    """A synapse, pooling, flatten or add layer applied to every step of a block at once,
+    into an array of ``arena`` (under ``name``) where it can.
 
     Inputs are (steps or 1, B, *shape); steps and images are folded into one batch.
     """
@@ -228,19 +251,21 @@ def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray], threads: int) -> n
     batch = inputs[0].shape[1]
     frames = [np.broadcast_to(v, (n,) + v.shape[1:]).reshape((n * batch,) + v.shape[2:])
               for v in inputs]
+    shape = (n * batch,) + tuple(layer.output_shape([f.shape[1:] for f in frames]))
     if isinstance(layer, L.AvgPool2d):
-        out = _average_pool(layer, frames[0], threads)
+        out = _average_pool(layer, frames[0], threads, arena.take(name, shape, frames[0].dtype))
+    elif isinstance(layer, ops.WRITES_OUT):
+        out = ops.apply(layer, frames, threads, arena.take(name, shape, frames[0].dtype))
     else:
         out = ops.apply(layer, frames, threads)
     return out.reshape((n, batch) + out.shape[1:])
 
 
-def _average_pool(layer: L.AvgPool2d, x: np.ndarray, threads: int) -> np.ndarray:
-    """:func:`evsim.ops.avgpool2d` of ``x`` (frames, C, H, W) in one compiled pass
-    (:func:`evsim.simulate.kernels.average_pool`, the same arithmetic), the frames shared
-    among ``threads``."""
-    _, ho, wo = layer.output_shape([x.shape[1:]])
-    out = np.empty((len(x), x.shape[1], ho, wo), x.dtype)
+def _average_pool(layer: L.AvgPool2d, x: np.ndarray, threads: int,
+                  out: np.ndarray) -> np.ndarray:
+    """:func:`evsim.ops.avgpool2d` of ``x`` (frames, C, H, W) into ``out`` in one compiled
+    pass (:func:`evsim.simulate.kernels.average_pool`, the same arithmetic), the frames
+    shared among ``threads``."""
     divisor = ops.avgpool_divisor(layer, x.shape[2], x.shape[3]).astype(x.dtype)
     x = np.ascontiguousarray(x)
 
@@ -253,15 +278,16 @@ def _average_pool(layer: L.AvgPool2d, x: np.ndarray, threads: int) -> np.ndarray
 
 def _spiking_maxpool_block(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
                            cumulative_in: np.ndarray, cumulative_out: np.ndarray,
-                           amplitude: np.ndarray, dtype, threads: int):
+                           amplitude: np.ndarray, dtype, threads: int, arena: Arena,
+                           name: str):
     """:func:`spiking_maxpool` over a block's steps (``incoming`` (steps, B, C, H, W)) in
     one compiled pass (:func:`evsim.simulate.kernels.pool_scan`), the images shared among
     ``threads``. Returns the spikes (steps, B, C, H', W') int32 and their values
-    (spikes × amplitude, in ``dtype``)."""
+    (spikes × amplitude, in ``dtype``), arrays of ``arena`` under ``name``."""
     steps, batch = incoming.shape[:2]
     _, ho, wo = layer.output_shape([incoming.shape[2:]])
-    spikes = np.empty((steps, batch, incoming.shape[2], ho, wo), np.int32)
-    values = np.empty(spikes.shape, dtype)
+    spikes = arena.take((name, "spikes"), (steps, batch, incoming.shape[2], ho, wo), np.int32)
+    values = arena.take((name, "values"), spikes.shape, dtype)
     incoming = np.ascontiguousarray(incoming, np.int32)
     scale = np.ascontiguousarray(np.broadcast_to(amplitude, (incoming.shape[2], 1, 1))
                                  .reshape(-1), dtype)
@@ -312,4 +338,4 @@ def _concat_train(parts: list) -> SpikeTrain:
     return SpikeTrain(steps, images, neurons, counts)
 
 
-__all__ = ["run_chunk", "amplitudes", "spiking_maxpool"]
+__all__ = ["run_chunk", "amplitudes", "spiking_maxpool", "Arena"]
