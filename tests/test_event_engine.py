@@ -239,6 +239,27 @@ def test_first_compile_is_announced_once(tmp_path):
     assert [err.count("compiling the event engine once") for err in errors] == [1, 0, 1, 0]
 
 
+@pytest.mark.slow
+def test_dense_engine_first_compile_is_announced_once(tmp_path):
+    """The dense engine's scans (neuron, max and average pooling) compile on first use and
+    say so; a second process loads them from the cache quietly."""
+    script = """
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        import evsim
+        from netgen import random_network
+        snn, x = random_network(4)
+        evsim.simulate(snn, x, T=3, engine="dense")
+    """
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    errors = []
+    for _ in range(2):
+        run = _start(script, env, "0")
+        _, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err
+        errors.append(err)
+    assert [err.count("compiling the dense engine's kernels once") for err in errors] == [1, 0]
+
 def test_simulations_reuse_the_compiled_program_of_a_network():
     snn, x = random_network(3)
     from evsim.simulate.compile import compiled

@@ -199,6 +199,8 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
             bar.update(images * steps_done / steps_simulated)
 
     arena = dense.Arena()
+    if engine == "dense":
+        dense.announce_compile(snn, signal_plan)
     with one_blas_thread():  # the engines' own threads share the work, BLAS stays serial
         for start in chunks:
             chunk = x[start:start + batch_size]

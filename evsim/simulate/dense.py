@@ -20,6 +20,8 @@ groups of images among them, and pooling and the neuron scans their images
 from __future__ import annotations
 
 import math
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +39,10 @@ from .result import SpikeTrain
 
 #: Values of the largest layer over one block of steps (× images), at most.
 BLOCK_FLOATS = 1 << 22
+
+#: A first compile of the dense engine's kernels on this machine (neuron scan, max and
+#: average pooling), about this many seconds (2.9-4.2 s measured on the bundled models).
+COMPILE_SECONDS = 4
 
 
 class Arena:
@@ -84,6 +90,29 @@ def amplitudes(snn: SpikingNetwork, plan: SignalPlan, dtype) -> dict[str, np.nda
             a = np.broadcast_to(amp[src], net.shape(src))
             amp[node.name] = np.ascontiguousarray(a[:, :1, :1])
     return amp
+
+
+def announce_compile(snn: SpikingNetwork, plan: SignalPlan) -> None:
+    """Say so on stderr before the compiled scans that ``snn`` needs are first compiled on
+    this machine (a silent pause of a few seconds otherwise); a kernel already compiled in
+    this process or found in Numba's cache is quiet."""
+    layers = [n.layer for n in snn.network if plan.classes[n.name] != ANALOG]
+    needed = [kernel for kernel, kind in ((neuron_scan, L.Activation),
+                                           (pool_scan, L.MaxPool2d),
+                                           (average_pool, L.AvgPool2d))
+              if any(isinstance(layer, kind) for layer in layers)]
+    if not all(_compiled(kernel) for kernel in needed):
+        print(f"evsim: compiling the dense engine's kernels once (about {COMPILE_SECONDS} s; "
+              "later runs load them from the cache)", file=sys.stderr, flush=True)
+
+
+def _compiled(kernel) -> bool:
+    """Whether a Numba kernel is compiled in this process or has a cache index on disk."""
+    if kernel.signatures:
+        return True
+    index = getattr(getattr(kernel, "_cache", None), "_cache_file", None)
+    path = getattr(index, "_index_path", None)  # Numba internals; absent: say nothing
+    return path is None or os.path.exists(path)
 
 
 def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image: int, *, T: int,
@@ -338,4 +367,4 @@ def _concat_train(parts: list) -> SpikeTrain:
     return SpikeTrain(steps, images, neurons, counts)
 
 
-__all__ = ["run_chunk", "amplitudes", "spiking_maxpool", "Arena"]
+__all__ = ["run_chunk", "amplitudes", "spiking_maxpool", "Arena", "announce_compile"]
