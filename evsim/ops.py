@@ -7,12 +7,12 @@ exactly the same arithmetic. Arrays are batch-first and channel-first:
 
 from __future__ import annotations
 
-import math
 import threading
 
 import numpy as np
 
 from . import layers as L
+from .arena import Arena
 from .errors import EvsimTypeError, EvsimValueError
 from .threads import on_threads, shares
 
@@ -124,14 +124,10 @@ _thread_scratch = threading.local()
 
 def _scratch(role: str, shape: tuple, dtype) -> np.ndarray:
     """An uninitialised array for this thread's convolution work, in the memory of the last
-    one of that role: a fresh large array costs a page fault per 4 KB on first touch, for
-    every call. One buffer per role and thread is kept (a few MB)."""
-    buffers = _thread_scratch.__dict__.setdefault("buffers", {})
-    size = math.prod(shape)
-    flat = buffers.get(role)
-    if flat is None or flat.dtype != dtype or flat.size < size:
-        flat = buffers[role] = np.empty(size, dtype)
-    return flat[:size].reshape(shape)
+    one of that role (:mod:`evsim.arena`: kept between calls, one buffer per role and
+    thread, a few MB)."""
+    arena = _thread_scratch.__dict__.setdefault("arena", Arena())
+    return arena.take(role, shape, dtype)
 
 
 def _lay_out(result: np.ndarray, bias: np.ndarray | None, group: int, out: np.ndarray) -> None:

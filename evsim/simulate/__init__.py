@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from ..arena import Arena
 from ..errors import EvsimTypeError, EvsimValueError
 from ..encoding import check_rate_inputs
 from ..forward import _check_inputs
@@ -192,15 +193,15 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
         workspace = event.Workspace(program, min(batch_size, len(x)),
                                     len(steps) if not window else 1)
         event.announce_compile(program)
+    else:
+        arena = Arena()  # the dense engine's block arrays, kept from chunk to chunk
+        dense.announce_compile(snn, signal_plan)
     bar = _progress_bar(progress, len(x), "image")
 
     def advance(steps_done: int, images: int) -> None:
         if bar:
             bar.update(images * steps_done / steps_simulated)
 
-    arena = dense.Arena()
-    if engine == "dense":
-        dense.announce_compile(snn, signal_plan)
     with one_blas_thread():  # the engines' own threads share the work, BLAS stays serial
         for start in chunks:
             chunk = x[start:start + batch_size]

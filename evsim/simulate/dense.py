@@ -19,15 +19,13 @@ groups of images among them, and pooling and the neuron scans their images
 
 from __future__ import annotations
 
-import math
-import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import layers as L
 from .. import ops
+from ..arena import Arena
 from ..encoding import rate_spikes
 from ..neuron import IFParameters, IFState, if_step, spicalib_state, spicalib_step
 from ..signals import ANALOG, EVENTS, SignalPlan, analog_head
@@ -35,6 +33,7 @@ from ..spiking import SpikingNetwork
 from ..threads import on_threads, shares
 from ..timescheme import popcount
 from .kernels import average_pool, neuron_scan, pool_scan
+from .notice import announce, ready
 from .result import SpikeTrain
 
 #: Values of the largest layer over one block of steps (× images), at most.
@@ -43,24 +42,6 @@ BLOCK_FLOATS = 1 << 22
 #: A first compile of the dense engine's kernels on this machine (neuron scan, max and
 #: average pooling), about this many seconds (2.9-4.2 s measured on the bundled models).
 COMPILE_SECONDS = 4
-
-
-class Arena:
-    """Arrays that the blocks of a run's chunks reuse, by key: taken afresh each block, the
-    large ones cost a page fault per 4 KB on first touch (the allocator hands freed large
-    blocks back to the operating system)."""
-
-    def __init__(self):
-        self._buffers: dict = {}
-
-    def take(self, key, shape: tuple, dtype) -> np.ndarray:
-        """An uninitialised C-contiguous array of ``shape`` and ``dtype`` in the memory of
-        the last array taken under ``key``, which must no longer be in use."""
-        dtype, size = np.dtype(dtype), math.prod(shape)
-        flat = self._buffers.get(key)
-        if flat is None or flat.dtype != dtype or flat.size < size:
-            flat = self._buffers[key] = np.empty(size, dtype)
-        return flat[:size].reshape(shape)
 
 
 @dataclass
@@ -101,18 +82,8 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan) -> None:
                                            (pool_scan, L.MaxPool2d),
                                            (average_pool, L.AvgPool2d))
               if any(isinstance(layer, kind) for layer in layers)]
-    if not all(_compiled(kernel) for kernel in needed):
-        print(f"evsim: compiling the dense engine's kernels once (about {COMPILE_SECONDS} s; "
-              "later runs load them from the cache)", file=sys.stderr, flush=True)
-
-
-def _compiled(kernel) -> bool:
-    """Whether a Numba kernel is compiled in this process or has a cache index on disk."""
-    if kernel.signatures:
-        return True
-    index = getattr(getattr(kernel, "_cache", None), "_cache_file", None)
-    path = getattr(index, "_index_path", None)  # Numba internals; absent: say nothing
-    return path is None or os.path.exists(path)
+    if not all(ready(kernel) for kernel in needed):
+        announce("the dense engine's kernels", COMPILE_SECONDS)
 
 
 def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image: int, *, T: int,
@@ -128,7 +99,8 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
     with ``binary`` the spikes are K-bit codes (the ilif scheme) whose set bits
     are the spikes and SOPs counted. ``tick(n)`` is called as n more steps are done.
     ``threads`` share the convolutions and the compiled neuron scans. The block arrays
-    come from ``arena`` (a new one if None; pass the same one to every chunk of a run).
+    come from ``arena`` (a new one if None; pass the same one to every chunk of a run,
+    so that their memory is kept: :mod:`evsim.arena`).
 
     Returns ``(outputs (K, B, *out_shape), spike_trains, membrane)``.
     """
@@ -280,11 +252,13 @@ def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray], threads: int, aren
     batch = inputs[0].shape[1]
     frames = [np.broadcast_to(v, (n,) + v.shape[1:]).reshape((n * batch,) + v.shape[2:])
               for v in inputs]
-    shape = (n * batch,) + tuple(layer.output_shape([f.shape[1:] for f in frames]))
-    if isinstance(layer, L.AvgPool2d):
-        out = _average_pool(layer, frames[0], threads, arena.take(name, shape, frames[0].dtype))
-    elif isinstance(layer, ops.WRITES_OUT):
-        out = ops.apply(layer, frames, threads, arena.take(name, shape, frames[0].dtype))
+    if isinstance(layer, (L.AvgPool2d,) + ops.WRITES_OUT):
+        shape = (n * batch,) + tuple(layer.output_shape([f.shape[1:] for f in frames]))
+        out = arena.take(name, shape, frames[0].dtype)
+        if isinstance(layer, L.AvgPool2d):
+            out = _average_pool(layer, frames[0], threads, out)
+        else:
+            out = ops.apply(layer, frames, threads, out)
     else:
         out = ops.apply(layer, frames, threads)
     return out.reshape((n, batch) + out.shape[1:])
@@ -367,4 +341,4 @@ def _concat_train(parts: list) -> SpikeTrain:
     return SpikeTrain(steps, images, neurons, counts)
 
 
-__all__ = ["run_chunk", "amplitudes", "spiking_maxpool", "Arena", "announce_compile"]
+__all__ = ["run_chunk", "amplitudes", "spiking_maxpool", "announce_compile"]

@@ -11,8 +11,6 @@ per simulation and reset by the kernels when an image starts.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -24,6 +22,7 @@ from ..signals import analog_head
 from ..spiking import SpikingNetwork
 from .compile import EventProgram, channels_last
 from .kernels import kernel_paths, run_steps
+from .notice import announce, ready
 
 #: Target wall time of one call into the kernels (progress is reported in between).
 BLOCK_SECONDS = 0.25
@@ -147,24 +146,8 @@ def announce_compile(program: EventProgram) -> None:
     kernels (:func:`~evsim.simulate.kernels.kernel_paths`) compiles once; loading one
     from Numba's cache is quiet."""
     wanted = [numba.typeof(path) for path in kernel_paths(program.ops)]
-
-    def same_paths(signature) -> bool:
-        return list(signature[-len(wanted):]) == wanted
-
-    if any(same_paths(signature) for signature in run_steps.signatures):
-        return
-    index = getattr(getattr(run_steps, "_cache", None), "_cache_file", None)
-    try:  # Numba internals: keys (signature, ...) of the overloads cached on disk
-        cached = [key[0] for key in index._load_index()]
-    except Exception:  # another Numba version: say so only when nothing is cached at all
-        path = getattr(index, "_index_path", None)
-        if path is not None and os.path.exists(path):
-            return
-        cached = []
-    if any(same_paths(signature) for signature in cached):
-        return
-    print(f"evsim: compiling the event engine once (about {COMPILE_SECONDS} s; later runs load "
-          "it from the cache)", file=sys.stderr, flush=True)
+    if not ready(run_steps, lambda signature: list(signature[-len(wanted):]) == wanted):
+        announce("the event engine", COMPILE_SECONDS)
 
 
 __all__ = ["run_chunk", "Workspace", "announce_compile", "BLOCK_SECONDS"]

@@ -399,9 +399,8 @@ def pool_scan(incoming, cumulative_in, cumulative_out, kernel, stride, padding, 
     ``spikes`` (steps, B, C, H', W') int32 and ``values`` = spikes × amplitude.
     """
     n, _, channels, h, w = incoming.shape
-    ho, wo = spikes.shape[3], spikes.shape[4]
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    halves = kh == kw == sh == sw == 2 and ph == pw == 0 and ho == h // 2 and wo == w // 2
+    halves = _halves(kernel, stride, padding, (h, w), spikes.shape[3:])
     for k in range(n):
         for b in range(first, last):
             for c in range(channels):
@@ -409,13 +408,23 @@ def pool_scan(incoming, cumulative_in, cumulative_out, kernel, stride, padding, 
                 flat_counts, flat_now = counts.reshape(h * w), now.reshape(h * w)
                 for i in range(h * w):
                     flat_counts[i] += flat_now[i]
-                out = cumulative_out[b, c], spikes[k, b, c], values[k, b, c], amplitude[c]
-                if halves:  # the common 2×2 / stride 2 pooling, its sizes compiled as constants
-                    _pool_windows(counts, now, out[0], out[1], out[2], out[3], lipool, True,
-                                  2, 2, 2, 2, 0, 0)
+                state, out, out_values = cumulative_out[b, c], spikes[k, b, c], values[k, b, c]
+                if halves:
+                    _pool_windows(counts, now, state, out, out_values, amplitude[c], lipool,
+                                  True, 2, 2, 2, 2, 0, 0)
                 else:
-                    _pool_windows(counts, now, out[0], out[1], out[2], out[3], lipool, False,
-                                  kh, kw, sh, sw, ph, pw)
+                    _pool_windows(counts, now, state, out, out_values, amplitude[c], lipool,
+                                  False, kh, kw, sh, sw, ph, pw)
+
+
+@numba.njit(cache=True)
+def _halves(kernel, stride, padding, size, out_size):
+    """Whether a pooling is the common 2×2 / stride 2 one with every window inside the
+    input: the pooling kernels then call their window loop with these sizes as literal
+    constants, which LLVM unrolls (three times faster than the general loop)."""
+    return (kernel[0] == kernel[1] == stride[0] == stride[1] == 2
+            and padding[0] == padding[1] == 0
+            and out_size[0] == size[0] // 2 and out_size[1] == size[1] // 2)
 
 
 @numba.njit(cache=True, inline="always")
@@ -456,13 +465,11 @@ def average_pool(x, kernel, stride, padding, divisor, out, first, last):
     ``divisor`` (H', W') in x's dtype (:func:`evsim.ops.avgpool_divisor`); writes
     ``out`` (N, C, H', W').
     """
-    channels, h, w = x.shape[1], x.shape[2], x.shape[3]
-    ho, wo = out.shape[2], out.shape[3]
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    halves = kh == kw == sh == sw == 2 and ph == pw == 0 and ho == h // 2 and wo == w // 2
+    halves = _halves(kernel, stride, padding, x.shape[2:], out.shape[2:])
     for f in range(first, last):
-        for c in range(channels):
-            if halves:  # as in pool_scan
+        for c in range(x.shape[1]):
+            if halves:
                 _average_windows(x[f, c], divisor, out[f, c], True, 2, 2, 2, 2, 0, 0)
             else:
                 _average_windows(x[f, c], divisor, out[f, c], False, kh, kw, sh, sw, ph, pw)

@@ -1,0 +1,34 @@
+"""The one-line notice before an engine's kernels are first compiled on a machine.
+
+A first compile takes seconds; later runs load the kernels from Numba's
+cache on disk, and say nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+
+def ready(kernel, accept: Callable[[tuple], bool] = lambda signature: True) -> bool:
+    """Whether the Numba dispatcher ``kernel`` has an overload whose signature ``accept``
+    takes, compiled in this process or cached on disk."""
+    if any(accept(signature) for signature in kernel.signatures):
+        return True
+    index = getattr(getattr(kernel, "_cache", None), "_cache_file", None)
+    try:  # Numba internals: keys (signature, ...) of the overloads cached on disk
+        cached = [key[0] for key in index._load_index()]
+    except Exception:  # another Numba version: trust the cache index file, if any
+        path = getattr(index, "_index_path", None)
+        return path is not None and os.path.exists(path)
+    return any(accept(signature) for signature in cached)
+
+
+def announce(what: str, seconds: float) -> None:
+    """Say on stderr that ``what`` is being compiled, taking about ``seconds``."""
+    print(f"evsim: compiling {what} once (about {seconds} s; later runs load it from Numba's "
+          "cache)", file=sys.stderr, flush=True)
+
+
+__all__ = ["ready", "announce"]
