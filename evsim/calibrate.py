@@ -17,6 +17,7 @@ import numpy as np
 from . import ops
 from .forward import _check_inputs, forward
 from .network import Network
+from .threads import one_blas_thread, thread_count
 from .errors import EvsimValueError
 
 STATISTICS = ("max", "percentile")
@@ -204,27 +205,30 @@ def braincog_scales(network: Network, inputs: np.ndarray, *, p: float | Mapping[
     bound = None if clip is None else np.float32(clip)
     scales = dict.fromkeys(network.activations, np.float32(0))
     largest = dict.fromkeys(network.activations, np.float32(0))
-    for start in range(0, len(x), int(batch_size)):
-        values = {network.input_name: x[start:start + int(batch_size)]}
-        remaining = {n.name: len(network.consumers(n.name)) for n in network}
-        for node in network.nodes[1:]:
-            out = ops.apply(node.layer, [values[s] for s in node.inputs])
-            for src in node.inputs:
-                remaining[src] -= 1
-                if remaining[src] == 0:
-                    del values[src]
-            if node.name in names:
-                if bound is not None:
-                    out = np.minimum(out, bound)
-                flat = out.reshape(-1)
-                k = int(flat.size * per_layer[node.name]) - 1
-                if k < 0:
-                    raise EvsimValueError(f"layer '{node.name}': int(N * p) - 1 = {k} with N = "
-                                          f"{flat.size} values per batch; raise p or batch_size")
-                point = np.partition(flat, k)[k]  # sort(flat)[k], without the full sort
-                scales[node.name] = max(scales[node.name], point)
-                largest[node.name] = max(largest[node.name], flat.max())
-            values[node.name] = out
+    threads = thread_count(None)
+    with one_blas_thread():  # as in forward: results independent of the core count
+        for start in range(0, len(x), int(batch_size)):
+            values = {network.input_name: x[start:start + int(batch_size)]}
+            remaining = {n.name: len(network.consumers(n.name)) for n in network}
+            for node in network.nodes[1:]:
+                out = ops.apply(node.layer, [values[s] for s in node.inputs], threads)
+                for src in node.inputs:
+                    remaining[src] -= 1
+                    if remaining[src] == 0:
+                        del values[src]
+                if node.name in names:
+                    if bound is not None:
+                        out = np.minimum(out, bound)
+                    flat = out.reshape(-1)
+                    k = int(flat.size * per_layer[node.name]) - 1
+                    if k < 0:
+                        raise EvsimValueError(
+                            f"layer '{node.name}': int(N * p) - 1 = {k} with N = {flat.size} "
+                            "values per batch; raise p or batch_size")
+                    point = np.partition(flat, k)[k]  # sort(flat)[k], without the full sort
+                    scales[node.name] = max(scales[node.name], point)
+                    largest[node.name] = max(largest[node.name], flat.max())
+                values[node.name] = out
     result = {}
     for name, lam in scales.items():
         if lam == 0:

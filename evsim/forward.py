@@ -10,6 +10,7 @@ from . import ops
 from .errors import EvsimTypeError, EvsimValueError
 from .network import Network
 from .spiking import SpikingNetwork
+from .threads import one_blas_thread, thread_count
 from .validate import check_batch_size, check_finite
 
 
@@ -27,7 +28,7 @@ def _check_inputs(network: Network, inputs: np.ndarray, dtype) -> np.ndarray:
 
 
 def forward(network: Network, inputs: np.ndarray, *, activations: bool | Iterable[str] = False,
-            batch_size: int = 256, dtype=np.float32):
+            batch_size: int = 256, dtype=np.float32, threads: int | None = None):
     """Run the ANN on a batch.
 
     Parameters
@@ -44,6 +45,12 @@ def forward(network: Network, inputs: np.ndarray, *, activations: bool | Iterabl
         Images per chunk (bounds memory).
     dtype:
         Computation dtype, float32 by default.
+    threads:
+        Threads sharing each chunk's images (default: every core this process
+        may use), with BLAS held to one thread when ``threadpoolctl`` is
+        installed, so that results do not depend on the thread count nor on
+        the machine's number of cores (BLAS's own threads round differently);
+        they do depend on ``batch_size``, as BLAS rounds a GEMM by its shape.
 
     Returns
     -------
@@ -57,6 +64,7 @@ def forward(network: Network, inputs: np.ndarray, *, activations: bool | Iterabl
     if not isinstance(network, Network):
         raise EvsimTypeError(f"forward needs a Network, got {type(network).__name__}")
     batch_size = check_batch_size(batch_size)
+    n_threads = thread_count(threads)
     x = _check_inputs(network, inputs, dtype)
     check_finite(x)
     if activations is True:
@@ -68,22 +76,24 @@ def forward(network: Network, inputs: np.ndarray, *, activations: bool | Iterabl
         for name in keep:
             network[name]
     outputs, kept = [], {name: [] for name in keep}
-    for start in range(0, max(len(x), 1), batch_size):
-        values = _forward_chunk(network, x[start:start + batch_size], keep)
-        outputs.append(values[network.output_name])
-        for name in keep:
-            kept[name].append(values[name])
+    with one_blas_thread():
+        for start in range(0, max(len(x), 1), batch_size):
+            values = _forward_chunk(network, x[start:start + batch_size], keep, n_threads)
+            outputs.append(values[network.output_name])
+            for name in keep:
+                kept[name].append(values[name])
     output = np.concatenate(outputs) if outputs else np.empty((0,) + network.output_shape, dtype)
     if activations is False:
         return output
     return output, {name: np.concatenate(parts) for name, parts in kept.items()}
 
 
-def _forward_chunk(network: Network, x: np.ndarray, keep: set[str]) -> dict[str, np.ndarray]:
+def _forward_chunk(network: Network, x: np.ndarray, keep: set[str],
+                   threads: int) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {network.input_name: x}
     remaining = {n.name: len(network.consumers(n.name)) for n in network}
     for node in network.nodes[1:]:
-        values[node.name] = ops.apply(node.layer, [values[s] for s in node.inputs])
+        values[node.name] = ops.apply(node.layer, [values[s] for s in node.inputs], threads)
         for src in node.inputs:
             remaining[src] -= 1
             if remaining[src] == 0 and src not in keep and src != network.output_name:

@@ -1,18 +1,23 @@
 """Sharing one computation's independent items among threads.
 
-The dense engine and the analog head split their images into contiguous
-shares, one per thread; NumPy's BLAS and the compiled neuron scans release
+The dense engine, the analog head and the ANN forward pass (calibration
+included) split their images into contiguous shares, one per thread, with
+BLAS held to one thread; NumPy's BLAS and the compiled neuron scans release
 the GIL, so the shares run at once. Each item's arithmetic is the same
-whatever the share it falls in, so results do not depend on the thread count.
+whatever the share it falls in, so results do not depend on the thread count
+(BLAS's own threads would make them depend on the machine's core count).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
+
+from .errors import EvsimValueError
 
 R = TypeVar("R")
 
@@ -86,6 +91,16 @@ def on_threads(work: Callable[[int, int], R], ranges: list[tuple[int, int]],
     return results
 
 
+def thread_count(threads: int | None) -> int:
+    """``threads`` checked, or (None) every core this process may use."""
+    if threads is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    if isinstance(threads, bool) or int(threads) != threads or threads < 1:
+        raise EvsimValueError(f"threads must be a positive integer, got {threads!r}")
+    return int(threads)
+
+
 def one_blas_thread():
     """A context holding BLAS to one thread (with ``threadpoolctl``, else a no-op), so that
     the engines' own threads do not contend with BLAS threads for the cores, and GEMM
@@ -97,5 +112,4 @@ def one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-
-__all__ = ["shares", "on_threads", "one_blas_thread"]
+__all__ = ["shares", "on_threads", "thread_count", "one_blas_thread"]

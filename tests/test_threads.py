@@ -1,4 +1,5 @@
-"""Sharing work among threads: the shares, and convolutions that do not depend on them."""
+"""Sharing work among threads: the shares, and convolutions and calibration that do not
+depend on them."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evsim import Conv2d, ops, threads
-from evsim.threads import MIN_SHARE, on_threads, one_blas_thread, shares
+from evsim.calibrate import activation_scales, braincog_scales
+from evsim.convert import prepare
+from evsim.data import load_bundled_sample
+from evsim.errors import EvsimValueError
+from evsim.forward import forward
+from evsim.models import load_model
+from evsim.threads import MIN_SHARE, on_threads, one_blas_thread, shares, thread_count
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
@@ -61,3 +68,32 @@ def test_convolution_on_threads_is_bit_identical(stride, padding, groups, monkey
     assert results[0].dtype == np.float32
     for other in results[1:]:
         np.testing.assert_array_equal(results[0], other)
+
+
+@pytest.mark.parametrize("rule", ["percentile", "braincog"])
+def test_calibration_does_not_depend_on_the_cores(rule):
+    """A real model's λ (and the ANN forward under it) are the same bits whatever BLAS's
+    own thread count (the machine's cores, by default) and evsim's: BLAS rounds
+    differently with more threads, so calibration holds it to one and shares the images
+    itself."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    network = prepare(load_model("fashion_cnn"))
+    images = load_bundled_sample("train")[0][:300]
+    scales = braincog_scales if rule == "braincog" else activation_scales
+    found = []
+    for blas in (1, 2):
+        with threadpoolctl.threadpool_limits(blas, user_api="blas"):
+            found.append(scales(network, images))
+    assert found[0] == found[1]
+    _, one = forward(network, images, activations=True, threads=1)
+    _, three = forward(network, images, activations=True, threads=3)
+    for name in one:
+        np.testing.assert_array_equal(one[name], three[name])
+
+
+def test_thread_count_checks_its_argument():
+    assert thread_count(3) == 3
+    assert thread_count(None) >= 1
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(EvsimValueError, match="threads must be a positive integer"):
+            thread_count(bad)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -15,7 +14,7 @@ from ..forward import _check_inputs
 from ..options import warn_if_tuned_for_other_T
 from ..signals import ENCODINGS, plan
 from ..spiking import WINDOWED, SpikingNetwork
-from ..threads import one_blas_thread
+from ..threads import one_blas_thread, thread_count
 from ..timescheme import binary_network, latency, window_network
 from ..validate import (check_batch_size, check_images, check_index, check_simulation_memory,
                         check_steps)
@@ -185,7 +184,7 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     outputs, trains, traces = [], {k: [] for k in selection}, {k: [] for k in selection}
     per_image = []
     chunks = range(0, len(x), batch_size)
-    n_threads = _thread_count(threads)
+    n_threads = thread_count(threads)
     if engine == "event":
         if selection:
             raise EvsimValueError("recording spike trains and membrane traces needs engine='dense'")
@@ -276,17 +275,6 @@ def _channels_first(flat: np.ndarray, shape) -> np.ndarray:
         return flat.reshape((len(flat),) + tuple(shape))
     c, h, w = shape
     return flat.reshape(len(flat), h, w, c).transpose(0, 3, 1, 2)
-
-
-def _thread_count(threads: int | None) -> int:
-    """Threads of either engine: ``threads``, or every core this process may use."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
-    if threads is None:
-        return available
-    if isinstance(threads, bool) or int(threads) != threads or threads < 1:
-        raise EvsimValueError(f"threads must be a positive integer, got {threads!r}")
-    return int(threads)
 
 
 def _progress_bar(enabled: bool, total: int, unit: str):
