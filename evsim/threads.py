@@ -101,15 +101,36 @@ def thread_count(threads: int | None) -> int:
     return int(threads)
 
 
+_blas_lock = threading.Lock()
+_blas_holders = 0
+_blas_limit = None  # threadpoolctl's limiter while any caller holds BLAS to one thread
+
+
+@contextlib.contextmanager
 def one_blas_thread():
     """A context holding BLAS to one thread (with ``threadpoolctl``, else a no-op), so that
-    the engines' own threads do not contend with BLAS threads for the cores, and GEMM
-    results do not depend on BLAS's thread count."""
+    evsim's own threads do not contend with BLAS threads for the cores, and GEMM results
+    do not depend on BLAS's thread count. The limit is process-wide, so it is kept while
+    any thread is inside such a context: concurrent callers (Optuna trials on threads, say)
+    leave it in any order, and the first to leave does not lift it under the others."""
+    global _blas_holders, _blas_limit
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+        yield
+        return
+    with _blas_lock:
+        if _blas_holders == 0:
+            _blas_limit = threadpool_limits(1, user_api="blas")
+        _blas_holders += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_holders -= 1
+            if _blas_holders == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
 
 
 __all__ = ["shares", "on_threads", "thread_count", "one_blas_thread"]

@@ -97,3 +97,23 @@ def test_thread_count_checks_its_argument():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(EvsimValueError, match="threads must be a positive integer"):
             thread_count(bad)
+
+
+def test_blas_limit_holds_until_the_last_caller_leaves():
+    """Two callers (threads, in use) leave in the order they entered, not nested: BLAS
+    stays at one thread until both have left, then gets its own count back."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpoolctl.threadpool_info()
+                if pool["user_api"] == "blas"}
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        first, second = one_blas_thread(), one_blas_thread()
+        first.__enter__()
+        second.__enter__()
+        assert blas_threads() == {1}
+        first.__exit__(None, None, None)
+        assert blas_threads() == {1}
+        second.__exit__(None, None, None)
+        assert blas_threads() == {2}
