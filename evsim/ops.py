@@ -17,10 +17,16 @@ from .errors import EvsimTypeError, EvsimValueError
 from .threads import on_threads, shares
 
 
-def dense(layer: L.Dense, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``x`` (B, in) -> (B, out), into ``out`` if given."""
-    out = np.matmul(x, layer.weight.T.astype(x.dtype, copy=False),
-                    out=_output(out, (len(x), layer.weight.shape[0]), x.dtype))
+def dense(layer: L.Dense, x: np.ndarray, out: np.ndarray | None = None,
+          per_image: bool = False) -> np.ndarray:
+    """``x`` (B, in) -> (B, out), into ``out`` if given; with ``per_image``, one product per
+    image (see :func:`conv2d`)."""
+    out = _output(out, (len(x), layer.weight.shape[0]), x.dtype)
+    weight = layer.weight.T.astype(x.dtype, copy=False)
+    if per_image:
+        np.matmul(x[:, None, :], weight, out=out[:, None, :])
+    else:
+        np.matmul(x, weight, out=out)
     if layer.bias is not None:
         out += layer.bias.astype(x.dtype, copy=False)
     return out
@@ -49,13 +55,15 @@ IM2COL_FLOATS = 1 << 19
 
 
 def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
-           out: np.ndarray | None = None) -> np.ndarray:
+           out: np.ndarray | None = None, per_image: bool = False) -> np.ndarray:
     """``x`` (B, C_in, H, W) -> (B, C_out, H_out, W_out) by im2col and one GEMM per group,
     into ``out`` if given (C-contiguous, that shape, x's dtype).
 
     Images are taken a few at a time so that each im2col matrix (reused) stays in cache;
     with ``threads`` > 1 these groups of images are shared among threads (the same GEMMs,
-    so the same result).
+    so the same result). BLAS rounds a GEMM by its shape, so an image's result depends on
+    the images that share its GEMM; ``per_image`` makes one GEMM of each image's columns
+    (one BLAS call per image), so that it does not.
     """
     b = x.shape[0]
     cout, cin_g, kh, kw = layer.weight.shape
@@ -66,7 +74,7 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
     bias = None if layer.bias is None else layer.bias.astype(x.dtype, copy=False)[:, None, None]
 
     def images(lo: int, hi: int) -> None:
-        _conv2d_images(layer, x[lo:hi], weight, bias, out[lo:hi], step)
+        _conv2d_images(layer, x[lo:hi], weight, bias, out[lo:hi], step, per_image)
 
     # a few shares per thread: a core that runs faster takes more of them
     on_threads(images, shares(b, 4 * threads, unit=step, item_size=cin_g * kh * kw * ho * wo),
@@ -75,8 +83,9 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
 
 
 def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-                   out: np.ndarray, step: int) -> None:
-    """conv2d of ``x`` into ``out``, ``step`` images per GEMM; ``bias`` (C_out, 1, 1) or None.
+                   out: np.ndarray, step: int, per_image: bool) -> None:
+    """conv2d of ``x`` into ``out``, ``step`` images per im2col matrix and GEMM (per image,
+    with ``per_image``); ``bias`` (C_out, 1, 1) or None.
 
     With stride 1 and dilation 1 the output is computed at every column of the padded
     width (the extra columns are dropped), so that each kernel tap's patch is one
@@ -93,7 +102,8 @@ def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.
     cout_g = cout // layer.groups
     w2 = [weight[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1) for g in range(layer.groups)]
     cols = _scratch("cols", (cin_g, kh, kw, min(step, b), ho, width), x.dtype)
-    product = _scratch("product", (cout_g, min(step, b) * ho * width), x.dtype)
+    product = _scratch("product", (min(step, b), cout_g, ho * width) if per_image
+                       else (cout_g, min(step, b) * ho * width), x.dtype)
     # kw − 1 spare values: the last tap's run ends there (in columns that are dropped)
     flat = _scratch("padded", (min(step, b), x.shape[1], hp * wp + kw - 1), x.dtype)
     flat.fill(0)
@@ -112,10 +122,15 @@ def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.
                         patch = padded[:n, channels, i * dh:i * dh + sh * (ho - 1) + 1:sh,
                                        j * dw:j * dw + sw * (wo - 1) + 1:sw]
                     cols[:, i, j, :n] = patch.transpose(1, 0, 2, 3)
-            np.matmul(w2[g], cols[:, :, :, :n].reshape(cin_g * kh * kw, -1),
-                      out=product[:, :n * ho * width])
-            _lay_out(product[:, :n * ho * width].reshape(cout_g, n, ho, width)[..., :wo]
-                     .transpose(1, 0, 2, 3), bias, g,
+            columns = cols[:, :, :, :n].reshape(cin_g * kh * kw, n, ho * width)
+            if per_image:  # a stack of GEMMs, one image's columns each
+                result = np.matmul(w2[g], columns.transpose(1, 0, 2), out=product[:n])
+                result = result.reshape(n, cout_g, ho, width)
+            else:
+                result = np.matmul(w2[g], columns.reshape(cin_g * kh * kw, -1),
+                                   out=product[:, :n * ho * width])
+                result = result.reshape(cout_g, n, ho, width).transpose(1, 0, 2, 3)
+            _lay_out(result[..., :wo], bias, g,
                      out[start:start + n, g * cout_g:(g + 1) * cout_g])
 
 
@@ -244,11 +259,13 @@ WRITES_OUT = (L.Add, L.Conv2d, L.Dense)
 
 
 def apply(layer: L.Layer, inputs: list[np.ndarray], threads: int = 1,
-          out: np.ndarray | None = None) -> np.ndarray:
+          out: np.ndarray | None = None, per_image: bool = False) -> np.ndarray:
     """Apply any non-input layer to its batched inputs, on ``threads``: a convolution shares
     its GEMM groups, a per-image layer its images; a dense layer is one GEMM (BLAS rounds a
     GEMM by its shape, so it is not split). A layer of :data:`WRITES_OUT` writes into
-    ``out`` if given (C-contiguous, the result's shape and dtype)."""
+    ``out`` if given (C-contiguous, the result's shape and dtype). With ``per_image``,
+    convolutions and dense layers run one GEMM per image, so that each image's result is
+    the same in any batch (every other layer computes image by image anyway)."""
     if out is not None and not isinstance(layer, WRITES_OUT):
         raise EvsimTypeError(f"{type(layer).__name__} cannot write into a given out array")
     if isinstance(layer, L.Add):  # shares written in place: no joining copy
@@ -267,9 +284,9 @@ def apply(layer: L.Layer, inputs: list[np.ndarray], threads: int = 1,
                            shares(len(first), threads, item_size=first[:1].size))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
     if isinstance(layer, L.Dense):
-        return dense(layer, inputs[0], out)
+        return dense(layer, inputs[0], out, per_image)
     if isinstance(layer, L.Conv2d):
-        return conv2d(layer, inputs[0], threads, out)
+        return conv2d(layer, inputs[0], threads, out, per_image)
     if isinstance(layer, L.AvgPool2d):
         return avgpool2d(layer, inputs[0])
     if isinstance(layer, L.MaxPool2d):

@@ -176,12 +176,13 @@ def check_spiking_graph(snn) -> None:
 def analog_head(network: Network, classes: dict[str, str], x: np.ndarray,
                 threads: int = 1) -> dict[str, np.ndarray]:
     """Values ``(B, *shape)`` of the analog layers for input ``x``, computed once per image
-    (convolutions on ``threads``)."""
+    (convolutions on ``threads``), one GEMM per image: so an image's values, and its
+    simulation, do not depend on the images that share its chunk (``batch_size``)."""
     values = {network.input_name: x}
     for node in network.nodes[1:]:
         if classes[node.name] == ANALOG:
             values[node.name] = ops.apply(node.layer, [values[s] for s in node.inputs],
-                                          threads)
+                                          threads, per_image=True)
     return values
 
 

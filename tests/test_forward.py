@@ -20,6 +20,7 @@ from evsim import layers as L
 from evsim import ops
 from evsim.network import Network, NetworkBuilder
 from evsim.simulate.kernels import average_pool
+from evsim.threads import one_blas_thread
 
 FAST = settings(max_examples=30, deadline=None, derandomize=True)
 TINY = settings(max_examples=12, deadline=None, derandomize=True)
@@ -300,24 +301,25 @@ def test_shape_errors_when_window_does_not_fit():
 # ----------------------------------------------------------------------------
 
 @FAST
-@given(conv_cases())
-def test_conv2d_matches_loops(case):
+@given(conv_cases(), st.booleans())
+def test_conv2d_matches_loops(case, per_image):
     params, x = case
     layer = L.Conv2d(**params)
-    got = ops.apply(layer, [x])
+    got = ops.apply(layer, [x], per_image=per_image)
     want = ref_conv2d(x, **params)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
 @TINY
-@given(st.integers(1, 6), st.integers(1, 6), st.booleans(), st.integers(0, 2**31 - 1))
-def test_dense_matches_loops(n_in, n_out, use_bias, seed):
+@given(st.integers(1, 6), st.integers(1, 6), st.booleans(), st.integers(0, 2**31 - 1),
+       st.booleans())
+def test_dense_matches_loops(n_in, n_out, use_bias, seed, per_image):
     rng = np.random.default_rng(seed)
     weight = rng.standard_normal((n_out, n_in))
     bias = rng.standard_normal(n_out) if use_bias else None
     x = rng.standard_normal((3, n_in))
-    got = ops.apply(L.Dense(weight, bias), [x])
+    got = ops.apply(L.Dense(weight, bias), [x], per_image=per_image)
     np.testing.assert_allclose(got, ref_dense(x, weight, bias), rtol=RTOL, atol=ATOL)
 
 
@@ -415,6 +417,30 @@ def test_apply_writes_into_a_given_out_with_the_same_bits(layer, shapes):
                                               np.float32))
     with pytest.raises(evsim.EvsimValueError, match="float32"):
         ops.apply(layer, inputs, out=np.empty(want.shape))
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(st.sampled_from(["conv", "dense"]), st.integers(2, 40), st.data())
+def test_per_image_gemms_give_an_image_the_same_bits_in_any_batch(kind, batch, data):
+    """BLAS rounds a GEMM by its shape: in one GEMM with others, an image's float32 result
+    changes with the batch around it; with ``per_image`` it does not."""
+    rng = np.random.default_rng(batch)
+    if kind == "conv":
+        cin, cout = data.draw(st.integers(1, 16)), data.draw(st.integers(4, 32))
+        size = data.draw(st.integers(5, 28))
+        layer = L.Conv2d(rng.standard_normal((cout, cin, 3, 3)), rng.standard_normal(cout),
+                         padding=1)
+        x = rng.standard_normal((batch, cin, size, size)).astype(np.float32)
+    else:
+        n_in, n_out = data.draw(st.integers(1, 600)), data.draw(st.integers(1, 300))
+        layer = L.Dense(rng.standard_normal((n_out, n_in)), rng.standard_normal(n_out))
+        x = rng.standard_normal((batch, n_in)).astype(np.float32)
+    lo = data.draw(st.integers(0, batch - 1))
+    hi = data.draw(st.integers(lo + 1, batch))
+    with one_blas_thread():
+        whole = ops.apply(layer, [x], per_image=True)
+        part = ops.apply(layer, [x[lo:hi]], 2, per_image=True)
+    np.testing.assert_array_equal(whole[lo:hi].view(np.uint32), part.view(np.uint32))
 
 
 def test_apply_refuses_out_for_a_layer_that_cannot_write_into_it():

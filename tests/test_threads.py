@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evsim import Conv2d, ops, threads
+from evsim import Conv2d, ops, signals, threads
 from evsim.calibrate import activation_scales, braincog_scales
 from evsim.convert import prepare
 from evsim.data import load_bundled_sample
@@ -117,3 +117,18 @@ def test_blas_limit_holds_until_the_last_caller_leaves():
         assert blas_threads() == {1}
         second.__exit__(None, None, None)
         assert blas_threads() == {2}
+
+
+def test_an_images_analog_head_does_not_depend_on_its_chunk():
+    """A real model's first layer (computed once per image for the event engine) gives an
+    image the same bits in a chunk of 40, in a chunk of 2 and on 1 or 2 threads, so a
+    simulation does not depend on batch_size."""
+    network = prepare(load_model("fashion_cnn"))
+    classes = signals.plan(network, "analog").classes
+    images = load_bundled_sample("test")[0][:40].astype(np.float32)
+    with one_blas_thread():
+        whole = signals.analog_head(network, classes, images, 2)
+        part = signals.analog_head(network, classes, images[7:9], 1)
+    assert "conv1" in part
+    for name, values in part.items():
+        np.testing.assert_array_equal(whole[name][7:9].view(np.uint32), values.view(np.uint32))
