@@ -38,9 +38,10 @@ the large leaves stay separate functions (inlining them too doubled the
 compile time). The small helpers (``_source``, ``fire``, ...) are plain
 functions that LLVM inlines: Numba's own inlining re-reads a function at
 every call site, which cost about 1 s more. Kernels that only some programs
-need (the pooling kernels, the general neuron rule) sit behind arguments
-that are None when unused (:func:`kernel_paths`), whose branches Numba
-prunes before compiling: a network without max pooling never compiles them.
+need (the pooling kernels, the general neuron rule, rate-coded input) sit
+behind arguments that are None when unused (:func:`kernel_paths`), whose
+branches Numba prunes before compiling: a network without max pooling never
+compiles them.
 """
 
 from __future__ import annotations
@@ -808,27 +809,28 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
 # --- one image, a block of steps -------------------------------------------------------
 
 def kernel_paths(ops: np.ndarray) -> tuple:
-    """The optional kernels a program uses, as :func:`run_steps`' last three arguments:
-    (gate pooling, LIPooling, the general neuron rule — windows, Γ > 1 bursts, SpiCalib),
-    each 1 if some operation needs it, else None. Numba prunes the branches of an
+    """The optional kernels a program uses, as :func:`run_steps`' last four arguments:
+    (gate pooling, LIPooling, the general neuron rule — windows, Γ > 1 bursts, SpiCalib —,
+    rate-coded input), each 1 if some operation needs it, else None. Numba prunes the branches of an
     argument typed None at compile time, so a program without max pooling, say, never
     compiles the pooling kernels (seconds of a first compile); each combination is
     compiled, and cached, once."""
     pools = ops[ops[:, CODE] == OP_MAXPOOL]
     rich = any(not _plain(op) for op in ops[ops[:, CODE] == OP_NEURON])
     return tuple(1 if used else None for used in
-                 ((pools[:, MP_GATE] != 0).any(), (pools[:, MP_GATE] == 0).any(), rich))
+                 ((pools[:, MP_GATE] != 0).any(), (pools[:, MP_GATE] == 0).any(), rich,
+                  (ops[:, CODE] == OP_RATE).any()))
 
 
 @numba.njit(cache=True)
 def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, counts):
     """Clear an image's workspace and results, put the analog head's values in place and
     every membrane at v(0)."""
-    buf[:] = 0
-    state[:] = 0
-    n_events[:] = 0
-    out[:] = 0
-    counts[:] = 0
+    buf.fill(0)
+    state.fill(0)
+    n_events.fill(0)
+    out.fill(0)
+    counts.fill(0)
     for a in range(analog_layout.shape[0]):
         start, size, src = analog_layout[a, 0], analog_layout[a, 1], analog_layout[a, 2]
         for i in range(size):
@@ -842,7 +844,7 @@ def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, coun
 
 @numba.njit(cache=True, inline="always")
 def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, idx, mult,
-          n_events, counts, sops, pool_ops, fired, gate, lipool, rich):
+          n_events, counts, sops, pool_ops, fired, gate, lipool, rich, rate):
     """Every operation of step t, in program (topological) order; its SOPs and pooling
     operations go to ``sops[layer]`` and ``pool_ops[layer]``."""
     for r in range(ops.shape[0]):
@@ -887,6 +889,8 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
             n_events[out_slot] = emitted
             pool_ops[op[MP_POOL_SLOT]] += done
         elif code == OP_RATE:
+            if rate is None:  # pruned at compile time: see kernel_paths
+                raise AssertionError("a rate-coded input needs the rate kernel")
             slot = op[RATE_SLOT]
             n_events[slot] = _rate(op, x, image_key, t, idx, mult, event_offsets[slot])
 
@@ -895,7 +899,7 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
 def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step, checkpoints,
               event_offsets, seed, first_image, readout_offset, readout_size, binary, buf,
               state, idx, mult, n_events, fired, out, counts, sops, pool_ops, stop, gate,
-              lipool, rich):
+              lipool, rich, rate):
     """Advance every image of a batch through steps first_step..last_step (1-based).
 
     The images' workspaces carry the simulation between calls, so a long run
@@ -910,7 +914,7 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
     largest spiking layer plus 64). Results, per image: ``out`` (checkpoints,
     readout) and ``counts`` (neurons) over the whole run; ``sops`` (sop
     layers, ≥ steps of this call) and ``pool_ops`` (pool layers, ...) of this
-    call's steps only. ``gate``, ``lipool``, ``rich``: :func:`kernel_paths`.
+    call's steps only. ``gate``, ``lipool``, ``rich``, ``rate``: :func:`kernel_paths`.
     """
     seed_key = _mix(np.uint64(seed) + _GOLDEN)
     for b in range(x.shape[0]):
@@ -929,7 +933,7 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
                 return
             _step(ops, ip, fp, f64, x[b], t, event_offsets, image_key, binary, image_buf,
                   state[b], idx[b], mult[b], n_events[b], counts[b], sops[b, :, t - first_step],
-                  pool_ops[b, :, t - first_step], fired[b], gate, lipool, rich)
+                  pool_ops[b, :, t - first_step], fired[b], gate, lipool, rich, rate)
             if k < checkpoints.shape[0] and checkpoints[k] == t:
                 for i in range(readout_size):
                     out[b, k, i] = image_buf[readout_offset + i]
