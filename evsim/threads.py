@@ -1,16 +1,19 @@
 """Sharing one computation's independent items among threads.
 
 The dense engine, the analog head and the ANN forward pass (calibration
-included) split their images into contiguous shares, one per thread, with
-BLAS held to one thread; NumPy's BLAS and the compiled neuron scans release
-the GIL, so the shares run at once. Each item's arithmetic is the same
-whatever the share it falls in, so results do not depend on the thread count
-(BLAS's own threads would make them depend on the machine's core count).
+included) share their work among threads, with BLAS held to one thread: a
+convolution's groups of images, a per-image layer's images and the compiled
+neuron scans' images go in contiguous shares (a dense layer stays one GEMM);
+NumPy's BLAS and the compiled scans release the GIL, so the shares run at once.
+Each item's arithmetic is the same whatever the share it falls in, so results
+do not depend on the thread count (BLAS's own threads would make them depend
+on the machine's core count).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -48,16 +51,18 @@ _pool_size = 0
 _pool_lock = threading.Lock()
 
 
-def _workers(n: int) -> ThreadPoolExecutor:
-    """A process-wide pool of at least n threads, kept between calls (starting threads for
-    every layer of every step would cost more than small layers take)."""
+def _submit(n: int, task: Callable[[], None]) -> list:
+    """``task`` submitted ``n`` times to a process-wide pool of at least n threads, kept
+    between calls (starting threads for every layer of every step would cost more than
+    small layers take). Under the lock, so that no caller submits to a pool that another
+    caller's larger call has just replaced and shut down."""
     global _pool, _pool_size
     with _pool_lock:
         if _pool is None or _pool_size < n:
             old, _pool, _pool_size = _pool, ThreadPoolExecutor(n, thread_name_prefix="evsim"), n
             if old is not None:
-                old.shutdown(wait=False)
-        return _pool
+                old.shutdown(wait=False)  # what was submitted to it still runs
+        return [_pool.submit(task) for _ in range(n)]
 
 
 def on_threads(work: Callable[[int, int], R], ranges: list[tuple[int, int]],
@@ -81,7 +86,7 @@ def on_threads(work: Callable[[int, int], R], ranges: list[tuple[int, int]],
                 return
             results[i] = work(*ranges[i])
 
-    futures = [_workers(n - 1).submit(drain) for _ in range(n - 1)]
+    futures = _submit(n - 1, drain)
     try:
         drain()
     finally:
@@ -114,14 +119,13 @@ def one_blas_thread():
     any thread is inside such a context: concurrent callers (Optuna trials on threads, say)
     leave it in any order, and the first to leave does not lift it under the others."""
     global _blas_holders, _blas_limit
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+    limits = _threadpool_limits()
+    if limits is None:
         yield
         return
     with _blas_lock:
         if _blas_holders == 0:
-            _blas_limit = threadpool_limits(1, user_api="blas")
+            _blas_limit = limits(1, user_api="blas")
         _blas_holders += 1
     try:
         yield
@@ -131,6 +135,18 @@ def one_blas_thread():
             if _blas_holders == 0:
                 _blas_limit.restore_original_limits()
                 _blas_limit = None
+
+
+@functools.cache
+def _threadpool_limits():
+    """threadpoolctl's ``threadpool_limits``, or None without the optional extra (looked up
+    once, outside any exception handler: an error inside the context would otherwise be
+    reported as raised while handling the ImportError)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits
 
 
 __all__ = ["shares", "on_threads", "thread_count", "one_blas_thread"]

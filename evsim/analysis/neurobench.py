@@ -60,6 +60,7 @@ from ..signals import ANALOG, EVENTS, analog_head, plan, trace_source
 from ..simulate.dense import spiking_maxpool
 from ..simulate.result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
+from ..threads import one_blas_thread
 from ..errors import EvsimTypeError, EvsimValueError
 
 #: The NeuroBench release whose definitions this module follows.
@@ -300,7 +301,8 @@ def neurobench_metrics(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
 
     macs = acs = dense = 0.0
     # The analog head: the same input at every step, recomputed by NeuroBench each step.
-    head = analog_head(net, classes, x) if analog_layers else {}
+    with one_blas_thread():  # as in the simulation, so the values round the same
+        head = analog_head(net, classes, x) if analog_layers else {}
     for node in analog_layers:
         layer, in_shape = node.layer, net.shape(node.inputs[0])
         values = head[node.inputs[0]].reshape(n, -1)
