@@ -17,7 +17,7 @@ import numpy as np
 from . import ops
 from .forward import _check_inputs, forward
 from .network import Network
-from .threads import one_blas_thread, thread_count
+from .threads import one_blas_thread, sharing_threads
 from .errors import EvsimValueError
 
 STATISTICS = ("max", "percentile")
@@ -205,7 +205,7 @@ def braincog_scales(network: Network, inputs: np.ndarray, *, p: float | Mapping[
     bound = None if clip is None else np.float32(clip)
     scales = dict.fromkeys(network.activations, np.float32(0))
     largest = dict.fromkeys(network.activations, np.float32(0))
-    threads = thread_count(None)
+    threads = sharing_threads(None)
     with one_blas_thread():  # as in forward: results independent of the core count
         for start in range(0, len(x), int(batch_size)):
             values = {network.input_name: x[start:start + int(batch_size)]}

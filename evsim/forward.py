@@ -10,7 +10,7 @@ from . import ops
 from .errors import EvsimTypeError, EvsimValueError
 from .network import Network
 from .spiking import SpikingNetwork
-from .threads import one_blas_thread, thread_count
+from .threads import one_blas_thread, sharing_threads
 from .validate import check_batch_size, check_finite
 
 
@@ -46,11 +46,13 @@ def forward(network: Network, inputs: np.ndarray, *, activations: bool | Iterabl
     dtype:
         Computation dtype, float32 by default.
     threads:
-        Threads sharing each chunk's images (default: every core this process
-        may use), with BLAS held to one thread when ``threadpoolctl`` is
-        installed, so that results do not depend on the thread count nor on
-        the machine's number of cores (BLAS's own threads round differently);
-        they do depend on ``batch_size``, as BLAS rounds a GEMM by its shape.
+        Threads sharing each chunk's images, with BLAS held to one thread when
+        ``threadpoolctl`` is installed (extra ``threads``), so that results do
+        not depend on the thread count nor on the machine's number of cores
+        (BLAS's own threads round differently); they do depend on
+        ``batch_size``, as BLAS rounds a GEMM by its shape. Default: every core
+        this process may use with ``threadpoolctl``, else 1 (BLAS then uses the
+        cores itself).
 
     Returns
     -------
@@ -64,7 +66,7 @@ def forward(network: Network, inputs: np.ndarray, *, activations: bool | Iterabl
     if not isinstance(network, Network):
         raise EvsimTypeError(f"forward needs a Network, got {type(network).__name__}")
     batch_size = check_batch_size(batch_size)
-    n_threads = thread_count(threads)
+    n_threads = sharing_threads(threads)
     x = _check_inputs(network, inputs, dtype)
     check_finite(x)
     if activations is True:

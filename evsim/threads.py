@@ -106,6 +106,16 @@ def thread_count(threads: int | None) -> int:
     return int(threads)
 
 
+def sharing_threads(threads: int | None) -> int:
+    """Threads on which evsim shares BLAS work of its own (the ANN forward pass):
+    ``threads``, or by default every core when BLAS can be held to one thread
+    (``threadpoolctl`` installed), else 1 — BLAS then uses the cores itself, and both at
+    once would oversubscribe them."""
+    if threads is None and _threadpool_limits() is None:
+        return 1
+    return thread_count(threads)
+
+
 _blas_lock = threading.Lock()
 _blas_holders = 0
 _blas_limit = None  # threadpoolctl's limiter while any caller holds BLAS to one thread
@@ -149,4 +159,4 @@ def _threadpool_limits():
     return threadpool_limits
 
 
-__all__ = ["shares", "on_threads", "thread_count", "one_blas_thread"]
+__all__ = ["shares", "on_threads", "thread_count", "sharing_threads", "one_blas_thread"]

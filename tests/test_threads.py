@@ -15,7 +15,8 @@ from evsim.data import load_bundled_sample
 from evsim.errors import EvsimValueError
 from evsim.forward import forward
 from evsim.models import load_model
-from evsim.threads import MIN_SHARE, on_threads, one_blas_thread, shares, thread_count
+from evsim.threads import (MIN_SHARE, on_threads, one_blas_thread, shares, sharing_threads,
+                           thread_count)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
@@ -99,6 +100,19 @@ def test_thread_count_checks_its_argument():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(EvsimValueError, match="threads must be a positive integer"):
             thread_count(bad)
+
+
+def test_forward_shares_images_by_default_only_where_blas_can_be_held(monkeypatch):
+    """Without threadpoolctl BLAS keeps its own threads, so evsim's would oversubscribe the
+    cores: the default is then 1 (a given count is kept)."""
+    assert sharing_threads(3) == 3
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
+    threads._threadpool_limits.cache_clear()
+    try:
+        assert sharing_threads(None) == 1
+        assert sharing_threads(3) == 3
+    finally:
+        threads._threadpool_limits.cache_clear()
 
 
 def test_blas_limit_holds_until_the_last_caller_leaves():
