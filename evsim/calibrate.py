@@ -14,8 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import ops
-from .forward import _check_inputs, forward
+from .forward import _check_inputs, _forward_chunk, forward
 from .network import Network
 from .threads import one_blas_thread, sharing_threads
 from .errors import EvsimValueError
@@ -205,30 +204,27 @@ def braincog_scales(network: Network, inputs: np.ndarray, *, p: float | Mapping[
     bound = None if clip is None else np.float32(clip)
     scales = dict.fromkeys(network.activations, np.float32(0))
     largest = dict.fromkeys(network.activations, np.float32(0))
+
+    def observe(name: str, out: np.ndarray) -> np.ndarray:
+        """Record a layer's p-point and maximum; later layers read the clipped values."""
+        if name not in names:
+            return out
+        if bound is not None:
+            out = np.minimum(out, bound)
+        flat = out.reshape(-1)
+        k = int(flat.size * per_layer[name]) - 1
+        if k < 0:
+            raise EvsimValueError(f"layer '{name}': int(N * p) - 1 = {k} with N = "
+                                  f"{flat.size} values per batch; raise p or batch_size")
+        point = np.partition(flat, k)[k]  # sort(flat)[k], without the full sort
+        scales[name] = max(scales[name], point)
+        largest[name] = max(largest[name], flat.max())
+        return out
+
     threads = sharing_threads(None)
     with one_blas_thread():  # as in forward: results independent of the core count
         for start in range(0, len(x), int(batch_size)):
-            values = {network.input_name: x[start:start + int(batch_size)]}
-            remaining = {n.name: len(network.consumers(n.name)) for n in network}
-            for node in network.nodes[1:]:
-                out = ops.apply(node.layer, [values[s] for s in node.inputs], threads)
-                for src in node.inputs:
-                    remaining[src] -= 1
-                    if remaining[src] == 0:
-                        del values[src]
-                if node.name in names:
-                    if bound is not None:
-                        out = np.minimum(out, bound)
-                    flat = out.reshape(-1)
-                    k = int(flat.size * per_layer[node.name]) - 1
-                    if k < 0:
-                        raise EvsimValueError(
-                            f"layer '{node.name}': int(N * p) - 1 = {k} with N = {flat.size} "
-                            "values per batch; raise p or batch_size")
-                    point = np.partition(flat, k)[k]  # sort(flat)[k], without the full sort
-                    scales[node.name] = max(scales[node.name], point)
-                    largest[node.name] = max(largest[node.name], flat.max())
-                values[node.name] = out
+            _forward_chunk(network, x[start:start + int(batch_size)], set(), threads, observe)
     result = {}
     for name, lam in scales.items():
         if lam == 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -90,12 +90,17 @@ def forward(network: Network, inputs: np.ndarray, *, activations: bool | Iterabl
     return output, {name: np.concatenate(parts) for name, parts in kept.items()}
 
 
-def _forward_chunk(network: Network, x: np.ndarray, keep: set[str],
-                   threads: int) -> dict[str, np.ndarray]:
+def _forward_chunk(network: Network, x: np.ndarray, keep: set[str], threads: int,
+                   visit: Callable[[str, np.ndarray], np.ndarray] | None = None
+                   ) -> dict[str, np.ndarray]:
+    """Every layer's output on ``x`` (those no later layer reads dropped, unless in
+    ``keep`` or the network's output); ``visit(name, output)``, if given, sees each output
+    and returns what later layers read instead. Call under :func:`one_blas_thread`."""
     values: dict[str, np.ndarray] = {network.input_name: x}
     remaining = {n.name: len(network.consumers(n.name)) for n in network}
     for node in network.nodes[1:]:
-        values[node.name] = ops.apply(node.layer, [values[s] for s in node.inputs], threads)
+        out = ops.apply(node.layer, [values[s] for s in node.inputs], threads)
+        values[node.name] = out if visit is None else visit(node.name, out)
         for src in node.inputs:
             remaining[src] -= 1
             if remaining[src] == 0 and src not in keep and src != network.output_name:
