@@ -186,17 +186,17 @@ def main():
     for name, dense, macs, per_rate in built:
         dense_s = dense.median()
         for rate, runs in per_rate:
-            rates = {kind: (sops / c.median() / 1e9, sops / c.best() / 1e9)
+            gsops = {kind: (sops / c.median() / 1e9, sops / c.best() / 1e9)
                      for kind, (sops, c, _) in runs.items()}
             event_s = runs["fresh"][1].median()
             print(f"| {name} | {100 * rate:.0f} % | {1e6 * event_s:.1f} µs | "
-                  f"{rates['fresh'][0]:.2f} ({rates['fresh'][1]:.2f}) | "
-                  f"{rates['repeated'][0]:.2f} ({rates['repeated'][1]:.2f}) | "
+                  f"{gsops['fresh'][0]:.2f} ({gsops['fresh'][1]:.2f}) | "
+                  f"{gsops['repeated'][0]:.2f} ({gsops['repeated'][1]:.2f}) | "
                   f"{macs / dense_s / 1e9:.1f} | {dense_s / event_s:.2f} |")
             if runs["fresh"][2]:
                 bounds.append((name, rate, {kind: (bare[1] / bare[0].median() / 1e9,
                                                    bare[1] / bare[0].best() / 1e9)
-                                            for kind, (_, _, bare) in runs.items()}, rates))
+                                            for kind, (_, _, bare) in runs.items()}, gsops))
         # crossover: event time grows linearly with the rate; dense time does not
         slope = np.polyfit([rate for rate, _ in per_rate],
                            [runs["fresh"][1].median() for _, runs in per_rate], 1)[0]
