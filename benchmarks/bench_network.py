@@ -96,7 +96,7 @@ def main():
               f"{sops * len(images) / seconds / 1e9:.2f} |")
     print(f"\nevent engine speed-up over dense: {dense_s / event_s:.2f}x")
     print(f"firing rate (spikes per neuron per step): mean {rate:.3f} ({per_layer})")
-    print(f"engines agree: {evsim.compare(dense, event)}")
+    print(f"engines agree: {dict(evsim.difference(dense, event))}")
     if args.quick:
         return
     print(f"event engine compile (first call, empty cache): {compile_seconds():.1f} s")

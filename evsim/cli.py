@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .errors import EvsimError, EvsimValueError
 
 BUNDLED = "bundled"

@@ -433,9 +433,9 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
     -------
     A :class:`Comparison`.
     """
-    from . import __version__
+    from ._version import __version__
     from .cellstore import CellStore
-    from .io.native import array_digest, content_hash
+    from .io.hashing import array_digest, content_hash
 
     if not isinstance(network, Network):
         raise EvsimTypeError(f"compare_methods needs an ANN (evsim.Network), got "
@@ -502,7 +502,7 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
     runs = None
     if client is not None:
         from .distributed import ShardedRuns
-        runs = ShardedRuns(client, x, batch_size=batch_size,
+        runs = ShardedRuns(client, x, simulate=simulate, batch_size=batch_size,
                            feature="compare_methods(client=...)")
     started, networks = {}, {}
     try:

@@ -30,7 +30,9 @@ import numpy as np
 
 from .errors import EvsimTypeError, EvsimValueError
 from .extras import require
-from .io.native import array_digest, content_hash
+from .io.hashing import array_digest, content_hash
+from .result import SimResult
+from .result_merge import merge
 
 #: Shards per worker thread of a run: enough to keep every thread busy while a slow shard
 #: finishes, few enough that scheduling costs nothing next to a shard's work.
@@ -79,11 +81,9 @@ def _scatter(client, kind: str, digest: str, value):
     return client.scatter({key: value}, broadcast=True)[key]
 
 
-def _simulate_shard(snn, images: np.ndarray, start: int, stop: int, first_image: int,
-                    options: dict):
+def _simulate_shard(simulate: Callable[..., SimResult], snn, images: np.ndarray, start: int,
+                    stop: int, first_image: int, options: dict) -> SimResult:
     """Run on a worker: simulate images ``[start, stop)`` of the scattered ``images``."""
-    from .simulate import simulate
-
     return simulate(snn, images[start:stop], first_image=first_image + start, **options)
 
 
@@ -100,11 +100,15 @@ class ShardedRuns:
     :meth:`submit` sends a run's shards to the cluster at once (the workers
     start while you prepare the next run); :meth:`completed` yields
     ``(tag, SimResult)`` as each run's last shard arrives, shards merged.
+    ``simulate`` is the local simulation every shard runs: :func:`evsim.simulate`
+    (passed in, as the engines are a layer above this module).
     """
 
-    def __init__(self, client, images: np.ndarray, *, batch_size: int, first_image: int = 0,
+    def __init__(self, client, images: np.ndarray, *, simulate: Callable[..., SimResult],
+                 batch_size: int, first_image: int = 0,
                  feature: str = "evsim.simulate(client=...)"):
         self._distributed = check_client(client, feature)
+        self._simulate = simulate
         self.client = client
         self.batch_size = batch_size
         self.first_image = first_image
@@ -125,8 +129,9 @@ class ShardedRuns:
                    "threads": options.get("threads") or 1}
         if options.get("checkpoints") is not None:
             options["checkpoints"] = list(options["checkpoints"])
-        futures = [self.client.submit(_simulate_shard, self._networks[digest], self._images,
-                                      start, stop, self.first_image, options, pure=False)
+        futures = [self.client.submit(_simulate_shard, self._simulate, self._networks[digest],
+                                      self._images, start, stop, self.first_image, options,
+                                      pure=False)
                    for start, stop in self.ranges]
         run = _Run(tag, futures)
         for future in futures:
@@ -137,8 +142,6 @@ class ShardedRuns:
                   ) -> Iterator[tuple[Hashable, object]]:
         """``(tag, merged SimResult)`` of each submitted run as it completes; ``on_shard`` is
         called with the images of every shard that finishes."""
-        from .simulate.merge import merge
-
         for future in self._pending:
             run = self._runs.pop(future.key)
             result = future.result()
@@ -159,13 +162,17 @@ class ShardedRuns:
         self._images.release()
 
 
-def simulate_on(client, snn, inputs: np.ndarray, T: int = 32, *, first_image: int = 0,
+def simulate_on(client, snn, inputs: np.ndarray, T: int = 32, *,
+                simulate: Callable[..., SimResult], first_image: int = 0,
                 batch_size: int = 128, dtype=np.float32, progress: bool = False, **options):
-    """:func:`evsim.simulate` on the workers of ``client``: the same result, exactly."""
+    """:func:`evsim.simulate` on the workers of ``client``: the same result, exactly.
+
+    ``simulate`` is the local :func:`evsim.simulate` each worker runs on its shard.
+    """
     from .forward import _check_inputs
     from .spiking import SpikingNetwork
     from .options import warn_if_tuned_for_other_T
-    from .simulate.result import default_checkpoints
+    from .result import default_checkpoints
     from .validate import check_batch_size, check_images, check_index, check_steps
 
     if not isinstance(snn, SpikingNetwork):
@@ -181,8 +188,8 @@ def simulate_on(client, snn, inputs: np.ndarray, T: int = 32, *, first_image: in
     checkpoints = options.get("checkpoints")
     warn_if_tuned_for_other_T(snn, T, default_checkpoints(T) if checkpoints is None
                               else checkpoints)
-    runs = ShardedRuns(client, np.ascontiguousarray(x), batch_size=batch_size,
-                       first_image=first_image)
+    runs = ShardedRuns(client, np.ascontiguousarray(x), simulate=simulate,
+                       batch_size=batch_size, first_image=first_image)
     bar = None
     if progress:
         from tqdm.auto import tqdm

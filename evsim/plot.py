@@ -23,7 +23,7 @@ from .analysis.energy import EnergyReport, energy_unit
 from .analysis.stats import (LayerErrorStats, OutputErrorStats, counts_per_image,
                              recorded_train)
 from .analysis.stats import rate_vs_activation as _rate_pairs
-from .simulate.result import SimResult
+from .result import SimResult
 from .spiking import SpikingNetwork
 from .errors import EvsimValueError
 

@@ -46,7 +46,7 @@ from .forward import forward
 from .io.atomic import StagedFolder, atomic_file, check_output_file, check_output_folder
 from .options import steps_message
 from .simulate import simulate
-from .simulate.result import SimResult
+from .result import SimResult
 from .spiking import WINDOWED, SpikingNetwork
 
 #: Side of the square patch of neighbouring neurons each raster shows (8 × 8 = 64 neurons).

@@ -161,7 +161,6 @@ class SpikingNetwork:
                                   f"got {self.time_scheme!r}")
         object.__setattr__(self, "neurons", neurons)
         if self.time_scheme in WINDOWED:
-            from .timescheme import check_temporal
             check_temporal(self)
         object.__setattr__(self, "options", dict(self.options))
 
@@ -194,5 +193,16 @@ class SpikingNetwork:
                 f"{self.network!r})")
 
 
-__all__ = ["NeuronSpec", "SpikingNetwork", "RESETS", "MAX_POOLS", "TIME_SCHEMES", "WINDOWED",
-           "BURST_MAX"]
+def check_temporal(snn: SpikingNetwork) -> None:
+    """Raise ValueError naming the layer if a neuron option has no meaning in windows."""
+    for name, spec in snn.neurons.items():
+        if spec.burst != 1:
+            raise EvsimValueError(
+                f"layer '{name}': the temporal scheme fires at most one spike per "
+                f"step (up to W per window); burst must be 1, got {spec.burst}")
+        if spec.allowance > 0:
+            raise EvsimValueError(f"layer '{name}': SpiCalib needs the synchronous time scheme")
+
+
+__all__ = ["NeuronSpec", "SpikingNetwork", "check_temporal", "RESETS", "MAX_POOLS",
+           "TIME_SCHEMES", "WINDOWED", "BURST_MAX"]

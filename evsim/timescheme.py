@@ -34,7 +34,7 @@ import dataclasses
 
 from . import layers as L
 from .network import Network, Node
-from .spiking import SpikingNetwork
+from .spiking import SpikingNetwork, check_temporal  # re-exported: check_temporal was here
 from .errors import EvsimValueError
 
 #: The most bits (T) a window of inverse-leaky binary firing may carry.
@@ -85,17 +85,6 @@ def spiking_depth(network: Network) -> int:
 def latency(network: Network, window: int) -> int:
     """Steps until the output window is complete: ``(D + 1) W``."""
     return (spiking_depth(network) + 1) * window
-
-
-def check_temporal(snn: SpikingNetwork) -> None:
-    """Raise ValueError naming the layer if a neuron option has no meaning in windows."""
-    for name, spec in snn.neurons.items():
-        if spec.burst != 1:
-            raise EvsimValueError(
-                f"layer '{name}': the temporal scheme fires at most one spike per "
-                f"step (up to W per window); burst must be 1, got {spec.burst}")
-        if spec.allowance > 0:
-            raise EvsimValueError(f"layer '{name}': SpiCalib needs the synchronous time scheme")
 
 
 __all__ = ["window_network", "binary_network", "popcount", "MAX_BITS",

@@ -59,7 +59,7 @@ def main() -> None:
         lines.append(f"| {layer} | {a} | {b} | {a - b} |")
     table = "\n".join(lines)
     print(f"{n_images} images, T = {T}\n\n{table}\n")
-    difference = evsim.compare(event, dense)
+    difference = evsim.difference(event, dense)
     print(f"differing spikes: {difference['spikes']} of "
           f"{sum(int(c.sum()) for c in event.spike_counts.values())}; differing predictions: "
           f"{difference['predictions']}")

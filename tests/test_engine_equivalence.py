@@ -18,7 +18,7 @@ EXAMPLES = settings(max_examples=60, deadline=None, derandomize=True)
 
 
 def _assert_identical(a, b):
-    diff = evsim.compare(a, b)
+    diff = evsim.difference(a, b)
     assert diff["spikes"] == 0 and diff["sops"] == {} and diff["pool_ops"] == {}, diff
     np.testing.assert_array_equal(a.outputs, b.outputs)
     for name in a.spike_counts:

@@ -68,7 +68,7 @@ def test_engines_agree_spike_for_spike_and_sop_for_sop(seed, bits, dtype, v0, ma
     kwargs = dict(T=bits, dtype=dtype, per_image_counts=True)
     dense = evsim.simulate(snn, x, engine="dense", **kwargs)
     event = evsim.simulate(snn, x, engine="event", **kwargs)
-    assert evsim.results_equal(dense, event), evsim.compare(dense, event)
+    assert evsim.results_equal(dense, event), evsim.difference(dense, event)
 
 
 @pytest.mark.filterwarnings("ignore::evsim.UnscaledInputWarning")  # currents, not images

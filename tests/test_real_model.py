@@ -36,7 +36,7 @@ def test_engines_agree_on_the_real_model(converted, event_result):
     """Float sums differ in order between engines: predictions must agree; report the rest."""
     snn, images, _, _ = converted
     dense = evsim.simulate(snn, images, T=128, engine="dense")
-    diff = evsim.compare(dense, event_result)
+    diff = evsim.difference(dense, event_result)
     total_spikes = sum(int(c.sum()) for c in dense.spike_counts.values())
     total_sops = dense.total_sops()
     print(f"\nreal model, 1000 images, T=128: {diff['spikes']} of {total_spikes} spikes differ, "

@@ -167,18 +167,36 @@ def test_bad_arguments_name_what_is_wrong():
         SpikingNetwork(snn.network, {**snn.neurons, "r1": NeuronSpec(np.ones(5))})
 
 
-def test_compare_sums_per_image_counts_before_comparing_with_summed_ones():
+def test_difference_sums_per_image_counts_before_comparing_with_summed_ones():
     snn, rng = _residual_snn()
     x = dyadic(rng, (3, 1, 6, 6), low=0)
     summed = evsim.simulate(snn, x, T=6, engine="dense")
     kept = evsim.simulate(snn, x, T=6, engine="dense", per_image_counts=True)
     assert kept.spike_counts["r1"].shape[0] == 3 and summed.total_sops() > 0
-    assert evsim.compare(summed, kept)["spikes"] == 0
+    assert evsim.difference(summed, kept)["spikes"] == 0
     assert evsim.results_equal(kept, summed)
     shifted = evsim.simulate(snn, x[::-1], T=6, engine="dense", per_image_counts=True)
     # the same images in another order: equal totals, but per image the spikes moved
-    assert evsim.compare(summed, shifted)["spikes"] == 0
-    assert evsim.compare(kept, shifted)["spikes"] > 0
+    assert evsim.difference(summed, shifted)["spikes"] == 0
+    assert evsim.difference(kept, shifted)["spikes"] > 0
+
+
+def test_difference_is_a_read_only_mapping_and_compare_its_deprecated_alias():
+    snn, rng = _residual_snn()
+    x = dyadic(rng, (3, 1, 6, 6), low=0)
+    event = evsim.simulate(snn, x, T=6, per_image_counts=True)
+    shifted = evsim.simulate(snn, x[::-1], T=6, engine="dense", per_image_counts=True)
+    diff = evsim.difference(event, shifted)
+    assert isinstance(diff, evsim.ResultDifference)
+    assert diff.spikes == diff["spikes"] > 0
+    assert list(diff) == ["spikes", "sops", "pool_ops", "outputs", "predictions"]
+    with pytest.raises(KeyError):
+        diff["missing"]
+    with pytest.raises(AttributeError):
+        diff.spikes = 0
+    with pytest.warns(DeprecationWarning, match="evsim.difference"):
+        old = evsim.compare(event, shifted)
+    assert type(old) is dict and old == dict(diff) and diff == old
 
 
 def test_a_network_without_synapses_between_spiking_layers_reports_zero_sops_at_every_step():

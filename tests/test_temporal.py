@@ -67,7 +67,7 @@ def test_engines_agree_in_the_temporal_scheme(seed, window, encoding, dtype):
     kwargs = dict(T=window, encoding=encoding, dtype=dtype, per_image_counts=True)
     dense = evsim.simulate(snn, x, engine="dense", **kwargs)
     event = evsim.simulate(snn, x, engine="event", **kwargs)
-    assert evsim.results_equal(dense, event), evsim.compare(dense, event)
+    assert evsim.results_equal(dense, event), evsim.difference(dense, event)
     for name in dense.spike_counts:
         np.testing.assert_array_equal(dense.spike_counts[name], event.spike_counts[name])
         assert dense.spike_counts[name].max() <= window

@@ -33,7 +33,7 @@ from .. import layers as L
 from ..fanout import path_fanout
 from ..network import Network
 from ..signals import ANALOG, plan
-from ..simulate.result import SimResult
+from ..result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
 from ..errors import EvsimValueError
 

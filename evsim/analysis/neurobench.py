@@ -58,7 +58,7 @@ from ..fanout import path_fanout, spatial_map, targets_per_input
 from ..network import Network
 from ..signals import ANALOG, EVENTS, analog_head, plan, trace_source
 from ..simulate.dense import spiking_maxpool
-from ..simulate.result import SimResult
+from ..result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
 from ..threads import one_blas_thread
 from ..errors import EvsimTypeError, EvsimValueError

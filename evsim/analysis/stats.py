@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..forward import forward
-from ..simulate.result import SimResult, SpikeTrain
+from ..result import SimResult, SpikeTrain
 from ..spiking import SpikingNetwork
 from ..errors import EvsimValueError
 

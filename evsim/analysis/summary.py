@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..forward import forward
-from ..simulate.result import SimResult
+from ..result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
 from .energy import FLOAT32_45NM, EnergyTable, energy_report, energy_table, energy_unit
 from ..errors import EvsimValueError

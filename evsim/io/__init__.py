@@ -18,7 +18,8 @@ import os
 from ..errors import EvsimFileError
 from .errors import UnsupportedModelError
 from .native import load as load_native
-from .native import content_hash, save
+from .hashing import content_hash
+from .native import save
 from .nir import (NIRExportError, NIRExportWarning, NIRImportError, from_nir, load_nir,
                   save_nir, to_nir)
 from .onnx import UnsupportedOperatorError, load_onnx

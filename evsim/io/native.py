@@ -3,62 +3,31 @@
 No pickle: the header is UTF-8 JSON stored as a uint8 array named
 ``__evsim__``; every parameter array is stored under ``node/<layer>/<field>``
 (and ``neuron/<layer>/<field>`` for a spiking network; a
-:class:`~evsim.simulate.SimResult` as :mod:`evsim.io.results` describes).
+:class:`~evsim.result.SimResult` as :mod:`evsim.io.results` describes).
 Loading uses ``allow_pickle=False``; saving then loading gives back identical
 arrays. Files are written atomically and read errors name the file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
 import numpy as np
 
-from ..errors import EvsimFileError, EvsimTypeError, EvsimValueError
+from ..errors import EvsimFileError, EvsimValueError
 from ..layers import LAYER_KINDS
 from ..network import Network, Node
-from ..simulate.result import SimResult
+from ..result import SimResult
 from ..spiking import NeuronSpec, SpikingNetwork
 from .atomic import atomic_file
 from .errors import reading
-from .results import read_result, result_payload
+from .hashing import array_digest, content_hash  # re-exported: defined here up to evsim 0.1
+from .payload import payload
+from .results import read_result
 
 FORMAT_VERSION = 1
 _HEADER = "__evsim__"
-
-
-def _network_payload(network: Network) -> tuple[dict, dict[str, np.ndarray]]:
-    nodes, arrays = [], {}
-    for node in network:
-        layer_arrays = node.layer.arrays()
-        nodes.append({"name": node.name, "kind": node.layer.kind, "inputs": list(node.inputs),
-                      "attributes": node.layer.attributes(), "arrays": sorted(layer_arrays)})
-        for key, value in layer_arrays.items():
-            arrays[f"node/{node.name}/{key}"] = value
-    return {"output": network.output_name, "nodes": nodes}, arrays
-
-
-def _payload(obj) -> tuple[dict, dict[str, np.ndarray]]:
-    """The JSON header (without format and version) and the arrays that store ``obj``."""
-    if isinstance(obj, SpikingNetwork):
-        graph, arrays = _network_payload(obj.network)
-        header = {"kind": "spiking_network", "graph": graph, "max_pool": obj.max_pool,
-                  "time_scheme": obj.time_scheme, "method": obj.method,
-                  "options": obj.options, "neurons": {}}
-        for name, spec in obj.neurons.items():
-            header["neurons"][name] = spec.attributes()
-            arrays[f"neuron/{name}/threshold"] = spec.threshold
-            arrays[f"neuron/{name}/v_init"] = spec.v_init
-        return header, arrays
-    if isinstance(obj, Network):
-        graph, arrays = _network_payload(obj)
-        return {"kind": "network", "graph": graph}, arrays
-    if isinstance(obj, SimResult):
-        return result_payload(obj)
-    raise EvsimTypeError(f"can save a Network, SpikingNetwork or SimResult, not "
-                         f"{type(obj).__name__}")
 
 
 def save(obj: Network | SpikingNetwork | SimResult, path: str | os.PathLike) -> None:
@@ -68,7 +37,7 @@ def save(obj: Network | SpikingNetwork | SimResult, path: str | os.PathLike) -> 
     The file is replaced atomically (:mod:`evsim.io.atomic`): an interrupted
     save leaves the old file intact. Missing parent folders are created.
     """
-    header, arrays = _payload(obj)
+    header, arrays = payload(obj)
     header.update(format="evsim", version=FORMAT_VERSION)
     try:
         text = json.dumps(header, allow_nan=False)
@@ -77,26 +46,6 @@ def save(obj: Network | SpikingNetwork | SimResult, path: str | os.PathLike) -> 
                               ) from None
     arrays[_HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     _write_npz(path, arrays)
-
-
-def content_hash(obj: Network | SpikingNetwork) -> str:
-    """SHA-256 (hex) of everything :func:`save` stores of ``obj``: the same for a network
-    and its saved-and-loaded copy, different as soon as one value differs."""
-    header, arrays = _payload(obj)
-    digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=repr).encode("utf-8"))
-    for key in sorted(arrays):
-        array = np.ascontiguousarray(arrays[key])
-        digest.update(f"\0{key}\0{array.dtype.str}\0{array.shape}\0".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
-def array_digest(array: np.ndarray) -> str:
-    """SHA-256 (hex) of an array's dtype, shape and values (e.g. to recognise a data set)."""
-    x = np.ascontiguousarray(array)
-    digest = hashlib.sha256(f"{x.dtype.str}\0{x.shape}\0".encode())
-    digest.update(x.tobytes())
-    return digest.hexdigest()
 
 
 def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:

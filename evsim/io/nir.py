@@ -50,7 +50,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__, ops
+from .. import ops
+from .._version import __version__
 from ..extras import require
 from .. import layers as L
 from ..errors import EvsimError, EvsimTypeError, EvsimValueError

@@ -1,4 +1,4 @@
-"""A :class:`~evsim.simulate.SimResult` in evsim's ``.npz`` format (no pickle).
+"""A :class:`~evsim.result.SimResult` in evsim's ``.npz`` format (no pickle).
 
 The JSON header (kind ``"sim_result"``) holds every scalar field, the
 ``macs``, ``neurons`` and ``negative_spikes`` tables, the conversion options and the layer names
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import EvsimFileError
-from ..simulate.result import SimResult, SpikeTrain
+from ..result import SimResult, SpikeTrain
 
 #: Scalar fields, stored in the header as JSON, with the type they are read back as.
 _SCALARS = {"T": int, "n_images": int, "engine": str, "encoding": str, "dtype": str,

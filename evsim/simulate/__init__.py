@@ -122,7 +122,8 @@ def simulate(snn: SpikingNetwork, inputs: np.ndarray, T: int = 32, *, engine: st
     """
     if client is not None:
         from ..distributed import simulate_on
-        return simulate_on(client, snn, inputs, T, engine=engine, encoding=encoding,
+        return simulate_on(client, snn, inputs, T, simulate=simulate, engine=engine,
+                           encoding=encoding,
                            checkpoints=checkpoints, record=record,
                            per_image_counts=per_image_counts, seed=seed,
                            first_image=first_image, batch_size=batch_size, dtype=dtype,
