@@ -8,19 +8,36 @@
 * :mod:`evsim.analysis.summary` -- accuracy, SOPs and energy per image at
   every checkpoint (:func:`checkpoint_summary`);
 * :mod:`evsim.analysis.neurobench` -- the NeuroBench 2.3.0 metrics
-  (:func:`neurobench_metrics`), pure NumPy.
+  (:func:`neurobench_metrics`), pure NumPy; it replays max pooling with the dense engine,
+  so it is loaded when one of its names is first used (the ``evsim`` command's help loads
+  no engine).
 """
 
 from .energy import (CONVENTIONS, ENERGY_TABLES, FLOAT16_45NM, FLOAT32_45NM, INT8_45NM,
                      EnergyReport, EnergyRow, EnergyTable, ann_adds, ann_macs, energy_report,
                      energy_table, energy_unit)
-from .neurobench import NEUROBENCH_VERSION, neurobench_metrics, neurobench_static_metrics
 from .stats import (LayerErrorStats, OutputErrorStats, conversion_error, counts_per_image,
                     first_spike_times, interspike_intervals, isi_cv, layer_firing_rates,
                     neuron_firing_rates, output_error, rate_vs_activation, saturated_fraction,
                     silent_fraction, recorded_train, snn_rates, sparsity_per_step,
                     spikes_per_step)
 from .summary import CheckpointSummary, checkpoint_summary, class_accuracy, confusion_matrix
+
+_NEUROBENCH = ("neurobench_metrics", "neurobench_static_metrics", "NEUROBENCH_VERSION")
+
+
+def __getattr__(name: str):
+    if name not in _NEUROBENCH:
+        raise AttributeError(f"module 'evsim.analysis' has no attribute {name!r}")
+    from . import neurobench
+
+    value = getattr(neurobench, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_NEUROBENCH))
 
 __all__ = [
     "counts_per_image", "recorded_train", "neuron_firing_rates", "layer_firing_rates",

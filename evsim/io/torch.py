@@ -130,7 +130,7 @@ class _Importer:
         from torch import fx, nn
         from torch.nn import functional as F
 
-        from ..training import activations as training
+        from .. import torch_activations as training
 
         self.torch, self.nn = torch, nn
         self.torch_dir = os.path.dirname(torch.__file__)

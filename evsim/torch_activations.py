@@ -1,13 +1,15 @@
-"""The PyTorch activations of :mod:`evsim.training`: :class:`ClipReLU`, :class:`QCFS` and
-:class:`NoisyQCFS`, with the learned bound λ that conversion takes as threshold.
+"""The PyTorch activations of :mod:`evsim.training` (import them from there):
+:class:`ClipReLU`, :class:`QCFS` and :class:`NoisyQCFS`, with the learned bound λ that
+conversion takes as threshold.
 
-Needs the ``torch`` extra.
+A module of its own, below the importers: :func:`evsim.io.torch.from_torch` recognises
+them, and :mod:`evsim.training` converts and simulates. Needs the ``torch`` extra.
 """
 
 from __future__ import annotations
 
-from ..errors import EvsimValueError
-from ..extras import require
+from .errors import EvsimValueError
+from .extras import require
 
 torch = require("torch", "evsim.training")
 nn = torch.nn

@@ -1,5 +1,22 @@
-"""NQ's noise estimate (methods.md §5): σ of each :class:`~evsim.training.NoisyQCFS` from
-the ANN-minus-SNN residual of the network simulated with evsim's dense engine."""
+"""Training-time activations for conversion-friendly ANNs (PyTorch modules).
+
+Train an ANN with these in place of ReLU and :func:`evsim.io.torch.from_torch`
+maps them to evsim's :class:`~evsim.layers.Clip` and
+:class:`~evsim.layers.QCFS` with the learned bound λ, which the ``"opi"`` and
+``"qcfs"`` conversion methods take as thresholds.
+
+- :class:`ClipReLU` is OPI's threshold-clipped ReLU (TCL): ``clamp(x, 0, λ)``.
+- :class:`QCFS` is the quantisation-clip-floor-shift activation
+  ``λ clamp(floor(x L / λ + shift), 0, L) / L`` with a straight-through floor.
+- :class:`NoisyQCFS` is NQ's training activation (methods.md §5): QCFS minus
+  Gaussian noise ``σ ε`` in training mode, with σ re-estimated each epoch by
+  :func:`estimate_noise`, which simulates the network as an SNN with evsim's
+  dense engine (at T = 4 as NQ's paper code, or at several T).
+
+Both learn λ by gradient descent. Needs the ``torch`` extra. The activations are
+defined in :mod:`evsim.torch_activations`, below the importers that recognise them;
+:func:`estimate_noise` converts and simulates, so this module sits above the engines.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +25,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..convert import convert
-from ..errors import EvsimValueError
-from ..forward import forward
-from ..io.torch import from_torch, module_layer_names
-from ..simulate import simulate
-from .activations import NoisyQCFS, nn
+from .errors import EvsimValueError
+from .extras import require
+from .torch_activations import QCFS, ClipReLU, NoisyQCFS
+
+torch = require("torch", "evsim.training")
+nn = torch.nn
 
 
 def estimate_noise(model: nn.Module, images, input_shape, *, T: int | Sequence[int] = 4,
@@ -34,6 +51,11 @@ def estimate_noise(model: nn.Module, images, input_shape, *, T: int | Sequence[i
     network cannot learn to rely on the exact grid and the SNN holds its
     accuracy at every T. Returns ``{module path: σ}``.
     """
+    from .convert import convert
+    from .forward import forward
+    from .io.torch import from_torch, module_layer_names
+    from .simulate import simulate
+
     noisy = {path: m for path, m in model.named_modules() if isinstance(m, NoisyQCFS)}
     if not noisy:
         raise EvsimValueError("the model has no NoisyQCFS activation to estimate noise for")
@@ -58,4 +80,4 @@ def estimate_noise(model: nn.Module, images, input_shape, *, T: int | Sequence[i
     return sigmas
 
 
-__all__ = ["estimate_noise"]
+__all__ = ["ClipReLU", "QCFS", "NoisyQCFS", "estimate_noise"]
