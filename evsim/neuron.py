@@ -16,10 +16,15 @@ import numpy as np
 
 
 class IFParameters(NamedTuple):
-    """Parameters of one layer of IF neurons.
+    """Parameters of one layer of IF neurons, as the step arithmetic reads them.
 
-    ``threshold`` θ (broadcastable to the layer), ``reset_to_zero`` (else
-    reset by subtraction), ``burst`` Γ ≥ 1 (most spikes per step).
+    ``threshold`` θ (broadcastable to the layer, in the simulation's dtype),
+    ``reset_to_zero`` (else reset by subtraction), ``burst`` Γ ≥ 1 (most spikes per step).
+
+    Not :class:`evsim.spiking.NeuronSpec`, the per-layer record that conversion makes and
+    :func:`evsim.save` stores (θ in float32/float64, v(0), the reset's name, SpiCalib's
+    allowance; validated once): the dense engine derives these per run from a NeuronSpec,
+    casting θ to the dtype it simulates in; v(0) becomes the initial :class:`IFState`.
     """
 
     threshold: np.ndarray

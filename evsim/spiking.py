@@ -64,6 +64,11 @@ class NeuronSpec:
         SpiCalib's allowance A in steps: a neuron silent for longer than its
         mean inter-spike interval plus A emits negative spikes until its net
         count is 0 (methods.md §3). 0 turns calibration off.
+
+    This is what conversion produces and :func:`evsim.save` stores. The engines read it
+    through their own per-run forms: :class:`evsim.neuron.IFParameters` (θ cast to the
+    simulation dtype, the reset as a flag) in the dense engine, compiled arrays in the
+    event engine.
     """
 
     threshold: np.ndarray
