@@ -9,7 +9,7 @@ from evsim.analysis import (conversion_error, first_spike_times, interspike_inte
                             layer_firing_rates, neuron_firing_rates, output_error,
                             rate_vs_activation, saturated_fraction, silent_fraction, snn_rates,
                             sparsity_per_step, spikes_per_step)
-from evsim.simulate import SimResult, SpikeTrain
+from evsim.result import SimResult, SpikeTrain
 
 
 def _dense_net(theta=1.0, v0=0.0, burst=1):

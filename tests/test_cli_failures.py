@@ -1,5 +1,6 @@
 """The evsim command never shows a traceback: exit 2 for a user error, 1 for a bug."""
 
+import importlib
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ from evsim.cli import _failure, main
 from evsim.data import load_bundled_sample
 from evsim.models import load_model
 
-SIMULATE = sys.modules["evsim.simulate"]
+SIMULATE = importlib.import_module("evsim.simulate")  # the module; evsim.simulate is the function
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,19 @@ from evsim.errors import EvsimError
 
 PACKAGE = Path(evsim.__file__).parent
 # Lookups by key follow the Mapping protocol (KeyError); the atomic-rename fallbacks are
-# internal signals caught where they are raised.
+# internal signals caught where they are raised; a module's __getattr__ (PEP 562) must raise
+# AttributeError for a name it does not have.
 BUILTIN = {"ValueError", "TypeError", "IndexError", "AttributeError", "RuntimeError"}
 
 
 def _builtin_raises(path: Path) -> list[str]:
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    protocol = {id(node) for f in tree.body if isinstance(f, ast.FunctionDef)
+                and f.name == "__getattr__" for node in ast.walk(f)}
+    for node in ast.walk(tree):
+        if id(node) in protocol:
+            continue
         if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
             func = node.exc.func
             if isinstance(func, ast.Name) and func.id in BUILTIN:

@@ -11,7 +11,7 @@ from netgen import random_network
 import evsim
 from evsim import EvsimValueError, SimResult
 from evsim.io import content_hash
-from evsim.simulate import SpikeTrain
+from evsim.result import SpikeTrain
 
 
 def _equal(a, b) -> bool:
