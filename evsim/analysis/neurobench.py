@@ -52,12 +52,14 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .. import kinds
 from .. import layers as L
 from ..encoding import rate_spikes
 from ..fanout import path_fanout, spatial_map, targets_per_input
+from ..kinds import role_of
 from ..network import Network
+from ..pooling import spiking_maxpool
 from ..signals import ANALOG, EVENTS, analog_head, plan, trace_source
-from ..simulate.dense import spiking_maxpool
 from ..simulate.result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
 from ..threads import one_blas_thread
@@ -68,7 +70,7 @@ NEUROBENCH_VERSION = "2.3.0"
 
 
 def _synapse_layers(network: Network):
-    return [n for n in network if isinstance(n.layer, (L.Dense, L.Conv2d))]
+    return [n for n in network if role_of(n.layer) == kinds.SYNAPSE]
 
 
 def neurobench_static_metrics(snn: SpikingNetwork, dtype=np.float32) -> dict:
@@ -92,7 +94,7 @@ def _chain_map(chain) -> sp.csr_matrix | None:
     """Boolean spatial map of the pooling in ``chain`` (None when it is only Flatten)."""
     composite = None
     for layer, in_shape in chain:
-        if isinstance(layer, L.Flatten):
+        if role_of(layer) == kinds.RESHAPE:
             continue
         step = spatial_map(layer, in_shape)
         composite = step if composite is None else (step @ composite).astype(bool)
@@ -173,7 +175,7 @@ def _check_single_spikes(snn: SpikingNetwork, paths) -> None:
     """Raise unless spike counts equal per-step events wherever NeuroBench counts them."""
     advice = "; simulate with engine='dense' and record=list(snn.neurons) to record them"
     for path in paths:
-        if isinstance(snn.network[path.source].layer, L.MaxPool2d):
+        if role_of(snn.network[path.source].layer) == kinds.MAX_POOL:
             raise EvsimValueError(
                 f"NeuroBench's synaptic operations need per-step spikes here: layer "
                 f"'{path.layer}' reads the spiking max pooling '{path.source}', "
@@ -202,18 +204,18 @@ def _per_step_spikes(snn: SpikingNetwork, result: SimResult, classes, image: int
         name, layer = node.name, node.layer
         if classes[name] != EVENTS:
             continue
-        shape = net.shape(name)
-        if isinstance(layer, L.Input):
+        shape, role = net.shape(name), role_of(layer)
+        if role == kinds.INPUT:
             spikes[name] = np.stack([rate_spikes(x[image:image + 1], seed, np.array([image]), t)[0]
                                      for t in range(1, T + 1)])
-        elif isinstance(layer, L.Activation):
+        elif role == kinds.NEURON:
             train = result.spike_trains[name]
             keep = train.images == image
             dense = np.zeros((T, int(np.prod(shape))), np.int64)
             dense[train.steps[keep] - 1, result.recorded[name][train.neurons[keep]]] = (
                 train.counts[keep])
             spikes[name] = dense.reshape((T,) + shape)
-        elif isinstance(layer, L.Flatten):
+        elif role == kinds.RESHAPE:
             spikes[name] = spikes[node.inputs[0]].reshape(T, -1)
         else:  # spiking max pooling, replayed step by step on the recorded input spikes
             incoming = spikes[node.inputs[0]]
@@ -286,7 +288,7 @@ def neurobench_metrics(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
     signal_plan = plan(net, result.encoding)
     classes = signal_plan.classes
     paths = [p for p in signal_plan.paths if p.counts == "sops"
-             and isinstance(net[p.layer].layer, (L.Dense, L.Conv2d))]
+             and role_of(net[p.layer].layer) == kinds.SYNAPSE]
     analog_layers = [node for node in _synapse_layers(net) if classes[node.name] == ANALOG]
     x = None
     if analog_layers or result.encoding == "rate":
