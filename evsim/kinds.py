@@ -191,19 +191,35 @@ def _dense_fanout(layer: L.Dense, composite: sp.spmatrix, in_shape: Shape):
     return sp.csr_matrix(composite.sum(axis=0) > 0), layer.out_features
 
 
+def _dense_forward(layer: L.Dense, inputs, threads: int, out, per_image: bool) -> np.ndarray:
+    return ann_ops.dense(layer, inputs[0], out, per_image)  # one GEMM: not split among threads
+
+
+def _conv_forward(layer: L.Conv2d, inputs, threads: int, out, per_image: bool) -> np.ndarray:
+    return ann_ops.conv2d(layer, inputs[0], threads, out, per_image)
+
+
+def _add_forward(layer: L.Add, inputs, threads: int, out, per_image: bool) -> np.ndarray:
+    return ann_ops.add(inputs, threads, out)
+
+
+def _flatten(layer: L.Flatten, x: np.ndarray) -> np.ndarray:
+    return x.reshape(x.shape[0], -1)
+
+
+def _unknown_activation(layer: L.Activation, x: np.ndarray) -> np.ndarray:
+    raise EvsimTypeError(f"unknown activation {type(layer).__name__}: give it rules with "
+                         "evsim.kinds.register")
+
+
 def _register_builtin() -> None:
     register(L.Input, KindRules(INPUT))
-    register(L.Dense, KindRules(
-        SYNAPSE, lambda layer, inputs, threads, out, per_image:
-        ann_ops.dense(layer, inputs[0], out, per_image), writes_out=True, fanout=_dense_fanout))
+    register(L.Dense, KindRules(SYNAPSE, _dense_forward, writes_out=True, fanout=_dense_fanout))
     register(L.Conv2d, KindRules(
-        SYNAPSE, lambda layer, inputs, threads, out, per_image:
-        ann_ops.conv2d(layer, inputs[0], threads, out, per_image), writes_out=True,
+        SYNAPSE, _conv_forward, writes_out=True,
         spatial=lambda layer, shape: _window_map(layer, shape, layer.dilation),
         fanout=_conv_fanout))
-    register(L.Add, KindRules(
-        SUM, lambda layer, inputs, threads, out, per_image: ann_ops.add(inputs, threads, out),
-        writes_out=True))
+    register(L.Add, KindRules(SUM, _add_forward, writes_out=True))
     register(L.AvgPool2d, KindRules(
         AVERAGE, _elementwise(ann_ops.avgpool2d), per_image=True,
         spatial=lambda layer, shape: _window_map(layer, shape, (1, 1)), weights=_avgpool_weights))
@@ -213,19 +229,12 @@ def _register_builtin() -> None:
     register(L.MaxPool2d, KindRules(
         MAX_POOL, _elementwise(ann_ops.maxpool2d), per_image=True,
         spatial=lambda layer, shape: _window_map(layer, shape, (1, 1))))
-    register(L.Flatten, KindRules(
-        RESHAPE, _elementwise(lambda layer, x: x.reshape(x.shape[0], -1)),
-        spatial=_identity_map))
+    register(L.Flatten, KindRules(RESHAPE, _elementwise(_flatten), spatial=_identity_map))
     register(L.BatchNorm, KindRules(FOLD, _elementwise(ann_ops.batchnorm), per_image=True))
     register(L.Activation, KindRules(NEURON, _elementwise(_unknown_activation), per_image=True))
     for record, function in ((L.ReLU, ann_ops.relu), (L.Clip, ann_ops.clip),
                              (L.QCFS, ann_ops.qcfs)):
         register(record, KindRules(NEURON, _elementwise(function), per_image=True))
-
-
-def _unknown_activation(layer: L.Activation, x: np.ndarray) -> np.ndarray:
-    raise EvsimTypeError(f"unknown activation {type(layer).__name__}: give it rules with "
-                         "evsim.kinds.register")
 
 
 _register_builtin()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -123,10 +122,12 @@ def test_evsim_ops_is_a_deprecated_alias_of_ann_ops_and_kinds_apply():
 def test_dense_spiking_maxpool_is_a_deprecated_alias_of_evsim_pooling():
     from evsim import pooling
     from evsim.simulate import dense
+    layer = L.MaxPool2d(2)
+    incoming = np.array([[[[1, 0], [2, 1]]]], np.int32)
+    states = [(np.zeros((1, 1, 2, 2), np.int64), np.zeros((1, 1, 1, 1), np.int64))
+              for _ in range(2)]
     with pytest.warns(DeprecationWarning, match="moved to evsim.pooling"):
-        moved = dense.spiking_maxpool
-    assert moved is pooling.spiking_maxpool
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with pytest.raises(AttributeError):
-            dense.no_such_name  # noqa: B018
+        old = dense.spiking_maxpool("lipooling", layer, incoming, *states[0])
+    new = pooling.spiking_maxpool("lipooling", layer, incoming, *states[1])
+    np.testing.assert_array_equal(old, new)
+    assert new.tolist() == [[[[2]]]]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import ann_ops, kinds
+from .. import ann_ops, kinds, pooling
 from .. import layers as L
 from ..arena import Arena
 from ..encoding import rate_spikes
@@ -118,7 +118,8 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
     calibration = {name: spicalib_state((batch,) + net.shape(name))
                    for name, spec in snn.neurons.items() if spec.allowance > 0}
     pool_in = {n.name: np.zeros((batch,) + net.shape(n.inputs[0]), np.int64)
-               for n in net if role_of(n.layer) == kinds.MAX_POOL and plan.classes[n.name] == EVENTS}
+               for n in net
+               if role_of(n.layer) == kinds.MAX_POOL and plan.classes[n.name] == EVENTS}
     pool_out = {name: np.zeros((batch,) + net.shape(name), np.int64) for name in pool_in}
 
     # analog values are the same at every step: one (1, B, ...) array each
@@ -330,13 +331,13 @@ def _concat_train(parts: list) -> SpikeTrain:
     return SpikeTrain(steps, images, neurons, counts)
 
 
-def __getattr__(name: str):
-    if name == "spiking_maxpool":  # moved to evsim.pooling; kept for one release
-        warnings.warn("evsim.simulate.dense.spiking_maxpool moved to evsim.pooling",
-                      DeprecationWarning, stacklevel=2)
-        from ..pooling import spiking_maxpool
-        return spiking_maxpool
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def spiking_maxpool(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
+                    cumulative_in: np.ndarray, cumulative_out: np.ndarray) -> np.ndarray:
+    """Deprecated alias of :func:`evsim.pooling.spiking_maxpool` (moved out of the engine),
+    kept for one release."""
+    warnings.warn("evsim.simulate.dense.spiking_maxpool moved to evsim.pooling",
+                  DeprecationWarning, stacklevel=2)
+    return pooling.spiking_maxpool(mode, layer, incoming, cumulative_in, cumulative_out)
 
 
-__all__ = ["run_chunk", "amplitudes", "announce_compile"]
+__all__ = ["run_chunk", "amplitudes", "spiking_maxpool", "announce_compile"]
