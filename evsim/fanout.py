@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from . import layers as L
 from .errors import EvsimTypeError, EvsimValueError
-from .kinds import RESHAPE, SYNAPSE, rules_of
+from .kinds import RESHAPE, SYNAPSE, rules_of, targets_per_input
 from .layers import Shape
 
 
@@ -28,13 +28,6 @@ def spatial_map(layer: L.Layer, in_shape: Shape) -> sp.csr_matrix:
     if spatial is None:
         raise EvsimTypeError(f"{type(layer).__name__} has no spatial map")
     return spatial(layer, in_shape)
-
-
-def targets_per_input(matrix: sp.spmatrix) -> np.ndarray:
-    """Distinct targets of each input column of a boolean connectivity matrix."""
-    matrix = sp.csc_matrix(matrix, dtype=bool)
-    matrix.eliminate_zeros()
-    return np.diff(matrix.indptr).astype(np.int64)
 
 
 def path_fanout(source_shape: Shape, chain: list[tuple[L.Layer, Shape]],

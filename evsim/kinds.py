@@ -27,6 +27,17 @@ uses its base's):
 ``fanout``
     for a ``synapse``, how its targets compose with the spatial map that
     reaches it: ``(composite map, targets per channel)``, the SOP count rule.
+``nonzero_fanout``
+    for a ``synapse``, targets per source neuron over its non-zero weights
+    only, given the pooling map before it (NeuroBench's synaptic operations,
+    :func:`evsim.analysis.neurobench.nonzero_fanout`).
+
+The kinds planned next fit these roles: ConvTranspose2d and depthwise/grouped
+convolutions with a channel multiplier are synapses (their own ``spatial``
+and ``fanout``, and their runs in the event compiler); nearest and bilinear
+upsampling and Pad are averages (fixed per-channel linear maps whose
+``weights`` fold into their readers, as AvgPool's do); signed neurons are
+neurons. Concat, which lays several inputs side by side, needs a role of its own.
 """
 
 from __future__ import annotations
@@ -69,11 +80,13 @@ class KindRules:
     spatial: Callable[[L.Layer, Shape], sp.csr_matrix] | None = None
     weights: Callable[[L.Layer, Shape], sp.spmatrix] | None = None
     fanout: Callable[[L.Layer, sp.spmatrix, Shape], tuple[sp.spmatrix, int]] | None = None
+    nonzero_fanout: Callable[[L.Layer, Shape, "sp.spmatrix | None", Shape], np.ndarray] | None = (
+        None)
 
     def __post_init__(self):
         if self.role not in ROLES:
             raise EvsimValueError(f"role must be one of {ROLES}, got {self.role!r}")
-        needs = {SYNAPSE: ("forward", "fanout"), AVERAGE: ("forward", "spatial", "weights"),
+        needs = {SYNAPSE: ("forward", "fanout", "nonzero_fanout"), AVERAGE: ("forward", "spatial", "weights"),
                  MAX_POOL: ("forward", "spatial"), SUM: ("forward",), NEURON: ("forward",)}
         missing = [name for name in needs.get(self.role, ()) if getattr(self, name) is None]
         if missing:
@@ -212,13 +225,76 @@ def _unknown_activation(layer: L.Activation, x: np.ndarray) -> np.ndarray:
                          "evsim.kinds.register")
 
 
+# --- fan-outs over non-zero weights (NeuroBench's synaptic operations) -------------------
+
+def targets_per_input(matrix: sp.spmatrix) -> np.ndarray:
+    """Distinct targets of each input column of a boolean connectivity matrix."""
+    matrix = sp.csc_matrix(matrix, dtype=bool)
+    matrix.eliminate_zeros()
+    return np.diff(matrix.indptr).astype(np.int64)
+
+
+def _dense_nonzero_fanout(layer: L.Dense, source_shape: Shape, pooled: sp.spmatrix | None,
+                          in_shape: Shape) -> np.ndarray:
+    nonzero = sp.csr_matrix(layer.weight != 0)
+    if len(source_shape) == 1:
+        return targets_per_input(nonzero).reshape(source_shape)
+    channels, h, w = source_shape
+    size = h * w if pooled is None else pooled.shape[0]
+    out = np.zeros((channels, h * w), np.int64)
+    for c in range(channels):
+        block = nonzero[:, c * size:(c + 1) * size]
+        out[c] = targets_per_input(block if pooled is None else block @ pooled)
+    return out.reshape(source_shape)
+
+
+def _masked_conv_map(layer: L.Conv2d, in_shape: Shape, taps: np.ndarray) -> sp.csr_matrix:
+    """Boolean map (H_out*W_out, H*W) of a convolution using only the kernel taps in ``taps``."""
+    _, h, w = in_shape
+    _, ho, wo = layer.output_shape([in_shape])
+    (sy, sx), (py, px), (dy, dx) = layer.stride, layer.padding, layer.dilation
+    oy, ox = np.arange(ho), np.arange(wo)
+    rows, cols = [], []
+    for ky, kx in zip(*np.nonzero(taps)):
+        iy, ix = oy * sy - py + ky * dy, ox * sx - px + kx * dx
+        vy, vx = (iy >= 0) & (iy < h), (ix >= 0) & (ix < w)
+        rows.append((oy[vy][:, None] * wo + ox[vx][None, :]).ravel())
+        cols.append((iy[vy][:, None] * w + ix[vx][None, :]).ravel())
+    rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    cols = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    matrix = sp.csr_matrix((np.ones(rows.size, bool), (rows, cols)), shape=(ho * wo, h * w))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _conv_nonzero_fanout(layer: L.Conv2d, source_shape: Shape, pooled: sp.spmatrix | None,
+                         in_shape: Shape) -> np.ndarray:
+    channels, h, w = source_shape
+    per_group_in = layer.weight.shape[1]
+    per_group_out = layer.weight.shape[0] // layer.groups
+    cache: dict[bytes, np.ndarray] = {}
+    out = np.zeros((channels, h * w), np.int64)
+    for c in range(channels):
+        group, local = divmod(c, per_group_in)
+        for co in range(group * per_group_out, (group + 1) * per_group_out):
+            taps = layer.weight[co, local] != 0
+            key = taps.tobytes()
+            if key not in cache:
+                matrix = _masked_conv_map(layer, in_shape, taps)
+                cache[key] = targets_per_input(matrix if pooled is None else
+                                               (matrix @ pooled).astype(bool))
+            out[c] += cache[key]
+    return out.reshape(source_shape)
+
+
 def _register_builtin() -> None:
     register(L.Input, KindRules(INPUT))
-    register(L.Dense, KindRules(SYNAPSE, _dense_forward, writes_out=True, fanout=_dense_fanout))
+    register(L.Dense, KindRules(SYNAPSE, _dense_forward, writes_out=True, fanout=_dense_fanout,
+                                nonzero_fanout=_dense_nonzero_fanout))
     register(L.Conv2d, KindRules(
         SYNAPSE, _conv_forward, writes_out=True,
         spatial=lambda layer, shape: _window_map(layer, shape, layer.dilation),
-        fanout=_conv_fanout))
+        fanout=_conv_fanout, nonzero_fanout=_conv_nonzero_fanout))
     register(L.Add, KindRules(SUM, _add_forward, writes_out=True))
     register(L.AvgPool2d, KindRules(
         AVERAGE, _elementwise(ann_ops.avgpool2d), per_image=True,
