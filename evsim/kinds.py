@@ -61,7 +61,7 @@ SUM = "sum"            # element-wise sum of inputs (Add): one SOP per target pe
 NEURON = "neuron"      # an activation, which becomes a layer of spiking neurons
 MAX_POOL = "max_pool"  # max pooling: spiking max pooling of spikes (pooling operations)
 AVERAGE = "average"    # a fixed per-channel average: weighted spikes, folded into readers
-RESHAPE = "reshape"    # moves values without changing them (Flatten)
+RESHAPE = "reshape"    # flattens in C order, values unchanged (Flatten)
 FOLD = "fold"          # must be folded into a synapse before conversion (BatchNorm)
 ROLES = (INPUT, SYNAPSE, SUM, NEURON, MAX_POOL, AVERAGE, RESHAPE, FOLD)
 
