@@ -86,8 +86,9 @@ class KindRules:
     def __post_init__(self):
         if self.role not in ROLES:
             raise EvsimValueError(f"role must be one of {ROLES}, got {self.role!r}")
-        needs = {SYNAPSE: ("forward", "fanout", "nonzero_fanout"), AVERAGE: ("forward", "spatial", "weights"),
-                 MAX_POOL: ("forward", "spatial"), SUM: ("forward",), NEURON: ("forward",)}
+        needs = {SYNAPSE: ("forward", "fanout", "nonzero_fanout"),
+                 AVERAGE: ("forward", "spatial", "weights"), MAX_POOL: ("forward", "spatial"),
+                 SUM: ("forward",), NEURON: ("forward",)}
         missing = [name for name in needs.get(self.role, ()) if getattr(self, name) is None]
         if missing:
             raise EvsimValueError(f"a {self.role} kind needs {', '.join(missing)} rules")
