@@ -37,7 +37,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import evsim  # noqa: E402
-from evsim import Conv2d, Dense, SpikingNetwork, ops  # noqa: E402
+from evsim import Conv2d, Dense, SpikingNetwork, kinds  # noqa: E402
 from evsim.simulate.compile import compile_program  # noqa: E402
 from evsim.simulate.kernels import (CODE, LANES, OP_SCATTER, SC_ROW, SC_WEIGHTS,  # noqa: E402
                                     _add_rows4, _scatter)
@@ -120,7 +120,7 @@ def layer_cases(layer, input_shape, rates, rng, dense_batch=32):
     n_in = int(np.prod(input_shape))
     buf = np.zeros(program.float_size, np.float32)
     x = (rng.random((dense_batch,) + tuple(input_shape)) < 0.1).astype(np.float32)
-    dense = Case(lambda: ops.apply(layer, [x]), dense_batch)
+    dense = Case(lambda: kinds.apply(layer, [x]), dense_batch)
     macs = int(evsim.signals.plan(snn.network, "analog").macs[snn.network.output_name])
     per_rate = []
     for rate in rates:

@@ -133,7 +133,7 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
         raise OptionError("batch_size", f"must be a positive integer, got {batch_size!r}")
     opts = resolve(method, options, T, **overrides)
     net = prepare(network)
-    acts = {n.name: n.layer for n in net if isinstance(n.layer, L.Activation)}
+    acts = {name: net[name].layer for name in net.activations}
     if not acts:
         raise EvsimValueError("the network has no activation layer (ReLU, Clip or QCFS) to convert")
 

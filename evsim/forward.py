@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from . import ops
+from . import kinds
 from .errors import EvsimTypeError, EvsimValueError
 from .network import Network
 from .spiking import SpikingNetwork
@@ -99,7 +99,7 @@ def _forward_chunk(network: Network, x: np.ndarray, keep: set[str], threads: int
     values: dict[str, np.ndarray] = {network.input_name: x}
     remaining = {n.name: len(network.consumers(n.name)) for n in network}
     for node in network.nodes[1:]:
-        out = ops.apply(node.layer, [values[s] for s in node.inputs], threads)
+        out = kinds.apply(node.layer, [values[s] for s in node.inputs], threads)
         values[node.name] = out if visit is None else visit(node.name, out)
         for src in node.inputs:
             remaining[src] -= 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kinds
 from . import layers as L
 from .network import Network, Node
 from .errors import EvsimValueError
@@ -91,10 +92,10 @@ def commute_maxpool_activation(network: Network) -> Network:
     nodes = list(network.nodes)
     for pool in network:
         readers = network.consumers(pool.name)
-        if not isinstance(pool.layer, L.MaxPool2d) or len(readers) != 1:
+        if kinds.role_of(pool.layer) != kinds.MAX_POOL or len(readers) != 1:
             continue
         act = network[readers[0]]
-        if not isinstance(act.layer, L.Activation):
+        if kinds.role_of(act.layer) != kinds.NEURON:
             continue
         nodes = _rewire(nodes, act.name, pool.name)
         nodes = [Node(act.name, act.layer, pool.inputs) if n.name == act.name

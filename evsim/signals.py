@@ -18,6 +18,10 @@ A *synaptic path* runs from an ``events`` layer through any pooling/flatten
 layers to the layer that accumulates it: a Dense/Conv2d (its SOPs, the
 pooling folded in), an Add or activation (one SOP per target), or a MaxPool
 (pooling operations, not SOPs). :func:`plan` lists them with exact fan-outs.
+
+A layer's class follows from its kind's role (:mod:`evsim.kinds`: input,
+synapse, sum, neuron, max_pool, average, reshape) and its inputs' classes,
+so a new kind that plays an existing role needs no rule here.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import kinds
 from . import layers as L
-from . import ops
 from .errors import ConversionError, EvsimValueError
 from .fanout import path_fanout
+from .kinds import role_of
 from .network import Network
 
 ANALOG, EVENTS, POOLED, CURRENT = "analog", "events", "pooled", "current"
@@ -61,41 +66,41 @@ class SignalPlan:
 
 
 def _classify(network: Network, encoding: str) -> dict[str, str]:
+    """The signal class of every layer, from its role (:mod:`evsim.kinds`) and its inputs'."""
     classes: dict[str, str] = {}
     for node in network:
         layer, ins = node.layer, [classes[s] for s in node.inputs]
+        role = role_of(layer)
         where = f"layer '{node.name}' ({type(layer).__name__})"
-        if isinstance(layer, L.Input):
+        if role == kinds.INPUT:
             cls = EVENTS if encoding == "rate" else ANALOG
-        elif isinstance(layer, L.BatchNorm):
+        elif role == kinds.FOLD:
             raise ConversionError(f"{where} is still in the graph; fold it first "
                                   "(evsim.convert does this with evsim.fold_batchnorm)")
-        elif isinstance(layer, L.Activation):
+        elif role == kinds.NEURON:
             cls = EVENTS
         elif all(c == ANALOG for c in ins):
             cls = ANALOG
-        elif isinstance(layer, L.Add):
+        elif role == kinds.SUM:
             cls = CURRENT
-        elif isinstance(layer, L.Flatten):
+        elif role == kinds.RESHAPE:
             cls = ins[0]
         elif ins[0] == CURRENT:
             hint = ("put the activation before the max pooling (they commute)"
-                    if isinstance(layer, L.MaxPool2d) else
+                    if role == kinds.MAX_POOL else
                     "a spiking layer needs an activation (ReLU, Clip or QCFS) between two "
                     "synapse layers")
             raise ConversionError(f"{where} reads '{node.inputs[0]}', which carries currents, "
                                   f"not spikes: {hint}")
-        elif isinstance(layer, (L.Dense, L.Conv2d)):
+        elif role == kinds.SYNAPSE:
             cls = CURRENT
-        elif isinstance(layer, (L.AvgPool2d, L.GlobalAvgPool)):
+        elif role == kinds.AVERAGE:
             cls = POOLED
-        elif isinstance(layer, L.MaxPool2d):
+        else:  # MAX_POOL
             if ins[0] != EVENTS:
                 raise ConversionError(f"{where} reads average-pooled spikes from "
                                       f"'{node.inputs[0]}'; spiking max pooling needs spikes")
             cls = EVENTS
-        else:
-            raise ConversionError(f"{where} has no spiking semantics")
         classes[node.name] = cls
     return classes
 
@@ -107,7 +112,7 @@ def trace_source(network: Network, classes: dict[str, str], name: str):
     """
     chain = []
     node = network[name]
-    while not (classes[node.name] == EVENTS and not isinstance(node.layer, L.Flatten)):
+    while not (classes[node.name] == EVENTS and role_of(node.layer) != kinds.RESHAPE):
         src = node.inputs[0]
         chain.append((node.layer, network.shape(src)))
         node = network[src]
@@ -131,15 +136,15 @@ def plan(network: Network, encoding: str = "analog") -> SignalPlan:
     classes = _classify(network, encoding)
     paths, macs = [], {}
     for node in network:
-        layer = node.layer
-        if isinstance(layer, (L.Dense, L.Conv2d)) and classes[node.name] == ANALOG:
+        layer, role = node.layer, role_of(node.layer)
+        if role == kinds.SYNAPSE and classes[node.name] == ANALOG:
             macs[node.name] = _macs(layer, network.shape(node.inputs[0]))
             continue
-        if isinstance(layer, (L.Dense, L.Conv2d)):
+        if role == kinds.SYNAPSE:
             consumer = layer
-        elif isinstance(layer, (L.Add, L.Activation)):
+        elif role in (kinds.SUM, kinds.NEURON):
             consumer = None
-        elif isinstance(layer, L.MaxPool2d) and classes[node.name] == EVENTS:
+        elif role == kinds.MAX_POOL and classes[node.name] == EVENTS:
             source, _ = trace_source(network, classes, node.inputs[0])
             fan = path_fanout(network.shape(source), [(layer, network.shape(source))], None, None)
             paths.append(SynapticPath(node.name, source, fan, "pool_ops"))
@@ -165,7 +170,7 @@ def check_spiking_graph(snn) -> None:
     plan(network, "analog")
     for node in network:
         src = node.inputs[0] if node.inputs else None
-        if isinstance(node.layer, L.MaxPool2d) and src in snn.neurons:
+        if role_of(node.layer) == kinds.MAX_POOL and src in snn.neurons:
             theta = np.broadcast_to(snn.neurons[src].threshold, network.shape(src))
             if not np.all(theta == theta[:, :1, :1]):
                 raise ConversionError(f"layer '{node.name}' (MaxPool2d) pools '{src}', whose "
@@ -181,8 +186,8 @@ def analog_head(network: Network, classes: dict[str, str], x: np.ndarray,
     values = {network.input_name: x}
     for node in network.nodes[1:]:
         if classes[node.name] == ANALOG:
-            values[node.name] = ops.apply(node.layer, [values[s] for s in node.inputs],
-                                          threads, per_image=True)
+            values[node.name] = kinds.apply(node.layer, [values[s] for s in node.inputs],
+                                            threads, per_image=True)
     return values
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 import dataclasses
 
-from . import layers as L
+from . import kinds
 from .network import Network, Node
 from .spiking import SpikingNetwork, check_temporal  # re-exported: check_temporal was here
 from .errors import EvsimValueError
@@ -46,7 +46,7 @@ def window_network(snn: SpikingNetwork, window: int) -> SpikingNetwork:
     nodes = []
     for node in snn.network:
         layer = node.layer
-        if isinstance(layer, (L.Dense, L.Conv2d)) and layer.bias is not None:
+        if kinds.role_of(layer) == kinds.SYNAPSE and layer.bias is not None:
             layer = layer.replace(bias=layer.bias * layer.bias.dtype.type(window))
         nodes.append(Node(node.name, layer, node.inputs))
     return SpikingNetwork(Network(nodes, output=snn.network.output_name), snn.neurons,
@@ -78,7 +78,7 @@ def spiking_depth(network: Network) -> int:
     depth: dict[str, int] = {}
     for node in network:
         below = max((depth[s] for s in node.inputs), default=0)
-        depth[node.name] = below + isinstance(node.layer, L.Activation)
+        depth[node.name] = below + (kinds.role_of(node.layer) == kinds.NEURON)
     return depth[network.output_name]
 
 

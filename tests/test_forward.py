@@ -1,6 +1,6 @@
 """evsim's ANN forward against direct loop definitions (PyTorch/ONNX semantics).
 
-Every reference below is written independently of :mod:`evsim.ops`: explicit
+Every reference below is written independently of :mod:`evsim.ann_ops`: explicit
 Python loops over output positions, window bounds taken from the PyTorch
 definitions. Output-shape rules are checked against the loops, and a few
 corner cases against ``torch.nn.functional`` as a third opinion.
@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 import evsim
 from evsim import layers as L
-from evsim import ops
+from evsim import ann_ops
+from evsim.kinds import apply
 from evsim.network import Network, NetworkBuilder
 from evsim.simulate.kernels import average_pool
 from evsim.threads import one_blas_thread
@@ -305,7 +306,7 @@ def test_shape_errors_when_window_does_not_fit():
 def test_conv2d_matches_loops(case, per_image):
     params, x = case
     layer = L.Conv2d(**params)
-    got = ops.apply(layer, [x], per_image=per_image)
+    got = apply(layer, [x], per_image=per_image)
     want = ref_conv2d(x, **params)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
@@ -319,7 +320,7 @@ def test_dense_matches_loops(n_in, n_out, use_bias, seed, per_image):
     weight = rng.standard_normal((n_out, n_in))
     bias = rng.standard_normal(n_out) if use_bias else None
     x = rng.standard_normal((3, n_in))
-    got = ops.apply(L.Dense(weight, bias), [x], per_image=per_image)
+    got = apply(L.Dense(weight, bias), [x], per_image=per_image)
     np.testing.assert_allclose(got, ref_dense(x, weight, bias), rtol=RTOL, atol=ATOL)
 
 
@@ -328,7 +329,7 @@ def test_dense_matches_loops(n_in, n_out, use_bias, seed, per_image):
 def test_avgpool2d_matches_loops(case):
     params, cip, x = case
     layer = L.AvgPool2d(**params, count_include_pad=cip)
-    got = ops.apply(layer, [x])
+    got = apply(layer, [x])
     want = ref_avgpool(x, params["kernel_size"], params["stride"], params["padding"],
                        params["ceil_mode"], cip)
     assert got.shape == want.shape
@@ -340,15 +341,15 @@ def test_avgpool2d_matches_loops(case):
 @example(({"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0), "ceil_mode": False},
           True, np.random.default_rng(3).standard_normal((2, 3, 6, 7))), np.float32)
 def test_dense_engine_average_pool_is_ops_avgpool2d_bit_for_bit(case, dtype):
-    """The dense engine's compiled average pooling gives ops.avgpool2d's bits (signed zeros
+    """The dense engine's compiled average pooling gives ann_ops.avgpool2d's bits (signed zeros
     included), over frames split into two ranges (the example: its 2×2 / stride 2 path)."""
     params, cip, x = case
     layer = L.AvgPool2d(**params, count_include_pad=cip)
     x = x.astype(dtype)
     x[0, 0, 0, 0] = -0.0
-    want = ops.avgpool2d(layer, x)
+    want = ann_ops.avgpool2d(layer, x)
     got = np.full_like(want, np.nan)
-    divisor = ops.avgpool_divisor(layer, x.shape[2], x.shape[3]).astype(dtype)
+    divisor = ann_ops.avgpool_divisor(layer, x.shape[2], x.shape[3]).astype(dtype)
     for lo, hi in ((0, 1), (1, 2)):
         average_pool(x, layer.kernel_size, layer.stride, layer.padding, divisor, got, lo, hi)
     bits = np.uint32 if dtype == np.float32 else np.uint64
@@ -359,7 +360,7 @@ def test_dense_engine_average_pool_is_ops_avgpool2d_bit_for_bit(case, dtype):
 def test_maxpool2d_matches_loops(case):
     params, _, x = case
     x = x - 10.0  # all inputs negative: a zero from the padding would win if it counted
-    got = ops.apply(L.MaxPool2d(**params), [x])
+    got = apply(L.MaxPool2d(**params), [x])
     want = ref_maxpool(x, params["kernel_size"], params["stride"], params["padding"],
                        params["ceil_mode"])
     assert got.shape == want.shape
@@ -369,13 +370,13 @@ def test_maxpool2d_matches_loops(case):
 def test_avgpool_divisor_hand_example():
     # 1x5 row of ones, kernel 3 stride 2 pad 1 ceil: windows [-1,2), [1,4), [3,6) (5 = right pad)
     x = np.ones((1, 1, 1, 5))
-    with_pad = ops.apply(L.AvgPool2d((1, 3), (1, 2), (0, 1), ceil_mode=True), [x])
+    with_pad = apply(L.AvgPool2d((1, 3), (1, 2), (0, 1), ceil_mode=True), [x])
     np.testing.assert_allclose(with_pad[0, 0, 0], [2 / 3, 1.0, 2 / 3])
-    without = ops.apply(L.AvgPool2d((1, 3), (1, 2), (0, 1), ceil_mode=True,
+    without = apply(L.AvgPool2d((1, 3), (1, 2), (0, 1), ceil_mode=True,
                                     count_include_pad=False), [x])
     np.testing.assert_allclose(without[0, 0, 0], [1.0, 1.0, 1.0])
     # ceil overhang is not counted even with count_include_pad: 1x5, kernel 2 stride 2
-    over = ops.apply(L.AvgPool2d((1, 2), (1, 2), ceil_mode=True), [x])
+    over = apply(L.AvgPool2d((1, 2), (1, 2), ceil_mode=True), [x])
     np.testing.assert_allclose(over[0, 0, 0], [1.0, 1.0, 1.0])
 
 
@@ -383,18 +384,18 @@ def test_avgpool_divisor_hand_example():
 @given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(0, 2**31 - 1))
 def test_global_avgpool_and_flatten(c, h, w, seed):
     x = np.random.default_rng(seed).standard_normal((2, c, h, w))
-    got = ops.apply(L.GlobalAvgPool(), [x])
+    got = apply(L.GlobalAvgPool(), [x])
     assert got.shape == (2, c, 1, 1)
     np.testing.assert_allclose(got, ref_global_avgpool(x), rtol=RTOL, atol=ATOL)
     assert L.GlobalAvgPool().output_shape([(c, h, w)]) == (c, 1, 1)
-    flat = ops.apply(L.Flatten(), [x])
+    flat = apply(L.Flatten(), [x])
     np.testing.assert_array_equal(flat, ref_flatten(x))
     assert L.Flatten().output_shape([(c, h, w)]) == (c * h * w,)
 
 
 def test_flatten_is_channel_first_c_order():
     x = np.arange(2 * 3 * 2 * 2, dtype=np.float64).reshape(2, 3, 2, 2)
-    flat = ops.apply(L.Flatten(), [x])
+    flat = apply(L.Flatten(), [x])
     # element (c, h, w) of image n lands at c*4 + h*2 + w
     assert flat[1, 1 * 4 + 0 * 2 + 1] == x[1, 1, 0, 1]
     np.testing.assert_array_equal(flat[0], np.arange(12))
@@ -408,15 +409,15 @@ def test_flatten_is_channel_first_c_order():
 def test_apply_writes_into_a_given_out_with_the_same_bits(layer, shapes):
     rng = np.random.default_rng(1)
     inputs = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
-    want = ops.apply(layer, inputs)
+    want = apply(layer, inputs)
     out = np.full_like(want, np.nan)
-    assert ops.apply(layer, inputs, out=out) is out
+    assert apply(layer, inputs, out=out) is out
     np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
     with pytest.raises(evsim.EvsimValueError, match=r"out must be a C-contiguous float32 array"):
-        ops.apply(layer, inputs, out=np.empty(want.shape[:-1] + (want.shape[-1] + 1,),
+        apply(layer, inputs, out=np.empty(want.shape[:-1] + (want.shape[-1] + 1,),
                                               np.float32))
     with pytest.raises(evsim.EvsimValueError, match="float32"):
-        ops.apply(layer, inputs, out=np.empty(want.shape))
+        apply(layer, inputs, out=np.empty(want.shape))
 
 
 @settings(max_examples=20, deadline=None, derandomize=True)
@@ -438,20 +439,20 @@ def test_per_image_gemms_give_an_image_the_same_bits_in_any_batch(kind, batch, d
     lo = data.draw(st.integers(0, batch - 1))
     hi = data.draw(st.integers(lo + 1, batch))
     with one_blas_thread():
-        whole = ops.apply(layer, [x], per_image=True)
-        part = ops.apply(layer, [x[lo:hi]], 2, per_image=True)
+        whole = apply(layer, [x], per_image=True)
+        part = apply(layer, [x[lo:hi]], 2, per_image=True)
     np.testing.assert_array_equal(whole[lo:hi].view(np.uint32), part.view(np.uint32))
 
 
 def test_apply_refuses_out_for_a_layer_that_cannot_write_into_it():
     x = np.ones((2, 1, 4, 4), np.float32)
     with pytest.raises(evsim.EvsimTypeError, match="AvgPool2d cannot write into a given out"):
-        ops.apply(L.AvgPool2d(2), [x], out=np.empty((2, 1, 2, 2), np.float32))
+        apply(L.AvgPool2d(2), [x], out=np.empty((2, 1, 2, 2), np.float32))
 
 def test_add_and_batchnorm():
     rng = np.random.default_rng(0)
     a, b, c = (rng.standard_normal((2, 3, 4, 4)) for _ in range(3))
-    got = ops.apply(L.Add(), [a, b, c])
+    got = apply(L.Add(), [a, b, c])
     want = np.empty_like(a)
     for idx in np.ndindex(*a.shape):
         want[idx] = a[idx] + b[idx] + c[idx]
@@ -459,16 +460,16 @@ def test_add_and_batchnorm():
     # inputs are not modified in place
     assert not np.shares_memory(got, a)
     a_copy = a.copy()
-    ops.apply(L.Add(), [a, b])
+    apply(L.Add(), [a, b])
     np.testing.assert_array_equal(a, a_copy)
 
     gamma, beta, mean = (rng.standard_normal(3) for _ in range(3))
     var = rng.uniform(0.1, 2.0, 3)
     bn = L.BatchNorm(gamma, beta, mean, var, eps=1e-3)
-    np.testing.assert_allclose(ops.apply(bn, [a]), ref_batchnorm(a, gamma, beta, mean, var, 1e-3),
+    np.testing.assert_allclose(apply(bn, [a]), ref_batchnorm(a, gamma, beta, mean, var, 1e-3),
                                rtol=RTOL, atol=ATOL)
     x1 = rng.standard_normal((5, 3))
-    np.testing.assert_allclose(ops.apply(bn, [x1]),
+    np.testing.assert_allclose(apply(bn, [x1]),
                                ref_batchnorm(x1, gamma, beta, mean, var, 1e-3),
                                rtol=RTOL, atol=ATOL)
 
@@ -478,9 +479,9 @@ def test_add_and_batchnorm():
        st.sampled_from([0.0, 0.5, 0.25]))
 def test_activations_match_definitions(seed, bound, levels, shift):
     x = np.random.default_rng(seed).normal(0, bound, size=(3, 2, 3, 3))
-    np.testing.assert_array_equal(ops.apply(L.ReLU(), [x]), ref_relu(x))
-    np.testing.assert_array_equal(ops.apply(L.Clip(bound), [x]), ref_clip(x, bound))
-    got = ops.apply(L.QCFS(lam=bound, levels=levels, shift=shift), [x])
+    np.testing.assert_array_equal(apply(L.ReLU(), [x]), ref_relu(x))
+    np.testing.assert_array_equal(apply(L.Clip(bound), [x]), ref_clip(x, bound))
+    got = apply(L.QCFS(lam=bound, levels=levels, shift=shift), [x])
     np.testing.assert_allclose(got, ref_qcfs(x, bound, levels, shift), rtol=1e-12, atol=1e-12)
     # QCFS values lie on the grid lam * k / L, 0 <= k <= L
     k = got * levels / bound
@@ -492,7 +493,7 @@ def test_qcfs_hand_values():
     layer = L.QCFS(lam=2.0, levels=4, shift=0.5)
     x = np.array([[-1.0, 0.0, 0.24, 0.26, 1.0, 1.9, 5.0]])
     # floor(2 x + 0.5) / 4 clipped to [0, 1], times 2
-    np.testing.assert_allclose(ops.apply(layer, [x]), [[0.0, 0.0, 0.0, 0.5, 1.0, 2.0, 2.0]])
+    np.testing.assert_allclose(apply(layer, [x]), [[0.0, 0.0, 0.0, 0.5, 1.0, 2.0, 2.0]])
 
 
 def test_float32_inputs_looser_tolerance():
@@ -502,14 +503,14 @@ def test_float32_inputs_looser_tolerance():
     x = rng.standard_normal((2, 2, 7, 6))
     layer = L.Conv2d(weight.astype(np.float32), bias.astype(np.float32), stride=(2, 1),
                      padding=1)
-    got = ops.apply(layer, [x.astype(np.float32)])
+    got = apply(layer, [x.astype(np.float32)])
     assert got.dtype == np.float32
     want = ref_conv2d(x.astype(np.float32).astype(np.float64),
                       weight.astype(np.float32).astype(np.float64),
                       bias.astype(np.float32).astype(np.float64), (2, 1), (1, 1), (1, 1), 1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     pool = L.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)
-    got = ops.apply(pool, [x.astype(np.float32)])
+    got = apply(pool, [x.astype(np.float32)])
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, ref_avgpool(x.astype(np.float32).astype(np.float64),
                                                 (3, 3), (2, 2), (1, 1), True, False),
@@ -529,7 +530,7 @@ def _torch():
 def test_conv2d_matches_torch(case):
     torch = _torch()
     params, x = case
-    got = ops.apply(L.Conv2d(**params), [x])
+    got = apply(L.Conv2d(**params), [x])
     bias = None if params["bias"] is None else torch.from_numpy(params["bias"])
     want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(params["weight"]),
                                       bias, stride=params["stride"], padding=params["padding"],
@@ -560,7 +561,7 @@ def test_avgpool_corner_cases_match_torch(h, w, kernel, stride, padding, ceil_mo
     x = np.random.default_rng(h * 10 + w).standard_normal((2, 2, h, w))
     layer = L.AvgPool2d(kernel, stride, padding, ceil_mode=ceil_mode,
                         count_include_pad=count_include_pad)
-    got = ops.apply(layer, [x])
+    got = apply(layer, [x])
     want = torch.nn.functional.avg_pool2d(torch.from_numpy(x), kernel, stride, padding,
                                           ceil_mode=ceil_mode,
                                           count_include_pad=count_include_pad).numpy()
@@ -574,7 +575,7 @@ def test_maxpool_corner_cases_match_torch(h, w, kernel, stride, padding, ceil_mo
     torch = _torch()
     x = np.random.default_rng(h * 10 + w).standard_normal((2, 2, h, w)) - 5.0
     layer = L.MaxPool2d(kernel, stride, padding, ceil_mode=ceil_mode)
-    got = ops.apply(layer, [x])
+    got = apply(layer, [x])
     want = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride, padding,
                                           ceil_mode=ceil_mode).numpy()
     assert got.shape == want.shape
@@ -588,12 +589,12 @@ def test_pools_match_torch_random(case):
     params, cip, x = case
     k, s, p, ceil = (params[key] for key in ("kernel_size", "stride", "padding", "ceil_mode"))
     tx = torch.from_numpy(x)
-    avg = ops.apply(L.AvgPool2d(**params, count_include_pad=cip), [x])
+    avg = apply(L.AvgPool2d(**params, count_include_pad=cip), [x])
     want = torch.nn.functional.avg_pool2d(tx, k, s, p, ceil_mode=ceil,
                                           count_include_pad=cip).numpy()
     assert avg.shape == want.shape
     np.testing.assert_allclose(avg, want, rtol=RTOL, atol=ATOL)
-    mx = ops.apply(L.MaxPool2d(**params), [x])
+    mx = apply(L.MaxPool2d(**params), [x])
     want = torch.nn.functional.max_pool2d(tx, k, s, p, ceil_mode=ceil).numpy()
     np.testing.assert_array_equal(mx, want)
 

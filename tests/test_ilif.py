@@ -8,7 +8,7 @@ from netgen import random_network
 
 import evsim
 from evsim import layers as L
-from evsim import ops
+from evsim import kinds
 from evsim.timescheme import MAX_BITS, spiking_depth
 
 EXAMPLES = settings(max_examples=30, deadline=None, derandomize=True)
@@ -39,7 +39,7 @@ def _truncated_ann(snn, x, bits):
                            0, 2 ** bits - 1)
             values[name], codes[name] = code * step, code.astype(np.int64)
         else:
-            values[name] = ops.apply(layer, [values[s] for s in node.inputs])
+            values[name] = kinds.apply(layer, [values[s] for s in node.inputs])
     return values[snn.network.output_name], codes
 
 

@@ -6,7 +6,7 @@ from dyadic import dyadic, dyadic_threshold
 
 import evsim
 from evsim import (Add, AvgPool2d, Conv2d, Dense, Flatten, NetworkBuilder, NeuronSpec, ReLU,
-                   SpikingNetwork, ops)
+                   SpikingNetwork, ann_ops, kinds)
 
 
 def _residual_snn(seed=0):
@@ -35,7 +35,7 @@ def _impulse_targets(path_layers, shape, index):
     for layer in path_layers:
         if isinstance(layer, (Conv2d, Dense)):
             layer = layer.replace(weight=np.abs(layer.weight) + 1.0, bias=None)
-        x = ops.apply(layer, [x])
+        x = kinds.apply(layer, [x])
     return int(np.count_nonzero(x))
 
 
@@ -61,7 +61,7 @@ def test_sops_equal_brute_force_count_of_every_spike():
     # the analog head: c1 is computed once per image, its cost is MACs over existing synapses
     ones = np.ones((1, 1, 6, 6))
     c1 = net["c1"].layer
-    macs = ops.conv2d(c1.replace(weight=np.ones_like(c1.weight), bias=None), ones).sum()
+    macs = ann_ops.conv2d(c1.replace(weight=np.ones_like(c1.weight), bias=None), ones).sum()
     assert r.macs == {"c1": int(macs)}
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import evsim
 from evsim import Conv2d, Flatten, MaxPool2d, NeuronSpec, ReLU, SpikingNetwork
 from evsim.encoding import rate_spikes
-from evsim.simulate.dense import spiking_maxpool
+from evsim.pooling import spiking_maxpool
 from evsim.simulate.kernels import pool_scan
 
 FAST = settings(max_examples=20, deadline=None, derandomize=True)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evsim import Conv2d, ops, signals, threads
+from evsim import Conv2d, ann_ops, signals, threads
 from evsim.calibrate import activation_scales, braincog_scales
 from evsim.convert import prepare
 from evsim.data import load_bundled_sample
@@ -60,14 +60,14 @@ def test_convolution_on_threads_is_bit_identical(stride, padding, groups, monkey
     """Non-dyadic float32 values, several GEMM groups per call: 1, 2, 3 threads agree bit
     for bit (BLAS rounds a GEMM by its shape, and the groups keep their shapes)."""
     pytest.importorskip("threadpoolctl")
-    monkeypatch.setattr(ops, "IM2COL_FLOATS", 20000)  # groups of 4 and of 15 images
+    monkeypatch.setattr(ann_ops, "IM2COL_FLOATS", 20000)  # groups of 4 and of 15 images
     monkeypatch.setattr(threads, "MIN_SHARE", 1)  # share even this small work
     rng = np.random.default_rng(1)
     layer = Conv2d(rng.normal(size=(8, 6 // groups, 3, 3)), rng.normal(size=8), stride=stride,
                    padding=padding, groups=groups)
     x = rng.normal(size=(23, 6, 9, 10)).astype(np.float32)
     with one_blas_thread():
-        results = [ops.conv2d(layer, x, n) for n in (1, 2, 3)]
+        results = [ann_ops.conv2d(layer, x, n) for n in (1, 2, 3)]
     assert results[0].dtype == np.float32
     for other in results[1:]:
         np.testing.assert_array_equal(results[0], other)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import layers as L
+from .. import kinds
 from ..fanout import path_fanout
 from ..network import Network
 from ..signals import ANALOG, plan
@@ -92,7 +92,7 @@ def ann_macs(network: Network) -> dict[str, int]:
     """MACs per image of every Dense/Conv2d layer: one per existing synapse (border-aware)."""
     out = {}
     for node in network:
-        if isinstance(node.layer, (L.Dense, L.Conv2d)):
+        if kinds.role_of(node.layer) == kinds.SYNAPSE:
             in_shape = network.shape(node.inputs[0])
             out[node.name] = int(path_fanout(in_shape, [], node.layer, in_shape).sum())
     return out
@@ -101,7 +101,7 @@ def ann_macs(network: Network) -> dict[str, int]:
 def ann_adds(network: Network) -> dict[str, int]:
     """Adds per image of every Add layer: one per element per input beyond the first."""
     return {node.name: (len(node.inputs) - 1) * int(np.prod(network.shape(node.name)))
-            for node in network if isinstance(node.layer, L.Add)}
+            for node in network if kinds.role_of(node.layer) == kinds.SUM}
 
 
 @dataclass(frozen=True)

@@ -52,12 +52,14 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .. import kinds
 from .. import layers as L
 from ..encoding import rate_spikes
-from ..fanout import path_fanout, spatial_map, targets_per_input
+from ..fanout import path_fanout, spatial_map
+from ..kinds import role_of, rules_of
 from ..network import Network
+from ..pooling import spiking_maxpool
 from ..signals import ANALOG, EVENTS, analog_head, plan, trace_source
-from ..simulate.dense import spiking_maxpool
 from ..result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
 from ..threads import one_blas_thread
@@ -68,7 +70,7 @@ NEUROBENCH_VERSION = "2.3.0"
 
 
 def _synapse_layers(network: Network):
-    return [n for n in network if isinstance(n.layer, (L.Dense, L.Conv2d))]
+    return [n for n in network if role_of(n.layer) == kinds.SYNAPSE]
 
 
 def neurobench_static_metrics(snn: SpikingNetwork, dtype=np.float32) -> dict:
@@ -92,69 +94,26 @@ def _chain_map(chain) -> sp.csr_matrix | None:
     """Boolean spatial map of the pooling in ``chain`` (None when it is only Flatten)."""
     composite = None
     for layer, in_shape in chain:
-        if isinstance(layer, L.Flatten):
+        if role_of(layer) == kinds.RESHAPE:
             continue
         step = spatial_map(layer, in_shape)
         composite = step if composite is None else (step @ composite).astype(bool)
     return composite
 
 
-def _masked_conv_map(layer: L.Conv2d, in_shape, taps: np.ndarray) -> sp.csr_matrix:
-    """Boolean map (H_out*W_out, H*W) of a convolution using only the kernel taps in ``taps``."""
-    _, h, w = in_shape
-    _, ho, wo = layer.output_shape([in_shape])
-    (sy, sx), (py, px), (dy, dx) = layer.stride, layer.padding, layer.dilation
-    oy, ox = np.arange(ho), np.arange(wo)
-    rows, cols = [], []
-    for ky, kx in zip(*np.nonzero(taps)):
-        iy, ix = oy * sy - py + ky * dy, ox * sx - px + kx * dx
-        vy, vx = (iy >= 0) & (iy < h), (ix >= 0) & (ix < w)
-        rows.append((oy[vy][:, None] * wo + ox[vx][None, :]).ravel())
-        cols.append((iy[vy][:, None] * w + ix[vx][None, :]).ravel())
-    rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    cols = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    matrix = sp.csr_matrix((np.ones(rows.size, bool), (rows, cols)), shape=(ho * wo, h * w))
-    matrix.sum_duplicates()
-    return matrix
-
-
-def nonzero_fanout(source_shape, chain, consumer: L.Dense | L.Conv2d, consumer_shape) -> np.ndarray:
+def nonzero_fanout(source_shape, chain, consumer: L.Layer, consumer_shape) -> np.ndarray:
     """Targets per source neuron through ``chain`` and ``consumer`` over non-zero weights only.
 
     Like :func:`evsim.fanout.path_fanout` (the same ``chain`` of pooling and
     flatten layers), but a target counts only when a non-zero weight reaches
     it. Where overlapping pooling windows sum several weights into one
-    composite weight, a target counts when any of them is non-zero.
+    composite weight, a target counts when any of them is non-zero. The
+    count is the synapse kind's ``nonzero_fanout`` rule (:mod:`evsim.kinds`).
     """
-    if isinstance(consumer, L.Dense):
-        nonzero = sp.csr_matrix(consumer.weight != 0)
-        if len(source_shape) == 1:
-            return targets_per_input(nonzero).reshape(source_shape)
-        channels, h, w = source_shape
-        pooled = _chain_map(chain)
-        size = h * w if pooled is None else pooled.shape[0]
-        out = np.zeros((channels, h * w), np.int64)
-        for c in range(channels):
-            block = nonzero[:, c * size:(c + 1) * size]
-            out[c] = targets_per_input(block if pooled is None else block @ pooled)
-        return out.reshape(source_shape)
-    channels, h, w = source_shape
-    pooled = _chain_map(chain)
-    per_group_in = consumer.weight.shape[1]
-    per_group_out = consumer.weight.shape[0] // consumer.groups
-    cache: dict[bytes, np.ndarray] = {}
-    out = np.zeros((channels, h * w), np.int64)
-    for c in range(channels):
-        group, local = divmod(c, per_group_in)
-        for co in range(group * per_group_out, (group + 1) * per_group_out):
-            taps = consumer.weight[co, local] != 0
-            key = taps.tobytes()
-            if key not in cache:
-                matrix = _masked_conv_map(consumer, consumer_shape, taps)
-                cache[key] = targets_per_input(matrix if pooled is None else
-                                               (matrix @ pooled).astype(bool))
-            out[c] += cache[key]
-    return out.reshape(source_shape)
+    rules = rules_of(consumer)
+    if rules.role != kinds.SYNAPSE:
+        raise EvsimTypeError(f"no fan-out rule for {type(consumer).__name__}")
+    return rules.nonzero_fanout(consumer, source_shape, _chain_map(chain), consumer_shape)
 
 
 # --- workload ---------------------------------------------------------------------------
@@ -173,7 +132,7 @@ def _check_single_spikes(snn: SpikingNetwork, paths) -> None:
     """Raise unless spike counts equal per-step events wherever NeuroBench counts them."""
     advice = "; simulate with engine='dense' and record=list(snn.neurons) to record them"
     for path in paths:
-        if isinstance(snn.network[path.source].layer, L.MaxPool2d):
+        if role_of(snn.network[path.source].layer) == kinds.MAX_POOL:
             raise EvsimValueError(
                 f"NeuroBench's synaptic operations need per-step spikes here: layer "
                 f"'{path.layer}' reads the spiking max pooling '{path.source}', "
@@ -202,18 +161,18 @@ def _per_step_spikes(snn: SpikingNetwork, result: SimResult, classes, image: int
         name, layer = node.name, node.layer
         if classes[name] != EVENTS:
             continue
-        shape = net.shape(name)
-        if isinstance(layer, L.Input):
+        shape, role = net.shape(name), role_of(layer)
+        if role == kinds.INPUT:
             spikes[name] = np.stack([rate_spikes(x[image:image + 1], seed, np.array([image]), t)[0]
                                      for t in range(1, T + 1)])
-        elif isinstance(layer, L.Activation):
+        elif role == kinds.NEURON:
             train = result.spike_trains[name]
             keep = train.images == image
             dense = np.zeros((T, int(np.prod(shape))), np.int64)
             dense[train.steps[keep] - 1, result.recorded[name][train.neurons[keep]]] = (
                 train.counts[keep])
             spikes[name] = dense.reshape((T,) + shape)
-        elif isinstance(layer, L.Flatten):
+        elif role == kinds.RESHAPE:
             spikes[name] = spikes[node.inputs[0]].reshape(T, -1)
         else:  # spiking max pooling, replayed step by step on the recorded input spikes
             incoming = spikes[node.inputs[0]]
@@ -286,7 +245,7 @@ def neurobench_metrics(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
     signal_plan = plan(net, result.encoding)
     classes = signal_plan.classes
     paths = [p for p in signal_plan.paths if p.counts == "sops"
-             and isinstance(net[p.layer].layer, (L.Dense, L.Conv2d))]
+             and role_of(net[p.layer].layer) == kinds.SYNAPSE]
     analog_layers = [node for node in _synapse_layers(net) if classes[node.name] == ANALOG]
     x = None
     if analog_layers or result.encoding == "rate":

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import ops
+from .. import ann_ops
 from .._version import __version__
 from ..extras import require
 from .. import layers as L
@@ -296,7 +296,7 @@ class _Exporter:
                 raise EvsimValueError(
                     "ceil_mode adds windows that NIR's SumPool2d (floor) does not "
                     "have; pad the input or use ceil_mode=False")
-            divisor = ops.avgpool_divisor(layer, height, width)
+            divisor = ann_ops.avgpool_divisor(layer, height, width)
             metadata = {"count_include_pad": layer.count_include_pad}
         node = self.nir.SumPool2d(kernel_size=np.array(kernel), stride=np.array(stride),
                                   padding=np.array(padding), metadata=metadata)
@@ -575,7 +575,7 @@ class _Importer:
         else:
             layer = L.AvgPool2d(kernel, stride, padding,
                                 count_include_pad=bool(metadata.get("count_include_pad", True)))
-            divisor = ops.avgpool_divisor(layer, shape[1], shape[2])
+            divisor = ann_ops.avgpool_divisor(layer, shape[1], shape[2])
         if isinstance(node, self.nir.AvgPool2d):
             out = channel[:, None, None] * np.ones(divisor.shape)[None]
         else:

@@ -55,7 +55,7 @@ import numpy as np
 
 from .. import layers as L
 from ..network import Network, NetworkBuilder
-from ..ops import activation as _activation
+from ..kinds import apply
 from ..errors import EvsimFileError, EvsimValueError
 from .errors import UnsupportedModelError, reading
 
@@ -156,13 +156,13 @@ def _matches(fn: Callable, candidate: L.Activation) -> bool:
     """
     scale = candidate.bound or 1.0
     x = _grid(scale)
-    got, want = fn(x), _activation(candidate, x)
+    got, want = fn(x), apply(candidate, [x])
     tol = _RELATIVE * (np.abs(x) + scale)
     bad = ~(np.abs(got - want) <= tol)
     if not bad.any():
         return True
-    left = _activation(candidate, x[bad] - tol[bad])
-    right = _activation(candidate, x[bad] + tol[bad])
+    left = apply(candidate, [x[bad] - tol[bad]])
+    right = apply(candidate, [x[bad] + tol[bad]])
     at_jump = np.abs(left - right) > tol[bad]
     near = (np.abs(got[bad] - left) <= tol[bad]) | (np.abs(got[bad] - right) <= tol[bad])
     return bool(np.all(at_jump & near))

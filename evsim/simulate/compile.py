@@ -34,9 +34,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .. import kinds
 from .. import layers as L
-from .. import ops as ann_ops
 from ..fanout import path_fanout, spatial_map
+from ..kinds import role_of, rules_of
 from ..signals import ANALOG, CURRENT, plan, trace_source
 from ..spiking import SpikingNetwork
 from .kernels import (LAYOUT, OP_ADD, OP_COPYPERM, OP_FILL, OP_MAXPOOL, OP_NEURON, OP_RATE,
@@ -159,15 +160,10 @@ def _pooled_map(chain, source_shape) -> tuple[sp.csr_matrix, bool]:
     matrix = sp.identity(size, dtype=np.float64, format="csr")
     flattened = len(source_shape) == 1
     for layer, in_shape in chain:
-        if isinstance(layer, L.Flatten):
+        if role_of(layer) == kinds.RESHAPE:
             flattened = True
             continue
-        step = spatial_map(layer, in_shape).astype(np.float64)
-        if isinstance(layer, L.AvgPool2d):
-            divisor = ann_ops.avgpool_divisor(layer, in_shape[1], in_shape[2]).ravel()
-            step = sp.diags(1.0 / divisor) @ step
-        else:  # GlobalAvgPool
-            step = step / float(in_shape[1] * in_shape[2])
+        step = rules_of(layer).weights(layer, in_shape)  # an average: its weighted map
         matrix = sp.csr_matrix(step @ matrix)
     return matrix, flattened
 
@@ -201,6 +197,52 @@ def _merge_runs(n_positions: int, s, out, w, length, factor) -> tuple:
     return ptr, out, w, total, factor
 
 
+def _conv_runs(consumer: L.Conv2d, consumer_in_shape, q, s, factor, channels: int,
+               q_size: int) -> tuple:
+    """A convolution's run entries, weights and per-channel offsets (see :func:`_runs`)."""
+    _, hq, wq = consumer_in_shape
+    _, ho, wo = consumer.output_shape([consumer_in_shape])
+    kh, kw = consumer.kernel_size
+    cout, cin_g = consumer.out_channels, consumer.weight.shape[1]
+    cout_g = cout // consumer.groups
+    c = np.arange(channels, dtype=np.int64)
+    targets = []
+    qy, qx = np.divmod(q, wq)
+    for ky in range(kh):
+        for kx in range(kw):
+            # target (oy, ox) reads pooled position (oy*s - p + ky*d, ox*s - p + kx*d);
+            # targets off the output's border do not exist (the runs are clipped)
+            ny = qy + consumer.padding[0] - ky * consumer.dilation[0]
+            nx = qx + consumer.padding[1] - kx * consumer.dilation[1]
+            oy, ox = ny // consumer.stride[0], nx // consumer.stride[1]
+            ok = ((ny >= 0) & (nx >= 0) & (ny % consumer.stride[0] == 0)
+                  & (nx % consumer.stride[1] == 0) & (oy < ho) & (ox < wo))
+            targets.append((s[ok], (oy[ok] * wo + ox[ok]) * cout,
+                            np.full(ok.sum(), ky * kw + (kw - 1 - kx)), factor[ok]))
+    s, out, tap, factor = (np.concatenate([t[i] for t in targets]) for i in range(4))
+    entries = [s, out, tap * cout_g, np.full(s.size, cout_g), factor]
+    # [C_out, C_in/g, KH, KW] -> [groups, C_in/g, KH, KW reversed, C_out/g]
+    weight = consumer.weight.reshape(consumer.groups, cout_g, cin_g, kh, kw)
+    weights = weight.transpose(0, 2, 3, 4, 1)[:, :, :, ::-1, :]
+    return entries, weights, (c // cin_g) * cout_g, c * kh * kw * cout_g
+
+
+def _dense_runs(consumer: L.Dense, consumer_in_shape, q, s, factor, channels: int,
+                q_size: int) -> tuple:
+    """A dense layer's run entries, weights and per-channel offsets (see :func:`_runs`)."""
+    n_out = consumer.out_features
+    c = np.arange(channels, dtype=np.int64)
+    # input row of the dense layer: channel-first flatten of (channel, pooled position)
+    entries = [s, np.zeros_like(s), q * n_out, np.full(s.size, n_out), factor]
+    return entries, consumer.weight.T, np.zeros_like(c), c * q_size * n_out
+
+
+#: How each synapse kind lowers to runs: ``(consumer, its input shape, pooled positions q,
+#: source positions s, factors, source channels, pooled size) -> (entries [s, out, w, length,
+#: factor], weights laid out for the runs, channel_out, channel_w)``.
+_SYNAPSE_RUNS = {L.Conv2d: _conv_runs, L.Dense: _dense_runs}
+
+
 def _runs(source_shape, chain, consumer: L.Layer | None, consumer_in_shape) -> _Runs:
     """The runs of one synaptic path from a spiking layer of ``source_shape``."""
     channels = source_shape[0] if len(source_shape) == 3 else 1
@@ -208,39 +250,16 @@ def _runs(source_shape, chain, consumer: L.Layer | None, consumer_in_shape) -> _
     coo = pooled.tocoo()
     q, s, factor = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
     n_positions, q_size = pooled.shape[1], pooled.shape[0]
-    c = np.arange(channels, dtype=np.int64)
-    if isinstance(consumer, L.Conv2d):
-        _, hq, wq = consumer_in_shape
-        _, ho, wo = consumer.output_shape([consumer_in_shape])
-        kh, kw = consumer.kernel_size
-        cout, cin_g = consumer.out_channels, consumer.weight.shape[1]
-        cout_g = cout // consumer.groups
-        targets = []
-        qy, qx = np.divmod(q, wq)
-        for ky in range(kh):
-            for kx in range(kw):
-                # target (oy, ox) reads pooled position (oy*s - p + ky*d, ox*s - p + kx*d);
-                # targets off the output's border do not exist (the runs are clipped)
-                ny = qy + consumer.padding[0] - ky * consumer.dilation[0]
-                nx = qx + consumer.padding[1] - kx * consumer.dilation[1]
-                oy, ox = ny // consumer.stride[0], nx // consumer.stride[1]
-                ok = ((ny >= 0) & (nx >= 0) & (ny % consumer.stride[0] == 0)
-                      & (nx % consumer.stride[1] == 0) & (oy < ho) & (ox < wo))
-                targets.append((s[ok], (oy[ok] * wo + ox[ok]) * cout,
-                                np.full(ok.sum(), ky * kw + (kw - 1 - kx)), factor[ok]))
-        s, out, tap, factor = (np.concatenate([t[i] for t in targets]) for i in range(4))
-        entries = [s, out, tap * cout_g, np.full(s.size, cout_g), factor]
-        # [C_out, C_in/g, KH, KW] -> [groups, C_in/g, KH, KW reversed, C_out/g]
-        weight = consumer.weight.reshape(consumer.groups, cout_g, cin_g, kh, kw)
-        weights = weight.transpose(0, 2, 3, 4, 1)[:, :, :, ::-1, :]
-        channel_out, channel_w = (c // cin_g) * cout_g, c * kh * kw * cout_g
-    elif isinstance(consumer, L.Dense):
-        n_out = consumer.out_features
-        # input row of the dense layer: channel-first flatten of (channel, pooled position)
-        entries = [s, np.zeros_like(s), q * n_out, np.full(s.size, n_out), factor]
-        weights = consumer.weight.T
-        channel_out, channel_w = np.zeros_like(c), c * q_size * n_out
+    if consumer is not None:
+        lower = next((_SYNAPSE_RUNS[cls] for cls in type(consumer).__mro__
+                      if cls in _SYNAPSE_RUNS), None)
+        if lower is None:
+            raise EvsimValueError(f"the event engine cannot lower {type(consumer).__name__}: "
+                                  "add its runs to evsim.simulate.compile._SYNAPSE_RUNS")
+        entries, weights, channel_out, channel_w = lower(consumer, consumer_in_shape, q, s,
+                                                         factor, channels, q_size)
     else:  # one value per target: an Add, an activation, the readout
+        c = np.arange(channels, dtype=np.int64)
         entries = [s, q if flattened else q * channels, np.zeros_like(s), np.ones_like(s),
                    factor]
         weights = np.ones(1)
@@ -334,35 +353,36 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
 
     for node in net:
         name, layer, cls = node.name, node.layer, classes[node.name]
+        role = role_of(layer)
         if cls == ANALOG:
             if needed_analog(name):
                 buffers[name] = b.float_buffer(size(name))
                 analog.append((name, buffers[name], size(name)))
             continue
-        if isinstance(layer, L.Input):
+        if role == kinds.INPUT:
             slots[name] = b.events(size(name))
             amplitude[name] = np.ones(())
             amps[name] = b.floats(np.ones(size(name)))
             channels = net.input_shape[0] if len(net.input_shape) == 3 else 1
             b.op(OP_RATE, slot=slots[name], channels=channels, hw=size(name) // channels,
                  window=window)
-        elif isinstance(layer, (L.Dense, L.Conv2d)):
+        elif role == kinds.SYNAPSE:
             buffers[name] = buffer(name, layer.bias)
             scatter(node.inputs[0], layer, net.shape(node.inputs[0]), buffers[name],
                     sop_layers.index(name))
-        elif isinstance(layer, L.Add):
+        elif role == kinds.SUM:
             buffers[name] = buffer(name)
             for src in node.inputs:
                 if classes[src] in (CURRENT, ANALOG):
                     b.op(OP_ADD, dst=buffers[name], src=buffers[src], size=size(name))
                 else:
                     scatter(src, None, None, buffers[name], sop_layers.index(name))
-        elif isinstance(layer, L.Flatten) and cls == CURRENT:
+        elif role == kinds.RESHAPE and cls == CURRENT:
             buffers[name] = b.float_buffer(size(name))
             c, h, w = net.shape(node.inputs[0])
             b.op(OP_COPYPERM, dst=buffers[name], src=buffers[node.inputs[0]], channels=c,
                  hw=h * w)
-        elif isinstance(layer, L.Activation):
+        elif role == kinds.NEURON:
             src = node.inputs[0]
             if classes[src] in (CURRENT, ANALOG):
                 current = buffers[src]
@@ -384,7 +404,7 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
                  allowance=b.float64s([spec.allowance]) if calibrated else -1,
                  calibration=b.int_buffer(3 * size(name)) if calibrated else -1, window=window)
             n_counts += size(name)
-        elif isinstance(layer, L.MaxPool2d):
+        elif role == kinds.MAX_POOL:
             src = node.inputs[0]
             c, h, w = net.shape(src)
             windows = spatial_map(layer, net.shape(src)).tocsr()
@@ -404,7 +424,8 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
                  current=b.int_buffer(h * w * c), peak=b.int_buffer(n_win * c),
                  gate=snn.max_pool == "gate", pool_slot=pool_layers.index(name),
                  touched=b.int_buffer((n_win * c + 63) // 64))
-        # AvgPool/GlobalAvgPool/Flatten of events are folded into their readers' runs.
+        # averages (AvgPool, GlobalAvgPool) and reshapes (Flatten) of events are folded into
+        # their readers' runs
 
     out = net.output_name
     if classes[out] in (CURRENT, ANALOG):

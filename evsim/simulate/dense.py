@@ -19,15 +19,17 @@ groups of images among them, and pooling and the neuron scans their images
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import ann_ops, kinds, pooling
 from .. import layers as L
-from .. import ops
 from ..arena import Arena
 from ..encoding import rate_spikes
 from ..neuron import IFParameters, IFState, if_step, spicalib_state, spicalib_step
+from ..kinds import role_of
 from ..signals import ANALOG, EVENTS, SignalPlan, analog_head
 from ..spiking import SpikingNetwork
 from ..threads import on_threads, shares
@@ -59,11 +61,12 @@ def amplitudes(snn: SpikingNetwork, plan: SignalPlan, dtype) -> dict[str, np.nda
     for node in net:
         if plan.classes[node.name] != EVENTS:
             continue
-        if isinstance(node.layer, L.Input):
+        role = role_of(node.layer)
+        if role == kinds.INPUT:
             amp[node.name] = np.ones((), dtype)
-        elif isinstance(node.layer, L.Activation):
+        elif role == kinds.NEURON:
             amp[node.name] = snn.neurons[node.name].threshold.astype(dtype)
-        elif isinstance(node.layer, L.Flatten):
+        elif role == kinds.RESHAPE:
             src = node.inputs[0]
             amp[node.name] = np.broadcast_to(amp[src], net.shape(src)).reshape(-1)
         else:  # MaxPool: one amplitude per channel, checked by check_spiking_graph
@@ -78,10 +81,11 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan) -> None:
     this machine (a silent pause of a few seconds otherwise); a kernel already compiled in
     this process or found in Numba's cache is quiet."""
     layers = [n.layer for n in snn.network if plan.classes[n.name] != ANALOG]
-    needed = [kernel for kernel, kind in ((neuron_scan, L.Activation),
-                                           (pool_scan, L.MaxPool2d),
-                                           (average_pool, L.AvgPool2d))
-              if any(isinstance(layer, kind) for layer in layers)]
+    roles = {role_of(layer) for layer in layers}
+    needed = [kernel for kernel, role in ((neuron_scan, kinds.NEURON), (pool_scan, kinds.MAX_POOL))
+              if role in roles]
+    if any(type(layer) in _COMPILED for layer in layers):
+        needed.append(average_pool)
     if not all(ready(kernel) for kernel in needed):
         announce("the dense engine's kernels", COMPILE_SECONDS)
 
@@ -114,7 +118,8 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
     calibration = {name: spicalib_state((batch,) + net.shape(name))
                    for name, spec in snn.neurons.items() if spec.allowance > 0}
     pool_in = {n.name: np.zeros((batch,) + net.shape(n.inputs[0]), np.int64)
-               for n in net if isinstance(n.layer, L.MaxPool2d) and plan.classes[n.name] == EVENTS}
+               for n in net
+               if role_of(n.layer) == kinds.MAX_POOL and plan.classes[n.name] == EVENTS}
     pool_out = {name: np.zeros((batch,) + net.shape(name), np.int64) for name in pool_in}
 
     # analog values are the same at every step: one (1, B, ...) array each
@@ -137,13 +142,13 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
         spikes: dict[str, np.ndarray] = {}  # (steps, B, *shape) per events layer
         sent: dict[str, np.ndarray] = {}  # (steps, neurons): spikes sent, summed over images
         for node in dynamic:
-            layer, name = node.layer, node.name
-            if isinstance(layer, L.Input):
+            layer, name, role = node.layer, node.name, role_of(node.layer)
+            if role == kinds.INPUT:
                 spikes[name] = np.stack([
                     sum(rate_spikes(x, seed, images, u) for u in range(1, window + 1))
                     if window else rate_spikes(x, seed, images, t) for t in steps])
                 values[name] = spikes[name].astype(dtype)
-            elif isinstance(layer, L.Activation):
+            elif role == kinds.NEURON:
                 current = values[node.inputs[0]]
                 if name in calibration or name in rec.selection:
                     spikes[name] = _neuron_scan(snn, name, params[name], states, calibration,
@@ -161,11 +166,11 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
                     counts[name] += sent[name].sum(axis=0).reshape(net.shape(name))
                 else:
                     counts[name] += counted.sum(axis=(0, 1))
-            elif isinstance(layer, L.MaxPool2d):
+            elif role == kinds.MAX_POOL:
                 spikes[name], values[name] = _spiking_maxpool_block(
                     snn.max_pool, layer, spikes[node.inputs[0]], pool_in[name],
                     pool_out[name], amp[name], dtype, threads, arena, name)
-            elif isinstance(layer, L.Flatten) and plan.classes[name] == EVENTS:
+            elif role == kinds.RESHAPE and plan.classes[name] == EVENTS:
                 spikes[name] = spikes[node.inputs[0]].reshape(len(steps), batch, -1)
                 values[name] = values[node.inputs[0]].reshape(len(steps), batch, -1)
             else:
@@ -252,24 +257,25 @@ def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray], threads: int, aren
     batch = inputs[0].shape[1]
     frames = [np.broadcast_to(v, (n,) + v.shape[1:]).reshape((n * batch,) + v.shape[2:])
               for v in inputs]
-    if isinstance(layer, (L.AvgPool2d,) + ops.WRITES_OUT):
+    compiled = _COMPILED.get(type(layer))
+    if compiled is not None or kinds.rules_of(layer).writes_out:
         shape = (n * batch,) + tuple(layer.output_shape([f.shape[1:] for f in frames]))
         out = arena.take(name, shape, frames[0].dtype)
-        if isinstance(layer, L.AvgPool2d):
-            out = _average_pool(layer, frames[0], threads, out)
+        if compiled is not None:
+            out = compiled(layer, frames[0], threads, out)
         else:
-            out = ops.apply(layer, frames, threads, out)
+            out = kinds.apply(layer, frames, threads, out)
     else:
-        out = ops.apply(layer, frames, threads)
+        out = kinds.apply(layer, frames, threads)
     return out.reshape((n, batch) + out.shape[1:])
 
 
 def _average_pool(layer: L.AvgPool2d, x: np.ndarray, threads: int,
                   out: np.ndarray) -> np.ndarray:
-    """:func:`evsim.ops.avgpool2d` of ``x`` (frames, C, H, W) into ``out`` in one compiled
+    """:func:`evsim.ann_ops.avgpool2d` of ``x`` (frames, C, H, W) into ``out`` in one compiled
     pass (:func:`evsim.simulate.kernels.average_pool`, the same arithmetic), the frames
     shared among ``threads``."""
-    divisor = ops.avgpool_divisor(layer, x.shape[2], x.shape[3]).astype(x.dtype)
+    divisor = ann_ops.avgpool_divisor(layer, x.shape[2], x.shape[3]).astype(x.dtype)
     x = np.ascontiguousarray(x)
 
     def share(lo: int, hi: int) -> None:
@@ -279,13 +285,18 @@ def _average_pool(layer: L.AvgPool2d, x: np.ndarray, threads: int,
     return out
 
 
+#: Kinds the dense engine computes with a compiled kernel of its own instead of their forward
+#: rule (the same arithmetic, tested against it): ``kernel(layer, x, threads, out) -> out``.
+_COMPILED = {L.AvgPool2d: _average_pool}
+
+
 def _spiking_maxpool_block(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
                            cumulative_in: np.ndarray, cumulative_out: np.ndarray,
                            amplitude: np.ndarray, dtype, threads: int, arena: Arena,
                            name: str):
-    """:func:`spiking_maxpool` over a block's steps (``incoming`` (steps, B, C, H, W)) in
-    one compiled pass (:func:`evsim.simulate.kernels.pool_scan`), the images shared among
-    ``threads``. Returns the spikes (steps, B, C, H', W') int32 and their values
+    """:func:`evsim.pooling.spiking_maxpool` over a block's steps (``incoming``
+    (steps, B, C, H, W)) in one compiled pass (:func:`evsim.simulate.kernels.pool_scan`), the
+    images shared among ``threads``. Returns the spikes (steps, B, C, H', W') int32 and their values
     (spikes × amplitude, in ``dtype``), arrays of ``arena`` under ``name``."""
     steps, batch = incoming.shape[:2]
     _, ho, wo = layer.output_shape([incoming.shape[2:]])
@@ -303,27 +314,6 @@ def _spiking_maxpool_block(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
     return spikes, values
 
 
-def spiking_maxpool(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
-                    cumulative_in: np.ndarray, cumulative_out: np.ndarray) -> np.ndarray:
-    """One step of spiking max pooling on spike multiplicities ``incoming`` (B, C, H, W);
-    updates the state in place. The readable definition, which the engine's compiled
-    block pass (:func:`evsim.simulate.kernels.pool_scan`) follows step for step.
-
-    LIPooling: emit ``maxpool(C_in) − C_out`` so the cumulative output equals
-    the max-pool of the cumulative inputs. Gate: pass the current spikes of
-    each window's member with the largest cumulative count (first on ties).
-    """
-    cumulative_in += incoming
-    if mode == "lipooling":
-        peak = ops.maxpool2d(layer, cumulative_in)
-        out = peak - cumulative_out
-        cumulative_out[...] = peak
-    else:
-        winner = ops.maxpool2d_argmax(layer, cumulative_in)
-        out = ops.gather_windows(layer, incoming, winner)
-    return out.astype(np.int32)
-
-
 def _record(rec: _Recorder, name: str, t: int, s: np.ndarray, v: np.ndarray) -> None:
     chosen = rec.selection[name]
     flat_s = s.reshape(len(s), -1)[:, chosen]
@@ -339,6 +329,15 @@ def _concat_train(parts: list) -> SpikeTrain:
     steps, images, neurons, counts = (np.concatenate([p[i] for p in parts]).astype(np.int64)
                                       for i in range(4))
     return SpikeTrain(steps, images, neurons, counts)
+
+
+def spiking_maxpool(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
+                    cumulative_in: np.ndarray, cumulative_out: np.ndarray) -> np.ndarray:
+    """Deprecated alias of :func:`evsim.pooling.spiking_maxpool` (moved out of the engine),
+    kept for one release."""
+    warnings.warn("evsim.simulate.dense.spiking_maxpool moved to evsim.pooling",
+                  DeprecationWarning, stacklevel=2)
+    return pooling.spiking_maxpool(mode, layer, incoming, cumulative_in, cumulative_out)
 
 
 __all__ = ["run_chunk", "amplitudes", "spiking_maxpool", "announce_compile"]

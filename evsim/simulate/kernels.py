@@ -392,7 +392,7 @@ def pool_scan(incoming, cumulative_in, cumulative_out, kernel, stride, padding, 
     spikes of its member with the largest cumulative count (the first such in row-major
     kernel order; the gate) or, with ``lipool``, ``max(cumulative_in) − cumulative_out``
     (LIPooling). Padding never wins. The scalar form of
-    :func:`evsim.simulate.dense.spiking_maxpool`, step for step.
+    :func:`evsim.pooling.spiking_maxpool`, step for step.
 
     ``incoming`` (steps, B, C, H, W) int32 spikes; ``cumulative_in`` (B, C, H, W) and
     ``cumulative_out`` (B, C, H', W') int64, updated; ``kernel``, ``stride``,
@@ -458,12 +458,12 @@ def _pool_windows(counts, now, cumulative_out, spikes, values, scale, lipool, in
 
 @numba.njit(cache=True, nogil=True)
 def average_pool(x, kernel, stride, padding, divisor, out, first, last):
-    """:func:`evsim.ops.avgpool2d` of frames ``first..last − 1`` (disjoint ranges may run
+    """:func:`evsim.ann_ops.avgpool2d` of frames ``first..last − 1`` (disjoint ranges may run
     on several threads at once), with the same sums in the same order: each window's
     members in row-major kernel order, padding adding 0, then one division.
 
     ``x`` (N, C, H, W); ``kernel``, ``stride``, ``padding`` (height, width);
-    ``divisor`` (H', W') in x's dtype (:func:`evsim.ops.avgpool_divisor`); writes
+    ``divisor`` (H', W') in x's dtype (:func:`evsim.ann_ops.avgpool_divisor`); writes
     ``out`` (N, C, H', W').
     """
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
