@@ -79,12 +79,13 @@ def _scatter(client, kind: str, digest: str, value):
     return client.scatter({key: value}, broadcast=True)[key]
 
 
-def _simulate_shard(snn, images: np.ndarray, start: int, stop: int, first_image: int,
-                    options: dict):
+def _simulate_shard(snn, images: np.ndarray, start: int, stop: int, first_image: int, T: int,
+                    options):
     """Run on a worker: simulate images ``[start, stop)`` of the scattered ``images``."""
     from .simulate import simulate
 
-    return simulate(snn, images[start:stop], first_image=first_image + start, **options)
+    return simulate(snn, images[start:stop], T, options=options,
+                    first_image=first_image + start)
 
 
 @dataclass
@@ -115,18 +116,21 @@ class ShardedRuns:
         threads = sum(client.nthreads().values()) or 1
         self.ranges = shard_ranges(len(images), batch_size, SHARDS_PER_THREAD * threads)
 
-    def submit(self, tag: Hashable, snn, **options) -> None:
-        """Simulate ``snn`` on all the images; ``options`` are :func:`evsim.simulate`'s
-        (``threads`` defaults to 1: Dask runs one task per worker thread)."""
+    def submit(self, tag: Hashable, snn, *, T: int = 32, options=None, **overrides) -> None:
+        """Simulate ``snn`` on all the images for ``T`` steps; ``options`` (a
+        :class:`~evsim.simulate.options.SimulationOptions`) and single ``overrides`` as for
+        :func:`evsim.simulate` (``threads`` defaults to 1: Dask runs one task per worker
+        thread; ``batch_size`` is the runs' and progress is shown by the caller)."""
+        from .simulate.options import resolve_simulation
+
+        options = resolve_simulation(options, **overrides)
+        options = options.replace(batch_size=self.batch_size, progress=False,
+                                  threads=options.threads or 1)
         digest = content_hash(snn)
         if digest not in self._networks:
             self._networks[digest] = _scatter(self.client, "network", digest, snn)
-        options = {**options, "batch_size": self.batch_size, "progress": False,
-                   "threads": options.get("threads") or 1}
-        if options.get("checkpoints") is not None:
-            options["checkpoints"] = list(options["checkpoints"])
         futures = [self.client.submit(_simulate_shard, self._networks[digest], self._images,
-                                      start, stop, self.first_image, options, pure=False)
+                                      start, stop, self.first_image, T, options, pure=False)
                    for start, stop in self.ranges]
         run = _Run(tag, futures)
         for future in futures:
@@ -159,36 +163,28 @@ class ShardedRuns:
         self._images.release()
 
 
-def simulate_on(client, snn, inputs: np.ndarray, T: int = 32, *, first_image: int = 0,
-                batch_size: int = 128, dtype=np.float32, progress: bool = False, **options):
-    """:func:`evsim.simulate` on the workers of ``client``: the same result, exactly."""
-    from .forward import _check_inputs
-    from .spiking import SpikingNetwork
-    from .options import warn_if_tuned_for_other_T
-    from .simulate.result import default_checkpoints
-    from .validate import check_batch_size, check_images, check_index, check_steps
+def simulate_on(client, snn, inputs: np.ndarray, T: int = 32, *, options=None,
+                first_image: int = 0, **overrides):
+    """:func:`evsim.simulate` on the workers of ``client``: the same result, exactly.
 
-    if not isinstance(snn, SpikingNetwork):
-        raise EvsimTypeError(f"simulate needs a SpikingNetwork (from evsim.convert), got "
-                             f"{type(snn).__name__}")
-    T, batch_size = check_steps(T), check_batch_size(batch_size)
-    first_image = check_index(first_image, "first_image")
-    x = _check_inputs(snn.network, inputs, dtype)
-    if len(x) == 0:
-        raise EvsimValueError("inputs hold no image")
-    # warnings raised on the workers stay in their logs: give them here, as simulate does
-    check_images(inputs, encoding=options.get("encoding", "analog"))
-    checkpoints = options.get("checkpoints")
-    warn_if_tuned_for_other_T(snn, T, default_checkpoints(T) if checkpoints is None
-                              else checkpoints)
-    runs = ShardedRuns(client, np.ascontiguousarray(x), batch_size=batch_size,
-                       first_image=first_image)
+    The request is checked here first, by the check the local path makes
+    (:func:`evsim.simulate.request.check_request`), so a bad one fails before
+    anything is sent, with the local path's message; warnings are given here too
+    (those raised on the workers stay in their logs).
+    """
+    from .simulate.options import resolve_simulation
+    from .simulate.request import check_request
+
+    request = check_request(snn, inputs, T, resolve_simulation(options, **overrides),
+                            first_image)
+    runs = ShardedRuns(client, np.ascontiguousarray(request.inputs),
+                       batch_size=request.options.batch_size, first_image=request.first_image)
     bar = None
-    if progress:
+    if request.options.progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(x), unit="image", desc="simulate", file=sys.stderr)
+        bar = tqdm(total=len(request.inputs), unit="image", desc="simulate", file=sys.stderr)
     try:
-        runs.submit("run", snn, T=T, dtype=dtype, **options)
+        runs.submit("run", snn, T=request.T, options=request.options)
         (_, result), = runs.completed(bar.update if bar else None)
     finally:
         runs.close()
