@@ -114,7 +114,7 @@ class SimulationOptions:
         "floating-point type of the simulation: float32 or float64"))
     threads: int | None = field(default=None, metadata=_meta(
         "threads sharing the images of a chunk", cli=True, parse="threads", metavar="N",
-        default_text="every core this process may use; results do not depend on it"))
+        default_text="every core this process may use"))
     progress: bool = field(default=False, metadata=_meta(
         "show a progress bar on stderr"))
 
