@@ -30,6 +30,8 @@ MODULES = [
     ("evsim.models", "evsim.models: bundled models"),
     ("evsim.data", "evsim.data: data sets"),
     ("evsim.simulate", "evsim.simulate: simulation results"),
+    ("evsim.simulate.options", "evsim.simulate.options: simulation options"),
+    ("evsim.simulate.engines", "evsim.simulate.engines: the engine registry and runners"),
     ("evsim.comparison", "evsim.comparison: comparing conversion methods"),
     ("evsim.cellstore", "evsim.cellstore: resuming a comparison"),
     ("evsim.distributed", "evsim.distributed: running on a Dask cluster"),
