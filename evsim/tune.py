@@ -136,10 +136,8 @@ def tune(network: Network, calibration_inputs: np.ndarray,
     from .simulate.options import resolve_simulation
 
     simulation = resolve_simulation(simulation, **({} if engine is None else {"engine": engine}))
-    _check_schedule(search, parallel, n_jobs)
+    _check_arguments(search, parallel, n_jobs, validation)
     images, targets = validation
-    if len(images) != len(targets) or len(images) == 0:
-        raise EvsimValueError("validation must be (inputs, targets) of equal, non-zero length")
     metric, measure, direction = _scoring(score)
     start = resolve(method, options, T, **overrides).replace(T=T)
     if "percentile" in search and start.normalization not in PERCENTILE_RANGE:
@@ -157,10 +155,7 @@ def tune(network: Network, calibration_inputs: np.ndarray,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = (network, calibration_inputs, images, targets)
     if client is None:
-        study = optuna.create_study(direction=direction,
-                                    sampler=optuna.samplers.TPESampler(seed=seed))
-        study.optimize(lambda trial: trial_run(*data, space.options(trial)),
-                       n_trials=n_trials, n_jobs=n_jobs or 1)
+        study = _tune_here(n_jobs, n_trials, seed, direction, space, trial_run, data)
     else:
         study = _tune_on(client, parallel, n_jobs, n_trials, seed, direction, space, trial_run,
                          data)
@@ -173,8 +168,8 @@ def tune(network: Network, calibration_inputs: np.ndarray,
 PARALLEL = ("rounds", "async")
 
 
-def _check_schedule(search, parallel: str, n_jobs: int | None) -> None:
-    """Check what :func:`tune` searches and how it runs its trials."""
+def _check_arguments(search, parallel: str, n_jobs: int | None, validation) -> None:
+    """Check what :func:`tune` searches, how it runs its trials and the validation data."""
     unknown = set(search) - {"percentile", "allowance"}
     if unknown:
         raise EvsimValueError(f"cannot search {sorted(unknown)}; search 'percentile' and/or "
@@ -183,6 +178,9 @@ def _check_schedule(search, parallel: str, n_jobs: int | None) -> None:
         raise EvsimValueError(f"parallel must be one of {PARALLEL}, got {parallel!r}")
     if n_jobs is not None and (isinstance(n_jobs, bool) or int(n_jobs) != n_jobs or n_jobs < 1):
         raise EvsimValueError(f"n_jobs must be a positive integer or None, got {n_jobs!r}")
+    images, targets = validation
+    if len(images) != len(targets) or len(images) == 0:
+        raise EvsimValueError("validation must be (inputs, targets) of equal, non-zero length")
 
 
 def _scoring(score: str | Callable) -> tuple[str, Callable, str]:
@@ -250,6 +248,17 @@ def _on_worker() -> bool:
     except ValueError:
         return False
     return True
+
+
+def _tune_here(n_jobs, n_trials, seed, direction, space, trial_run, data):
+    """The study of ``n_trials`` trials scored here, ``n_jobs`` at once (default 1)."""
+    import optuna
+
+    study = optuna.create_study(direction=direction,
+                                sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(lambda trial: trial_run(*data, space.options(trial)),
+                   n_trials=n_trials, n_jobs=n_jobs or 1)
+    return study
 
 
 def _tune_on(client, parallel, n_jobs, n_trials, seed, direction, space, trial_run, data):
