@@ -606,44 +606,49 @@ def _conversion_options(parser: argparse.ArgumentParser) -> None:
 
     from .options import ConversionOptions
 
-    for f in fields(ConversionOptions):
-        meta, flag = f.metadata, "--" + f.name.replace("_", "-")
-        text = meta["help"] + " (default: as --method sets it)"
-        if meta.get("type") is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=text)
-        elif "choices" in meta:
-            parser.add_argument(flag, choices=meta["choices"], default=None, help=text)
-        else:
-            parser.add_argument(flag, type=_typed(meta["type"]), default=None,
-                                metavar=meta.get("metavar"), help=text)
+    _field_flags(parser, fields(ConversionOptions), method_sets=True)
 
 
-#: Parsers of the value kinds that SimulationOptions' field metadata names (``parse``).
+#: Parsers of the value kinds that option fields' metadata names (``parse``).
 _VALUE_PARSERS = {"positive": _positive, "non_negative": _non_negative, "threads": _threads,
                   "steps": _steps}
 
 
+def _field_flags(parser: argparse.ArgumentParser, option_fields, *, method_sets: bool = False,
+                 notes: dict[str, str] | None = None) -> None:
+    """One flag per field of an options dataclass, built from its metadata: ``help``, and
+    ``choices``, ``type`` (``bool``: ``--x``/``--no-x``; ``int``, ``float``) or ``parse``
+    (a value kind of :data:`_VALUE_PARSERS`), ``metavar``, ``default_text``. The flag's
+    default is the field's, or None when ``method_sets`` (a conversion preset sets it);
+    ``notes`` adds a command's own words to a flag's help."""
+    for f in option_fields:
+        meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+        default = None if method_sets else f.default
+        words = "as --method sets it" if method_sets else meta.get("default_text", "%(default)s")
+        note = (notes or {}).get(f.name)
+        text = f"{meta['help']} (default: {words}" + (f"; {note}" if note else "") + ")"
+        if meta.get("type") is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                                help=text)
+        elif "choices" in meta:
+            parser.add_argument(flag, choices=tuple(meta["choices"]), default=default,
+                                help=text)
+        else:
+            kind = _VALUE_PARSERS[meta["parse"]] if "parse" in meta else _typed(meta["type"])
+            parser.add_argument(flag, type=kind, default=default, metavar=meta.get("metavar"),
+                                help=text)
+
+
 def _simulation_flags(parser: argparse.ArgumentParser, names: tuple[str, ...],
                       notes: dict[str, str] | None = None) -> None:
-    """One flag for each of ``names``, fields of
-    :class:`~evsim.simulate.options.SimulationOptions` marked for the commands, from its
-    metadata (choices, value kind, help, default); ``notes`` adds a command's own words to
-    a flag's help."""
+    """The flags of ``names``, fields of :class:`~evsim.simulate.options.SimulationOptions`
+    marked for the commands (:func:`_field_flags`)."""
     from dataclasses import fields
 
     from .simulate.options import SimulationOptions
 
-    for f in fields(SimulationOptions):
-        meta = f.metadata
-        if f.name not in names:
-            continue
-        note = (notes or {}).get(f.name)
-        default = meta.get("default_text", "%(default)s") + (f"; {note}" if note else "")
-        kind = ({"choices": tuple(meta["choices"])} if "choices" in meta else
-                {"type": _VALUE_PARSERS[meta["parse"]], "metavar": meta.get("metavar")})
-        parser.add_argument("--" + f.name.replace("_", "-"), default=f.default,
-                            help=f"{meta['help']} (default: {default})", **kind)
+    _field_flags(parser, [f for f in fields(SimulationOptions) if f.name in names],
+                 notes=notes)
 
 
 def _simulation_flag_names() -> tuple[str, ...]:
