@@ -26,6 +26,7 @@ from .options import METHODS, ConversionOptions
 from .passes import commute_maxpool_activation, fold_batchnorm
 from .result import ResultDifference, SimResult, compare, difference, results_equal
 from .result_merge import merge
+from .simulation_options import SimulationOptions
 from .spiking import NeuronSpec, SpikingNetwork
 
 #: Public names whose modules load the engines: name -> (module, attribute or None for the
@@ -66,7 +67,7 @@ sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "__version__", "data", "layers", "models", "tune", "convert", "ConversionOptions", "METHODS",
-    "simulate", "SimResult", "difference", "ResultDifference", "results_equal", "merge",
+    "simulate", "SimulationOptions", "SimResult", "difference", "ResultDifference", "results_equal", "merge",
     "compare_methods", "Comparison", "compare",
     "EvsimError", "EvsimValueError", "EvsimTypeError", "EvsimFileError", "ConversionError",
     "InsufficientMemoryError", "UnscaledInputWarning",

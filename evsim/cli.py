@@ -168,17 +168,31 @@ def _checkpoints(args, snn) -> list[int] | None:
     return sorted(set(args.checkpoints) | {args.T})
 
 
+def _simulation(args, snn=None):
+    """The :class:`~evsim.simulation_options.SimulationOptions` the flags give (generated from
+    its fields, :func:`_simulation_flags`), with progress bars on stderr (also with --json);
+    ``--checkpoints`` checked against ``snn`` and --T."""
+    from dataclasses import fields
+
+    from .simulation_options import SimulationOptions
+
+    given = {f.name: getattr(args, f.name) for f in fields(SimulationOptions)
+             if f.metadata["cli"] and hasattr(args, f.name)}
+    if "checkpoints" in given:
+        given["checkpoints"] = _checkpoints(args, snn)
+    with _as_flags():
+        return SimulationOptions(**given, progress=True)
+
+
 def _simulate(args, snn, images):
     """Simulate as the flags say, with a progress bar on stderr (also with --json)."""
     from .options import TunedForOtherTWarning
     from .simulate import simulate
 
-    checkpoints = _checkpoints(args, snn)
+    options = _simulation(args, snn)
     with _cluster(args) as client, warnings.catch_warnings():
         warnings.simplefilter("ignore", TunedForOtherTWarning)  # reported by the command
-        return simulate(snn, images, T=args.T, engine=args.engine, encoding=args.encoding,
-                        checkpoints=checkpoints, seed=args.seed, batch_size=args.batch_size,
-                        threads=args.threads, progress=True, client=client)
+        return simulate(snn, images, T=args.T, options=options, client=client)
 
 
 @contextlib.contextmanager
@@ -463,8 +477,7 @@ def _compare(args: argparse.Namespace) -> int:
     with _cluster(args) as client, _as_flags():
         comparison = compare_methods(
             network, calibration, images, labels, methods=args.methods, T=args.T,
-            client=client, engine=args.engine, encoding=args.encoding, seed=args.seed,
-            batch_size=args.batch_size, threads=args.threads, energy=args.energy_table,
+            client=client, simulation=_simulation(args), energy=args.energy_table,
             convention=args.convention, cells=Path(args.output) / "cells",
             restart=args.restart, progress=say)
     elapsed = time.perf_counter() - started
@@ -503,13 +516,12 @@ def _write_report(args, directory, snn, images, labels, result, what):
     names = CLASS_NAMES if snn.network.output_shape == (len(CLASS_NAMES),) and (
         args.command == "demo" or args.data == BUNDLED) else None
     with _as_flags():
-        return write_report(directory, snn, images, labels, T=args.T, engine=args.engine,
-                            encoding=args.encoding, result=result, table=args.energy_table,
-                            convention=args.convention, analysis_images=args.analysis_images,
+        return write_report(directory, snn, images, labels, T=args.T,
+                            simulation=_simulation(args, snn), result=result,
+                            table=args.energy_table, convention=args.convention,
+                            analysis_images=args.analysis_images,
                             title=f"evsim report: {snn.method} conversion", data_name=what,
-                            class_names=names, seed=args.seed, batch_size=args.batch_size,
-                            threads=args.threads, checkpoints=_checkpoints(args, snn),
-                            progress=True)
+                            class_names=names)
 
 
 # --- the parser -------------------------------------------------------------------------
@@ -594,35 +606,67 @@ def _conversion_options(parser: argparse.ArgumentParser) -> None:
 
     from .options import ConversionOptions
 
-    for f in fields(ConversionOptions):
+    _field_flags(parser, fields(ConversionOptions), method_sets=True)
+
+
+#: Parsers of the value kinds that option fields' metadata names (``parse``).
+_VALUE_PARSERS = {"positive": _positive, "non_negative": _non_negative, "threads": _threads,
+                  "steps": _steps}
+
+
+def _field_flags(parser: argparse.ArgumentParser, option_fields, *, method_sets: bool = False,
+                 notes: dict[str, str] | None = None) -> None:
+    """One flag per field of an options dataclass, built from its metadata: ``help``, and
+    ``choices``, ``type`` (``bool``: ``--x``/``--no-x``; ``int``, ``float``) or ``parse``
+    (a value kind of :data:`_VALUE_PARSERS`), ``metavar``, ``default_text``. The flag's
+    default is the field's, or None when ``method_sets`` (a conversion preset sets it);
+    ``notes`` adds a command's own words to a flag's help."""
+    for f in option_fields:
         meta, flag = f.metadata, "--" + f.name.replace("_", "-")
-        text = meta["help"] + " (default: as --method sets it)"
+        default = None if method_sets else f.default
+        words = "as --method sets it" if method_sets else meta.get("default_text", "%(default)s")
+        note = (notes or {}).get(f.name)
+        text = f"{meta['help']} (default: {words}" + (f"; {note}" if note else "") + ")"
         if meta.get("type") is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
                                 help=text)
         elif "choices" in meta:
-            parser.add_argument(flag, choices=meta["choices"], default=None, help=text)
+            parser.add_argument(flag, choices=tuple(meta["choices"]), default=default,
+                                help=text)
         else:
-            parser.add_argument(flag, type=_typed(meta["type"]), default=None,
-                                metavar=meta.get("metavar"), help=text)
+            kind = _VALUE_PARSERS[meta["parse"]] if "parse" in meta else _typed(meta["type"])
+            parser.add_argument(flag, type=kind, default=default, metavar=meta.get("metavar"),
+                                help=text)
+
+
+def _simulation_flags(parser: argparse.ArgumentParser, names: tuple[str, ...],
+                      notes: dict[str, str] | None = None) -> None:
+    """The flags of ``names``, fields of :class:`~evsim.simulation_options.SimulationOptions`
+    marked for the commands (:func:`_field_flags`)."""
+    from dataclasses import fields
+
+    from .simulation_options import SimulationOptions
+
+    _field_flags(parser, [f for f in fields(SimulationOptions) if f.name in names],
+                 notes=notes)
+
+
+def _simulation_flag_names() -> tuple[str, ...]:
+    """The SimulationOptions fields the commands have flags for (metadata ``cli``)."""
+    from dataclasses import fields
+
+    from .simulation_options import SimulationOptions
+
+    return tuple(f.name for f in fields(SimulationOptions) if f.metadata["cli"])
 
 
 def _engine_options(parser: argparse.ArgumentParser, threads: str) -> None:
-    """The flags of how to simulate and count, shared by `run` and `compare`; ``threads``
-    ends the help of --threads."""
+    """The flags of how to simulate and count, shared by `run` and `compare`: every
+    simulation option's but --checkpoints; ``threads`` ends the help of --threads."""
     from .analysis import CONVENTIONS, ENERGY_TABLES
 
-    parser.add_argument("--engine", default="event", choices=["event", "dense"],
-                        help="simulation engine (default: %(default)s)")
-    parser.add_argument("--encoding", default="analog", choices=["analog", "rate"],
-                        help="input encoding (default: %(default)s)")
-    parser.add_argument("--seed", type=_non_negative, default=0, metavar="N",
-                        help="seed of the rate encoding's random spikes (default: %(default)s)")
-    parser.add_argument("--batch-size", type=_positive, default=128, metavar="N",
-                        help="images simulated together; bounds memory (default: %(default)s)")
-    parser.add_argument("--threads", type=_threads, default=None, metavar="N",
-                        help=f"threads of the event engine (default: all cores Numba may use; "
-                        f"{threads})")
+    _simulation_flags(parser, tuple(name for name in _simulation_flag_names()
+                                    if name != "checkpoints"), notes={"threads": threads})
     parser.add_argument("--energy-table", default="float32", choices=sorted(ENERGY_TABLES),
                         help="energy per operation, Horowitz 2014 at 45 nm "
                         "(default: %(default)s)")
@@ -634,9 +678,7 @@ def _engine_options(parser: argparse.ArgumentParser, threads: str) -> None:
 def _simulation_options(parser: argparse.ArgumentParser, T: int = 128) -> None:
     parser.add_argument("--T", type=_positive, default=T, help="time steps (default: %(default)s)")
     _engine_options(parser, threads="results do not depend on it")
-    parser.add_argument("--checkpoints", type=_steps, default=None, metavar="STEPS",
-                        help="comma-separated steps at which to report accuracy, SOPs and "
-                        "energy (--T is always one; default: 1, 2, 4, ..., T)")
+    _simulation_flags(parser, ("checkpoints",))
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object on stdout (progress stays on stderr)")
 

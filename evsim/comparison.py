@@ -36,11 +36,11 @@ from .errors import EvsimTypeError, EvsimValueError
 from .forward import _check_inputs, forward
 from .network import Network
 from .options import METHODS, ConversionOptions, preset
-from .simulate import ENGINES, simulate
-from .signals import ENCODINGS
+from .simulate import simulate
+from .simulation_options import SimulationOptions, resolve_simulation
 from .spiking import WINDOWED
 from .timescheme import MAX_BITS
-from .validate import check_batch_size, check_labels, check_steps
+from .validate import check_labels, check_steps
 
 #: T of a comparison unless told otherwise: 1, 2, 4, ..., 128.
 DEFAULT_T = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -387,12 +387,12 @@ def _printer(progress) -> Callable[[str], None] | None:
 
 def compare_methods(network: Network, calibration: np.ndarray | None, images: np.ndarray,
                     labels: np.ndarray, methods: Sequence[MethodSpec] = ("percentile",),
-                    T: Sequence[int] = DEFAULT_T, *, client=None, engine: str = "event",
-                    encoding: str = "analog", seed: int = 0, batch_size: int = 128,
-                    threads: int | None = None, energy: str | EnergyTable = "float32",
-                    convention: str = "reinject", cells: str | os.PathLike | None = None,
-                    restart: bool = False,
-                    progress: bool | Callable[[str], None] = False) -> Comparison:
+                    T: Sequence[int] = DEFAULT_T, *, client=None,
+                    simulation: SimulationOptions | None = None,
+                    energy: str | EnergyTable = "float32", convention: str = "reinject",
+                    cells: str | os.PathLike | None = None, restart: bool = False,
+                    progress: bool | Callable[[str], None] = False,
+                    **overrides) -> Comparison:
     """Convert ``network`` with each method, simulate ``images`` and compare them at every T.
 
     Parameters
@@ -416,8 +416,12 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
     client:
         A ``dask.distributed.Client``: run the cells' image shards on its
         workers (extra ``distributed``); the comparison equals the local one.
-    engine, encoding, seed, batch_size, threads:
-        As for :func:`evsim.simulate` (``threads`` per task with a client).
+    simulation, **overrides:
+        How to simulate, as for :func:`evsim.simulate`: a
+        :class:`~evsim.simulation_options.SimulationOptions` and single options
+        changed from it by name (``engine``, ``encoding``, ``seed``,
+        ``batch_size``, ``threads``, ...; ``threads`` per task with a client).
+        Each cell sets its own ``checkpoints`` and shows no progress bar.
     energy, convention:
         The energy table (a preset name or :class:`~evsim.analysis.EnergyTable`)
         and the analog head's convention, as for :func:`~evsim.analysis.energy_report`.
@@ -433,131 +437,185 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
     -------
     A :class:`Comparison`.
     """
-    from ._version import __version__
-    from .cellstore import CellStore
-    from .io.hashing import array_digest, content_hash
-
+    options = resolve_simulation(simulation, **overrides)
     if not isinstance(network, Network):
         raise EvsimTypeError(f"compare_methods needs an ANN (evsim.Network), got "
                              f"{type(network).__name__}")
     steps = tuple(sorted({check_steps(t) for t in T}))
     if not steps:
         raise EvsimValueError("T holds no step; pass e.g. T=[1, 2, 4, 8]")
-    if engine not in ENGINES or encoding not in ENCODINGS:
-        raise EvsimValueError(f"engine must be one of {ENGINES} and encoding one of "
-                              f"{ENCODINGS}, got {engine!r} and {encoding!r}")
     if convention not in CONVENTIONS:
         raise EvsimValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
-    batch_size = check_batch_size(batch_size)
-    entries = [_method(spec) for spec in methods]
-    if not entries:
-        raise EvsimValueError("methods is empty; pass e.g. methods=['percentile', 'opi']")
-    labels_seen = [m.label for m in entries]
-    if len(set(labels_seen)) != len(labels_seen):
-        raise EvsimValueError(f"method labels must differ, got {labels_seen}")
+    entries = _methods(methods)
     x = np.ascontiguousarray(_check_inputs(network, images, np.float32))
     if len(x) == 0:
         raise EvsimValueError("images hold no image")
     if calibration is not None:
         calibration = _check_inputs(network, calibration, np.float32)
     y = check_labels(labels, int(np.prod(network.output_shape)), len(x))
-    table = energy_table(energy)
-    say = _printer(progress)
-    store = None
+    session = _Session(network, calibration, x, y, options, energy_table(energy), convention,
+                       _cells(entries, steps, options.encoding), _printer(progress))
     if cells is not None:
-        store = CellStore(cells, {
-            "model": content_hash(network),
-            "calibration": None if calibration is None else array_digest(calibration),
-            "images": array_digest(x), "labels": array_digest(y),
-            "settings": {"engine": engine, "encoding": encoding, "seed": int(seed),
-                         "batch_size": batch_size, "energy_table": asdict(table),
-                         "convention": convention, "evsim_version": __version__}},
-            restart=restart)
+        session.store = _cell_store(cells, session, restart)
+    session.run(client)
+    return session.comparison(entries, steps)
 
-    plan = _cells(entries, steps, encoding)
-    done: dict[int, dict] = {}
 
-    def finish(i: int, summary: dict, how: str) -> None:
-        done[i] = summary
-        if store is not None and how != REUSED:
-            store.put(plan[i].key(), summary)
-        if say:
-            say(f"[{len(done)}/{len(plan)}] " + _report_line(plan[i], summary, how))
+def _methods(methods: Sequence[MethodSpec]) -> list[_Method]:
+    """The methods to compare, checked: at least one, labels that differ."""
+    entries = [_method(spec) for spec in methods]
+    if not entries:
+        raise EvsimValueError("methods is empty; pass e.g. methods=['percentile', 'opi']")
+    labels_seen = [m.label for m in entries]
+    if len(set(labels_seen)) != len(labels_seen):
+        raise EvsimValueError(f"method labels must differ, got {labels_seen}")
+    return entries
 
-    def convert_cell(cell: _Cell):
+
+def _cell_store(cells: str | os.PathLike, session: _Session, restart: bool):
+    """The :class:`~evsim.cellstore.CellStore` of a comparison's inputs and settings."""
+    from ._version import __version__
+    from .cellstore import CellStore
+    from .io.hashing import array_digest, content_hash
+
+    options = session.options
+    settings = {"engine": options.engine, "encoding": options.encoding, "seed": options.seed,
+                "batch_size": options.batch_size, "energy_table": asdict(session.table),
+                "convention": session.convention, "evsim_version": __version__}
+    if options.dtype != np.float32:  # named only when not the default, as earlier stores were
+        settings["dtype"] = options.dtype.name
+    return CellStore(cells, {
+        "model": content_hash(session.network),
+        "calibration": (None if session.calibration is None
+                        else array_digest(session.calibration)),
+        "images": array_digest(session.x), "labels": array_digest(session.y),
+        "settings": settings}, restart=restart)
+
+
+@dataclass
+class _Session:
+    """One comparison at work: its inputs, its cells (``plan``) and their summaries (``done``)."""
+
+    network: Network
+    calibration: np.ndarray | None
+    x: np.ndarray
+    y: np.ndarray
+    options: SimulationOptions
+    table: EnergyTable
+    convention: str
+    plan: list[_Cell]
+    say: Callable[[str], None] | None
+    store: object = None
+    done: dict[int, dict] = field(default_factory=dict)
+
+    def finish(self, i: int, summary: dict, how: str) -> None:
+        self.done[i] = summary
+        if self.store is not None and how != REUSED:
+            self.store.put(self.plan[i].key(), summary)
+        if self.say:
+            self.say(f"[{len(self.done)}/{len(self.plan)}] "
+                     + _report_line(self.plan[i], summary, how))
+
+    def convert(self, cell: _Cell):
+        """The cell's spiking network, or why it cannot be converted."""
         overrides, options = dict(cell.method.overrides), cell.options()
         if overrides.pop("T", None) is not None:
             # options chosen for one T: the preset with that T (the cell's, see _cells)
             options = preset(cell.method.method).replace(T=cell.T)
         try:
-            return convert(network, calibration, method=cell.method.method, options=options,
-                           T=cell.T if cell.method.depends_on_T() else None, **overrides)
+            return convert(self.network, self.calibration, method=cell.method.method,
+                           options=options, T=cell.T if cell.method.depends_on_T() else None,
+                           **overrides)
         except ValueError as err:  # includes OptionError and ConversionError
             return " ".join(str(err).split())
 
-    def simulation(cell: _Cell, snn) -> dict:
-        return {"T": cell.T, "engine": engine, "encoding": encoding, "seed": int(seed),
-                "checkpoints": None if snn.time_scheme in WINDOWED else list(cell.steps)}
+    def simulation(self, cell: _Cell, snn) -> SimulationOptions:
+        """How the cell is simulated: read at its steps (a windowed scheme has one)."""
+        return self.options.replace(
+            progress=False,
+            checkpoints=None if snn.time_scheme in WINDOWED else list(cell.steps))
 
-    runs = None
-    if client is not None:
-        from .distributed import ShardedRuns
-        runs = ShardedRuns(client, x, simulate=simulate, batch_size=batch_size,
-                           feature="compare_methods(client=...)")
-    started, networks = {}, {}
-    try:
-        for i, cell in enumerate(plan):
-            saved = store.get(cell.key()) if store is not None else None
-            if saved is not None:
-                finish(i, saved, REUSED)
-                continue
-            if cell.reason:
-                finish(i, {"reason": cell.reason}, "")
-                continue
-            started[i] = time.perf_counter()
-            snn = convert_cell(cell)
-            if isinstance(snn, str):
-                finish(i, {"reason": snn}, "")
-                continue
+    def summary(self, i: int, snn, result) -> dict:
+        return _summary(snn, result, self.y, self.plan[i].steps, self.table, self.convention)
+
+    def run(self, client) -> None:
+        """Run every cell not done yet, here or on ``client``'s workers."""
+        runs = None
+        if client is not None:
+            from .distributed import ShardedRuns
+            runs = ShardedRuns(client, self.x, simulate=simulate,
+                               batch_size=self.options.batch_size,
+                               feature="compare_methods(client=...)")
+        started, networks = {}, {}
+        try:
+            for i, cell in enumerate(self.plan):
+                snn = self._prepare(i, cell)
+                if snn is None:
+                    continue
+                started[i] = time.perf_counter()
+                if runs is not None:
+                    networks[i] = snn
+                    runs.submit(i, snn, T=cell.T, options=self.simulation(cell, snn))
+                    continue
+                result = simulate(snn, self.x, T=cell.T, options=self.simulation(cell, snn))
+                self.finish(i, self.summary(i, snn, result),
+                            f"{time.perf_counter() - started[i]:.1f} s")
             if runs is not None:
-                networks[i] = snn
-                runs.submit(i, snn, threads=threads, **simulation(cell, snn))
-                continue
-            result = simulate(snn, x, batch_size=batch_size, threads=threads,
-                              **simulation(cell, snn))
-            finish(i, _summary(snn, result, y, cell.steps, table, convention),
-                   f"{time.perf_counter() - started[i]:.1f} s")
-        if runs is not None:
-            for i, result in runs.completed():
-                finish(i, _summary(networks.pop(i), result, y, plan[i].steps, table,
-                                   convention),
-                       f"{time.perf_counter() - started[i]:.1f} s on the cluster")
-    finally:
-        if runs is not None:
-            runs.close()
+                for i, result in runs.completed():
+                    self.finish(i, self.summary(i, networks.pop(i), result),
+                                f"{time.perf_counter() - started[i]:.1f} s on the cluster")
+        finally:
+            if runs is not None:
+                runs.close()
 
-    ann = forward(network, x).reshape(len(x), -1).argmax(axis=1)
-    rows = []
-    for row, method in enumerate(entries):
+    def _prepare(self, i: int, cell: _Cell):
+        """The cell's network to simulate, or None when it is done already (reused from the
+        store, or not run: the reason is its summary)."""
+        saved = self.store.get(cell.key()) if self.store is not None else None
+        if saved is not None:
+            self.finish(i, saved, REUSED)
+            return None
+        if cell.reason:
+            self.finish(i, {"reason": cell.reason}, "")
+            return None
+        snn = self.convert(cell)
+        if isinstance(snn, str):
+            self.finish(i, {"reason": snn}, "")
+            return None
+        return snn
+
+    def comparison(self, entries: list[_Method], steps: tuple[int, ...]) -> Comparison:
+        """The :class:`Comparison` of the finished cells."""
+        from ._version import __version__
+        from .io.hashing import content_hash
+
+        ann = forward(self.network, self.x).reshape(len(self.x), -1).argmax(axis=1)
+        rows = [MethodResult(method.label, method.method, method.depends_on_T(),
+                             **self._tables(row)) for row, method in enumerate(entries)]
+        ann_energy = next((s["ann_energy_uj"] for s in self.done.values()
+                           if "ann_energy_uj" in s), None)
+        options = self.options
+        return Comparison(T=steps, methods=tuple(rows),
+                          ann_accuracy=float((ann == self.y).mean()),
+                          ann_energy_uj=ann_energy, n_images=len(self.x), engine=options.engine,
+                          encoding=options.encoding, seed=options.seed,
+                          energy_table=self.table.name, convention=self.convention,
+                          network_hash=content_hash(self.network), evsim_version=__version__)
+
+    def _tables(self, row: int) -> dict[str, dict]:
+        """The ``{T: value}`` tables of one method's row, from its cells."""
         tables = {name: {} for name in _TABLES}
-        for i, cell in enumerate(plan):
+        for i, cell in enumerate(self.plan):
             if cell.row != row:
                 continue
-            summary = done[i]
+            summary = self.done[i]
             if "reason" in summary:
                 tables["not_applied"].update({t: summary["reason"] for t in cell.steps})
                 continue
             for name in ("accuracy", "sops", "energy_uj", "latency", "calibration_spikes"):
                 tables[name].update({int(t): v for t, v in summary.get(name, {}).items()})
             tables["options"].update({t: summary["options"] for t in cell.steps})
-        rows.append(MethodResult(method.label, method.method, method.depends_on_T(), **tables))
-    ann_energy = next((s["ann_energy_uj"] for s in done.values() if "ann_energy_uj" in s),
-                      None)
-    return Comparison(T=steps, methods=tuple(rows), ann_accuracy=float((ann == y).mean()),
-                      ann_energy_uj=ann_energy, n_images=len(x), engine=engine,
-                      encoding=encoding, seed=int(seed), energy_table=table.name,
-                      convention=convention, network_hash=content_hash(network),
-                      evsim_version=__version__)
+        return tables
 
 
 __all__ = ["compare_methods", "Comparison", "MethodResult", "DEFAULT_T", "MethodSpec"]

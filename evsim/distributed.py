@@ -31,8 +31,10 @@ import numpy as np
 from .errors import EvsimTypeError, EvsimValueError
 from .extras import require
 from .io.hashing import array_digest, content_hash
+from .request import check_request
 from .result import SimResult
 from .result_merge import merge
+from .simulation_options import resolve_simulation
 
 #: Shards per worker thread of a run: enough to keep every thread busy while a slow shard
 #: finishes, few enough that scheduling costs nothing next to a shard's work.
@@ -82,9 +84,10 @@ def _scatter(client, kind: str, digest: str, value):
 
 
 def _simulate_shard(simulate: Callable[..., SimResult], snn, images: np.ndarray, start: int,
-                    stop: int, first_image: int, options: dict) -> SimResult:
+                    stop: int, first_image: int, T: int, options) -> SimResult:
     """Run on a worker: simulate images ``[start, stop)`` of the scattered ``images``."""
-    return simulate(snn, images[start:stop], first_image=first_image + start, **options)
+    return simulate(snn, images[start:stop], T, options=options,
+                    first_image=first_image + start)
 
 
 @dataclass
@@ -100,16 +103,17 @@ class ShardedRuns:
     :meth:`submit` sends a run's shards to the cluster at once (the workers
     start while you prepare the next run); :meth:`completed` yields
     ``(tag, SimResult)`` as each run's last shard arrives, shards merged.
-    ``simulate`` is the local simulation every shard runs: :func:`evsim.simulate`
-    (passed in, as the engines are a layer above this module).
+
+    ``simulate`` is the local :func:`evsim.simulate` each worker runs on its shards (passed
+    in: this module sits below the engines in evsim's layers).
     """
 
     def __init__(self, client, images: np.ndarray, *, simulate: Callable[..., SimResult],
                  batch_size: int, first_image: int = 0,
                  feature: str = "evsim.simulate(client=...)"):
         self._distributed = check_client(client, feature)
-        self._simulate = simulate
         self.client = client
+        self._simulate = simulate
         self.batch_size = batch_size
         self.first_image = first_image
         self._images = _scatter(client, "images", array_digest(images), images)
@@ -119,18 +123,19 @@ class ShardedRuns:
         threads = sum(client.nthreads().values()) or 1
         self.ranges = shard_ranges(len(images), batch_size, SHARDS_PER_THREAD * threads)
 
-    def submit(self, tag: Hashable, snn, **options) -> None:
-        """Simulate ``snn`` on all the images; ``options`` are :func:`evsim.simulate`'s
-        (``threads`` defaults to 1: Dask runs one task per worker thread)."""
+    def submit(self, tag: Hashable, snn, *, T: int = 32, options=None, **overrides) -> None:
+        """Simulate ``snn`` on all the images for ``T`` steps; ``options`` (a
+        :class:`~evsim.simulation_options.SimulationOptions`) and single ``overrides`` as for
+        :func:`evsim.simulate` (``threads`` defaults to 1: Dask runs one task per worker
+        thread; ``batch_size`` is the runs' and progress is shown by the caller)."""
+        options = resolve_simulation(options, **overrides)
+        options = options.replace(batch_size=self.batch_size, progress=False,
+                                  threads=options.threads or 1)
         digest = content_hash(snn)
         if digest not in self._networks:
             self._networks[digest] = _scatter(self.client, "network", digest, snn)
-        options = {**options, "batch_size": self.batch_size, "progress": False,
-                   "threads": options.get("threads") or 1}
-        if options.get("checkpoints") is not None:
-            options["checkpoints"] = list(options["checkpoints"])
         futures = [self.client.submit(_simulate_shard, self._simulate, self._networks[digest],
-                                      self._images, start, stop, self.first_image, options,
+                                      self._images, start, stop, self.first_image, T, options,
                                       pure=False)
                    for start, stop in self.ranges]
         run = _Run(tag, futures)
@@ -163,39 +168,26 @@ class ShardedRuns:
 
 
 def simulate_on(client, snn, inputs: np.ndarray, T: int = 32, *,
-                simulate: Callable[..., SimResult], first_image: int = 0,
-                batch_size: int = 128, dtype=np.float32, progress: bool = False, **options):
+                simulate: Callable[..., SimResult], options=None, first_image: int = 0,
+                **overrides) -> SimResult:
     """:func:`evsim.simulate` on the workers of ``client``: the same result, exactly.
 
-    ``simulate`` is the local :func:`evsim.simulate` each worker runs on its shard.
+    The request is checked here first, by the check the local path makes
+    (:func:`evsim.request.check_request`), so a bad one fails before
+    anything is sent, with the local path's message; warnings are given here too
+    (those raised on the workers stay in their logs). ``simulate`` is the local
+    :func:`evsim.simulate` each worker runs on its shards.
     """
-    from .forward import _check_inputs
-    from .spiking import SpikingNetwork
-    from .options import warn_if_tuned_for_other_T
-    from .result import default_checkpoints
-    from .validate import check_batch_size, check_images, check_index, check_steps
-
-    if not isinstance(snn, SpikingNetwork):
-        raise EvsimTypeError(f"simulate needs a SpikingNetwork (from evsim.convert), got "
-                             f"{type(snn).__name__}")
-    T, batch_size = check_steps(T), check_batch_size(batch_size)
-    first_image = check_index(first_image, "first_image")
-    x = _check_inputs(snn.network, inputs, dtype)
-    if len(x) == 0:
-        raise EvsimValueError("inputs hold no image")
-    # warnings raised on the workers stay in their logs: give them here, as simulate does
-    check_images(inputs, encoding=options.get("encoding", "analog"))
-    checkpoints = options.get("checkpoints")
-    warn_if_tuned_for_other_T(snn, T, default_checkpoints(T) if checkpoints is None
-                              else checkpoints)
-    runs = ShardedRuns(client, np.ascontiguousarray(x), simulate=simulate,
-                       batch_size=batch_size, first_image=first_image)
+    request = check_request(snn, inputs, T, resolve_simulation(options, **overrides),
+                            first_image)
+    runs = ShardedRuns(client, np.ascontiguousarray(request.inputs), simulate=simulate,
+                       batch_size=request.options.batch_size, first_image=request.first_image)
     bar = None
-    if progress:
+    if request.options.progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(x), unit="image", desc="simulate", file=sys.stderr)
+        bar = tqdm(total=len(request.inputs), unit="image", desc="simulate", file=sys.stderr)
     try:
-        runs.submit("run", snn, T=T, dtype=dtype, **options)
+        runs.submit("run", snn, T=request.T, options=request.options)
         (_, result), = runs.completed(bar.update if bar else None)
     finally:
         runs.close()

@@ -46,6 +46,7 @@ from .forward import forward
 from .io.atomic import StagedFolder, atomic_file, check_output_file, check_output_folder
 from .options import steps_message
 from .simulate import simulate
+from .simulation_options import SimulationOptions, resolve_simulation
 from .result import SimResult
 from .spiking import WINDOWED, SpikingNetwork
 
@@ -120,13 +121,11 @@ def _neurobench_table(runs: list[tuple[str, dict | None]], layers: list[str]) ->
 
 
 def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.ndarray,
-                 labels: np.ndarray | None = None, *, T: int = 128, engine: str = "event",
-                 encoding: str = "analog", result: SimResult | None = None,
+                 labels: np.ndarray | None = None, *, T: int = 128,
+                 simulation: SimulationOptions | None = None, result: SimResult | None = None,
                  table: str | EnergyTable = "float32", convention: str = "reinject",
                  analysis_images: int = 100, title: str = "evsim report", data_name: str = "",
-                 class_names: Sequence[str] | None = None, seed: int = 0,
-                 batch_size: int = 128, threads: int | None = None,
-                 checkpoints: Sequence[int] | None = None, progress: bool = False) -> Report:
+                 class_names: Sequence[str] | None = None, **overrides) -> Report:
     """Simulate, analyse and write a report folder.
 
     Parameters
@@ -138,11 +137,15 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
         only a previous report's files (:data:`REPORT_FILES`).
     snn, images, labels:
         The network, the images ``(B, *input_shape)`` and optional labels ``(B,)``.
-    T, engine, encoding, seed, batch_size, threads, checkpoints:
-        How to simulate the main run, as for :func:`evsim.simulate` (``T``,
-        ``engine``, ``encoding`` and ``checkpoints`` are ignored when
-        ``result`` is given; the other runs use ``seed``, ``batch_size`` and
-        ``threads`` too).
+    T, simulation, **overrides:
+        How to simulate the main run, as for :func:`evsim.simulate`: ``T``, a
+        :class:`~evsim.simulation_options.SimulationOptions` and single options
+        changed from it by name (``engine``, ``encoding``, ``seed``,
+        ``batch_size``, ``threads``, ``checkpoints``, ``progress``: progress
+        bars on stderr for the simulations, ...). ``T``, ``engine``,
+        ``encoding`` and ``checkpoints`` are ignored when ``result`` is given;
+        the other runs use ``seed``, ``batch_size``, ``threads`` and
+        ``progress`` too.
     result:
         A run of ``snn`` on exactly ``images`` to use as the main run.
     table, convention:
@@ -155,9 +158,8 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
     class_names:
         Names of the output classes, for the per-class table and the
         confusion matrix (default: class indices).
-    progress:
-        Show progress bars (stderr) for the simulations.
     """
+    options = resolve_simulation(simulation, **overrides)
     table = energy_table(table)
     if convention not in CONVENTIONS:
         raise EvsimValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
@@ -165,132 +167,28 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
         raise EvsimValueError(f"analysis_images must be >= 1, got {analysis_images}")
     images = np.asarray(images)
     out = check_output_folder(directory, REPORT_FILES)
-    runs = dict(seed=seed, batch_size=batch_size, threads=threads, progress=progress)
-    if result is None:
-        result = simulate(snn, images, T=T, engine=engine, encoding=encoding,
-                          checkpoints=checkpoints, **runs)
-    elif result.n_images != len(images):
-        raise EvsimValueError(f"result simulated {result.n_images} images but {len(images)} were "
-                              "given; pass the images of that run")
-    T, engine, encoding = result.T, result.engine, result.encoding
+    runs = _simulations(snn, images, T, result, options, analysis_images)
     staging = StagedFolder(out)
-
-    subset = images[:analysis_images]
-    detail = simulate(snn, subset, T=T, engine=engine, encoding=encoding, per_image_counts=True,
-                      **runs)
-    layers = list(snn.neurons)
-    net = snn.network
-    chosen = {name: plot.adjacent_neurons(net.shape(name), detail.spike_counts[name][0],
-                                          RASTER_SIDE) for name in layers}
-    full = sum(result.neurons.values()) * T <= FULL_RECORDING_LIMIT
-    # The temporal scheme simulates whole windows and has no per-step trains to record.
-    traced = None if snn.time_scheme in WINDOWED else simulate(
-        snn, images[:1], T=T, engine="dense", encoding=encoding, seed=seed,
-        record={name: None if full else chosen[name][0] for name in layers})
-
-    summary = checkpoint_summary(snn, result, labels, images if labels is not None else None,
-                                 table, convention)
-    energy = energy_report(snn, result, table, convention)
-    errors = conversion_error(snn, detail, subset)
-    warning = steps_message(snn, T, result.checkpoints)
-    nb_all, nb_all_note = _neurobench(snn, result, images, seed)
-    static = neurobench_static_metrics(snn, np.dtype(result.dtype))
-    nb_one, nb_one_note = ((static, "the temporal scheme has no per-step spikes")
-                           if traced is None else
-                           (static, "image 0 was recorded at the raster's neurons only")
-                           if not full else _neurobench(snn, traced, images[:1], seed))
-    saved: list[Path] = []
-
-    def figure(fig, name: str) -> str:
-        fig.savefig(staging.path / name, dpi=110)
-        saved.append(out / name)
-        return f"![{name[:-4].replace('_', ' ')}]({name})"
-
-    curves = {snn.method: (summary.steps, summary.accuracy)} if labels is not None else {}
-    rates, silent = layer_firing_rates(result), silent_fraction(detail, per_image=True)
-    saturated = saturated_fraction(detail, snn, per_image=True)
-    parts = [f"# {title}", "",
-             f"Network: {len(snn.network)} layers, {len(layers)} spiking; conversion method "
-             f"`{snn.method}`, max pooling `{snn.max_pool}`. Simulated with the {engine} engine, "
-             f"{encoding} input, T = {T}, on {result.n_images} image(s)"
-             + (f" from {data_name}" if data_name else "") + ".", ""]
+    figure = _Figures(staging.path, out)
+    summary = checkpoint_summary(snn, runs.result, labels,
+                                 images if labels is not None else None, table, convention)
+    energy = energy_report(snn, runs.result, table, convention)
+    warning = steps_message(snn, runs.result.T, runs.result.checkpoints)
+    neurobench = _NeuroBench.of(snn, runs, images)
+    classes = _classes(snn, runs.result, images, labels, class_names)
+    parts = [f"# {title}", "", _overview(snn, runs, data_name), ""]
     if warning:
         parts += [f"**Warning:** {warning}.", ""]
-    parts += ["## Accuracy, SOPs and energy versus T", "",
-              "Each row is what stopping at that step gives and costs, per image "
-              f"({table.describe()}; "
-              + ("rate-coded input, no analog head" if encoding == "rate" else
-                 f"analog head: {convention}") + ").", "",
-              summary.to_markdown(), ""]
-    if curves:
-        parts += [figure(plot.accuracy_vs_T(curves, summary.ann_accuracy), "accuracy_vs_T.png"),
-                  ""]
-    classes = _classes(snn, result, images, labels, class_names)
-    if classes is not None:
-        parts += ["## Accuracy per class", "",
-                  f"At T = {T}, on all {result.n_images} image(s); the ANN on the same images.",
-                  "", classes["table"], "",
-                  figure(plot.confusion_matrix(classes["snn_matrix"], classes["names"],
-                                               f"SNN confusion matrix at T = {T}"),
-                         "confusion_matrix.png"), ""]
+    parts += _accuracy_sections(snn, runs, summary, table, convention, classes, figure,
+                                labels is not None)
     parts += ["## Energy per layer", "", energy.to_markdown(), "",
               "In the figure, the analog input's re-injection adds (its current added into the "
               "first spiking layer at every step) are drawn apart from the synaptic "
               "operations: they are adds, not SOPs.", "",
-              figure(plot.energy_breakdown(energy), "energy.png"), "",
-              f"## NeuroBench metrics (NeuroBench {NEUROBENCH_VERSION} definitions)", "",
-              "The NeuroBench harness's metrics of this network as a torch model would present "
-              "it to NeuroBench: spikes of multiplicity 1 count as ACs, the analog input layer "
-              "counts MACs at every step, zero weights, biases and pooling are not counted, "
-              "and a burst counts once. `docs/neurobench.md` sets them beside evsim's own "
-              "SOPs above. Image 0 is simulated again with the dense engine recording every "
-              "neuron, which makes every metric exact.", "",
-              _neurobench_table([(f"all {result.n_images} image(s)", nb_all),
-                                 ("image 0, every neuron recorded", nb_one)], layers), ""]
-    for label, note in ((f"all {result.n_images} image(s)", nb_all_note),
-                        ("image 0", nb_one_note)):
-        if note:
-            parts += [f"- {label}: not measured: {note}."]
-    if nb_all.get("MembraneUpdates", 0) is None:
-        parts += [f"- all {result.n_images} image(s): MembraneUpdates needs membrane traces of "
-                  "every neuron; see image 0."]
-    parts += ["", "## Conversion error", "",
-              f"SNN rate θN/T against the ANN activation of the same layer, on the first "
-              f"{len(subset)} image(s). Each scatter shows the pairs with the largest error in "
-              "red and a random sample of the rest; its title says how many of how many pairs "
-              "it shows.", "",
-              _table(["layer", "mean error", "RMS error", "max abs error", "correlation"],
-                     [[e.layer, f"{e.mean:.4g}", f"{e.rms:.4g}", f"{e.max_abs:.4g}",
-                       f"{e.correlation:.4f}"] for e in errors.values()]), "",
-              figure(plot.rate_vs_activation(snn, detail, subset), "rate_vs_activation.png"), "",
-              figure(plot.conversion_error(errors), "conversion_error.png"), "",
-              figure(plot.output_error(output_error(snn, detail, subset)), "output_error.png"), "",
-              "## Spike statistics", "",
-              f"Firing rate over all {result.n_images} image(s); silent and saturated (Γ spikes "
-              f"every step) fractions of (image, neuron) pairs over the first {len(subset)}; "
-              "ISI CV and first-spike step: medians over "
-              + ("the neurons of image 0 that fired." if full else
-                 "the raster's neurons of image 0 that fired."), "",
-              _table(["layer", "neurons", "θ", "spikes per neuron per step", "silent",
-                      "saturated", "ISI CV", "first spike"],
-                     [[name, f"{result.neurons[name]}", _theta(snn, name), f"{rates[name]:.4f}",
-                       f"{silent[name]:.3f}", f"{saturated[name]:.4f}",
-                       *_timing(traced, name)] for name in layers]), "",
-              figure(plot.spike_count_histogram(detail), "spike_counts.png"), "",
-              "## Inside the network (image 0)", ""]
-    if traced is None:
-        parts += ["The temporal scheme simulates whole windows, so there are no per-step spike "
-                  "trains or membrane traces to show.", ""]
-    else:
-        parts += [f"Each raster shows up to {RASTER_SIDE * RASTER_SIDE} neighbouring neurons of "
-                  "one layer, chosen by one rule: in a layer of feature maps, the channel with "
-                  f"the most spikes on image 0 and the central {RASTER_SIDE}×{RASTER_SIDE} patch "
-                  "of its map (the whole map if smaller), row by row; in a vector layer, the "
-                  f"{RASTER_SIDE * RASTER_SIDE} consecutive neurons with the most spikes. Each "
-                  "panel's title names its choice.", "",
-                  figure(_rasters(traced, layers, chosen), "raster.png"), "",
-                  "Membrane potential of the most active neuron of each raster:", "",
-                  figure(_traces(traced, snn, layers, chosen), "membrane.png"), ""]
+              figure(plot.energy_breakdown(energy), "energy.png"), ""]
+    parts += neurobench.section(runs, list(snn.neurons))
+    parts += _error_sections(snn, runs, figure)
+    parts += _inside_section(snn, runs, figure)
     parts += ["## Network", "", "```", snn.summary(), "```", ""]
     markdown = "\n".join(parts)
     md_path, html_path = out / "report.md", out / "index.html"
@@ -298,13 +196,194 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
     (staging.path / html_path.name).write_text(markdown_to_html(markdown, staging.path, title),
                                                encoding="utf-8")
     staging.commit()
-    return Report(out, md_path, html_path, tuple(saved),
+    return Report(out, md_path, html_path, tuple(figure.saved),
                   {"checkpoints": summary.as_dict(), "energy": energy.as_dict(),
-                   "neurobench": {"version": NEUROBENCH_VERSION,
-                                  "all_images": nb_all, "all_images_note": nb_all_note or None,
-                                  "image_0": nb_one, "image_0_note": nb_one_note or None},
+                   "neurobench": neurobench.as_dict(),
                    "classes": None if classes is None else classes["json"],
                    "warnings": [warning] if warning else []})
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """The three simulations of a report: the main ``result``; ``detail``, per-image counts
+    on the first images (``subset``); ``traced``, image 0 on the dense engine recording
+    every neuron (``full``) or only the rasters' ``chosen`` ones (None in the windowed
+    schemes, which have no per-step trains); ``seed`` of the rate encoding."""
+
+    result: SimResult
+    detail: SimResult
+    traced: SimResult | None
+    subset: np.ndarray
+    chosen: dict
+    full: bool
+    seed: int
+
+
+def _simulations(snn: SpikingNetwork, images: np.ndarray, T: int, result: SimResult | None,
+                 options: SimulationOptions, analysis_images: int) -> _Runs:
+    """The report's runs (:class:`_Runs`), ``result`` used as the main one when given."""
+    if result is None:
+        result = simulate(snn, images, T=T, options=options)
+    elif result.n_images != len(images):
+        raise EvsimValueError(f"result simulated {result.n_images} images but {len(images)} were "
+                              "given; pass the images of that run")
+    subset = images[:analysis_images]
+    detail = simulate(snn, subset, T=result.T, options=options.replace(
+        engine=result.engine, encoding=result.encoding, checkpoints=None, record=None,
+        per_image_counts=True))
+    layers = list(snn.neurons)
+    chosen = {name: plot.adjacent_neurons(snn.network.shape(name), detail.spike_counts[name][0],
+                                          RASTER_SIDE) for name in layers}
+    full = sum(result.neurons.values()) * result.T <= FULL_RECORDING_LIMIT
+    traced = None if snn.time_scheme in WINDOWED else simulate(
+        snn, images[:1], T=result.T, engine="dense", encoding=result.encoding,
+        seed=options.seed, dtype=options.dtype,
+        record={name: None if full else chosen[name][0] for name in layers})
+    return _Runs(result, detail, traced, subset, chosen, full, options.seed)
+
+
+class _Figures:
+    """Saves each figure as a PNG into the staging folder; calling it gives its Markdown."""
+
+    def __init__(self, staging: Path, out: Path):
+        self.staging, self.out = staging, out
+        self.saved: list[Path] = []
+
+    def __call__(self, fig, name: str) -> str:
+        fig.savefig(self.staging / name, dpi=110)
+        self.saved.append(self.out / name)
+        return f"![{name[:-4].replace('_', ' ')}]({name})"
+
+
+def _overview(snn: SpikingNetwork, runs: _Runs, data_name: str) -> str:
+    result = runs.result
+    return (f"Network: {len(snn.network)} layers, {len(snn.neurons)} spiking; conversion "
+            f"method `{snn.method}`, max pooling `{snn.max_pool}`. Simulated with the "
+            f"{result.engine} engine, {result.encoding} input, T = {result.T}, on "
+            f"{result.n_images} image(s)" + (f" from {data_name}" if data_name else "") + ".")
+
+
+def _accuracy_sections(snn, runs: _Runs, summary, table: EnergyTable, convention: str,
+                       classes: dict | None, figure: _Figures, labelled: bool) -> list[str]:
+    """Accuracy, SOPs and energy versus T, and accuracy per class."""
+    result = runs.result
+    parts = ["## Accuracy, SOPs and energy versus T", "",
+             "Each row is what stopping at that step gives and costs, per image "
+             f"({table.describe()}; "
+             + ("rate-coded input, no analog head" if result.encoding == "rate" else
+                f"analog head: {convention}") + ").", "",
+             summary.to_markdown(), ""]
+    if labelled:
+        curves = {snn.method: (summary.steps, summary.accuracy)}
+        parts += [figure(plot.accuracy_vs_T(curves, summary.ann_accuracy), "accuracy_vs_T.png"),
+                  ""]
+    if classes is not None:
+        parts += ["## Accuracy per class", "",
+                  f"At T = {result.T}, on all {result.n_images} image(s); the ANN on the same "
+                  "images.", "", classes["table"], "",
+                  figure(plot.confusion_matrix(classes["snn_matrix"], classes["names"],
+                                               f"SNN confusion matrix at T = {result.T}"),
+                         "confusion_matrix.png"), ""]
+    return parts
+
+
+@dataclass(frozen=True)
+class _NeuroBench:
+    """The NeuroBench metrics of the main run (``all_images``) and of image 0 recorded in
+    full (``image_0``), each with the reason ('' if none) some were not measured."""
+
+    all_images: dict
+    all_images_note: str
+    image_0: dict
+    image_0_note: str
+
+    @classmethod
+    def of(cls, snn: SpikingNetwork, runs: _Runs, images: np.ndarray) -> _NeuroBench:
+        all_images, all_note = _neurobench(snn, runs.result, images, runs.seed)
+        static = neurobench_static_metrics(snn, np.dtype(runs.result.dtype))
+        one, one_note = ((static, "the temporal scheme has no per-step spikes")
+                         if runs.traced is None else
+                         (static, "image 0 was recorded at the raster's neurons only")
+                         if not runs.full else _neurobench(snn, runs.traced, images[:1],
+                                                           runs.seed))
+        return cls(all_images, all_note, one, one_note)
+
+    def as_dict(self) -> dict:
+        return {"version": NEUROBENCH_VERSION,
+                "all_images": self.all_images, "all_images_note": self.all_images_note or None,
+                "image_0": self.image_0, "image_0_note": self.image_0_note or None}
+
+    def section(self, runs: _Runs, layers: list[str]) -> list[str]:
+        """The report's NeuroBench section."""
+        n = runs.result.n_images
+        parts = [f"## NeuroBench metrics (NeuroBench {NEUROBENCH_VERSION} definitions)", "",
+                 "The NeuroBench harness's metrics of this network as a torch model would "
+                 "present it to NeuroBench: spikes of multiplicity 1 count as ACs, the analog "
+                 "input layer counts MACs at every step, zero weights, biases and pooling are "
+                 "not counted, and a burst counts once. `docs/neurobench.md` sets them beside "
+                 "evsim's own SOPs above. Image 0 is simulated again with the dense engine "
+                 "recording every neuron, which makes every metric exact.", "",
+                 _neurobench_table([(f"all {n} image(s)", self.all_images),
+                                    ("image 0, every neuron recorded", self.image_0)],
+                                   layers), ""]
+        for label, note in ((f"all {n} image(s)", self.all_images_note),
+                            ("image 0", self.image_0_note)):
+            if note:
+                parts += [f"- {label}: not measured: {note}."]
+        if self.all_images.get("MembraneUpdates", 0) is None:
+            parts += [f"- all {n} image(s): MembraneUpdates needs membrane traces of every "
+                      "neuron; see image 0."]
+        return parts
+
+
+def _error_sections(snn: SpikingNetwork, runs: _Runs, figure: _Figures) -> list[str]:
+    """Conversion error and spike statistics."""
+    result, detail, subset, layers = runs.result, runs.detail, runs.subset, list(snn.neurons)
+    errors = conversion_error(snn, detail, subset)
+    rates, silent = layer_firing_rates(result), silent_fraction(detail, per_image=True)
+    saturated = saturated_fraction(detail, snn, per_image=True)
+    return ["", "## Conversion error", "",
+            f"SNN rate θN/T against the ANN activation of the same layer, on the first "
+            f"{len(subset)} image(s). Each scatter shows the pairs with the largest error in "
+            "red and a random sample of the rest; its title says how many of how many pairs "
+            "it shows.", "",
+            _table(["layer", "mean error", "RMS error", "max abs error", "correlation"],
+                   [[e.layer, f"{e.mean:.4g}", f"{e.rms:.4g}", f"{e.max_abs:.4g}",
+                     f"{e.correlation:.4f}"] for e in errors.values()]), "",
+            figure(plot.rate_vs_activation(snn, detail, subset), "rate_vs_activation.png"), "",
+            figure(plot.conversion_error(errors), "conversion_error.png"), "",
+            figure(plot.output_error(output_error(snn, detail, subset)), "output_error.png"), "",
+            "## Spike statistics", "",
+            f"Firing rate over all {result.n_images} image(s); silent and saturated (Γ spikes "
+            f"every step) fractions of (image, neuron) pairs over the first {len(subset)}; "
+            "ISI CV and first-spike step: medians over "
+            + ("the neurons of image 0 that fired." if runs.full else
+               "the raster's neurons of image 0 that fired."), "",
+            _table(["layer", "neurons", "θ", "spikes per neuron per step", "silent",
+                    "saturated", "ISI CV", "first spike"],
+                   [[name, f"{result.neurons[name]}", _theta(snn, name), f"{rates[name]:.4f}",
+                     f"{silent[name]:.3f}", f"{saturated[name]:.4f}",
+                     *_timing(runs.traced, name)] for name in layers]), "",
+            figure(plot.spike_count_histogram(detail), "spike_counts.png"), ""]
+
+
+def _inside_section(snn: SpikingNetwork, runs: _Runs, figure: _Figures) -> list[str]:
+    """Rasters and membrane traces of image 0."""
+    parts = ["## Inside the network (image 0)", ""]
+    if runs.traced is None:
+        return parts + ["The temporal scheme simulates whole windows, so there are no per-step "
+                        "spike trains or membrane traces to show.", ""]
+    layers = list(snn.neurons)
+    return parts + [
+        f"Each raster shows up to {RASTER_SIDE * RASTER_SIDE} neighbouring neurons of "
+        "one layer, chosen by one rule: in a layer of feature maps, the channel with "
+        f"the most spikes on image 0 and the central {RASTER_SIDE}×{RASTER_SIDE} patch "
+        "of its map (the whole map if smaller), row by row; in a vector layer, the "
+        f"{RASTER_SIDE * RASTER_SIDE} consecutive neurons with the most spikes. Each "
+        "panel's title names its choice.", "",
+        figure(_rasters(runs.traced, layers, runs.chosen), "raster.png"), "",
+        "Membrane potential of the most active neuron of each raster:", "",
+        figure(_traces(runs.traced, snn, layers, runs.chosen), "membrane.png"), ""]
 
 
 def _classes(snn, result, images, labels, class_names) -> dict | None:

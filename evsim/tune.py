@@ -39,6 +39,7 @@ from .extras import missing_extra_message, require
 from .network import Network
 from .options import ConversionOptions
 from .errors import EvsimValueError
+from .simulation_options import SimulationOptions
 
 #: Search ranges of the percentile p (per cent), by normalisation: BrainCog's rule takes p of
 #: all values, zeros included, and the published λ lies near p = 97-99.9 % of them.
@@ -82,7 +83,8 @@ def tune(network: Network, calibration_inputs: np.ndarray,
          validation: tuple[np.ndarray, np.ndarray], *, T: int, method: str = "spicalib",
          options: ConversionOptions | None = None,
          search: tuple[str, ...] = ("percentile", "allowance"), per_layer: bool = False,
-         n_trials: int = 20, seed: int = 0, n_jobs: int | None = None, engine: str = "event",
+         n_trials: int = 20, seed: int = 0, n_jobs: int | None = None,
+         engine: str | None = None, simulation: SimulationOptions | None = None,
          score: str | Callable = "accuracy", client=None, parallel: str = "rounds",
          **overrides) -> TuneResult:
     """Search conversion options that optimise a validation score at ``T`` steps.
@@ -110,6 +112,12 @@ def tune(network: Network, calibration_inputs: np.ndarray,
         Trials, the sampler's seed, and trials run at once: threads (default
         1), or with ``client`` the trials of a round (default: the client's
         worker threads; give it to reproduce a run on another cluster).
+    engine, simulation:
+        How a trial is simulated: a
+        :class:`~evsim.simulation_options.SimulationOptions` (default: its
+        defaults, the event engine), and ``engine`` changed from it by name.
+        Each trial keeps the output at ``T`` only, on one thread per task on a
+        cluster.
     score:
         ``"accuracy"`` (maximised), ``"mse"`` of the mean output per step
         (minimised), or a function ``(SimResult, targets) -> float`` that is
@@ -125,24 +133,12 @@ def tune(network: Network, calibration_inputs: np.ndarray,
     the starting options were returned untried.
     """
     from .convert import prepare, resolve
+    from .simulation_options import resolve_simulation
 
-    unknown = set(search) - {"percentile", "allowance"}
-    if unknown:
-        raise EvsimValueError(f"cannot search {sorted(unknown)}; search 'percentile' and/or "
-                              "'allowance'")
-    if parallel not in PARALLEL:
-        raise EvsimValueError(f"parallel must be one of {PARALLEL}, got {parallel!r}")
-    if n_jobs is not None and (isinstance(n_jobs, bool) or int(n_jobs) != n_jobs or n_jobs < 1):
-        raise EvsimValueError(f"n_jobs must be a positive integer or None, got {n_jobs!r}")
+    simulation = resolve_simulation(simulation, **({} if engine is None else {"engine": engine}))
+    _check_arguments(search, parallel, n_jobs, validation)
     images, targets = validation
-    if len(images) != len(targets) or len(images) == 0:
-        raise EvsimValueError("validation must be (inputs, targets) of equal, non-zero length")
-    if callable(score):
-        metric, (measure, direction) = getattr(score, "__name__", "custom"), (score, "maximize")
-    elif score in SCORES:
-        metric, (measure, direction) = score, SCORES[score]
-    else:
-        raise EvsimValueError(f"score must be one of {sorted(SCORES)} or a function, got {score!r}")
+    metric, measure, direction = _scoring(score)
     start = resolve(method, options, T, **overrides).replace(T=T)
     if "percentile" in search and start.normalization not in PERCENTILE_RANGE:
         raise EvsimValueError(f"cannot search the percentile of {start.normalization!r} "
@@ -155,17 +151,14 @@ def tune(network: Network, calibration_inputs: np.ndarray,
         return TuneResult(start, float("nan"), metric, [], optimised=False)
 
     space = _Space(start, tuple(search), T, tuple(prepare(network).activations), per_layer)
-    trial_run = _TrialRun(method, T, engine, measure)
+    trial_run = _TrialRun(method, T, simulation, measure)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed)
+    data = (network, calibration_inputs, images, targets)
     if client is None:
-        study = optuna.create_study(direction=direction, sampler=sampler)
-        study.optimize(lambda trial: trial_run(network, calibration_inputs, images, targets,
-                                               space.options(trial)),
-                       n_trials=n_trials, n_jobs=n_jobs or 1)
+        study = _tune_here(n_jobs, n_trials, seed, direction, space, trial_run, data)
     else:
         study = _tune_on(client, parallel, n_jobs, n_trials, seed, direction, space, trial_run,
-                         (network, calibration_inputs, images, targets))
+                         data)
     best = space.options(optuna.trial.FixedTrial(study.best_params))
     trials = [{"params": t.params, "score": t.value} for t in study.trials]
     return TuneResult(best, float(study.best_value), metric, trials, tuned=tuple(search))
@@ -173,6 +166,30 @@ def tune(network: Network, calibration_inputs: np.ndarray,
 
 #: How trials run on a Dask client (:func:`tune`'s ``parallel``).
 PARALLEL = ("rounds", "async")
+
+
+def _check_arguments(search, parallel: str, n_jobs: int | None, validation) -> None:
+    """Check what :func:`tune` searches, how it runs its trials and the validation data."""
+    unknown = set(search) - {"percentile", "allowance"}
+    if unknown:
+        raise EvsimValueError(f"cannot search {sorted(unknown)}; search 'percentile' and/or "
+                              "'allowance'")
+    if parallel not in PARALLEL:
+        raise EvsimValueError(f"parallel must be one of {PARALLEL}, got {parallel!r}")
+    if n_jobs is not None and (isinstance(n_jobs, bool) or int(n_jobs) != n_jobs or n_jobs < 1):
+        raise EvsimValueError(f"n_jobs must be a positive integer or None, got {n_jobs!r}")
+    images, targets = validation
+    if len(images) != len(targets) or len(images) == 0:
+        raise EvsimValueError("validation must be (inputs, targets) of equal, non-zero length")
+
+
+def _scoring(score: str | Callable) -> tuple[str, Callable, str]:
+    """``(metric name, measure, optimisation direction)`` of :func:`tune`'s ``score``."""
+    if callable(score):
+        return getattr(score, "__name__", "custom"), score, "maximize"
+    if score in SCORES:
+        return (score, *SCORES[score])
+    raise EvsimValueError(f"score must be one of {sorted(SCORES)} or a function, got {score!r}")
 
 
 @dataclass(frozen=True)
@@ -207,7 +224,7 @@ class _TrialRun:
 
     method: str
     T: int
-    engine: str
+    simulation: SimulationOptions
     measure: Callable
 
     def __call__(self, network, calibration, images, targets, options) -> float:
@@ -215,9 +232,9 @@ class _TrialRun:
         from .simulate import simulate
 
         snn = convert(network, calibration, method=self.method, options=options)
-        result = simulate(snn, images, T=self.T, engine=self.engine, checkpoints=[self.T],
-                          threads=1 if _on_worker() else None)
-        return self.measure(result, targets)
+        how = self.simulation.replace(checkpoints=[self.T],
+                                      threads=1 if _on_worker() else self.simulation.threads)
+        return self.measure(simulate(snn, images, T=self.T, options=how), targets)
 
 
 def _on_worker() -> bool:
@@ -231,6 +248,17 @@ def _on_worker() -> bool:
     except ValueError:
         return False
     return True
+
+
+def _tune_here(n_jobs, n_trials, seed, direction, space, trial_run, data):
+    """The study of ``n_trials`` trials scored here, ``n_jobs`` at once (default 1)."""
+    import optuna
+
+    study = optuna.create_study(direction=direction,
+                                sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(lambda trial: trial_run(*data, space.options(trial)),
+                   n_trials=n_trials, n_jobs=n_jobs or 1)
+    return study
 
 
 def _tune_on(client, parallel, n_jobs, n_trials, seed, direction, space, trial_run, data):

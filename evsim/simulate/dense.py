@@ -34,6 +34,7 @@ from ..signals import ANALOG, EVENTS, SignalPlan, analog_head
 from ..spiking import SpikingNetwork
 from ..threads import on_threads, shares
 from ..timescheme import popcount
+from ..engines import ChunkResult, EngineSetup, zero_counters
 from .kernels import average_pool, neuron_scan, pool_scan
 from .notice import announce, ready
 from .result import SpikeTrain
@@ -90,24 +91,42 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan) -> None:
         announce("the dense engine's kernels", COMPILE_SECONDS)
 
 
-def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image: int, *, T: int,
-              checkpoints: np.ndarray, encoding: str, seed: int, per_image: bool,
-              record: dict[str, np.ndarray], sops: dict, pool_ops: dict,
-              counts: dict, negative: dict, window: int = 0, binary: bool = False, tick=None,
-              threads: int = 1, arena: Arena | None = None):
-    """Simulate one chunk ``x`` (B, *input_shape); add its SOPs, spike counts and negative
-    spike totals (``negative[layer]``, SpiCalib's) in place.
+class DenseRunner:
+    """The dense engine as a runner (:mod:`evsim.engines`): its block arrays are
+    kept from chunk to chunk in one :class:`~evsim.arena.Arena`."""
 
-    ``window`` > 0 simulates one window of the temporal scheme as one step
-    (:mod:`evsim.timescheme`; ``snn`` and ``x`` already scaled to a window);
-    with ``binary`` the spikes are K-bit codes (the ilif scheme) whose set bits
+    def __init__(self, setup: EngineSetup):
+        self.setup = setup
+        self.arena = Arena()
+        announce_compile(setup.time.snn, setup.signals)
+
+    def run_chunk(self, x: np.ndarray, first_image: int, on_steps=None) -> ChunkResult:
+        """Simulate ``x`` (B, *input_shape), ``x[0]`` being image ``first_image``."""
+        return run_chunk(self.setup, x, first_image, tick=on_steps, arena=self.arena)
+
+
+def run_chunk(setup: EngineSetup, x: np.ndarray, first_image: int, *, tick=None,
+              arena: Arena | None = None) -> ChunkResult:
+    """Simulate one chunk ``x`` (B, *input_shape) as ``setup`` says: its outputs, spike
+    counts, negative spike totals (SpiCalib's), SOPs and recorded neurons.
+
+    ``setup.time.window`` > 0 simulates one window of the temporal scheme as one step
+    (:mod:`evsim.timescheme`; ``setup.time.snn`` and ``x`` already scaled to a window);
+    with ``setup.time.binary`` the spikes are K-bit codes (the ilif scheme) whose set bits
     are the spikes and SOPs counted. ``tick(n)`` is called as n more steps are done.
-    ``threads`` share the convolutions and the compiled neuron scans. The block arrays
-    come from ``arena`` (a new one if None; pass the same one to every chunk of a run,
-    so that their memory is kept: :mod:`evsim.arena`).
-
-    Returns ``(outputs (K, B, *out_shape), spike_trains, membrane)``.
+    ``setup.threads`` share the convolutions and the compiled neuron scans. The block
+    arrays come from ``arena`` (a new one if None; pass the same one to every chunk of a
+    run, so that their memory is kept: :mod:`evsim.arena`).
     """
+    snn, plan, time, options = setup.time.snn, setup.signals, setup.time, setup.options
+    T, checkpoints, window, binary = (time.steps_simulated, time.engine_checkpoints,
+                                      time.window, time.binary)
+    encoding, seed, per_image = options.encoding, options.seed, options.per_image_counts
+    record, threads = setup.selection, setup.threads
+    sops, pool_ops = zero_counters(plan, T)
+    counts = {name: np.zeros(((len(x),) if per_image else ()) + snn.network.shape(name),
+                             np.int64) for name in snn.neurons}
+    negative = dict.fromkeys(snn.neurons, 0)
     net, dtype, batch = snn.network, x.dtype, len(x)
     amp = amplitudes(snn, plan, dtype)
     params = {name: IFParameters(spec.threshold.astype(dtype), spec.reset == "zero", spec.burst)
@@ -195,7 +214,7 @@ def run_chunk(snn: SpikingNetwork, plan: SignalPlan, x: np.ndarray, first_image:
 
     trains = {name: _concat_train(rec.trains[name]) for name in record}
     traces = {name: np.stack(rec.traces[name]) for name in record}
-    return outputs, trains, traces
+    return ChunkResult(outputs, counts, negative, sops, pool_ops, trains, traces)
 
 
 def _neuron_scan(snn: SpikingNetwork, name: str, params: IFParameters, states: dict,
@@ -340,4 +359,4 @@ def spiking_maxpool(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
     return pooling.spiking_maxpool(mode, layer, incoming, cumulative_in, cumulative_out)
 
 
-__all__ = ["run_chunk", "amplitudes", "spiking_maxpool", "announce_compile"]
+__all__ = ["DenseRunner", "run_chunk", "amplitudes", "spiking_maxpool", "announce_compile"]

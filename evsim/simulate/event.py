@@ -20,7 +20,8 @@ import numpy as np
 
 from ..signals import analog_head
 from ..spiking import SpikingNetwork
-from .compile import EventProgram, channels_last
+from .compile import EventProgram, channels_last, compiled
+from ..engines import ChunkResult, EngineSetup
 from .kernels import kernel_paths, run_steps
 from .notice import announce, ready
 
@@ -140,6 +141,52 @@ def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_i
     return rows[-4], rows[-3]
 
 
+class EventRunner:
+    """The event engine as a runner (:mod:`evsim.engines`): the program compiled for
+    the lowered network once, the images' workspaces allocated once and reused by every
+    chunk, the chunk's results filed in the public, channel-first layout."""
+
+    def __init__(self, setup: EngineSetup):
+        time, options = setup.time, setup.options
+        self.setup = setup
+        self.program = compiled(time.snn, options.encoding, options.dtype, time.window,
+                                time.binary)
+        self.workspace = Workspace(self.program, setup.capacity, len(time.engine_checkpoints))
+        announce_compile(self.program)
+
+    def run_chunk(self, x: np.ndarray, first_image: int,
+                  on_steps: Callable[[int], None] | None = None) -> ChunkResult:
+        """Simulate ``x`` (B, *input_shape), ``x[0]`` being image ``first_image``."""
+        setup, program = self.setup, self.program
+        time, net, steps = setup.time, setup.time.snn.network, setup.time.steps_simulated
+        sops = np.zeros((len(program.sop_layers), steps), np.int64)
+        pool_ops = np.zeros((len(program.pool_layers), steps), np.int64)
+        out, counts = run_chunk(time.snn, program, x, first_image, T=steps,
+                                checkpoints=time.engine_checkpoints, seed=setup.options.seed,
+                                workspace=self.workspace, sops=sops, pool_ops=pool_ops,
+                                threads=setup.threads, on_steps=on_steps)
+        spike_counts, negative = {}, {}
+        for name, offset, size, shape, negatives in program.neuron_layers:
+            layer_counts = _channels_first(counts[:, offset:offset + size], shape)
+            # a copy per image: the workspace is reused by the next chunk
+            spike_counts[name] = (np.array(layer_counts, np.int64, order="C")
+                                  if setup.options.per_image_counts else layer_counts.sum(axis=0))
+            negative[name] = int(counts[:, negatives].sum())
+        out = _channels_first(out.reshape(-1, program.readout_size), net.output_shape)
+        outputs = out.copy().reshape((len(x), len(time.engine_checkpoints)) + net.output_shape)
+        return ChunkResult(outputs.swapaxes(0, 1), spike_counts, negative,
+                           dict(zip(program.sop_layers, sops)),
+                           dict(zip(program.pool_layers, pool_ops)))
+
+
+def _channels_first(flat: np.ndarray, shape) -> np.ndarray:
+    """(N, H*W*C) channels-last -> (N, C, H, W); 1-D layers unchanged."""
+    if len(shape) != 3:
+        return flat.reshape((len(flat),) + tuple(shape))
+    c, h, w = shape
+    return flat.reshape(len(flat), h, w, c).transpose(0, 3, 1, 2)
+
+
 def announce_compile(program: EventProgram) -> None:
     """Say so on stderr before the kernels are compiled for ``program``'s kind on this
     machine (a silent pause of several seconds otherwise): each combination of optional
@@ -150,4 +197,4 @@ def announce_compile(program: EventProgram) -> None:
         announce("the event engine", COMPILE_SECONDS)
 
 
-__all__ = ["run_chunk", "Workspace", "announce_compile", "BLOCK_SECONDS"]
+__all__ = ["EventRunner", "run_chunk", "Workspace", "announce_compile", "BLOCK_SECONDS"]
