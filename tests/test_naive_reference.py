@@ -43,7 +43,8 @@ def _assert_agree(reference, result):
 
 def _all_agree(snn, x, T, **kwargs):
     """Simulate on both engines and the reference; return the reference's result."""
-    options = {k: v for k, v in kwargs.items() if k in ("encoding", "checkpoints", "seed")}
+    options = {k: v for k, v in kwargs.items()
+               if k in ("encoding", "checkpoints", "seed", "first_image")}
     reference = naive.simulate(snn, x, T, **options)
     for engine in ("event", "dense"):
         _assert_agree(reference, evsim.simulate(snn, x, T=T, engine=engine,
@@ -60,10 +61,11 @@ def test_engines_equal_the_naive_reference(seed, T, max_pool, encoding, dtype, e
     """Synchronous scheme: convolutions (stride, padding, dilation, groups), residual adds,
     LIPooling and the gate, average pooling (folded or not), global average pooling,
     flatten, dense layers; IF neurons with both resets, initial potentials, bursts and
-    SpiCalib; analog and rate-coded input; default or every-step checkpoints."""
+    SpiCalib; analog and rate-coded input (images numbered from an offset); default or
+    every-step checkpoints."""
     snn, x = random_network(seed, max_pool=max_pool)
     _all_agree(snn, x, T, encoding=encoding, dtype=dtype, seed=seed % 1000,
-               checkpoints=range(1, T + 1) if every_step else None)
+               first_image=seed % 7, checkpoints=range(1, T + 1) if every_step else None)
 
 
 def _plain_if(snn, seed):
