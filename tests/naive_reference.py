@@ -361,8 +361,7 @@ def simulate(snn, x: np.ndarray, T: int, *, encoding: str = "analog", checkpoint
     outputs, counts, negative = [], {name: [] for name in snn.neurons}, dict.fromkeys(
         snn.neurons, 0)
     for b, image in enumerate(np.asarray(x, np.float64)):
-        run = _Image(snn, classes, ops, paths, image.reshape(-1), T, encoding, seed,
-                     first_image + b)
+        run = _Image(snn, classes, ops, paths, image.reshape(-1), T, seed, first_image + b)
         outputs.append(run.run(checkpoints, sops, pool_ops))
         for name in snn.neurons:
             counts[name].append(run.counts[name].reshape(network.shape(name)))
@@ -384,11 +383,10 @@ def _latency(network, neurons, window: int) -> int:
 class _Image:
     """One image's simulation: membranes, pooling and calibration state, step by step."""
 
-    def __init__(self, snn, classes, ops, paths, pixels, T, encoding, seed, image):
+    def __init__(self, snn, classes, ops, paths, pixels, T, seed, image):
         self.snn, self.net, self.classes, self.ops, self.paths = (snn, snn.network, classes,
                                                                   ops, paths)
-        self.pixels, self.T, self.encoding, self.seed, self.image = (pixels, T, encoding, seed,
-                                                                     image)
+        self.pixels, self.T, self.seed, self.image = pixels, T, seed, image
         self.scheme = snn.time_scheme
         self.theta = {n: self._full(n, s.threshold) for n, s in snn.neurons.items()}
         self.v = {n: self._full(n, s.v_init).copy() for n, s in snn.neurons.items()}
