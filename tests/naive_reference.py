@@ -1,6 +1,6 @@
 """An independent, naive reference simulator of evsim's spiking networks.
 
-Written from the specifications (``/work/shared/docs/design.md`` and ``methods.md``,
+Written from the specifications (the project's design notes, ``docs/methods.md``,
 ``docs/conventions.md``, ``docs/concepts.md``), sharing no code with the engines: it
 imports nothing from ``evsim.simulate``, ``evsim.neuron``, ``evsim.ops``,
 ``evsim.fanout``, ``evsim.signals``, ``evsim.encoding`` or ``evsim.timescheme``. It
@@ -327,7 +327,9 @@ class NaiveResult:
     (K, B, *output_shape) summed to each checkpoint, ``spike_counts`` per image (B,
     *shape) (net counts; binary spikes in the ilif scheme), ``negative_spikes`` per
     layer, ``sops`` and ``pool_ops`` ``{layer: (steps,)}`` summed over images, ``macs``
-    per image of the analog head, and ``latency`` in steps."""
+    per image of the analog head, ``latency`` in steps; in the synchronous scheme also
+    every neuron's output ``spikes`` (T, B, neurons) int64 and ``membrane`` (T, B,
+    neurons), its potential after each step's reset, per spiking layer."""
 
     T: int
     checkpoints: np.ndarray
@@ -338,6 +340,8 @@ class NaiveResult:
     pool_ops: dict
     macs: dict
     latency: int
+    spikes: dict
+    membrane: dict
 
 
 def simulate(snn, x: np.ndarray, T: int, *, encoding: str = "analog", checkpoints=None,
@@ -360,15 +364,20 @@ def simulate(snn, x: np.ndarray, T: int, *, encoding: str = "analog", checkpoint
             if classes[n.name] == "static" and isinstance(n.layer, (L.Dense, L.Conv2d))}
     outputs, counts, negative = [], {name: [] for name in snn.neurons}, dict.fromkeys(
         snn.neurons, 0)
+    spikes, membrane = {name: [] for name in snn.neurons}, {name: [] for name in snn.neurons}
     for b, image in enumerate(np.asarray(x, np.float64)):
         run = _Image(snn, classes, ops, paths, image.reshape(-1), T, seed, first_image + b)
         outputs.append(run.run(checkpoints, sops, pool_ops))
         for name in snn.neurons:
             counts[name].append(run.counts[name].reshape(network.shape(name)))
             negative[name] += run.negative[name]
+            spikes[name].append(run.spikes[name])
+            membrane[name].append(run.membrane[name])
     return NaiveResult(T, checkpoints, np.stack(outputs, axis=1),
                        {k: np.stack(v) for k, v in counts.items()}, negative, sops, pool_ops,
-                       macs, _latency(network, snn.neurons, T) if windowed else T)
+                       macs, _latency(network, snn.neurons, T) if windowed else T,
+                       {k: np.stack(v, axis=1) for k, v in spikes.items()},
+                       {k: np.stack(v, axis=1) for k, v in membrane.items()})
 
 
 def _latency(network, neurons, window: int) -> int:
@@ -395,6 +404,8 @@ class _Image:
                             for n, s in snn.neurons.items() if s.allowance > 0}
         self.counts = {n: np.zeros(_size(self.net, n), np.int64) for n in snn.neurons}
         self.negative = dict.fromkeys(snn.neurons, 0)
+        self.spikes = {n: [] for n in snn.neurons}  # per step: outputs and potentials
+        self.membrane = {n: [] for n in snn.neurons}
         self.pool_in = {n: np.zeros(_size(self.net, self.net[n].inputs[0]), np.int64)
                         for n, op in ops.items() if op.kind == "maxpool"
                         and classes[n] != "static"}
@@ -516,6 +527,8 @@ class _Image:
             s = self.calibration[name].step(s, t, spec.allowance)
             self.negative[name] += int(-s[s < 0].sum())
         self.counts[name] += s
+        self.spikes[name].append(s)
+        self.membrane[name].append(self.v[name].copy())
         return s, s * theta, np.abs(s)
 
     def _spiking_maxpool(self, name: str, incoming: np.ndarray) -> np.ndarray:

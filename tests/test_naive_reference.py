@@ -68,6 +68,28 @@ def test_engines_equal_the_naive_reference(seed, T, max_pool, encoding, dtype, e
                first_image=seed % 7, checkpoints=range(1, T + 1) if every_step else None)
 
 
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), T=st.integers(1, 12),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_recorded_trains_and_membranes_equal_the_naive_reference(seed, T, dtype):
+    """The dense engine's recording path (the NumPy neuron of evsim/neuron.py, step by
+    step): every spike and every potential after each step's reset."""
+    snn, x = random_network(seed)
+    reference = naive.simulate(snn, x, T)
+    result = evsim.simulate(snn, x, T=T, engine="dense", dtype=dtype, per_image_counts=True,
+                            record=list(snn.neurons))
+    _assert_agree(reference, result)
+    for layer, spikes in reference.spikes.items():
+        steps, images, neurons = np.nonzero(spikes)
+        train = result.spike_trains[layer]
+        for field, expected in (("steps", steps + 1), ("images", images),
+                                ("neurons", neurons), ("counts", spikes[steps, images, neurons])):
+            np.testing.assert_array_equal(getattr(train, field), expected,
+                                          err_msg=f"{layer}: {field}")
+        np.testing.assert_array_equal(result.membrane[layer].astype(np.float64),
+                                      reference.membrane[layer], err_msg=f"{layer}: membrane")
+
+
 def _plain_if(snn, seed):
     """``snn`` with Γ = 1 and no SpiCalib, thresholds and potentials drawn again so that
     membranes land exactly on θ: the engines' vectorised common neuron path."""
