@@ -10,7 +10,7 @@ and the export warns about it: another reader may ignore it.
 This script converts the bundled model (reset to zero and v(0) = 0, so a
 reader that ignores the metadata still computes the same network), exports
 it to ``fashion_cnn.nir``, reads it back, and checks that both spike alike.
-(``tests/test_nir.py`` also runs such a file in Norse, another NIR reader,
+(``tests/io/test_nir.py`` also runs such a file in Norse, another NIR reader,
 and gets the same spike counts.)
 
     python examples/06_nir_export.py [--smoke] [--out DIR]

@@ -278,7 +278,7 @@ def write_report(out: Path, rows, parts, steps, args, seconds) -> None:
         f"{100 * exact['same_predictions']:.2f} % of predictions equal the W-level quantised "
         f"ANN's (largest output difference {exact['max_output_difference']:.3g}, float32 "
         "sums in another order); exact equality is proven on dyadic networks by "
-        "`tests/test_temporal.py`. " + _verdict(exact["same_predictions"] >= 0.999) + ".")
+        "`tests/methods/test_temporal.py`. " + _verdict(exact["same_predictions"] >= 0.999) + ".")
     if {"NQ (L = 4)", "QCFS (L = 4)"} <= by.keys():
         a, b = by["NQ (L = 4)"], by["QCFS (L = 4)"]
         few = [s for s in steps if s <= 4]

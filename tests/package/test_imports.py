@@ -12,7 +12,7 @@ import numpy as np
 
 import evsim
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _fresh(script: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -153,7 +153,7 @@ def test_equivalence_under_numba_boundscheck(tmp_path):
         print("ok")
     """)
     env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path))
-    done = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent)], env=env,
+    done = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parents[1])], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "ok"

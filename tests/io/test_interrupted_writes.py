@@ -23,7 +23,7 @@ from evsim.cli import main
 from evsim.data import load_bundled_sample
 from evsim.models import load_model
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SIGNALS = [signal.SIGKILL, signal.SIGINT]
 
 

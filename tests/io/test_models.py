@@ -17,7 +17,7 @@ from evsim.data import find_fashion_mnist, load_bundled_sample, load_fashion_mni
 from evsim.layers import AvgPool2d, BatchNorm, Conv2d, Dense, Flatten, ReLU
 from evsim.models import available_models, load_model, model_info
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "train_default_model.py"
 
 # The layers documented in evsim.models: name -> (record type, per-image output shape).

@@ -8,7 +8,7 @@ import pytest
 
 from evsim.data import find_fashion_mnist
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 needs_data = pytest.mark.skipif(find_fashion_mnist() is None,
                                 reason="needs the Fashion-MNIST files "
                                 "(apt-get install dataset-fashion-mnist)")

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("importlinter")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LINT = ("import sys\nfrom importlinter.cli import lint_imports_command\n"
         "sys.exit(lint_imports_command())")
 

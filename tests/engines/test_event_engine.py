@@ -176,7 +176,7 @@ def test_a_long_run_advances_in_blocks_of_steps_and_equals_one_block():
 
 def _start(script: str, env=None, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script),
-                             str(Path(__file__).parent), *args], stdout=subprocess.PIPE,
+                             str(Path(__file__).parents[1]), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 
 

@@ -335,7 +335,7 @@ def _all_flags():
 def test_every_flag_is_in_docs_cli(command, flag):
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
     section = text.split(f"## `evsim {command}")[1].split("\n## ")[0]
     shared = text.split("## Options shared")[1].split("\n## ")[0] if (
         "## Options shared" in text) else ""

@@ -3,7 +3,7 @@
 ``tests/naive_reference.py`` shares no code with the engines (only the network's data
 records), so a wrong neuron, pooling, encoding or counting rule in code the two engines
 share (the compiled scalar rules of ``evsim/simulate/kernels.py``) fails here even
-though ``tests/test_engine_equivalence.py`` compares the engines with each other.
+though ``tests/engines/test_engine_equivalence.py`` compares the engines with each other.
 Networks are on the dyadic grid (``tests/netgen.py``): every sum is exact, so the
 reference's float64 and the engines' float32 or float64 must agree bit for bit.
 """
@@ -179,7 +179,7 @@ def test_a_hand_computed_neuron():
 
 def test_the_reference_imports_no_engine_code():
     """Only the layer records of evsim.layers (data) may be imported."""
-    tree = ast.parse((Path(__file__).parent / "naive_reference.py").read_text())
+    tree = ast.parse((Path(__file__).parents[1] / "naive_reference.py").read_text())
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
