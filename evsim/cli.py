@@ -18,11 +18,18 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._version import __version__
 from .errors import EvsimError, EvsimValueError
+
+if TYPE_CHECKING:
+    from .analysis.energy import EnergyReport
+    from .analysis.summary import CheckpointSummary
+    from .result import SimResult
 
 BUNDLED = "bundled"
 
@@ -272,6 +279,54 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, allow_nan=False, default=float))
 
 
+@dataclass(frozen=True)
+class _Measured:
+    """A simulation as `demo` and `run` report it: the result, the accuracy/SOPs/energy table
+    per checkpoint, the energy report, the NeuroBench metrics (:func:`_neurobench`), the
+    steps warning (or "") and the wall-clock seconds since the command's timer started."""
+
+    result: SimResult
+    summary: CheckpointSummary
+    energy: EnergyReport
+    neurobench: dict
+    warning: str
+    seconds: float
+
+    def as_dict(self) -> dict:
+        """The --json keys that follow the table's."""
+        return {"energy": self.energy.as_dict(), "neurobench": self.neurobench,
+                "warnings": [self.warning] if self.warning else [], "seconds": self.seconds}
+
+    def print_tables(self, per_layer: bool) -> None:
+        """The table, firing rates, energy line (``per_layer``: then the per-layer energy
+        table) and NeuroBench lines."""
+        print(self.summary.to_markdown())
+        print("\n" + _rates_line(self.result))
+        if per_layer:
+            print(_energy_line(self.energy) + "\n")
+            print(self.energy.to_markdown() + "\n")
+        else:
+            print(_energy_line(self.energy))
+        print("\n".join(_neurobench_lines(self.neurobench)))
+
+
+def _simulate_and_measure(args, snn, images, labels, started: float) -> _Measured:
+    """Simulate as the flags say (:func:`_simulate`), warn about the steps, and measure the
+    result; ``started``: the ``time.perf_counter()`` at which the timed work began."""
+    from .analysis import checkpoint_summary, energy_report
+    from .options import steps_message
+
+    result = _simulate(args, snn, images)
+    seconds = time.perf_counter() - started
+    warning = steps_message(snn, args.T, result.checkpoints)
+    _warn(args, warning)
+    summary = checkpoint_summary(snn, result, labels, images, args.energy_table,
+                                 args.convention)
+    energy = energy_report(snn, result, args.energy_table, args.convention)
+    return _Measured(result, summary, energy, _neurobench(snn, result, images, args.seed),
+                     warning, seconds)
+
+
 # --- subcommands ------------------------------------------------------------------------
 
 def _demo(args: argparse.Namespace) -> int:
@@ -279,10 +334,8 @@ def _demo(args: argparse.Namespace) -> int:
     training set, simulate it on real test images and print accuracy, SOPs and energy per
     image versus T."""
     from . import convert
-    from .analysis import checkpoint_summary, energy_report
     from .data import load_bundled_sample, load_fashion_mnist
     from .models import DEFAULT_MODEL, available_models, load_model, model_info
-    from .options import steps_message
 
     if args.report is not None:
         _check_report_folder(args.report)
@@ -305,34 +358,24 @@ def _demo(args: argparse.Namespace) -> int:
     with _as_flags():
         snn = convert(network, calibration, method=args.method, T=args.T,
                       batch_size=args.batch_size, progress=True)
-    result = _simulate(args, snn, images)
-    elapsed = time.perf_counter() - started
-    warning = steps_message(snn, args.T, result.checkpoints)
-    _warn(args, warning)
-    summary = checkpoint_summary(snn, result, labels, images, args.energy_table,
-                                 args.convention)
-    energy = energy_report(snn, result, args.energy_table, args.convention)
-    neurobench = _neurobench(snn, result, images, args.seed)
+    run = _simulate_and_measure(args, snn, images, labels, started)
     report = (None if args.report is None else
-              _write_report(args, args.report, snn, images, labels, result, f"the {source}"))
+              _write_report(args, args.report, snn, images, labels, run.result,
+                            f"the {source}"))
     thresholds = _thresholds_from(snn, len(calibration))
     if args.json:
         _print_json({"units": UNITS, "model": model, "method": args.method,
                      "engine": args.engine, "encoding": args.encoding, "images": len(images),
-                     "data": source, "thresholds_from": thresholds, **summary.as_dict(),
-                     "energy": energy.as_dict(), "neurobench": neurobench,
-                     "warnings": [warning] if warning else [], "seconds": elapsed,
+                     "data": source, "thresholds_from": thresholds,
+                     **run.summary.as_dict(), **run.as_dict(),
                      "report": None if report is None else str(report.html)})
         return 0
     info = model_info(model)
     print(f"evsim {__version__} demo: {model} ({info['description']})")
     print(f"converted with method '{args.method}' (thresholds from {thresholds}), simulated "
           f"with the {args.engine} engine on {len(images)} images of the {source}\n")
-    print(summary.to_markdown())
-    print("\n" + _rates_line(result))
-    print(_energy_line(energy))
-    print("\n".join(_neurobench_lines(neurobench)))
-    print(f"took {elapsed:.1f} s (conversion and simulation; a first run also compiles the "
+    run.print_tables(per_layer=False)
+    print(f"took {run.seconds:.1f} s (conversion and simulation; a first run also compiles the "
           "event engine once, cached for later runs)")
     if report is not None:
         print(f"report: {report.html}")
@@ -401,36 +444,20 @@ def _run(args: argparse.Namespace) -> int:
     """Simulate a spiking network file on images and print accuracy (with labels), SOPs and
     energy per image versus T, the NeuroBench metrics, and the per-layer energy table with its
     conventions."""
-    from .analysis import checkpoint_summary, energy_report
-    from .options import steps_message
-
     snn = _load_snn(args.network)
     images, labels, what = _load_data(args.data, "test", snn.network, args.images)
-    started = time.perf_counter()
-    result = _simulate(args, snn, images)
-    elapsed = time.perf_counter() - started
-    warning = steps_message(snn, args.T, result.checkpoints)
-    _warn(args, warning)
-    summary = checkpoint_summary(snn, result, labels, images, args.energy_table,
-                                 args.convention)
-    energy = energy_report(snn, result, args.energy_table, args.convention)
-    neurobench = _neurobench(snn, result, images, args.seed)
+    run = _simulate_and_measure(args, snn, images, labels, time.perf_counter())
     if args.json:
         _print_json({"units": UNITS, "network": args.network, "data": what,
                      "images": len(images), "engine": args.engine, "encoding": args.encoding,
-                     **summary.as_dict(), "firing_rates": result.firing_rates(),
-                     "energy": energy.as_dict(), "neurobench": neurobench,
-                     "warnings": [warning] if warning else [], "seconds": elapsed})
+                     **run.summary.as_dict(), "firing_rates": run.result.firing_rates(),
+                     **run.as_dict()})
         return 0
     print(f"simulated {args.network} ({snn.method}) with the {args.engine} engine, "
           f"{args.encoding} input, on {len(images)} images of {what}"
           + ("" if labels is not None else " (no labels: accuracy not measured)") + "\n")
-    print(summary.to_markdown())
-    print("\n" + _rates_line(result))
-    print(_energy_line(energy) + "\n")
-    print(energy.to_markdown() + "\n")
-    print("\n".join(_neurobench_lines(neurobench)))
-    print(f"\nsimulation took {elapsed:.1f} s")
+    run.print_tables(per_layer=True)
+    print(f"\nsimulation took {run.seconds:.1f} s")
     return 0
 
 
@@ -698,8 +725,6 @@ def _analysis_option(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``evsim`` argument parser with its subcommands."""
-    from .options import METHODS
-
     parser = _Parser(prog="evsim", description="Convert trained ANNs into spiking networks, "
                      "simulate them, count SOPs and energy, and write reports.",
                      epilog="examples: evsim demo; evsim convert ann.npz bundled -o snn.npz; "
@@ -707,6 +732,13 @@ def build_parser() -> argparse.ArgumentParser:
                      "evsim compare ann.onnx bundled bundled --methods max,percentile -o cmp/")
     parser.add_argument("--version", action="version", version=f"evsim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_demo_parser, _convert_parser, _run_parser, _report_parser, _compare_parser):
+        add(commands)
+    return parser
+
+
+def _demo_parser(commands) -> None:
+    from .options import METHODS
 
     demo = commands.add_parser("demo", help="convert and simulate a bundled model",
                                description=_demo.__doc__)
@@ -731,6 +763,10 @@ def build_parser() -> argparse.ArgumentParser:
     _simulation_options(demo)
     demo.set_defaults(run=_demo)
 
+
+def _convert_parser(commands) -> None:
+    from .options import METHODS
+
     conv = commands.add_parser("convert", help="convert an ANN file into a spiking network file",
                                description=_convert.__doc__,
                                epilog="Each conversion option overrides what --method sets; "
@@ -750,6 +786,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print one JSON object on stdout (progress stays on stderr)")
     conv.set_defaults(run=_convert)
 
+
+def _run_parser(commands) -> None:
     run = commands.add_parser("run", help="simulate a spiking network file on data",
                               description=_run.__doc__)
     _data_arguments(run)
@@ -757,6 +795,8 @@ def build_parser() -> argparse.ArgumentParser:
     _scheduler_option(run)
     run.set_defaults(run=_run)
 
+
+def _report_parser(commands) -> None:
     report = commands.add_parser("report", help="write a folder of plots, Markdown and HTML",
                                  description=_report.__doc__)
     _data_arguments(report)
@@ -765,6 +805,10 @@ def build_parser() -> argparse.ArgumentParser:
     _analysis_option(report)
     _simulation_options(report)
     report.set_defaults(run=_report)
+
+
+def _compare_parser(commands) -> None:
+    from .options import METHODS
 
     compare = commands.add_parser("compare", help="compare conversion methods on one model",
                                   description=_compare.__doc__,
@@ -796,7 +840,6 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true",
                          help="print one JSON object on stdout (progress stays on stderr)")
     compare.set_defaults(run=_compare)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -118,6 +118,23 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
         An option, ``T``, ``batch_size`` or the calibration images are not
         usable; the message names which.
     """
+    _check_arguments(network, batch_size, overrides)
+    opts = resolve(method, options, T, **overrides)
+    net = prepare(network)
+    acts = _activations(net, method)
+    if opts.normalization == "trained":
+        lam = _trained_scales(acts)
+    else:
+        lam = _calibrated_scales(net, calibration_inputs, method, opts, batch_size, progress)
+    snn = SpikingNetwork(net, _neuron_specs(lam, acts, opts), max_pool=opts.max_pool,
+                         time_scheme=opts.time_scheme, method=method, options=opts.as_dict())
+    check_spiking_graph(snn)
+    return snn
+
+
+def _check_arguments(network, batch_size, overrides: dict) -> None:
+    """Raise for what :func:`convert` cannot take: a network that is not an ANN, a batch size
+    that is not a positive integer, a ``validation`` set (that is tuning)."""
     if "validation" in overrides:
         raise EvsimTypeError("convert() does not tune: call evsim.tune.tune(network, calibration, "
                              "validation, T=...) and convert with its options: "
@@ -131,12 +148,13 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
             batch_size < 1):
         raise OptionError("batch_size", f"must be a positive integer, got {batch_size!r}")
-    opts = resolve(method, options, T, **overrides)
-    net = prepare(network)
+
+
+def _activations(net: Network, method: str) -> dict[str, L.Activation]:
+    """The activation layers of ``net`` by name, checked to be of the types ``method`` needs."""
     acts = {name: net[name].layer for name in net.activations}
     if not acts:
         raise EvsimValueError("the network has no activation layer (ReLU, Clip or QCFS) to convert")
-
     needed = TRAINED_ACTIVATIONS.get(method)
     if needed is not None:
         for name, layer in acts.items():
@@ -145,35 +163,47 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
                     f"method '{method}' needs trained {' or '.join(c.__name__ for c in needed)} "
                     f"activations, but layer '{name}' is {type(layer).__name__}; train with "
                     "evsim's training activations or pick 'percentile'")
+    return acts
 
-    if opts.normalization == "trained":
-        lam = {}
-        for name, layer in acts.items():
-            if layer.bound is None:
-                raise EvsimValueError(f"normalization='trained' needs a trained bound, but layer "
-                                      f"'{name}' is an unbounded {type(layer).__name__}")
-            lam[name] = np.float64(layer.bound)
-    else:
-        if calibration_inputs is None:
-            raise OptionError("calibration_inputs", f"are needed by method '{method}' "
-                              f"({opts.normalization} normalisation): a few hundred training "
-                              "images")
-        if len(calibration_inputs) == 0:
-            raise OptionError("calibration_inputs", "hold no image; pass a few hundred "
-                              "training images to choose the thresholds on")
-        check_images(calibration_inputs, what="calibration images")
-        if opts.normalization == "braincog":
-            fraction = ({k: v / 100 for k, v in opts.percentile.items()}
-                        if isinstance(opts.percentile, Mapping) else opts.percentile / 100)
-            lam = braincog_scales(net, calibration_inputs, p=fraction, clip=float(opts.burst),
-                                  batch_size=BRAINCOG_BATCH)
-        else:
-            lam = activation_scales(net, calibration_inputs, statistic=opts.normalization,
-                                    percentile=opts.percentile,
-                                    percentile_of=opts.percentile_of,
-                                    channelwise=opts.channelwise, batch_size=batch_size,
-                                    progress=progress)
 
+def _trained_scales(acts: dict[str, L.Activation]) -> dict[str, np.float64]:
+    """λ of each activation layer: its trained bound."""
+    lam = {}
+    for name, layer in acts.items():
+        if layer.bound is None:
+            raise EvsimValueError(f"normalization='trained' needs a trained bound, but layer "
+                                  f"'{name}' is an unbounded {type(layer).__name__}")
+        lam[name] = np.float64(layer.bound)
+    return lam
+
+
+def _calibrated_scales(net: Network, calibration_inputs: np.ndarray | None, method: str,
+                       opts: ConversionOptions, batch_size: int, progress: bool) -> dict:
+    """λ of each activation layer from its activations on ``calibration_inputs`` (checked),
+    by the normalisation ``opts`` names."""
+    if calibration_inputs is None:
+        raise OptionError("calibration_inputs", f"are needed by method '{method}' "
+                          f"({opts.normalization} normalisation): a few hundred training "
+                          "images")
+    if len(calibration_inputs) == 0:
+        raise OptionError("calibration_inputs", "hold no image; pass a few hundred "
+                          "training images to choose the thresholds on")
+    check_images(calibration_inputs, what="calibration images")
+    if opts.normalization == "braincog":
+        fraction = ({k: v / 100 for k, v in opts.percentile.items()}
+                    if isinstance(opts.percentile, Mapping) else opts.percentile / 100)
+        return braincog_scales(net, calibration_inputs, p=fraction, clip=float(opts.burst),
+                               batch_size=BRAINCOG_BATCH)
+    return activation_scales(net, calibration_inputs, statistic=opts.normalization,
+                             percentile=opts.percentile, percentile_of=opts.percentile_of,
+                             channelwise=opts.channelwise, batch_size=batch_size,
+                             progress=progress)
+
+
+def _neuron_specs(lam: dict, acts: dict[str, L.Activation],
+                  opts: ConversionOptions) -> dict[str, NeuronSpec]:
+    """The neurons replacing each activation layer: θ = λ, v(0), reset, Γ and A as ``opts``
+    say (Γ within a trained bound)."""
     neurons = {}
     for name, theta in lam.items():
         theta = np.asarray(theta, dtype=np.float32)
@@ -185,10 +215,7 @@ def convert(network: Network, calibration_inputs: np.ndarray | None = None,
                                    allowance=opts.allowance)
         if opts.time_scheme == "ilif":
             _warn_if_codes_pass_bound(name, acts[name], theta)
-    snn = SpikingNetwork(net, neurons, max_pool=opts.max_pool, time_scheme=opts.time_scheme,
-                         method=method, options=opts.as_dict())
-    check_spiking_graph(snn)
-    return snn
+    return neurons
 
 
 def _burst_within_bound(burst: int, layer: L.Activation, theta: np.ndarray) -> int:
@@ -201,13 +228,14 @@ def _burst_within_bound(burst: int, layer: L.Activation, theta: np.ndarray) -> i
 
 
 def _warn_if_codes_pass_bound(name: str, layer: L.Activation, theta: np.ndarray) -> None:
-    """iLIF codes carry values up to almost 2θ: say so when that passes a trained bound."""
+    """iLIF codes carry values up to almost 2θ: say so when that passes a trained bound (the
+    warning points at the caller of :func:`convert`)."""
     if layer.bound is not None and 2 * float(np.max(theta)) > layer.bound:
         warnings.warn(f"layer '{name}': the ilif scheme's codes carry values up to almost "
                       f"2θ = {2 * float(np.max(theta)):.4g}, above the trained bound "
                       f"{layer.bound:.4g} of its {type(layer).__name__}; values between them "
                       "pass unclipped (the ANN clips them). Lower the thresholds below half "
-                      "the bound to keep the bound", ClipBoundWarning, stacklevel=3)
+                      "the bound to keep the bound", ClipBoundWarning, stacklevel=4)
 
 
 __all__ = ["convert", "prepare", "resolve", "METHODS", "NORMALIZATIONS", "ConversionOptions",

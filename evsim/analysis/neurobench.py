@@ -49,6 +49,8 @@ spiking max pooling in between); both come from
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -231,6 +233,43 @@ def neurobench_metrics(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
         network whose counts need per-step spikes the result does not hold;
         the message says what to simulate instead.
     """
+    _check_result(snn, result)
+    net, T, n = snn.network, result.T, result.n_images
+    signal_plan = plan(net, result.encoding)
+    classes = signal_plan.classes
+    paths = [p for p in signal_plan.paths if p.counts == "sops"
+             and role_of(net[p.layer].layer) == kinds.SYNAPSE]
+    analog_layers = [node for node in _synapse_layers(net) if classes[node.name] == ANALOG]
+    x = _checked_inputs(net, result, inputs,
+                        needed=bool(analog_layers) or result.encoding == "rate")
+    ops = _Operations()
+    _count_analog_head(ops, net, classes, analog_layers, x, T)
+    fans = {}
+    for path in paths:
+        source, chain = trace_source(net, classes, net[path.layer].inputs[0])
+        fans[id(path)] = nonzero_fanout(net.shape(source), chain, net[path.layer].layer,
+                                        net.shape(net[path.layer].inputs[0])).reshape(-1)
+        ops.dense += n * T * float(path.fanout.sum())
+    if _fully_recorded(snn, result):
+        active = _count_recorded(ops, snn, result, classes, paths, fans, x, seed)
+    else:
+        active = _count_from_spike_counts(ops, snn, result, paths, fans, x, seed)
+
+    layer_sizes = {name: result.neurons[name] * T * n for name in snn.neurons}
+    total_active, total_size = sum(active.values()), sum(layer_sizes.values())
+    return {
+        **neurobench_static_metrics(snn, np.dtype(result.dtype)),
+        "SynapticOperations": {"Effective_MACs": ops.macs / n, "Effective_ACs": ops.acs / n,
+                               "Dense": ops.dense / n},
+        "ActivationSparsity": 1.0 - total_active / total_size if total_size else 0.0,
+        "ActivationSparsityByLayer": {name: 1.0 - active[name] / layer_sizes[name]
+                                      for name in snn.neurons},
+        "MembraneUpdates": _membrane_updates(snn, result),
+    }
+
+
+def _check_result(snn: SpikingNetwork, result: SimResult) -> None:
+    """Raise unless ``result`` is a synchronous-scheme simulation of ``snn``."""
     if not isinstance(snn, SpikingNetwork) or not isinstance(result, SimResult):
         raise EvsimTypeError("neurobench_metrics needs a SpikingNetwork and its SimResult")
     if result.time_scheme in WINDOWED:
@@ -241,77 +280,88 @@ def neurobench_metrics(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
         raise EvsimValueError(
             "the result's spiking layers are not this network's; was it simulated "
             "from it?")
-    net, T, n = snn.network, result.T, result.n_images
-    signal_plan = plan(net, result.encoding)
-    classes = signal_plan.classes
-    paths = [p for p in signal_plan.paths if p.counts == "sops"
-             and role_of(net[p.layer].layer) == kinds.SYNAPSE]
-    analog_layers = [node for node in _synapse_layers(net) if classes[node.name] == ANALOG]
-    x = None
-    if analog_layers or result.encoding == "rate":
-        if inputs is None:
-            raise EvsimValueError(
-                "pass inputs= (the simulated images): NeuroBench counts the input "
-                "layer's operations on its non-zero inputs")
-        x = np.asarray(inputs, dtype=np.dtype(result.dtype))
-        if x.shape != (n,) + net.input_shape:
-            raise EvsimValueError(f"inputs have shape {x.shape}; the result simulated "
-                                  f"{(n,) + net.input_shape}")
 
-    macs = acs = dense = 0.0
-    # The analog head: the same input at every step, recomputed by NeuroBench each step.
+
+def _checked_inputs(net: Network, result: SimResult, inputs: np.ndarray | None,
+                    needed: bool) -> np.ndarray | None:
+    """The simulated images at the result's dtype, or None where not ``needed``; raises
+    when needed and missing or not of the simulated shape."""
+    if not needed:
+        return None
+    if inputs is None:
+        raise EvsimValueError(
+            "pass inputs= (the simulated images): NeuroBench counts the input "
+            "layer's operations on its non-zero inputs")
+    x = np.asarray(inputs, dtype=np.dtype(result.dtype))
+    n = result.n_images
+    if x.shape != (n,) + net.input_shape:
+        raise EvsimValueError(f"inputs have shape {x.shape}; the result simulated "
+                              f"{(n,) + net.input_shape}")
+    return x
+
+
+@dataclass
+class _Operations:
+    """Synaptic operations over all images and steps, as NeuroBench counts them."""
+
+    macs: float = 0.0
+    acs: float = 0.0
+    dense: float = 0.0
+
+    def add(self, operations: np.ndarray, spiking: np.ndarray) -> None:
+        """``operations`` per image or step: ACs where ``spiking`` (its inputs were spikes),
+        MACs elsewhere."""
+        self.acs += float(operations[spiking].sum())
+        self.macs += float(operations[~spiking].sum())
+
+
+def _count_analog_head(ops: _Operations, net: Network, classes, layers, x: np.ndarray,
+                       T: int) -> None:
+    """The operations of the Dense/Conv2d ``layers`` of the analog head: the same input at
+    every step, recomputed by NeuroBench each step."""
+    if not layers:
+        return
+    n = len(x)
     with one_blas_thread():  # as in the simulation, so the values round the same
-        head = analog_head(net, classes, x) if analog_layers else {}
-    for node in analog_layers:
+        head = analog_head(net, classes, x)
+    for node in layers:
         layer, in_shape = node.layer, net.shape(node.inputs[0])
         values = head[node.inputs[0]].reshape(n, -1)
         fan = nonzero_fanout(in_shape, [], layer, in_shape).reshape(-1)
-        per_image = T * ((values != 0) @ fan)
-        spiking = np.array([_is_spike_valued(v) for v in values])
-        acs += float(per_image[spiking].sum())
-        macs += float(per_image[~spiking].sum())
-        dense += n * T * float(path_fanout(in_shape, [], layer, in_shape).sum())
+        ops.add(T * ((values != 0) @ fan), np.array([_is_spike_valued(v) for v in values]))
+        ops.dense += n * T * float(path_fanout(in_shape, [], layer, in_shape).sum())
 
-    fans = {}
-    for path in paths:
-        source, chain = trace_source(net, classes, net[path.layer].inputs[0])
-        fans[id(path)] = nonzero_fanout(net.shape(source), chain, net[path.layer].layer,
-                                        net.shape(net[path.layer].inputs[0])).reshape(-1)
-        dense += n * T * float(path.fanout.sum())
 
-    layer_sizes = {name: result.neurons[name] * T * n for name in snn.neurons}
+def _count_recorded(ops: _Operations, snn: SpikingNetwork, result: SimResult, classes, paths,
+                    fans: dict, x: np.ndarray | None, seed: int) -> dict[str, int]:
+    """The synaptic operations of ``paths`` from every layer's recorded per-step spikes, one
+    image at a time; returns the non-zero outputs of each spiking layer."""
+    T = result.T
     active = dict.fromkeys(snn.neurons, 0)
-    if _fully_recorded(snn, result):
-        for image in range(n):
-            spikes = _per_step_spikes(snn, result, classes, image, x, seed)
-            for path in paths:
-                events = spikes[path.source].reshape(T, -1)
-                per_step = (events != 0) @ fans[id(path)]
-                spiking = np.array([_is_spike_valued(e) for e in events])
-                acs += float(per_step[spiking].sum())
-                macs += float(per_step[~spiking].sum())
-            for name in snn.neurons:
-                active[name] += int(np.count_nonzero(spikes[name]))
-    else:
-        _check_single_spikes(snn, paths)
-        counts = {name: (c.sum(axis=0) if c.ndim > len(net.shape(name)) else c).reshape(-1)
-                  for name, c in result.spike_counts.items()}
-        if result.encoding == "rate":
-            counts[net.input_name] = _rate_input_counts(x, seed, T).reshape(-1)
+    for image in range(result.n_images):
+        spikes = _per_step_spikes(snn, result, classes, image, x, seed)
         for path in paths:
-            acs += float(counts[path.source] @ fans[id(path)])
-        active = {name: int(counts[name].sum()) for name in snn.neurons}
+            events = spikes[path.source].reshape(T, -1)
+            ops.add((events != 0) @ fans[id(path)],
+                    np.array([_is_spike_valued(e) for e in events]))
+        for name in snn.neurons:
+            active[name] += int(np.count_nonzero(spikes[name]))
+    return active
 
-    total_active, total_size = sum(active.values()), sum(layer_sizes.values())
-    return {
-        **neurobench_static_metrics(snn, np.dtype(result.dtype)),
-        "SynapticOperations": {"Effective_MACs": macs / n, "Effective_ACs": acs / n,
-                               "Dense": dense / n},
-        "ActivationSparsity": 1.0 - total_active / total_size if total_size else 0.0,
-        "ActivationSparsityByLayer": {name: 1.0 - active[name] / layer_sizes[name]
-                                      for name in snn.neurons},
-        "MembraneUpdates": _membrane_updates(snn, result),
-    }
+
+def _count_from_spike_counts(ops: _Operations, snn: SpikingNetwork, result: SimResult, paths,
+                             fans: dict, x: np.ndarray | None, seed: int) -> dict[str, int]:
+    """The synaptic operations of ``paths`` from the result's spike counts (every spike a
+    single one, checked: all ACs); returns the non-zero outputs of each spiking layer."""
+    net = snn.network
+    _check_single_spikes(snn, paths)
+    counts = {name: (c.sum(axis=0) if c.ndim > len(net.shape(name)) else c).reshape(-1)
+              for name, c in result.spike_counts.items()}
+    if result.encoding == "rate":
+        counts[net.input_name] = _rate_input_counts(x, seed, result.T).reshape(-1)
+    for path in paths:
+        ops.acs += float(counts[path.source] @ fans[id(path)])
+    return {name: int(counts[name].sum()) for name in snn.neurons}
 
 
 #: What each metric is, one line each, for reports and ``--json``.

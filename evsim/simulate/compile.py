@@ -299,6 +299,191 @@ def _aligned_copy(array: np.ndarray) -> np.ndarray:
     return out
 
 
+class _Compiler:
+    """The state of compiling one network: the builder and what each layer put in it.
+
+    One method per layer role lowers a layer to operation rows (:meth:`lower`), in
+    topological order; :meth:`readout` and :meth:`program` finish.
+    """
+
+    def __init__(self, snn: SpikingNetwork, encoding: str, dtype: np.dtype, window: int):
+        self.snn, self.net, self.window = snn, snn.network, window
+        signal_plan = plan(self.net, encoding)
+        self.classes = signal_plan.classes
+        self.b = _Builder(dtype)
+        self.buffers: dict[str, int] = {}  # float buffer offset of each current-carrying layer
+        self.slots: dict[str, int] = {}  # event list of each spiking layer
+        self.amps: dict[str, int] = {}  # fparams offset of each spiking layer's amplitude
+        self.amplitude: dict[str, np.ndarray] = {}  # the amplitude, broadcastable to the layer
+        self.analog: list[tuple] = []
+        self.sop_layers = tuple(dict.fromkeys(p.layer for p in signal_plan.paths
+                                              if p.counts == "sops"))
+        self.pool_layers = tuple(p.layer for p in signal_plan.paths if p.counts == "pool_ops")
+        # counts per image: one per neuron, then one total of negative spikes per spiking layer
+        self.neuron_layers: list[tuple] = []
+        self.n_counts = 0
+        self.n_neurons = sum(self.size(name) for name in snn.neurons)
+
+    def size(self, name: str) -> int:
+        return int(np.prod(self.net.shape(name)))
+
+    def buffer(self, name: str, bias=None) -> int:
+        """A float buffer for ``name``, set at every step to its bias (per channel or per
+        neuron, stored laid out like the buffer) or to 0."""
+        size, b = self.size(name), self.b
+        offset = b.float_buffer(size)
+        if bias is not None:
+            bias = np.resize(np.asarray(bias), size)  # channels-last: repeats per position
+        b.op(OP_FILL, dst=offset, size=size, bias=-1 if bias is None else b.floats(bias))
+        return offset
+
+    def scatter(self, src: str, consumer, consumer_in_shape, dst: int, sop_slot: int) -> None:
+        """The scatter of the events reaching ``consumer`` through ``src`` into ``dst``."""
+        b = self.b
+        source, chain = trace_source(self.net, self.classes, src)
+        shape = self.net.shape(source)
+        runs = _runs(shape, chain, consumer, consumer_in_shape)
+        fanout = _per_position(path_fanout(shape, chain, consumer, consumer_in_shape))
+        b.op(OP_SCATTER, slot=self.slots[source], amplitude=self.amps[source],
+             channels=shape[0] if len(shape) == 3 else 1, run_ptr=b.ints(runs.ptr),
+             run_out=b.ints(runs.out), run_w=b.ints(runs.w), run_len=b.ints(runs.length),
+             run_factor=b.floats(runs.factor), channel_w=b.ints(runs.channel_w),
+             channel_out=b.ints(runs.channel_out), fanout=b.ints(fanout),
+             weights=b.floats(runs.weights), dst=dst, sop_slot=sop_slot, row=_row(runs))
+
+    def current_of(self, src: str, name: str, counted: bool = True) -> int:
+        """The float buffer holding ``src``'s value as ``name`` reads it: its own buffer, or
+        one that ``name`` fills from ``src``'s events (their SOPs counted for ``name`` if
+        ``counted``; the readout's are not)."""
+        if self.classes[src] in (CURRENT, ANALOG):
+            return self.buffers[src]
+        current = self.buffer(name)
+        self.scatter(src, None, None, current, self.sop_layers.index(name) if counted else -1)
+        return current
+
+    def lower(self, node) -> None:
+        """Lower one layer. Averages (AvgPool, GlobalAvgPool) and reshapes (Flatten) of events
+        are folded into their readers' runs and have no rows of their own."""
+        cls, role = self.classes[node.name], role_of(node.layer)
+        if cls == ANALOG:
+            self.lower_analog(node)
+        elif role == kinds.RESHAPE and cls == CURRENT:
+            self.lower_reshape(node)
+        elif role in self._LOWER:
+            self._LOWER[role](self, node)
+
+    def lower_analog(self, node) -> None:
+        """A buffer for an analog value that a dynamic layer or the readout reads."""
+        name, net = node.name, self.net
+        if (any(self.classes[c] != ANALOG for c in net.consumers(name))
+                or name == net.output_name):
+            self.buffers[name] = self.b.float_buffer(self.size(name))
+            self.analog.append((name, self.buffers[name], self.size(name)))
+
+    def lower_input(self, node) -> None:
+        name, size, b = node.name, self.size(node.name), self.b
+        self.slots[name] = b.events(size)
+        self.amplitude[name] = np.ones(())
+        self.amps[name] = b.floats(np.ones(size))
+        input_shape = self.net.input_shape
+        channels = input_shape[0] if len(input_shape) == 3 else 1
+        b.op(OP_RATE, slot=self.slots[name], channels=channels, hw=size // channels,
+             window=self.window)
+
+    def lower_synapse(self, node) -> None:
+        name, src = node.name, node.inputs[0]
+        self.buffers[name] = self.buffer(name, node.layer.bias)
+        self.scatter(src, node.layer, self.net.shape(src), self.buffers[name],
+                     self.sop_layers.index(name))
+
+    def lower_sum(self, node) -> None:
+        name = node.name
+        self.buffers[name] = self.buffer(name)
+        for src in node.inputs:
+            if self.classes[src] in (CURRENT, ANALOG):
+                self.b.op(OP_ADD, dst=self.buffers[name], src=self.buffers[src],
+                          size=self.size(name))
+            else:
+                self.scatter(src, None, None, self.buffers[name], self.sop_layers.index(name))
+
+    def lower_reshape(self, node) -> None:
+        """A Flatten of currents: channels-first order, copied from the channels-last one."""
+        name, src = node.name, node.inputs[0]
+        self.buffers[name] = self.b.float_buffer(self.size(name))
+        c, h, w = self.net.shape(src)
+        self.b.op(OP_COPYPERM, dst=self.buffers[name], src=self.buffers[src], channels=c,
+                  hw=h * w)
+
+    def lower_neuron(self, node) -> None:
+        name, b = node.name, self.b
+        current = self.current_of(node.inputs[0], name)
+        spec, shape, size = self.snn.neurons[name], self.net.shape(name), self.size(name)
+        self.slots[name] = b.events(size)
+        self.amplitude[name] = spec.threshold
+        self.amps[name] = b.floats(_cl(spec.threshold, shape))
+        negative = self.n_neurons + len(self.neuron_layers)
+        self.neuron_layers.append((name, self.n_counts, size, shape, negative))
+        calibrated = spec.allowance > 0
+        b.op(OP_NEURON, current=current, size=size, v=b.float_buffer(size),
+             theta=self.amps[name], v0=b.floats(_cl(spec.v_init, shape)),
+             zero_reset=spec.reset == "zero", burst=spec.burst, slot=self.slots[name],
+             counts=self.n_counts, negative=negative,
+             allowance=b.float64s([spec.allowance]) if calibrated else -1,
+             calibration=b.int_buffer(3 * size) if calibrated else -1, window=self.window)
+        self.n_counts += size
+
+    def lower_max_pool(self, node) -> None:
+        name, src, b = node.name, node.inputs[0], self.b
+        c, h, w = self.net.shape(src)
+        windows = spatial_map(node.layer, self.net.shape(src)).tocsr()
+        windows.sort_indices()
+        per_source = windows.T.tocsr()
+        per_source.sort_indices()
+        n_win = windows.shape[0]
+        self.slots[name] = b.events(n_win * c)
+        self.amplitude[name] = np.broadcast_to(self.amplitude[src],
+                                               self.net.shape(src))[:, :1, :1]
+        self.amps[name] = b.floats(_cl(self.amplitude[name], self.net.shape(name)))
+        b.op(OP_MAXPOOL, src_slot=self.slots[src], out_slot=self.slots[name], channels=c,
+             slots=n_win * c,
+             win_ptr=b.ints(per_source.indptr), win_idx=b.ints(per_source.indices),
+             member_ptr=b.ints(windows.indptr), member_idx=b.ints(windows.indices),
+             cum_in=b.int_buffer(h * w * c), cum_out=b.int_buffer(n_win * c),
+             dirty=b.int_buffer(n_win * c), dirty_list=b.int_buffer(n_win * c),
+             current=b.int_buffer(h * w * c), peak=b.int_buffer(n_win * c),
+             gate=self.snn.max_pool == "gate", pool_slot=self.pool_layers.index(name),
+             touched=b.int_buffer((n_win * c + 63) // 64))
+
+    #: The lowering of each role with rows of its own (of a layer that is not analog).
+    _LOWER = {kinds.INPUT: lower_input, kinds.SYNAPSE: lower_synapse, kinds.SUM: lower_sum,
+              kinds.NEURON: lower_neuron, kinds.MAX_POOL: lower_max_pool}
+
+    def readout(self) -> int:
+        """A buffer that sums the output layer's value over the steps; its offset."""
+        out = self.net.output_name
+        source_buffer = self.current_of(out, out, counted=False)
+        readout = self.b.float_buffer(self.size(out))
+        self.b.op(OP_ADD, dst=readout, src=source_buffer, size=self.size(out))
+        return readout
+
+    def program(self, readout: int, encoding: str, binary: bool) -> EventProgram:
+        """The finished program, its tables concatenated."""
+        b, dtype, out = self.b, self.b.dtype, self.net.output_name
+        return EventProgram(
+            ops=np.array(b.ops, dtype=np.int64).reshape(-1, OP_WIDTH),
+            iparams=np.concatenate(b.ip) if b.ip else np.zeros(0, np.int64),
+            fparams=_aligned_copy(np.concatenate(b.fp) if b.fp else np.zeros(0, dtype)),
+            f64params=np.concatenate(b.f64) if b.f64 else np.zeros(1, np.float64),
+            float_size=b.float_size, int_size=max(b.int_size, 1),
+            event_offsets=np.array(b.event_offsets + [b.event_size], dtype=np.int64),
+            event_capacity=max(b.event_size, 1), analog=tuple(self.analog),
+            readout_offset=readout, readout_size=self.size(out),
+            neuron_layers=tuple(self.neuron_layers),
+            n_counts=self.n_neurons + len(self.neuron_layers), sop_layers=self.sop_layers,
+            pool_layers=self.pool_layers, encoding=encoding, dtype=dtype,
+            classes=self.classes, binary=binary)
+
+
 def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.float32,
                     window: int = 0, binary: bool = False) -> EventProgram:
     """Compile ``snn`` for the event engine with the given input ``encoding`` and ``dtype``.
@@ -308,146 +493,10 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
     ``binary`` makes events K-bit codes whose set bits count as spikes and
     SOPs (the ilif scheme, ``snn`` from :func:`evsim.timescheme.binary_network`).
     """
-    net, dtype = snn.network, np.dtype(dtype)
-    signal_plan = plan(net, encoding)
-    classes = signal_plan.classes
-    b = _Builder(dtype)
-    buffers: dict[str, int] = {}  # float buffer offset of each current-carrying layer
-    slots: dict[str, int] = {}
-    amps: dict[str, int] = {}  # fparams offset of each spiking layer's per-neuron amplitude
-    amplitude: dict[str, np.ndarray] = {}  # the amplitude itself, broadcastable to the layer
-    analog = []
-    sop_layers = tuple(dict.fromkeys(p.layer for p in signal_plan.paths if p.counts == "sops"))
-    pool_layers = tuple(p.layer for p in signal_plan.paths if p.counts == "pool_ops")
-    # counts per image: one per neuron, then one total of negative spikes per spiking layer
-    neuron_layers, n_counts = [], 0
-
-    def size(name):
-        return int(np.prod(net.shape(name)))
-
-    n_neurons = sum(size(name) for name in snn.neurons)
-
-    def needed_analog(name):
-        return any(classes[c] != ANALOG for c in net.consumers(name)) or name == net.output_name
-
-    def buffer(name, bias=None) -> int:
-        """A float buffer for ``name``, set at every step to its bias (per channel or per
-        neuron, stored laid out like the buffer) or to 0."""
-        offset = b.float_buffer(size(name))
-        if bias is not None:
-            bias = np.resize(np.asarray(bias), size(name))  # channels-last: repeats per position
-        b.op(OP_FILL, dst=offset, size=size(name), bias=-1 if bias is None else b.floats(bias))
-        return offset
-
-    def scatter(src, consumer, consumer_in_shape, dst, sop_slot):
-        source, chain = trace_source(net, classes, src)
-        shape = net.shape(source)
-        runs = _runs(shape, chain, consumer, consumer_in_shape)
-        fanout = _per_position(path_fanout(shape, chain, consumer, consumer_in_shape))
-        b.op(OP_SCATTER, slot=slots[source], amplitude=amps[source],
-             channels=shape[0] if len(shape) == 3 else 1, run_ptr=b.ints(runs.ptr),
-             run_out=b.ints(runs.out), run_w=b.ints(runs.w), run_len=b.ints(runs.length),
-             run_factor=b.floats(runs.factor), channel_w=b.ints(runs.channel_w),
-             channel_out=b.ints(runs.channel_out), fanout=b.ints(fanout),
-             weights=b.floats(runs.weights), dst=dst, sop_slot=sop_slot, row=_row(runs))
-
-    for node in net:
-        name, layer, cls = node.name, node.layer, classes[node.name]
-        role = role_of(layer)
-        if cls == ANALOG:
-            if needed_analog(name):
-                buffers[name] = b.float_buffer(size(name))
-                analog.append((name, buffers[name], size(name)))
-            continue
-        if role == kinds.INPUT:
-            slots[name] = b.events(size(name))
-            amplitude[name] = np.ones(())
-            amps[name] = b.floats(np.ones(size(name)))
-            channels = net.input_shape[0] if len(net.input_shape) == 3 else 1
-            b.op(OP_RATE, slot=slots[name], channels=channels, hw=size(name) // channels,
-                 window=window)
-        elif role == kinds.SYNAPSE:
-            buffers[name] = buffer(name, layer.bias)
-            scatter(node.inputs[0], layer, net.shape(node.inputs[0]), buffers[name],
-                    sop_layers.index(name))
-        elif role == kinds.SUM:
-            buffers[name] = buffer(name)
-            for src in node.inputs:
-                if classes[src] in (CURRENT, ANALOG):
-                    b.op(OP_ADD, dst=buffers[name], src=buffers[src], size=size(name))
-                else:
-                    scatter(src, None, None, buffers[name], sop_layers.index(name))
-        elif role == kinds.RESHAPE and cls == CURRENT:
-            buffers[name] = b.float_buffer(size(name))
-            c, h, w = net.shape(node.inputs[0])
-            b.op(OP_COPYPERM, dst=buffers[name], src=buffers[node.inputs[0]], channels=c,
-                 hw=h * w)
-        elif role == kinds.NEURON:
-            src = node.inputs[0]
-            if classes[src] in (CURRENT, ANALOG):
-                current = buffers[src]
-            else:
-                current = buffer(name)
-                scatter(src, None, None, current, sop_layers.index(name))
-            spec = snn.neurons[name]
-            shape = net.shape(name)
-            slots[name] = b.events(size(name))
-            amplitude[name] = spec.threshold
-            amps[name] = b.floats(_cl(spec.threshold, shape))
-            negative = n_neurons + len(neuron_layers)
-            neuron_layers.append((name, n_counts, size(name), shape, negative))
-            calibrated = spec.allowance > 0
-            b.op(OP_NEURON, current=current, size=size(name), v=b.float_buffer(size(name)),
-                 theta=amps[name], v0=b.floats(_cl(spec.v_init, shape)),
-                 zero_reset=spec.reset == "zero", burst=spec.burst, slot=slots[name],
-                 counts=n_counts, negative=negative,
-                 allowance=b.float64s([spec.allowance]) if calibrated else -1,
-                 calibration=b.int_buffer(3 * size(name)) if calibrated else -1, window=window)
-            n_counts += size(name)
-        elif role == kinds.MAX_POOL:
-            src = node.inputs[0]
-            c, h, w = net.shape(src)
-            windows = spatial_map(layer, net.shape(src)).tocsr()
-            windows.sort_indices()
-            per_source = windows.T.tocsr()
-            per_source.sort_indices()
-            n_win = windows.shape[0]
-            slots[name] = b.events(n_win * c)
-            amplitude[name] = np.broadcast_to(amplitude[src], net.shape(src))[:, :1, :1]
-            amps[name] = b.floats(_cl(amplitude[name], net.shape(name)))
-            b.op(OP_MAXPOOL, src_slot=slots[src], out_slot=slots[name], channels=c,
-                 slots=n_win * c,
-                 win_ptr=b.ints(per_source.indptr), win_idx=b.ints(per_source.indices),
-                 member_ptr=b.ints(windows.indptr), member_idx=b.ints(windows.indices),
-                 cum_in=b.int_buffer(h * w * c), cum_out=b.int_buffer(n_win * c),
-                 dirty=b.int_buffer(n_win * c), dirty_list=b.int_buffer(n_win * c),
-                 current=b.int_buffer(h * w * c), peak=b.int_buffer(n_win * c),
-                 gate=snn.max_pool == "gate", pool_slot=pool_layers.index(name),
-                 touched=b.int_buffer((n_win * c + 63) // 64))
-        # averages (AvgPool, GlobalAvgPool) and reshapes (Flatten) of events are folded into
-        # their readers' runs
-
-    out = net.output_name
-    if classes[out] in (CURRENT, ANALOG):
-        source_buffer = buffers[out]
-    else:
-        source_buffer = buffer(out)
-        scatter(out, None, None, source_buffer, -1)
-    readout = b.float_buffer(size(out))
-    b.op(OP_ADD, dst=readout, src=source_buffer, size=size(out))
-
-    return EventProgram(
-        ops=np.array(b.ops, dtype=np.int64).reshape(-1, OP_WIDTH),
-        iparams=np.concatenate(b.ip) if b.ip else np.zeros(0, np.int64),
-        fparams=_aligned_copy(np.concatenate(b.fp) if b.fp else np.zeros(0, dtype)),
-        f64params=np.concatenate(b.f64) if b.f64 else np.zeros(1, np.float64),
-        float_size=b.float_size, int_size=max(b.int_size, 1),
-        event_offsets=np.array(b.event_offsets + [b.event_size], dtype=np.int64),
-        event_capacity=max(b.event_size, 1), analog=tuple(analog), readout_offset=readout,
-        readout_size=size(out), neuron_layers=tuple(neuron_layers),
-        n_counts=n_neurons + len(neuron_layers),
-        sop_layers=sop_layers, pool_layers=pool_layers, encoding=encoding, dtype=dtype,
-        classes=classes, binary=binary)
+    compiler = _Compiler(snn, encoding, np.dtype(dtype), window)
+    for node in snn.network:
+        compiler.lower(node)
+    return compiler.program(compiler.readout(), encoding, binary)
 
 
 _PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

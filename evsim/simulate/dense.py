@@ -20,7 +20,8 @@ groups of images among them, and pooling and the neuron scans their images
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +39,9 @@ from ..engines import ChunkResult, EngineSetup, zero_counters
 from .kernels import average_pool, neuron_scan, pool_scan
 from .notice import announce, ready
 from .result import SpikeTrain
+
+if TYPE_CHECKING:
+    from ..timeplan import TimePlan
 
 #: Values of the largest layer over one block of steps (× images), at most.
 BLOCK_FLOATS = 1 << 22
@@ -118,103 +122,162 @@ def run_chunk(setup: EngineSetup, x: np.ndarray, first_image: int, *, tick=None,
     arrays come from ``arena`` (a new one if None; pass the same one to every chunk of a
     run, so that their memory is kept: :mod:`evsim.arena`).
     """
-    snn, plan, time, options = setup.time.snn, setup.signals, setup.time, setup.options
-    T, checkpoints, window, binary = (time.steps_simulated, time.engine_checkpoints,
-                                      time.window, time.binary)
-    encoding, seed, per_image = options.encoding, options.seed, options.per_image_counts
-    record, threads = setup.selection, setup.threads
-    sops, pool_ops = zero_counters(plan, T)
-    counts = {name: np.zeros(((len(x),) if per_image else ()) + snn.network.shape(name),
-                             np.int64) for name in snn.neurons}
-    negative = dict.fromkeys(snn.neurons, 0)
-    net, dtype, batch = snn.network, x.dtype, len(x)
-    amp = amplitudes(snn, plan, dtype)
-    params = {name: IFParameters(spec.threshold.astype(dtype), spec.reset == "zero", spec.burst)
-              for name, spec in snn.neurons.items()}
-    states = {name: IFState(np.broadcast_to(spec.v_init.astype(dtype),
-                                            (batch,) + net.shape(name)).copy())
-              for name, spec in snn.neurons.items()}
-    calibration = {name: spicalib_state((batch,) + net.shape(name))
-                   for name, spec in snn.neurons.items() if spec.allowance > 0}
-    pool_in = {n.name: np.zeros((batch,) + net.shape(n.inputs[0]), np.int64)
-               for n in net
-               if role_of(n.layer) == kinds.MAX_POOL and plan.classes[n.name] == EVENTS}
-    pool_out = {name: np.zeros((batch,) + net.shape(name), np.int64) for name in pool_in}
-
-    # analog values are the same at every step: one (1, B, ...) array each
-    analog = ({name: v[None] for name, v in analog_head(net, plan.classes, x, threads).items()}
-              if encoding == "analog" else {})
-    dynamic = [n for n in net if plan.classes[n.name] != ANALOG]
-    images = np.arange(first_image, first_image + batch)
-    fanouts = [(p, p.fanout.reshape(-1)) for p in plan.paths]
-    rec = _Recorder(record, {k: [] for k in record}, {k: [] for k in record})
-    total = np.zeros((batch,) + net.output_shape, dtype)
-    outputs = np.zeros((len(checkpoints), batch) + net.output_shape, dtype)
-    largest = max(int(np.prod(net.shape(n.name))) for n in net)
-    block = int(max(1, min(T, BLOCK_FLOATS // (batch * largest))))
-    arena = Arena() if arena is None else arena
-    k = 0
-
-    for first in range(1, T + 1, block):
-        steps = np.arange(first, min(T, first + block - 1) + 1)
-        values = dict(analog)  # (steps or 1, B, *shape) per layer
-        spikes: dict[str, np.ndarray] = {}  # (steps, B, *shape) per events layer
-        sent: dict[str, np.ndarray] = {}  # (steps, neurons): spikes sent, summed over images
-        for node in dynamic:
-            layer, name, role = node.layer, node.name, role_of(node.layer)
-            if role == kinds.INPUT:
-                spikes[name] = np.stack([
-                    sum(rate_spikes(x, seed, images, u) for u in range(1, window + 1))
-                    if window else rate_spikes(x, seed, images, t) for t in steps])
-                values[name] = spikes[name].astype(dtype)
-            elif role == kinds.NEURON:
-                current = values[node.inputs[0]]
-                if name in calibration or name in rec.selection:
-                    spikes[name] = _neuron_scan(snn, name, params[name], states, calibration,
-                                                rec, current, steps)
-                    values[name] = spikes[name].astype(dtype) * amp[name]
-                    negative[name] -= int(np.minimum(spikes[name], 0).sum())
-                else:
-                    spikes[name], values[name], sent[name] = _fast_neuron_scan(
-                        params[name], states[name], current, len(steps), window, binary,
-                        threads, arena, name)
-                counted = popcount(spikes[name]) if binary else spikes[name]
-                if per_image:
-                    counts[name] += counted.sum(axis=0)
-                elif name in sent:
-                    counts[name] += sent[name].sum(axis=0).reshape(net.shape(name))
-                else:
-                    counts[name] += counted.sum(axis=(0, 1))
-            elif role == kinds.MAX_POOL:
-                spikes[name], values[name] = _spiking_maxpool_block(
-                    snn.max_pool, layer, spikes[node.inputs[0]], pool_in[name],
-                    pool_out[name], amp[name], dtype, threads, arena, name)
-            elif role == kinds.RESHAPE and plan.classes[name] == EVENTS:
-                spikes[name] = spikes[node.inputs[0]].reshape(len(steps), batch, -1)
-                values[name] = values[node.inputs[0]].reshape(len(steps), batch, -1)
-            else:
-                values[name] = _apply_to_block(layer, [values[s] for s in node.inputs],
-                                               threads, arena, name)
-        for path, fan in fanouts:
-            if path.source not in sent:
-                multiplicity = np.abs(spikes[path.source]).reshape(len(steps), batch, -1)
-                if binary:
-                    multiplicity = popcount(multiplicity)
-                sent[path.source] = multiplicity.sum(axis=1, dtype=np.int64)
-            target = sops if path.counts == "sops" else pool_ops
-            target[path.layer][steps - 1] += sent[path.source] @ fan
-        readout = values[net.output_name]
-        for i, t in enumerate(steps):
-            total += readout[i if len(readout) > 1 else 0]
-            if k < len(checkpoints) and t == checkpoints[k]:
-                outputs[k] = total
-                k += 1
+    chunk = _Chunk(setup, x, first_image, Arena() if arena is None else arena)
+    for steps in chunk.blocks():
+        block = chunk.step_layers(steps)
+        chunk.count_operations(block)
+        chunk.keep_outputs(block)
         if tick is not None:
             tick(len(steps))
+    return chunk.result()
 
-    trains = {name: _concat_train(rec.trains[name]) for name in record}
-    traces = {name: np.stack(rec.traces[name]) for name in record}
-    return ChunkResult(outputs, counts, negative, sops, pool_ops, trains, traces)
+
+@dataclass
+class _Block:
+    """The layers over one block of n steps (``steps``, 1-based): ``values`` (n or 1, B,
+    *shape) per layer (1: the same at every step, as analog values are), ``spikes``
+    (n, B, *shape) per events layer, ``sent`` (n, neurons) spikes sent per step, summed over
+    images, per spiking layer as far as counted."""
+
+    steps: np.ndarray
+    values: dict[str, np.ndarray]
+    spikes: dict[str, np.ndarray] = field(default_factory=dict)
+    sent: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class _Chunk:
+    """The simulation of one chunk of images: the state of every layer, carried from block to
+    block, and the counters and outputs so far."""
+
+    def __init__(self, setup: EngineSetup, x: np.ndarray, first_image: int, arena: Arena):
+        snn, plan, options = setup.time.snn, setup.signals, setup.options
+        net, dtype, batch = snn.network, x.dtype, len(x)
+        self.snn, self.net, self.plan, self.time, self.options = snn, net, plan, setup.time, options
+        self.x, self.dtype, self.batch, self.threads, self.arena = (x, dtype, batch,
+                                                                     setup.threads, arena)
+        self.sops, self.pool_ops = zero_counters(plan, self.time.steps_simulated)
+        per_image = options.per_image_counts
+        self.counts = {name: np.zeros(((batch,) if per_image else ()) + net.shape(name),
+                                      np.int64) for name in snn.neurons}
+        self.negative = dict.fromkeys(snn.neurons, 0)
+        self.amp = amplitudes(snn, plan, dtype)
+        self.params = {name: IFParameters(spec.threshold.astype(dtype), spec.reset == "zero",
+                                          spec.burst) for name, spec in snn.neurons.items()}
+        self.states = {name: IFState(np.broadcast_to(spec.v_init.astype(dtype),
+                                                     (batch,) + net.shape(name)).copy())
+                       for name, spec in snn.neurons.items()}
+        self.calibration = {name: spicalib_state((batch,) + net.shape(name))
+                            for name, spec in snn.neurons.items() if spec.allowance > 0}
+        self.pool_in = {n.name: np.zeros((batch,) + net.shape(n.inputs[0]), np.int64)
+                        for n in net
+                        if role_of(n.layer) == kinds.MAX_POOL and plan.classes[n.name] == EVENTS}
+        self.pool_out = {name: np.zeros((batch,) + net.shape(name), np.int64)
+                         for name in self.pool_in}
+        # analog values are the same at every step: one (1, B, ...) array each
+        self.analog = ({name: v[None] for name, v in
+                        analog_head(net, plan.classes, x, self.threads).items()}
+                       if options.encoding == "analog" else {})
+        self.dynamic = [n for n in net if plan.classes[n.name] != ANALOG]
+        self.images = np.arange(first_image, first_image + batch)
+        self.fanouts = [(p, p.fanout.reshape(-1)) for p in plan.paths]
+        record = setup.selection
+        self.rec = _Recorder(record, {k: [] for k in record}, {k: [] for k in record})
+        self.total = np.zeros((batch,) + net.output_shape, dtype)
+        self.checkpoints = self.time.engine_checkpoints
+        self.outputs = np.zeros((len(self.checkpoints), batch) + net.output_shape, dtype)
+        self.kept = 0  # checkpoints passed
+
+    def blocks(self):
+        """The steps of each block, (n,) arrays: the largest layer's values over one block
+        stay within :data:`BLOCK_FLOATS`."""
+        T, net = self.time.steps_simulated, self.net
+        largest = max(int(np.prod(net.shape(n.name))) for n in net)
+        block = int(max(1, min(T, BLOCK_FLOATS // (self.batch * largest))))
+        for first in range(1, T + 1, block):
+            yield np.arange(first, min(T, first + block - 1) + 1)
+
+    def step_layers(self, steps: np.ndarray) -> _Block:
+        """Every dynamic layer, in topological order, over the block of ``steps``."""
+        block = _Block(steps, dict(self.analog))
+        for node in self.dynamic:
+            self.step_layer(node, block)
+        return block
+
+    def step_layer(self, node, block: _Block) -> None:
+        """One dynamic layer over the block's steps: its values (and spikes) into ``block``."""
+        layer, name, role = node.layer, node.name, role_of(node.layer)
+        values, spikes = block.values, block.spikes
+        if role == kinds.INPUT:
+            spikes[name] = self.input_spikes(block.steps)
+            values[name] = spikes[name].astype(self.dtype)
+        elif role == kinds.NEURON:
+            self.step_neurons(name, values[node.inputs[0]], block)
+        elif role == kinds.MAX_POOL:
+            spikes[name], values[name] = _spiking_maxpool_block(
+                self.snn.max_pool, layer, spikes[node.inputs[0]], self.pool_in[name],
+                self.pool_out[name], self.amp[name], self.dtype, self.threads, self.arena, name)
+        elif role == kinds.RESHAPE and self.plan.classes[name] == EVENTS:
+            shape = (len(block.steps), self.batch, -1)
+            spikes[name] = spikes[node.inputs[0]].reshape(shape)
+            values[name] = values[node.inputs[0]].reshape(shape)
+        else:
+            values[name] = _apply_to_block(layer, [values[s] for s in node.inputs],
+                                           self.threads, self.arena, name)
+
+    def input_spikes(self, steps: np.ndarray) -> np.ndarray:
+        """The rate-coded input's spikes (steps, B, *input_shape); a window's sum per step."""
+        x, seed, window, images = self.x, self.options.seed, self.time.window, self.images
+        return np.stack([sum(rate_spikes(x, seed, images, u) for u in range(1, window + 1))
+                         if window else rate_spikes(x, seed, images, t) for t in steps])
+
+    def step_neurons(self, name: str, current: np.ndarray, block: _Block) -> None:
+        """A neuron layer's scan over the block, driven by ``current``, and its spike counts."""
+        spikes, values, sent, steps = block.spikes, block.values, block.sent, block.steps
+        if name in self.calibration or name in self.rec.selection:
+            spikes[name] = _neuron_scan(self.snn, name, self.params[name], self.states,
+                                        self.calibration, self.rec, current, steps)
+            values[name] = spikes[name].astype(self.dtype) * self.amp[name]
+            self.negative[name] -= int(np.minimum(spikes[name], 0).sum())
+        else:
+            spikes[name], values[name], sent[name] = _fast_neuron_scan(
+                self.params[name], self.states[name], current, len(steps), self.time,
+                self.threads, self.arena, name)
+        counted = popcount(spikes[name]) if self.time.binary else spikes[name]
+        if self.options.per_image_counts:
+            self.counts[name] += counted.sum(axis=0)
+        elif name in sent:
+            self.counts[name] += sent[name].sum(axis=0).reshape(self.net.shape(name))
+        else:
+            self.counts[name] += counted.sum(axis=(0, 1))
+
+    def count_operations(self, block: _Block) -> None:
+        """The block's SOPs and pooling operations, per step, along every synaptic path."""
+        steps, sent = block.steps, block.sent
+        for path, fan in self.fanouts:
+            if path.source not in sent:
+                multiplicity = np.abs(block.spikes[path.source]).reshape(len(steps),
+                                                                          self.batch, -1)
+                if self.time.binary:
+                    multiplicity = popcount(multiplicity)
+                sent[path.source] = multiplicity.sum(axis=1, dtype=np.int64)
+            target = self.sops if path.counts == "sops" else self.pool_ops
+            target[path.layer][steps - 1] += sent[path.source] @ fan
+
+    def keep_outputs(self, block: _Block) -> None:
+        """The readout summed over the block's steps, kept at the checkpoints it passes."""
+        readout, checkpoints = block.values[self.net.output_name], self.checkpoints
+        for i, t in enumerate(block.steps):
+            self.total += readout[i if len(readout) > 1 else 0]
+            if self.kept < len(checkpoints) and t == checkpoints[self.kept]:
+                self.outputs[self.kept] = self.total
+                self.kept += 1
+
+    def result(self) -> ChunkResult:
+        record = self.rec.selection
+        trains = {name: _concat_train(self.rec.trains[name]) for name in record}
+        traces = {name: np.stack(self.rec.traces[name]) for name in record}
+        return ChunkResult(self.outputs, self.counts, self.negative, self.sops, self.pool_ops,
+                           trains, traces)
 
 
 def _neuron_scan(snn: SpikingNetwork, name: str, params: IFParameters, states: dict,
@@ -239,10 +302,11 @@ def _neuron_scan(snn: SpikingNetwork, name: str, params: IFParameters, states: d
 
 
 def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray, n: int,
-                      window: int, binary: bool, threads: int, arena: Arena, name: str):
+                      time: TimePlan, threads: int, arena: Arena, name: str):
     """:func:`_neuron_scan` without SpiCalib or recording, in one compiled pass
     (:func:`evsim.simulate.kernels.neuron_scan`, the same neuron rules written for scalars),
-    the images shared among ``threads``, its arrays taken from ``arena`` under ``name``.
+    the images shared among ``threads``, its arrays taken from ``arena`` under ``name``;
+    ``time`` gives the windowed schemes' window and K-bit codes.
 
     Returns spikes (n, B, *shape), values s θ (n, B, *shape) and the spikes sent per step
     and neuron summed over images (n, neurons); ``state`` is updated in place.
@@ -257,8 +321,8 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
 
     def scan(first: int, last: int) -> np.ndarray:
         sent = np.zeros((n, size), np.int64)
-        neuron_scan(current, v, theta, params.burst, params.reset_to_zero, window, binary,
-                    spikes, values, sent, first, last)
+        neuron_scan(current, v, theta, params.burst, params.reset_to_zero, time.window,
+                    time.binary, spikes, values, sent, first, last)
         return sent
 
     sent = sum(on_threads(scan, shares(batch, threads, item_size=n * size)))
