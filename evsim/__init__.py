@@ -67,7 +67,8 @@ sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "__version__", "data", "layers", "models", "tune", "convert", "ConversionOptions", "METHODS",
-    "simulate", "SimulationOptions", "SimResult", "difference", "ResultDifference", "results_equal", "merge",
+    "simulate", "SimulationOptions", "SimResult", "difference", "ResultDifference",
+    "results_equal", "merge",
     "compare_methods", "Comparison", "compare",
     "EvsimError", "EvsimValueError", "EvsimTypeError", "EvsimFileError", "ConversionError",
     "InsufficientMemoryError", "UnscaledInputWarning",

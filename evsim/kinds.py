@@ -80,8 +80,8 @@ class KindRules:
     spatial: Callable[[L.Layer, Shape], sp.csr_matrix] | None = None
     weights: Callable[[L.Layer, Shape], sp.spmatrix] | None = None
     fanout: Callable[[L.Layer, sp.spmatrix, Shape], tuple[sp.spmatrix, int]] | None = None
-    nonzero_fanout: Callable[[L.Layer, Shape, "sp.spmatrix | None", Shape], np.ndarray] | None = (
-        None)
+    nonzero_fanout: (Callable[[L.Layer, Shape, sp.spmatrix | None, Shape], np.ndarray]
+                     | None) = None
 
     def __post_init__(self):
         if self.role not in ROLES:
