@@ -250,12 +250,19 @@ def option_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(ConversionOptions))
 
 
-def _check_names(values: Mapping) -> dict:
-    unknown = sorted(set(values) - set(option_names()))
+def checked_names(record: type, values: Mapping, what: str) -> dict:
+    """``values`` as a dict, after checking that each key is a field of the dataclass
+    ``record`` (``what``: the options' name in the error, e.g. "conversion")."""
+    names = [f.name for f in fields(record)]
+    unknown = sorted(set(values) - set(names))
     if unknown:
-        raise EvsimTypeError(f"unknown conversion option(s) {', '.join(unknown)}; options are "
-                             f"{', '.join(option_names())}")
+        raise EvsimTypeError(f"unknown {what} option(s) {', '.join(unknown)}; options are "
+                             f"{', '.join(names)}")
     return dict(values)
+
+
+def _check_names(values: Mapping) -> dict:
+    return checked_names(ConversionOptions, values, "conversion")
 
 
 #: Method presets: each name maps to the complete options it converts with.

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from .errors import EvsimTypeError
-from .options import OptionError, PerLayer
+from .options import OptionError, PerLayer, checked_names
 from .signals import ENCODINGS
 from .threads import thread_count
 from .validate import check_batch_size
@@ -203,11 +202,7 @@ def simulation_option_names() -> tuple[str, ...]:
 
 
 def _check_names(values: Mapping) -> dict:
-    unknown = sorted(set(values) - set(simulation_option_names()))
-    if unknown:
-        raise EvsimTypeError(f"unknown simulation option(s) {', '.join(unknown)}; options are "
-                             f"{', '.join(simulation_option_names())}")
-    return dict(values)
+    return checked_names(SimulationOptions, values, "simulation")
 
 
 def resolve_simulation(options: SimulationOptions | None = None,
