@@ -254,6 +254,46 @@ def feature_maps(result: SimResult, layer: str, image: int = 0,
     return fig
 
 
+def layer_maps(result: SimResult, image: int = 0, inputs: np.ndarray | None = None,
+               layers: Iterable[str] | None = None, channels: int = 6) -> Figure:
+    """Spike counts of every spiking layer on one image, one row per layer: the ``channels``
+    channels with the most spikes of a feature map (a vector layer folded into one map), each
+    row on its own colour scale (its largest count in the row's label); ``inputs[image]`` in
+    a first row when given. Needs per-image counts (``per_image_counts=True``, or one
+    image)."""
+    names = list(result.spike_counts if layers is None else layers)
+    if not 0 <= image < result.n_images:
+        raise EvsimValueError(f"image must be in [0, {result.n_images}), got {image}")
+    rows = []
+    for name in names:
+        per_image = counts_per_image(result, name)
+        if per_image is None:
+            raise EvsimValueError(f"layer_maps needs spike counts per image (layer '{name}'); "
+                                  "simulate with per_image_counts=True")
+        maps = _as_maps(per_image[image].astype(np.float64), _layer_shape(result, name))
+        busiest = np.argsort(-np.nansum(maps.reshape(len(maps), -1), axis=1), kind="stable")
+        rows.append((name, maps, sorted(busiest[:channels].tolist())))
+    extra = inputs is not None
+    cols = max(len(chosen) for _, _, chosen in rows) if rows else 1
+    fig = Figure(figsize=(1.6 * cols + 1.0, 1.6 * (len(rows) + extra)), layout="constrained")
+    axes = fig.subplots(len(rows) + extra, cols, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    if extra:
+        input_image(np.asarray(inputs)[image], ax=axes[0, 0], title=f"input {image}")
+    for row, (name, maps, chosen) in zip(axes[extra:], rows):
+        top = max(float(np.nanmax(maps)), 1.0)
+        for ax, c in zip(row, chosen):
+            ax.imshow(maps[c], cmap="magma", vmin=0, vmax=top, interpolation="nearest",
+                      gid=f"{name} {c}")
+            ax.set_title(f"{name} c{c}" if len(maps) > 1 else name, fontsize="x-small")
+        row[0].text(-0.08, 0.5, f"max {top:g}", transform=row[0].transAxes, rotation=90,
+                    ha="right", va="center", fontsize="x-small")
+    fig.suptitle(f"spike counts per layer, image {image}, T = {result.T} (brightest: most)",
+                 fontsize="medium")
+    return fig
+
+
 def spike_animation(result: SimResult, path, image: int = 0, inputs: np.ndarray | None = None,
                     layers: Iterable[str] | None = None, fps: int = 4, dpi: int = 60) -> Path:
     """A GIF of spikes travelling through the layers: one frame per time step, one panel per
@@ -500,6 +540,6 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str] | None = Non
 
 
 __all__ = ["spike_raster", "adjacent_neurons", "membrane_trace", "input_image", "beside_input",
-           "feature_maps", "spike_animation", "rate_vs_activation",
+           "feature_maps", "layer_maps", "spike_animation", "rate_vs_activation",
            "accuracy_vs_T", "conversion_error", "output_error", "energy_breakdown",
            "spike_count_histogram", "confusion_matrix"]

@@ -116,6 +116,21 @@ def test_feature_maps_heatmaps_equal_the_spike_counts(run, tmp_path):
         plot.feature_maps(summed, "relu1")
 
 
+def test_layer_maps_show_each_layers_busiest_channels(run, tmp_path):
+    _, x, result = run
+    fig = plot.layer_maps(result, image=1, inputs=x, channels=3)
+    assert len(fig.axes) == 3 * 3  # the input row and two layers, 3 columns
+    for name in ("relu1", "relu2"):
+        counts = result.spike_counts[name][1]
+        busiest = sorted(np.argsort(-counts.reshape(len(counts), -1).sum(1),
+                                    kind="stable")[:3].tolist())
+        for c in busiest:
+            shown = [im for ax in fig.axes for im in ax.get_images()
+                     if im.get_gid() == f"{name} {c}"]
+            np.testing.assert_array_equal(shown[0].get_array(), counts[c])
+    _saved(fig, tmp_path / "layers.png")
+
+
 def test_feature_maps_fold_a_vector_layer_into_one_map():
     net = evsim.Network.sequential((5,), [Dense(np.eye(5)), ReLU(), Dense(np.ones((1, 5)))])
     snn = evsim.SpikingNetwork(net, {"relu1": evsim.NeuronSpec(np.float64(1.0))})
