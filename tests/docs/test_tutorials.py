@@ -18,7 +18,7 @@ TUTORIALS = Path(__file__).resolve().parents[2] / "docs" / "tutorials"
 EXPECTED = {
     "01_one_neuron.py": (3, []),
     "02_ann_to_snn.py": (7, ["spikes.gif"]),
-    "03_conversion_error.py": (3, []),
+    "03_conversion_error.py": (2, []),
     "04_methods.py": (2, []),
     "05_operations_and_energy.py": (3, []),
 }
