@@ -4,6 +4,7 @@ executed in a fresh kernel (nbclient, ipykernel), with the images of the smoke m
 
 import base64
 import os
+import re
 import time
 from pathlib import Path
 
@@ -56,3 +57,12 @@ def test_tutorial_runs_and_shows_its_figures(name, tmp_path, monkeypatch):
     for file in files:
         assert (tmp_path / file).stat().st_size > 1000
     print(f"{name}: {seconds:.1f} s")
+
+
+def test_readme_links_every_tutorial_and_shows_a_small_picture_of_one():
+    readme = (TUTORIALS.parents[1] / "README.md").read_text()
+    for name in EXPECTED:
+        assert f"(docs/tutorials/{name})" in readme
+    pictures = [TUTORIALS.parents[1] / p for p in
+                re.findall(r"!\[[^\]]*\]\((docs/tutorials/img/[^)]+\.png)\)", readme)]
+    assert pictures and all(0 < p.stat().st_size < 150_000 for p in pictures)
