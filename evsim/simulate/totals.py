@@ -46,7 +46,8 @@ class ChunkTotals:
             self.trains[name].append(SpikeTrain(train.steps, train.images + start,
                                                 train.neurons, train.counts))
             self.traces[name].append(chunk.membrane[name])
-            self.crossings[name].append(chunk.membrane_before_reset[name])
+            if name in chunk.membrane_before_reset:  # an engine may keep only `membrane`
+                self.crossings[name].append(chunk.membrane_before_reset[name])
 
     def result(self) -> SimResult:
         """The :class:`SimResult` of the chunks added."""
@@ -71,7 +72,7 @@ class ChunkTotals:
                           for name, parts in self.trains.items()},
             membrane={name: np.concatenate(parts, axis=1) for name, parts in self.traces.items()},
             membrane_before_reset={name: np.concatenate(parts, axis=1)
-                                   for name, parts in self.crossings.items()},
+                                   for name, parts in self.crossings.items() if parts},
             **run)
 
 
