@@ -38,8 +38,7 @@ n_images, T = (8, 32) if smoke else (64, 64)
 network = load_model()
 snn = evsim.convert(network, load_bundled_sample("train")[0], method="percentile",
                     initial_potential=0.5)
-images, labels = load_bundled_sample("test")
-images, labels = images[:n_images], labels[:n_images]
+images = load_bundled_sample("test")[0][:n_images]
 
 # the dense engine, recording every neuron, so that NeuroBench's metrics are exact below
 result = evsim.simulate(snn, images, T=T, engine="dense",
