@@ -72,7 +72,8 @@ class ChunkResult:
     ``pool_ops``: ``{layer: (steps simulated,) int64}`` summed over the chunk,
     for the layers the engine counts. ``spike_trains`` and ``membrane``: the
     recorded layers' :class:`~evsim.simulate.SpikeTrain` (images numbered within
-    the chunk) and membrane traces ``(steps, B, recorded neurons)``.
+    the chunk) and membrane traces ``(steps, B, recorded neurons)`` after the reset and,
+    in ``membrane_before_reset``, before it.
     """
 
     outputs: np.ndarray
@@ -82,6 +83,7 @@ class ChunkResult:
     pool_ops: dict[str, np.ndarray]
     spike_trains: dict[str, SpikeTrain] = field(default_factory=dict)
     membrane: dict[str, np.ndarray] = field(default_factory=dict)
+    membrane_before_reset: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Runner(Protocol):

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
+from matplotlib.animation import PillowWriter
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -122,10 +124,13 @@ def adjacent_neurons(shape: Sequence[int], counts: np.ndarray, size: int = 8
 
 def membrane_trace(result: SimResult, snn: SpikingNetwork, layer: str, neuron: int,
                    image: int = 0, ax: Axes | None = None) -> Figure:
-    """Membrane potential of one recorded neuron (flat index ``neuron`` in ``layer``) after each
-    step's reset, with its threshold θ as a dashed line and its spikes marked above it.
+    """Membrane potential of one recorded neuron (flat index ``neuron`` in ``layer``) at each
+    step before the reset (the value compared with θ, so the crossing shows) and, dotted,
+    after it; its threshold θ as a dashed line and a mark on the steps it fired.
 
-    Needs the dense engine with ``record={layer: [..., neuron, ...]}``.
+    Results without :attr:`SimResult.membrane_before_reset` (saved by an older evsim) show
+    the potential after the reset only. Needs the dense engine with
+    ``record={layer: [..., neuron, ...]}``.
     """
     if layer not in result.membrane:
         raise EvsimValueError(f"no membrane trace of layer '{layer}'; traces are recorded by the "
@@ -138,27 +143,219 @@ def membrane_trace(result: SimResult, snn: SpikingNetwork, layer: str, neuron: i
     if not 0 <= image < result.n_images:
         raise EvsimValueError(f"image must be in [0, {result.n_images}), got {image}")
     pos = int(position[0])
-    v = result.membrane[layer][:, image, pos]
+    after = result.membrane[layer][:, image, pos]
+    before = result.membrane_before_reset.get(layer)
+    before = None if before is None else before[:, image, pos]
     theta = float(snn.threshold(layer).reshape(-1)[neuron])
     train = result.spike_trains[layer]
     fired = (train.images == image) & (train.neurons == pos)
     steps = np.arange(1, result.T + 1)
     fig, ax = _axes(ax, (7.0, 3.5))
-    ax.plot(steps, v, marker=".", color="tab:blue", label="v after reset")
-    ax.axhline(theta, color="tab:red", linestyle="--", label=f"θ = {theta:.3g}")
-    ax.scatter(train.steps[fired], np.full(int(fired.sum()), 1.08 * theta), marker="v",
-               color="tab:red", s=18 * np.abs(train.counts[fired]), label="spike")
+    if before is not None:
+        ax.plot(steps, before, marker=".", color="tab:blue", label="v before reset",
+                gid="before_reset")
+    ax.plot(steps, after, linestyle=":" if before is not None else "-", marker=".",
+            color="tab:gray" if before is not None else "tab:blue", label="v after reset",
+            gid="after_reset")
+    ax.axhline(theta, color="tab:red", linestyle="--", label=f"θ = {theta:.3g}", gid="theta")
+    marked = before if before is not None else np.full(result.T, 1.08 * theta)
+    ax.scatter(train.steps[fired], marked[train.steps[fired] - 1], marker="o", facecolor="none",
+               edgecolor="tab:red", s=30 * np.abs(train.counts[fired]), label="spike",
+               gid="spikes")
     ax.set(xlabel="time step", ylabel="membrane potential",
            title=f"{layer}[{neuron}], image {image}")
     _legend_beside(ax)
     return fig
 
 
+def input_image(image: np.ndarray, ax: Axes | None = None, title: str = "input") -> Figure:
+    """One input image ``(C, H, W)`` (or ``(H, W)``): grey for one channel, colour for three
+    (each channel stretched to [0, 1] together), otherwise its channels' mean; a vector input
+    is drawn as a row of values."""
+    fig, ax = _axes(ax, (3.0, 3.0))
+    ax.imshow(_displayable(np.asarray(image, dtype=np.float64)), cmap="gray",
+              interpolation="nearest", gid="input")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize="medium")
+    return fig
+
+
+def _displayable(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 3 and image.shape[0] == 3:
+        low, high = image.min(), image.max()
+        return np.moveaxis((image - low) / (high - low if high > low else 1.0), 0, -1)
+    if image.ndim == 3:
+        return image.mean(axis=0)
+    return image if image.ndim == 2 else image.reshape(1, -1)
+
+
+def beside_input(image: np.ndarray, draw: Callable[[Axes], object],
+                 size=(9.0, 3.5)) -> Figure:
+    """A per-image picture with the input ``image`` beside it: ``draw(ax)`` draws into the
+    wide right-hand axes, e.g. ``beside_input(x[0], lambda ax: spike_raster(r, "relu1",
+    ax=ax))``."""
+    fig = Figure(figsize=size, layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1, 3])
+    input_image(image, ax=left)
+    draw(right)
+    return fig
+
+
+def _layer_shape(result: SimResult, layer: str) -> tuple[int, ...]:
+    """The per-image shape of a spiking layer, read off its spike counts."""
+    counts = result.spike_counts[layer]
+    return tuple(counts.shape[1:] if result.per_image_counts else counts.shape)
+
+
+def _as_maps(counts: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """A layer's per-image values as ``(maps, H, W)``: the channels of a feature map, or a
+    vector folded row by row into one near-square map (padded with NaN, drawn blank)."""
+    if len(shape) == 3:
+        return counts.reshape(tuple(shape))
+    n = int(np.prod(shape))
+    side = math.ceil(math.sqrt(n))
+    grid = np.full(side * math.ceil(n / side), np.nan)
+    grid[:n] = counts.reshape(-1)
+    return grid.reshape(1, -1, side)
+
+
+def feature_maps(result: SimResult, layer: str, image: int = 0,
+                 inputs: np.ndarray | None = None, channels: Sequence[int] | None = None,
+                 fig: Figure | None = None) -> Figure:
+    """Spike counts of one spiking ``layer`` on one image as heatmaps: one panel per channel
+    of a feature map (``channels``, default the first 12), a vector layer folded into one
+    near-square map; ``inputs[image]`` first when ``inputs`` (the simulated images) are given.
+    One colour scale for all panels. Needs per-image counts (``per_image_counts=True``, or
+    one image)."""
+    per_image = counts_per_image(result, layer)
+    if per_image is None:
+        raise EvsimValueError(f"feature_maps of layer '{layer}' needs spike counts per image; "
+                              "simulate with per_image_counts=True")
+    if not 0 <= image < result.n_images:
+        raise EvsimValueError(f"image must be in [0, {result.n_images}), got {image}")
+    shape = _layer_shape(result, layer)
+    maps = _as_maps(per_image[image], shape)
+    chosen = list(range(min(12, len(maps)))) if channels is None else list(channels)
+    if any(not 0 <= c < len(maps) for c in chosen):
+        raise EvsimValueError(f"channels must be in [0, {len(maps)}), got {chosen}")
+    extra = inputs is not None
+    fig, axes = _grid(fig, len(chosen) + extra, panel=(2.4, 2.3))
+    if extra:
+        input_image(np.asarray(inputs)[image], ax=axes[0], title=f"input {image}")
+    top = max(float(np.nanmax(maps)) if maps.size else 0.0, 1.0)
+    for ax, c in zip(axes[extra:], chosen):
+        shown = ax.imshow(maps[c], cmap="magma", vmin=0, vmax=top, interpolation="nearest",
+                          gid=f"channel {c}")
+        ax.set_axis_off()
+        ax.set_title(f"channel {c}" if len(shape) == 3 else f"{layer} (row by row)",
+                     fontsize="small")
+    fig.colorbar(shown, ax=axes[extra:], label=f"spikes in {result.T} steps", shrink=0.8)
+    fig.suptitle(f"{layer}: spike counts, image {image}")
+    return fig
+
+
+def layer_maps(result: SimResult, image: int = 0, inputs: np.ndarray | None = None,
+               layers: Iterable[str] | None = None, channels: int = 6) -> Figure:
+    """Spike counts of every spiking layer on one image, one row per layer: the ``channels``
+    channels with the most spikes of a feature map (a vector layer folded into one map), each
+    row on its own colour scale (its largest count in the row's label); ``inputs[image]`` in
+    a first row when given. Needs per-image counts (``per_image_counts=True``, or one
+    image)."""
+    names = list(result.spike_counts if layers is None else layers)
+    if not 0 <= image < result.n_images:
+        raise EvsimValueError(f"image must be in [0, {result.n_images}), got {image}")
+    rows = []
+    for name in names:
+        per_image = counts_per_image(result, name)
+        if per_image is None:
+            raise EvsimValueError(f"layer_maps needs spike counts per image (layer '{name}'); "
+                                  "simulate with per_image_counts=True")
+        maps = _as_maps(per_image[image].astype(np.float64), _layer_shape(result, name))
+        busiest = np.argsort(-np.nansum(maps.reshape(len(maps), -1), axis=1), kind="stable")
+        rows.append((name, maps, sorted(busiest[:channels].tolist())))
+    extra = inputs is not None
+    cols = max(len(chosen) for _, _, chosen in rows) if rows else 1
+    fig = Figure(figsize=(1.6 * cols + 1.0, 1.6 * (len(rows) + extra)), layout="constrained")
+    axes = fig.subplots(len(rows) + extra, cols, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    if extra:
+        input_image(np.asarray(inputs)[image], ax=axes[0, 0], title=f"input {image}")
+    for row, (name, maps, chosen) in zip(axes[extra:], rows):
+        top = max(float(np.nanmax(maps)), 1.0)
+        for ax, c in zip(row, chosen):
+            ax.imshow(maps[c], cmap="magma", vmin=0, vmax=top, interpolation="nearest",
+                      gid=f"{name} {c}")
+            ax.set_title(f"{name} c{c}" if len(maps) > 1 else name, fontsize="x-small")
+        row[0].text(-0.08, 0.5, f"max {top:g}", transform=row[0].transAxes, rotation=90,
+                    ha="right", va="center", fontsize="x-small")
+    fig.suptitle(f"spike counts per layer, image {image}, T = {result.T} (brightest: most)",
+                 fontsize="medium")
+    return fig
+
+
+def spike_animation(result: SimResult, path, image: int = 0, inputs: np.ndarray | None = None,
+                    layers: Iterable[str] | None = None, fps: int = 4, dpi: int = 60) -> Path:
+    """A GIF of spikes travelling through the layers: one frame per time step, one panel per
+    recorded layer showing which of its neurons fired at that step (a feature map's channels
+    summed), the input image first when ``inputs`` are given. Written with matplotlib's
+    :class:`~matplotlib.animation.PillowWriter` to ``path``, which is returned.
+
+    Needs every neuron of the layers recorded: ``simulate(..., engine="dense",
+    record={layer: None, ...})``.
+    """
+    names = list(result.spike_trains if layers is None else layers)
+    if not names:
+        raise EvsimValueError("spike_animation needs recorded spike trains; simulate with "
+                              "engine='dense' and record=[layer, ...]")
+    if not 0 <= image < result.n_images:
+        raise EvsimValueError(f"image must be in [0, {result.n_images}), got {image}")
+    frames = {name: _spikes_per_step(result, name, image) for name in names}
+    extra = inputs is not None
+    fig, axes = _grid(None, len(names) + extra, panel=(2.6, 2.6))
+    if extra:
+        input_image(np.asarray(inputs)[image], ax=axes[0])
+    shown = {}
+    for ax, name in zip(axes[extra:], names):
+        top = max(float(np.nanmax(frames[name])), 1.0)
+        shown[name] = ax.imshow(frames[name][0], cmap="magma", vmin=0, vmax=top,
+                                interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(name, fontsize="small")
+    path = Path(path)
+    writer = PillowWriter(fps=fps)
+    with writer.saving(fig, str(path), dpi):
+        for t in range(result.T):
+            for name, artist in shown.items():
+                artist.set_data(frames[name][t])
+            fig.suptitle(f"image {image}, step {t + 1} of {result.T}")
+            writer.grab_frame()
+    return path
+
+
+def _spikes_per_step(result: SimResult, layer: str, image: int) -> np.ndarray:
+    """``(T, H, W)`` spikes of ``layer`` on ``image`` per step (feature-map channels summed),
+    from its spike train; every neuron must have been recorded."""
+    train, recorded = recorded_train(result, layer, "spike_animation")
+    n = result.neurons[layer]
+    if recorded != n:
+        raise EvsimValueError(f"spike_animation needs every neuron of layer '{layer}' recorded "
+                              f"({recorded} of {n} were); record={{'{layer}': None}}")
+    shape = _layer_shape(result, layer)
+    spikes = np.zeros((result.T, n))
+    keep = train.images == image
+    np.add.at(spikes, (train.steps[keep] - 1, result.recorded[layer][train.neurons[keep]]),
+              train.counts[keep])
+    return np.stack([_as_maps(step, shape).sum(axis=0) if len(shape) == 3
+                     else _as_maps(step, shape)[0] for step in spikes])
+
+
 def rate_vs_activation(snn: SpikingNetwork, result: SimResult, inputs: np.ndarray,
                        layers: Iterable[str] | None = None, max_points: int = 4000,
-                       worst: int = 100, seed: int = 0, fig: Figure | None = None) -> Figure:
+                       worst: int = 100, seed: int = 0, fig: Figure | None = None,
+                       image: int | None = None) -> Figure:
     """One scatter per spiking layer: SNN rate θN/T against the ANN activation of each (image,
-    neuron) pair, with the identity line.
+    neuron) pair, with the identity line; of one ``image`` only when given.
 
     When a layer has more than ``max_points`` pairs, the ``worst`` pairs with
     the largest |rate − activation| are always drawn (in red) and the rest of
@@ -169,6 +366,10 @@ def rate_vs_activation(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
     if not 0 <= worst <= max_points:
         raise EvsimValueError(f"worst must be in [0, max_points = {max_points}], got {worst}")
     pairs = _rate_pairs(snn, result, inputs, layers)
+    if image is not None:
+        if not 0 <= image < result.n_images:
+            raise EvsimValueError(f"image must be in [0, {result.n_images}), got {image}")
+        pairs = {layer: (rate[image], act[image]) for layer, (rate, act) in pairs.items()}
     fig, axes = _grid(fig, len(pairs))
     rng = np.random.default_rng(seed)
     for ax, (layer, (rate, act)) in zip(axes, pairs.items()):
@@ -191,7 +392,8 @@ def rate_vs_activation(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
                      fontsize="medium")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small")
-    fig.suptitle(f"SNN rate versus ANN activation, T = {result.T}")
+    fig.suptitle(f"SNN rate versus ANN activation, T = {result.T}"
+                 + ("" if image is None else f", image {image}"))
     return fig
 
 
@@ -337,6 +539,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str] | None = Non
     return fig
 
 
-__all__ = ["spike_raster", "adjacent_neurons", "membrane_trace", "rate_vs_activation",
+__all__ = ["spike_raster", "adjacent_neurons", "membrane_trace", "input_image", "beside_input",
+           "feature_maps", "layer_maps", "spike_animation", "rate_vs_activation",
            "accuracy_vs_T", "conversion_error", "output_error", "energy_breakdown",
            "spike_count_histogram", "confusion_matrix"]

@@ -381,9 +381,12 @@ def _inside_section(snn: SpikingNetwork, runs: _Runs, figure: _Figures) -> list[
         "of its map (the whole map if smaller), row by row; in a vector layer, the "
         f"{RASTER_SIDE * RASTER_SIDE} consecutive neurons with the most spikes. Each "
         "panel's title names its choice.", "",
-        figure(_rasters(runs.traced, layers, runs.chosen), "raster.png"), "",
-        "Membrane potential of the most active neuron of each raster:", "",
-        figure(_traces(runs.traced, snn, layers, runs.chosen), "membrane.png"), ""]
+        figure(_rasters(runs.traced, layers, runs.chosen, runs.subset[0]), "raster.png"), "",
+        "Membrane potential of the most active neuron of each raster, before each step's "
+        "reset (the value compared with θ; circles where it fired) and, dotted, after it:", "",
+        figure(_traces(runs.traced, snn, layers, runs.chosen, runs.subset[0]), "membrane.png"),
+        "", "Spike counts of each layer on image 0, its busiest channels as maps:", "",
+        figure(plot.layer_maps(runs.detail, 0, runs.subset, layers), "feature_maps.png"), ""]
 
 
 def _classes(snn, result, images, labels, class_names) -> dict | None:
@@ -482,17 +485,30 @@ def _timing(traced: SimResult | None, layer: str) -> list[str]:
     return [_median(isi_cv(traced, layer)), _median(first_spike_times(traced, layer))]
 
 
-def _rasters(traced: SimResult, layers: list[str], chosen: dict) -> Figure:
-    fig = Figure(figsize=(6.5, 3.2 * len(layers)), layout="constrained")
-    for ax, name in zip(fig.subplots(len(layers), 1, squeeze=False)[:, 0], layers):
+def _beside_input(image: np.ndarray, rows: int, size: tuple[float, float]
+                  ) -> tuple[Figure, list]:
+    """A figure of ``rows`` panels of ``size`` inches each, with the input ``image`` at the
+    top of a narrow column on their left; returns the figure and the panels' axes."""
+    fig = Figure(figsize=(size[0] + 2.0, size[1] * rows), layout="constrained")
+    axes = fig.subplots(rows, 2, squeeze=False, width_ratios=[1, 4])
+    for ax in axes[1:, 0]:
+        ax.set_axis_off()
+    plot.input_image(image, ax=axes[0, 0], title="image 0")
+    return fig, list(axes[:, 1])
+
+
+def _rasters(traced: SimResult, layers: list[str], chosen: dict, image: np.ndarray) -> Figure:
+    fig, axes = _beside_input(image, len(layers), (6.5, 3.2))
+    for ax, name in zip(axes, layers):
         neurons, rule = chosen[name]
         plot.spike_raster(traced, name, neurons=neurons, rule=rule, ax=ax)
     return fig
 
 
-def _traces(traced: SimResult, snn: SpikingNetwork, layers: list[str], chosen: dict) -> Figure:
-    fig = Figure(figsize=(8.0, 3.0 * len(layers)), layout="constrained")
-    for ax, name in zip(fig.subplots(len(layers), 1, squeeze=False)[:, 0], layers):
+def _traces(traced: SimResult, snn: SpikingNetwork, layers: list[str], chosen: dict,
+            image: np.ndarray) -> Figure:
+    fig, axes = _beside_input(image, len(layers), (8.0, 3.0))
+    for ax, name in zip(axes, layers):
         neurons = chosen[name][0]
         busiest = neurons[int(np.argmax(traced.spike_counts[name].reshape(-1)[neurons]))]
         plot.membrane_trace(traced, snn, name, int(busiest), ax=ax)

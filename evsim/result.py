@@ -75,6 +75,10 @@ class SimResult:
     membrane:
         ``{layer: (T, n_images, n_recorded)}`` membrane potential after each
         step's reset (dense engine only).
+    membrane_before_reset:
+        ``{layer: (T, n_images, n_recorded)}`` membrane potential of the same neurons
+        after each step's input was integrated and before the reset: the value compared
+        with θ, so the crossing shows (dense engine only).
     negative_spikes:
         ``{layer: count}`` negative spikes (SpiCalib's calibration spikes) of
         every spiking layer, over all images and steps; ``spike_counts`` are
@@ -118,6 +122,7 @@ class SimResult:
     recorded: dict[str, np.ndarray] = field(default_factory=dict)
     spike_trains: dict[str, SpikeTrain] = field(default_factory=dict)
     membrane: dict[str, np.ndarray] = field(default_factory=dict)
+    membrane_before_reset: dict[str, np.ndarray] = field(default_factory=dict)
     negative_spikes: dict[str, int] = field(default_factory=dict)
     seed: int = 0
     first_image: int = 0

@@ -53,7 +53,8 @@ def _check_one_run(results: Sequence[SimResult]) -> None:
             raise EvsimValueError(f"results 0 and {i} come from different runs: their "
                                   f"checkpoints differ ({first.checkpoints.tolist()} and "
                                   f"{result.checkpoints.tolist()})")
-        for table in ("spike_counts", "sops", "pool_ops", "membrane", "spike_trains"):
+        for table in ("spike_counts", "sops", "pool_ops", "membrane", "membrane_before_reset",
+                      "spike_trains"):
             if list(getattr(first, table)) != list(getattr(result, table)):
                 raise EvsimValueError(f"results 0 and {i} come from different runs: they hold "
                                       f"{table} of different layers")
@@ -130,6 +131,9 @@ def merge(results: Sequence[SimResult]) -> SimResult:
         recorded={k: v.copy() for k, v in first.recorded.items()}, spike_trains=trains,
         membrane={k: np.concatenate([r.membrane[k] for r in shards], axis=1)
                   for k in first.membrane},
+        membrane_before_reset={k: np.concatenate([r.membrane_before_reset[k] for r in shards],
+                                                 axis=1)
+                               for k in first.membrane_before_reset},
         negative_spikes={k: sum(r.negative_spikes.get(k, 0) for r in shards)
                          for k in first.negative_spikes},
         seed=first.seed, first_image=first.first_image, batch_size=first.batch_size,

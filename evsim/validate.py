@@ -218,7 +218,7 @@ def simulation_memory(snn, n_images: int, T: int, *, engine: str, batch_size: in
     Counts only allocations every engine makes: the per-step SOP counters
     (and, in the event engine, those of the current batch), the accumulated
     outputs, per-image spike counts, membrane traces of ``recorded`` neurons
-    and one batch of neuron state.
+    (after and before each reset) and one batch of neuron state.
     """
     net = snn.network
     itemsize = np.dtype(dtype).itemsize
@@ -235,7 +235,7 @@ def simulation_memory(snn, n_images: int, T: int, *, engine: str, batch_size: in
     if per_image_counts:
         parts["per-image spike counts"] = n_images * neurons * 8
     if recorded:
-        parts["membrane traces"] = T * n_images * recorded * itemsize
+        parts["membrane traces"] = 2 * T * n_images * recorded * itemsize
     return parts
 
 

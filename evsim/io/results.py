@@ -4,7 +4,7 @@ The JSON header (kind ``"sim_result"``) holds every scalar field, the
 ``macs``, ``neurons`` and ``negative_spikes`` tables, the conversion options and the layer names
 of each per-layer table in order; the arrays are ``checkpoints``,
 ``outputs`` and ``<table>/<layer>`` (``spike_counts``, ``sops``,
-``pool_ops``, ``recorded``, ``membrane``), and
+``pool_ops``, ``recorded``, ``membrane``, ``membrane_before_reset``), and
 ``spike_trains/<layer>/{steps,images,neurons,counts}``. Every array keeps its
 dtype and shape, so a loaded result equals the saved one field for field.
 """
@@ -22,7 +22,7 @@ _SCALARS = {"T": int, "n_images": int, "engine": str, "encoding": str, "dtype": 
             "batch_size": int, "per_image_counts": bool, "network_hash": str, "method": str,
             "evsim_version": str}
 #: Per-layer tables of arrays.
-_TABLES = ("spike_counts", "sops", "pool_ops", "recorded", "membrane")
+_TABLES = ("spike_counts", "sops", "pool_ops", "recorded", "membrane", "membrane_before_reset")
 _TRAIN = ("steps", "images", "neurons", "counts")
 
 
@@ -61,7 +61,8 @@ def read_result(path, header: dict, arrays: dict[str, np.ndarray]) -> SimResult:
             raise EvsimFileError(path, f"field '{name}' is {value!r}, not a {kind.__name__}")
         scalars[name] = value
     layers = header["layers"]
-    tables = {table: {layer: array(f"{table}/{layer}") for layer in layers[table]}
+    # files written before membrane_before_reset existed have no such table
+    tables = {table: {layer: array(f"{table}/{layer}") for layer in layers.get(table, ())}
               for table in _TABLES}
     trains = {layer: SpikeTrain(*(array(f"spike_trains/{layer}/{part}") for part in _TRAIN))
               for layer in header["spike_trains"]}

@@ -53,11 +53,13 @@ COMPILE_SECONDS = 4
 
 @dataclass
 class _Recorder:
-    """Accumulates the spike trains and membrane traces of requested neurons for one chunk."""
+    """Accumulates the spike trains and membrane traces (after and before the reset) of
+    requested neurons for one chunk."""
 
     selection: dict[str, np.ndarray]
     trains: dict[str, list]
     traces: dict[str, list]
+    before_reset: dict[str, list]
 
 
 def amplitudes(snn: SpikingNetwork, plan: SignalPlan, dtype) -> dict[str, np.ndarray]:
@@ -181,7 +183,7 @@ class _Chunk:
         self.images = np.arange(first_image, first_image + batch)
         self.fanouts = [(p, p.fanout.reshape(-1)) for p in plan.paths]
         record = setup.selection
-        self.rec = _Recorder(record, {k: [] for k in record}, {k: [] for k in record})
+        self.rec = _Recorder(record, *({k: [] for k in record} for _ in range(3)))
         self.total = np.zeros((batch,) + net.output_shape, dtype)
         self.checkpoints = self.time.engine_checkpoints
         self.outputs = np.zeros((len(self.checkpoints), batch) + net.output_shape, dtype)
@@ -276,8 +278,9 @@ class _Chunk:
         record = self.rec.selection
         trains = {name: _concat_train(self.rec.trains[name]) for name in record}
         traces = {name: np.stack(self.rec.traces[name]) for name in record}
+        before = {name: np.stack(self.rec.before_reset[name]) for name in record}
         return ChunkResult(self.outputs, self.counts, self.negative, self.sops, self.pool_ops,
-                           trains, traces)
+                           trains, traces, before)
 
 
 def _neuron_scan(snn: SpikingNetwork, name: str, params: IFParameters, states: dict,
@@ -291,12 +294,14 @@ def _neuron_scan(snn: SpikingNetwork, name: str, params: IFParameters, states: d
     out = []
     for i, t in enumerate(steps):
         step_current = current[i if len(current) > 1 else 0]
+        before = states[name].v
         s, states[name] = if_step(step_current, states[name], params)
         if name in calibration:
             s, calibration[name] = spicalib_step(s, t, calibration[name],
                                                  snn.neurons[name].allowance)
         if name in rec.selection:
-            _record(rec, name, t, s, states[name].v)
+            # the sum if_step compared with θ, formed again (the same arithmetic)
+            _record(rec, name, t, s, states[name].v, before + step_current)
         out.append(s)
     return np.stack(out)
 
@@ -397,12 +402,16 @@ def _spiking_maxpool_block(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
     return spikes, values
 
 
-def _record(rec: _Recorder, name: str, t: int, s: np.ndarray, v: np.ndarray) -> None:
+def _record(rec: _Recorder, name: str, t: int, s: np.ndarray, v: np.ndarray,
+            m: np.ndarray) -> None:
+    """Keep step ``t``'s spikes ``s``, membrane ``v`` after and ``m`` before the reset,
+    all (B, *shape), of the chosen neurons."""
     chosen = rec.selection[name]
     flat_s = s.reshape(len(s), -1)[:, chosen]
     img, neuron = np.nonzero(flat_s)
     rec.trains[name].append((np.full(img.size, t), img, neuron, flat_s[img, neuron]))
     rec.traces[name].append(v.reshape(len(v), -1)[:, chosen].copy())
+    rec.before_reset[name].append(m.reshape(len(m), -1)[:, chosen].copy())
 
 
 def _concat_train(parts: list) -> SpikeTrain:

@@ -26,6 +26,7 @@ class ChunkTotals:
         self.per_image: list[dict[str, np.ndarray]] = []
         self.trains: dict[str, list] = {name: [] for name in request.selection}
         self.traces: dict[str, list] = {name: [] for name in request.selection}
+        self.crossings: dict[str, list] = {name: [] for name in request.selection}
 
     def add(self, chunk: ChunkResult, start: int) -> None:
         """Add the chunk whose first image is ``inputs[start]``."""
@@ -45,6 +46,8 @@ class ChunkTotals:
             self.trains[name].append(SpikeTrain(train.steps, train.images + start,
                                                 train.neurons, train.counts))
             self.traces[name].append(chunk.membrane[name])
+            if name in chunk.membrane_before_reset:  # an engine may keep only `membrane`
+                self.crossings[name].append(chunk.membrane_before_reset[name])
 
     def result(self) -> SimResult:
         """The :class:`SimResult` of the chunks added."""
@@ -68,6 +71,8 @@ class ChunkTotals:
                                              for f in _TRAIN_FIELDS))
                           for name, parts in self.trains.items()},
             membrane={name: np.concatenate(parts, axis=1) for name, parts in self.traces.items()},
+            membrane_before_reset={name: np.concatenate(parts, axis=1)
+                                   for name, parts in self.crossings.items() if parts},
             **run)
 
 

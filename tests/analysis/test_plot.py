@@ -52,21 +52,117 @@ def test_spike_raster_marks_every_recorded_spike_of_the_image(run, tmp_path):
         plot.spike_raster(evsim.simulate(run[0], run[1][:1], T=2), "relu1")
 
 
-def test_membrane_trace_has_trace_threshold_and_spikes(run, tmp_path):
+def _by_gid(artists, gid):
+    (found,) = [a for a in artists if a.get_gid() == gid]
+    return found
+
+
+def test_membrane_trace_shows_the_potential_before_reset_threshold_and_spikes(run, tmp_path):
     snn, _, result = run
     fig = plot.membrane_trace(result, snn, "relu1", neuron=9, image=0)
     (ax,) = fig.axes
-    lines = [ln for ln in ax.get_lines() if isinstance(ln, Line2D)]
-    trace, threshold = lines[0], lines[1]
-    assert np.allclose(trace.get_ydata(), result.membrane["relu1"][:, 0, 1])
+    before = _by_gid(ax.get_lines(), "before_reset")
+    np.testing.assert_array_equal(before.get_ydata(),
+                                  result.membrane_before_reset["relu1"][:, 0, 1])
+    np.testing.assert_array_equal(_by_gid(ax.get_lines(), "after_reset").get_ydata(),
+                                  result.membrane["relu1"][:, 0, 1])
     theta = float(snn.threshold("relu1").reshape(-1)[9])
-    assert np.allclose(threshold.get_ydata(), theta)
+    assert np.allclose(_by_gid(ax.get_lines(), "theta").get_ydata(), theta)
     train = result.spike_trains["relu1"]
-    fired = int(((train.images == 0) & (train.neurons == 1)).sum())
-    assert len(ax.collections[0].get_offsets()) == fired
+    fired = (train.images == 0) & (train.neurons == 1)
+    marks = _by_gid(ax.collections, "spikes").get_offsets()
+    assert len(marks) == int(fired.sum()) > 0
+    np.testing.assert_array_equal(marks[:, 0], train.steps[fired])
+    assert np.all(marks[:, 1] >= theta)  # marked where the potential crossed θ
     _saved(fig, tmp_path / "membrane.png")
     with pytest.raises(ValueError, match="neuron 3 of layer 'relu1' was not recorded"):
         plot.membrane_trace(result, snn, "relu1", neuron=3)
+
+
+def test_membrane_trace_of_a_result_without_pre_reset_potentials(run):
+    import dataclasses
+
+    snn, _, result = run
+    old = dataclasses.replace(result, membrane_before_reset={})
+    (ax,) = plot.membrane_trace(old, snn, "relu1", neuron=9).axes
+    assert [ln.get_gid() for ln in ax.get_lines()] == ["after_reset", "theta"]
+
+
+def test_input_image_and_beside_input_show_the_image(run, tmp_path):
+    snn, x, result = run
+    fig = plot.beside_input(x[2], lambda ax: plot.spike_raster(result, "relu2", image=2, ax=ax))
+    left, right = fig.axes
+    np.testing.assert_array_equal(_by_gid(left.get_images(), "input").get_array(), x[2].mean(0))
+    assert len(right.collections[0].get_offsets()) > 0
+    _saved(fig, tmp_path / "beside.png")
+    rgb = np.stack([np.zeros((4, 4)), np.ones((4, 4)), np.full((4, 4), 0.5)])
+    (ax,) = plot.input_image(rgb).axes
+    assert ax.get_images()[0].get_array().shape == (4, 4, 3)
+
+
+def test_feature_maps_heatmaps_equal_the_spike_counts(run, tmp_path):
+    _, x, result = run
+    fig = plot.feature_maps(result, "relu1", image=3, inputs=x)
+    counts = result.spike_counts["relu1"][3]                      # (4, 8, 8)
+    np.testing.assert_array_equal(fig.axes[0].get_images()[0].get_array(), x[3].mean(0))
+    for c in range(4):
+        shown = _by_gid(fig.axes[1 + c].get_images(), f"channel {c}").get_array()
+        np.testing.assert_array_equal(shown, counts[c])
+    _saved(fig, tmp_path / "maps.png")
+    with pytest.raises(ValueError, match="channels must be in"):
+        plot.feature_maps(result, "relu1", channels=[4])
+    summed = evsim.simulate(run[0], x, T=4)
+    with pytest.raises(ValueError, match="per_image_counts=True"):
+        plot.feature_maps(summed, "relu1")
+
+
+def test_layer_maps_show_each_layers_busiest_channels(run, tmp_path):
+    _, x, result = run
+    fig = plot.layer_maps(result, image=1, inputs=x, channels=3)
+    assert len(fig.axes) == 3 * 3  # the input row and two layers, 3 columns
+    for name in ("relu1", "relu2"):
+        counts = result.spike_counts[name][1]
+        busiest = sorted(np.argsort(-counts.reshape(len(counts), -1).sum(1),
+                                    kind="stable")[:3].tolist())
+        for c in busiest:
+            shown = [im for ax in fig.axes for im in ax.get_images()
+                     if im.get_gid() == f"{name} {c}"]
+            np.testing.assert_array_equal(shown[0].get_array(), counts[c])
+    _saved(fig, tmp_path / "layers.png")
+
+
+def test_feature_maps_fold_a_vector_layer_into_one_map():
+    net = evsim.Network.sequential((5,), [Dense(np.eye(5)), ReLU(), Dense(np.ones((1, 5)))])
+    snn = evsim.SpikingNetwork(net, {"relu1": evsim.NeuronSpec(np.float64(1.0))})
+    result = evsim.simulate(snn, np.array([[0.5, 0.25, 1.0, 0.0, 0.75]]), T=8)
+    fig = plot.feature_maps(result, "relu1")
+    shown = np.ma.filled(fig.axes[0].get_images()[0].get_array().astype(float), np.nan)
+    np.testing.assert_array_equal(shown.ravel()[:5], [4, 2, 8, 0, 6])
+    assert np.isnan(shown.ravel()[5:]).all() and shown.shape == (2, 3)
+
+
+def test_spike_animation_has_one_frame_per_step(run, tmp_path):
+    from PIL import Image
+
+    snn, x, _ = run
+    result = evsim.simulate(snn, x[:2], T=6, engine="dense", record={"relu1": None,
+                                                                       "relu2": None})
+    path = plot.spike_animation(result, tmp_path / "spikes.gif", image=1, inputs=x[:2])
+    with Image.open(path) as gif:
+        assert gif.format == "GIF" and gif.n_frames == 6
+    with pytest.raises(ValueError, match="every neuron of layer 'relu1'"):
+        plot.spike_animation(run[2], tmp_path / "no.gif", layers=["relu1"])
+
+
+def test_spikes_per_step_of_the_animation_add_up_to_the_counts(run):
+    from evsim.plot import _spikes_per_step
+
+    snn, x, _ = run
+    result = evsim.simulate(snn, x[:2], T=6, engine="dense", record={"relu1": None},
+                            per_image_counts=True)
+    frames = _spikes_per_step(result, "relu1", 1)
+    assert frames.shape == (6, 8, 8)
+    np.testing.assert_array_equal(frames.sum(axis=0), result.spike_counts["relu1"][1].sum(0))
 
 
 def test_rate_vs_activation_shows_the_worst_pairs_and_says_how_many(run, tmp_path):
@@ -87,6 +183,13 @@ def test_rate_vs_activation_shows_the_worst_pairs_and_says_how_many(run, tmp_pat
         assert np.allclose(np.sort(shown_error), error[-10:])
         assert np.abs(sampled[:, 1] - sampled[:, 0]).max() <= error[-10] + 1e-12
     _saved(fig, tmp_path / "rates.png")
+    one = plot.rate_vs_activation(snn, result, x, image=2)
+    rate, act = pairs["relu2"][0][2].ravel(), pairs["relu2"][1][2].ravel()
+    shown = np.concatenate([c.get_offsets() for c in one.axes[1].collections[:2]])
+    assert len(shown) == rate.size
+    np.testing.assert_array_equal(np.sort(shown[:, 0]), np.sort(act))
+    identity = one.axes[1].get_lines()[0]
+    np.testing.assert_array_equal(identity.get_xdata(), identity.get_ydata())
 
 
 def test_accuracy_vs_T_draws_each_curve_and_the_ann(tmp_path):

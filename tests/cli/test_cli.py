@@ -167,7 +167,7 @@ def test_report_writes_a_self_contained_folder(capsys, files, tmp_path):
     folder = tmp_path / "r"
     names = {p.split("/")[-1] for p in out["images"]}
     assert {"accuracy_vs_T.png", "energy.png", "rate_vs_activation.png", "raster.png",
-            "membrane.png", "spike_counts.png", "confusion_matrix.png"} <= names
+            "membrane.png", "spike_counts.png", "confusion_matrix.png", "feature_maps.png"} <= names
     markdown = (folder / "report.md").read_text()
     for name in re.findall(r"!\[.*?\]\((.+?)\)", markdown):
         assert (folder / name).read_bytes()[:4] == b"\x89PNG"

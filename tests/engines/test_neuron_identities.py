@@ -133,6 +133,27 @@ def test_burst_caps_spikes_per_step():
     # input 1.0 = 4 θ per step: 3 spikes per step, and 1 θ of surplus accumulates each step.
     assert r.spike_trains["relu1"].counts.tolist() == [3, 3, 3, 3]
     np.testing.assert_array_equal(r.membrane["relu1"][:, 0, 0], [0.25, 0.5, 0.75, 1.0])
+    # before each reset: what the step added (4 θ) on top of the surplus left before it
+    np.testing.assert_array_equal(r.membrane_before_reset["relu1"][:, 0, 0],
+                                  [1.0, 1.25, 1.5, 1.75])
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_membrane_before_reset_is_what_crosses_theta(reset):
+    """The pre-reset potential is v(t-1) + input, ≥ θ exactly at the spiking steps, and the
+    reset takes it to the recorded potential after the step."""
+    net = evsim.Network.sequential((1,), [Dense(np.eye(1)), ReLU(), Dense(np.eye(1))])
+    snn = SpikingNetwork(net, {"relu1": NeuronSpec(np.float64(1.0), v_init=np.float64(0.5),
+                                                   reset=reset)})
+    r = evsim.simulate(snn, np.array([[0.375]]), T=8, engine="dense", record="relu1")
+    before, after = r.membrane_before_reset["relu1"][:, 0, 0], r.membrane["relu1"][:, 0, 0]
+    previous = np.concatenate([[0.5], after[:-1]])
+    np.testing.assert_array_equal(before, previous + 0.375)
+    fired = np.zeros(8, bool)
+    fired[r.spike_trains["relu1"].steps - 1] = True
+    np.testing.assert_array_equal(fired, before >= 1.0)
+    np.testing.assert_array_equal(after, np.where(fired, 0.0 if reset == "zero" else before - 1,
+                                                  before))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -77,6 +77,8 @@ def test_chunking_does_not_change_results():
         for name in whole.spike_counts:
             np.testing.assert_array_equal(whole.spike_counts[name], parts.spike_counts[name])
         np.testing.assert_array_equal(whole.membrane["r2"], parts.membrane["r2"])
+        np.testing.assert_array_equal(whole.membrane_before_reset["r2"],
+                                      parts.membrane_before_reset["r2"])
         for field in ("steps", "images", "neurons", "counts"):
             a = getattr(whole.spike_trains["r2"], field)
             b = getattr(parts.spike_trains["r2"], field)

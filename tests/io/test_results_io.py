@@ -56,6 +56,8 @@ def _results(draw) -> SimResult:
     trains = {k: SpikeTrain(*(ints(draw(st.integers(0, 5))) for _ in range(4))) for k in recorded}
     membrane = {k: rng.standard_normal((T, n, len(v))).astype(out_dtype)
                 for k, v in recorded.items()}
+    before_reset = {k: rng.standard_normal(v.shape).astype(out_dtype)
+                    for k, v in membrane.items()}
     if membrane and draw(st.booleans()):
         next(iter(membrane.values())).reshape(-1)[0] = np.nan
     return SimResult(
@@ -69,7 +71,8 @@ def _results(draw) -> SimResult:
         encoding=draw(st.sampled_from(["analog", "rate"])), dtype=np.dtype(out_dtype).name,
         time_scheme=draw(st.sampled_from(["synchronous", "temporal", "ilif"])),
         latency=draw(st.integers(0, 100)), recorded=recorded, spike_trains=trains,
-        membrane=membrane, seed=draw(st.integers(0, 2 ** 63 - 1)),
+        membrane=membrane, membrane_before_reset=before_reset,
+        seed=draw(st.integers(0, 2 ** 63 - 1)),
         first_image=draw(st.integers(0, 10 ** 6)), batch_size=draw(st.integers(0, 512)),
         per_image_counts=per_image, network_hash=draw(st.text(max_size=64)),
         method=draw(st.text(max_size=8)),
@@ -183,3 +186,15 @@ def test_event_engine_shards_need_not_align_with_batches():
                batch_size=4)
     whole = evsim.simulate(snn, x, **run)
     assert _differing(evsim.merge(_shards(snn, x, [0, 3, 7, 12], **run)), whole) == []
+
+
+def test_results_saved_before_membrane_before_reset_existed_still_load():
+    from evsim.io.results import read_result, result_payload
+    snn, x = random_network(5)
+    result = evsim.simulate(snn, x, T=4, engine="dense", record=["relu1"])
+    header, arrays = result_payload(result)
+    del header["layers"]["membrane_before_reset"]
+    arrays = {k: v for k, v in arrays.items() if not k.startswith("membrane_before_reset/")}
+    old = read_result("old.npz", header, arrays)
+    assert old.membrane_before_reset == {}
+    assert _differing(old, result) == ["membrane_before_reset"]
