@@ -163,11 +163,11 @@ def explorer_figure(exploration: Exploration, class_names: Sequence[str] | None 
                              showscale=False, name="input"), row=1, col=1)
     for spec, row, col in _panels(exploration, layers, names, exploration.images[0],
                                   exploration.T):
-        kind = spec.pop("kind")
-        fig.add_trace(go.Bar(**spec) if kind == "bar" else go.Scatter(**spec), row=row, col=col)
+        fig.add_trace(go.Bar(spec) if spec["type"] == "bar" else go.Scatter(spec), row=row,
+                      col=col)
     fig.frames = [go.Frame(name=f"{i}:{t}", traces=list(range(1, len(fig.data))),
                            data=[spec for spec, _, _ in _panels(exploration, layers, names,
-                                                                trace, t, frame=True)])
+                                                                trace, t)])
                   for i, trace in enumerate(exploration.images)
                   for t in range(1, exploration.T + 1)]
     _axes(fig, exploration, layers)
@@ -193,29 +193,26 @@ def _picture(image: np.ndarray) -> np.ndarray:
 
 
 def _panels(exploration: Exploration, layers: list[str], names: list[str],
-            trace: ImageTrace, t: int, frame: bool = False):
-    """``(trace spec, row, col)`` of every time-dependent panel at step ``t`` (1-based); a
-    frame's specs carry only the data (no ``kind``)."""
+            trace: ImageTrace, t: int) -> list[tuple[dict, int, int]]:
+    """``(trace spec, row, col)`` of every time-dependent panel at step ``t`` (1-based).
+    Each spec names its ``type``: a frame without it would redraw a bar chart as lines."""
     readout = trace.readout[t - 1]
     colours = [_PREDICTED if k == int(np.argmax(readout)) else _OTHER
                for k in range(len(readout))]
     steps = np.arange(1, t + 1)
-    specs = [({"kind": "bar", "x": names, "y": readout, "marker": {"color": colours}}, 1, 2),
-             ({"kind": "scatter", "x": steps, "y": trace.sops[:t], "mode": "lines+markers",
+    specs = [({"type": "bar", "x": names, "y": readout, "marker": {"color": colours}}, 1, 2),
+             ({"type": "scatter", "x": steps, "y": trace.sops[:t], "mode": "lines+markers",
                "line": {"color": "#2ca02c"}}, 2, 1)]
     for row, name in enumerate(layers, start=3):
         when, who, count = trace.spikes[name]
         shown = when <= t
-        specs.append(({"kind": "scatter", "x": when[shown], "y": who[shown],
+        specs.append(({"type": "scatter", "x": when[shown], "y": who[shown],
                        "mode": "markers", "text": [f"{c} spike(s)" for c in count[shown]],
                        "marker": {"symbol": "line-ns-open", "size": 12, "color": "black"}},
                       row, 1))
         for j, neuron in enumerate(exploration.neurons[name]):
-            specs.append(({"kind": "scatter", "x": steps, "y": trace.membrane[name][:t, j],
+            specs.append(({"type": "scatter", "x": steps, "y": trace.membrane[name][:t, j],
                            "mode": "lines", "name": f"neuron {neuron}"}, row, 2))
-    if frame:
-        return [({k: v for k, v in spec.items() if k != "kind"}, row, col)
-                for spec, row, col in specs]
     return specs
 
 
@@ -276,7 +273,7 @@ def _image_menu(fig, exploration: Exploration, layers: list[str], names: list[st
     count, buttons = len(exploration.images), []
     for i, trace in enumerate(exploration.images):
         specs = [spec for spec, _, _ in _panels(exploration, layers, names, trace,
-                                                 exploration.T, frame=True)]
+                                                 exploration.T)]
         data = {"z": [_picture(trace.image)] + [None] * len(specs),
                 "x": [None] + [spec["x"] for spec in specs],
                 "y": [None] + [spec["y"] for spec in specs],
