@@ -21,7 +21,7 @@ from evsim.models import load_model
 pytest.importorskip("plotly")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the test extra")
 
-CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None or not os.path.exists(CHROMEDRIVER):
     pytest.skip("no Chromium/chromedriver: apt-get install chromium chromium-driver",
