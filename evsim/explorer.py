@@ -57,14 +57,17 @@ class ImageTrace:
 @dataclass(frozen=True, eq=False)
 class Exploration:
     """What the explorer shows: ``T`` steps of each of ``images`` (:class:`ImageTrace`),
-    the ``neurons`` chosen per layer (flat indices, most active first) and each
-    layer's firing ``thresholds`` (a float, or None when they differ per neuron)."""
+    the ``neurons`` chosen per layer (flat indices, most active first), each
+    layer's firing ``thresholds`` (a float, or None when they differ per neuron),
+    the index of the first image in its data set and the network's
+    ``output_shape`` (a vector is drawn as bars, a map as an image)."""
 
     T: int
     images: tuple[ImageTrace, ...]
     neurons: dict[str, np.ndarray]
     thresholds: dict[str, float | None]
     first_image: int = 0
+    output_shape: tuple[int, ...] = ()
 
     def __post_init__(self):
         if not self.images:
@@ -103,7 +106,7 @@ def record_exploration(snn: SpikingNetwork, images: np.ndarray,
     traces = tuple(_trace(snn, images[i], None if labels is None else int(labels[i]), T,
                           chosen, encoding, seed, first_image + i) for i in range(len(images)))
     return Exploration(T, traces, chosen, {name: _threshold(snn, name) for name in chosen},
-                       first_image)
+                       first_image, tuple(snn.network.output_shape))
 
 
 def _checked_layers(snn: SpikingNetwork, layers: Sequence[str] | None) -> list[str]:
@@ -163,15 +166,14 @@ def explorer_figure(exploration: Exploration, class_names: Sequence[str] | None 
                              showscale=False, name="input"), row=1, col=1)
     for spec, row, col in _panels(exploration, layers, names, exploration.images[0],
                                   exploration.T):
-        fig.add_trace(go.Bar(spec) if spec["type"] == "bar" else go.Scatter(spec), row=row,
-                      col=col)
+        fig.add_trace(spec, row=row, col=col)  # a dict naming its type
     fig.frames = [go.Frame(name=f"{i}:{t}", traces=list(range(1, len(fig.data))),
                            data=[spec for spec, _, _ in _panels(exploration, layers, names,
                                                                 trace, t)])
                   for i, trace in enumerate(exploration.images)
                   for t in range(1, exploration.T + 1)]
     _axes(fig, exploration, layers)
-    fig.update_layout(title=_heading(exploration, 0, names, title), showlegend=False,
+    fig.update_layout(title=f"{title}: {_image_name(exploration, 0, names)}", showlegend=False,
                       height=360 + 300 * len(layers), margin={"t": 150},
                       sliders=[_slider(i, exploration.T) for i in range(len(exploration.images))],
                       updatemenus=[_image_menu(fig, exploration, layers, names, title)])
@@ -196,11 +198,8 @@ def _panels(exploration: Exploration, layers: list[str], names: list[str],
             trace: ImageTrace, t: int) -> list[tuple[dict, int, int]]:
     """``(trace spec, row, col)`` of every time-dependent panel at step ``t`` (1-based).
     Each spec names its ``type``: a frame without it would redraw a bar chart as lines."""
-    readout = trace.readout[t - 1]
-    colours = [_PREDICTED if k == int(np.argmax(readout)) else _OTHER
-               for k in range(len(readout))]
     steps = np.arange(1, t + 1)
-    specs = [({"type": "bar", "x": names, "y": readout, "marker": {"color": colours}}, 1, 2),
+    specs = [(_readout(exploration, trace.readout[t - 1], names), 1, 2),
              ({"type": "scatter", "x": steps, "y": trace.sops[:t], "mode": "lines+markers",
                "line": {"color": "#2ca02c"}}, 2, 1)]
     for row, name in enumerate(layers, start=3):
@@ -216,6 +215,22 @@ def _panels(exploration: Exploration, layers: list[str], names: list[str],
     return specs
 
 
+def _readout(exploration: Exploration, readout: np.ndarray, names: list[str]) -> dict:
+    """The readout panel's trace: bars, the predicted class in red, or a map's image."""
+    if len(exploration.output_shape) <= 1:
+        colours = [_PREDICTED if k == int(np.argmax(readout)) else _OTHER
+                   for k in range(len(readout))]
+        return {"type": "bar", "x": names, "y": readout, "marker": {"color": colours}}
+    low, high = _readout_range(exploration)
+    return {"type": "heatmap", "z": _picture(readout.reshape(exploration.output_shape)),
+            "colorscale": "gray", "showscale": False, "zmin": low, "zmax": high}
+
+
+def _readout_range(exploration: Exploration) -> tuple[float, float]:
+    values = [trace.readout for trace in exploration.images]
+    return min(0.0, min(float(v.min()) for v in values)), max(float(v.max()) for v in values)
+
+
 def _axes(fig, exploration: Exploration, layers: list[str]) -> None:
     """Fixed ranges, so that moving the slider or changing the image redraws no axis."""
     T, traces = exploration.T, exploration.images
@@ -223,9 +238,12 @@ def _axes(fig, exploration: Exploration, layers: list[str]) -> None:
     fig.update_xaxes(showticklabels=False, showgrid=False, row=1, col=1)
     fig.update_yaxes(autorange="reversed", showticklabels=False, showgrid=False,
                      scaleanchor="x", row=1, col=1)
-    low = min(0.0, min(float(trace.readout.min()) for trace in traces))
-    high = max(float(trace.readout.max()) for trace in traces)
-    fig.update_yaxes(range=_padded(low, high), row=1, col=2)
+    if len(exploration.output_shape) <= 1:
+        fig.update_yaxes(range=_padded(*_readout_range(exploration)), row=1, col=2)
+    else:
+        fig.update_xaxes(showticklabels=False, showgrid=False, row=1, col=2)
+        fig.update_yaxes(autorange="reversed", showticklabels=False, showgrid=False,
+                         scaleanchor="x2", row=1, col=2)
     fig.update_xaxes(range=steps, title_text="step t", row=2, col=1)
     fig.update_yaxes(range=_padded(0, max(float(trace.sops[-1]) for trace in traces)),
                      row=2, col=1)
@@ -251,11 +269,12 @@ def _padded(low: float, high: float) -> list[float]:
     return [float(low) - pad, float(high) + pad]
 
 
-def _heading(exploration: Exploration, i: int, names: list[str], title: str) -> str:
-    trace = exploration.images[i]
-    label = "" if trace.label is None else f", label {names[trace.label]}" if (
-        0 <= trace.label < len(names)) else f", label {trace.label}"
-    return f"{title}: image {exploration.first_image + i}{label}"
+def _image_name(exploration: Exploration, i: int, names: list[str]) -> str:
+    """``"image 3, label Dress"``: the image's index in its data set and its label."""
+    label = exploration.images[i].label
+    shown = "" if label is None else f", label {names[label]}" if (
+        len(exploration.output_shape) <= 1 and 0 <= label < len(names)) else f", label {label}"
+    return f"image {exploration.first_image + i}{shown}"
 
 
 def _slider(i: int, T: int) -> dict:
@@ -272,16 +291,14 @@ def _image_menu(fig, exploration: Exploration, layers: list[str], names: list[st
     """The dropdown: each button draws its image at the last step and shows its slider."""
     count, buttons = len(exploration.images), []
     for i, trace in enumerate(exploration.images):
-        specs = [spec for spec, _, _ in _panels(exploration, layers, names, trace,
-                                                 exploration.T)]
-        data = {"z": [_picture(trace.image)] + [None] * len(specs),
-                "x": [None] + [spec["x"] for spec in specs],
-                "y": [None] + [spec["y"] for spec in specs],
-                "marker.color": [None] + [spec.get("marker", {}).get("color") for spec in specs]}
+        specs = [{"z": _picture(trace.image)}] + [spec for spec, _, _ in _panels(
+            exploration, layers, names, trace, exploration.T)]
+        data = {key: [spec.get(key) for spec in specs] for key in ("x", "y", "z")}
+        data["marker.color"] = [spec.get("marker", {}).get("color") for spec in specs]
         layout = {f"sliders[{j}].visible": j == i for j in range(count)}
         layout.update({f"sliders[{i}].active": exploration.T - 1,
-                       "title.text": _heading(exploration, i, names, title)})
-        buttons.append({"label": f"image {exploration.first_image + i}", "method": "update",
+                       "title.text": f"{title}: {_image_name(exploration, i, names)}"})
+        buttons.append({"label": _image_name(exploration, i, names), "method": "update",
                         "args": [data, layout]})
     return {"buttons": buttons, "direction": "down", "x": 0.0, "xanchor": "left", "y": 1.0,
             "yanchor": "bottom", "pad": {"b": 40}, "showactive": True}
@@ -339,5 +356,5 @@ def report_section(folder: Path, snn: SpikingNetwork, images: np.ndarray,
                     ""]
 
 
-__all__ = ["record_exploration", "report_section", "explorer_figure", "explorer_html", "write_explorer",
-           "Exploration", "ImageTrace", "IMAGES", "STEPS", "NEURONS"]
+__all__ = ["record_exploration", "report_section", "explorer_figure", "explorer_html",
+           "write_explorer", "Exploration", "ImageTrace", "IMAGES", "STEPS", "NEURONS"]

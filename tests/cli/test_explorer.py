@@ -58,7 +58,8 @@ def test_the_page_holds_a_frame_per_image_and_step(page):
     assert len(layout["sliders"]) == 2 and [s["visible"] for s in layout["sliders"]] == [
         True, False]
     assert [len(s["steps"]) for s in layout["sliders"]] == [6, 6]
-    assert [b["label"] for b in layout["updatemenus"][0]["buttons"]] == ["image 0", "image 1"]
+    assert [b["label"] for b in layout["updatemenus"][0]["buttons"]] == [
+        "image 0, label Ankle boot", "image 1, label Pullover"]
     # heatmap, readout, SOPs, then per layer one raster and one trace per neuron
     assert len(data) == 3 + 3 * (1 + 3)
     assert data[1]["x"] == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
@@ -131,3 +132,14 @@ def test_the_report_has_an_explorer(root):
     page = (report.directory / "explorer.html").read_text(encoding="utf-8")
     assert '"name":"2:4"' in page.replace(" ", "") and "## Interactive explorer" in (
         report.markdown.read_text())
+
+
+def test_a_map_output_is_drawn_as_an_image():
+    from evsim.explorer import explorer_figure, record_exploration
+
+    snn = evsim.convert(load_model("denoiser"), load_bundled_sample("train")[0][:8])
+    seen = record_exploration(snn, load_bundled_sample("test")[0][:1], T=3, neurons=2)
+    figure = explorer_figure(seen)
+    assert seen.output_shape == (1, 28, 28) and figure.data[1].type == "heatmap"
+    assert np.asarray(figure.frames[0].data[0].z).shape == (28, 28)
+    assert [frame.name for frame in figure.frames] == ["0:1", "0:2", "0:3"]
