@@ -143,3 +143,13 @@ def test_a_map_output_is_drawn_as_an_image():
     assert seen.output_shape == (1, 28, 28) and figure.data[1].type == "heatmap"
     assert np.asarray(figure.frames[0].data[0].z).shape == (28, 28)
     assert [frame.name for frame in figure.frames] == ["0:1", "0:2", "0:3"]
+
+
+def test_a_windowed_scheme_has_no_steps_to_explore(capsys, root):
+    snn = evsim.convert(load_model(), load_bundled_sample("train")[0][:16],
+                        time_scheme="temporal")
+    evsim.save(snn, root / "temporal.npz")
+    code = main(["explore", str(root / "temporal.npz"), "bundled", "-o", str(root / "t.html")])
+    err = capsys.readouterr().err
+    assert code == 2 and "the 'temporal' scheme simulates whole windows" in err
+    assert not (root / "t.html").exists()
