@@ -41,6 +41,7 @@ MODULES = [
     ("evsim.analysis.neurobench", "evsim.analysis.neurobench: NeuroBench metrics"),
     ("evsim.plot", "evsim.plot: figures"),
     ("evsim.report", "evsim.report: report folders"),
+    ("evsim.explorer", "evsim.explorer: the interactive explorer page"),
     ("evsim.extras", "evsim.extras: optional dependencies"),
 ]
 

@@ -2,8 +2,9 @@
 
 Subcommands: ``demo`` (the bundled default end to end), ``convert`` (ANN
 file -> spiking network file), ``run`` (simulate a spiking network file on
-data), ``report`` (a folder of plots, Markdown and HTML) and ``compare``
-(conversion methods side by side on one model, resumable). ``run`` and
+data), ``report`` (a folder of plots, Markdown and HTML), ``compare``
+(conversion methods side by side on one model, resumable) and ``explore`` (an
+interactive HTML page to step through a simulation). ``run`` and
 ``compare`` take ``--scheduler ADDRESS`` to run on a Dask cluster. Every
 subcommand has ``--help`` and ``--json``; a failure is one line on stderr,
 exit code 2 for a user error and 1 for an internal one (:func:`main`).
@@ -529,6 +530,41 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explore(args: argparse.Namespace) -> int:
+    """Write an interactive explorer: one self-contained HTML page (plotly.js inline, opens
+    offline) in which a dropdown chooses an image and a slider a time step, showing each
+    layer's spikes and membrane potentials of a few neurons, the readout so far and the
+    synaptic operations so far. Records with the dense engine; needs evsim[explore]."""
+    from .data import CLASS_NAMES
+    from .explorer import write_explorer
+    from .extras import require
+    from .io.atomic import check_output_file
+
+    require("plotly", "evsim explore")
+    check_output_file(args.output)
+    snn = _load_snn(args.network)
+    images, labels, what = _load_data(args.data, "test", snn.network, args.images)
+    if len(images) == 0:
+        raise CommandError(f"{args.data}: holds no images to explore")
+    layers = None if args.layers is None else [n.strip() for n in args.layers.split(",")]
+    names = CLASS_NAMES if snn.network.output_shape == (len(CLASS_NAMES),) and (
+        args.data == BUNDLED) else None
+    with _as_flags():
+        path = write_explorer(args.output, snn, images, labels, class_names=names,
+                              title=f"evsim explorer ({snn.method})", T=args.T,
+                              neurons=args.neurons, layers=layers, encoding=args.encoding,
+                              seed=args.seed)
+    size = path.stat().st_size
+    if args.json:
+        _print_json({"units": {"bytes": "file size in bytes"}, "output": str(path),
+                     "bytes": size, "network": args.network, "data": what,
+                     "images": len(images), "T": args.T, "neurons": args.neurons})
+        return 0
+    print(f"wrote {path} ({size / 1e6:.1f} MB; {len(images)} images of {what}, T = {args.T}; "
+          "open it in a browser, no network needed)")
+    return 0
+
+
 def _check_report_folder(directory: str) -> None:
     from .io.atomic import check_output_folder
     from .report import REPORT_FILES
@@ -729,10 +765,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "simulate them, count SOPs and energy, and write reports.",
                      epilog="examples: evsim demo; evsim convert ann.npz bundled -o snn.npz; "
                      "evsim run snn.npz bundled --T 64; evsim report snn.npz bundled -o report/; "
-                     "evsim compare ann.onnx bundled bundled --methods max,percentile -o cmp/")
+                     "evsim compare ann.onnx bundled bundled --methods max,percentile -o cmp/; "
+                     "evsim explore snn.npz bundled -o page.html")
     parser.add_argument("--version", action="version", version=f"evsim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_demo_parser, _convert_parser, _run_parser, _report_parser, _compare_parser):
+    for add in (_demo_parser, _convert_parser, _run_parser, _report_parser, _compare_parser,
+                _explore_parser):
         add(commands)
     return parser
 
@@ -840,6 +878,31 @@ def _compare_parser(commands) -> None:
     compare.add_argument("--json", action="store_true",
                          help="print one JSON object on stdout (progress stays on stderr)")
     compare.set_defaults(run=_compare)
+
+
+def _explore_parser(commands) -> None:
+    from .explorer import IMAGES, NEURONS, STEPS
+
+    explore = commands.add_parser("explore", help="write an interactive HTML page to step "
+                                  "through a simulation", description=_explore.__doc__)
+    explore.add_argument("network", help="spiking network file (.npz from `evsim convert`)")
+    explore.add_argument("data", help=f"'{BUNDLED}' (the bundled Fashion-MNIST test sample) or "
+                         "an .npz with an 'images' array (N, C, H, W) and optionally 'labels'")
+    explore.add_argument("-o", "--output", required=True, metavar="PAGE",
+                         help="HTML file to write (e.g. page.html)")
+    explore.add_argument("--images", type=_positive, default=IMAGES, metavar="N",
+                         help="the first N images to choose from (default: %(default)s)")
+    explore.add_argument("--T", type=_positive, default=STEPS,
+                         help="time steps (default: %(default)s)")
+    explore.add_argument("--neurons", type=_positive, default=NEURONS, metavar="K",
+                         help="neurons shown per layer, the most active over the images "
+                         "(default: %(default)s)")
+    explore.add_argument("--layers", default=None, metavar="NAMES",
+                         help="comma-separated spiking layers to show (default: all)")
+    _simulation_flags(explore, ("encoding", "seed"))
+    explore.add_argument("--json", action="store_true",
+                         help="print one JSON object on stdout (progress stays on stderr)")
+    explore.set_defaults(run=_explore)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,8 @@
   metrics, conversion error and spike statistics per layer;
 * ``index.html`` -- the same text with every plot embedded (one
   self-contained file that opens in any browser);
+* ``explorer.html`` -- the interactive explorer of the first images
+  (:mod:`evsim.explorer`; with the extra ``evsim[explore]``);
 * one PNG per plot.
 
 Three simulations feed it: the main run on all images (accuracy, SOPs,
@@ -42,6 +44,7 @@ from .analysis.neurobench import (NEUROBENCH_VERSION, neurobench_metrics,
                                   neurobench_static_metrics)
 from .comparison import Comparison
 from .errors import EvsimFileError, EvsimValueError
+from .explorer import report_section as explorer_section
 from .forward import forward
 from .io.atomic import StagedFolder, atomic_file, check_output_file, check_output_folder
 from .options import steps_message
@@ -57,7 +60,7 @@ RASTER_SIDE = 8
 FULL_RECORDING_LIMIT = 2 ** 25
 
 #: Names of the files a report folder holds (glob patterns).
-REPORT_FILES = ("report.md", "index.html", "*.png")
+REPORT_FILES = ("report.md", "index.html", "explorer.html", "*.png")
 #: Names of the files a comparison folder holds besides its ``cells`` folder.
 COMPARISON_FILES = ("comparison.md", "comparison.json", "accuracy_vs_T.png", "report.md",
                     "index.html")
@@ -189,6 +192,9 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
     parts += neurobench.section(runs, list(snn.neurons))
     parts += _error_sections(snn, runs, figure)
     parts += _inside_section(snn, runs, figure)
+    parts += explorer_section(staging.path, snn, images, labels, T=runs.result.T,
+                              encoding=runs.result.encoding, seed=runs.seed,
+                              class_names=class_names)
     parts += ["## Network", "", "```", snn.summary(), "```", ""]
     markdown = "\n".join(parts)
     md_path, html_path = out / "report.md", out / "index.html"

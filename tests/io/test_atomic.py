@@ -1,5 +1,6 @@
 """Files and folders appear complete or not at all; bad output paths fail before any work."""
 
+import importlib.util
 import os
 import threading
 from pathlib import Path
@@ -165,7 +166,8 @@ def test_report_replaces_its_own_previous_folder(tmp_path):
     snn = evsim.convert(load_model(), load_bundled_sample("train")[0][:32])
     report = write_report(previous, snn, load_bundled_sample("test")[0][:2], T=2,
                           engine="dense", analysis_images=1)
+    explorer = ["explorer.html"] if importlib.util.find_spec("plotly") else []  # evsim[explore]
     assert sorted(p.name for p in previous.iterdir()) == sorted(
-        [p.name for p in report.images] + ["index.html", "report.md"])
+        [p.name for p in report.images] + ["index.html", "report.md"] + explorer)
     assert report.markdown.read_text().startswith("# evsim report")
     assert _leftovers(tmp_path) == []

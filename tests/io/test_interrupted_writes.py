@@ -122,8 +122,11 @@ def _check_report(folder: Path) -> str:
     linked = re.findall(r"^!\[.*\]\((.+\.png)\)$", markdown, re.M)
     embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert sorted(linked) == sorted(p.name for p in folder.glob("*.png")), "plots missing"
+    pages = ["explorer.html"] if "`explorer.html`" in markdown else []  # with evsim[explore]
+    for page in pages:
+        assert (folder / page).read_text().rstrip().endswith("</html>"), f"{page} is cut short"
     assert sorted(p.name for p in folder.iterdir()) == sorted(linked + ["index.html",
-                                                                        "report.md"])
+                                                                        "report.md"] + pages)
     for name, data in zip(linked, embedded, strict=True):  # each plot is the one of this run
         assert (folder / name).read_bytes() == base64.b64decode(data), f"{name} is from another run"
     steps = set(re.findall(r"T = (\d+), on", markdown))
