@@ -137,5 +137,6 @@ def test_bad_configurations_are_errors():
     b.add_layer(ReLU())
     b.add_layer(Concat(), conv, b.last, name="joined")
     b.add_layer(ReLU())
-    with pytest.raises(evsim.errors.ConversionError, match=r"'joined' \(Concat\) joins the analog values"):
+    with pytest.raises(evsim.errors.ConversionError,
+                       match=r"'joined' \(Concat\) joins the analog values"):
         plan(b.build())
