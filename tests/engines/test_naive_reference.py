@@ -200,3 +200,17 @@ def test_concat_pad_upsample_equal_the_naive_reference(seed, T, encoding, dtype)
     snn, x = random_routing_network(seed)
     assert any(isinstance(n.layer, evsim.layers.Concat) for n in snn.network)
     _all_agree(snn, x, T, encoding=encoding, dtype=dtype, seed=seed % 1000)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), scheme=st.sampled_from(["temporal", "ilif"]),
+       length=st.sampled_from([1, 3, 4]), encoding=st.sampled_from(["analog", "rate"]),
+       v0=st.sampled_from([0.0, 0.5]))
+def test_concat_pad_upsample_in_the_windowed_schemes(seed, scheme, length, encoding, v0):
+    """The same routing networks in the temporal scheme (window ``length``) and the ilif
+    scheme (``length`` bits)."""
+    base, x = random_routing_network(seed)
+    if scheme == "ilif":
+        encoding = "analog"
+    _all_agree(_windowed(base, scheme, v0, seed), x, length, encoding=encoding,
+               seed=seed % 1000)
