@@ -234,5 +234,6 @@ def analog_head(network: Network, classes: dict[str, str], x: np.ndarray,
     return values
 
 
-__all__ = ["plan", "check_spiking_graph", "trace_source", "trace_sources", "analog_head", "SignalPlan",
-           "SynapticPath", "ConversionError", "ANALOG", "EVENTS", "POOLED", "CURRENT", "ENCODINGS"]
+__all__ = ["plan", "check_spiking_graph", "trace_source", "trace_sources", "analog_head",
+           "SignalPlan", "SynapticPath", "ConversionError", "ANALOG", "EVENTS", "POOLED",
+           "CURRENT", "ENCODINGS"]
