@@ -29,8 +29,10 @@ def _snn(kind: str) -> SpikingNetwork:
     return SpikingNetwork(net, {n: NeuronSpec(np.ones(())) for n in net.activations})
 
 
-@pytest.mark.parametrize("kind,cls", [("concat", "Concat"), ("pad", "Pad"),
-                                      ("upsample", "Upsample")])
-def test_export_refuses_naming_the_layer(kind, cls):
-    with pytest.raises(NIRExportError, match=rf"layer 'joined' \({cls}\): has no NIR equivalent"):
+@pytest.mark.parametrize("kind,cls,what", [("concat", "Concat", "concatenation"),
+                                           ("pad", "Pad", "zero-padding"),
+                                           ("upsample", "Upsample", "upsampling")])
+def test_export_refuses_naming_the_layer(kind, cls, what):
+    with pytest.raises(NIRExportError, match=rf"layer 'joined' \({cls}\): has no NIR "
+                                             rf"equivalent: NIR 1.x has no {what} node"):
         evsim.io.to_nir(_snn(kind))
