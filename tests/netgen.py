@@ -143,8 +143,8 @@ def _branch(rng, b: NetworkBuilder, start: str, channels: int) -> str:
 
 def random_routing_network(seed: int) -> tuple[SpikingNetwork, np.ndarray]:
     """A random SNN with Concats of spikes and of pooled spikes (two or three branches),
-    zero padding and nearest/bilinear upsampling folded into convolutions or read by neurons
-    and the readout, on the dyadic grid; its input may be concatenated with an upsampled
+    zero padding and nearest/bilinear upsampling folded into convolutions or read by neurons,
+    a residual Add and the readout, on the dyadic grid; its input may be concatenated with an upsampled
     pooling of itself (analog values, or rate-coded spikes)."""
     rng = np.random.default_rng(seed)
     c, h, w = int(rng.integers(1, 3)), 2 * int(rng.integers(2, 4)), 2 * int(rng.integers(2, 4))
@@ -167,8 +167,14 @@ def random_routing_network(seed: int) -> tuple[SpikingNetwork, np.ndarray]:
         parts[-1] = b.add_layer(_crop_conv(rng, b, parts[-1], (h, w)), parts[-1])
         parts[-1] = b.add_layer(ReLU())
     joined = b.add_layer(Concat(), *parts)
-    end = rng.choice(["conv", "neuron", "dense", "readout"])
-    if end == "conv":
+    end = rng.choice(["conv", "neuron", "dense", "readout", "add"])
+    if end == "add":  # a residual Add of a convolution's currents and the concatenated spikes
+        width = b.shape(joined)[0]
+        b.add_layer(Conv2d(dyadic(rng, (width, width, 3, 3), bits=2, kmax=2), padding=1),
+                    joined)
+        b.add_layer(Add(), b.last, joined)
+        b.add_layer(ReLU())
+    elif end == "conv":
         b.add_layer(_upsample(rng) if rng.random() < 0.5 else Pad(
             tuple(int(p) for p in rng.integers(0, 2, size=4))), joined)
         b.add_layer(Conv2d(dyadic(rng, (2, b.shape(joined)[0], 3, 3), bits=2, kmax=2),
