@@ -110,8 +110,9 @@ def _classify(network: Network, encoding: str) -> dict[str, str]:
 
 
 def _concat_class(node, ins: list[str], where: str) -> str:
-    """A Concat of spikes or pooled spikes carries weighted events (its readers take each
-    input's events at its channel offset); of analog values, analog values."""
+    """The class of a Concat that reads spikes: weighted events (its readers take each
+    input's events at its channel offset), or an error for currents or analog values among
+    its inputs (a Concat of analog values only is analog, classified before)."""
     if CURRENT in ins:
         src = node.inputs[ins.index(CURRENT)]
         raise ConversionError(f"{where} reads '{src}', which carries currents, not spikes: put "

@@ -140,3 +140,23 @@ def test_bad_configurations_are_errors():
     with pytest.raises(evsim.errors.ConversionError,
                        match=r"'joined' \(Concat\) joins the analog values"):
         plan(b.build())
+
+
+@pytest.mark.parametrize("after,match", [
+    ("currents", r"'joined' \(Concat\) reads 'conv2d2', which carries currents"),
+    ("maxpool", r"'pool' \(MaxPool2d\) reads .*concatenated spikes from 'joined'"),
+])
+def test_concat_of_currents_and_max_pooling_of_a_concat_are_errors(after, match):
+    b = NetworkBuilder((1, 4, 4))
+    b.add_layer(Conv2d(np.ones((1, 1, 1, 1))))
+    spikes = b.add_layer(ReLU())
+    conv = b.add_layer(Conv2d(np.ones((1, 1, 1, 1))))
+    if after == "currents":
+        b.add_layer(Concat(), spikes, conv, name="joined")
+    else:
+        b.add_layer(ReLU())
+        b.add_layer(Concat(), spikes, b.last, name="joined")
+        b.add_layer(evsim.MaxPool2d(2), name="pool")
+    b.add_layer(ReLU())
+    with pytest.raises(evsim.errors.ConversionError, match=match):
+        plan(b.build())
