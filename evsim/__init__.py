@@ -21,6 +21,7 @@ from .forward import forward
 from .io import load, save
 from .layers import (QCFS, Add, AvgPool2d, BatchNorm, Clip, Conv2d, Dense, Flatten,
                      GlobalAvgPool, Input, MaxPool2d, ReLU)
+from .layers import Concat, Pad, Upsample
 from .network import Network, NetworkBuilder, Node
 from .options import METHODS, ConversionOptions
 from .passes import commute_maxpool_activation, fold_batchnorm
@@ -76,4 +77,5 @@ __all__ = [
     "NeuronSpec", "SpikingNetwork", "fold_batchnorm", "commute_maxpool_activation",
     "Input", "Dense", "Conv2d", "AvgPool2d", "MaxPool2d", "GlobalAvgPool", "Flatten", "Add",
     "BatchNorm", "ReLU", "Clip", "QCFS",
+    "Concat", "Pad", "Upsample",
 ]

@@ -231,6 +231,49 @@ def global_avgpool(x: np.ndarray) -> np.ndarray:
     return x.mean(axis=(2, 3), keepdims=True, dtype=x.dtype)
 
 
+def concat(inputs: list[np.ndarray]) -> np.ndarray:
+    """``(B, C_i, H, W)`` inputs -> ``(B, ΣC_i, H, W)``, laid side by side along the channels."""
+    return np.concatenate(inputs, axis=1)
+
+
+def pad(layer: L.Pad, x: np.ndarray) -> np.ndarray:
+    """``x`` (B, C, H, W) with zeros around: ``layer.padding`` (top, bottom, left, right)."""
+    top, bottom, left, right = layer.padding
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+
+
+def upsample_matrix(size: int, scale: int, mode: str, align_corners: bool) -> np.ndarray:
+    """The weights ``(size * scale, size)`` in float64 with which one axis of ``size`` samples
+    becomes ``size * scale`` (PyTorch's ``F.interpolate`` on that axis): nearest copies,
+    bilinear mixes the two nearest input samples."""
+    n_out = size * scale
+    matrix = np.zeros((n_out, size))
+    out = np.arange(n_out)
+    if mode == "nearest":
+        matrix[out, out // scale] = 1.0
+        return matrix
+    if align_corners:
+        source = out * ((size - 1) / (n_out - 1)) if n_out > 1 else np.zeros(n_out)
+    else:
+        source = np.maximum((out + 0.5) / scale - 0.5, 0.0)
+    low = np.minimum(np.floor(source).astype(np.int64), size - 1)
+    high = np.minimum(low + 1, size - 1)
+    frac = source - low
+    np.add.at(matrix, (out, low), 1.0 - frac)
+    np.add.at(matrix, (out, high), frac)
+    return matrix
+
+
+def upsample(layer: L.Upsample, x: np.ndarray) -> np.ndarray:
+    """``x`` (B, C, H, W) -> (B, C, H s_h, W s_w), nearest or bilinear (:func:`upsample_matrix`)."""
+    (sh, sw), h, w = layer.scale, x.shape[2], x.shape[3]
+    if layer.mode == "nearest":
+        return np.ascontiguousarray(np.repeat(np.repeat(x, sh, axis=2), sw, axis=3))
+    rows = upsample_matrix(h, sh, layer.mode, layer.align_corners).astype(x.dtype)
+    cols = upsample_matrix(w, sw, layer.mode, layer.align_corners).astype(x.dtype)
+    return np.ascontiguousarray(np.einsum("oh,bchw,pw->bcop", rows, x, cols))
+
+
 def batchnorm(layer: L.BatchNorm, x: np.ndarray) -> np.ndarray:
     """Per-channel (axis 1) affine map of inference-mode batch normalisation."""
     scale, shift = layer.scale_shift()
@@ -271,4 +314,4 @@ def add(inputs: list[np.ndarray], threads: int = 1, out: np.ndarray | None = Non
 
 __all__ = ["dense", "conv2d", "avgpool2d", "avgpool_divisor", "maxpool2d", "maxpool2d_argmax",
            "gather_windows", "global_avgpool", "batchnorm", "relu", "clip", "qcfs", "add",
-           "IM2COL_FLOATS"]
+           "IM2COL_FLOATS", "concat", "pad", "upsample", "upsample_matrix"]

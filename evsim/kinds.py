@@ -37,7 +37,8 @@ convolutions with a channel multiplier are synapses (their own ``spatial``
 and ``fanout``, and their runs in the event compiler); nearest and bilinear
 upsampling and Pad are averages (fixed per-channel linear maps whose
 ``weights`` fold into their readers, as AvgPool's do); signed neurons are
-neurons. Concat, which lays several inputs side by side, needs a role of its own.
+neurons. Concat, which lays several inputs side by side, has a role of its own (``concat``):
+its readers take each input's values at that input's channel offset.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ MAX_POOL = "max_pool"  # max pooling: spiking max pooling of spikes (pooling ope
 AVERAGE = "average"    # a fixed per-channel average: weighted spikes, folded into readers
 RESHAPE = "reshape"    # flattens in C order, values unchanged (Flatten)
 FOLD = "fold"          # must be folded into a synapse before conversion (BatchNorm)
-ROLES = (INPUT, SYNAPSE, SUM, NEURON, MAX_POOL, AVERAGE, RESHAPE, FOLD)
+CONCAT = "concat"      # lays its inputs side by side along the channels: routing, no SOPs
+ROLES = (INPUT, SYNAPSE, SUM, NEURON, MAX_POOL, AVERAGE, RESHAPE, FOLD, CONCAT)
 
 #: ``forward(layer, inputs, threads, out, per_image) -> output`` on batch-first arrays.
 Forward = Callable[[L.Layer, list[np.ndarray], int, "np.ndarray | None", bool], np.ndarray]
@@ -88,7 +90,8 @@ class KindRules:
             raise EvsimValueError(f"role must be one of {ROLES}, got {self.role!r}")
         needs = {SYNAPSE: ("forward", "fanout", "nonzero_fanout"),
                  AVERAGE: ("forward", "spatial", "weights"), MAX_POOL: ("forward", "spatial"),
-                 SUM: ("forward",), NEURON: ("forward",)}
+                 SUM: ("forward",), NEURON: ("forward",),
+                 CONCAT: ("forward", "spatial", "weights")}
         missing = [name for name in needs.get(self.role, ()) if getattr(self, name) is None]
         if missing:
             raise EvsimValueError(f"a {self.role} kind needs {', '.join(missing)} rules")
@@ -288,6 +291,55 @@ def _conv_nonzero_fanout(layer: L.Conv2d, source_shape: Shape, pooled: sp.spmatr
     return out.reshape(source_shape)
 
 
+# --- zero padding, upsampling and concatenation: fixed per-channel linear maps -----------
+
+def _pad_weights(layer: L.Pad, in_shape: Shape) -> sp.csr_matrix:
+    """Each input position to its place in the padded grid, weight 1."""
+    _, h, w = in_shape
+    top, _, left, _ = layer.padding
+    _, ho, wo = layer.output_shape([in_shape])
+    y, x = np.divmod(np.arange(h * w), w)
+    rows = (y + top) * wo + x + left
+    return sp.csr_matrix((np.ones(h * w), (rows, np.arange(h * w))), shape=(ho * wo, h * w))
+
+
+def _upsample_weights(layer: L.Upsample, in_shape: Shape) -> sp.csr_matrix:
+    """``kron(rows, cols)`` of the per-axis weights (:func:`evsim.ann_ops.upsample_matrix`),
+    its exact zeros dropped."""
+    _, h, w = in_shape
+    rows = ann_ops.upsample_matrix(h, layer.scale[0], layer.mode, layer.align_corners)
+    cols = ann_ops.upsample_matrix(w, layer.scale[1], layer.mode, layer.align_corners)
+    matrix = sp.csr_matrix(sp.kron(sp.csr_matrix(rows), sp.csr_matrix(cols)))
+    matrix.eliminate_zeros()
+    return matrix
+
+
+def _nonzero(weights: Callable[[L.Layer, Shape], sp.spmatrix]):
+    """The boolean spatial map of a weighted one: where a weight is non-zero."""
+    return lambda layer, shape: sp.csr_matrix(weights(layer, shape) != 0)
+
+
+def _identity_weights(layer: L.Layer, in_shape: Shape) -> sp.csr_matrix:
+    return _identity_map(layer, in_shape).astype(np.float64)
+
+
+def _concat_forward(layer: L.Concat, inputs, threads: int, out, per_image: bool) -> np.ndarray:
+    return ann_ops.concat(inputs)
+
+
+def _register_routing() -> None:
+    """Pad and Upsample are averages (their weights fold into their readers, as AvgPool's);
+    a Concat routes each input's values to its channels (the same map on every channel, the
+    identity: :func:`evsim.signals.trace_sources` gives each input its channel offset)."""
+    register(L.Pad, KindRules(AVERAGE, _elementwise(ann_ops.pad), per_image=True,
+                              spatial=_nonzero(_pad_weights), weights=_pad_weights))
+    register(L.Upsample, KindRules(AVERAGE, _elementwise(ann_ops.upsample), per_image=True,
+                                   spatial=_nonzero(_upsample_weights),
+                                   weights=_upsample_weights))
+    register(L.Concat, KindRules(CONCAT, _concat_forward, spatial=_identity_map,
+                                 weights=_identity_weights))
+
+
 def _register_builtin() -> None:
     register(L.Input, KindRules(INPUT))
     register(L.Dense, KindRules(SYNAPSE, _dense_forward, writes_out=True, fanout=_dense_fanout,
@@ -315,6 +367,7 @@ def _register_builtin() -> None:
 
 
 _register_builtin()
+_register_routing()
 
 __all__ = ["KindRules", "register", "rules_of", "role_of", "apply", "ROLES", "INPUT", "SYNAPSE",
-           "SUM", "NEURON", "MAX_POOL", "AVERAGE", "RESHAPE", "FOLD"]
+           "SUM", "NEURON", "MAX_POOL", "AVERAGE", "RESHAPE", "FOLD", "CONCAT"]

@@ -300,6 +300,77 @@ class Add(Layer):
 
 
 @dataclass(frozen=True, eq=False)
+class Concat(Layer):
+    """Two or more ``(C_i, H, W)`` inputs laid side by side along the channel axis,
+    as ``torch.cat(xs, dim=1)`` and ONNX Concat with ``axis=1``."""
+
+    kind: ClassVar[str] = "concat"
+    arity: ClassVar[int] = -1
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        if len(input_shapes) < 2:
+            raise ShapeError(f"needs at least two inputs, got {len(input_shapes)}")
+        first = input_shapes[0]
+        for other in input_shapes:
+            if len(other) != 3 or other[1:] != first[1:]:
+                raise ShapeError(f"concatenates channels of (C, H, W) inputs with equal H and "
+                                 f"W, got shapes {list(input_shapes)}")
+        return (sum(s[0] for s in input_shapes),) + tuple(first[1:])
+
+
+@dataclass(frozen=True, eq=False)
+class Pad(Layer):
+    """Zero padding of the spatial axes: ``padding`` is ``(top, bottom, left, right)`` >= 0,
+    as ONNX Pad (mode constant, value 0) and ``nn.ZeroPad2d``."""
+
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    kind: ClassVar[str] = "pad"
+
+    def __post_init__(self):
+        padding = tuple(int(p) for p in self.padding)
+        if len(padding) != 4 or min(padding) < 0:
+            raise EvsimValueError(f"Pad padding must be four ints >= 0 (top, bottom, left, "
+                                  f"right), got {self.padding!r}")
+        object.__setattr__(self, "padding", padding)
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        if len(shape) != 3:
+            raise ShapeError(f"expects input of shape (C, H, W), got {shape}")
+        top, bottom, left, right = self.padding
+        return (shape[0], shape[1] + top + bottom, shape[2] + left + right)
+
+
+@dataclass(frozen=True, eq=False)
+class Upsample(Layer):
+    """Upsampling of the spatial axes by integer ``scale`` ``(s_h, s_w)``: ``mode`` "nearest"
+    or "bilinear" (with ``align_corners`` as in ``F.interpolate``), as ONNX Resize."""
+
+    scale: tuple[int, int] = (2, 2)
+    mode: str = "nearest"
+    align_corners: bool = False
+    kind: ClassVar[str] = "upsample"
+
+    def __post_init__(self):
+        scale = _pair(self.scale, "Upsample scale")
+        if min(scale) < 1:
+            raise EvsimValueError(f"Upsample scale must be integers >= 1, got {self.scale!r}")
+        if self.mode not in ("nearest", "bilinear"):
+            raise EvsimValueError(f"Upsample mode must be 'nearest' or 'bilinear', got "
+                                  f"{self.mode!r}")
+        if self.mode == "nearest" and self.align_corners:
+            raise EvsimValueError("Upsample align_corners applies to mode 'bilinear' only")
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "align_corners", bool(self.align_corners))
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        if len(shape) != 3:
+            raise ShapeError(f"expects input of shape (C, H, W), got {shape}")
+        return (shape[0], shape[1] * self.scale[0], shape[2] * self.scale[1])
+
+
+@dataclass(frozen=True, eq=False)
 class BatchNorm(Layer):
     """Batch normalisation in inference mode over axis 0 (channels or features).
 
@@ -415,7 +486,9 @@ LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls for cls in (Input, Dense, Conv2d, AvgPool2d, MaxPool2d, GlobalAvgPool, Flatten,
                               Add, BatchNorm, ReLU, Clip, QCFS)
 }
+LAYER_KINDS.update({cls.kind: cls for cls in (Concat, Pad, Upsample)})
 
 __all__ = ["Layer", "Input", "Dense", "Conv2d", "AvgPool2d", "MaxPool2d", "GlobalAvgPool",
            "Flatten", "Add", "BatchNorm", "Activation", "ReLU", "Clip", "QCFS", "ShapeError",
            "LAYER_KINDS", "Shape"]
+__all__ += ["Concat", "Pad", "Upsample"]

@@ -9,7 +9,8 @@ Every layer's output is one of four signal classes:
     integer spike multiplicities × an amplitude: spiking activations,
     MaxPool of events, Flatten of events, and the rate-coded input;
 ``pooled``
-    events passed through AvgPool/GlobalAvgPool (weighted events);
+    events passed through AvgPool/GlobalAvgPool, Pad or Upsample (weighted events), and
+    Concats of events or pooled events;
 ``current``
     Dense/Conv2d outputs of events and Add outputs: values that only a
     spiking layer, an Add or the readout may consume.
@@ -85,6 +86,8 @@ def _classify(network: Network, encoding: str) -> dict[str, str]:
             cls = CURRENT
         elif role == kinds.RESHAPE:
             cls = ins[0]
+        elif role == kinds.CONCAT:
+            cls = _concat_class(node, ins, where)
         elif ins[0] == CURRENT:
             hint = ("put the activation before the max pooling (they commute)"
                     if role == kinds.MAX_POOL else
@@ -98,21 +101,62 @@ def _classify(network: Network, encoding: str) -> dict[str, str]:
             cls = POOLED
         else:  # MAX_POOL
             if ins[0] != EVENTS:
-                raise ConversionError(f"{where} reads average-pooled spikes from "
-                                      f"'{node.inputs[0]}'; spiking max pooling needs spikes")
+                raise ConversionError(f"{where} reads average-pooled, padded, upsampled or "
+                                      f"concatenated spikes from '{node.inputs[0]}'; spiking "
+                                      "max pooling needs spikes: pool before those layers")
             cls = EVENTS
         classes[node.name] = cls
     return classes
 
 
+def _concat_class(node, ins: list[str], where: str) -> str:
+    """The class of a Concat that reads spikes: weighted events (its readers take each
+    input's events at its channel offset), or an error for currents or analog values among
+    its inputs (a Concat of analog values only is analog, classified before)."""
+    if CURRENT in ins:
+        src = node.inputs[ins.index(CURRENT)]
+        raise ConversionError(f"{where} reads '{src}', which carries currents, not spikes: put "
+                              "an activation (ReLU, Clip or QCFS) before the Concat")
+    if ANALOG in ins:
+        src = node.inputs[ins.index(ANALOG)]
+        raise ConversionError(f"{where} joins the analog values of '{src}' with spikes; "
+                              "concatenate layers that all spike, or all analog ones")
+    return POOLED
+
+
+def trace_sources(network: Network, classes: dict[str, str], name: str) -> list[tuple]:
+    """Walk up from ``name`` through pooling, flatten and Concat layers to its events sources.
+
+    Returns ``[(source name, [(layer, input shape), ...], channel offset), ...]``, the chain
+    in data-flow order and the offset of the source's channels in the channels of ``name``'s
+    reader (non-zero only after a Concat). A path through a Concat has the Concat (an
+    identity map) in its chain.
+    """
+    node = network[name]
+    if classes[name] == EVENTS and role_of(node.layer) != kinds.RESHAPE:
+        return [(name, [], 0)]
+    found, offset = [], 0
+    inputs = node.inputs if role_of(node.layer) == kinds.CONCAT else node.inputs[:1]
+    for src in inputs:
+        step = (node.layer, network.shape(src))
+        found += [(source, chain + [step], offset + inner)
+                  for source, chain, inner in trace_sources(network, classes, src)]
+        offset += network.shape(src)[0]
+    return found
+
+
 def trace_source(network: Network, classes: dict[str, str], name: str):
     """Walk up from ``name`` through pooling/flatten to its events source.
 
-    Returns ``(source name, [(layer, input shape), ...])`` in data-flow order.
+    Returns ``(source name, [(layer, input shape), ...])`` in data-flow order. A path through
+    a Concat has several sources: :func:`trace_sources` gives them.
     """
     chain = []
     node = network[name]
     while not (classes[node.name] == EVENTS and role_of(node.layer) != kinds.RESHAPE):
+        if role_of(node.layer) == kinds.CONCAT:
+            raise ConversionError(f"'{name}' reads Concat '{node.name}', which joins several "
+                                  "sources; walk them with evsim.signals.trace_sources")
         src = node.inputs[0]
         chain.append((node.layer, network.shape(src)))
         node = network[src]
@@ -154,9 +198,9 @@ def plan(network: Network, encoding: str = "analog") -> SignalPlan:
         for src in node.inputs:
             if classes[src] not in (EVENTS, POOLED):
                 continue
-            source, chain = trace_source(network, classes, src)
-            fan = path_fanout(network.shape(source), chain, consumer, network.shape(src))
-            paths.append(SynapticPath(node.name, source, fan))
+            for source, chain, _ in trace_sources(network, classes, src):
+                fan = path_fanout(network.shape(source), chain, consumer, network.shape(src))
+                paths.append(SynapticPath(node.name, source, fan))
     return SignalPlan(classes, tuple(paths), macs)
 
 
@@ -191,5 +235,6 @@ def analog_head(network: Network, classes: dict[str, str], x: np.ndarray,
     return values
 
 
-__all__ = ["plan", "check_spiking_graph", "trace_source", "analog_head", "SignalPlan",
-           "SynapticPath", "ConversionError", "ANALOG", "EVENTS", "POOLED", "CURRENT", "ENCODINGS"]
+__all__ = ["plan", "check_spiking_graph", "trace_source", "trace_sources", "analog_head",
+           "SignalPlan", "SynapticPath", "ConversionError", "ANALOG", "EVENTS", "POOLED",
+           "CURRENT", "ENCODINGS"]

@@ -134,6 +134,52 @@ def conv_synapses(layer: L.Conv2d, in_shape) -> tuple[list, tuple]:
     return synapses, (c_out, ho, wo)
 
 
+def pad_weights(layer: L.Pad, in_shape) -> np.ndarray:
+    """Zero padding as a 0/1 matrix (n_out, n_in) over flat channel-first neurons."""
+    c_in, h, w = in_shape
+    top, bottom, left, right = layer.padding
+    ho, wo = h + top + bottom, w + left + right
+    weights = np.zeros((c_in * ho * wo, c_in * h * w))
+    for c in range(c_in):
+        for y in range(h):
+            for x in range(w):
+                weights[_flat(c, y + top, x + left, ho, wo), _flat(c, y, x, h, w)] = 1.0
+    return weights
+
+
+def _bilinear_taps(o: int, size: int, scale: int, align_corners: bool) -> list:
+    """(input index, weight) pairs that output sample ``o`` of one axis mixes (PyTorch's
+    bilinear rule, one axis)."""
+    n_out = size * scale
+    if align_corners:
+        src = o * (size - 1) / (n_out - 1) if n_out > 1 else 0.0
+    else:
+        src = max((o + 0.5) / scale - 0.5, 0.0)
+    i0 = min(int(np.floor(src)), size - 1)
+    i1 = i0 + 1 if i0 < size - 1 else i0
+    lam = src - i0
+    return [(i0, 1.0 - lam), (i1, lam)]
+
+
+def upsample_weights(layer: L.Upsample, in_shape) -> np.ndarray:
+    """Nearest or bilinear upsampling as a matrix (n_out, n_in) over flat neurons."""
+    c_in, h, w = in_shape
+    (sh, sw) = layer.scale
+    ho, wo = h * sh, w * sw
+    weights = np.zeros((c_in * ho * wo, c_in * h * w))
+    for c in range(c_in):
+        for oy in range(ho):
+            for ox in range(wo):
+                target = _flat(c, oy, ox, ho, wo)
+                if layer.mode == "nearest":
+                    weights[target, _flat(c, oy // sh, ox // sw, h, w)] = 1.0
+                    continue
+                for y, wy in _bilinear_taps(oy, h, sh, layer.align_corners):
+                    for x, wx in _bilinear_taps(ox, w, sw, layer.align_corners):
+                        weights[target, _flat(c, y, x, h, w)] += wy * wx
+    return weights
+
+
 @dataclass
 class _Op:
     """A non-spiking layer as explicit matrices over flat neurons.
@@ -150,9 +196,10 @@ class _Op:
     members: np.ndarray | None = None
     divisor: np.ndarray | None = None
     windows: list | None = None
+    parts: list | None = None  # a Concat's targets per input (``targets`` of each)
 
 
-def _build_op(layer, in_shape) -> _Op:
+def _build_op(layer, in_shape, all_shapes=()) -> _Op:
     n_in = int(np.prod(in_shape))
     if isinstance(layer, L.Dense):
         n_out = layer.weight.shape[0]
@@ -178,6 +225,18 @@ def _build_op(layer, in_shape) -> _Op:
                 targets[i].add(o)
         kind = "maxpool" if isinstance(layer, L.MaxPool2d) else "avgpool"
         return _Op(kind, targets, members=members, divisor=divisor, windows=windows)
+    if isinstance(layer, (L.Pad, L.Upsample)):
+        weights = pad_weights(layer, in_shape) if isinstance(layer, L.Pad) else \
+            upsample_weights(layer, in_shape)
+        return _Op("linear", [set(np.flatnonzero(weights[:, i])) for i in range(n_in)],
+                   weights=weights)
+    if isinstance(layer, L.Concat):  # flat channel-first inputs, one after the other
+        parts, offset = [], 0
+        for shape in all_shapes:
+            size = int(np.prod(shape))
+            parts.append([{offset + i} for i in range(size)])
+            offset += size
+        return _Op("concat", [], parts=parts)
     if isinstance(layer, L.Flatten):
         return _Op("flatten", [{i} for i in range(n_in)])
     if isinstance(layer, L.Add):
@@ -206,7 +265,7 @@ def _classes(network, encoding: str) -> dict[str, str]:
             classes[node.name] = "static"
         elif isinstance(layer, L.Flatten):
             classes[node.name] = ins[0]
-        elif isinstance(layer, (L.AvgPool2d, L.GlobalAvgPool)):
+        elif isinstance(layer, (L.AvgPool2d, L.GlobalAvgPool, L.Pad, L.Upsample, L.Concat)):
             classes[node.name] = "pooled"
         elif isinstance(layer, L.MaxPool2d):
             classes[node.name] = "events"
@@ -215,22 +274,28 @@ def _classes(network, encoding: str) -> dict[str, str]:
     return classes
 
 
-def _source_and_chain(network, classes, name: str) -> tuple[str, list[str]]:
-    """The spiking source of ``name`` and the pooling/flatten layers from it to ``name``."""
-    chain = []
-    while not (classes[name] == "events" and not isinstance(network[name].layer, L.Flatten)):
-        chain.append(name)
-        name = network[name].inputs[0]
-    return name, chain[::-1]
+def _sources_and_chains(network, classes, name: str) -> list[tuple[str, list]]:
+    """Every spiking source of ``name`` with the pooling/flatten/concat layers from it to
+    ``name`` (a Concat as ``(name, input index)``)."""
+    if classes[name] == "events" and not isinstance(network[name].layer, L.Flatten):
+        return [(name, [])]
+    node = network[name]
+    if isinstance(node.layer, L.Concat):
+        return [(source, chain + [(name, k)]) for k, src in enumerate(node.inputs)
+                for source, chain in _sources_and_chains(network, classes, src)]
+    return [(source, chain + [name])
+            for source, chain in _sources_and_chains(network, classes, node.inputs[0])]
 
 
-def _reach(ops: dict, chain: list[str], consumer: str | None, n_source: int) -> np.ndarray:
+def _reach(ops: dict, chain: list, consumer: str | None, n_source: int) -> np.ndarray:
     """Distinct targets of every source neuron: its reach followed through each layer."""
     counts = np.zeros(n_source, np.int64)
     for i in range(n_source):
         reached = {i}
-        for name in chain + ([consumer] if consumer else []):
-            reached = set().union(*(ops[name].targets[j] for j in reached))
+        for step in chain + ([consumer] if consumer else []):
+            targets = (ops[step[0]].parts[step[1]] if isinstance(step, tuple)
+                       else ops[step].targets)
+            reached = set().union(*(targets[j] for j in reached))
         counts[i] = len(reached)
     return counts
 
@@ -259,9 +324,9 @@ def _paths(network, classes, ops) -> list[_Path]:
         for src in node.inputs:
             if classes[src] not in ("events", "pooled"):
                 continue
-            source, chain = _source_and_chain(network, classes, src)
-            paths.append(_Path(name, source, _reach(ops, chain, name if synapse else None,
-                                                    _size(network, source))))
+            for source, chain in _sources_and_chains(network, classes, src):
+                paths.append(_Path(name, source, _reach(ops, chain, name if synapse else None,
+                                                        _size(network, source))))
     return paths
 
 
@@ -354,7 +419,8 @@ def simulate(snn, x: np.ndarray, T: int, *, encoding: str = "analog", checkpoint
         checkpoints = [1 << k for k in range(T.bit_length()) if (1 << k) < T] + [T]
     checkpoints = np.array([T] if windowed else sorted(set(checkpoints)), np.int64)
     classes = _classes(network, encoding)
-    ops = {n.name: _build_op(n.layer, network.shape(n.inputs[0]))
+    ops = {n.name: _build_op(n.layer, network.shape(n.inputs[0]),
+                             [network.shape(s) for s in n.inputs])
            for n in network.nodes if n.inputs and n.name not in snn.neurons}
     paths = _paths(network, classes, ops)
     steps = 1 if windowed else T
@@ -439,6 +505,10 @@ class _Image:
             return np.array([max(inputs[0][w]) for w in op.windows])
         if op.kind == "add":
             return np.sum(inputs, axis=0)
+        if op.kind == "linear":  # zero padding, upsampling: no bias
+            return op.weights @ inputs[0]
+        if op.kind == "concat":
+            return np.concatenate(inputs)
         return inputs[0]  # flatten: channel-first flat indices already
 
     def run(self, checkpoints, sops, pool_ops) -> np.ndarray:

@@ -13,7 +13,7 @@ from dyadic import dyadic
 
 from evsim import (Add, AvgPool2d, Conv2d, Dense, Flatten, GlobalAvgPool, MaxPool2d,
                    NetworkBuilder, NeuronSpec, ReLU, SpikingNetwork)
-from evsim.layers import ShapeError
+from evsim.layers import Concat, Pad, ShapeError, Upsample
 
 
 def _try(b: NetworkBuilder, layer, *inputs) -> str | None:
@@ -98,3 +98,106 @@ def random_network(seed: int, *, max_pool: str = "lipooling") -> tuple[SpikingNe
                                    burst=int(rng.integers(1, 4)), allowance=allowance)
     x = dyadic(rng, (int(rng.integers(1, 5)), c, h, w), bits=3, low=0, kmax=8)
     return SpikingNetwork(net, neurons, max_pool=max_pool), x
+
+
+def _neurons(rng, net) -> dict:
+    """Random IF neurons (thresholds k/4, resets, bursts, SpiCalib) for every activation."""
+    neurons = {}
+    for name in net.activations:
+        theta = rng.integers(1, 9, size=(net.shape(name)[0], 1, 1)
+                             if rng.random() < 0.5 else ()).astype(np.float64) / 4
+        neurons[name] = NeuronSpec(theta, theta * rng.integers(0, 3, size=theta.shape) / 2,
+                                   reset=str(rng.choice(["subtract", "zero"])),
+                                   burst=int(rng.integers(1, 4)),
+                                   allowance=float(rng.choice([0, 0, 1, 2.5])))
+    return neurons
+
+
+def _upsample(rng) -> Upsample:
+    """Nearest (any small integer scales) or bilinear at scales 2 and 4 without aligned
+    corners (weights k/8: dyadic)."""
+    if rng.random() < 0.5:
+        return Upsample((int(rng.integers(1, 4)), int(rng.integers(1, 4))), "nearest")
+    return Upsample((int(rng.choice([1, 2, 4])), int(rng.choice([2, 4]))), "bilinear")
+
+
+def _branch(rng, b: NetworkBuilder, start: str, channels: int) -> str:
+    """A spiking branch from ``start`` (even height and width) that keeps its spatial size:
+    a convolution, a padding undone by a convolution, or an average pooling undone by an
+    upsampling."""
+    kind = rng.choice(["conv", "pad", "pool"])
+    cout = int(rng.integers(1, 4))
+    if kind == "conv":
+        b.add_layer(Conv2d(dyadic(rng, (cout, channels, 3, 3), bits=2, kmax=3), padding=1), start)
+    elif kind == "pad":
+        pad = tuple(int(p) for p in rng.integers(0, 3, size=4))
+        b.add_layer(Pad(pad), start)
+        b.add_layer(Conv2d(dyadic(rng, (cout, channels, 1 + pad[0] + pad[1], 1 + pad[2] + pad[3]),
+                                  bits=2, kmax=3)))
+    else:  # h and w are even
+        b.add_layer(AvgPool2d(2), start)
+        b.add_layer(Upsample(2, str(rng.choice(["nearest", "bilinear"]))))
+        b.add_layer(Conv2d(dyadic(rng, (cout, channels, 1, 1), bits=2, kmax=3)))
+    return b.add_layer(ReLU())
+
+
+def random_routing_network(seed: int) -> tuple[SpikingNetwork, np.ndarray]:
+    """A random SNN with Concats of spikes and of pooled spikes (two or three branches),
+    zero padding and nearest/bilinear upsampling folded into convolutions or read by neurons,
+    a residual Add and the readout, on the dyadic grid; its input may be concatenated with an upsampled
+    pooling of itself (analog values, or rate-coded spikes)."""
+    rng = np.random.default_rng(seed)
+    c, h, w = int(rng.integers(1, 3)), 2 * int(rng.integers(2, 4)), 2 * int(rng.integers(2, 4))
+    b = NetworkBuilder((c, h, w))
+    first = b.last
+    if rng.random() < 0.4:
+        b.add_layer(AvgPool2d(2))
+        b.add_layer(Upsample(2, "nearest"))
+        b.add_layer(Concat(), first, b.last)
+    cin = b.shape(b.last)[0]
+    b.add_layer(Conv2d(dyadic(rng, (2, cin, 3, 3), bits=2, kmax=3),
+                       dyadic(rng, 2, bits=3, kmax=3), padding=1))
+    trunk = b.add_layer(ReLU())
+    parts = [trunk] + [_branch(rng, b, trunk, 2) for _ in range(int(rng.integers(0, 3)))]
+    if len(parts) == 1:
+        parts.append(trunk)  # the same spikes twice
+    if rng.random() < 0.5:
+        parts[-1] = b.add_layer(Pad(tuple(int(p) for p in rng.integers(0, 2, size=4))),
+                                parts[-1])
+        parts[-1] = b.add_layer(_crop_conv(rng, b, parts[-1], (h, w)), parts[-1])
+        parts[-1] = b.add_layer(ReLU())
+    joined = b.add_layer(Concat(), *parts)
+    end = rng.choice(["conv", "neuron", "dense", "readout", "add"])
+    if end == "add":  # a residual Add of a convolution's currents and the concatenated spikes
+        width = b.shape(joined)[0]
+        b.add_layer(Conv2d(dyadic(rng, (width, width, 3, 3), bits=2, kmax=2), padding=1),
+                    joined)
+        b.add_layer(Add(), b.last, joined)
+        b.add_layer(ReLU())
+    elif end == "conv":
+        b.add_layer(_upsample(rng) if rng.random() < 0.5 else Pad(
+            tuple(int(p) for p in rng.integers(0, 2, size=4))), joined)
+        b.add_layer(Conv2d(dyadic(rng, (2, b.shape(joined)[0], 3, 3), bits=2, kmax=2),
+                           stride=2, padding=1))
+        b.add_layer(ReLU())
+        spikes = b.last
+        b.add_layer(AvgPool2d(2, 1), spikes)
+        b.add_layer(Concat(), spikes, b.add_layer(Pad((0, 1, 0, 1))))
+    elif end == "neuron":
+        b.add_layer(_upsample(rng), joined)
+        b.add_layer(ReLU())
+    if end != "readout":
+        b.add_layer(Flatten())
+        b.add_layer(Dense(dyadic(rng, (3, b.shape(b.last)[0]), bits=2, kmax=2)))
+    else:
+        b.add_layer(_upsample(rng), joined)
+    net = b.build()
+    x = dyadic(rng, (int(rng.integers(1, 4)), c, h, w), bits=3, low=0, kmax=8)
+    return SpikingNetwork(net, _neurons(rng, net)), x
+
+
+def _crop_conv(rng, b: NetworkBuilder, name: str, size: tuple) -> Conv2d:
+    """A convolution that brings ``name`` back to spatial ``size``."""
+    channels, h, w = b.shape(name)
+    return Conv2d(dyadic(rng, (int(rng.integers(1, 3)), channels, h - size[0] + 1,
+                               w - size[1] + 1), bits=2, kmax=3))

@@ -61,7 +61,7 @@ from ..fanout import path_fanout, spatial_map
 from ..kinds import role_of, rules_of
 from ..network import Network
 from ..pooling import spiking_maxpool
-from ..signals import ANALOG, EVENTS, analog_head, plan, trace_source
+from ..signals import ANALOG, EVENTS, analog_head, plan, trace_sources
 from ..result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
 from ..threads import one_blas_thread
@@ -116,6 +116,36 @@ def nonzero_fanout(source_shape, chain, consumer: L.Layer, consumer_shape) -> np
     if rules.role != kinds.SYNAPSE:
         raise EvsimTypeError(f"no fan-out rule for {type(consumer).__name__}")
     return rules.nonzero_fanout(consumer, source_shape, _chain_map(chain), consumer_shape)
+
+
+def _channel_view(node, chain, offset: int, source_shape) -> L.Layer:
+    """The synapse of ``node`` restricted to the input channels one source reaches it by:
+    all of them, or after a Concat the source's channels from ``offset`` on (the weights
+    of those channels, as if the source were its only input)."""
+    layer = node.layer
+    if not any(role_of(step) == kinds.CONCAT for step, _ in chain):
+        return layer
+    channels = source_shape[0]
+    if isinstance(layer, L.Dense):
+        positions = _chain_map(chain)
+        size = (source_shape[1] * source_shape[2] if positions is None
+                else positions.shape[0])
+        return layer.replace(weight=layer.weight[:, offset * size:(offset + channels) * size])
+    if isinstance(layer, L.Conv2d) and layer.groups == 1:
+        return layer.replace(weight=layer.weight[:, offset:offset + channels])
+    if isinstance(layer, L.Conv2d):
+        per_group_in = layer.weight.shape[1]
+        per_group_out = layer.out_channels // layer.groups
+        if offset % per_group_in or channels % per_group_in:
+            raise EvsimValueError(f"layer '{node.name}' (Conv2d): its groups of "
+                                  f"{per_group_in} input channels straddle the inputs of a "
+                                  "Concat; NeuroBench counts need each group within one input")
+        first, last = offset // per_group_in, (offset + channels) // per_group_in
+        rows = slice(first * per_group_out, last * per_group_out)
+        return layer.replace(weight=layer.weight[rows], groups=last - first,
+                             bias=None if layer.bias is None else layer.bias[rows])
+    raise EvsimTypeError(f"layer '{node.name}' ({type(layer).__name__}) reads a Concat; "
+                         "its NeuroBench fan-out has no channel view")
 
 
 # --- workload ---------------------------------------------------------------------------
@@ -245,10 +275,18 @@ def neurobench_metrics(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
     ops = _Operations()
     _count_analog_head(ops, net, classes, analog_layers, x, T)
     fans = {}
+    traced = {}  # the layer's sources in the order plan lists its paths
     for path in paths:
-        source, chain = trace_source(net, classes, net[path.layer].inputs[0])
-        fans[id(path)] = nonzero_fanout(net.shape(source), chain, net[path.layer].layer,
-                                        net.shape(net[path.layer].inputs[0])).reshape(-1)
+        src = net[path.layer].inputs[0]
+        if path.layer not in traced:
+            traced[path.layer] = iter(trace_sources(net, classes, src))
+        source, chain, offset = next(traced[path.layer])
+        consumer = _channel_view(net[path.layer], chain, offset, net.shape(source))
+        shape = net.shape(src)
+        if consumer is not net[path.layer].layer and len(shape) == 3:  # the source's channels
+            shape = (net.shape(source)[0],) + shape[1:]
+        fans[id(path)] = nonzero_fanout(net.shape(source), chain, consumer,
+                                        shape).reshape(-1)
         ops.dense += n * T * float(path.fanout.sum())
     if _fully_recorded(snn, result):
         active = _count_recorded(ops, snn, result, classes, paths, fans, x, seed)

@@ -77,6 +77,9 @@ class NIRExportWarning(UserWarning):
     """The exported graph relies on metadata that NIR readers may ignore."""
 
 
+#: The kinds NIR 1.x cannot express, and what it lacks for them.
+_NO_NODE = {L.Concat: "concatenation", L.Pad: "zero-padding", L.Upsample: "upsampling"}
+
 def _require_nir():
     return require("nir", "evsim.io.nir (NIR export and import)")
 
@@ -263,6 +266,9 @@ class _Exporter:
                 ceil_mode=layer.ceil_mode, mode=self.snn.max_pool)
             self.extension_nodes.append(name)
             self._add(name, node, self.sources[src], channel[:, None, None] * np.ones(shape))
+        elif isinstance(layer, (L.Concat, L.Pad, L.Upsample)):
+            raise EvsimValueError(f"has no NIR equivalent: NIR 1.x has no {_NO_NODE[type(layer)]} "
+                                  "node; export a network without it")
         else:
             raise EvsimValueError("has no NIR equivalent"
                                   + ("; fold it first (evsim.fold_batchnorm)"

@@ -20,6 +20,12 @@ Add / Sum of tensors                   Add (residual connection)
 element-wise chain with constants      one ReLU, Clip or QCFS
 (Relu, Clip, Mul, Div, Add, Sub,
 Floor, Ceil, Round, Neg, Min, Max)
+Concat (axis 1, of tensors)            Concat
+Pad (constant 0, H and W, >= 0)        Pad
+Resize / Upsample: nearest             Upsample (integer scales from the scales
+(asymmetric, floor) or linear          input, or sizes, e.g. computed from
+(half_pixel, pytorch_half_pixel,       Shape: folded to constants)
+align_corners), integer scales
 Identity; Dropout (inference)          nothing: they pass their input on
 any node whose inputs are constants    evaluated at import (constant folding)
 any node no graph output depends on    nothing: skipped, as ONNX runtimes skip it
@@ -65,7 +71,7 @@ if TYPE_CHECKING:
 SUPPORTED = ("Conv", "Gemm", "MatMul", "BatchNormalization", "MaxPool", "AveragePool",
              "GlobalAveragePool", "ReduceMean", "Flatten", "Reshape", "Shape", "Add", "Sum",
              "Sub", "Mul", "Div", "Min", "Max", "Relu", "Clip", "Floor", "Ceil", "Round", "Neg",
-             "Identity", "Dropout", "Constant")
+             "Identity", "Dropout", "Constant", "Concat", "Pad", "Resize", "Upsample")
 
 
 class UnsupportedOperatorError(UnsupportedModelError):
@@ -749,12 +755,113 @@ class _Importer:
         self._chain(index, node, inputs[0], lambda y: np.minimum(np.maximum(y, low), high),
                     (low, high))
 
+    def _concat(self, index, node, inputs) -> None:
+        axis = self._attributes(node).get("axis")
+        ranks = {len(self._shape(v)) + 1 for v in inputs if not isinstance(v, _Const)}
+        if ranks != {4} or axis not in (1, -3):
+            raise _node_error(index, node, f"concatenates along axis {axis} of rank-{ranks} "
+                                           "tensors; evsim concatenates (batch, C, H, W) tensors "
+                                           "along the channels (axis 1) only")
+        sources = [self._layer(v, index, node) for v in inputs]
+        self._set(node, _Layer(self._add(L.Concat(), sources, (index,))))
+
+    def _pad(self, index, node, inputs) -> None:
+        attrs = self._attributes(node)
+        if self.opset < 11:
+            pads, value = attrs.get("pads", ()), attrs.get("value", 0.0)
+        else:
+            pads = self._constant(inputs, 1, "pads", index, node)
+            value = (0.0 if len(inputs) < 3 or inputs[2] is None else
+                     self._constant(inputs, 2, "constant_value", index, node))
+            if len(inputs) > 3 and inputs[3] is not None:
+                raise _node_error(index, node, "its axes input is not supported; give pads for "
+                                               "every axis")
+        pads = [int(p) for p in np.asarray(pads).ravel()]
+        mode = attrs.get("mode", "constant")
+        if mode != "constant" or np.any(np.asarray(value) != 0):
+            raise _node_error(index, node, f"pads with mode '{mode}' and value "
+                                           f"{np.asarray(value).tolist()}; evsim pads with zeros "
+                                           "only (mode 'constant', value 0)")
+        if len(pads) != 8 or any(pads[k] for k in (0, 1, 4, 5)) or min(pads) < 0:
+            raise _node_error(index, node, f"pads {pads}; evsim pads H and W of a (batch, C, H, "
+                                           "W) tensor by >= 0 only (no cropping)")
+        layer = L.Pad((pads[2], pads[6], pads[3], pads[7]))
+        self._set(node, _Layer(self._add(layer, [self._layer(inputs[0], index, node)],
+                                         (index,))))
+
+    def _resize_scale(self, index, node, inputs, size: tuple) -> tuple[int, int]:
+        """The integer (H, W) scales of a Resize/Upsample from its scales or sizes input."""
+        if node.op_type == "Upsample" and self.opset < 9:
+            scales = np.asarray(self._attributes(node).get("scales", ()), np.float64)
+        elif node.op_type == "Upsample":
+            scales = self._constant(inputs, 1, "scales", index, node).astype(np.float64)
+        elif len(inputs) > 3 and inputs[3] is not None:
+            scales = self._sizes_scale(index, node, inputs[3], size)
+        else:
+            scales = self._constant(inputs, 2, "scales", index, node).astype(np.float64)
+        scales = scales.ravel()
+        if (len(scales) != 4 or scales[0] != 1 or scales[1] != 1
+                or np.any(scales[2:] != np.round(scales[2:])) or np.any(scales[2:] < 1)):
+            raise _node_error(index, node, f"resizes by scales {scales.tolist()}; evsim "
+                                           "upsamples H and W of a (batch, C, H, W) tensor by "
+                                           "integer scales >= 1 only")
+        return int(scales[2]), int(scales[3])
+
+    def _sizes_scale(self, index, node, value: _Value, size: tuple) -> np.ndarray:
+        """Scales from a Resize's sizes input, which may hold the batch size (computed from
+        Shape): then one per probe batch size, each (batch, C, H', W')."""
+        if not isinstance(value, _Const):
+            raise _node_error(index, node, "its sizes (input 3) must be computable at import")
+        found = set()
+        for k, sizes in enumerate(value.values):
+            sizes = np.asarray(sizes, np.float64).ravel()
+            batch = self.probes[min(k, len(self.probes) - 1)] if len(value.values) > 1 else \
+                sizes[0]
+            found.add(tuple(sizes / np.array((batch, *size), np.float64)) if len(sizes) == 4
+                      else tuple(sizes))
+        if len(found) != 1:
+            raise _node_error(index, node, f"its sizes {sorted(found)} depend on the batch size")
+        return np.array(found.pop())
+
+    def _resize(self, index, node, inputs) -> None:
+        attrs = self._attributes(node)
+        source = self._layer(inputs[0], index, node)
+        size = self.builder.shape(source)
+        if len(size) != 3:
+            raise _node_error(index, node, f"resizes a tensor of per-image shape {size}; evsim "
+                                           "upsamples (batch, C, H, W) tensors only")
+        scale = self._resize_scale(index, node, inputs, size)
+        mode = attrs.get("mode", "nearest")
+        transform = attrs.get("coordinate_transformation_mode",
+                              "asymmetric" if node.op_type == "Upsample" else "half_pixel")
+        unsupported = [k for k in ("antialias", "exclude_outside") if attrs.get(k, 0)]
+        layer = None
+        nearest_mode = attrs.get("nearest_mode",
+                                 "round_prefer_floor" if node.op_type == "Resize" else "floor")
+        if unsupported:
+            pass  # refused below
+        elif mode == "nearest" and transform == "asymmetric" and nearest_mode == "floor":
+            layer = L.Upsample(scale, "nearest")
+        elif mode in ("linear", "bilinear") and transform in ("align_corners", "half_pixel",
+                                                              "pytorch_half_pixel"):
+            # at integer scales >= 1 half_pixel and pytorch_half_pixel agree with PyTorch
+            layer = L.Upsample(scale, "bilinear", align_corners=transform == "align_corners")
+        if layer is None:
+            raise _node_error(index, node, f"mode '{mode}' with coordinate_transformation_mode "
+                                           f"'{transform}', nearest_mode '{nearest_mode}'"
+                                           + (f" and {unsupported}" if unsupported else "")
+                                           + " is not supported; evsim upsamples nearest "
+                                           "(asymmetric, floor: PyTorch's 'nearest') or "
+                                           "bilinear (half_pixel or align_corners)")
+        self._set(node, _Layer(self._add(layer, [source], (index,))))
+
     _HANDLERS: dict[str, Callable] = {
         "Conv": _conv, "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batchnorm,
         "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _global_avgpool,
         "ReduceMean": _reduce_mean,
         "Flatten": _flatten, "Reshape": _reshape, "Shape": _shape_of, "Identity": _passthrough,
-        "Dropout": _passthrough, "Clip": _clip,
+        "Dropout": _passthrough, "Clip": _clip, "Concat": _concat, "Pad": _pad,
+        "Resize": _resize, "Upsample": _resize,
         **dict.fromkeys(_NARY, _elementwise), **dict.fromkeys(_UNARY, _unary),
     }
 

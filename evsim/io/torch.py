@@ -21,6 +21,8 @@ Mapped (modules, functions and tensor methods):
 - Flatten: ``nn.Flatten()``, ``torch.flatten(x, 1)``, ``x.flatten(1)``,
   ``x.view(x.size(0), -1)``, ``x.reshape(x.shape[0], -1)``;
 - Add: ``a + b``, ``torch.add(a, b)``, ``a.add(b)`` between two tensors;
+- ``torch.cat(xs, dim=1)`` → Concat; ``nn.ZeroPad2d`` / ``F.pad`` (constant 0) → Pad;
+  ``nn.Upsample`` / ``F.interpolate`` (nearest or bilinear, integer scales) → Upsample;
 - no-ops: ``nn.Identity``, ``nn.Dropout`` / ``Dropout1d`` / ``Dropout2d``, ``F.dropout``.
 """
 
@@ -64,6 +66,10 @@ def _sig_dropout(input, p=0.5, training=True, inplace=False): ...
 def _sig_size(input, dim=None): ...
 def _sig_getattr(input, name): ...
 def _sig_getitem(input, index): ...
+def _sig_cat(tensors, dim=0): ...
+def _sig_pad(input, pad, mode="constant", value=None): ...
+def _sig_interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                     recompute_scale_factor=None, antialias=False): ...
 
 
 class _Marker:
@@ -160,7 +166,7 @@ class _Importer:
         self.module_types = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Conv2d,
                              nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Hardtanh,
                              training.ClipReLU, training.QCFS, nn.MaxPool2d, nn.AvgPool2d,
-                             nn.AdaptiveAvgPool2d, nn.Flatten)
+                             nn.AdaptiveAvgPool2d, nn.Flatten, nn.ZeroPad2d, nn.Upsample)
         relu = ("relu", _sig_unary)
         clip = ("clamp", _sig_clamp)
         self.functions = {
@@ -173,6 +179,8 @@ class _Importer:
             operator.add: ("add", _sig_add), torch.add: ("add", _sig_add),
             F.dropout: ("identity", _sig_dropout),
             getattr: ("getattr", _sig_getattr), operator.getitem: ("getitem", _sig_getitem),
+            torch.cat: ("cat", _sig_cat), torch.concat: ("cat", _sig_cat),
+            F.pad: ("pad", _sig_pad), F.interpolate: ("interpolate", _sig_interpolate),
         }
         self.methods = {"relu": relu, "relu_": relu, "clamp": clip, "clip": clip,
                         "flatten": ("flatten", _sig_flatten), "add": ("add", _sig_add),
@@ -279,6 +287,10 @@ class _Importer:
                                   m.count_include_pad, m.divisor_override)
         if isinstance(m, nn.AdaptiveAvgPool2d):
             return self._adaptive(node, x, m.output_size)
+        if isinstance(m, nn.ZeroPad2d):
+            return self._pad(node, x, m.padding, "constant", 0.0)
+        if isinstance(m, nn.Upsample):
+            return self._interpolate(node, x, m.size, m.scale_factor, m.mode, m.align_corners)
         return self._flatten(node, x, m.start_dim, m.end_dim)
 
     def _numpy(self, tensor):
@@ -308,6 +320,9 @@ class _Importer:
             raise self._error(node, f"has arguments evsim does not understand: {err}") from None
         bound.apply_defaults()
         a = bound.arguments
+        if kind == "cat":
+            self.values[node] = self._cat(node, a["tensors"], a["dim"])
+            return
         x = a["input"]
         if kind == "relu":
             value = self._layer(node, L.ReLU(), x)
@@ -334,6 +349,10 @@ class _Importer:
             value = self._layer(node, L.Add(), x, a["other"])
         elif kind == "identity":
             value = self._tensor(node, x)
+        elif kind in ("pad", "interpolate"):
+            value = (self._pad(node, x, a["pad"], a["mode"], a["value"]) if kind == "pad" else
+                     self._interpolate(node, x, a["size"], a["scale_factor"], a["mode"],
+                                       a["align_corners"], a["antialias"]))
         elif kind == "getattr":
             if a["name"] != "shape":
                 raise self._error(node, f"reads the attribute '{a['name']}'")
@@ -382,6 +401,43 @@ class _Importer:
             raise self._error(node, f"pools adaptively to {output_size}; evsim maps only "
                               "output size 1 (GlobalAvgPool); use AvgPool2d for the rest")
         return self._layer(node, L.GlobalAvgPool(), x)
+
+    def _cat(self, node, tensors, dim) -> str:
+        if not isinstance(tensors, (list, tuple)) or len(tensors) < 2:
+            raise self._error(node, "concatenates fewer than two tensors")
+        ranks = {len(self.builder.shape(self._tensor(node, t))) for t in tensors}
+        if ranks != {3} or dim not in (1, -3):
+            raise self._error(node, f"concatenates along dim {dim}; evsim concatenates "
+                              "(batch, C, H, W) tensors along the channels only: dim=1")
+        return self._layer(node, L.Concat(), *tensors)
+
+    def _pad(self, node, x, pad, mode, value) -> str:
+        pad = (pad,) * 4 if isinstance(pad, int) else tuple(pad)
+        if mode != "constant" or value not in (None, 0, 0.0):
+            raise self._error(node, f"pads with mode '{mode}' and value {value}; evsim pads "
+                              "with zeros only (mode 'constant', value 0)")
+        if len(pad) != 4 or min(pad) < 0:
+            raise self._error(node, f"pads by {pad}; evsim pads the last two dims (left, "
+                              "right, top, bottom) by >= 0 only")
+        left, right, top, bottom = pad
+        return self._layer(node, L.Pad((top, bottom, left, right)), x)
+
+    def _interpolate(self, node, x, size, scale_factor, mode, align_corners,
+                     antialias=False) -> str:
+        shape = self.builder.shape(self._tensor(node, x))
+        if size is not None and len(shape) == 3:
+            size = _pair(size)
+            scale = tuple(s / n for s, n in zip(size, shape[1:]))
+        else:
+            scale = scale_factor if isinstance(scale_factor, (tuple, list)) else \
+                (scale_factor, scale_factor)
+        if (len(shape) != 3 or None in scale or any(float(s) != int(s) or s < 1 for s in scale)
+                or mode not in ("nearest", "bilinear") or antialias):
+            raise self._error(node, f"resizes with mode '{mode}', scale {scale}"
+                              + (", antialias" if antialias else "") + "; evsim upsamples "
+                              "(batch, C, H, W) tensors by integer scales, nearest or bilinear")
+        return self._layer(node, L.Upsample(tuple(int(s) for s in scale), mode,
+                                            bool(align_corners) and mode == "bilinear"), x)
 
     def _flatten(self, node, x, start_dim, end_dim) -> str:
         last = len(self.builder.shape(self._tensor(node, x)))  # batched index of the last dim

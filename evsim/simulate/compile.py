@@ -38,7 +38,7 @@ from .. import kinds
 from .. import layers as L
 from ..fanout import path_fanout, spatial_map
 from ..kinds import role_of, rules_of
-from ..signals import ANALOG, CURRENT, plan, trace_source
+from ..signals import ANALOG, CURRENT, plan, trace_sources
 from ..spiking import SpikingNetwork
 from .kernels import (LAYOUT, OP_ADD, OP_COPYPERM, OP_FILL, OP_MAXPOOL, OP_NEURON, OP_RATE,
                       OP_SCATTER, OP_WIDTH)
@@ -198,14 +198,14 @@ def _merge_runs(n_positions: int, s, out, w, length, factor) -> tuple:
 
 
 def _conv_runs(consumer: L.Conv2d, consumer_in_shape, q, s, factor, channels: int,
-               q_size: int) -> tuple:
+               q_size: int, offset: int = 0) -> tuple:
     """A convolution's run entries, weights and per-channel offsets (see :func:`_runs`)."""
     _, hq, wq = consumer_in_shape
     _, ho, wo = consumer.output_shape([consumer_in_shape])
     kh, kw = consumer.kernel_size
     cout, cin_g = consumer.out_channels, consumer.weight.shape[1]
     cout_g = cout // consumer.groups
-    c = np.arange(channels, dtype=np.int64)
+    c = offset + np.arange(channels, dtype=np.int64)
     targets = []
     qy, qx = np.divmod(q, wq)
     for ky in range(kh):
@@ -228,23 +228,26 @@ def _conv_runs(consumer: L.Conv2d, consumer_in_shape, q, s, factor, channels: in
 
 
 def _dense_runs(consumer: L.Dense, consumer_in_shape, q, s, factor, channels: int,
-                q_size: int) -> tuple:
+                q_size: int, offset: int = 0) -> tuple:
     """A dense layer's run entries, weights and per-channel offsets (see :func:`_runs`)."""
     n_out = consumer.out_features
-    c = np.arange(channels, dtype=np.int64)
+    c = offset + np.arange(channels, dtype=np.int64)
     # input row of the dense layer: channel-first flatten of (channel, pooled position)
     entries = [s, np.zeros_like(s), q * n_out, np.full(s.size, n_out), factor]
     return entries, consumer.weight.T, np.zeros_like(c), c * q_size * n_out
 
 
 #: How each synapse kind lowers to runs: ``(consumer, its input shape, pooled positions q,
-#: source positions s, factors, source channels, pooled size) -> (entries [s, out, w, length,
-#: factor], weights laid out for the runs, channel_out, channel_w)``.
+#: source positions s, factors, source channels, pooled size, offset of the source's channels
+#: in the consumer's input (after a Concat)) -> (entries [s, out, w, length, factor], weights
+#: laid out for the runs, channel_out, channel_w)``.
 _SYNAPSE_RUNS = {L.Conv2d: _conv_runs, L.Dense: _dense_runs}
 
 
-def _runs(source_shape, chain, consumer: L.Layer | None, consumer_in_shape) -> _Runs:
-    """The runs of one synaptic path from a spiking layer of ``source_shape``."""
+def _runs(source_shape, chain, consumer: L.Layer | None, consumer_in_shape, offset: int = 0,
+          width: int | None = None) -> _Runs:
+    """The runs of one synaptic path from a spiking layer of ``source_shape``, whose channels
+    start at channel ``offset`` of the ``width`` channels the consumer reads (a Concat's)."""
     channels = source_shape[0] if len(source_shape) == 3 else 1
     pooled, flattened = _pooled_map(chain, source_shape)
     coo = pooled.tocoo()
@@ -257,10 +260,11 @@ def _runs(source_shape, chain, consumer: L.Layer | None, consumer_in_shape) -> _
             raise EvsimValueError(f"the event engine cannot lower {type(consumer).__name__}: "
                                   "add its runs to evsim.simulate.compile._SYNAPSE_RUNS")
         entries, weights, channel_out, channel_w = lower(consumer, consumer_in_shape, q, s,
-                                                         factor, channels, q_size)
+                                                         factor, channels, q_size, offset)
     else:  # one value per target: an Add, an activation, the readout
-        c = np.arange(channels, dtype=np.int64)
-        entries = [s, q if flattened else q * channels, np.zeros_like(s), np.ones_like(s),
+        c = offset + np.arange(channels, dtype=np.int64)
+        width = channels if width is None else width
+        entries = [s, q if flattened else q * width, np.zeros_like(s), np.ones_like(s),
                    factor]
         weights = np.ones(1)
         channel_out, channel_w = (c * q_size if flattened else c), np.zeros_like(c)
@@ -338,11 +342,20 @@ class _Compiler:
         return offset
 
     def scatter(self, src: str, consumer, consumer_in_shape, dst: int, sop_slot: int) -> None:
-        """The scatter of the events reaching ``consumer`` through ``src`` into ``dst``."""
+        """The scatters of the events reaching ``consumer`` through ``src`` into ``dst``: one
+        per events source (several through a Concat)."""
+        width = self.net.shape(src)[0] if len(self.net.shape(src)) == 3 else None
+        for source, chain, offset in trace_sources(self.net, self.classes, src):
+            self.scatter_source(source, chain, offset, width, consumer, consumer_in_shape, dst,
+                                sop_slot)
+
+    def scatter_source(self, source: str, chain, offset: int, width: int | None, consumer,
+                       consumer_in_shape, dst: int, sop_slot: int) -> None:
+        """The scatter of ``source``'s events through ``chain`` into ``dst``, its channels at
+        ``offset`` of the ``width`` channels ``consumer`` reads."""
         b = self.b
-        source, chain = trace_source(self.net, self.classes, src)
         shape = self.net.shape(source)
-        runs = _runs(shape, chain, consumer, consumer_in_shape)
+        runs = _runs(shape, chain, consumer, consumer_in_shape, offset, width)
         fanout = _per_position(path_fanout(shape, chain, consumer, consumer_in_shape))
         b.op(OP_SCATTER, slot=self.slots[source], amplitude=self.amps[source],
              channels=shape[0] if len(shape) == 3 else 1, run_ptr=b.ints(runs.ptr),
@@ -362,8 +375,9 @@ class _Compiler:
         return current
 
     def lower(self, node) -> None:
-        """Lower one layer. Averages (AvgPool, GlobalAvgPool) and reshapes (Flatten) of events
-        are folded into their readers' runs and have no rows of their own."""
+        """Lower one layer. Averages (AvgPool, GlobalAvgPool, Pad, Upsample), Concats and
+        reshapes (Flatten) of events are folded into their readers' runs and have no rows of
+        their own."""
         cls, role = self.classes[node.name], role_of(node.layer)
         if cls == ANALOG:
             self.lower_analog(node)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from netgen import random_network
+from netgen import random_network, random_routing_network
 
 import evsim
 import naive_reference as naive
@@ -187,3 +187,30 @@ def test_the_reference_imports_no_engine_code():
         elif isinstance(node, ast.ImportFrom):
             imported |= {f"{node.module}.{alias.name}" for alias in node.names}
     assert {name for name in imported if "evsim" in name} == {"evsim.layers"}, imported
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), T=st.integers(1, 10),
+       encoding=st.sampled_from(["analog", "rate"]),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_concat_pad_upsample_equal_the_naive_reference(seed, T, encoding, dtype):
+    """Concats of spikes, of pooled spikes and of the input (analog or rate-coded), zero
+    padding and nearest/bilinear upsampling folded into convolutions, read by neurons or by
+    the readout: outputs, spikes and SOPs of both engines equal the reference's."""
+    snn, x = random_routing_network(seed)
+    assert any(isinstance(n.layer, evsim.layers.Concat) for n in snn.network)
+    _all_agree(snn, x, T, encoding=encoding, dtype=dtype, seed=seed % 1000)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), scheme=st.sampled_from(["temporal", "ilif"]),
+       length=st.sampled_from([1, 3, 4]), encoding=st.sampled_from(["analog", "rate"]),
+       v0=st.sampled_from([0.0, 0.5]))
+def test_concat_pad_upsample_in_the_windowed_schemes(seed, scheme, length, encoding, v0):
+    """The same routing networks in the temporal scheme (window ``length``) and the ilif
+    scheme (``length`` bits)."""
+    base, x = random_routing_network(seed)
+    if scheme == "ilif":
+        encoding = "analog"
+    _all_agree(_windowed(base, scheme, v0, seed), x, length, encoding=encoding,
+               seed=seed % 1000)

@@ -183,12 +183,15 @@ def _every_kind_network():
     b.add_layer(L.Clip(2.5), "relu", name="clip")
     b.add_layer(L.QCFS(lam=3.0, levels=6, shift=0.25), "relu", name="qcfs")
     b.add_layer(L.Add(), "clip", "qcfs", name="add")
+    b.add_layer(L.Concat(), "add", "relu", name="cat")
+    b.add_layer(L.Pad((1, 0, 2, 1)), name="pad")
+    b.add_layer(L.Upsample((2, 1), "bilinear", align_corners=True), name="up")
     b.add_layer(L.AvgPool2d((3, 2), (2, 2), (1, 1), ceil_mode=True, count_include_pad=False),
                 name="avg")
     b.add_layer(L.MaxPool2d(2, 1, 1, ceil_mode=True), name="max")
     b.add_layer(L.GlobalAvgPool(), name="gap")
     b.add_layer(L.Flatten(), name="flat")
-    b.add_layer(L.Dense(rng.standard_normal((3, 6)).astype(np.float32),
+    b.add_layer(L.Dense(rng.standard_normal((3, 12)).astype(np.float32),
                         rng.standard_normal(3).astype(np.float32)), name="fc")
     return b.build()
 
