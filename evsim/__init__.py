@@ -22,6 +22,7 @@ from .io import load, save
 from .layers import (QCFS, Add, AvgPool2d, BatchNorm, Clip, Conv2d, Dense, Flatten,
                      GlobalAvgPool, Input, MaxPool2d, ReLU)
 from .layers import Concat, Pad, Upsample
+from .layers import Identity, LeakyReLU
 from .network import Network, NetworkBuilder, Node
 from .options import METHODS, ConversionOptions
 from .passes import commute_maxpool_activation, fold_batchnorm
@@ -78,4 +79,5 @@ __all__ = [
     "Input", "Dense", "Conv2d", "AvgPool2d", "MaxPool2d", "GlobalAvgPool", "Flatten", "Add",
     "BatchNorm", "ReLU", "Clip", "QCFS",
     "Concat", "Pad", "Upsample",
+    "LeakyReLU", "Identity",
 ]

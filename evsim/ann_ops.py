@@ -291,6 +291,16 @@ def clip(layer: L.Clip, x: np.ndarray) -> np.ndarray:
     return np.clip(x, 0, layer.max_value).astype(x.dtype, copy=False)
 
 
+def leaky_relu(layer: L.LeakyReLU, x: np.ndarray) -> np.ndarray:
+    """``x`` where ``x ≥ 0``, else ``alpha · x``, element-wise, in x's dtype."""
+    return np.where(x >= 0, x, x * x.dtype.type(layer.alpha))
+
+
+def identity(layer: L.Identity, x: np.ndarray) -> np.ndarray:
+    """``x`` itself (a copy)."""
+    return x.copy()
+
+
 def qcfs(layer: L.QCFS, x: np.ndarray) -> np.ndarray:
     """``λ clip(floor(x L / λ + shift), 0, L) / L``, element-wise, in x's dtype."""
     lam, levels = x.dtype.type(layer.lam), x.dtype.type(layer.levels)
@@ -315,3 +325,4 @@ def add(inputs: list[np.ndarray], threads: int = 1, out: np.ndarray | None = Non
 __all__ = ["dense", "conv2d", "avgpool2d", "avgpool_divisor", "maxpool2d", "maxpool2d_argmax",
            "gather_windows", "global_avgpool", "batchnorm", "relu", "clip", "qcfs", "add",
            "IM2COL_FLOATS", "concat", "pad", "upsample", "upsample_matrix"]
+__all__ += ["leaky_relu", "identity"]

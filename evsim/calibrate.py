@@ -44,6 +44,10 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
                       progress: bool = False) -> dict[str, np.ndarray]:
     """λ for every activation layer from its ANN outputs on ``inputs``.
 
+    An activation with a negative slope (LeakyReLU, the identity of a linear bottleneck)
+    becomes signed neurons whose spikes carry ±θ: its λ is taken of the magnitudes ``|a|``
+    of its outputs, so that θ covers both signs (methods.md §5b).
+
     Parameters
     ----------
     network:
@@ -88,6 +92,8 @@ def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = 
     scales = {}
     for name in names:
         values = acts.pop(name)
+        if network[name].layer.negative_slope > 0:  # signed neurons: λ covers both signs
+            values = np.abs(values)
         if channelwise:
             per_channel = np.moveaxis(values, 1, 0).reshape(values.shape[1], -1)
             lam = np.array([_layer_lambda(c, statistic, per_layer[name], percentile_of)

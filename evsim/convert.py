@@ -16,7 +16,7 @@ from .calibrate import activation_scales, braincog_scales
 from .errors import ClipBoundWarning, EvsimTypeError, EvsimValueError
 from .network import Network
 from .options import METHODS, NORMALIZATIONS, ConversionOptions, OptionError, preset
-from .passes import commute_maxpool_activation, fold_batchnorm
+from .passes import commute_maxpool_activation, fold_batchnorm, insert_linear_neurons
 from .signals import check_spiking_graph
 from .spiking import NeuronSpec, SpikingNetwork
 from .validate import check_images
@@ -28,8 +28,9 @@ TRAINED_ACTIVATIONS = {"opi": (L.Clip, L.QCFS), "qcfs": (L.QCFS,), "nq": (L.QCFS
 
 
 def prepare(network: Network) -> Network:
-    """The graph conversion simulates: BatchNorm folded, MaxPool moved after activations."""
-    return commute_maxpool_activation(fold_batchnorm(network))
+    """The graph conversion simulates: BatchNorm folded, MaxPool moved after activations, an
+    identity activation at every linear bottleneck (:func:`~evsim.passes.insert_linear_neurons`)."""
+    return insert_linear_neurons(commute_maxpool_activation(fold_batchnorm(network)))
 
 
 def resolve(method: str = "percentile", options: ConversionOptions | None = None,
@@ -203,16 +204,25 @@ def _calibrated_scales(net: Network, calibration_inputs: np.ndarray | None, meth
 def _neuron_specs(lam: dict, acts: dict[str, L.Activation],
                   opts: ConversionOptions) -> dict[str, NeuronSpec]:
     """The neurons replacing each activation layer: θ = λ, v(0), reset, Γ and A as ``opts``
-    say (Γ within a trained bound)."""
+    say (Γ within a trained bound); signed neurons with θ⁻ = θ / α where the activation has
+    a negative slope α > 0 (LeakyReLU, the identity of a linear bottleneck)."""
     neurons = {}
     for name, theta in lam.items():
         theta = np.asarray(theta, dtype=np.float32)
         v0 = (theta * np.float32(opts.initial_potential)
               if opts.initial_potential_unit == "threshold"
               else np.asarray(opts.initial_potential, dtype=np.float32))
-        neurons[name] = NeuronSpec(threshold=theta, v_init=v0, reset=opts.reset,
-                                   burst=_burst_within_bound(opts.burst, acts[name], theta),
-                                   allowance=opts.allowance)
+        slope = acts[name].negative_slope
+        signed = slope > 0
+        if signed and opts.allowance > 0:
+            raise OptionError("allowance", f"is {opts.allowance}, but layer '{name}' "
+                              f"({type(acts[name]).__name__}) becomes signed neurons, which "
+                              "SpiCalib cannot calibrate; use allowance=0")
+        neurons[name] = NeuronSpec(
+            threshold=theta, v_init=v0, reset=opts.reset,
+            burst=_burst_within_bound(opts.burst, acts[name], theta),
+            allowance=opts.allowance,
+            negative_threshold=(theta / np.float64(slope)).astype(np.float32) if signed else None)
         if opts.time_scheme == "ilif":
             _warn_if_codes_pass_bound(name, acts[name], theta)
     return neurons

@@ -362,7 +362,8 @@ def _register_builtin() -> None:
     register(L.BatchNorm, KindRules(FOLD, _elementwise(ann_ops.batchnorm), per_image=True))
     register(L.Activation, KindRules(NEURON, _elementwise(_unknown_activation), per_image=True))
     for record, function in ((L.ReLU, ann_ops.relu), (L.Clip, ann_ops.clip),
-                             (L.QCFS, ann_ops.qcfs)):
+                             (L.QCFS, ann_ops.qcfs), (L.LeakyReLU, ann_ops.leaky_relu),
+                             (L.Identity, ann_ops.identity)):
         register(record, KindRules(NEURON, _elementwise(function), per_image=True))
 
 

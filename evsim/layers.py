@@ -428,6 +428,12 @@ class Activation(Layer):
         """The trained upper bound λ, or None for an unbounded ReLU."""
         return None
 
+    @property
+    def negative_slope(self) -> float:
+        """α, the slope below 0: 0 for the ReLU family; a layer with α > 0 becomes signed
+        IF neurons (methods.md §5b) with negative threshold θ⁻ = θ / α."""
+        return 0.0
+
 
 @dataclass(frozen=True, eq=False)
 class ReLU(Activation):
@@ -482,13 +488,50 @@ class QCFS(Activation):
         return self.lam
 
 
+@dataclass(frozen=True, eq=False)
+class LeakyReLU(Activation):
+    """``x`` for ``x ≥ 0``, ``alpha · x`` below, with slope ``0 < alpha ≤ 1``."""
+
+    alpha: float = 0.01
+    kind: ClassVar[str] = "leaky_relu"
+
+    def __post_init__(self):
+        alpha = float(self.alpha)
+        if not 0 < alpha <= 1:
+            raise EvsimValueError(f"LeakyReLU alpha must be in (0, 1], got {self.alpha}; a "
+                                  "slope of 0 is a ReLU")
+        object.__setattr__(self, "alpha", alpha)
+
+    @property
+    def negative_slope(self) -> float:
+        return self.alpha
+
+
+@dataclass(frozen=True, eq=False)
+class Identity(Activation):
+    """The identity activation ``x`` (a linear bottleneck's output, methods.md §5b).
+
+    No importer reads it from a model: conversion inserts it where a synapse layer reads
+    another one's currents with no activation between them (MobileNet-v2's linear
+    bottlenecks), so that signed IF neurons with θ⁻ = θ carry the values as spikes.
+    """
+
+    kind: ClassVar[str] = "identity"
+
+    @property
+    def negative_slope(self) -> float:
+        return 1.0
+
+
 LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls for cls in (Input, Dense, Conv2d, AvgPool2d, MaxPool2d, GlobalAvgPool, Flatten,
                               Add, BatchNorm, ReLU, Clip, QCFS)
 }
 LAYER_KINDS.update({cls.kind: cls for cls in (Concat, Pad, Upsample)})
+LAYER_KINDS.update({cls.kind: cls for cls in (LeakyReLU, Identity)})
 
 __all__ = ["Layer", "Input", "Dense", "Conv2d", "AvgPool2d", "MaxPool2d", "GlobalAvgPool",
            "Flatten", "Add", "BatchNorm", "Activation", "ReLU", "Clip", "QCFS", "ShapeError",
            "LAYER_KINDS", "Shape"]
 __all__ += ["Concat", "Pad", "Upsample"]
+__all__ += ["LeakyReLU", "Identity"]

@@ -19,7 +19,8 @@ class IFParameters(NamedTuple):
     """Parameters of one layer of IF neurons, as the step arithmetic reads them.
 
     ``threshold`` θ (broadcastable to the layer, in the simulation's dtype),
-    ``reset_to_zero`` (else reset by subtraction), ``burst`` Γ ≥ 1 (most spikes per step).
+    ``reset_to_zero`` (else reset by subtraction), ``burst`` Γ ≥ 1 (most spikes per step),
+    ``negative_threshold`` θ⁻ of signed neurons (like θ), or None.
 
     Not :class:`evsim.spiking.NeuronSpec`, the per-layer record that conversion makes and
     :func:`evsim.save` stores (θ in float32/float64, v(0), the reset's name, SpiCalib's
@@ -30,6 +31,7 @@ class IFParameters(NamedTuple):
     threshold: np.ndarray
     reset_to_zero: bool = False
     burst: int = 1
+    negative_threshold: np.ndarray | None = None
 
 
 class IFState(NamedTuple):
@@ -59,6 +61,25 @@ def reset(m: np.ndarray, spikes: np.ndarray, theta: np.ndarray, to_zero: bool,
     return (m - spikes * np.asarray(theta, np.float64)).astype(m.dtype)
 
 
+def signed_fire(m: np.ndarray, theta: np.ndarray, negative_theta: np.ndarray,
+                burst: int = 1) -> np.ndarray:
+    """Spikes of signed neurons (int32): :func:`fire` at ``m`` with θ, minus :func:`fire`
+    at ``−m`` with θ⁻ (at most one of the two is not zero, since θ, θ⁻ > 0)."""
+    return fire(m, theta, burst) - fire(-m, negative_theta, burst)
+
+
+def signed_reset(m: np.ndarray, spikes: np.ndarray, theta: np.ndarray,
+                 negative_theta: np.ndarray, to_zero: bool, burst: int = 1) -> np.ndarray:
+    """Membrane of signed neurons after the spikes: :func:`reset` by θ where s > 0 and by θ⁻
+    where s < 0 (``m − s θ⁻ = m + |s| θ⁻``), with the same rounding."""
+    step = np.where(spikes < 0, np.asarray(negative_theta, m.dtype), np.asarray(theta, m.dtype))
+    if to_zero:
+        return np.where(spikes != 0, m.dtype.type(0), m)
+    if burst == 1:
+        return np.where(spikes != 0, m - spikes.astype(m.dtype) * step, m)
+    return (m - spikes * step.astype(np.float64)).astype(m.dtype)
+
+
 def window_fire(m: np.ndarray, theta: np.ndarray, window: int) -> np.ndarray:
     """The temporal scheme's window rule: ``clip(floor(m / θ), 0, W)`` (int32), decided by
     exact float64 comparisons ``m ≥ k θ``."""
@@ -76,6 +97,11 @@ def if_step(current: np.ndarray, state: IFState, params: IFParameters
     Returns ``(spikes (int32), new_state)``.
     """
     m = state.v + current
+    negative = params.negative_threshold
+    if negative is not None:
+        spikes = signed_fire(m, params.threshold, negative, params.burst)
+        return spikes, IFState(signed_reset(m, spikes, params.threshold, negative,
+                                            params.reset_to_zero, params.burst))
     spikes = fire(m, params.threshold, params.burst)
     return spikes, IFState(reset(m, spikes, params.threshold, params.reset_to_zero,
                                  params.burst))
@@ -123,5 +149,6 @@ def spicalib_step(x: np.ndarray, t: int, state: SpiCalibState, allowance: float
     return out, SpiCalibState(t_last, n, state.net + out)
 
 
-__all__ = ["IFParameters", "IFState", "fire", "reset", "window_fire", "if_step",
+__all__ = ["IFParameters", "IFState", "fire", "reset", "signed_fire", "signed_reset",
+           "window_fire", "if_step",
            "SpiCalibState", "spicalib_state", "spicalib_step"]

@@ -106,4 +106,52 @@ def commute_maxpool_activation(network: Network) -> Network:
     return network
 
 
-__all__ = ["fold_batchnorm", "commute_maxpool_activation"]
+#: Roles that read spikes and so cannot read the currents of a synapse or Add directly.
+_NEEDS_SPIKES = (kinds.SYNAPSE, kinds.AVERAGE)
+
+
+def insert_linear_neurons(network: Network) -> Network:
+    """Put an :class:`~evsim.layers.Identity` activation at every linear bottleneck.
+
+    A linear bottleneck is a Dense/Conv2d or Add output (or a Flatten of one) read by a
+    Dense/Conv2d or an average pooling with no activation between them, as MobileNet-v2's
+    projection convolutions are; its values are currents, which only a spiking layer, an
+    Add or the readout can take. The identity node ``<layer>_linear`` (made unique) is put
+    between the layer and those readers only, so the ANN's function is unchanged, and
+    conversion makes it signed IF neurons with θ⁻ = θ (methods.md §5b). Layers computed
+    from the input alone (analog ones) are left alone: they need no spikes. A max pooling or
+    a Concat of currents is not rewritten (it stays an error naming the layer).
+    """
+    current = _current_layers(network)
+    taken = {node.name for node in network}
+    nodes, added = list(network.nodes), []
+    for node in network:
+        readers = [r for r in network.consumers(node.name)
+                   if current[node.name] and kinds.role_of(network[r].layer) in _NEEDS_SPIKES]
+        if not readers:
+            continue
+        name = f"{node.name}_linear"
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        added.append(Node(name, L.Identity(), (node.name,)))
+        nodes = [Node(n.name, n.layer, tuple(name if s == node.name else s for s in n.inputs))
+                 if n.name in readers else n for n in nodes]
+    return network.with_nodes(nodes + added) if added else network
+
+
+def _current_layers(network: Network) -> dict[str, bool]:
+    """Whether each layer carries currents: a synapse or Add (or a Flatten of one) that
+    depends on some activation (as :mod:`evsim.signals` classes them with analog input)."""
+    spiking: dict[str, bool] = {}
+    current: dict[str, bool] = {}
+    for node in network:
+        role = kinds.role_of(node.layer)
+        spiking[node.name] = role == kinds.NEURON or any(spiking[s] for s in node.inputs)
+        current[node.name] = spiking[node.name] and (
+            role in (kinds.SYNAPSE, kinds.SUM)
+            or (role == kinds.RESHAPE and current[node.inputs[0]]))
+    return current
+
+
+__all__ = ["fold_batchnorm", "commute_maxpool_activation", "insert_linear_neurons"]

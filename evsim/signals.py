@@ -92,7 +92,8 @@ def _classify(network: Network, encoding: str) -> dict[str, str]:
             hint = ("put the activation before the max pooling (they commute)"
                     if role == kinds.MAX_POOL else
                     "a spiking layer needs an activation (ReLU, Clip or QCFS) between two "
-                    "synapse layers")
+                    "synapse layers (evsim.convert puts signed identity neurons at such "
+                    "linear bottlenecks)")
             raise ConversionError(f"{where} reads '{node.inputs[0]}', which carries currents, "
                                   f"not spikes: {hint}")
         elif role == kinds.SYNAPSE:
@@ -214,6 +215,11 @@ def check_spiking_graph(snn) -> None:
     plan(network, "analog")
     for node in network:
         src = node.inputs[0] if node.inputs else None
+        if role_of(node.layer) == kinds.MAX_POOL and src in snn.neurons and (
+                snn.neurons[src].signed):
+            raise ConversionError(f"layer '{node.name}' (MaxPool2d) pools '{src}', whose "
+                                  "signed neurons fire negative spikes; spiking max pooling "
+                                  "needs non-negative ones: pool before the activation")
         if role_of(node.layer) == kinds.MAX_POOL and src in snn.neurons:
             theta = np.broadcast_to(snn.neurons[src].threshold, network.shape(src))
             if not np.all(theta == theta[:, :1, :1]):

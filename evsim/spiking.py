@@ -47,6 +47,9 @@ class NeuronSpec:
     Per step ``m = v + I``; the neuron emits ``s = min(Γ, #{k ≥ 1 : m ≥ k θ})``
     spikes (``s ∈ {0, 1}`` for Γ = 1) and resets to ``v = m − s θ``
     (``reset="subtract"``) or to ``v = 0`` when it fired (``reset="zero"``).
+    A signed neuron (``negative_threshold`` θ⁻ given) also emits
+    ``s = −min(Γ, #{k ≥ 1 : m ≤ −k θ⁻})`` negative spikes and resets to ``v = m + |s| θ⁻``;
+    every spike, either sign, carries θ (methods.md §5b).
 
     Attributes
     ----------
@@ -64,6 +67,9 @@ class NeuronSpec:
         SpiCalib's allowance A in steps: a neuron silent for longer than its
         mean inter-spike interval plus A emits negative spikes until its net
         count is 0 (methods.md §3). 0 turns calibration off.
+    negative_threshold:
+        θ⁻ > 0 of signed neurons (broadcastable like θ), or None for neurons that never
+        fire below 0. θ⁻ = θ / α gives LeakyReLU with slope α; θ⁻ = θ the identity.
 
     This is what conversion produces and :func:`evsim.save` stores. The engines read it
     through their own per-run forms: :class:`evsim.neuron.IFParameters` (θ cast to the
@@ -76,6 +82,7 @@ class NeuronSpec:
     reset: str = "subtract"
     burst: int = 1
     allowance: float = 0.0
+    negative_threshold: np.ndarray | None = None
 
     def __post_init__(self):
         threshold = _parameter(self.threshold, "threshold")
@@ -94,10 +101,30 @@ class NeuronSpec:
         if not (allowance >= 0 and np.isfinite(allowance)):
             raise EvsimValueError(f"allowance (SpiCalib's A) must be >= 0, got {self.allowance}")
         object.__setattr__(self, "allowance", allowance)
+        self._check_negative_threshold()
+
+    def _check_negative_threshold(self) -> None:
+        """θ⁻ stored like θ, positive; SpiCalib's calibration spikes and signed spikes do
+        not mix (both would write the same net count)."""
+        if self.negative_threshold is None:
+            return
+        negative = _parameter(self.negative_threshold, "negative_threshold")
+        if np.any(negative <= 0):
+            raise EvsimValueError(f"negative thresholds (θ⁻) must be positive, got min "
+                                  f"{negative.min()}")
+        if self.allowance > 0:
+            raise EvsimValueError(f"signed neurons (negative_threshold) cannot take SpiCalib "
+                                  f"(allowance {self.allowance} > 0); set allowance 0")
+        object.__setattr__(self, "negative_threshold", negative)
+
+    @property
+    def signed(self) -> bool:
+        """Whether the neurons also fire negative spikes (a negative threshold is set)."""
+        return self.negative_threshold is not None
 
     def check_shape(self, layer: str, shape: Shape) -> None:
         """Raise ValueError naming ``layer`` unless the arrays broadcast to ``shape``."""
-        for name in ("threshold", "v_init"):
+        for name in ("threshold", "v_init") + (("negative_threshold",) if self.signed else ()):
             array = getattr(self, name)
             try:
                 np.broadcast_shapes(array.shape, shape)
@@ -112,10 +139,13 @@ class NeuronSpec:
         return {"reset": self.reset, "burst": self.burst, "allowance": self.allowance}
 
     def equals(self, other: NeuronSpec) -> bool:
+        if self.signed != other.signed:
+            return False
+        keys = ("threshold", "v_init") + (("negative_threshold",) if self.signed else ())
         return (self.attributes() == other.attributes()
                 and all(getattr(self, k).dtype == getattr(other, k).dtype
                         and np.array_equal(getattr(self, k), getattr(other, k))
-                        for k in ("threshold", "v_init")))
+                        for k in keys))
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,7 +220,9 @@ class SpikingNetwork:
             th = spec.threshold
             theta = f"{th:.4g}" if th.ndim == 0 else f"{th.min():.4g}..{th.max():.4g}"
             lines.append(f"  {name}: θ {theta}, v0 {float(np.mean(spec.v_init)):.4g} (mean), "
-                         f"reset {spec.reset}, Γ {spec.burst}")
+                         f"reset {spec.reset}, Γ {spec.burst}"
+                         + (f", signed (θ⁻ min {float(spec.negative_threshold.min()):.4g})"
+                            if spec.signed else ""))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -207,6 +239,10 @@ def check_temporal(snn: SpikingNetwork) -> None:
                 f"step (up to W per window); burst must be 1, got {spec.burst}")
         if spec.allowance > 0:
             raise EvsimValueError(f"layer '{name}': SpiCalib needs the synchronous time scheme")
+        if spec.signed:
+            raise EvsimValueError(f"layer '{name}': signed neurons (negative_threshold, for "
+                                  "LeakyReLU and linear bottlenecks) need the synchronous "
+                                  "time scheme")
 
 
 __all__ = ["NeuronSpec", "SpikingNetwork", "check_temporal", "RESETS", "MAX_POOLS",

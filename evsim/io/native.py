@@ -88,7 +88,9 @@ def load(path: str | os.PathLike) -> Network | SpikingNetwork | SimResult:
             if header["kind"] == "network":
                 return network
             neurons = {name: NeuronSpec(threshold=arrays[f"neuron/{name}/threshold"],
-                                        v_init=arrays[f"neuron/{name}/v_init"], **attrs)
+                                        v_init=arrays[f"neuron/{name}/v_init"],
+                                        negative_threshold=arrays.get(
+                                            f"neuron/{name}/negative_threshold"), **attrs)
                        for name, attrs in header["neurons"].items()}
             return SpikingNetwork(network, neurons, max_pool=header["max_pool"],
                                   time_scheme=header["time_scheme"], method=header["method"],

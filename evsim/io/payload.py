@@ -41,6 +41,8 @@ def payload(obj) -> tuple[dict, dict[str, np.ndarray]]:
             header["neurons"][name] = spec.attributes()
             arrays[f"neuron/{name}/threshold"] = spec.threshold
             arrays[f"neuron/{name}/v_init"] = spec.v_init
+            if spec.signed:
+                arrays[f"neuron/{name}/negative_threshold"] = spec.negative_threshold
         return header, arrays
     if isinstance(obj, Network):
         graph, arrays = network_payload(obj)

@@ -443,7 +443,9 @@ class _Compiler:
              zero_reset=spec.reset == "zero", burst=spec.burst, slot=self.slots[name],
              counts=self.n_counts, negative=negative,
              allowance=b.float64s([spec.allowance]) if calibrated else -1,
-             calibration=b.int_buffer(3 * size) if calibrated else -1, window=self.window)
+             calibration=b.int_buffer(3 * size) if calibrated else -1, window=self.window,
+             negative_theta=(b.floats(_cl(spec.negative_threshold, shape)) if spec.signed
+                             else -1))
         self.n_counts += size
 
     def lower_max_pool(self, node) -> None:

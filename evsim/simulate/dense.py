@@ -163,8 +163,10 @@ class _Chunk:
                                       np.int64) for name in snn.neurons}
         self.negative = dict.fromkeys(snn.neurons, 0)
         self.amp = amplitudes(snn, plan, dtype)
-        self.params = {name: IFParameters(spec.threshold.astype(dtype), spec.reset == "zero",
-                                          spec.burst) for name, spec in snn.neurons.items()}
+        self.params = {name: IFParameters(
+            spec.threshold.astype(dtype), spec.reset == "zero", spec.burst,
+            spec.negative_threshold.astype(dtype) if spec.signed else None)
+            for name, spec in snn.neurons.items()}
         self.states = {name: IFState(np.broadcast_to(spec.v_init.astype(dtype),
                                                      (batch,) + net.shape(name)).copy())
                        for name, spec in snn.neurons.items()}
@@ -244,10 +246,12 @@ class _Chunk:
             spikes[name], values[name], sent[name] = _fast_neuron_scan(
                 self.params[name], self.states[name], current, len(steps), self.time,
                 self.threads, self.arena, name)
+            if self.snn.neurons[name].signed:
+                self.negative[name] -= int(np.minimum(spikes[name], 0).sum())
         counted = popcount(spikes[name]) if self.time.binary else spikes[name]
         if self.options.per_image_counts:
             self.counts[name] += counted.sum(axis=0)
-        elif name in sent:
+        elif name in sent and not self.snn.neurons[name].signed:  # sent: |s|; counts: net
             self.counts[name] += sent[name].sum(axis=0).reshape(self.net.shape(name))
         else:
             self.counts[name] += counted.sum(axis=(0, 1))
@@ -320,13 +324,16 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
     size = int(np.prod(shape))
     v = state.v.reshape(batch, size)
     theta = np.ascontiguousarray(np.broadcast_to(params.threshold, shape).reshape(size))
+    negative = (np.empty(0, v.dtype) if params.negative_threshold is None else
+                np.ascontiguousarray(np.broadcast_to(params.negative_threshold, shape)
+                                     .reshape(size)))
     spikes = arena.take((name, "spikes"), (n, batch, size), np.int32)
     values = arena.take((name, "values"), (n, batch, size), v.dtype)
     current = np.ascontiguousarray(current.reshape(len(current), batch, size))
 
     def scan(first: int, last: int) -> np.ndarray:
         sent = np.zeros((n, size), np.int64)
-        neuron_scan(current, v, theta, params.burst, params.reset_to_zero, time.window,
+        neuron_scan(current, v, theta, negative, params.burst, params.reset_to_zero, time.window,
                     time.binary, spikes, values, sent, first, last)
         return sent
 

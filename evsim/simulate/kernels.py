@@ -73,8 +73,9 @@ PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
 (SC_SLOT, SC_AMPLITUDE, SC_CHANNELS, SC_RUN_PTR, SC_RUN_OUT, SC_RUN_W, SC_RUN_LEN, SC_RUN_FACTOR,
  SC_CHANNEL_W, SC_CHANNEL_OUT, SC_FANOUT, SC_WEIGHTS, SC_DST, SC_SOP_SLOT, SC_ROW) = range(1, 16)
 # OP_NEURON: integrate-and-fire update of one layer; emits its events into a slot.
+# NR_NEGATIVE_THETA: offset of θ⁻ of signed neurons in fp, or -1 (methods.md §5b).
 (NR_CURRENT, NR_SIZE, NR_V, NR_THETA, NR_V0, NR_ZERO_RESET, NR_BURST, NR_SLOT, NR_COUNTS,
- NR_NEGATIVE, NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW) = range(1, 14)
+ NR_NEGATIVE, NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW, NR_NEGATIVE_THETA) = range(1, 15)
 # OP_MAXPOOL: LIPooling or the spike-count gate, from one slot into another.
 (MP_SRC_SLOT, MP_OUT_SLOT, MP_CHANNELS, MP_SLOTS, MP_WIN_PTR, MP_WIN_IDX, MP_MEMBER_PTR,
  MP_MEMBER_IDX, MP_CUM_IN, MP_CUM_OUT, MP_DIRTY, MP_DIRTY_LIST, MP_CURRENT, MP_PEAK, MP_GATE,
@@ -91,7 +92,7 @@ LAYOUT = {
                  "run_factor", "channel_w", "channel_out", "fanout", "weights", "dst",
                  "sop_slot", "row"),
     OP_NEURON: ("current", "size", "v", "theta", "v0", "zero_reset", "burst", "slot", "counts",
-                "negative", "allowance", "calibration", "window"),
+                "negative", "allowance", "calibration", "window", "negative_theta"),
     OP_MAXPOOL: ("src_slot", "out_slot", "channels", "slots", "win_ptr", "win_idx", "member_ptr",
                  "member_idx", "cum_in", "cum_out", "dirty", "dirty_list", "current", "peak",
                  "gate", "pool_slot", "touched"),
@@ -294,6 +295,15 @@ def reset(m, s, theta, to_zero):
 
 
 @numba.njit(cache=True)
+def signed_fire(m, theta, negative_theta, burst):
+    """Spikes of a signed neuron: ``fire`` at m with θ, else minus ``fire`` at −m with θ⁻."""
+    s = fire(m, theta, burst)
+    if s == 0:
+        s = -fire(-m, negative_theta, burst)
+    return s
+
+
+@numba.njit(cache=True)
 def window_fire(m, theta, window):
     """``clip(floor(m / θ), 0, W)`` decided by exact float64 comparisons ``m ≥ k θ``."""
     th64 = np.float64(theta)
@@ -327,20 +337,22 @@ def spicalib_step(x, t, allowance, state, calibration, i, n):
 
 
 @numba.njit(cache=True, nogil=True)
-def neuron_scan(current, v, theta, burst, to_zero, window, binary, spikes, values, sent,
-                first, last):
+def neuron_scan(current, v, theta, negative_theta, burst, to_zero, window, binary, spikes,
+                values, sent, first, last):
     """The dense engine's neuron layer over a block of steps: ``fire``, ``reset`` (or
     ``window_fire``) at every neuron of images ``first..last − 1``, step after step.
 
     ``current`` (steps or 1, B, N) input currents (one row: the same every step); ``v``
-    (B, N) membranes, updated; ``theta`` (N,). Writes ``spikes`` (steps, B, N) int32 and
+    (B, N) membranes, updated; ``theta`` (N,); ``negative_theta`` θ⁻ (N,) of signed neurons,
+    or empty for unsigned ones. Writes ``spikes`` (steps, B, N) int32 and
     ``values`` = s θ (steps, B, N), and adds to ``sent`` (steps, N) the spikes sent per
     neuron and step summed over those images (|s|, or the set bits of a K-bit code).
     Disjoint ranges of images may run on several threads at once, each with its own
     ``sent``.
     """
     n, _, size = spikes.shape
-    if burst == 1 and window == 0 and not binary:
+    signed = negative_theta.shape[0] > 0
+    if burst == 1 and window == 0 and not binary and not signed:
         _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, last)
         return
     for k in range(n):
@@ -349,8 +361,13 @@ def neuron_scan(current, v, theta, burst, to_zero, window, binary, spikes, value
             for i in range(size):
                 m = v[b, i] + step_current[b, i]
                 th = theta[i]
-                s = window_fire(m, th, window) if window > 0 else fire(m, th, burst)
-                v[b, i] = reset(m, s, th, to_zero)
+                if window > 0:
+                    s = window_fire(m, th, window)
+                elif signed:
+                    s = signed_fire(m, th, negative_theta[i], burst)
+                else:
+                    s = fire(m, th, burst)
+                v[b, i] = reset(m, s, negative_theta[i] if s < 0 else th, to_zero)
                 spikes[k, b, i] = s
                 values[k, b, i] = s * th
                 sent[k, i] += _popcount(np.int64(s)) if binary else abs(s)
@@ -619,12 +636,18 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired,
     current, n, v_off, th_off = op[NR_CURRENT], op[NR_SIZE], op[NR_V], op[NR_THETA]
     to_zero, burst, window = op[NR_ZERO_RESET] != 0, op[NR_BURST], op[NR_WINDOW]
     count_off, allowance_off, calibration = op[NR_COUNTS], op[NR_ALLOWANCE], op[NR_CALIBRATION]
+    negative_off = op[NR_NEGATIVE_THETA]
     emitted = 0
     for i in range(n):
         m = buf[v_off + i] + buf[current + i]
         theta = fp[th_off + i]
-        s = window_fire(m, theta, window) if window > 0 else fire(m, theta, burst)
-        buf[v_off + i] = reset(m, s, theta, to_zero)
+        if window > 0:
+            s = window_fire(m, theta, window)
+        elif negative_off >= 0:
+            s = signed_fire(m, theta, fp[negative_off + i], burst)
+        else:
+            s = fire(m, theta, burst)
+        buf[v_off + i] = reset(m, s, fp[negative_off + i] if s < 0 else theta, to_zero)
         if allowance_off >= 0:
             s = spicalib_step(s, t, f64[allowance_off], state, calibration, i, n)
         if s != 0:
@@ -639,8 +662,10 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired,
 
 @numba.njit(cache=True)
 def _plain(op):
-    """Whether a neuron row takes the common path: Γ = 1, no window, no calibration."""
-    return op[NR_BURST] == 1 and op[NR_WINDOW] == 0 and op[NR_ALLOWANCE] < 0
+    """Whether a neuron row takes the common path: Γ = 1, no window, no calibration, no
+    negative spikes."""
+    return (op[NR_BURST] == 1 and op[NR_WINDOW] == 0 and op[NR_ALLOWANCE] < 0
+            and op[NR_NEGATIVE_THETA] < 0)
 
 
 @numba.njit(cache=True)
@@ -810,7 +835,8 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
 
 def kernel_paths(ops: np.ndarray) -> tuple:
     """The optional kernels a program uses, as :func:`run_steps`' last four arguments:
-    (gate pooling, LIPooling, the general neuron rule — windows, Γ > 1 bursts, SpiCalib —,
+    (gate pooling, LIPooling, the general neuron rule — windows, Γ > 1 bursts, SpiCalib,
+    signed neurons —,
     rate-coded input), each 1 if some operation needs it, else None. Numba prunes the branches of an
     argument typed None at compile time, so a program without max pooling, say, never
     compiles the pooling kernels (seconds of a first compile); each combination is
