@@ -6,7 +6,8 @@ imports nothing from ``evsim.simulate``, ``evsim.neuron``, ``evsim.ops``,
 ``evsim.fanout``, ``evsim.signals``, ``evsim.encoding`` or ``evsim.timescheme``. It
 reads only data: the graph (``Network``: nodes in topological order, their inputs and
 shapes), the layer records of ``evsim.layers`` (weights, biases, kernel geometry) and
-the neuron specs (θ, v(0), reset, Γ, allowance) of a ``SpikingNetwork``.
+the neuron specs (θ, v(0), reset, Γ, allowance, θ⁻ of signed neurons) of a
+``SpikingNetwork``.
 
 How it computes, deliberately unlike the engines:
 
@@ -465,6 +466,9 @@ class _Image:
         self.scheme = snn.time_scheme
         self.theta = {n: self._full(n, s.threshold) for n, s in snn.neurons.items()}
         self.v = {n: self._full(n, s.v_init).copy() for n, s in snn.neurons.items()}
+        self.negative_theta = {n: self._full(n, s.negative_threshold)
+                               for n, s in snn.neurons.items()
+                               if getattr(s, "negative_threshold", None) is not None}
         self.calibration = {n: _Calibration(*(np.zeros(_size(self.net, n), np.int64)
                                                for _ in range(4)))
                             for n, s in snn.neurons.items() if s.allowance > 0}
@@ -589,10 +593,15 @@ class _Image:
             return code, code * self._amplitude(name), spikes
         cap = self.T if self.scheme == "temporal" else spec.burst
         s = fire(m, theta, cap)
+        step = theta
+        if name in self.negative_theta:  # signed neurons (methods.md §5b)
+            s = s - fire(-m, self.negative_theta[name], cap)
+            step = np.where(s < 0, self.negative_theta[name], theta)
+            self.negative[name] += int(-s[s < 0].sum())
         if spec.reset == "zero":
-            self.v[name] = np.where(s > 0, 0.0, m)
+            self.v[name] = np.where(s != 0, 0.0, m)
         else:
-            self.v[name] = m - s * theta
+            self.v[name] = m - s * step
         if name in self.calibration:
             s = self.calibration[name].step(s, t, spec.allowance)
             self.negative[name] += int(-s[s < 0].sum())

@@ -13,7 +13,7 @@ from dyadic import dyadic
 
 from evsim import (Add, AvgPool2d, Conv2d, Dense, Flatten, GlobalAvgPool, MaxPool2d,
                    NetworkBuilder, NeuronSpec, ReLU, SpikingNetwork)
-from evsim.layers import Concat, Pad, ShapeError, Upsample
+from evsim.layers import Concat, Identity, LeakyReLU, Pad, ShapeError, Upsample
 
 
 def _try(b: NetworkBuilder, layer, *inputs) -> str | None:
@@ -201,3 +201,53 @@ def _crop_conv(rng, b: NetworkBuilder, name: str, size: tuple) -> Conv2d:
     channels, h, w = b.shape(name)
     return Conv2d(dyadic(rng, (int(rng.integers(1, 3)), channels, h - size[0] + 1,
                                w - size[1] + 1), bits=2, kmax=3))
+
+
+def _signed_activation(rng):
+    """ReLU, LeakyReLU (α a power of two) or the identity."""
+    kind = rng.choice(["relu", "leaky", "identity"])
+    if kind == "relu":
+        return ReLU()
+    return LeakyReLU(float(2.0 ** -rng.integers(0, 3))) if kind == "leaky" else Identity()
+
+
+def random_signed_network(seed: int) -> tuple[SpikingNetwork, np.ndarray]:
+    """A random SNN with signed IF neurons (methods.md §5b) on the dyadic grid: LeakyReLU and
+    identity layers (a linear bottleneck: convolution → identity → convolution, a residual
+    Add read through an identity), average pooling of signed spikes, plain ReLU layers among
+    them; θ and θ⁻ k/4 drawn independently, both resets, bursts Γ ≤ 3."""
+    rng = np.random.default_rng(seed)
+    c, h, w = int(rng.integers(1, 3)), int(rng.integers(4, 8)), int(rng.integers(4, 8))
+    b = NetworkBuilder((c, h, w))
+    width = int(rng.integers(2, 4))
+    b.add_layer(Conv2d(dyadic(rng, (width, c, 3, 3), bits=2, kmax=3),
+                       dyadic(rng, width, bits=3, kmax=3), padding=1))
+    b.add_layer(_signed_activation(rng))
+    for _ in range(int(rng.integers(1, 3))):
+        before = b.last
+        b.add_layer(Conv2d(dyadic(rng, (width, width, 1, 1), bits=2, kmax=3)))
+        if rng.random() < 0.5:  # a projection read through an identity (linear bottleneck)
+            b.add_layer(Identity())
+            b.add_layer(Conv2d(dyadic(rng, (width, width, 3, 3), bits=2, kmax=2), padding=1))
+        b.add_layer(Add(), b.last, before)
+        b.add_layer(_signed_activation(rng))
+    if rng.random() < 0.5:
+        b.add_layer(AvgPool2d(2))
+    b.add_layer(Flatten())
+    n = b.shape(b.last)[0]
+    b.add_layer(Dense(dyadic(rng, (4, n), bits=2, kmax=2), dyadic(rng, 4, kmax=2)))
+    b.add_layer(_signed_activation(rng))
+    b.add_layer(Dense(dyadic(rng, (3, 4), bits=2, kmax=2)))
+    net = b.build()
+    neurons = {}
+    for name in net.activations:
+        per_channel = rng.random() < 0.5
+        shape = (net.shape(name)[0],) + (1,) * (len(net.shape(name)) - 1) if per_channel else ()
+        theta = rng.integers(1, 9, size=shape).astype(np.float64) / 4
+        signed = net[name].layer.negative_slope > 0
+        neurons[name] = NeuronSpec(
+            theta, theta * rng.integers(-1, 3, size=shape) / 2,
+            reset=str(rng.choice(["subtract", "zero"])), burst=int(rng.integers(1, 4)),
+            negative_threshold=(rng.integers(1, 9, size=shape) / 4 if signed else None))
+    x = dyadic(rng, (int(rng.integers(1, 4)), c, h, w), bits=3, low=0, kmax=8)
+    return SpikingNetwork(net, neurons), x

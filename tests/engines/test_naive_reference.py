@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from netgen import random_network, random_routing_network
+from netgen import random_network, random_routing_network, random_signed_network
 
 import evsim
 import naive_reference as naive
@@ -214,3 +214,49 @@ def test_concat_pad_upsample_in_the_windowed_schemes(seed, scheme, length, encod
         encoding = "analog"
     _all_agree(_windowed(base, scheme, v0, seed), x, length, encoding=encoding,
                seed=seed % 1000)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), T=st.integers(1, 16),
+       encoding=st.sampled_from(["analog", "rate"]),
+       dtype=st.sampled_from([np.float32, np.float64]), every_step=st.booleans())
+def test_signed_neurons_equal_the_naive_reference(seed, T, encoding, dtype, every_step):
+    """Signed IF neurons (methods.md §5b: LeakyReLU, identity at linear bottlenecks, θ⁻ per
+    layer or channel, both resets, bursts, negative v(0)), their negative spikes through
+    convolutions, Adds, average pooling and dense layers: outputs, net counts, negative
+    spike totals and SOPs (|multiplicity|) spike for spike."""
+    snn, x = random_signed_network(seed)
+    reference = _all_agree(snn, x, T, encoding=encoding, dtype=dtype, seed=seed % 1000,
+                           checkpoints=range(1, T + 1) if every_step else None)
+    assert set(reference.negative_spikes) == set(snn.neurons)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), T=st.integers(1, 12))
+def test_recorded_signed_trains_and_membranes_equal_the_naive_reference(seed, T):
+    """The dense engine's NumPy signed neuron (evsim.neuron.signed_fire/signed_reset): every
+    spike, negative ones included, and every potential after the reset."""
+    snn, x = random_signed_network(seed)
+    reference = naive.simulate(snn, x, T)
+    result = evsim.simulate(snn, x, T=T, engine="dense", per_image_counts=True,
+                            record=list(snn.neurons))
+    _assert_agree(reference, result)
+    for layer, spikes in reference.spikes.items():
+        steps, images, neurons = np.nonzero(spikes)
+        np.testing.assert_array_equal(result.spike_trains[layer].counts,
+                                      spikes[steps, images, neurons], err_msg=layer)
+        np.testing.assert_array_equal(result.membrane[layer].astype(np.float64),
+                                      reference.membrane[layer], err_msg=layer)
+
+
+def test_the_signed_suite_fires_negative_spikes():
+    """The random signed networks do exercise negative spikes on both kinds of layer."""
+    fired = {"leaky_relu": 0, "identity": 0}
+    for seed in range(12):
+        snn, x = random_signed_network(seed)
+        reference = naive.simulate(snn, x, 8)
+        for name, total in reference.negative_spikes.items():
+            kind = snn.network[name].layer.kind
+            if kind in fired:
+                fired[kind] += total
+    assert fired["leaky_relu"] > 0 and fired["identity"] > 0, fired
