@@ -80,7 +80,8 @@ class SimResult:
         after each step's input was integrated and before the reset: the value compared
         with θ, so the crossing shows (dense engine only).
     negative_spikes:
-        ``{layer: count}`` negative spikes (SpiCalib's calibration spikes) of
+        ``{layer: count}`` negative spikes (SpiCalib's calibration spikes, or the
+        negative spikes of signed neurons, methods.md §5b) of
         every spiking layer, over all images and steps; ``spike_counts`` are
         net counts, so a layer sent ``spike_counts + 2 × negative`` spikes.
     engine, encoding, dtype, time_scheme:

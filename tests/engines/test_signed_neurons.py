@@ -1,0 +1,163 @@
+"""Exact properties of signed IF neurons (methods.md §5b), on the dyadic grid."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from dyadic import dyadic, dyadic_threshold
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import evsim
+from evsim import Dense, NeuronSpec, SpikingNetwork
+from evsim.layers import Identity, LeakyReLU
+
+FAST = settings(max_examples=25, deadline=None, derandomize=True)
+CURRENTS_ABOVE_ONE = pytest.mark.filterwarnings("ignore::evsim.UnscaledInputWarning")
+ENGINES = ("event", "dense")
+
+
+def _single_layer(n: int, activation) -> evsim.Network:
+    """Input z → identity synapse → activation → identity readout: the neuron's input is z
+    every step and the readout sums its spike values θ s."""
+    return evsim.Network.sequential((n,), [Dense(np.eye(n)), activation, Dense(np.eye(n))],
+                                    names=["fc", "act", "out"])
+
+
+@CURRENTS_ABOVE_ONE
+@FAST
+@given(seed=st.integers(0, 2**31), T=st.integers(1, 64), alpha_exp=st.integers(0, 3),
+       engine=st.sampled_from(ENGINES))
+def test_constant_input_approaches_leaky_relu_within_theta_over_T(seed, T, alpha_exp, engine):
+    """v(0) = 0, constant z, θ⁻ = θ/α: θ (N⁺ − N⁻) / T is within θ/T of clip(z, 0, θ) for
+    z ≥ 0 and of clip(α z, −θ, 0) below; N⁺ and N⁻ are exactly the floors."""
+    rng = np.random.default_rng(seed)
+    n, alpha = 16, 2.0 ** -alpha_exp
+    theta = dyadic_threshold(rng, n)
+    z = dyadic(rng, n, kmax=24)  # both signs, sub- and super-threshold
+    layer = LeakyReLU(alpha) if alpha < 1 else Identity()
+    snn = SpikingNetwork(_single_layer(n, layer),
+                         {"act": NeuronSpec(theta, negative_threshold=theta / alpha)})
+    r = evsim.simulate(snn, z[None], T=T, per_image_counts=True, engine=engine)
+    output = r.outputs[-1, 0].astype(np.float64) / T
+    target = np.where(z >= 0, np.minimum(z, theta), np.maximum(alpha * z, -theta))
+    assert np.all(np.abs(output - target) <= theta / T)
+    exact = [min(T, (Fraction(T) * Fraction(zi) / Fraction(ti)).__floor__()) if zi >= 0 else
+             -min(T, (Fraction(T) * Fraction(-zi) * Fraction(alpha) / Fraction(ti)).__floor__())
+             for zi, ti in zip(z, theta)]
+    assert r.spike_counts["act"][0].tolist() == exact
+    assert r.negative_spikes["act"] == -sum(e for e in exact if e < 0)
+
+
+@FAST
+@given(seed=st.integers(0, 2**31), T=st.integers(1, 30), burst=st.integers(1, 3),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_signed_conservation_identity(seed, T, burst, dtype):
+    """θ N⁺ − θ⁻ N⁻ = v(0) + Σ_t I(t) − v(T) with subtractive reset, for every neuron."""
+    rng = np.random.default_rng(seed)
+    n = 10
+    w = dyadic(rng, (n, 6))
+    net = evsim.Network.sequential((6,), [Dense(w), LeakyReLU(0.5), Dense(np.eye(n))],
+                                   names=["fc", "act", "out"])
+    theta, negative = dyadic_threshold(rng, n), dyadic_threshold(rng, n)
+    v0 = dyadic(rng, n, kmax=4)
+    snn = SpikingNetwork(net, {"act": NeuronSpec(theta, v0, burst=burst,
+                                                 negative_threshold=negative)})
+    x = dyadic(rng, (3, 6), low=0)
+    r = evsim.simulate(snn, x, T=T, engine="dense", record=["act"], per_image_counts=True,
+                       dtype=dtype)
+    train = r.spike_trains["act"]
+    up, down = np.zeros((3, n)), np.zeros((3, n))
+    np.add.at(up, (train.images, train.neurons), np.maximum(train.counts, 0))
+    np.add.at(down, (train.images, train.neurons), np.maximum(-train.counts, 0))
+    np.testing.assert_array_equal(theta * up - negative * down,
+                                  v0 + T * (x @ w.T) - r.membrane["act"][-1])
+    assert np.abs(train.counts).max(initial=0) <= burst
+    np.testing.assert_array_equal(r.spike_counts["act"], up - down)
+    assert r.negative_spikes["act"] == down.sum()
+
+
+@FAST
+@given(seed=st.integers(0, 2**31), T=st.integers(1, 24), engine=st.sampled_from(ENGINES),
+       reset=st.sampled_from(["subtract", "zero"]), burst=st.integers(1, 3))
+def test_signed_neurons_equal_plain_ones_for_inputs_never_below_zero(seed, T, engine, reset,
+                                                                      burst):
+    """Non-negative weights, biases, inputs and v(0): the signed layers fire exactly the plain
+    IF neuron's spikes, step by step, whatever θ⁻."""
+    rng = np.random.default_rng(seed)
+    layers = [Dense(dyadic(rng, (8, 5), low=0), dyadic(rng, 8, low=0)), LeakyReLU(0.25),
+              Dense(dyadic(rng, (6, 8), low=0)), Identity(), Dense(dyadic(rng, (3, 6)))]
+    net = evsim.Network.sequential((5,), layers, names=["fc1", "a1", "fc2", "a2", "out"])
+    specs = {name: (dyadic_threshold(rng, net.shape(name)), dyadic(rng, (), low=0, kmax=4))
+             for name in ("a1", "a2")}
+    plain = SpikingNetwork(net, {k: NeuronSpec(th, v0, reset=reset, burst=burst)
+                                 for k, (th, v0) in specs.items()})
+    signed = SpikingNetwork(net, {k: NeuronSpec(th, v0, reset=reset, burst=burst,
+                                                negative_threshold=dyadic_threshold(rng))
+                                  for k, (th, v0) in specs.items()})
+    x = dyadic(rng, (4, 5), low=0)
+    record = ["a1", "a2"] if engine == "dense" else []
+    a, b = (evsim.simulate(s, x, T=T, engine=engine, per_image_counts=True, record=record)
+            for s in (plain, signed))
+    np.testing.assert_array_equal(a.outputs, b.outputs)
+    for name in ("a1", "a2"):
+        np.testing.assert_array_equal(a.spike_counts[name], b.spike_counts[name])
+        np.testing.assert_array_equal(a.sops[name] if name in a.sops else 0,
+                                      b.sops[name] if name in b.sops else 0)
+        assert b.negative_spikes[name] == 0
+    for name in record:
+        for field in ("steps", "images", "neurons", "counts"):
+            np.testing.assert_array_equal(getattr(a.spike_trains[name], field),
+                                          getattr(b.spike_trains[name], field))
+
+
+def test_a_hand_computed_signed_neuron():
+    """θ = 1, θ⁻ = 2 (α = 1/2), input −1.5, +1, −1.5 …: v = −1.5 → −3 fires −1 (v = −1) …"""
+    net = _single_layer(1, LeakyReLU(0.5))
+    snn = SpikingNetwork(net, {"act": NeuronSpec(np.ones(()), negative_threshold=2.0)})
+    r = evsim.simulate(snn, np.array([[-1.5]]), T=4, engine="dense", record=["act"],
+                       checkpoints=[1, 2, 3, 4])
+    # v: -1.5, -3 → fire -1 → -1, -2.5 → fire -1 → -0.5, -2 → fire -1 → 0
+    assert r.spike_trains["act"].steps.tolist() == [2, 3, 4]
+    assert r.spike_trains["act"].counts.tolist() == [-1, -1, -1]
+    assert r.membrane["act"][:, 0, 0].tolist() == [-1.5, -1.0, -0.5, 0.0]
+    assert r.outputs[:, 0, 0].tolist() == [0.0, -1.0, -2.0, -3.0]  # each −1 carries θ = 1
+    event = evsim.simulate(snn, np.array([[-1.5]]), T=4, engine="event",
+                           checkpoints=[1, 2, 3, 4])
+    np.testing.assert_array_equal(event.outputs, r.outputs)
+    assert event.negative_spikes == {"act": 3}
+
+
+@FAST
+@given(st.lists(st.floats(-8, 8, width=32), min_size=1, max_size=16),
+       st.floats(0.0625, 4, width=32), st.floats(0.0625, 4, width=32), st.integers(1, 8),
+       st.booleans())
+def test_signed_array_rules_equal_their_scalar_twins(values, theta, negative, n, to_zero):
+    """evsim.neuron.signed_fire/signed_reset against the kernels' scalar signed_fire and
+    reset, bit for bit."""
+    from evsim import neuron
+    from evsim.simulate import kernels
+
+    m, th, neg = np.array(values, np.float32), np.float32(theta), np.float32(negative)
+    spikes = neuron.signed_fire(m, th, neg, n)
+    assert spikes.tolist() == [kernels.signed_fire(x, th, neg, n) for x in m]
+    after = neuron.signed_reset(m, spikes, th, neg, to_zero, n)
+    twins = np.array([kernels.reset(x, s, neg if s < 0 else th, to_zero)
+                      for x, s in zip(m, spikes)], np.float32)
+    assert after.dtype == np.float32 and after.tobytes() == twins.tobytes()
+
+
+def test_signed_spec_validation_names_the_problem():
+    with pytest.raises(evsim.EvsimValueError, match="negative thresholds"):
+        NeuronSpec(1.0, negative_threshold=0.0)
+    with pytest.raises(evsim.EvsimValueError, match="SpiCalib"):
+        NeuronSpec(1.0, allowance=2.0, negative_threshold=1.0)
+    net = _single_layer(3, Identity())
+    with pytest.raises(evsim.EvsimValueError, match="negative_threshold of shape"):
+        SpikingNetwork(net, {"act": NeuronSpec(1.0, negative_threshold=np.ones(2))})
+    with pytest.raises(evsim.EvsimValueError, match="layer 'act'.*synchronous"):
+        SpikingNetwork(net, {"act": NeuronSpec(1.0, negative_threshold=1.0)},
+                       time_scheme="temporal")
+    spec = NeuronSpec(1.0, negative_threshold=2.0)
+    assert spec.signed and not NeuronSpec(1.0).signed
+    assert not spec.equals(NeuronSpec(1.0)) and spec.equals(NeuronSpec(1.0, negative_threshold=2.0))
