@@ -17,9 +17,9 @@ GlobalAveragePool; ReduceMean over     GlobalAvgPool [+ Flatten if not keepdims]
 Flatten (axis 1); Reshape to           Flatten
 (batch, features)
 Add / Sum of tensors                   Add (residual connection)
-element-wise chain with constants      one ReLU, Clip or QCFS
-(Relu, Clip, Mul, Div, Add, Sub,
-Floor, Ceil, Round, Neg, Min, Max)
+element-wise chain with constants      one ReLU, Clip, QCFS or LeakyReLU
+(Relu, LeakyRelu, Clip, Mul, Div, Add,
+Sub, Floor, Ceil, Round, Neg, Min, Max)
 Concat (axis 1, of tensors)            Concat
 Pad (constant 0, H and W, >= 0)        Pad
 Resize / Upsample: nearest             Upsample (integer scales from the scales
@@ -71,7 +71,8 @@ if TYPE_CHECKING:
 SUPPORTED = ("Conv", "Gemm", "MatMul", "BatchNormalization", "MaxPool", "AveragePool",
              "GlobalAveragePool", "ReduceMean", "Flatten", "Reshape", "Shape", "Add", "Sum",
              "Sub", "Mul", "Div", "Min", "Max", "Relu", "Clip", "Floor", "Ceil", "Round", "Neg",
-             "Identity", "Dropout", "Constant", "Concat", "Pad", "Resize", "Upsample")
+             "Identity", "Dropout", "Constant", "Concat", "Pad", "Resize", "Upsample",
+             "LeakyRelu")
 
 
 class UnsupportedOperatorError(UnsupportedModelError):
@@ -201,6 +202,10 @@ def _recognise(fn: Callable, constants: tuple[float, ...]) -> L.Activation | Non
     """The evsim activation equal to the scalar function ``fn``, or None."""
     with np.errstate(all="ignore"):
         low, high = fn(np.array([-_HUGE, _HUGE]))
+        if low < 0 and high >= _HUGE / 2:  # a slope below zero: LeakyReLU (α = 1: identity)
+            alpha = float(-fn(np.array([-1.0]))[0])
+            return L.LeakyReLU(alpha) if 0 < alpha <= 1 and _matches(
+                fn, L.LeakyReLU(alpha)) else None
         if low != 0 or not high > 0:
             return None
         if high >= _HUGE / 2:
@@ -755,6 +760,12 @@ class _Importer:
         self._chain(index, node, inputs[0], lambda y: np.minimum(np.maximum(y, low), high),
                     (low, high))
 
+    def _leaky_relu(self, index, node, inputs) -> None:
+        """``LeakyRelu(alpha)`` (default 0.01), in the chain's float32 arithmetic."""
+        alpha = np.float32(self._attributes(node).get("alpha", 0.01))
+        self._chain(index, node, inputs[0],
+                    lambda y: np.where(y >= 0, y, y * np.float64(alpha)), (float(alpha),))
+
     def _concat(self, index, node, inputs) -> None:
         axis = self._attributes(node).get("axis")
         ranks = {len(self._shape(v)) + 1 for v in inputs if not isinstance(v, _Const)}
@@ -861,7 +872,7 @@ class _Importer:
         "ReduceMean": _reduce_mean,
         "Flatten": _flatten, "Reshape": _reshape, "Shape": _shape_of, "Identity": _passthrough,
         "Dropout": _passthrough, "Clip": _clip, "Concat": _concat, "Pad": _pad,
-        "Resize": _resize, "Upsample": _resize,
+        "Resize": _resize, "Upsample": _resize, "LeakyRelu": _leaky_relu,
         **dict.fromkeys(_NARY, _elementwise), **dict.fromkeys(_UNARY, _unary),
     }
 

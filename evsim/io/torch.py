@@ -15,6 +15,7 @@ Mapped (modules, functions and tensor methods):
 - Clip(λ): ``nn.Hardtanh(0, λ)``, ``nn.ReLU6``, ``F.hardtanh``, ``F.relu6``,
   ``torch.clamp(x, 0, λ)`` / ``x.clamp(0, λ)``, :class:`evsim.training.ClipReLU`;
 - QCFS: :class:`evsim.training.QCFS` (learned λ, levels, shift);
+- LeakyReLU(α), 0 < α ≤ 1: ``nn.LeakyReLU``, ``F.leaky_relu`` (α = 0: ReLU);
 - ``nn.MaxPool2d`` / ``F.max_pool2d``, ``nn.AvgPool2d`` / ``F.avg_pool2d``
   (``ceil_mode``, ``count_include_pad``), ``nn.AdaptiveAvgPool2d(1)`` /
   ``F.adaptive_avg_pool2d(x, 1)`` → GlobalAvgPool;
@@ -54,6 +55,7 @@ def _require_torch():
 # Reference signatures, used only to bind a traced call's positional and keyword arguments.
 def _sig_unary(input, inplace=False): ...
 def _sig_hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False): ...
+def _sig_leaky_relu(input, negative_slope=0.01, inplace=False): ...
 def _sig_clamp(input, min=None, max=None): ...
 def _sig_max_pool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                   return_indices=False): ...
@@ -166,12 +168,14 @@ class _Importer:
         self.module_types = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Conv2d,
                              nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Hardtanh,
                              training.ClipReLU, training.QCFS, nn.MaxPool2d, nn.AvgPool2d,
-                             nn.AdaptiveAvgPool2d, nn.Flatten, nn.ZeroPad2d, nn.Upsample)
+                             nn.AdaptiveAvgPool2d, nn.Flatten, nn.ZeroPad2d, nn.Upsample,
+                             nn.LeakyReLU)
         relu = ("relu", _sig_unary)
         clip = ("clamp", _sig_clamp)
         self.functions = {
             F.relu: relu, torch.relu: relu, torch.relu_: relu,
             F.relu6: ("relu6", _sig_unary), F.hardtanh: ("hardtanh", _sig_hardtanh),
+            F.leaky_relu: ("leaky_relu", _sig_leaky_relu),
             torch.clamp: clip, torch.clip: clip,
             F.max_pool2d: ("max_pool", _sig_max_pool), F.avg_pool2d: ("avg_pool", _sig_avg_pool),
             F.adaptive_avg_pool2d: ("adaptive", _sig_adaptive),
@@ -273,6 +277,8 @@ class _Importer:
             return self._layer(node, L.BatchNorm(gamma, beta, mean, var, eps=m.eps), x)
         if isinstance(m, nn.ReLU):
             return self._layer(node, L.ReLU(), x)
+        if isinstance(m, nn.LeakyReLU):
+            return self._leaky_relu(node, x, m.negative_slope)
         if isinstance(m, (nn.ReLU6, nn.Hardtanh)):  # ReLU6 is a Hardtanh(0, 6)
             return self._clip(node, x, m.min_val, m.max_val)
         if isinstance(m, self.training.ClipReLU):
@@ -330,6 +336,8 @@ class _Importer:
             value = self._clip(node, x, 0.0, 6.0)
         elif kind == "hardtanh":
             value = self._clip(node, x, a["min_val"], a["max_val"])
+        elif kind == "leaky_relu":
+            value = self._leaky_relu(node, x, a["negative_slope"])
         elif kind == "clamp":
             value = self._clip(node, x, a["min"], a["max"])
         elif kind == "max_pool":
@@ -368,6 +376,13 @@ class _Importer:
                 raise self._error(node, "reads a size other than the batch size x.size(0)")
             value = _SHAPE if a["dim"] is None else _BATCH
         self.values[node] = value
+
+    def _leaky_relu(self, node, x, slope) -> str:
+        """LeakyReLU(α) for 0 < α ≤ 1 (signed neurons, θ⁻ = θ/α), ReLU for α = 0."""
+        if not isinstance(slope, (int, float)) or not 0 <= slope <= 1:
+            raise self._error(node, f"has negative_slope {slope!r}; evsim's LeakyReLU needs a "
+                              "constant slope in [0, 1]")
+        return self._layer(node, L.LeakyReLU(float(slope)) if slope > 0 else L.ReLU(), x)
 
     def _clip(self, node, x, low, high) -> str:
         for bound in (low, high):
