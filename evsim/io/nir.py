@@ -279,6 +279,10 @@ class _Exporter:
         if spec.allowance > 0:
             raise EvsimValueError("SpiCalib (allowance > 0) emits negative calibration spikes, "
                                   "which NIR cannot express")
+        if spec.signed:
+            raise EvsimValueError("is signed IF neurons (θ⁻ set), whose negative spikes NIR's "
+                                  "IF cannot express; export a network without LeakyReLU or "
+                                  "linear bottlenecks")
         theta = np.broadcast_to(spec.threshold, shape).copy()
         layer = self.snn.network[name].layer
         metadata = {"reset": spec.reset, "v_init": np.broadcast_to(spec.v_init, shape).copy(),

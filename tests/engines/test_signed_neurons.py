@@ -161,3 +161,33 @@ def test_signed_spec_validation_names_the_problem():
     spec = NeuronSpec(1.0, negative_threshold=2.0)
     assert spec.signed and not NeuronSpec(1.0).signed
     assert not spec.equals(NeuronSpec(1.0)) and spec.equals(NeuronSpec(1.0, negative_threshold=2.0))
+
+
+def test_signed_networks_save_load_and_hash_their_negative_thresholds(tmp_path):
+    """θ⁻ is stored with the network (the LeakyReLU and Identity records too), comes back
+    bit for bit, and the content hash sees it; an unsigned network stores no θ⁻."""
+    from netgen import random_signed_network
+
+    from evsim.io import content_hash
+
+    snn, x = random_signed_network(5)
+    assert any(spec.signed for spec in snn.neurons.values())
+    evsim.save(snn, tmp_path / "signed")
+    back = evsim.load(tmp_path / "signed.npz")
+    assert back.equals(snn) and content_hash(back) == content_hash(snn)
+    for name, spec in snn.neurons.items():
+        assert type(back.network[name].layer) is type(snn.network[name].layer)
+        assert back.neurons[name].signed == spec.signed
+    np.testing.assert_array_equal(evsim.simulate(back, x, T=6).outputs,
+                                  evsim.simulate(snn, x, T=6).outputs)
+    name = next(n for n, s in snn.neurons.items() if s.signed)
+    spec = snn.neurons[name]
+    changed = dict(snn.neurons)
+    changed[name] = NeuronSpec(spec.threshold, spec.v_init, spec.reset, spec.burst,
+                               negative_threshold=spec.negative_threshold * 2)
+    other = SpikingNetwork(snn.network, changed)
+    assert not other.equals(snn) and content_hash(other) != content_hash(snn)
+    with np.load(tmp_path / "signed.npz") as data:
+        stored = {k for k in data.files if k.endswith("negative_threshold")}
+    assert stored == {f"neuron/{n}/negative_threshold" for n, s in snn.neurons.items()
+                      if s.signed}

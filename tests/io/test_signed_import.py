@@ -214,3 +214,16 @@ def test_mobilenet_v2_inverted_residual_converts_and_runs_on_both_engines(opset,
         agreement = np.mean(result.predictions()[-1] == reference.argmax(1))
         # logits centred and scaled per class: their error is relative to their spread
         assert error < 0.3 and agreement >= 0.8, (engine, error, agreement)
+
+
+@pytest.mark.parametrize("layer", [L.LeakyReLU(0.5), L.Identity()])
+def test_nir_export_of_signed_neurons_is_an_error_naming_the_layer(layer):
+    pytest.importorskip("nir")
+    from evsim.io.nir import NIRExportError, to_nir
+
+    net = evsim.Network.sequential((3,), [L.Dense(np.eye(3)), layer, L.Dense(np.ones((2, 3)))],
+                                   names=["fc", "act", "out"])
+    snn = evsim.SpikingNetwork(net, {"act": evsim.NeuronSpec(1.0, negative_threshold=2.0)})
+    kind = type(layer).__name__
+    with pytest.raises(NIRExportError, match=rf"layer 'act' \({kind}\): is signed IF neurons"):
+        to_nir(snn)

@@ -140,7 +140,7 @@ def test_errors_name_the_layer_or_option(data):
                                          names=["c1", "r1", "c2", "c3", "r2"])
     with pytest.raises(evsim.ConversionError, match="layer 'c3' .* reads 'c2', which carries "
                                                     "currents"):
-        convert(two_convs, np.ones((2, 1, 4, 4)))
+        evsim.signals.plan(two_convs)  # the graph alone: a linear bottleneck has no spikes
 
 
 def test_silent_layer_warns_and_gets_unit_threshold():
@@ -187,3 +187,44 @@ def test_ilif_codes_above_a_trained_bound_are_warned_about():
     net = b.build()
     with pytest.warns(ClipBoundWarning, match="layer 'clip'.*above the trained bound 2"):
         convert(net, None, method="opi", time_scheme="ilif", initial_potential=0.0)
+
+
+def test_linear_bottleneck_gets_signed_identity_neurons():
+    """Conv → Conv with no activation converts: an Identity layer 'c2_linear' between them
+    becomes signed neurons with θ⁻ = θ, λ from the percentile of |values|; the ANN's
+    function is unchanged."""
+    rng = np.random.default_rng(0)
+    two_convs = evsim.Network.sequential((1, 4, 4), [Conv2d(rng.normal(size=(2, 1, 3, 3))),
+                                                     ReLU(), Conv2d(rng.normal(size=(2, 2, 1, 1))),
+                                                     Conv2d(rng.normal(size=(2, 2, 1, 1))), ReLU()],
+                                         names=["c1", "r1", "c2", "c3", "r2"])
+    x = rng.random((8, 1, 4, 4))
+    snn = convert(two_convs, x, percentile=100.0)
+    assert snn.network["c3"].inputs == ("c2_linear",)
+    assert snn.network["c2_linear"].inputs == ("c2",)
+    assert isinstance(snn.network["c2_linear"].layer, evsim.layers.Identity)
+    spec = snn.neurons["c2_linear"]
+    np.testing.assert_array_equal(spec.negative_threshold, spec.threshold)
+    c2 = evsim.forward(snn.network, x, activations=["c2_linear"])[1]["c2_linear"]
+    assert np.float32(np.abs(c2).max()) == spec.threshold  # p = 100 of the magnitudes
+    assert c2.min() < 0  # the negative side is what θ⁻ carries
+    np.testing.assert_allclose(evsim.forward(snn.network, x), evsim.forward(two_convs, x),
+                               rtol=1e-6)
+    assert not any(s.signed for n, s in snn.neurons.items() if n != "c2_linear")
+
+
+def test_leaky_relu_gets_theta_over_alpha_and_refuses_spicalib_and_windows():
+    rng = np.random.default_rng(1)
+    net = evsim.Network.sequential((4,), [Dense(rng.normal(size=(5, 4))),
+                                          evsim.LeakyReLU(0.25), Dense(rng.normal(size=(2, 5)))],
+                                   names=["fc", "act", "out"])
+    x = rng.random((16, 4))
+    snn = convert(net, x)
+    spec = snn.neurons["act"]
+    np.testing.assert_array_equal(spec.negative_threshold, spec.threshold * np.float32(4))
+    channelwise = convert(net, x, method="channelwise")
+    assert channelwise.neurons["act"].negative_threshold.shape == (5,)
+    with pytest.raises(ValueError, match="allowance.*'act' \\(LeakyReLU\\)"):
+        convert(net, x, method="spicalib", T=32)
+    with pytest.raises(ValueError, match="layer 'act'.*synchronous"):
+        convert(net, x, method="spikeconverter")
