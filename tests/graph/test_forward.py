@@ -489,6 +489,23 @@ def test_activations_match_definitions(seed, bound, levels, shift):
     assert k.min() >= -1e-9 and k.max() <= levels + 1e-9
 
 
+@FAST
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.01, 0.1, 0.25, 1.0]),
+       st.sampled_from([np.float32, np.float64]))
+def test_leaky_relu_and_identity_match_definitions(seed, alpha, dtype):
+    x = np.random.default_rng(seed).normal(0, 2, size=(3, 2, 3, 3)).astype(dtype)
+    got = apply(L.LeakyReLU(alpha), [x])
+    want = np.array([v if v >= 0 else dtype(alpha) * v for v in x.ravel()], dtype)
+    assert got.dtype == dtype and got.tobytes() == want.reshape(x.shape).tobytes()
+    same = apply(L.Identity(), [x])
+    assert same is not x and same.tobytes() == x.tobytes()
+    assert L.LeakyReLU(alpha).negative_slope == alpha and L.Identity().negative_slope == 1
+    assert L.ReLU().negative_slope == 0
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(evsim.EvsimValueError, match="LeakyReLU alpha"):
+            L.LeakyReLU(bad)
+
+
 def test_qcfs_hand_values():
     layer = L.QCFS(lam=2.0, levels=4, shift=0.5)
     x = np.array([[-1.0, 0.0, 0.24, 0.26, 1.0, 1.9, 5.0]])

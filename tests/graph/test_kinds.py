@@ -24,6 +24,7 @@ EXPECTED_ROLES = {"input": kinds.INPUT, "dense": kinds.SYNAPSE, "conv2d": kinds.
                   "qcfs": kinds.NEURON}
 EXPECTED_ROLES.update({"concat": kinds.CONCAT, "pad": kinds.AVERAGE,
                        "upsample": kinds.AVERAGE})
+EXPECTED_ROLES.update({"leaky_relu": kinds.NEURON, "identity": kinds.NEURON})
 
 
 def test_every_saved_kind_has_rules_with_its_role():

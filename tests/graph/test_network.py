@@ -190,6 +190,8 @@ def _every_kind_network():
                 name="avg")
     b.add_layer(L.MaxPool2d(2, 1, 1, ceil_mode=True), name="max")
     b.add_layer(L.GlobalAvgPool(), name="gap")
+    b.add_layer(L.LeakyReLU(0.125), name="leaky")
+    b.add_layer(L.Identity(), name="ident")
     b.add_layer(L.Flatten(), name="flat")
     b.add_layer(L.Dense(rng.standard_normal((3, 12)).astype(np.float32),
                         rng.standard_normal(3).astype(np.float32)), name="fc")
@@ -211,6 +213,7 @@ def test_save_load_round_trip(tmp_path):
     assert back["conv"].layer.stride == (2, 1) and back["conv"].layer.dilation == (1, 2)
     assert back["avg"].layer.ceil_mode is True and back["avg"].layer.count_include_pad is False
     assert back["qcfs"].layer.shift == 0.25 and back["bn"].layer.eps == 1e-3
+    assert back["leaky"].layer.alpha == 0.125 and isinstance(back["ident"].layer, L.Identity)
     assert back.output_name == net.output_name
     x = np.random.default_rng(1).standard_normal((2, 4, 9, 8))
     np.testing.assert_array_equal(evsim.forward(back, x, dtype=np.float64),
