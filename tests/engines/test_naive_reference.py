@@ -250,13 +250,16 @@ def test_recorded_signed_trains_and_membranes_equal_the_naive_reference(seed, T)
 
 
 def test_the_signed_suite_fires_negative_spikes():
-    """The random signed networks do exercise negative spikes on both kinds of layer."""
-    fired = {"leaky_relu": 0, "identity": 0}
+    """The random signed networks do exercise negative spikes on both kinds of layer, in
+    bursts and with zero reset."""
+    fired = {"leaky_relu": 0, "identity": 0, "burst": 0, "zero": 0}
     for seed in range(12):
         snn, x = random_signed_network(seed)
         reference = naive.simulate(snn, x, 8)
         for name, total in reference.negative_spikes.items():
-            kind = snn.network[name].layer.kind
+            spec, kind = snn.neurons[name], snn.network[name].layer.kind
             if kind in fired:
                 fired[kind] += total
-    assert fired["leaky_relu"] > 0 and fired["identity"] > 0, fired
+            fired["burst"] += total * (spec.burst > 1)
+            fired["zero"] += total * (spec.reset == "zero")
+    assert min(fired.values()) > 0, fired
