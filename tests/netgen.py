@@ -144,8 +144,8 @@ def _branch(rng, b: NetworkBuilder, start: str, channels: int) -> str:
 def random_routing_network(seed: int) -> tuple[SpikingNetwork, np.ndarray]:
     """A random SNN with Concats of spikes and of pooled spikes (two or three branches),
     zero padding and nearest/bilinear upsampling folded into convolutions or read by neurons,
-    a residual Add and the readout, on the dyadic grid; its input may be concatenated with an upsampled
-    pooling of itself (analog values, or rate-coded spikes)."""
+    a residual Add and the readout, on the dyadic grid; its input may be concatenated with an
+    upsampled pooling of itself (analog values, or rate-coded spikes)."""
     rng = np.random.default_rng(seed)
     c, h, w = int(rng.integers(1, 3)), 2 * int(rng.integers(2, 4)), 2 * int(rng.integers(2, 4))
     b = NetworkBuilder((c, h, w))

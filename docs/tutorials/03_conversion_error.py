@@ -68,7 +68,7 @@ def error_parts(snn, T):
         received = (v_end - v0 + theta * count) / T          # mean input current Ī
         a = activations[name]
 
-        def q(current):
+        def q(current, theta=theta, v0=v0):
             return theta / T * np.clip(np.floor((v0 + T * current) / theta), 0, T)
 
         rate = theta * count / T
@@ -108,10 +108,10 @@ for column, (label, parts) in enumerate(measured.items()):
     x = np.arange(len(layers))
     for k, part in enumerate(PARTS):
         offset = (k - 1.5) * 0.2
-        axes[0, column].bar(x + offset, [parts[l][part].mean() for l in layers], 0.2,
+        axes[0, column].bar(x + offset, [parts[layer][part].mean() for layer in layers], 0.2,
                             label=part)
-        axes[1, column].bar(x + offset, [np.sqrt((parts[l][part] ** 2).mean())
-                                         for l in layers], 0.2, label=part)
+        axes[1, column].bar(x + offset, [np.sqrt((parts[layer][part] ** 2).mean())
+                                         for layer in layers], 0.2, label=part)
     for row in axes[:, column]:
         row.set_xticks(x, layers)
         row.axhline(0, color="black", linewidth=0.8)

@@ -35,7 +35,7 @@ def _pair(reader: str, groups: int, seed: int):
                 b.add_layer(evsim.ReLU(), name="out")
         elif reader == "conv":
             per = 2 // groups
-            for k, (src, rows) in enumerate((("a", slice(0, per)), ("b", slice(per, 2)))):
+            for k, rows in enumerate((slice(0, per), slice(per, 2))):
                 w = weight[rows] if groups == 2 else weight[:, 2 * k:2 * k + 2]
                 b.add_layer(evsim.Conv2d(w, padding=1), "a" if k == 0 else "b", name=f"o{k}")
             if groups == 2:

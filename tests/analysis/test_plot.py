@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
 import evsim
 from evsim import AvgPool2d, Conv2d, Dense, Flatten, NetworkBuilder, ReLU
