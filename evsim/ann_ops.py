@@ -319,6 +319,18 @@ def qcfs(layer: L.QCFS, x: np.ndarray) -> np.ndarray:
     return lam * np.clip(q, 0, levels) / levels
 
 
+def sigmoid(layer: L.Sigmoid, x: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(−x))``, element-wise, in x's dtype (no overflow warning for large |x|)."""
+    with np.errstate(over="ignore"):
+        return (1 / (1 + np.exp(-x))).astype(x.dtype, copy=False)
+
+
+def softmax(layer: L.Softmax, x: np.ndarray) -> np.ndarray:
+    """Softmax over axis 1 (channels or features) of ``x`` (B, C, ...), in x's dtype."""
+    shifted = np.exp(x - x.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(x.dtype, copy=False)
+
+
 def add(inputs: list[np.ndarray], threads: int = 1, out: np.ndarray | None = None) -> np.ndarray:
     """Element-wise sum of ``inputs`` (all one shape), into ``out`` if given; the images are
     shared among ``threads``, each share written in place (no joining copy)."""
@@ -335,4 +347,5 @@ def add(inputs: list[np.ndarray], threads: int = 1, out: np.ndarray | None = Non
 
 __all__ = ["dense", "conv2d", "conv_transpose2d", "avgpool2d", "avgpool_divisor", "maxpool2d", "maxpool2d_argmax",
            "gather_windows", "global_avgpool", "batchnorm", "relu", "clip", "qcfs", "add",
+           "sigmoid", "softmax",
            "IM2COL_FLOATS"]

@@ -64,6 +64,8 @@ AVERAGE = "average"    # a fixed per-channel average: weighted spikes, folded in
 RESHAPE = "reshape"    # flattens in C order, values unchanged (Flatten)
 FOLD = "fold"          # must be folded into a synapse before conversion (BatchNorm)
 ROLES = (INPUT, SYNAPSE, SUM, NEURON, MAX_POOL, AVERAGE, RESHAPE, FOLD)
+HEAD = "head"          # a normalising map of the output (Sigmoid, Softmax): the readout's
+ROLES += (HEAD,)       # decoding, dropped at conversion (evsim.passes.drop_output_head)
 
 #: ``forward(layer, inputs, threads, out, per_image) -> output`` on batch-first arrays.
 Forward = Callable[[L.Layer, list[np.ndarray], int, "np.ndarray | None", bool], np.ndarray]
@@ -360,6 +362,8 @@ def _register_builtin() -> None:
         spatial=lambda layer, shape: _transpose_map(layer, shape),
         fanout=_conv_transpose_fanout, nonzero_fanout=_conv_transpose_nonzero_fanout))
     register(L.Add, KindRules(SUM, _add_forward, writes_out=True))
+    register(L.Sigmoid, KindRules(HEAD, _elementwise(ann_ops.sigmoid), per_image=True))
+    register(L.Softmax, KindRules(HEAD, _elementwise(ann_ops.softmax), per_image=True))
     register(L.AvgPool2d, KindRules(
         AVERAGE, _elementwise(ann_ops.avgpool2d), per_image=True,
         spatial=lambda layer, shape: _window_map(layer, shape, (1, 1)), weights=_avgpool_weights))
@@ -380,4 +384,4 @@ def _register_builtin() -> None:
 _register_builtin()
 
 __all__ = ["KindRules", "register", "rules_of", "role_of", "apply", "ROLES", "INPUT", "SYNAPSE",
-           "SUM", "NEURON", "MAX_POOL", "AVERAGE", "RESHAPE", "FOLD"]
+           "SUM", "NEURON", "MAX_POOL", "AVERAGE", "RESHAPE", "FOLD", "HEAD"]

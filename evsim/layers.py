@@ -487,13 +487,40 @@ class QCFS(Activation):
         return self.lam
 
 
+@dataclass(frozen=True, eq=False)
+class OutputHead(Layer):
+    """Base of the normalising maps a network may end with (Sigmoid, Softmax): allowed only
+    as the network's output, which the spiking network reads before the head (its
+    readout); see ``docs/conventions.md``."""
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        return shape
+
+
+@dataclass(frozen=True, eq=False)
+class Sigmoid(OutputHead):
+    """``1 / (1 + exp(−x))``, element-wise; only as the network's output."""
+
+    kind: ClassVar[str] = "sigmoid"
+
+
+@dataclass(frozen=True, eq=False)
+class Softmax(OutputHead):
+    """Softmax over the channels or features (per-image axis 0, PyTorch's ``dim=1``), at
+    every spatial position; only as the network's output."""
+
+    kind: ClassVar[str] = "softmax"
+
+
 LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls for cls in (Input, Dense, Conv2d, AvgPool2d, MaxPool2d, GlobalAvgPool, Flatten,
                               Add, BatchNorm, ReLU, Clip, QCFS)
 }
 LAYER_KINDS[ConvTranspose2d.kind] = ConvTranspose2d
+LAYER_KINDS.update({cls.kind: cls for cls in (Sigmoid, Softmax)})
 
 __all__ = ["Layer", "Input", "Dense", "Conv2d", "AvgPool2d", "MaxPool2d", "GlobalAvgPool",
            "Flatten", "Add", "BatchNorm", "Activation", "ReLU", "Clip", "QCFS", "ShapeError",
            "LAYER_KINDS", "Shape"]
-__all__ += ["ConvTranspose2d"]
+__all__ += ["ConvTranspose2d", "OutputHead", "Sigmoid", "Softmax"]

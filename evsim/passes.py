@@ -100,6 +100,35 @@ def _scale_transposed(weight: np.ndarray, groups: int, scale: np.ndarray) -> np.
     return (grouped * scale.reshape(groups, 1, cout_g, 1, 1)).reshape(weight.shape)
 
 
+def output_head(network: Network) -> L.Layer | None:
+    """The network's output head (its output layer if that is a Sigmoid or Softmax), or
+    None: apply it to a simulation's mean readout to compare with the ANN's output,
+    ``evsim.kinds.apply(head, [result.mean_output()])`` (``docs/conventions.md``)."""
+    layer = network[network.output_name].layer
+    return layer if kinds.role_of(layer) == kinds.HEAD else None
+
+
+def drop_output_head(network: Network) -> Network:
+    """The network without its output head (a Sigmoid or Softmax that is its output), whose
+    output is then the head's input: the readout a spiking network accumulates. The head
+    is monotone, so the predicted class is the same; ``docs/conventions.md`` says how
+    results are decoded. A head anywhere else raises an EvsimValueError naming it."""
+    for node in network:
+        if kinds.role_of(node.layer) != kinds.HEAD:
+            continue
+        readers = network.consumers(node.name)
+        if node.name != network.output_name or readers:
+            raise EvsimValueError(
+                f"{type(node.layer).__name__} '{node.name}' feeds {readers}: a spiking network "
+                "cannot carry it (spikes carry rectified linear values, and a sigmoid or "
+                "softmax of them is no spike count); evsim applies a Sigmoid or Softmax only "
+                "as the network's output, to the accumulated readout")
+    if output_head(network) is None:
+        return network
+    output = network[network.output_name]
+    return Network([n for n in network if n.name != output.name], output=output.inputs[0])
+
+
 def commute_maxpool_activation(network: Network) -> Network:
     """Rewrite ``MaxPool -> activation`` as ``activation -> MaxPool``.
 
@@ -125,4 +154,5 @@ def commute_maxpool_activation(network: Network) -> Network:
     return network
 
 
-__all__ = ["fold_batchnorm", "commute_maxpool_activation"]
+__all__ = ["fold_batchnorm", "commute_maxpool_activation", "drop_output_head",
+            "output_head"]
