@@ -22,6 +22,8 @@ EXPECTED_ROLES = {"input": kinds.INPUT, "dense": kinds.SYNAPSE, "conv2d": kinds.
                   "globalavgpool": kinds.AVERAGE, "flatten": kinds.RESHAPE, "add": kinds.SUM,
                   "batchnorm": kinds.FOLD, "relu": kinds.NEURON, "clip": kinds.NEURON,
                   "qcfs": kinds.NEURON}
+EXPECTED_ROLES.update({"conv_transpose2d": kinds.SYNAPSE, "sigmoid": kinds.HEAD,
+                       "softmax": kinds.HEAD})
 
 
 def test_every_saved_kind_has_rules_with_its_role():
