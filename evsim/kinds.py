@@ -32,9 +32,12 @@ uses its base's):
     only, given the pooling map before it (NeuroBench's synaptic operations,
     :func:`evsim.analysis.neurobench.nonzero_fanout`).
 
-The kinds planned next fit these roles: ConvTranspose2d and depthwise/grouped
-convolutions with a channel multiplier are synapses (their own ``spatial``
-and ``fanout``, and their runs in the event compiler); nearest and bilinear
+ConvTranspose2d is a synapse with its own ``spatial``, ``fanout`` and
+``nonzero_fanout`` (and its runs in the event compiler); depthwise and grouped
+convolutions with a channel multiplier are Conv2d's. Sigmoid and Softmax are
+``head``s: an ANN may end with one, which conversion drops (the spiking
+network's readout is its input, :func:`evsim.passes.drop_output_head`); no
+engine runs a head. The kinds planned next fit these roles: nearest and bilinear
 upsampling and Pad are averages (fixed per-channel linear maps whose
 ``weights`` fold into their readers, as AvgPool's do); signed neurons are
 neurons. Concat, which lays several inputs side by side, needs a role of its own.

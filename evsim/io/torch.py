@@ -114,7 +114,7 @@ def from_torch(module, input_shape: Sequence[int]) -> Network:
     Raises
     ------
     UnsupportedModuleError
-        For a node with no evsim equivalent (e.g. ``nn.Sigmoid``, ``torch.cat``)
+        For a node with no evsim equivalent (e.g. ``nn.Tanh``, ``torch.cat``)
         or a module ``torch.fx`` cannot trace; the message names the node, its
         module path or function, and the source line when known.
     """
