@@ -28,6 +28,7 @@ It is slow (Python loops over layers, steps and windows) and meant for tiny netw
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -409,6 +410,21 @@ def simulate(snn, x: np.ndarray, T: int, *, encoding: str = "analog", checkpoint
                        macs, _latency(network, snn.neurons, T) if windowed else T,
                        {k: np.stack(v, axis=1) for k, v in spikes.items()},
                        {k: np.stack(v, axis=1) for k, v in membrane.items()})
+
+
+def head_output(head, outputs: np.ndarray, checkpoints) -> np.ndarray:
+    """An output head (``docs/conventions.md``) applied to the mean readout at each
+    checkpoint: ``outputs`` (K, B, *shape) summed readouts; a Sigmoid element by element,
+    a Softmax over axis 2 (the channels or features) of every image and position."""
+    mean = np.asarray(outputs, np.float64) / np.reshape(checkpoints, (-1,) + (1,) * (
+        np.ndim(outputs) - 1))
+    if isinstance(head, L.Sigmoid):
+        return np.vectorize(lambda v: 1.0 / (1.0 + math.exp(-v)) if v >= 0
+                            else math.exp(v) / (1.0 + math.exp(v)))(mean)
+    if isinstance(head, L.Softmax):
+        weights = np.exp(mean - mean.max(axis=2, keepdims=True))
+        return weights / weights.sum(axis=2, keepdims=True)
+    raise TypeError(f"the naive reference has no output head {type(head).__name__}")
 
 
 def _latency(network, neurons, window: int) -> int:

@@ -92,3 +92,31 @@ def test_a_2x2_stride_2_transposed_convolution_adds_one_run_per_kernel_row():
     runs = _runs((3, 4, 4), [], L.ConvTranspose2d(np.ones((3, 5, 2, 2)), stride=2), (3, 4, 4))
     np.testing.assert_array_equal(np.diff(runs.ptr), 2)
     np.testing.assert_array_equal(runs.length, 10)
+
+
+@pytest.mark.parametrize("head", [L.Sigmoid(), L.Softmax()])
+def test_an_output_head_decodes_the_readout_as_the_naive_reference_does(head):
+    """The spiking network of an ANN that ends in a head reads the head's input; both
+    engines' raw readouts equal the reference's, and the head applied to their mean readout
+    equals the reference's head at every checkpoint."""
+    base, x = random_upsampling_network(3)
+    b = evsim.NetworkBuilder(base.network.input_shape)
+    for node in list(base.network)[1:]:
+        b.add_layer(node.layer, *node.inputs, name=node.name)
+    b.add_layer(head, name="head")
+    ann = b.build()
+    assert evsim.passes.output_head(ann) is head
+    snn = evsim.SpikingNetwork(evsim.passes.drop_output_head(ann), base.neurons)
+    reference = naive.simulate(snn, x, 8)
+    expected = naive.head_output(head, reference.outputs, reference.checkpoints)
+    for engine in ("event", "dense"):
+        result = evsim.simulate(snn, x, T=8, engine=engine, dtype=np.float64)
+        np.testing.assert_array_equal(result.outputs, reference.outputs)
+        for k, step in enumerate(result.checkpoints):
+            np.testing.assert_allclose(
+                evsim.kinds.apply(head, [result.mean_output(int(step))]), expected[k],
+                rtol=1e-12, atol=1e-15)
+    for engine in ("event", "dense"):  # a head left in a spiking network is refused
+        with pytest.raises(evsim.signals.ConversionError,
+                           match="layer 'head' .* cannot carry it"):
+            evsim.simulate(evsim.SpikingNetwork(ann, base.neurons), x, T=2, engine=engine)
