@@ -43,6 +43,22 @@ def test_engines_equal_the_naive_reference(seed, T, encoding, dtype):
                                                 per_image_counts=True))
 
 
+@settings(max_examples=16, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), scheme=st.sampled_from(["temporal", "ilif"]),
+       window=st.sampled_from([1, 3, 5]))
+def test_the_windowed_schemes_equal_the_naive_reference(seed, scheme, window):
+    """A window's bias (the temporal scheme) and K-bit codes (ilif) through transposed and
+    depthwise convolutions; thresholds powers of two."""
+    base, x = random_upsampling_network(seed)
+    rng = np.random.default_rng(seed)
+    neurons = {name: evsim.NeuronSpec(2.0 ** int(rng.integers(-2, 2))) for name in base.neurons}
+    snn = evsim.SpikingNetwork(base.network, neurons, time_scheme=scheme)
+    reference = naive.simulate(snn, x, window)
+    for engine in ("event", "dense"):
+        _assert_agree(reference, evsim.simulate(snn, x, T=window, engine=engine,
+                                                per_image_counts=True))
+
+
 def test_the_suite_is_not_vacuous():
     """On the generated networks, transposed and depthwise convolutions receive SOPs (of
     plain and of pooled spikes) and change the readout."""
