@@ -1,9 +1,10 @@
 """Per-kernel throughput of the event engine's scatter against BLAS dense layers.
 
 For each layer (3x3 convolutions with 16-256 channels, a 1024x1024 dense
-layer) and spike rate, times the event engine's scatter kernel on random
-events (one event per spiking neuron, multiplicity 1, in the order a neuron
-layer emits them: ascending channels-last index) and the dense
+layer, 3x3 depthwise convolutions, 2x2/stride-2 transposed convolutions beside the
+3x3 convolution with the same output channels) and spike rate, times the event engine's
+scatter kernel on random events (one event per spiking neuron, multiplicity 1, in the
+order a neuron layer emits them: ascending channels-last index) and the dense
 engine's BLAS forward of the same layer, both on one core by default. Each
 rate is timed twice: on fresh events, drawn anew for every image-step as in a
 network (each weight row or slab then comes from wherever the previous
@@ -19,7 +20,7 @@ alone allows. Prints a table: what, size, rate, time per image-step, GSOP/s
 the crossover rate where the event kernel stops winning, and this machine's
 roofline for a scatter-add (one vector store per cycle).
 
-    python benchmarks/bench_kernels.py [--threads 1] [--rounds 7] [--quick]
+    python benchmarks/bench_kernels.py [--threads 1] [--rounds 7] [--quick] [--only TEXT]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import numpy as np  # noqa: E402
 
 import evsim  # noqa: E402
 from evsim import Conv2d, Dense, SpikingNetwork, kinds  # noqa: E402
+from evsim.layers import ConvTranspose2d  # noqa: E402
 from evsim.simulate.compile import compile_program  # noqa: E402
 from evsim.simulate.kernels import (CODE, LANES, OP_SCATTER, SC_ROW, SC_WEIGHTS,  # noqa: E402
                                     _add_rows4, _scatter)
@@ -150,11 +152,32 @@ def layer_cases(layer, input_shape, rates, rng, dense_batch=32):
     return dense, macs, per_rate
 
 
+def upsampling_layers(rng, quick: bool) -> list:
+    """3x3 depthwise convolutions (groups = C, multiplier 1) and 2x2/stride-2 transposed
+    convolutions C -> C, each beside a 3x3 convolution C -> C on the transposed one's
+    output size (the same output channels)."""
+    out = []
+    for c, hw in ([(16, 8)] if quick else [(32, 32), (64, 16), (128, 16)]):
+        out.append((f"depthwise3x3 {c} {hw}x{hw}",
+                    Conv2d(rng.normal(size=(c, 1, 3, 3)).astype(np.float32), padding=1,
+                           groups=c), (c, hw, hw)))
+    for c, hw in ([(16, 4)] if quick else [(32, 16), (64, 8), (128, 8)]):
+        out.append((f"transposed2x2/s2 {c}->{c} {hw}x{hw}",
+                    ConvTranspose2d(rng.normal(size=(c, c, 2, 2)).astype(np.float32), stride=2),
+                    (c, hw, hw)))
+        out.append((f"conv3x3 {c}->{c} {2 * hw}x{2 * hw} (beside transposed)",
+                    Conv2d(rng.normal(size=(c, c, 3, 3)).astype(np.float32), padding=1),
+                    (c, 2 * hw, 2 * hw)))
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="small sizes, one round (smoke)")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", default="", help="time only the layers whose name holds "
+                        "this text (e.g. 'depthwise', 'transposed')")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     rounds = 1 if args.quick else args.rounds
@@ -166,7 +189,9 @@ def main():
         layers.append((f"conv3x3 {c}->{c} {hw}x{hw}",
                        Conv2d(rng.normal(size=(c, c, 3, 3)).astype(np.float32), padding=1),
                        (c, hw, hw)))
-    built = [(name,) + layer_cases(layer, shape, rates, rng) for name, layer, shape in layers]
+    layers += upsampling_layers(rng, args.quick)
+    built = [(name,) + layer_cases(layer, shape, rates, rng) for name, layer, shape in layers
+             if args.only in name]
     cases = [dense for _, dense, _, _ in built]
     for _, _, _, per_rate in built:
         for _, runs in per_rate:

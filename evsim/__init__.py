@@ -19,10 +19,9 @@ from .errors import (ConversionError, EvsimError, EvsimFileError, EvsimTypeError
                      EvsimValueError, InsufficientMemoryError, UnscaledInputWarning)
 from .forward import forward
 from .io import load, save
-from .layers import (QCFS, Add, AvgPool2d, BatchNorm, Clip, Conv2d, Dense, Flatten,
-                     GlobalAvgPool, Input, MaxPool2d, ReLU)
-from .layers import Concat, Pad, Upsample
-from .layers import Identity, LeakyReLU
+from .layers import (QCFS, Add, AvgPool2d, BatchNorm, Clip, Concat, Conv2d, ConvTranspose2d,
+                     Dense, Flatten, GlobalAvgPool, Identity, Input, LeakyReLU, MaxPool2d, Pad,
+                     ReLU, Sigmoid, Softmax, Upsample)
 from .network import Network, NetworkBuilder, Node
 from .options import METHODS, ConversionOptions
 from .passes import commute_maxpool_activation, fold_batchnorm
@@ -78,6 +77,5 @@ __all__ = [
     "NeuronSpec", "SpikingNetwork", "fold_batchnorm", "commute_maxpool_activation",
     "Input", "Dense", "Conv2d", "AvgPool2d", "MaxPool2d", "GlobalAvgPool", "Flatten", "Add",
     "BatchNorm", "ReLU", "Clip", "QCFS",
-    "Concat", "Pad", "Upsample",
-    "LeakyReLU", "Identity",
+    "Concat", "Pad", "Upsample", "ConvTranspose2d", "LeakyReLU", "Identity", "Sigmoid", "Softmax",
 ]

@@ -135,6 +135,70 @@ def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.
                      out[start:start + n, g * cout_g:(g + 1) * cout_g])
 
 
+def conv_transpose2d(layer: L.ConvTranspose2d, x: np.ndarray, threads: int = 1,
+                     out: np.ndarray | None = None, per_image: bool = False) -> np.ndarray:
+    """``x`` (B, C_in, H, W) -> (B, C_out, H_out, W_out), into ``out`` if given, by one
+    GEMM per image and group (the kernel taps' contributions of every input position)
+    and col2im: each tap's contributions added at their strided output positions.
+
+    Every image has GEMMs of its own, so its result does not depend on the batch
+    (``per_image`` holds whatever it says); groups of images are shared among
+    ``threads``.
+    """
+    b, _, h, w = x.shape
+    cin_g, cout_g = layer.weight.shape[0] // layer.groups, layer.weight.shape[1]
+    kh, kw = layer.kernel_size
+    shape = (b,) + layer.output_shape([x.shape[1:]])
+    out = _output(out, shape, x.dtype)
+    weight = layer.weight.astype(x.dtype, copy=False)
+    # per group: (C_out/g · KH · KW, C_in/g), rows in (output channel, tap) order
+    w2 = [weight[g * cin_g:(g + 1) * cin_g].reshape(cin_g, -1).T for g in range(layer.groups)]
+    step = max(1, IM2COL_FLOATS // (cout_g * kh * kw * h * w))
+
+    def images(lo: int, hi: int) -> None:
+        for start in range(lo, hi, step):
+            stop = min(hi, start + step)
+            _conv_transpose_images(layer, x[start:stop], w2, out[start:stop])
+
+    on_threads(images, shares(b, 4 * threads, unit=step, item_size=cout_g * kh * kw * h * w),
+               threads)
+    return out
+
+
+def _tap_range(size: int, n_out: int, tap: int, stride: int, pad: int,
+               dilation: int) -> tuple[int, int, int]:
+    """(first input, last input + 1, first output) of the inputs whose output
+    ``i·stride − pad + tap·dilation`` lies in ``[0, n_out)``, along one axis."""
+    offset = tap * dilation - pad
+    first = max(0, -(offset // stride))  # ceil(−offset / stride), at least 0
+    last = min(size, (n_out - 1 - offset) // stride + 1)
+    return first, max(first, last), first * stride + offset
+
+
+def _conv_transpose_images(layer: L.ConvTranspose2d, x: np.ndarray, w2: list,
+                           out: np.ndarray) -> None:
+    """conv_transpose2d of a few images ``x`` into ``out`` (bias added last)."""
+    n, _, h, w = x.shape
+    cin_g, cout_g = layer.weight.shape[0] // layer.groups, layer.weight.shape[1]
+    kh, kw = layer.kernel_size
+    (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
+    ho, wo = out.shape[2:]
+    out.fill(0)
+    for g in range(layer.groups):
+        columns = np.matmul(w2[g], x[:, g * cin_g:(g + 1) * cin_g].reshape(n, cin_g, h * w))
+        columns = columns.reshape(n, cout_g, kh, kw, h, w)
+        target = out[:, g * cout_g:(g + 1) * cout_g]
+        for i in range(kh):
+            y0, y1, oy = _tap_range(h, ho, i, sh, ph, dh)
+            for j in range(kw):
+                x0, x1, ox = _tap_range(w, wo, j, sw, pw, dw)
+                if y1 > y0 and x1 > x0:
+                    target[:, :, oy:oy + sh * (y1 - y0 - 1) + 1:sh,
+                           ox:ox + sw * (x1 - x0 - 1) + 1:sw] += columns[:, :, i, j, y0:y1, x0:x1]
+    if layer.bias is not None:
+        out += layer.bias.astype(x.dtype, copy=False)[:, None, None]
+
+
 _thread_scratch = threading.local()
 
 
@@ -308,6 +372,18 @@ def qcfs(layer: L.QCFS, x: np.ndarray) -> np.ndarray:
     return lam * np.clip(q, 0, levels) / levels
 
 
+def sigmoid(layer: L.Sigmoid, x: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(−x))``, element-wise, in x's dtype (no overflow warning for large |x|)."""
+    with np.errstate(over="ignore"):
+        return (1 / (1 + np.exp(-x))).astype(x.dtype, copy=False)
+
+
+def softmax(layer: L.Softmax, x: np.ndarray) -> np.ndarray:
+    """Softmax over axis 1 (channels or features) of ``x`` (B, C, ...), in x's dtype."""
+    shifted = np.exp(x - x.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(x.dtype, copy=False)
+
+
 def add(inputs: list[np.ndarray], threads: int = 1, out: np.ndarray | None = None) -> np.ndarray:
     """Element-wise sum of ``inputs`` (all one shape), into ``out`` if given; the images are
     shared among ``threads``, each share written in place (no joining copy)."""
@@ -322,7 +398,8 @@ def add(inputs: list[np.ndarray], threads: int = 1, out: np.ndarray | None = Non
     return total
 
 
-__all__ = ["dense", "conv2d", "avgpool2d", "avgpool_divisor", "maxpool2d", "maxpool2d_argmax",
+__all__ = ["dense", "conv2d", "conv_transpose2d", "avgpool2d", "avgpool_divisor", "maxpool2d",
+           "maxpool2d_argmax",
            "gather_windows", "global_avgpool", "batchnorm", "relu", "clip", "qcfs", "add",
-           "IM2COL_FLOATS", "concat", "pad", "upsample", "upsample_matrix"]
-__all__ += ["leaky_relu", "identity"]
+           "sigmoid", "softmax", "IM2COL_FLOATS", "concat", "pad", "upsample",
+           "upsample_matrix", "leaky_relu", "identity"]

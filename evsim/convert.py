@@ -16,7 +16,8 @@ from .calibrate import activation_scales, braincog_scales
 from .errors import ClipBoundWarning, EvsimTypeError, EvsimValueError
 from .network import Network
 from .options import METHODS, NORMALIZATIONS, ConversionOptions, OptionError, preset
-from .passes import commute_maxpool_activation, fold_batchnorm, insert_linear_neurons
+from .passes import (commute_maxpool_activation, drop_output_head, fold_batchnorm,
+                     insert_linear_neurons)
 from .signals import check_spiking_graph
 from .spiking import NeuronSpec, SpikingNetwork
 from .validate import check_images
@@ -28,9 +29,11 @@ TRAINED_ACTIVATIONS = {"opi": (L.Clip, L.QCFS), "qcfs": (L.QCFS,), "nq": (L.QCFS
 
 
 def prepare(network: Network) -> Network:
-    """The graph conversion simulates: BatchNorm folded, MaxPool moved after activations, an
-    identity activation at every linear bottleneck (:func:`~evsim.passes.insert_linear_neurons`)."""
-    return insert_linear_neurons(commute_maxpool_activation(fold_batchnorm(network)))
+    """The graph conversion simulates: an output Sigmoid/Softmax dropped (the readout is its
+    input), BatchNorm folded, MaxPool moved after activations, an identity activation at
+    every linear bottleneck (:func:`~evsim.passes.insert_linear_neurons`)."""
+    return insert_linear_neurons(commute_maxpool_activation(fold_batchnorm(
+        drop_output_head(network))))
 
 
 def resolve(method: str = "percentile", options: ConversionOptions | None = None,

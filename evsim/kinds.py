@@ -32,9 +32,12 @@ uses its base's):
     only, given the pooling map before it (NeuroBench's synaptic operations,
     :func:`evsim.analysis.neurobench.nonzero_fanout`).
 
-The kinds planned next fit these roles: ConvTranspose2d and depthwise/grouped
-convolutions with a channel multiplier are synapses (their own ``spatial``
-and ``fanout``, and their runs in the event compiler); nearest and bilinear
+ConvTranspose2d is a synapse with its own ``spatial``, ``fanout`` and
+``nonzero_fanout`` (and its runs in the event compiler); depthwise and grouped
+convolutions with a channel multiplier are Conv2d's. Sigmoid and Softmax are
+``head``s: an ANN may end with one, which conversion drops (the spiking
+network's readout is its input, :func:`evsim.passes.drop_output_head`); no
+engine runs a head. The kinds planned next fit these roles: nearest and bilinear
 upsampling and Pad are averages (fixed per-channel linear maps whose
 ``weights`` fold into their readers, as AvgPool's do); signed neurons are
 neurons. Concat, which lays several inputs side by side, has a role of its own (``concat``):
@@ -65,7 +68,9 @@ AVERAGE = "average"    # a fixed per-channel average: weighted spikes, folded in
 RESHAPE = "reshape"    # flattens in C order, values unchanged (Flatten)
 FOLD = "fold"          # must be folded into a synapse before conversion (BatchNorm)
 CONCAT = "concat"      # lays its inputs side by side along the channels: routing, no SOPs
-ROLES = (INPUT, SYNAPSE, SUM, NEURON, MAX_POOL, AVERAGE, RESHAPE, FOLD, CONCAT)
+HEAD = "head"          # a normalising map of the output (Sigmoid, Softmax): the readout's
+                       # decoding, dropped at conversion (evsim.passes.drop_output_head)
+ROLES = (INPUT, SYNAPSE, SUM, NEURON, MAX_POOL, AVERAGE, RESHAPE, FOLD, CONCAT, HEAD)
 
 #: ``forward(layer, inputs, threads, out, per_image) -> output`` on batch-first arrays.
 Forward = Callable[[L.Layer, list[np.ndarray], int, "np.ndarray | None", bool], np.ndarray]
@@ -340,6 +345,65 @@ def _register_routing() -> None:
                                  weights=_identity_weights))
 
 
+# --- transposed convolution ---------------------------------------------------------------
+
+def _transpose_axis(size: int, n_out: int, stride: int, offset: int):
+    """(output index, input index) pairs of one axis of one kernel tap of a transposed
+    convolution: input ``i`` reaches output ``i·stride + offset`` if it lies inside."""
+    inp = np.arange(size)
+    out = inp * stride + offset
+    keep = (out >= 0) & (out < n_out)
+    return out[keep], inp[keep]
+
+
+def _transpose_map(layer: L.ConvTranspose2d, in_shape: Shape,
+                   taps: np.ndarray | None = None) -> sp.csr_matrix:
+    """Boolean map (H_out*W_out, H*W) of a transposed convolution on one channel, using only
+    the kernel taps where the boolean (KH, KW) ``taps`` is set (all if None)."""
+    _, h, w = in_shape
+    _, ho, wo = layer.output_shape([in_shape])
+    (sy, sx), (py, px), (dy, dx) = layer.stride, layer.padding, layer.dilation
+    taps = np.ones(layer.kernel_size, bool) if taps is None else taps
+    rows, cols = [], []
+    for ky, kx in zip(*np.nonzero(taps)):
+        oy, iy = _transpose_axis(h, ho, sy, ky * dy - py)
+        ox, ix = _transpose_axis(w, wo, sx, kx * dx - px)
+        rows.append((oy[:, None] * wo + ox[None, :]).ravel())
+        cols.append((iy[:, None] * w + ix[None, :]).ravel())
+    rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    cols = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    matrix = sp.csr_matrix((np.ones(rows.size, bool), (rows, cols)), shape=(ho * wo, h * w))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _conv_transpose_fanout(layer: L.ConvTranspose2d, composite: sp.spmatrix, in_shape: Shape):
+    if len(in_shape) != 3:
+        raise EvsimTypeError("ConvTranspose2d cannot read a 1-D layer")
+    return (_transpose_map(layer, in_shape) @ composite).astype(bool), layer.weight.shape[1]
+
+
+def _conv_transpose_forward(layer: L.ConvTranspose2d, inputs, threads: int, out,
+                            per_image: bool) -> np.ndarray:
+    return ann_ops.conv_transpose2d(layer, inputs[0], threads, out, per_image)
+
+
+def _conv_transpose_nonzero_fanout(layer: L.ConvTranspose2d, source_shape: Shape,
+                                   pooled: sp.spmatrix | None, in_shape: Shape) -> np.ndarray:
+    channels, h, w = source_shape
+    cache: dict[bytes, np.ndarray] = {}
+    out = np.zeros((channels, h * w), np.int64)
+    for c in range(channels):  # weight[c] (C_out/g, KH, KW): channel c's outputs in its group
+        for taps in layer.weight[c] != 0:
+            key = taps.tobytes()
+            if key not in cache:
+                matrix = _transpose_map(layer, in_shape, taps)
+                cache[key] = targets_per_input(matrix if pooled is None else
+                                               (matrix @ pooled).astype(bool))
+            out[c] += cache[key]
+    return out.reshape(source_shape)
+
+
 def _register_builtin() -> None:
     register(L.Input, KindRules(INPUT))
     register(L.Dense, KindRules(SYNAPSE, _dense_forward, writes_out=True, fanout=_dense_fanout,
@@ -348,7 +412,13 @@ def _register_builtin() -> None:
         SYNAPSE, _conv_forward, writes_out=True,
         spatial=lambda layer, shape: _window_map(layer, shape, layer.dilation),
         fanout=_conv_fanout, nonzero_fanout=_conv_nonzero_fanout))
+    register(L.ConvTranspose2d, KindRules(
+        SYNAPSE, _conv_transpose_forward, writes_out=True,
+        spatial=lambda layer, shape: _transpose_map(layer, shape),
+        fanout=_conv_transpose_fanout, nonzero_fanout=_conv_transpose_nonzero_fanout))
     register(L.Add, KindRules(SUM, _add_forward, writes_out=True))
+    register(L.Sigmoid, KindRules(HEAD, _elementwise(ann_ops.sigmoid), per_image=True))
+    register(L.Softmax, KindRules(HEAD, _elementwise(ann_ops.softmax), per_image=True))
     register(L.AvgPool2d, KindRules(
         AVERAGE, _elementwise(ann_ops.avgpool2d), per_image=True,
         spatial=lambda layer, shape: _window_map(layer, shape, (1, 1)), weights=_avgpool_weights))
@@ -371,4 +441,4 @@ _register_builtin()
 _register_routing()
 
 __all__ = ["KindRules", "register", "rules_of", "role_of", "apply", "ROLES", "INPUT", "SYNAPSE",
-           "SUM", "NEURON", "MAX_POOL", "AVERAGE", "RESHAPE", "FOLD", "CONCAT"]
+           "SUM", "NEURON", "MAX_POOL", "AVERAGE", "RESHAPE", "FOLD", "CONCAT", "HEAD"]

@@ -210,6 +210,82 @@ class Conv2d(Layer):
         return (self.out_channels, ho, wo)
 
 
+def _transposed_out(size: int, kernel: int, stride: int, pad: int, dilation: int,
+                    output_padding: int) -> int:
+    return (size - 1) * stride - 2 * pad + dilation * (kernel - 1) + output_padding + 1
+
+
+@dataclass(frozen=True, eq=False)
+class ConvTranspose2d(Layer):
+    """2-D transposed convolution (the gradient of :class:`Conv2d`, as PyTorch and ONNX).
+
+    ``weight`` (C_in, C_out / groups, KH, KW), ``bias`` (C_out,) or None. Input
+    position ``i`` reaches output ``i·stride − padding + k·dilation`` through kernel
+    tap ``k``; the output has ``(H − 1)·stride − 2·padding + dilation·(KH − 1) +
+    output_padding + 1`` rows (likewise columns). ``output_padding`` adds rows and
+    columns at the bottom and right and must be smaller than the stride or the dilation.
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray | None = None
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    output_padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    kind: ClassVar[str] = "conv_transpose2d"
+
+    def __post_init__(self):
+        weight = _array(self.weight, "ConvTranspose2d weight", ndim=4)
+        object.__setattr__(self, "weight", weight)
+        for name in ("stride", "padding", "output_padding", "dilation"):
+            pair = _pair(getattr(self, name), f"ConvTranspose2d {name}")
+            low = 1 if name in ("stride", "dilation") else 0
+            if min(pair) < low:
+                raise EvsimValueError(f"ConvTranspose2d {name} must be >= {low}, got {pair}")
+            object.__setattr__(self, name, pair)
+        for axis in (0, 1):
+            if self.output_padding[axis] >= max(self.stride[axis], self.dilation[axis]):
+                raise EvsimValueError(
+                    f"ConvTranspose2d output_padding {self.output_padding} must be smaller "
+                    f"than the stride {self.stride} or the dilation {self.dilation} per axis")
+        groups = int(self.groups)
+        if groups < 1 or weight.shape[0] % groups:
+            raise ShapeError(f"ConvTranspose2d groups={groups} must divide the "
+                             f"{weight.shape[0]} input channels")
+        object.__setattr__(self, "groups", groups)
+        if self.bias is not None:
+            bias = _array(self.bias, "ConvTranspose2d bias", ndim=1)
+            if bias.shape[0] != self.out_channels:
+                raise ShapeError(f"ConvTranspose2d bias has {bias.shape[0]} entries but the "
+                                 f"layer has {self.out_channels} output channels")
+            object.__setattr__(self, "bias", bias.astype(weight.dtype))
+
+    @property
+    def in_channels(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[1] * self.groups
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return self.weight.shape[2], self.weight.shape[3]
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        if len(shape) != 3 or shape[0] != self.in_channels:
+            raise ShapeError(f"expects input of shape ({self.in_channels}, H, W), got {shape}")
+        ho, wo = (_transposed_out(shape[1 + a], self.kernel_size[a], self.stride[a],
+                                  self.padding[a], self.dilation[a], self.output_padding[a])
+                  for a in (0, 1))
+        if ho <= 0 or wo <= 0:
+            raise ShapeError(f"padding {self.padding} leaves no output of input {shape} "
+                             f"(kernel {self.kernel_size}, stride {self.stride})")
+        return (self.out_channels, ho, wo)
+
+
 @dataclass(frozen=True, eq=False)
 class _Pool2d(Layer):
     kernel_size: tuple[int, int]
@@ -523,15 +599,44 @@ class Identity(Activation):
         return 1.0
 
 
+@dataclass(frozen=True, eq=False)
+class OutputHead(Layer):
+    """Base of the normalising maps a network may end with (Sigmoid, Softmax): allowed only
+    as the network's output, which the spiking network reads before the head (its
+    readout); see ``docs/conventions.md``."""
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        return shape
+
+
+@dataclass(frozen=True, eq=False)
+class Sigmoid(OutputHead):
+    """``1 / (1 + exp(−x))``, element-wise; only as the network's output."""
+
+    kind: ClassVar[str] = "sigmoid"
+
+
+@dataclass(frozen=True, eq=False)
+class Softmax(OutputHead):
+    """Softmax over the channels or features (per-image axis 0, PyTorch's ``dim=1``), at
+    every spatial position; only as the network's output."""
+
+    kind: ClassVar[str] = "softmax"
+
+
 LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls for cls in (Input, Dense, Conv2d, AvgPool2d, MaxPool2d, GlobalAvgPool, Flatten,
                               Add, BatchNorm, ReLU, Clip, QCFS)
 }
 LAYER_KINDS.update({cls.kind: cls for cls in (Concat, Pad, Upsample)})
 LAYER_KINDS.update({cls.kind: cls for cls in (LeakyReLU, Identity)})
+LAYER_KINDS[ConvTranspose2d.kind] = ConvTranspose2d
+LAYER_KINDS.update({cls.kind: cls for cls in (Sigmoid, Softmax)})
 
 __all__ = ["Layer", "Input", "Dense", "Conv2d", "AvgPool2d", "MaxPool2d", "GlobalAvgPool",
            "Flatten", "Add", "BatchNorm", "Activation", "ReLU", "Clip", "QCFS", "ShapeError",
            "LAYER_KINDS", "Shape"]
 __all__ += ["Concat", "Pad", "Upsample"]
 __all__ += ["LeakyReLU", "Identity"]
+__all__ += ["ConvTranspose2d", "OutputHead", "Sigmoid", "Softmax"]

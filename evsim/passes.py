@@ -15,9 +15,9 @@ def _rewire(nodes: list[Node], old: str, new: str) -> list[Node]:
 
 
 def fold_batchnorm(network: Network) -> Network:
-    """Fold every BatchNorm into an adjacent Dense or Conv2d.
+    """Fold every BatchNorm into an adjacent Dense, Conv2d or ConvTranspose2d.
 
-    A BatchNorm is folded backward into the Dense/Conv2d that feeds it when it
+    A BatchNorm is folded backward into the Dense/Conv2d/ConvTranspose2d that feeds it when it
     is that layer's only reader (``W' = W γ/σ``, ``b' = (b − μ) γ/σ + β``),
     otherwise forward into the Dense/Conv2d it alone feeds when that layer has
     no padding (padding would see zeros that BatchNorm never shifted). Any
@@ -35,11 +35,16 @@ def _fold_one(net: Network, bn: Node) -> Network:
     scale, shift = bn.layer.scale_shift()
     src = net[bn.inputs[0]]
     nodes = list(net.nodes)
-    if isinstance(src.layer, (L.Dense, L.Conv2d)) and net.consumers(src.name) == [bn.name]:
+    if isinstance(src.layer, _FOLDS_BACKWARD) and net.consumers(src.name) == [bn.name]:
         weight = src.layer.weight.astype(np.float64)
-        bias = (np.zeros(weight.shape[0]) if src.layer.bias is None
-                else src.layer.bias.astype(np.float64))
-        weight = weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
+        if isinstance(src.layer, L.ConvTranspose2d):
+            bias = np.zeros(src.layer.out_channels)
+            weight = _scale_transposed(weight, src.layer.groups, scale)
+        else:
+            bias = np.zeros(weight.shape[0])
+            weight = weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
+        if src.layer.bias is not None:
+            bias = src.layer.bias.astype(np.float64)
         folded = src.layer.replace(weight=weight.astype(src.layer.weight.dtype),
                                    bias=(bias * scale + shift).astype(src.layer.weight.dtype))
         nodes = [Node(n.name, folded, n.inputs) if n.name == src.name else n
@@ -73,12 +78,55 @@ def _fold_one(net: Network, bn: Node) -> Network:
                  for n in nodes if n.name != bn.name]
         return Network(nodes, output=net.output_name)
 
-    shared = ", which has other readers" if isinstance(src.layer, (L.Dense, L.Conv2d)) else ""
+    shared = ", which has other readers" if isinstance(src.layer, _FOLDS_BACKWARD) else ""
     raise EvsimValueError(
         f"BatchNorm '{bn.name}' cannot be folded: it reads '{src.name}' "
         f"({type(src.layer).__name__}{shared}) "
-        f"and feeds {readers or 'nothing'}; evsim folds a BatchNorm into the Dense/Conv2d "
-        "before it (its only reader) or into an unpadded Dense/Conv2d that is its only reader")
+        f"and feeds {readers or 'nothing'}; evsim folds a BatchNorm into the Dense/Conv2d/"
+        "ConvTranspose2d before it (its only reader) or into an unpadded Dense/Conv2d that is "
+        "its only reader (not into a ConvTranspose2d after it: its border outputs sum fewer "
+        "inputs, so the BatchNorm's shift would not be a constant bias)")
+
+
+#: The synapse kinds a BatchNorm after them (their only reader) folds into.
+_FOLDS_BACKWARD = (L.Dense, L.Conv2d, L.ConvTranspose2d)
+
+
+def _scale_transposed(weight: np.ndarray, groups: int, scale: np.ndarray) -> np.ndarray:
+    """A transposed convolution's weight (C_in, C_out/g, KH, KW) with output channel
+    ``g·C_out/g + j`` (group g's column j) scaled by ``scale`` (C_out,)."""
+    cin, cout_g = weight.shape[:2]
+    grouped = weight.reshape(groups, cin // groups, cout_g, *weight.shape[2:])
+    return (grouped * scale.reshape(groups, 1, cout_g, 1, 1)).reshape(weight.shape)
+
+
+def output_head(network: Network) -> L.Layer | None:
+    """The network's output head (its output layer if that is a Sigmoid or Softmax), or
+    None: apply it to a simulation's mean readout to compare with the ANN's output,
+    ``evsim.kinds.apply(head, [result.mean_output()])`` (``docs/conventions.md``)."""
+    layer = network[network.output_name].layer
+    return layer if kinds.role_of(layer) == kinds.HEAD else None
+
+
+def drop_output_head(network: Network) -> Network:
+    """The network without its output head (a Sigmoid or Softmax that is its output), whose
+    output is then the head's input: the readout a spiking network accumulates. The head
+    is monotone, so the predicted class is the same; ``docs/conventions.md`` says how
+    results are decoded. A head anywhere else raises an EvsimValueError naming it."""
+    for node in network:
+        if kinds.role_of(node.layer) != kinds.HEAD:
+            continue
+        readers = network.consumers(node.name)
+        if node.name != network.output_name or readers:
+            raise EvsimValueError(
+                f"{type(node.layer).__name__} '{node.name}' feeds {readers}: a spiking network "
+                "cannot carry it (spikes carry rectified linear values, and a sigmoid or "
+                "softmax of them is no spike count); evsim applies a Sigmoid or Softmax only "
+                "as the network's output, to the accumulated readout")
+    if output_head(network) is None:
+        return network
+    output = network[network.output_name]
+    return Network([n for n in network if n.name != output.name], output=output.inputs[0])
 
 
 def commute_maxpool_activation(network: Network) -> Network:
@@ -154,4 +202,5 @@ def _current_layers(network: Network) -> dict[str, bool]:
     return current
 
 
-__all__ = ["fold_batchnorm", "commute_maxpool_activation", "insert_linear_neurons"]
+__all__ = ["fold_batchnorm", "commute_maxpool_activation", "insert_linear_neurons",
+           "drop_output_head", "output_head"]

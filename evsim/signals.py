@@ -78,6 +78,10 @@ def _classify(network: Network, encoding: str) -> dict[str, str]:
         elif role == kinds.FOLD:
             raise ConversionError(f"{where} is still in the graph; fold it first "
                                   "(evsim.convert does this with evsim.fold_batchnorm)")
+        elif role == kinds.HEAD:
+            raise ConversionError(f"{where} is in the spiking graph; a spiking network cannot "
+                                  "carry it: convert the ANN (evsim.convert drops an output "
+                                  "head, and a head elsewhere is refused)")
         elif role == kinds.NEURON:
             cls = EVENTS
         elif all(c == ANALOG for c in ins):

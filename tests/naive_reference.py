@@ -29,6 +29,7 @@ It is slow (Python loops over layers, steps and windows) and meant for tiny netw
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,7 @@ import numpy as np
 from evsim import layers as L  # layer record classes: data only
 
 _MASK = (1 << 64) - 1
+_SYNAPSES = (L.Dense, L.Conv2d, L.ConvTranspose2d)  # layers with weights: SOPs
 _GOLDEN = 0x9E3779B97F4A7C15
 
 
@@ -181,6 +183,34 @@ def upsample_weights(layer: L.Upsample, in_shape) -> np.ndarray:
     return weights
 
 
+def conv_transpose_synapses(layer: L.ConvTranspose2d, in_shape) -> tuple[list, tuple]:
+    """Every synapse of a transposed convolution as (target, source, weight), and the output
+    shape: input (ci, y, x) reaches output (co, y·s − p + i·d, x·s − p + j·d) through tap
+    (i, j) for each output channel co of its group, if that position exists."""
+    c_in, h, w = in_shape
+    _, per_group, kh, kw = layer.weight.shape
+    (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
+    (oph, opw), in_group = layer.output_padding, c_in // layer.groups
+    ho = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    wo = (w - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    synapses = []
+    for ci in range(c_in):
+        group = ci // in_group
+        for y in range(h):
+            for x in range(w):
+                source = _flat(ci, y, x, h, w)
+                for k in range(per_group):
+                    co = group * per_group + k
+                    for i in range(kh):
+                        oy = y * sh - ph + i * dh
+                        for j in range(kw):
+                            ox = x * sw - pw + j * dw
+                            if 0 <= oy < ho and 0 <= ox < wo:
+                                synapses.append((_flat(co, oy, ox, ho, wo), source,
+                                                 float(layer.weight[ci, k, i, j])))
+    return synapses, (per_group * layer.groups, ho, wo)
+
+
 @dataclass
 class _Op:
     """A non-spiking layer as explicit matrices over flat neurons.
@@ -206,8 +236,10 @@ def _build_op(layer, in_shape, all_shapes=()) -> _Op:
         n_out = layer.weight.shape[0]
         return _Op("synapse", [set(range(n_out)) for _ in range(n_in)],
                    weights=layer.weight.astype(np.float64), bias=_bias(layer, n_out, 1))
-    if isinstance(layer, L.Conv2d):
-        synapses, out_shape = conv_synapses(layer, in_shape)
+    if isinstance(layer, (L.Conv2d, L.ConvTranspose2d)):
+        enumerate_synapses = (conv_synapses if isinstance(layer, L.Conv2d)
+                              else conv_transpose_synapses)
+        synapses, out_shape = enumerate_synapses(layer, in_shape)
         n_out = int(np.prod(out_shape))
         weights = np.zeros((n_out, n_in))
         targets = [set() for _ in range(n_in)]
@@ -215,7 +247,7 @@ def _build_op(layer, in_shape, all_shapes=()) -> _Op:
             weights[target, source] = weight
             targets[source].add(target)
         return _Op("synapse", targets, weights=weights,
-                   bias=_bias(layer, layer.weight.shape[0], n_out // layer.weight.shape[0]))
+                   bias=_bias(layer, out_shape[0], n_out // out_shape[0]))
     if isinstance(layer, (L.AvgPool2d, L.GlobalAvgPool, L.MaxPool2d)):
         windows, divisor, _ = pool_windows(layer, in_shape)
         members = np.zeros((len(windows), n_in))
@@ -319,9 +351,9 @@ def _paths(network, classes, ops) -> list[_Path]:
             src = node.inputs[0]
             paths.append(_Path(name, src, _reach(ops, [], name, _size(network, src)), True))
             continue
-        if not isinstance(layer, (L.Dense, L.Conv2d, L.Add, L.Activation)):
+        if not isinstance(layer, _SYNAPSES + (L.Add, L.Activation)):
             continue
-        synapse = isinstance(layer, (L.Dense, L.Conv2d))
+        synapse = isinstance(layer, _SYNAPSES)
         for src in node.inputs:
             if classes[src] not in ("events", "pooled"):
                 continue
@@ -428,7 +460,7 @@ def simulate(snn, x: np.ndarray, T: int, *, encoding: str = "analog", checkpoint
     sops = {p.layer: np.zeros(steps, np.int64) for p in paths if not p.pool}
     pool_ops = {p.layer: np.zeros(steps, np.int64) for p in paths if p.pool}
     macs = {n.name: sum(len(t) for t in ops[n.name].targets) for n in network.nodes
-            if classes[n.name] == "static" and isinstance(n.layer, (L.Dense, L.Conv2d))}
+            if classes[n.name] == "static" and isinstance(n.layer, _SYNAPSES)}
     outputs, counts, negative = [], {name: [] for name in snn.neurons}, dict.fromkeys(
         snn.neurons, 0)
     spikes, membrane = {name: [] for name in snn.neurons}, {name: [] for name in snn.neurons}
@@ -445,6 +477,21 @@ def simulate(snn, x: np.ndarray, T: int, *, encoding: str = "analog", checkpoint
                        macs, _latency(network, snn.neurons, T) if windowed else T,
                        {k: np.stack(v, axis=1) for k, v in spikes.items()},
                        {k: np.stack(v, axis=1) for k, v in membrane.items()})
+
+
+def head_output(head, outputs: np.ndarray, checkpoints) -> np.ndarray:
+    """An output head (``docs/conventions.md``) applied to the mean readout at each
+    checkpoint: ``outputs`` (K, B, *shape) summed readouts; a Sigmoid element by element,
+    a Softmax over axis 2 (the channels or features) of every image and position."""
+    mean = np.asarray(outputs, np.float64) / np.reshape(checkpoints, (-1,) + (1,) * (
+        np.ndim(outputs) - 1))
+    if isinstance(head, L.Sigmoid):
+        return np.vectorize(lambda v: 1.0 / (1.0 + math.exp(-v)) if v >= 0
+                            else math.exp(v) / (1.0 + math.exp(v)))(mean)
+    if isinstance(head, L.Softmax):
+        weights = np.exp(mean - mean.max(axis=2, keepdims=True))
+        return weights / weights.sum(axis=2, keepdims=True)
+    raise TypeError(f"the naive reference has no output head {type(head).__name__}")
 
 
 def _latency(network, neurons, window: int) -> int:

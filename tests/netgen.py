@@ -13,7 +13,7 @@ from dyadic import dyadic
 
 from evsim import (Add, AvgPool2d, Conv2d, Dense, Flatten, GlobalAvgPool, MaxPool2d,
                    NetworkBuilder, NeuronSpec, ReLU, SpikingNetwork)
-from evsim.layers import Concat, Identity, LeakyReLU, Pad, ShapeError, Upsample
+from evsim.layers import Concat, ConvTranspose2d, Identity, LeakyReLU, Pad, ShapeError, Upsample
 
 
 def _try(b: NetworkBuilder, layer, *inputs) -> str | None:
@@ -249,5 +249,71 @@ def random_signed_network(seed: int) -> tuple[SpikingNetwork, np.ndarray]:
             theta, theta * rng.integers(-1, 3, size=shape) / 2,
             reset=str(rng.choice(["subtract", "zero"])), burst=int(rng.integers(1, 4)),
             negative_threshold=(rng.integers(1, 9, size=shape) / 4 if signed else None))
+
+
+def random_conv_transpose(rng, cin: int, cout: int) -> ConvTranspose2d:
+    """A dyadic transposed convolution: random kernel, stride, padding, output padding,
+    dilation and groups."""
+    groups = int(rng.choice([g for g in (1, 2, 3) if cin % g == 0 and cout % g == 0]))
+    stride = (int(rng.integers(1, 4)), int(rng.integers(1, 3)))
+    dilation = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    return ConvTranspose2d(
+        dyadic(rng, (cin, cout // groups, int(rng.integers(1, 4)), int(rng.integers(1, 4))),
+               bits=2, kmax=3),
+        dyadic(rng, cout, bits=3, kmax=3) if rng.random() < 0.7 else None,
+        stride=stride, padding=(int(rng.integers(0, 3)), int(rng.integers(0, 2))),
+        output_padding=tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation)),
+        dilation=dilation, groups=groups)
+
+
+def random_depthwise(rng, channels: int) -> Conv2d:
+    """A dyadic depthwise convolution with a channel multiplier (groups = C_in, C_out =
+    k·C_in) and random kernel, stride, padding and dilation."""
+    k = int(rng.integers(1, 4))
+    return Conv2d(dyadic(rng, (k * channels, 1, int(rng.integers(1, 4)), int(rng.integers(1, 4))),
+                         bits=2, kmax=3),
+                  dyadic(rng, k * channels, bits=3, kmax=3) if rng.random() < 0.7 else None,
+                  stride=(int(rng.integers(1, 3)), int(rng.integers(1, 3))),
+                  padding=(int(rng.integers(0, 2)), int(rng.integers(0, 2))),
+                  dilation=(int(rng.integers(1, 3)), 1), groups=channels)
+
+
+def random_upsampling_network(seed: int) -> tuple[SpikingNetwork, np.ndarray]:
+    """A random SNN of transposed and depthwise convolutions: a transposed convolution of the
+    analog input or of spikes, of average-pooled spikes (a folded composite kernel), a
+    depthwise convolution with a channel multiplier, then a dense head; and its inputs."""
+    rng = np.random.default_rng(seed)
+    c, h, w = int(rng.integers(1, 4)), int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    b = NetworkBuilder((c, h, w))
+    if rng.random() < 0.5:
+        b.add_layer(Conv2d(dyadic(rng, (int(rng.integers(1, 4)), c, 1, 1), bits=2, kmax=3)))
+        b.add_layer(ReLU())
+    for _ in range(int(rng.integers(1, 4))):
+        channels, before = b.shape(b.last)[0], b.last
+        kind = rng.choice(["transpose", "depthwise", "pooled_transpose"])
+        if kind == "pooled_transpose" and before.startswith("relu"):
+            _try(b, AvgPool2d(2, 1, 0, count_include_pad=True))
+        layer = (random_depthwise(rng, channels) if kind == "depthwise"
+                 else random_conv_transpose(rng, channels, int(rng.integers(1, 4))))
+        try:
+            too_large = int(np.prod(layer.output_shape([b.shape(b.last)]))) > 600
+        except ShapeError:
+            continue
+        if not too_large:
+            b.add_layer(layer)
+            b.add_layer(ReLU())
+    if b.last == "input":
+        b.add_layer(random_conv_transpose(rng, c, 2))
+        b.add_layer(ReLU())
+    b.add_layer(Flatten())
+    n = b.shape(b.last)[0]
+    b.add_layer(Dense(dyadic(rng, (3, n), bits=2, kmax=2), dyadic(rng, 3, kmax=2)))
+    net = b.build()
+    neurons = {}
+    for name in net.activations:
+        theta = float(rng.integers(1, 9)) / 4
+        neurons[name] = NeuronSpec(theta, theta * rng.integers(0, 3) / 2,
+                                   reset=str(rng.choice(["subtract", "zero"])),
+                                   burst=int(rng.integers(1, 3)))
     x = dyadic(rng, (int(rng.integers(1, 4)), c, h, w), bits=3, low=0, kmax=8)
     return SpikingNetwork(net, neurons), x

@@ -248,6 +248,9 @@ class _Exporter:
             conv.input_type = {"input": np.array(in_shape)}
             conv.output_type = {"output": np.array(shape)}
             self._add(name, conv, self.sources[src], np.ones(shape))
+        elif isinstance(layer, L.ConvTranspose2d):
+            raise EvsimValueError("NIR 1.0 has no transposed convolution (its graph nodes are "
+                                  "Conv1d and Conv2d); evsim cannot export this layer")
         elif isinstance(layer, L.Flatten):
             flat = nir.Flatten(input_type={"input": np.array(net.shape(src))}, start_dim=0)
             self._add(name, flat, self.sources[src], self.amp[src].reshape(-1))

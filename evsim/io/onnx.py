@@ -9,6 +9,9 @@ skipped silently.
 ONNX                                   evsim
 =====================================  ========================================
 Conv (2-D, pads symmetric per axis)    Conv2d
+ConvTranspose (2-D; pads, output_pad-  ConvTranspose2d (an end crop smaller
+ding, auto_pad, output_shape)          than the begin one is output padding)
+Sigmoid; Softmax (axis 1)              Sigmoid, Softmax: as the output only
 Gemm; MatMul [+ Add/Sub of a constant] Dense (alpha, beta, transB, bias folded)
 BatchNormalization                     BatchNorm (folded by ``evsim.convert``)
 MaxPool, AveragePool (2-D)             MaxPool2d, AvgPool2d
@@ -68,7 +71,8 @@ from .errors import UnsupportedModelError, reading
 if TYPE_CHECKING:
     import onnx
 
-SUPPORTED = ("Conv", "Gemm", "MatMul", "BatchNormalization", "MaxPool", "AveragePool",
+SUPPORTED = ("Conv", "ConvTranspose", "Sigmoid", "Softmax", "Gemm", "MatMul",
+             "BatchNormalization", "MaxPool", "AveragePool",
              "GlobalAveragePool", "ReduceMean", "Flatten", "Reshape", "Shape", "Add", "Sum",
              "Sub", "Mul", "Div", "Min", "Max", "Relu", "Clip", "Floor", "Ceil", "Round", "Neg",
              "Identity", "Dropout", "Constant", "Concat", "Pad", "Resize", "Upsample",
@@ -506,6 +510,77 @@ class _Importer:
                          groups=attrs.get("group", 1))
         self._set(node, _Layer(self._add(layer, [source], (index,))))
 
+    def _conv_transpose(self, index, node, inputs) -> None:
+        attrs = self._attributes(node)
+        weight = self._constant(inputs, 1, "weight", index, node)
+        has_bias = len(inputs) > 2 and inputs[2] is not None
+        bias = self._constant(inputs, 2, "bias", index, node) if has_bias else None
+        if weight.ndim != 4:
+            raise _node_error(index, node, f"only 2-D transposed convolutions are supported "
+                                           f"(weight shape {weight.shape})")
+        kernel = tuple(weight.shape[2:])
+        if tuple(attrs.get("kernel_shape", kernel)) != kernel:
+            raise _node_error(index, node, f"kernel_shape {attrs['kernel_shape']} disagrees with "
+                                           f"the weight shape {weight.shape}")
+        source = self._layer(inputs[0], index, node)
+        strides = tuple(attrs.get("strides", (1, 1)))
+        dilations = tuple(attrs.get("dilations", (1, 1)))
+        extra = tuple(attrs.get("output_padding", (0, 0)))
+        begin, end = self._transposed_pads(node, index, attrs, self.builder.shape(source)[1:],
+                                           kernel, strides, dilations, extra)
+        # evsim crops `padding` on both sides and adds `output_padding` at the end: an end
+        # crop smaller than the begin one is output padding
+        output_padding = tuple(e + b - f for e, b, f in zip(extra, begin, end))
+        try:
+            layer = L.ConvTranspose2d(weight, bias, stride=strides, padding=begin,
+                                      output_padding=output_padding, dilation=dilations,
+                                      groups=attrs.get("group", 1))
+        except EvsimValueError as err:
+            raise _node_error(index, node, f"pads (begin {list(begin)}, end {list(end)}) and "
+                                           f"output_padding {list(extra)} have no evsim "
+                                           f"equivalent: {err}") from None
+        self._set(node, _Layer(self._add(layer, [source], (index,))))
+
+    def _transposed_pads(self, node, index: int, attrs: dict, size: tuple[int, ...], kernel,
+                         strides, dilations, extra) -> tuple[tuple[int, int], tuple[int, int]]:
+        """ConvTranspose's (begin, end) crops of (H, W), from ``pads``, ``auto_pad`` or
+        ``output_shape`` (the ONNX rules)."""
+        auto = attrs.get("auto_pad", "NOTSET")
+        if "output_shape" in attrs or auto in ("SAME_UPPER", "SAME_LOWER"):
+            wanted = (list(attrs["output_shape"])[-2:] if "output_shape" in attrs
+                      else [n * s for n, s in zip(size, strides)])
+            total = [s * (n - 1) + e + (k - 1) * d + 1 - o for n, k, s, d, e, o
+                     in zip(size, kernel, strides, dilations, extra, wanted)]
+            if min(total) < 0:
+                raise _node_error(index, node, f"output_shape {wanted} is larger than the "
+                                               "transposed convolution makes")
+            half, rest = [t // 2 for t in total], [t - t // 2 for t in total]
+            begin, end = (half, rest) if auto == "SAME_UPPER" else (rest, half)
+        elif auto in ("NOTSET", ""):
+            pads = list(attrs.get("pads", [0, 0, 0, 0]))
+            begin, end = pads[:2], pads[2:]
+        elif auto == "VALID":
+            begin, end = [0, 0], [0, 0]
+        else:
+            raise _node_error(index, node, f"unknown auto_pad '{auto}'")
+        return tuple(int(b) for b in begin), tuple(int(e) for e in end)
+
+    def _output_head(self, index, node, inputs) -> None:
+        """Sigmoid, or Softmax over the channels/features (axis 1): an output head."""
+        source = self._layer(inputs[0], index, node)
+        if node.op_type == "Sigmoid":
+            layer = L.Sigmoid()
+        else:
+            rank = len(self.builder.shape(source)) + 1
+            default = -1 if self.opset >= 13 else 1
+            axis = self._attributes(node).get("axis", default)
+            if axis % rank != 1 or (self.opset < 13 and rank > 2):
+                raise _node_error(index, node, f"softmax over axis {axis} of a rank-{rank} "
+                                               "tensor; evsim has Softmax over the channels or "
+                                               "features only (axis 1, torch's dim=1)")
+            layer = L.Softmax()
+        self._set(node, _Layer(self._add(layer, [source], (index,))))
+
     def _linear(self, index, node, inputs, weight: np.ndarray, bias) -> None:
         source = self._layer(inputs[0], index, node)
         shape = self.builder.shape(source)
@@ -867,7 +942,8 @@ class _Importer:
         self._set(node, _Layer(self._add(layer, [source], (index,))))
 
     _HANDLERS: dict[str, Callable] = {
-        "Conv": _conv, "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batchnorm,
+        "Conv": _conv, "ConvTranspose": _conv_transpose, "Sigmoid": _output_head,
+        "Softmax": _output_head, "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batchnorm,
         "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _global_avgpool,
         "ReduceMean": _reduce_mean,
         "Flatten": _flatten, "Reshape": _reshape, "Shape": _shape_of, "Identity": _passthrough,

@@ -24,6 +24,10 @@ Mapped (modules, functions and tensor methods):
 - Add: ``a + b``, ``torch.add(a, b)``, ``a.add(b)`` between two tensors;
 - ``torch.cat(xs, dim=1)`` → Concat; ``nn.ZeroPad2d`` / ``F.pad`` (constant 0) → Pad;
   ``nn.Upsample`` / ``F.interpolate`` (nearest or bilinear, integer scales) → Upsample;
+- ``nn.ConvTranspose2d`` (zero padding; stride, padding, output_padding, dilation, groups);
+- output heads, as the network's output only: ``nn.Sigmoid``, ``torch.sigmoid``,
+  ``F.sigmoid``, ``x.sigmoid()``; ``nn.Softmax(dim=1)``, ``F.softmax(x, dim=1)``,
+  ``torch.softmax(x, 1)``, ``x.softmax(1)`` (over the channels or features);
 - no-ops: ``nn.Identity``, ``nn.Dropout`` / ``Dropout1d`` / ``Dropout2d``, ``F.dropout``.
 """
 
@@ -72,6 +76,7 @@ def _sig_cat(tensors, dim=0): ...
 def _sig_pad(input, pad, mode="constant", value=None): ...
 def _sig_interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                      recompute_scale_factor=None, antialias=False): ...
+def _sig_softmax(input, dim=None, _stacklevel=3, dtype=None): ...
 
 
 class _Marker:
@@ -117,7 +122,7 @@ def from_torch(module, input_shape: Sequence[int]) -> Network:
     Raises
     ------
     UnsupportedModuleError
-        For a node with no evsim equivalent (e.g. ``nn.Sigmoid``, ``torch.cat``)
+        For a node with no evsim equivalent (e.g. ``nn.Tanh``, ``torch.cat``)
         or a module ``torch.fx`` cannot trace; the message names the node, its
         module path or function, and the source line when known.
     """
@@ -169,7 +174,7 @@ class _Importer:
                              nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Hardtanh,
                              training.ClipReLU, training.QCFS, nn.MaxPool2d, nn.AvgPool2d,
                              nn.AdaptiveAvgPool2d, nn.Flatten, nn.ZeroPad2d, nn.Upsample,
-                             nn.LeakyReLU)
+                             nn.LeakyReLU, nn.ConvTranspose2d, nn.Sigmoid, nn.Softmax)
         relu = ("relu", _sig_unary)
         clip = ("clamp", _sig_clamp)
         self.functions = {
@@ -185,10 +190,13 @@ class _Importer:
             getattr: ("getattr", _sig_getattr), operator.getitem: ("getitem", _sig_getitem),
             torch.cat: ("cat", _sig_cat), torch.concat: ("cat", _sig_cat),
             F.pad: ("pad", _sig_pad), F.interpolate: ("interpolate", _sig_interpolate),
+            torch.sigmoid: ("sigmoid", _sig_unary), F.sigmoid: ("sigmoid", _sig_unary),
+            torch.softmax: ("softmax", _sig_softmax), F.softmax: ("softmax", _sig_softmax),
         }
         self.methods = {"relu": relu, "relu_": relu, "clamp": clip, "clip": clip,
                         "flatten": ("flatten", _sig_flatten), "add": ("add", _sig_add),
-                        "size": ("size", _sig_size)}
+                        "size": ("size", _sig_size), "sigmoid": ("sigmoid", _sig_unary),
+                        "softmax": ("softmax", _sig_softmax)}
 
     # -- driver ------------------------------------------------------------------
     def network(self) -> Network:
@@ -265,6 +273,12 @@ class _Importer:
             return self._tensor(node, x)
         if isinstance(m, nn.Conv2d):
             return self._layer(node, self._conv(node, m), x)
+        if isinstance(m, nn.ConvTranspose2d):
+            return self._layer(node, self._conv_transpose(node, m), x)
+        if isinstance(m, nn.Sigmoid):
+            return self._layer(node, L.Sigmoid(), x)
+        if isinstance(m, nn.Softmax):
+            return self._softmax(node, x, m.dim, None)
         if isinstance(m, nn.Linear):
             return self._layer(node, L.Dense(self._numpy(m.weight), self._numpy(m.bias)), x)
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -318,6 +332,23 @@ class _Importer:
         return L.Conv2d(self._numpy(m.weight), self._numpy(m.bias), stride=m.stride,
                         padding=padding, dilation=m.dilation, groups=m.groups)
 
+    def _conv_transpose(self, node, m) -> L.ConvTranspose2d:
+        if m.padding_mode != "zeros":
+            raise self._error(node, f"pads with '{m.padding_mode}'; evsim's ConvTranspose2d "
+                              "pads with zeros")
+        return L.ConvTranspose2d(self._numpy(m.weight), self._numpy(m.bias), stride=m.stride,
+                                 padding=m.padding, output_padding=m.output_padding,
+                                 dilation=m.dilation, groups=m.groups)
+
+    def _softmax(self, node, x, dim, dtype) -> str:
+        rank = len(self.builder.shape(self._tensor(node, x))) + 1  # with the batch axis
+        if dim is None or dtype is not None or not -rank <= dim < rank or dim % rank != 1:
+            raise self._error(node, f"takes a softmax over dim={dim}"
+                              + (f" in dtype {dtype}" if dtype is not None else "")
+                              + "; evsim has Softmax over the channels or features only "
+                              "(dim=1, no dtype)")
+        return self._layer(node, L.Softmax(), x)
+
     # -- functions and methods ------------------------------------------------------
     def _call(self, node, kind: str, signature) -> None:
         try:
@@ -355,6 +386,10 @@ class _Importer:
                 raise self._error(node, f"adds with alpha={a['alpha']}; evsim's Add has no "
                                   "weights")
             value = self._layer(node, L.Add(), x, a["other"])
+        elif kind == "sigmoid":
+            value = self._layer(node, L.Sigmoid(), x)
+        elif kind == "softmax":
+            value = self._softmax(node, x, a["dim"], a["dtype"])
         elif kind == "identity":
             value = self._tensor(node, x)
         elif kind in ("pad", "interpolate"):

@@ -237,11 +237,40 @@ def _dense_runs(consumer: L.Dense, consumer_in_shape, q, s, factor, channels: in
     return entries, consumer.weight.T, np.zeros_like(c), c * q_size * n_out
 
 
+def _conv_transpose_runs(consumer: L.ConvTranspose2d, consumer_in_shape, q, s, factor,
+                         channels: int, q_size: int) -> tuple:
+    """A transposed convolution's run entries, weights and per-channel offsets (see
+    :func:`_runs`): pooled position (qy, qx) reaches output (qy·s − p + ky·d, qx·s − p +
+    kx·d) through tap (ky, kx), one run over the group's output channels; along a kernel
+    row with dilation 1 and one group these runs are contiguous and merge."""
+    _, _, wq = consumer_in_shape
+    _, ho, wo = consumer.output_shape([consumer_in_shape])
+    kh, kw = consumer.kernel_size
+    cout, cout_g = consumer.out_channels, consumer.weight.shape[1]
+    cin_g = consumer.in_channels // consumer.groups
+    (sy, sx), (py, px), (dy, dx) = consumer.stride, consumer.padding, consumer.dilation
+    c = np.arange(channels, dtype=np.int64)
+    qy, qx = np.divmod(q, wq)
+    targets = []
+    for ky in range(kh):
+        for kx in range(kw):
+            oy, ox = qy * sy - py + ky * dy, qx * sx - px + kx * dx
+            ok = (oy >= 0) & (ox >= 0) & (oy < ho) & (ox < wo)  # the runs are clipped
+            targets.append((s[ok], (oy[ok] * wo + ox[ok]) * cout,
+                            np.full(ok.sum(), ky * kw + kx), factor[ok]))
+    s, out, tap, factor = (np.concatenate([t[i] for t in targets]) for i in range(4))
+    entries = [s, out, tap * cout_g, np.full(s.size, cout_g), factor]
+    # [C_in, C_out/g, KH, KW] -> [C_in, KH, KW, C_out/g]
+    weights = consumer.weight.transpose(0, 2, 3, 1)
+    return entries, weights, (c // cin_g) * cout_g, c * kh * kw * cout_g
+
+
 #: How each synapse kind lowers to runs: ``(consumer, its input shape, pooled positions q,
 #: source positions s, factors, source channels, pooled size, offset of the source's channels
 #: in the consumer's input (after a Concat)) -> (entries [s, out, w, length, factor], weights
 #: laid out for the runs, channel_out, channel_w)``.
 _SYNAPSE_RUNS = {L.Conv2d: _conv_runs, L.Dense: _dense_runs}
+_SYNAPSE_RUNS[L.ConvTranspose2d] = _conv_transpose_runs
 
 
 def _runs(source_shape, chain, consumer: L.Layer | None, consumer_in_shape, offset: int = 0,

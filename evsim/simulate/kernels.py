@@ -558,8 +558,12 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
         out0 = dst + ip[channel_out + c]
         w0 = weights + ip[channel_w + c]
         for r in range(ip[run_ptr + s], ip[run_ptr + s + 1]):
-            _add_run(buf, out0 + ip[run_out + r], fp, w0 + ip[run_w + r],
-                     a * fp[run_factor + r], ip[run_len + r])
+            n = ip[run_len + r]
+            if n == 1:  # a depthwise convolution's runs: one add, no vector loop to set up
+                buf[out0 + ip[run_out + r]] += (a * fp[run_factor + r]) * fp[w0 + ip[run_w + r]]
+            else:
+                _add_run(buf, out0 + ip[run_out + r], fp, w0 + ip[run_w + r],
+                         a * fp[run_factor + r], n)
         sops += _sent(np.int64(m), binary) * ip[fanout + s]
     return sops
 

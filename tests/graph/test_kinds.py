@@ -25,6 +25,8 @@ EXPECTED_ROLES = {"input": kinds.INPUT, "dense": kinds.SYNAPSE, "conv2d": kinds.
 EXPECTED_ROLES.update({"concat": kinds.CONCAT, "pad": kinds.AVERAGE,
                        "upsample": kinds.AVERAGE})
 EXPECTED_ROLES.update({"leaky_relu": kinds.NEURON, "identity": kinds.NEURON})
+EXPECTED_ROLES.update({"conv_transpose2d": kinds.SYNAPSE, "sigmoid": kinds.HEAD,
+                       "softmax": kinds.HEAD})
 
 
 def test_every_saved_kind_has_rules_with_its_role():

@@ -189,13 +189,18 @@ def _every_kind_network():
     b.add_layer(L.AvgPool2d((3, 2), (2, 2), (1, 1), ceil_mode=True, count_include_pad=False),
                 name="avg")
     b.add_layer(L.MaxPool2d(2, 1, 1, ceil_mode=True), name="max")
+    b.add_layer(L.ConvTranspose2d(rng.standard_normal((6, 1, 2, 3)), rng.standard_normal(6),
+                                  stride=2, padding=(1, 0), output_padding=(1, 0), groups=6),
+                name="up")
     b.add_layer(L.GlobalAvgPool(), name="gap")
     b.add_layer(L.LeakyReLU(0.125), name="leaky")
     b.add_layer(L.Identity(), name="ident")
     b.add_layer(L.Flatten(), name="flat")
     b.add_layer(L.Dense(rng.standard_normal((3, 12)).astype(np.float32),
                         rng.standard_normal(3).astype(np.float32)), name="fc")
-    return b.build()
+    b.add_layer(L.Sigmoid(), "fc", name="sigmoid")
+    b.add_layer(L.Softmax(), "sigmoid", name="softmax")  # an ANN may; a spiking one may not
+    return b.build(output="softmax")
 
 
 def test_save_load_round_trip(tmp_path):

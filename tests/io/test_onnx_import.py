@@ -252,11 +252,11 @@ def test_fixed_batch_reshape_to_batch_and_features_is_a_flatten(target):
 
 def test_unsupported_torch_operator_names_the_node(tmp_path):
     torch = pytest.importorskip("torch")
-    module = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Sigmoid()).eval()
+    module = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh()).eval()
     path = export(module, rng_inputs((4,)), tmp_path / "s.onnx", "torchscript", 17)
-    with pytest.raises(UnsupportedOperatorError, match=r"'/1/Sigmoid' \(Sigmoid\)") as info:
+    with pytest.raises(UnsupportedOperatorError, match=r"'/1/Tanh' \(Tanh\)") as info:
         load_onnx(path)
-    assert info.value.op_type == "Sigmoid" and info.value.node_name == "/1/Sigmoid"
+    assert info.value.op_type == "Tanh" and info.value.node_name == "/1/Tanh"
 
 
 # -- the headline: PyTorch -> ONNX -> evsim -> spikes, no manual step ------------------------
@@ -606,6 +606,10 @@ def test_per_channel_constant_in_chain_is_an_error():
 # -- errors --------------------------------------------------------------------------------
 @pytest.mark.parametrize("op,extra", [("Sigmoid", {}), ("Transpose", {"perm": [0, 2, 1, 3]}),
                                       ("Elu", {"alpha": 0.1})])
+
+
+@pytest.mark.parametrize("op,extra", [("Tanh", {}), ("Transpose", {"perm": [0, 2, 1, 3]}),
+                                      ("LeakyRelu", {"alpha": 0.1})])
 def test_unsupported_operator_names_op_node_and_index(op, extra):
     nodes = [helper.make_node("Relu", ["x"], ["r"], name="first"),
              helper.make_node(op, ["r"], ["y"], name=f"my_{op}", **extra)]

@@ -138,7 +138,7 @@ def _lstm_module():
 
 
 @pytest.mark.parametrize("make, shape, expected", [
-    (lambda: nn.Sequential(nn.Linear(4, 4), nn.Sigmoid()), (4,), r"fx node '_1'.*Sigmoid"),
+    (lambda: nn.Sequential(nn.Linear(4, 4), nn.Tanh()), (4,), r"fx node '_1'.*Tanh"),
     (_lstm_module, (4,), r"fx node 'lstm'.*'lstm'.*LSTM"),
     (lambda: Fn(lambda x: torch.cat([x, x], 1)), (4,), r"fx node 'cat'.*torch\.cat.*"
                                                         r"test_torch_import\.py"),

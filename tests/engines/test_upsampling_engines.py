@@ -1,0 +1,138 @@
+"""Transposed convolutions and depthwise convolutions with a channel multiplier in both
+engines: event == dense == the naive reference, spike for spike, SOP for SOP, on dyadic
+networks (``tests/netgen.py``), and the event engine's runs add exactly the existing
+targets of an event (no dense scan of the output)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from netgen import random_upsampling_network
+
+import evsim
+import naive_reference as naive
+from evsim import layers as L
+from evsim.simulate.compile import _runs
+
+
+def _assert_agree(reference, result):
+    name = result.engine
+    np.testing.assert_array_equal(result.outputs.astype(np.float64), reference.outputs,
+                                  err_msg=f"{name}: outputs")
+    for layer, counts in reference.spike_counts.items():
+        np.testing.assert_array_equal(result.spike_counts[layer], counts,
+                                      err_msg=f"{name}: spikes of {layer}")
+    assert result.sops.keys() == reference.sops.keys(), name
+    for layer, sops in reference.sops.items():
+        np.testing.assert_array_equal(result.sops[layer], sops, err_msg=f"{name}: SOPs {layer}")
+    assert result.macs == reference.macs, name
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), T=st.integers(1, 10),
+       encoding=st.sampled_from(["analog", "rate"]),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_engines_equal_the_naive_reference(seed, T, encoding, dtype):
+    """ConvTranspose2d (stride, padding, output_padding, dilation, groups) of the analog
+    input, of spikes and of average-pooled spikes; depthwise convolutions with a multiplier."""
+    snn, x = random_upsampling_network(seed)
+    reference = naive.simulate(snn, x, T, encoding=encoding, seed=seed % 1000)
+    for engine in ("event", "dense"):
+        _assert_agree(reference, evsim.simulate(snn, x, T=T, engine=engine, encoding=encoding,
+                                                dtype=dtype, seed=seed % 1000,
+                                                per_image_counts=True))
+
+
+@settings(max_examples=16, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), scheme=st.sampled_from(["temporal", "ilif"]),
+       window=st.sampled_from([1, 3, 5]))
+def test_the_windowed_schemes_equal_the_naive_reference(seed, scheme, window):
+    """A window's bias (the temporal scheme) and K-bit codes (ilif) through transposed and
+    depthwise convolutions; thresholds powers of two."""
+    base, x = random_upsampling_network(seed)
+    rng = np.random.default_rng(seed)
+    neurons = {name: evsim.NeuronSpec(2.0 ** int(rng.integers(-2, 2))) for name in base.neurons}
+    snn = evsim.SpikingNetwork(base.network, neurons, time_scheme=scheme)
+    reference = naive.simulate(snn, x, window)
+    for engine in ("event", "dense"):
+        _assert_agree(reference, evsim.simulate(snn, x, T=window, engine=engine,
+                                                per_image_counts=True))
+
+
+def test_the_suite_is_not_vacuous():
+    """On the generated networks, transposed and depthwise convolutions receive SOPs (of
+    plain and of pooled spikes) and change the readout."""
+    fed = set()
+    pooled = 0
+    for seed in range(25):
+        snn, x = random_upsampling_network(seed)
+        r = naive.simulate(snn, x, 8)
+        for layer, sops in r.sops.items():
+            node = snn.network[layer]
+            if sops.sum() > 0:
+                depthwise = isinstance(node.layer, L.Conv2d) and node.layer.groups > 1 and (
+                    node.layer.weight.shape[1] == 1)
+                fed.add("depthwise" if depthwise else type(node.layer).__name__)
+                pooled += isinstance(snn.network[node.inputs[0]].layer, L.AvgPool2d)
+    assert {"ConvTranspose2d", "depthwise", "Dense"} <= fed
+    assert pooled > 0
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (L.ConvTranspose2d(np.ones((3, 2, 2, 2)), stride=2), (3, 4, 5)),
+    (L.ConvTranspose2d(np.ones((4, 1, 3, 3)), stride=(2, 1), padding=1, output_padding=(1, 0),
+                       dilation=(1, 2), groups=2), (4, 3, 4)),
+    (L.Conv2d(np.ones((6, 1, 3, 3)), padding=1, groups=3), (3, 5, 5)),  # multiplier 2
+    (L.Conv2d(np.ones((9, 1, 3, 2)), stride=2, dilation=(2, 1), groups=3), (3, 7, 6)),
+])
+def test_an_event_adds_exactly_its_existing_targets(layer, shape):
+    """The runs of every source neuron cover each of its targets once: their lengths sum to
+    its exact fan-out (so an event costs its SOPs, never a scan of the output), and they add
+    into distinct outputs."""
+    runs = _runs(shape, [], layer, shape)
+    fanout = evsim.fanout.path_fanout(shape, [], layer, shape)
+    out_size = int(np.prod(layer.output_shape([shape])))
+    for c in range(shape[0]):
+        for s in range(shape[1] * shape[2]):
+            r = slice(runs.ptr[s], runs.ptr[s + 1])
+            assert runs.length[r].sum() == fanout[c].reshape(-1)[s]
+            targets = np.concatenate([np.zeros(0, np.int64)] + [
+                np.arange(o, o + n) for o, n in zip(runs.out[r] + runs.channel_out[c],
+                                                    runs.length[r])])
+            assert len(set(targets)) == len(targets)
+            assert np.all((targets >= 0) & (targets < out_size))
+
+
+def test_a_2x2_stride_2_transposed_convolution_adds_one_run_per_kernel_row():
+    """With one group and dilation 1 a kernel row's runs are contiguous and merge."""
+    runs = _runs((3, 4, 4), [], L.ConvTranspose2d(np.ones((3, 5, 2, 2)), stride=2), (3, 4, 4))
+    np.testing.assert_array_equal(np.diff(runs.ptr), 2)
+    np.testing.assert_array_equal(runs.length, 10)
+
+
+@pytest.mark.parametrize("head", [L.Sigmoid(), L.Softmax()])
+def test_an_output_head_decodes_the_readout_as_the_naive_reference_does(head):
+    """The spiking network of an ANN that ends in a head reads the head's input; both
+    engines' raw readouts equal the reference's, and the head applied to their mean readout
+    equals the reference's head at every checkpoint."""
+    base, x = random_upsampling_network(3)
+    b = evsim.NetworkBuilder(base.network.input_shape)
+    for node in list(base.network)[1:]:
+        b.add_layer(node.layer, *node.inputs, name=node.name)
+    b.add_layer(head, name="head")
+    ann = b.build()
+    assert evsim.passes.output_head(ann) is head
+    snn = evsim.SpikingNetwork(evsim.passes.drop_output_head(ann), base.neurons)
+    reference = naive.simulate(snn, x, 8)
+    expected = naive.head_output(head, reference.outputs, reference.checkpoints)
+    for engine in ("event", "dense"):
+        result = evsim.simulate(snn, x, T=8, engine=engine, dtype=np.float64)
+        np.testing.assert_array_equal(result.outputs, reference.outputs)
+        for k, step in enumerate(result.checkpoints):
+            np.testing.assert_allclose(
+                evsim.kinds.apply(head, [result.mean_output(int(step))]), expected[k],
+                rtol=1e-12, atol=1e-15)
+    for engine in ("event", "dense"):  # a head left in a spiking network is refused
+        with pytest.raises(evsim.signals.ConversionError,
+                           match="layer 'head' .* cannot carry it"):
+            evsim.simulate(evsim.SpikingNetwork(ann, base.neurons), x, T=2, engine=engine)
