@@ -249,6 +249,8 @@ def random_signed_network(seed: int) -> tuple[SpikingNetwork, np.ndarray]:
             theta, theta * rng.integers(-1, 3, size=shape) / 2,
             reset=str(rng.choice(["subtract", "zero"])), burst=int(rng.integers(1, 4)),
             negative_threshold=(rng.integers(1, 9, size=shape) / 4 if signed else None))
+    x = dyadic(rng, (int(rng.integers(1, 4)), c, h, w), bits=3, low=0, kmax=8)
+    return SpikingNetwork(net, neurons), x
 
 
 def random_conv_transpose(rng, cin: int, cout: int) -> ConvTranspose2d:

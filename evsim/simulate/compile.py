@@ -238,7 +238,7 @@ def _dense_runs(consumer: L.Dense, consumer_in_shape, q, s, factor, channels: in
 
 
 def _conv_transpose_runs(consumer: L.ConvTranspose2d, consumer_in_shape, q, s, factor,
-                         channels: int, q_size: int) -> tuple:
+                         channels: int, q_size: int, offset: int = 0) -> tuple:
     """A transposed convolution's run entries, weights and per-channel offsets (see
     :func:`_runs`): pooled position (qy, qx) reaches output (qy·s − p + ky·d, qx·s − p +
     kx·d) through tap (ky, kx), one run over the group's output channels; along a kernel
@@ -249,7 +249,7 @@ def _conv_transpose_runs(consumer: L.ConvTranspose2d, consumer_in_shape, q, s, f
     cout, cout_g = consumer.out_channels, consumer.weight.shape[1]
     cin_g = consumer.in_channels // consumer.groups
     (sy, sx), (py, px), (dy, dx) = consumer.stride, consumer.padding, consumer.dilation
-    c = np.arange(channels, dtype=np.int64)
+    c = offset + np.arange(channels, dtype=np.int64)
     qy, qx = np.divmod(q, wq)
     targets = []
     for ky in range(kh):

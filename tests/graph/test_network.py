@@ -189,9 +189,9 @@ def _every_kind_network():
     b.add_layer(L.AvgPool2d((3, 2), (2, 2), (1, 1), ceil_mode=True, count_include_pad=False),
                 name="avg")
     b.add_layer(L.MaxPool2d(2, 1, 1, ceil_mode=True), name="max")
-    b.add_layer(L.ConvTranspose2d(rng.standard_normal((6, 1, 2, 3)), rng.standard_normal(6),
-                                  stride=2, padding=(1, 0), output_padding=(1, 0), groups=6),
-                name="up")
+    b.add_layer(L.ConvTranspose2d(rng.standard_normal((12, 1, 2, 3)), rng.standard_normal(12),
+                                  stride=2, padding=(1, 0), output_padding=(1, 0), groups=12),
+                name="up_t")
     b.add_layer(L.GlobalAvgPool(), name="gap")
     b.add_layer(L.LeakyReLU(0.125), name="leaky")
     b.add_layer(L.Identity(), name="ident")

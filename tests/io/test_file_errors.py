@@ -100,12 +100,12 @@ def test_missing_external_data_says_so(tmp_path):
 def test_unsupported_operator_in_a_file_names_the_file_and_keeps_its_class(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import helper
-    path = tmp_path / "sigmoid.onnx"
+    path = tmp_path / "tanh.onnx"
     onnx.save(helper.make_model(helper.make_graph(
-        [helper.make_node("Sigmoid", ["x"], ["y"], name="squash")], "g",
+        [helper.make_node("Tanh", ["x"], ["y"], name="squash")], "g",
         [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
         [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])]),
         opset_imports=[helper.make_opsetid("", 13)]), str(path))
     with pytest.raises(evsim.io.UnsupportedOperatorError,
-                       match=re.escape(str(path)) + r": ONNX node 0 'squash' \(Sigmoid\)"):
+                       match=re.escape(str(path)) + r": ONNX node 0 'squash' \(Tanh\)"):
         evsim.load(path)
