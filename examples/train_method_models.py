@@ -12,7 +12,7 @@ Training uses images 0..54,999 of the training set; images 55,000..59,999 are
 held out and make every choice (the epoch kept, NQ's σ; Bayesian optimisation
 in the comparison uses them too). The test set is only measured, never used
 to choose. The VGGs train for 30 epochs with SGD (Nesterov momentum, cosine
-schedule), the residual network for 20 and the MobileNet for 6 with Adam
+schedule), the residual network for 20 and the MobileNet for 12 with Adam
 (one-cycle schedule), all on images shifted by up to 2 pixels and flipped
 left-right; the epoch with the
 best held-out accuracy is kept (for NQ: the best held-out SNN accuracy at
@@ -179,7 +179,7 @@ MODELS = {
                "sgd", True),
     "resnet": ("small residual CNN, AvgPool, ReLU", resnet, 20, "adam", True),
     "mobilenet": ("narrow MobileNet-v2: inverted residual blocks, ReLU6, linear bottlenecks",
-                  mobilenet, 6, "adam", True),
+                  mobilenet, 12, "adam", True),
     "denoiser": (f"denoiser: Gaussian noise σ = {NOISE} in, clean image out", denoiser, 6,
                  "adam", False),
 }
