@@ -30,7 +30,7 @@ def test_training_script_smoke(tmp_path):
     import evsim
 
     out = _run("train_method_models.py", "--smoke", "--out", str(tmp_path))
-    for name in ("vgg_relu", "vgg_tcl", "vgg_qcfs", "vgg_nq", "resnet", "denoiser"):
+    for name in ("vgg_relu", "vgg_tcl", "vgg_qcfs", "vgg_nq", "resnet", "mobilenet", "denoiser"):
         assert (tmp_path / f"{name}.npz").is_file() and f"{name}:" in out
         info = json.loads((tmp_path / f"{name}.json").read_text())
         assert info["recipe"]["kept_epoch"] in [e["epoch"] for e in info["history"]]
@@ -39,6 +39,10 @@ def test_training_script_smoke(tmp_path):
     names = [node.name for node in evsim.load(tmp_path / "vgg_qcfs.npz").nodes]
     assert names[1:4] == ["conv1", "bn1", "qcfs1"] and names[-1] == "fc"
     assert "block1_conv1" in [n.name for n in evsim.load(tmp_path / "resnet.npz").nodes]
+    mobilenet = evsim.load(tmp_path / "mobilenet.npz")
+    assert mobilenet["block2_depthwise"].layer.groups == 64
+    assert mobilenet["add"].inputs == ("block1_bn3", "relu1")
+    assert "sample_correct" in json.loads((tmp_path / "mobilenet.json").read_text())
 
 
 @pytest.mark.slow
