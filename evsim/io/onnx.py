@@ -489,13 +489,15 @@ class _Importer:
         return [next(full) if o else None for o in node.output]
 
     # -- operators ------------------------------------------------------------------------
-    def _conv(self, index, node, inputs) -> None:
+    def _conv_parts(self, index, node, inputs, what: str):
+        """What Conv and ConvTranspose share: ``(attributes, weight, bias or None, kernel
+        size, source layer, strides, dilations)``, the weight checked against the kernel."""
         attrs = self._attributes(node)
         weight = self._constant(inputs, 1, "weight", index, node)
         has_bias = len(inputs) > 2 and inputs[2] is not None
         bias = self._constant(inputs, 2, "bias", index, node) if has_bias else None
         if weight.ndim != 4:
-            raise _node_error(index, node, f"only 2-D convolutions are supported (weight shape "
+            raise _node_error(index, node, f"only 2-D {what} are supported (weight shape "
                                            f"{weight.shape})")
         kernel = tuple(weight.shape[2:])
         if tuple(attrs.get("kernel_shape", kernel)) != kernel:
@@ -504,6 +506,11 @@ class _Importer:
         source = self._layer(inputs[0], index, node)
         strides = tuple(attrs.get("strides", (1, 1)))
         dilations = tuple(attrs.get("dilations", (1, 1)))
+        return attrs, weight, bias, kernel, source, strides, dilations
+
+    def _conv(self, index, node, inputs) -> None:
+        attrs, weight, bias, kernel, source, strides, dilations = self._conv_parts(
+            index, node, inputs, "convolutions")
         padding = self._padding(node, index, attrs, self.builder.shape(source)[1:], kernel,
                                 strides, dilations)
         layer = L.Conv2d(weight, bias, stride=strides, padding=padding, dilation=dilations,
@@ -511,20 +518,8 @@ class _Importer:
         self._set(node, _Layer(self._add(layer, [source], (index,))))
 
     def _conv_transpose(self, index, node, inputs) -> None:
-        attrs = self._attributes(node)
-        weight = self._constant(inputs, 1, "weight", index, node)
-        has_bias = len(inputs) > 2 and inputs[2] is not None
-        bias = self._constant(inputs, 2, "bias", index, node) if has_bias else None
-        if weight.ndim != 4:
-            raise _node_error(index, node, f"only 2-D transposed convolutions are supported "
-                                           f"(weight shape {weight.shape})")
-        kernel = tuple(weight.shape[2:])
-        if tuple(attrs.get("kernel_shape", kernel)) != kernel:
-            raise _node_error(index, node, f"kernel_shape {attrs['kernel_shape']} disagrees with "
-                                           f"the weight shape {weight.shape}")
-        source = self._layer(inputs[0], index, node)
-        strides = tuple(attrs.get("strides", (1, 1)))
-        dilations = tuple(attrs.get("dilations", (1, 1)))
+        attrs, weight, bias, kernel, source, strides, dilations = self._conv_parts(
+            index, node, inputs, "transposed convolutions")
         extra = tuple(attrs.get("output_padding", (0, 0)))
         begin, end = self._transposed_pads(node, index, attrs, self.builder.shape(source)[1:],
                                            kernel, strides, dilations, extra)
