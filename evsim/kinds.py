@@ -276,6 +276,19 @@ def _masked_conv_map(layer: L.Conv2d, in_shape: Shape, taps: np.ndarray) -> sp.c
     return matrix
 
 
+def _masked_targets(cache: dict, taps: np.ndarray, pooled: sp.spmatrix | None,
+                    spatial: Callable[[np.ndarray], sp.spmatrix]) -> np.ndarray:
+    """Targets per input position of one channel pair whose non-zero kernel taps are the
+    boolean ``taps``: ``spatial(taps)`` (through the pooling map before it, if any), kept in
+    ``cache`` by tap pattern (channels share a few patterns)."""
+    key = taps.tobytes()
+    if key not in cache:
+        matrix = spatial(taps)
+        cache[key] = targets_per_input(matrix if pooled is None else
+                                       (matrix @ pooled).astype(bool))
+    return cache[key]
+
+
 def _conv_nonzero_fanout(layer: L.Conv2d, source_shape: Shape, pooled: sp.spmatrix | None,
                          in_shape: Shape) -> np.ndarray:
     channels, h, w = source_shape
@@ -286,13 +299,8 @@ def _conv_nonzero_fanout(layer: L.Conv2d, source_shape: Shape, pooled: sp.spmatr
     for c in range(channels):
         group, local = divmod(c, per_group_in)
         for co in range(group * per_group_out, (group + 1) * per_group_out):
-            taps = layer.weight[co, local] != 0
-            key = taps.tobytes()
-            if key not in cache:
-                matrix = _masked_conv_map(layer, in_shape, taps)
-                cache[key] = targets_per_input(matrix if pooled is None else
-                                               (matrix @ pooled).astype(bool))
-            out[c] += cache[key]
+            out[c] += _masked_targets(cache, layer.weight[co, local] != 0, pooled,
+                                      lambda taps: _masked_conv_map(layer, in_shape, taps))
     return out.reshape(source_shape)
 
 
@@ -395,12 +403,8 @@ def _conv_transpose_nonzero_fanout(layer: L.ConvTranspose2d, source_shape: Shape
     out = np.zeros((channels, h * w), np.int64)
     for c in range(channels):  # weight[c] (C_out/g, KH, KW): channel c's outputs in its group
         for taps in layer.weight[c] != 0:
-            key = taps.tobytes()
-            if key not in cache:
-                matrix = _transpose_map(layer, in_shape, taps)
-                cache[key] = targets_per_input(matrix if pooled is None else
-                                               (matrix @ pooled).astype(bool))
-            out[c] += cache[key]
+            out[c] += _masked_targets(cache, taps, pooled,
+                                      lambda taps: _transpose_map(layer, in_shape, taps))
     return out.reshape(source_shape)
 
 

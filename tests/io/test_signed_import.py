@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
+from test_onnx_import import run_ort
+
 import evsim
 from evsim import layers as L
 
@@ -24,11 +26,6 @@ from evsim.io.torch import UnsupportedModuleError, from_torch  # noqa: E402
 
 RTOL, ATOL = 1e-5, 1e-5
 
-
-def _run_ort(model, x: np.ndarray) -> np.ndarray:
-    source = model if isinstance(model, str) else model.SerializeToString()
-    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
 def _model(nodes: list, input_shape: tuple, initializers: dict) -> onnx.ModelProto:
@@ -62,7 +59,7 @@ def test_onnx_leaky_relu_matches_onnxruntime(alpha):
     (act,) = [n.layer for n in net if isinstance(n.layer, L.LeakyReLU)]
     assert act.alpha == np.float32(0.01 if alpha is None else alpha)
     x = rng.normal(size=(7, 5)).astype(np.float32)
-    np.testing.assert_allclose(evsim.forward(net, x), _run_ort(model, x), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(evsim.forward(net, x), run_ort(model, x), rtol=RTOL, atol=ATOL)
 
 
 def test_onnx_leaky_relu_with_a_slope_above_one_is_an_error_naming_the_node():
@@ -107,7 +104,7 @@ def test_linear_bottlenecks_import_and_convert_with_identity_neurons(opset, tmp_
     x = np.random.default_rng(1).random((6, 2, 6, 6)).astype(np.float32)
     path = _export(module, x[:2], tmp_path / "m.onnx", opset)
     for net in (load_onnx(path), from_torch(module, (2, 6, 6))):
-        np.testing.assert_allclose(evsim.forward(net, x), _run_ort(path, x), rtol=RTOL,
+        np.testing.assert_allclose(evsim.forward(net, x), run_ort(path, x), rtol=RTOL,
                                    atol=ATOL)
         with pytest.raises(evsim.ConversionError, match="carries currents"):
             evsim.signals.plan(net)  # the graph itself has no spiking reading

@@ -13,6 +13,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from test_onnx_import import run_ort
+
 import evsim
 from evsim import layers as L
 
@@ -27,13 +29,6 @@ from evsim.io.torch import UnsupportedModuleError, from_torch  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
 
-
-def _run_ort(model, x: np.ndarray) -> np.ndarray:
-    source = model if isinstance(model, str) else model.SerializeToString()
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
 def _export(module, x: np.ndarray, path, opset: int) -> str:
@@ -80,7 +75,7 @@ def test_torchscript_export_matches_onnxruntime_and_torch(case, opset, tmp_path_
     x = np.random.default_rng(opset).normal(size=(3,) + shape).astype(np.float32)
     path = _export(module, x, tmp_path_factory.mktemp("onnx") / "m.onnx", opset)
     net = load_onnx(path)
-    np.testing.assert_allclose(evsim.forward(net, x), _run_ort(path, x), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(evsim.forward(net, x), run_ort(path, x), rtol=RTOL, atol=ATOL)
     with torch.no_grad():
         expected = module(torch.from_numpy(x)).numpy()
     traced = from_torch(module, shape)
@@ -138,7 +133,7 @@ def test_onnx_conv_transpose_attributes_match_onnxruntime(attrs):
     node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="up", **attrs)
     model = _model(node, (2, 4, 4), weight)
     x = np.random.default_rng(2).normal(size=(2, 2, 4, 4)).astype(np.float32)
-    np.testing.assert_allclose(evsim.forward(load_onnx(model), x), _run_ort(model, x),
+    np.testing.assert_allclose(evsim.forward(load_onnx(model), x), run_ort(model, x),
                                rtol=RTOL, atol=ATOL)
 
 
@@ -171,7 +166,7 @@ def test_a_head_before_another_layer_imports_but_does_not_convert(tmp_path):
     module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sigmoid(), nn.Flatten(), nn.Linear(8, 3)).eval()
     x = np.random.default_rng(3).uniform(size=(4, 1, 4, 4)).astype(np.float32)
     net = load_onnx(_export(module, x, tmp_path / "m.onnx", 13))
-    np.testing.assert_allclose(evsim.forward(net, x), _run_ort(str(tmp_path / "m.onnx"), x),
+    np.testing.assert_allclose(evsim.forward(net, x), run_ort(str(tmp_path / "m.onnx"), x),
                                rtol=RTOL, atol=ATOL)
     head = next(n.name for n in net if isinstance(n.layer, L.Sigmoid))
     with pytest.raises(evsim.errors.EvsimValueError,
