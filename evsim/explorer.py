@@ -100,8 +100,8 @@ def record_exploration(snn: SpikingNetwork, images: np.ndarray,
         raise EvsimValueError(f"neurons must be a positive integer, got {neurons!r}")
     chosen_layers = _checked_layers(snn, layers)
     counts = simulate(snn, images, T=T, engine="dense", encoding=encoding, seed=seed,
-                      per_image_counts=True, first_image=first_image).spike_counts
-    chosen = {name: _most_active(counts[name].sum(axis=0).reshape(-1), neurons)
+                      first_image=first_image).spike_counts  # summed over the images
+    chosen = {name: _most_active(counts[name].reshape(-1), neurons)
               for name in chosen_layers}
     traces = tuple(_trace(snn, images[i], None if labels is None else int(labels[i]), T,
                           chosen, encoding, seed, first_image + i) for i in range(len(images)))

@@ -175,7 +175,9 @@ class SimResult:
         return int(sum(int(v.sum()) for v in self.sops.values()))
 
     def firing_rates(self) -> dict[str, float]:
-        """Mean spikes per neuron per step for each spiking layer."""
+        """Mean net spikes per neuron per step for each spiking layer (a negative spike, from
+        SpiCalib or a signed neuron, counts −1, as in :attr:`spike_counts`; the spikes sent
+        are these plus twice :attr:`negative_spikes`)."""
         return {name: float(counts.sum()) / (self.neurons[name] * self.T * self.n_images)
                 for name, counts in self.spike_counts.items()}
 

@@ -170,9 +170,10 @@ def _check_single_spikes(snn: SpikingNetwork, paths) -> None:
                 f"'{path.layer}' reads the spiking max pooling '{path.source}', "
                 "whose per-step outputs a result does not keep" + advice)
     for name, spec in snn.neurons.items():
-        if spec.burst > 1 or spec.allowance > 0:
+        if spec.burst > 1 or spec.allowance > 0 or spec.signed:
             what = (f"bursts (Γ = {spec.burst})" if spec.burst > 1
-                    else "negative calibration spikes")
+                    else "negative spikes (signed neurons; their counts are net)"
+                    if spec.signed else "negative calibration spikes")
             raise EvsimValueError(f"NeuroBench's metrics need per-step spikes here: layer '{name}' "
                                   f"can emit {what}, and a result's spike counts do not say in how "
                                   "many steps" + advice)

@@ -191,3 +191,25 @@ def test_signed_networks_save_load_and_hash_their_negative_thresholds(tmp_path):
         stored = {k for k in data.files if k.endswith("negative_threshold")}
     assert stored == {f"neuron/{n}/negative_threshold" for n, s in snn.neurons.items()
                       if s.signed}
+
+
+def test_neurobench_refuses_net_counts_of_signed_neurons_and_counts_recorded_spikes():
+    """A signed layer's spike counts are net (positive minus negative), so NeuroBench's
+    operations cannot come from them: without recorded spikes it says what to do; with
+    them, every spike sent counts."""
+    from evsim.analysis.neurobench import neurobench_metrics
+
+    net = evsim.Network.sequential((2,), [Dense(np.eye(2)), LeakyReLU(0.5), Dense(np.eye(2))])
+    snn = SpikingNetwork(net, {"leaky_relu1": NeuronSpec(np.float64(1.0),
+                                                        negative_threshold=np.float64(2.0))})
+    x = np.array([[1.0, -1.0]], np.float32)
+    counted = evsim.simulate(snn, x, T=8, engine="dense")
+    assert counted.negative_spikes["leaky_relu1"] > 0
+    with pytest.raises(evsim.EvsimValueError, match="leaky_relu1.*negative spikes.*record"):
+        neurobench_metrics(snn, counted, x)
+    recorded = evsim.simulate(snn, x, T=8, engine="dense", record=list(snn.neurons))
+    sent = int(counted.spike_counts["leaky_relu1"].sum()) + 2 * counted.negative_spikes[
+        "leaky_relu1"]
+    # each spike sent, negative ones included, reaches its one target in the readout
+    operations = neurobench_metrics(snn, recorded, x)["SynapticOperations"]
+    assert operations["Effective_ACs"] >= sent > int(counted.spike_counts["leaky_relu1"].sum())
