@@ -156,16 +156,12 @@ def trace_source(network: Network, classes: dict[str, str], name: str):
     Returns ``(source name, [(layer, input shape), ...])`` in data-flow order. A path through
     a Concat has several sources: :func:`trace_sources` gives them.
     """
-    chain = []
-    node = network[name]
-    while not (classes[node.name] == EVENTS and role_of(node.layer) != kinds.RESHAPE):
-        if role_of(node.layer) == kinds.CONCAT:
-            raise ConversionError(f"'{name}' reads Concat '{node.name}', which joins several "
-                                  "sources; walk them with evsim.signals.trace_sources")
-        src = node.inputs[0]
-        chain.append((node.layer, network.shape(src)))
-        node = network[src]
-    return node.name, chain[::-1]
+    sources = trace_sources(network, classes, name)
+    if len(sources) > 1:
+        raise ConversionError(f"'{name}' reads a Concat, which joins several sources; walk "
+                              "them with evsim.signals.trace_sources")
+    source, chain, _ = sources[0]
+    return source, chain
 
 
 def _macs(layer: L.Layer, in_shape) -> int:

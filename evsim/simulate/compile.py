@@ -269,8 +269,8 @@ def _conv_transpose_runs(consumer: L.ConvTranspose2d, consumer_in_shape, q, s, f
 #: source positions s, factors, source channels, pooled size, offset of the source's channels
 #: in the consumer's input (after a Concat)) -> (entries [s, out, w, length, factor], weights
 #: laid out for the runs, channel_out, channel_w)``.
-_SYNAPSE_RUNS = {L.Conv2d: _conv_runs, L.Dense: _dense_runs}
-_SYNAPSE_RUNS[L.ConvTranspose2d] = _conv_transpose_runs
+_SYNAPSE_RUNS = {L.Conv2d: _conv_runs, L.Dense: _dense_runs,
+                 L.ConvTranspose2d: _conv_transpose_runs}
 
 
 def _runs(source_shape, chain, consumer: L.Layer | None, consumer_in_shape, offset: int = 0,
