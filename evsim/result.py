@@ -84,6 +84,10 @@ class SimResult:
         negative spikes of signed neurons, methods.md §5b) of
         every spiking layer, over all images and steps; ``spike_counts`` are
         net counts, so a layer sent ``spike_counts + 2 × negative`` spikes.
+    pool_spike_counts:
+        ``{layer: counts}`` of every spiking max pooling layer, int64, laid out as
+        ``spike_counts``: its output spikes (empty in the ilif scheme, and in results
+        of engines or evsim versions that do not count them).
     engine, encoding, dtype, time_scheme:
         How the result was produced. In the ``"temporal"`` and ``"ilif"``
         schemes T is the window length, there is one checkpoint (T) and
@@ -133,6 +137,7 @@ class SimResult:
     method: str = ""
     options: dict = field(default_factory=dict)
     evsim_version: str = ""
+    pool_spike_counts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def _index(self, step: int | None) -> int:
         if step is None:

@@ -177,6 +177,9 @@ class _Chunk:
                         if role_of(n.layer) == kinds.MAX_POOL and plan.classes[n.name] == EVENTS}
         self.pool_out = {name: np.zeros((batch,) + net.shape(name), np.int64)
                          for name in self.pool_in}
+        self.pool_counts = ({} if self.time.binary else
+                            {name: np.zeros(((batch,) if per_image else ()) + net.shape(name),
+                                            np.int64) for name in self.pool_in})
         # analog values are the same at every step: one (1, B, ...) array each
         self.analog = ({name: v[None] for name, v in
                         analog_head(net, plan.classes, x, self.threads).items()}
@@ -220,6 +223,9 @@ class _Chunk:
             spikes[name], values[name] = _spiking_maxpool_block(
                 self.snn.max_pool, layer, spikes[node.inputs[0]], self.pool_in[name],
                 self.pool_out[name], self.amp[name], self.dtype, self.threads, self.arena, name)
+            if name in self.pool_counts:
+                self.pool_counts[name] += spikes[name].sum(
+                    axis=0 if self.options.per_image_counts else (0, 1), dtype=np.int64)
         elif role == kinds.RESHAPE and self.plan.classes[name] == EVENTS:
             shape = (len(block.steps), self.batch, -1)
             spikes[name] = spikes[node.inputs[0]].reshape(shape)
@@ -284,7 +290,7 @@ class _Chunk:
         traces = {name: np.stack(self.rec.traces[name]) for name in record}
         before = {name: np.stack(self.rec.before_reset[name]) for name in record}
         return ChunkResult(self.outputs, self.counts, self.negative, self.sops, self.pool_ops,
-                           trains, traces, before)
+                           trains, traces, before, self.pool_counts)
 
 
 def _neuron_scan(snn: SpikingNetwork, name: str, params: IFParameters, states: dict,

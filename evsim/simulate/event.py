@@ -176,7 +176,22 @@ class EventRunner:
         outputs = out.copy().reshape((len(x), len(time.engine_checkpoints)) + net.output_shape)
         return ChunkResult(outputs.swapaxes(0, 1), spike_counts, negative,
                            dict(zip(program.sop_layers, sops)),
-                           dict(zip(program.pool_layers, pool_ops)))
+                           dict(zip(program.pool_layers, pool_ops)),
+                           pool_spike_counts=self.pool_spike_counts(len(x)))
+
+    def pool_spike_counts(self, batch: int) -> dict[str, np.ndarray]:
+        """Each spiking max pooling's output spikes over the run, channel first, per image or
+        summed (none in the ilif scheme, whose events are codes)."""
+        if self.program.binary:
+            return {}
+        state, per_image = self.workspace.state[:batch], self.setup.options.per_image_counts
+        counts = {}
+        for name, offset, shape in self.program.pool_outputs:
+            size = int(np.prod(shape))
+            layer = _channels_first(state[:, offset:offset + size], shape)
+            counts[name] = (np.array(layer, np.int64, order="C") if per_image
+                            else layer.sum(axis=0))
+        return counts
 
 
 def _channels_first(flat: np.ndarray, shape) -> np.ndarray:

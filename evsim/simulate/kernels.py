@@ -802,7 +802,8 @@ def _window_max(op, ip, state, slot):
 @numba.njit(cache=True)
 def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     """The spike-count gate: each window touched this step passes the current events of its
-    member with the largest cumulative count (the first on ties)."""
+    member with the largest cumulative count (the first on ties); the window's cumulative
+    output is kept, as LIPooling keeps it."""
     channels, win_ptr, win_idx = op[MP_CHANNELS], op[MP_WIN_PTR], op[MP_WIN_IDX]
     c_in, dirty, dlist, current = op[MP_CUM_IN], op[MP_DIRTY], op[MP_DIRTY_LIST], op[MP_CURRENT]
     reciprocal = _reciprocal(channels)
@@ -827,6 +828,7 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
         state[dirty + slot] = 0
         out = state[current + _window_max(op, ip, state, slot)[1]]
         if out != 0:
+            state[op[MP_CUM_OUT] + slot] += out  # the output so far, as LIPooling keeps it
             idx[out_base + emitted] = slot
             mult[out_base + emitted] = out
             emitted += 1

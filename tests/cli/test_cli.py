@@ -340,3 +340,10 @@ def test_every_flag_is_in_docs_cli(command, flag):
     shared = text.split("## Options shared")[1].split("\n## ")[0] if (
         "## Options shared" in text) else ""
     assert f"`{flag}" in section or f"`{flag}" in shared, (command, flag)
+
+
+def test_run_prints_neurobench_synaptic_operations_for_a_max_pool_network(capsys):
+    out = _json(capsys, ["demo", "--model", "vgg_relu", "--images", "4", "--T", "4", "--json",
+                         "--no-report"])
+    assert out["neurobench"]["SynapticOperations"]["Effective_ACs"] > 0
+    assert "max pooling" not in (out["neurobench"]["note"] or "")
