@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._version import __version__
-from .errors import EvsimError, EvsimValueError
+from .errors import EvsimError, EvsimValueError, UnscaledInputWarning
 
 if TYPE_CHECKING:
     from .analysis.energy import EnergyReport
@@ -752,6 +752,17 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
                         ".npz with an 'images' array (N, C, H, W) and optionally 'labels' (N,)")
     parser.add_argument("--images", type=_positive, default=None, metavar="N",
                         help="use only the first N images")
+    _unscaled_option(parser)
+
+
+#: The flag that silences :class:`~evsim.errors.UnscaledInputWarning`.
+UNSCALED_OK = "--unscaled-ok"
+
+
+def _unscaled_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(UNSCALED_OK, action="store_true",
+                        help="the images' range above 1 is what the network was trained on: "
+                        "do not warn that they look unscaled")
 
 
 def _analysis_option(parser: argparse.ArgumentParser) -> None:
@@ -819,6 +830,7 @@ def _convert_parser(commands) -> None:
                       help="use only the first N calibration images")
     conv.add_argument("--batch-size", type=_positive, default=256, metavar="N",
                       help="calibration images per forward chunk (default: %(default)s)")
+    _unscaled_option(conv)
     _conversion_options(conv)
     conv.add_argument("--json", action="store_true",
                       help="print one JSON object on stdout (progress stays on stderr)")
@@ -871,6 +883,7 @@ def _compare_parser(commands) -> None:
                          help="use only the first N test images")
     compare.add_argument("--calibration-images", type=_positive, default=None, metavar="N",
                          help="use only the first N calibration images")
+    _unscaled_option(compare)
     _engine_options(compare, threads="1 per task on a cluster; results do not depend on it")
     _scheduler_option(compare)
     compare.add_argument("--restart", action="store_true",
@@ -892,6 +905,7 @@ def _explore_parser(commands) -> None:
                          help="HTML file to write (e.g. page.html)")
     explore.add_argument("--images", type=_positive, default=IMAGES, metavar="N",
                          help="the first N images to choose from (default: %(default)s)")
+    _unscaled_option(explore)
     explore.add_argument("--T", type=_positive, default=STEPS,
                          help="time steps (default: %(default)s)")
     explore.add_argument("--neurons", type=_positive, default=NEURONS, metavar="K",
@@ -913,6 +927,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_printer(args.command)
+            if getattr(args, "unscaled_ok", False):
+                warnings.simplefilter("ignore", UnscaledInputWarning)
             return args.run(args)
     except KeyboardInterrupt:
         print(f"evsim {args.command}: interrupted", file=sys.stderr)
@@ -926,6 +942,8 @@ def main(argv: list[str] | None = None) -> int:
 def _warning_printer(command: str):
     """``warnings.showwarning`` printing one line, ``evsim COMMAND: warning: ...``."""
     def show(message, category, filename, lineno, file=None, line=None):
+        if isinstance(message, UnscaledInputWarning):  # the command's way, not Python's
+            message = UnscaledInputWarning(message.problem, UNSCALED_OK)
         print(f"evsim {command}: warning: {' '.join(str(message).split())}",
               file=file or sys.stderr)
     return show

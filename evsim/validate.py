@@ -95,9 +95,7 @@ def check_images(images: np.ndarray, *, what: str = "inputs", encoding: str = "a
         hint = "255" if hi <= 255 and float(hi).is_integer() else "the largest value"
         message = (f"{what} range over [{lo:.4g}, {hi:.4g}], above 1: if the network was trained "
                    f"on images in [0, 1], divide them by {hint}")
-    warnings.warn(message + "; if it was trained on such values, silence this warning with "
-                  "warnings.filterwarnings('ignore', category=evsim.UnscaledInputWarning)",
-                  UnscaledInputWarning, stacklevel=_stacklevel())
+    warnings.warn(UnscaledInputWarning(message), stacklevel=_stacklevel())
 
 
 def check_count(value, name: str, unit: str) -> int:

@@ -347,3 +347,16 @@ def test_run_prints_neurobench_synaptic_operations_for_a_max_pool_network(capsys
                          "--no-report"])
     assert out["neurobench"]["SynapticOperations"]["Effective_ACs"] > 0
     assert "max pooling" not in (out["neurobench"]["note"] or "")
+
+
+def test_unscaled_images_warning_gives_the_cli_way_to_silence_it(capsys, files):
+    root, *_ = files
+    images, labels = load_bundled_sample("test")
+    np.savez(root / "raw.npz", images=images[:3] * 255, labels=labels[:3])
+    argv = ["run", str(root / "snn.npz"), str(root / "raw.npz"), "--T", "2"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "range over [0, 255]" in err and "--unscaled-ok" in err
+    assert "filterwarnings" not in err
+    assert main(argv + ["--unscaled-ok"]) == 0
+    assert "warning" not in capsys.readouterr().err
