@@ -270,10 +270,16 @@ def _neurobench_lines(metrics: dict) -> list[str]:
 
 def _thresholds_from(snn, calibration: int | None) -> str:
     """Where the thresholds came from, in words."""
-    normalization = snn.options.get("normalization")
+    options = snn.options
+    normalization, p = options.get("normalization"), options.get("percentile")
     if normalization == "trained":
         return "the trained activation bounds (calibration images not used)"
-    return f"the {normalization} of the ANN activations on {calibration} calibration images"
+    p = "per-layer p" if isinstance(p, dict) else f"p = {p:g}%"
+    statistic = {"max": "the maximum", "percentile": f"the percentile ({p})",
+                 "braincog": f"BrainCog's per-layer λ ({p})"}.get(normalization, normalization)
+    if options.get("channelwise"):
+        statistic += " per channel"
+    return f"{statistic} of the ANN activations on {calibration} calibration images"
 
 
 def _print_json(obj) -> None:
@@ -412,8 +418,10 @@ def _convert(args: argparse.Namespace) -> int:
     output = args.output if args.output.endswith(".npz") else args.output + ".npz"
     check_output_file(output)
     network = _load_ann(args.model)
-    calibration, _, what = _load_data(args.calibration, "train", network,
-                                      args.calibration_images)
+    calibration, what = None, None
+    if args.calibration is not None:
+        calibration, _, what = _load_data(args.calibration, "train", network,
+                                          args.calibration_images)
     overrides = {f.name: getattr(args, f.name) for f in fields(ConversionOptions)
                  if getattr(args, f.name) is not None}
     steps = overrides.pop("T", None)
@@ -422,7 +430,7 @@ def _convert(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, progress=True, **overrides)
     save(snn, output)
     used = snn.options["normalization"] != "trained"
-    thresholds = _thresholds_from(snn, len(calibration))
+    thresholds = _thresholds_from(snn, 0 if calibration is None else len(calibration))
     if args.json:
         _print_json({"output": output, "method": snn.method, "thresholds_from": thresholds,
                      "calibration": what if used else None,
@@ -821,8 +829,10 @@ def _convert_parser(commands) -> None:
                                epilog="Each conversion option overrides what --method sets; "
                                "docs/cli.md lists them with their units.")
     conv.add_argument("model", help="ANN file: evsim .npz or .onnx")
-    conv.add_argument("calibration", help=f"'{BUNDLED}' (1,000 bundled Fashion-MNIST training "
-                      "images) or an .npz with an 'images' array (N, C, H, W)")
+    conv.add_argument("calibration", nargs="?", default=None,
+                      help=f"'{BUNDLED}' (1,000 bundled Fashion-MNIST training images) or an "
+                      ".npz with an 'images' array (N, C, H, W); not needed by the methods "
+                      "that use trained bounds (opi, qcfs, nq)")
     conv.add_argument("-o", "--output", required=True, help="spiking network file to write (.npz)")
     conv.add_argument("--method", default="percentile", choices=list(METHODS),
                       help="conversion preset (default: %(default)s)")

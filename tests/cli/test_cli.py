@@ -360,3 +360,23 @@ def test_unscaled_images_warning_gives_the_cli_way_to_silence_it(capsys, files):
     assert "filterwarnings" not in err
     assert main(argv + ["--unscaled-ok"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_convert_with_trained_bounds_needs_no_calibration_argument(capsys, tmp_path):
+    evsim.save(load_model("vgg_qcfs"), tmp_path / "qcfs.npz")
+    assert main(["convert", str(tmp_path / "qcfs.npz"), "-o", str(tmp_path / "s"),
+                 "--method", "qcfs"]) == 0
+    assert "calibrated on no images" in capsys.readouterr().out
+    assert evsim.load(tmp_path / "s.npz").method == "qcfs"
+    assert main(["convert", str(tmp_path / "qcfs.npz"), "-o", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "CALIBRATION" in err and "are needed by method 'percentile'" in err
+
+
+def test_convert_says_where_spicalib_thresholds_come_from(capsys, files):
+    root, *_ = files
+    assert main(["convert", str(root / "ann.npz"), str(root / "calibration.npz"), "-o",
+                 str(root / "spicalib"), "--method", "spicalib", "--T", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "braincog of" not in out
+    assert "thresholds from BrainCog's per-layer λ (p = 99%) of the ANN activations on 64" in out
