@@ -47,10 +47,7 @@ class EvsimFileError(EvsimError, ValueError):
 
     def __init__(self, path: str | os.PathLike, problem: str):
         self.path = os.fspath(path)
-        self.problem, self.silence = problem, silence
-
-    def __reduce__(self):  # pickled (a Dask worker's warning) as made, not re-advised
-        return type(self), (self.problem, self.silence)
+        self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
     def __reduce__(self):
