@@ -156,6 +156,28 @@ class _as_flags:
         return False
 
 
+class _cells_as_flags:
+    """Re-raise a :class:`~evsim.cellstore.ForeignCellsError` advising ``--restart``."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        from .cellstore import ForeignCellsError
+
+        if isinstance(error, ForeignCellsError):
+            raise CommandError(error.advice("--restart")) from None
+        return False
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What the command says when Ctrl-C stops it (a comparison resumes)."""
+    if args.command == "compare":
+        return (f"interrupted; the finished cells are kept in {args.output}: run the same "
+                "command again to resume")
+    return "interrupted"
+
+
 def _warn(args, message: str) -> None:
     if message:
         print(f"evsim {args.command}: warning: {message}", file=sys.stderr)
@@ -510,7 +532,7 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"evsim compare: {line}", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    with _cluster(args) as client, _as_flags():
+    with _cluster(args) as client, _as_flags(), _cells_as_flags():
         comparison = compare_methods(
             network, calibration, images, labels, methods=args.methods, T=args.T,
             client=client, simulation=_simulation(args), energy=args.energy_table,
@@ -941,7 +963,7 @@ def main(argv: list[str] | None = None) -> int:
                 warnings.simplefilter("ignore", UnscaledInputWarning)
             return args.run(args)
     except KeyboardInterrupt:
-        print(f"evsim {args.command}: interrupted", file=sys.stderr)
+        print(f"evsim {args.command}: {_interrupted(args)}", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 -- the one place every failure becomes a line
         code, message = _failure(err)
