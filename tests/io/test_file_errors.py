@@ -109,3 +109,15 @@ def test_unsupported_operator_in_a_file_names_the_file_and_keeps_its_class(tmp_p
     with pytest.raises(evsim.io.UnsupportedOperatorError,
                        match=re.escape(str(path)) + r": ONNX node 0 'squash' \(Tanh\)"):
         evsim.load(path)
+
+
+@pytest.mark.parametrize("name", ["model.pt", "model.PTH", "weights.ckpt"])
+def test_a_pytorch_file_points_to_the_pytorch_importer(tmp_path, name):
+    (tmp_path / name).write_bytes(b"not read")
+    error = _expect_file_error(tmp_path / name, "PyTorch")
+    assert "evsim.io.from_torch" in str(error) and "torch.load" in str(error)
+
+
+def test_a_nir_file_points_to_load_nir(tmp_path):
+    (tmp_path / "model.nir").write_bytes(b"not read")
+    assert "evsim.io.load_nir" in str(_expect_file_error(tmp_path / "model.nir"))
