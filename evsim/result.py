@@ -273,15 +273,17 @@ def difference(a: SimResult, b: SimResult) -> ResultDifference:
                             predictions=predictions)
 
 
-def compare(a: SimResult, b: SimResult) -> dict:
-    """Deprecated alias of :func:`difference` (its fields as a dict); removed after 0.2.
+def compare(a: SimResult, b: SimResult) -> ResultDifference:
+    """Deprecated alias of :func:`difference`; removed after 0.2. It returns the same
+    labelled record, which reads as the dict it once returned (``diff["spikes"]``,
+    ``dict(diff)``, ``diff == {...}``).
 
     ``evsim.compare`` was easily confused with :func:`evsim.compare_methods` and the
     ``evsim compare`` command.
     """
     warnings.warn("evsim.compare is deprecated; use evsim.difference (same keys, also "
                   "attributes)", DeprecationWarning, stacklevel=2)
-    return dict(difference(a, b))
+    return difference(a, b)
 
 
 def _counts(result: SimResult, layer: str, per_image: bool) -> np.ndarray:

@@ -200,7 +200,9 @@ def test_difference_is_a_read_only_mapping_and_compare_its_deprecated_alias():
         diff.spikes = 0
     with pytest.warns(DeprecationWarning, match="evsim.difference"):
         old = evsim.compare(event, shifted)
-    assert type(old) is dict and old == dict(diff) and diff == old
+    # labelled: the deprecated alias returns the record (still a mapping equal to the dict)
+    assert isinstance(old, evsim.ResultDifference) and old == diff and dict(old) == dict(diff)
+    assert repr(old).startswith("ResultDifference(spikes=")
 
 
 def test_a_network_without_synapses_between_spiking_layers_reports_zero_sops_at_every_step():
