@@ -89,12 +89,14 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan) -> None:
     this process or found in Numba's cache is quiet."""
     layers = [n.layer for n in snn.network if plan.classes[n.name] != ANALOG]
     roles = {role_of(layer) for layer in layers}
-    needed = [kernel for kernel, role in ((neuron_scan, kinds.NEURON), (pool_scan, kinds.MAX_POOL))
-              if role in roles]
+    needed = [(kernel, what) for kernel, role, what in (
+        (neuron_scan, kinds.NEURON, "neuron scan"), (pool_scan, kinds.MAX_POOL,
+                                                     "max pooling scan")) if role in roles]
     if any(type(layer) in _COMPILED for layer in layers):
-        needed.append(average_pool)
-    if not all(ready(kernel) for kernel in needed):
-        announce("the dense engine's kernels", COMPILE_SECONDS)
+        needed.append((average_pool, "average pooling"))
+    missing = [what for kernel, what in needed if not ready(kernel)]
+    if missing:
+        announce("the dense engine's kernels", COMPILE_SECONDS, missing)
 
 
 class DenseRunner:

@@ -207,9 +207,17 @@ def announce_compile(program: EventProgram) -> None:
     machine (a silent pause of several seconds otherwise): each combination of optional
     kernels (:func:`~evsim.simulate.kernels.kernel_paths`) compiles once; loading one
     from Numba's cache is quiet."""
-    wanted = [numba.typeof(path) for path in kernel_paths(program.ops)]
+    paths = kernel_paths(program.ops)
+    wanted = [numba.typeof(path) for path in paths]
     if not ready(run_steps, lambda signature: list(signature[-len(wanted):]) == wanted):
-        announce("the event engine", COMPILE_SECONDS)
+        used = [part for part, path in zip(_KERNEL_PARTS, paths) if path is not None]
+        announce("the event engine", COMPILE_SECONDS, used or ["plain IF neurons"])
+
+
+#: What each optional kernel (:func:`~evsim.simulate.kernels.kernel_paths`) is, in words.
+_KERNEL_PARTS = ("gate max pooling", "LIPooling max pooling",
+                 "the general neuron rule (bursts, SpiCalib, windows or signed neurons)",
+                 "rate-coded input")
 
 
 __all__ = ["EventRunner", "run_chunk", "Workspace", "announce_compile", "BLOCK_SECONDS"]
