@@ -334,8 +334,10 @@ class _Importer:
         return self.builder.build(output=self._layer(value, len(self.graph.node), None))
 
     # -- helpers --------------------------------------------------------------------------
-    def _name(self, nodes: tuple[int, ...]) -> str:
-        """An unused layer name: the ONNX module path the nodes share, else the first node's."""
+    def _name(self, nodes: tuple[int, ...], layer: L.Layer) -> str:
+        """An unused layer name: the ONNX module path the nodes share, else the first node's;
+        a path of numbers only (a Sequential's module index, an exporter's numbered output)
+        follows the layer's kind (``relu_2``)."""
         raws = [self.graph.node[i].name or self.graph.node[i].output[0] for i in nodes]
         parts = [r.strip("/").split("/") for r in raws]
         common = []
@@ -345,6 +347,8 @@ class _Importer:
                     break
                 common.append(column[0])
         base = ".".join(common) if common else _layer_name(raws[0])
+        if base.replace(".", "").isdigit():
+            base = f"{type(layer).__name__.lower()}_{base.replace('.', '_')}"
         name, k = base, 1
         while name in self.names:
             k += 1
@@ -353,7 +357,7 @@ class _Importer:
         return name
 
     def _add(self, layer: L.Layer, inputs: list[str], nodes: tuple[int, ...]) -> str:
-        return self.builder.add_layer(layer, *inputs, name=self._name(nodes))
+        return self.builder.add_layer(layer, *inputs, name=self._name(nodes, layer))
 
     def _layer(self, value: _Value, index: int, node: onnx.NodeProto | None) -> str:
         """The evsim layer computing ``value``, adding it on first use."""

@@ -729,3 +729,22 @@ def test_input_name_and_missing_onnx_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"pip install evsim\[onnx\]"):
         load_onnx(model)
+
+
+def test_numeric_node_paths_give_readable_unique_layer_names():
+    """A Sequential's module indices ('2', '5') name no layer alone: the kind comes first."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((2, 1, 1, 1), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["0"], name="/0/Conv"),
+         helper.make_node("Relu", ["0"], ["1"], name="2"),
+         helper.make_node("Conv", ["1", "w2"], ["5"]),
+         helper.make_node("Relu", ["5"], ["6"], name="/7/"),
+         helper.make_node("Conv", ["6", "w2"], ["y"], name="conv2d_5")], "seq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 2, 2])],
+        [w, numpy_helper.from_array(np.ones((2, 2, 1, 1), np.float32), "w2")])
+    net = load_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert [node.name for node in net] == ["x", "0.Conv", "relu_2", "conv2d_5", "relu_7",
+                                           "conv2d_5_2"]
