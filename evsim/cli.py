@@ -955,7 +955,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point. Every failure is one line on stderr, never a traceback: exit code 2 for
     a user error (bad arguments, files or data; too little memory), 1 for an internal error
     (a bug: please report it), 130 when interrupted."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # reading the arguments may import Numba (--threads)
+        print("evsim: interrupted", file=sys.stderr)
+        return 130
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_printer(args.command)

@@ -101,3 +101,46 @@ def test_warnings_are_one_line_too(capsys, root):
              if line.strip() and not line.startswith(("\r", "simulate:"))]  # no progress bars
     assert len(lines) == 1 and "divide them by 255" in lines[0]
     assert lines[0].startswith("evsim run: warning: inputs range over [0, 255], above 1")
+
+
+def test_ctrl_c_while_the_command_starts_exits_130_in_one_line(capsys, monkeypatch):
+    """Ctrl-C while the command imports evsim (and Numba) is an interruption, not a crash."""
+    import evsim_command
+
+    class Interrupting:
+        def find_spec(self, name, path=None, target=None):
+            if name == "evsim.cli":
+                raise KeyboardInterrupt
+
+    monkeypatch.delitem(sys.modules, "evsim.cli")
+    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
+    assert evsim_command.main() == 130
+    assert capsys.readouterr().err == "evsim: interrupted\n"
+
+
+def test_ctrl_c_while_the_arguments_are_read_exits_130(capsys, monkeypatch):
+    import evsim.cli
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evsim.cli, "build_parser", interrupted)
+    assert main(["run", "a.npz", "bundled", "--threads", "1"]) == 130
+    assert capsys.readouterr().err == "evsim: interrupted\n"
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.4])
+def test_sigint_during_start_up_of_the_installed_command(root, delay):
+    import signal
+    import time
+    from pathlib import Path
+
+    launcher = Path(__file__).resolve().parents[2] / "evsim_command.py"
+    run = subprocess.Popen([sys.executable, str(launcher), "run", str(root / "snn.npz"),
+                            "bundled", "--T", "4096"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] in ("evsim: interrupted", "evsim run: interrupted")

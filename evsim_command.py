@@ -1,0 +1,19 @@
+"""The ``evsim`` command's entry point, outside the package so that it runs before evsim is
+imported: Ctrl-C while evsim, NumPy and Numba load (the first second or so) ends the command
+as any interruption does, with one line and exit code 130, not a traceback."""
+
+import sys
+
+
+def main() -> int:
+    """Import the command and run it (:func:`evsim.cli.main`); 130 if interrupted meanwhile."""
+    try:
+        from evsim.cli import main as command
+    except KeyboardInterrupt:
+        print("evsim: interrupted", file=sys.stderr)
+        return 130
+    return command()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
