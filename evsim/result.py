@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import EvsimValueError
 from .spiking import WINDOWED
-from .validate import check_labels
+from .validate import check_labels, check_steps
 
 
 def default_checkpoints(T: int) -> np.ndarray:
@@ -142,6 +142,7 @@ class SimResult:
     def _index(self, step: int | None) -> int:
         if step is None:
             return len(self.checkpoints) - 1
+        step = check_steps(step, "step")
         hits = np.flatnonzero(self.checkpoints == step)
         if not hits.size:
             raise EvsimValueError(f"step {step} is not a checkpoint; checkpoints are "
