@@ -435,9 +435,10 @@ def _convert(args: argparse.Namespace) -> int:
     from . import convert
     from .io import save
     from .io.atomic import check_output_file
+    from .io.native import npz_path
     from .options import ConversionOptions
 
-    output = args.output if args.output.endswith(".npz") else args.output + ".npz"
+    output = npz_path(args.output)
     check_output_file(output)
     network = _load_ann(args.model)
     calibration, what = None, None
@@ -627,6 +628,14 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def _output_name(text: str) -> str:
+    """An -o argument: a file or folder name, not an empty one (it would write '.npz' or
+    into the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a name, got an empty one")
+    return text
 
 
 def _non_negative(text: str) -> int:
@@ -855,7 +864,8 @@ def _convert_parser(commands) -> None:
                       help=f"'{BUNDLED}' (1,000 bundled Fashion-MNIST training images) or an "
                       ".npz with an 'images' array (N, C, H, W); not needed by the methods "
                       "that use trained bounds (opi, qcfs, nq)")
-    conv.add_argument("-o", "--output", required=True, help="spiking network file to write (.npz)")
+    conv.add_argument("-o", "--output", required=True, type=_output_name,
+                      help="spiking network file to write (.npz)")
     conv.add_argument("--method", default="percentile", choices=list(METHODS),
                       help="conversion preset (default: %(default)s)")
     conv.add_argument("--calibration-images", type=_positive, default=None, metavar="N",
@@ -882,7 +892,7 @@ def _report_parser(commands) -> None:
     report = commands.add_parser("report", help="write a folder of plots, Markdown and HTML",
                                  description=_report.__doc__)
     _data_arguments(report)
-    report.add_argument("-o", "--output", required=True, metavar="DIR",
+    report.add_argument("-o", "--output", required=True, type=_output_name, metavar="DIR",
                         help="folder to write (created if missing)")
     _analysis_option(report)
     _simulation_options(report)
@@ -902,7 +912,7 @@ def _compare_parser(commands) -> None:
                          "training images) or an .npz with an 'images' array (N, C, H, W)")
     compare.add_argument("data", help=f"'{BUNDLED}' (the bundled Fashion-MNIST test sample) or "
                          "an .npz with 'images' (N, C, H, W) and 'labels' (N,)")
-    compare.add_argument("-o", "--output", required=True, metavar="DIR",
+    compare.add_argument("-o", "--output", required=True, type=_output_name, metavar="DIR",
                          help="folder to write (created if missing; holds the cells of a "
                          "resumable run)")
     compare.add_argument("--methods", type=_methods, default=["percentile"], metavar="NAMES",
@@ -933,7 +943,7 @@ def _explore_parser(commands) -> None:
     explore.add_argument("network", help="spiking network file (.npz from `evsim convert`)")
     explore.add_argument("data", help=f"'{BUNDLED}' (the bundled Fashion-MNIST test sample) or "
                          "an .npz with an 'images' array (N, C, H, W) and optionally 'labels'")
-    explore.add_argument("-o", "--output", required=True, metavar="PAGE",
+    explore.add_argument("-o", "--output", required=True, type=_output_name, metavar="PAGE",
                          help="HTML file to write (e.g. page.html)")
     explore.add_argument("--images", type=_positive, default=IMAGES, metavar="N",
                          help="the first N images to choose from (default: %(default)s)")

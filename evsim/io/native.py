@@ -48,9 +48,18 @@ def save(obj: Network | SpikingNetwork | SimResult, path: str | os.PathLike) -> 
     _write_npz(path, arrays)
 
 
-def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+def npz_path(path: str | os.PathLike) -> str:
+    """The file :func:`save` writes for ``path``: ``.npz`` appended if missing. A path with no
+    file name ('', a folder's 'out/', '.npz') is refused: it would write a hidden '.npz'."""
     name = os.fspath(path)
-    with atomic_file(name if name.endswith(".npz") else name + ".npz") as stream:
+    target = name if name.endswith(".npz") else name + ".npz"
+    if os.path.basename(target) == ".npz":
+        raise EvsimFileError(name or "''", "has no file name; give one, e.g. 'snn.npz'")
+    return target
+
+
+def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_file(npz_path(path)) as stream:
         np.savez_compressed(stream, **arrays)
 
 

@@ -144,3 +144,24 @@ def test_sigint_during_start_up_of_the_installed_command(root, delay):
     _, err = run.communicate(timeout=120)
     assert run.returncode == 130 and "Traceback" not in err, err
     assert err.strip().splitlines()[-1] in ("evsim: interrupted", "evsim run: interrupted")
+
+
+@pytest.mark.parametrize("command", ["convert", "report", "compare", "explore"])
+def test_an_empty_output_name_is_refused(capsys, root, monkeypatch, tmp_path, command):
+    monkeypatch.chdir(tmp_path)
+    inputs = {"convert": ["ann.npz", "bundled"], "report": [str(root / "snn.npz"), "bundled"],
+              "compare": ["ann.npz", "bundled", "bundled"],
+              "explore": [str(root / "snn.npz"), "bundled"]}[command]
+    with pytest.raises(SystemExit) as exit_:
+        main([command, *inputs, "-o", " "])
+    assert exit_.value.code == 2
+    assert "-o/--output: expected a name, got an empty one" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_into_a_folder_name_is_refused(capsys, root, tmp_path):
+    evsim.save(load_model(), tmp_path / "ann.npz")
+    code, err = _run(capsys, ["convert", str(tmp_path / "ann.npz"), "bundled", "-o",
+                              str(tmp_path / "out") + "/"])
+    assert code == 2 and "has no file name" in err
+    assert not (tmp_path / "out").exists()

@@ -121,3 +121,11 @@ def test_a_pytorch_file_points_to_the_pytorch_importer(tmp_path, name):
 def test_a_nir_file_points_to_load_nir(tmp_path):
     (tmp_path / "model.nir").write_bytes(b"not read")
     assert "evsim.io.load_nir" in str(_expect_file_error(tmp_path / "model.nir"))
+
+
+@pytest.mark.parametrize("name", ["", "sub/", ".npz"])
+def test_saving_without_a_file_name_is_refused(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(EvsimFileError, match="has no file name"):
+        evsim.save(load_model(), name)
+    assert list(tmp_path.iterdir()) == []
