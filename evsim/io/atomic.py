@@ -104,6 +104,13 @@ def check_output_folder(path: str | os.PathLike, expected: Iterable[str] = ("*",
     return target
 
 
+def _through_links(path: str | os.PathLike) -> Path:
+    """``path``, or where it leads if it is a symbolic link: a write replaces what the link
+    points to and keeps the link (as writing to it with ``open`` would)."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def _fsync_folder(folder: Path) -> None:
     with suppress(OSError):  # not every platform or file system can sync a folder
         fd = os.open(folder, os.O_RDONLY)
@@ -121,15 +128,15 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
     temporary file is removed and ``path`` keeps its old content; an OSError
     (no permission, a full disk) becomes an :class:`~evsim.errors.EvsimFileError`.
     """
-    target = Path(path)
+    shown, target = Path(path), _through_links(path)
     if target.is_dir():
-        raise EvsimFileError(target, "is a folder; give a file name")
+        raise EvsimFileError(shown, "is a folder; give a file name")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
                                          suffix=".tmp")
     except OSError as err:
-        raise EvsimFileError(target, f"cannot be written ({err.strerror or err}: "
+        raise EvsimFileError(shown, f"cannot be written ({err.strerror or err}: "
                              f"{err.filename})") from err
     try:
         with suppress(OSError):  # some file systems (vfat, CIFS) refuse chmod
@@ -143,7 +150,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
         with suppress(OSError):
             os.unlink(temporary)
         if isinstance(err, OSError):  # a full disk, a vanished folder, ...
-            raise EvsimFileError(target, f"cannot be written ({err.strerror or err})") from err
+            raise EvsimFileError(shown, f"cannot be written ({err.strerror or err})") from err
         raise
     _fsync_folder(target.parent)
 
@@ -195,11 +202,13 @@ class StagedFolder:
     Write into :attr:`path`, then call :meth:`commit`. Until then ``target``
     is untouched; a StagedFolder that is never committed (an exception, or
     :meth:`discard`) removes its temporary folder. As a context manager it
-    commits when the block succeeds. Missing parent folders are created.
+    commits when the block succeeds. Missing parent folders are created. A ``target``
+    that is a symbolic link is written through: the folder it points to is replaced, the
+    link kept.
     """
 
     def __init__(self, target: str | os.PathLike):
-        self.target = Path(target)
+        self.target = _through_links(target)
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self.path = Path(tempfile.mkdtemp(dir=self.target.parent,
