@@ -19,16 +19,19 @@ from __future__ import annotations
 import ctypes
 import errno
 import fnmatch
+import functools
 import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from ..errors import EvsimFileError
+
+_Result = TypeVar("_Result")
 
 _AT_FDCWD = -100
 _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
@@ -109,6 +112,20 @@ def _through_links(path: str | os.PathLike) -> Path:
     points to and keeps the link (as writing to it with ``open`` would)."""
     path = Path(path)
     return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def names_the_folder(write: Callable[..., _Result]) -> Callable[..., _Result]:
+    """Decorate a function that writes a folder (its first argument): an OSError while it
+    writes (a full disk, a lost mount) becomes an :class:`~evsim.errors.EvsimFileError`
+    naming the folder, which the OSError of a write does not."""
+    @functools.wraps(write)
+    def writing(directory, *args, **kwargs) -> _Result:
+        try:
+            return write(directory, *args, **kwargs)
+        except OSError as err:
+            raise EvsimFileError(directory, f"cannot be written ({err.strerror or err})"
+                                 ) from err
+    return writing
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -252,4 +269,5 @@ class StagedFolder:
             self.discard()
 
 
-__all__ = ["atomic_file", "StagedFolder", "check_output_file", "check_output_folder"]
+__all__ = ["atomic_file", "StagedFolder", "check_output_file", "check_output_folder",
+           "names_the_folder"]

@@ -195,3 +195,25 @@ def test_an_atomic_file_is_written_through_a_link(tmp_path):
         stream.write(b"new")
     assert link.is_symlink() and real.read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snn.npz", "store"]
+
+
+def test_a_full_disk_during_a_report_names_the_folder(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from evsim.data import load_bundled_sample
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    snn = evsim.convert(load_model(), load_bundled_sample("train")[0][:32])
+    evsim.save(snn, tmp_path / "snn.npz")
+    monkeypatch.setattr(Path, "write_text", full)
+    out = tmp_path / "r"
+    with pytest.raises(EvsimFileError, match=f"{out}: cannot be written .No space left"):
+        evsim.report.write_report(out, snn, load_bundled_sample("test")[0][:2], T=2,
+                                  engine="dense", analysis_images=1)
+    assert main(["report", str(tmp_path / "snn.npz"), "bundled", "-o", str(out), "--images",
+                 "2", "--T", "2", "--analysis-images", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: cannot be written (No space left on device)" in err
+    assert _leftovers(tmp_path) == [] and not out.exists()
