@@ -82,7 +82,6 @@ def _load_data(spec: str, split: str, network, limit: int | None):
     """``(images, labels or None, description)`` from ``bundled`` or an .npz file, checked
     against ``network``: image shape, finite values, labels in the output range."""
     from .data import load_bundled_sample
-    from .io.errors import reading
     from .validate import check_finite, check_labels
 
     if limit is not None and limit < 1:
@@ -94,12 +93,7 @@ def _load_data(spec: str, split: str, network, limit: int | None):
         if not os.path.exists(spec):
             raise CommandError(f"{spec}: no such file (give an .npz with an 'images' array, "
                                f"or '{BUNDLED}')")
-        with reading(spec, ".npz file"), np.load(spec, allow_pickle=False) as archive:
-            data = {key: archive[key] for key in archive.files}
-        if "images" not in data:
-            raise CommandError(f"{spec}: has no 'images' array (it holds "
-                               f"{', '.join(data) or 'nothing'})")
-        images, labels = data["images"], data.get("labels")
+        images, labels = _read_data_file(spec, network.input_shape, limit)
         what = os.path.basename(spec)
     input_shape = network.input_shape
     if tuple(images.shape[1:]) != tuple(input_shape):
@@ -116,6 +110,27 @@ def _load_data(spec: str, split: str, network, limit: int | None):
         labels = check_labels(labels, int(np.prod(network.output_shape)),
                               what=f"{spec}: 'labels'")
     return images.astype(np.float32, copy=False), labels, what
+
+
+def _read_data_file(spec: str, input_shape, limit: int | None):
+    """``(images, labels or None)`` of an .npz data file, the shapes they declare checked
+    before they are decompressed, and only the first ``limit`` images decompressed."""
+    from .io.errors import reading
+    from .io.npz import NpzArchive
+
+    with reading(spec, ".npz file"), NpzArchive(spec) as archive:
+        if "images" not in archive:
+            raise CommandError(f"{spec}: has no 'images' array (it holds "
+                               f"{', '.join(archive) or 'nothing'})")
+        shape = archive.declared("images").shape
+        if tuple(shape[1:]) != tuple(input_shape):
+            raise CommandError(f"{spec}: images have shape {shape}, the network expects "
+                               f"(N, {', '.join(map(str, input_shape))})")
+        if "labels" in archive and archive.declared("labels").shape != shape[:1]:
+            raise CommandError(f"{spec}: 'labels' has shape {archive.declared('labels').shape}"
+                               f", expected ({shape[0]},)")
+        return (archive.read("images", limit),
+                archive.read("labels", limit) if "labels" in archive else None)
 
 
 # --- shared output ----------------------------------------------------------------------
