@@ -998,10 +998,52 @@ def load_onnx(path_or_model: str | os.PathLike | onnx.ModelProto, *,
         return _import(model, origin, input_name)
 
 
+#: The oldest ONNX opset the importer reads (older operator versions differ in attributes).
+OLDEST_OPSET = 7
+
+
+def _check_model(model: onnx.ModelProto) -> None:
+    """Raise, saying what is odd, for a model whose opset evsim cannot read or that the ONNX
+    checker refuses (two nodes writing one name, a dangling input, ...)."""
+    import onnx
+
+    opsets = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    if not opsets:
+        raise EvsimValueError("declares no ONNX opset (opset_import), so its operators' "
+                              "versions are unknown; re-export it with an opset")
+    newest = onnx.defs.onnx_opset_version()
+    if opsets[0] > newest:
+        raise EvsimValueError(f"uses opset {opsets[0]}, newer than the installed onnx package "
+                              f"knows ({newest}); update onnx or export with opset <= {newest}")
+    if opsets[0] < OLDEST_OPSET:
+        raise EvsimValueError(
+            f"uses opset {opsets[0]}, older than the oldest evsim reads ({OLDEST_OPSET}); "
+            "upgrade it with onnx.version_converter.convert_version(model, 13)")
+    if any(node.domain not in ("", "ai.onnx") for node in model.graph.node):
+        return  # the checker would refuse the foreign operator; the importer names it
+    unshaped = [value.type.tensor_type for value in
+                (*model.graph.input, *model.graph.output, *model.graph.value_info)
+                if value.type.HasField("tensor_type")
+                and not value.type.tensor_type.HasField("shape")]
+    try:  # the checker wants every shape declared; runtimes, and evsim, infer them
+        for tensor in unshaped:
+            tensor.shape.SetInParent()
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise EvsimValueError(f"the ONNX checker refuses it: {first}") from None
+    except ValueError:  # a model of over 2 GB in memory, which the checker cannot take
+        pass
+    finally:
+        for tensor in unshaped:
+            tensor.ClearField("shape")
+
+
 def _import(model: onnx.ModelProto, origin: str, input_name: str | None) -> Network:
     if not model.HasField("graph") or not model.graph.output:
         raise EvsimValueError(f"{origin}: not an ONNX model (it has no graph with an output)")
     try:
+        _check_model(model)
         return _Importer(model, input_name).run()
     except UnsupportedOperatorError:
         raise

@@ -8,6 +8,7 @@ configurations the exporters do not produce.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import warnings
 
@@ -748,3 +749,32 @@ def test_numeric_node_paths_give_readable_unique_layer_names():
     net = load_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     assert [node.name for node in net] == ["x", "0.Conv", "relu_2", "conv2d_5", "relu_7",
                                            "conv2d_5_2"]
+
+
+def _conv_relu(opsets=(17,), duplicate=False):
+    w = numpy_helper.from_array(np.ones((2, 1, 1, 1), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
+    if duplicate:  # a second node writes 'y' too
+        nodes.append(helper.make_node("Relu", ["c"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 2, 2])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", v) for v in opsets])
+    if not opsets:
+        del model.opset_import[:]
+    return model
+
+
+@pytest.mark.parametrize("opsets, duplicate, message", [
+    ((1,), False, r"opset 1, older than the oldest evsim reads \(7\).*convert_version"),
+    ((99,), False, r"opset 99, newer than the installed onnx package knows"),
+    ((), False, "declares no ONNX opset"),
+    ((17,), True, r"ONNX checker.*'y' has been used as output names multiple times")])
+def test_odd_onnx_files_are_refused_naming_the_file(tmp_path, opsets, duplicate, message):
+    import onnx
+
+    path = tmp_path / "odd.onnx"
+    onnx.save(_conv_relu(opsets, duplicate), path)
+    with pytest.raises(evsim.EvsimFileError, match=f"{re.escape(str(path))}: .*{message}"):
+        evsim.load(path)
+    assert [n.name for n in load_onnx(_conv_relu())][0] == "x"  # a sound one still loads
