@@ -203,3 +203,40 @@ def test_an_unreachable_scheduler_is_one_clear_error():
     with pytest.raises(EvsimValueError, match=r"cannot reach a Dask scheduler at "
                                               r"'tcp://127.0.0.1:9'.*dask scheduler"):
         connect("tcp://127.0.0.1:9", timeout=1)
+
+
+_RELEASE_SHARDS = threading.Event()
+
+
+def _slow_shard(snn, images, T, options=None, first_image=0):
+    _RELEASE_SHARDS.wait(20)  # a shard in flight until the test is done
+
+
+def test_a_scheduler_lost_mid_run_is_one_evsim_error_saying_how_to_resume():
+    """The scheduler dies while shards run: an EvsimError says what was lost and what to do,
+    not Dask's FutureCancelledError."""
+    from evsim.distributed import ClusterLostError, ShardedRuns
+
+    net = evsim.Network.sequential((4,), [evsim.Dense(np.eye(2, 4)), evsim.ReLU()])
+    snn = evsim.convert(net, np.full((2, 4), 0.5, np.float32), method="max")
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                       dashboard_address=None)
+    client = distributed.Client(cluster)
+    try:
+        runs = ShardedRuns(client, np.zeros((4, 4), np.float32), simulate=_slow_shard,
+                           batch_size=2)
+        runs.submit("percentile", snn, T=2)
+        threading.Timer(1.0, lambda: client.sync(cluster.scheduler.close)).start()
+        with pytest.raises(ClusterLostError) as lost:
+            list(runs.completed())
+        runs.close()
+    finally:
+        _RELEASE_SHARDS.set()
+        for closing in (client, cluster):
+            with contextlib.suppress(Exception):  # the scheduler is gone
+                closing.close(timeout=2)
+    message = str(lost.value)
+    assert isinstance(lost.value, evsim.EvsimError)
+    assert "lost the connection to the Dask scheduler" in message
+    assert "2 of 2 image shards of run 'percentile'" in message and "run it again" in message
+    assert isinstance(lost.value.__cause__, distributed.client.FutureCancelledError)
