@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -253,10 +254,17 @@ def _cluster(args):
     print(f"evsim {args.command}: on the Dask cluster at {address} "
           f"({len(client.nthreads())} workers, {sum(client.nthreads().values())} threads)",
           file=sys.stderr)
+    # the client logs tracebacks of its own while a lost scheduler is retried; the command
+    # says what was lost in one line (evsim.distributed.ClusterLostError)
+    quiet = logging.getLogger("distributed.client")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         yield client
     finally:
-        client.close()
+        with contextlib.suppress(Exception):  # a lost scheduler cannot be told
+            client.close()
+        quiet.setLevel(level)
 
 
 def _energy_line(report) -> str:

@@ -22,6 +22,7 @@ never imports it.
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import uuid
 from collections.abc import Callable, Hashable, Iterator
@@ -176,7 +177,9 @@ class ShardedRuns:
 
     def _lost(self, run: _Run, err: BaseException) -> ClusterLostError:
         """The error saying that ``run`` was lost, and why."""
-        reason = " ".join(str(err).split()) or type(err).__name__
+        text = " ".join(str(err).split())
+        cancelled = re.search(r"cancelled for reason: ([\w-]+)", text)
+        reason = cancelled.group(1) if cancelled else (text or type(err).__name__)
         what = ("a task killed its workers (did they run out of memory?)"
                 if type(err).__name__ == "KilledWorker" else
                 "the client lost the connection to the Dask scheduler, or the scheduler "

@@ -240,3 +240,34 @@ def test_a_scheduler_lost_mid_run_is_one_evsim_error_saying_how_to_resume():
     assert "lost the connection to the Dask scheduler" in message
     assert "2 of 2 image shards of run 'percentile'" in message and "run it again" in message
     assert isinstance(lost.value.__cause__, distributed.client.FutureCancelledError)
+
+
+@pytest.mark.slow
+def test_the_command_says_in_one_line_that_the_scheduler_was_lost(data, tmp_path):
+    """`evsim run --scheduler`: the scheduler process is killed mid-run; exit 2, one line
+    saying what was lost, no traceback."""
+    _, snn, _, images, labels = data
+    evsim.save(snn, tmp_path / "snn.npz")
+    bin_dir = os.path.dirname(sys.executable)
+    port = "8797"
+    scheduler = subprocess.Popen([os.path.join(bin_dir, "dask"), "scheduler", "--port", port,
+                                  "--no-dashboard"], stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([os.path.join(bin_dir, "dask"), "worker",
+                               f"tcp://127.0.0.1:{port}", "--nthreads", "1", "--no-dashboard"],
+                              stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(8)
+        run = subprocess.Popen([sys.executable, "-m", "evsim", "run", str(tmp_path / "snn.npz"),
+                                "bundled", "--T", "1024", "--scheduler",
+                                f"tcp://127.0.0.1:{port}"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        time.sleep(12)
+        scheduler.kill()
+        _, err = run.communicate(timeout=120)
+    finally:
+        for process in (scheduler, worker):
+            process.kill()
+            process.wait()
+    assert run.returncode == 2, err
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert "the Dask cluster lost this simulation" in err and "run it again" in err
