@@ -32,7 +32,8 @@ from .summary import CheckpointSummary, checkpoint_summary, class_accuracy, conf
 from .detection import (COCO_IOU_THRESHOLDS, DetectionCurve, average_precision, coco_map,
                         detection_vs_t, map50)
 from .fidelity import TaskFidelity, detection_fidelity, segmentation_fidelity
-from .segmentation import (SegmentationCurve, SegmentationScores, mean_iou, pixel_accuracy,
+from .segmentation import (SegmentationCurve, SegmentationScores, checkpoint_confusions,
+                           mean_iou, pixel_accuracy, scores_from_confusion,
                            segmentation_confusion, segmentation_scores, segmentation_vs_t)
 
 _NEUROBENCH = ("neurobench_metrics", "neurobench_static_metrics", "NEUROBENCH_VERSION")
@@ -62,7 +63,8 @@ __all__ = [
     "CONVENTIONS", "CheckpointSummary", "checkpoint_summary", "confusion_matrix",
     "class_accuracy",
     "SegmentationScores", "SegmentationCurve", "segmentation_confusion", "segmentation_scores",
-    "mean_iou", "pixel_accuracy", "segmentation_vs_t",
+    "mean_iou", "pixel_accuracy", "segmentation_vs_t", "checkpoint_confusions",
+    "scores_from_confusion",
     "COCO_IOU_THRESHOLDS", "average_precision", "map50", "coco_map", "DetectionCurve",
     "detection_vs_t", "TaskFidelity", "segmentation_fidelity", "detection_fidelity",
     "neurobench_metrics", "neurobench_static_metrics", "NEUROBENCH_VERSION",

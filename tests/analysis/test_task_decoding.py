@@ -6,8 +6,8 @@ import pytest
 
 import evsim
 from evsim import Conv2d, NetworkBuilder, ReLU
-from evsim.analysis import (detection_fidelity, detection_vs_t, map50, segmentation_fidelity,
-                            segmentation_vs_t)
+from evsim.analysis import (checkpoint_confusions, detection_fidelity, detection_vs_t, map50,
+                            scores_from_confusion, segmentation_fidelity, segmentation_vs_t)
 from evsim.data import bundled_scenes
 from evsim.errors import EvsimValueError
 from evsim.tasks import (CenterNetHead, box_iou, centernet_targets, checkpoint_detections,
@@ -106,6 +106,13 @@ def test_masks_at_every_checkpoint_of_both_engines(engine):
     curve = segmentation_vs_t(result, decode_masks(ann))
     np.testing.assert_allclose(curve.pixel_accuracy, fidelity.agreement)
     assert curve.miou[-1] > curve.miou[0]
+    # shards: the confusion matrices of two halves add up to the whole's
+    halves = [evsim.simulate(snn, part, T=128, checkpoints=[1, 8, 128], engine=engine)
+              for part in (images[:2], images[2:])]
+    summed = sum(checkpoint_confusions(r, decode_masks(ann)[s])
+                 for r, s in zip(halves, (slice(0, 2), slice(2, 5))))
+    for k in range(3):
+        assert scores_from_confusion(summed[k]).miou == pytest.approx(curve.miou[k])
 
 
 @pytest.mark.parametrize("engine", ["event", "dense"])
