@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from evsim.data import (Scenes, bundled_scenes, fashion_mnist_scenes, find_fashion_mnist,
                         load_bundled_sample, load_scenes, make_scenes, save_scenes)
@@ -167,3 +168,33 @@ def test_the_bundled_sample_is_what_its_recipe_makes():
     assert sample.source == "Fashion-MNIST test" and sample.seed == 0
     for a, b in zip(sample.item_sources, made.item_sources):
         np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2 ** 31), size=st.integers(28, 48), hi=st.integers(1, 6),
+       min_visible=st.floats(0, 1))
+def test_the_rules_hold_for_random_items(seed, size, hi, min_visible):
+    rng = np.random.default_rng(seed)
+    # blobs of random extent and brightness, some pixels below the cutoff
+    items = rng.uniform(0, 1, (8, 1, 28, 28)).astype(np.float32)
+    for item in items:
+        y0, x0 = rng.integers(0, 20, 2)
+        item[0, :y0] = item[0, :, :x0] = 0
+    items[:, 0, 0, 0] = 1.0  # every item has a pixel above the cutoff
+    labels = rng.integers(0, 10, 8)
+    scenes = make_scenes(items, labels, 4, size=size, items=(1, hi), seed=seed,
+                         min_visible=min_visible)
+    assert np.array_equal(scenes.masks > 0, scenes.images[:, 0] > 0)
+    for i in range(4):
+        assert 1 <= len(scenes.boxes[i]) <= hi
+        covered = np.zeros((size, size), bool)
+        for box, label, source in zip(scenes.boxes[i], scenes.box_labels[i],
+                                      scenes.item_sources[i]):
+            assert label == labels[source]
+            x0, y0, x1, y1 = box.astype(int)
+            inside = scenes.masks[i, y0:y1, x0:x1] == label + 1
+            assert inside[0].any() and inside[-1].any() and inside[:, 0].any() \
+                and inside[:, -1].any()
+            assert inside.sum() >= min_visible * (items[source, 0] > ITEM_CUTOFF).sum()
+            covered[y0:y1, x0:x1] |= inside
+        assert np.array_equal(covered, scenes.masks[i] > 0)
