@@ -133,3 +133,18 @@ def test_boxes_at_every_checkpoint_of_both_engines(engine):
     curve = detection_vs_t(result, head, [d.boxes for d in truth], [d.labels for d in truth],
                            score_threshold=0.3)
     np.testing.assert_allclose(curve.map50, fidelity.agreement)
+
+
+@pytest.mark.slow
+def test_masks_of_the_dask_path_equal_the_local_ones():
+    distributed = pytest.importorskip("distributed")
+    snn, images = _segmenter()
+    local = evsim.simulate(snn, images, T=32, checkpoints=[4, 32], engine="dense")
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1,
+                            dashboard_address=":0") as client:
+        shards = evsim.simulate(snn, images, T=32, checkpoints=[4, 32], engine="dense",
+                                client=client, batch_size=2)
+    np.testing.assert_array_equal(checkpoint_masks(shards), checkpoint_masks(local))
+    truth = decode_masks(evsim.forward(snn.network, images))
+    np.testing.assert_array_equal(checkpoint_confusions(shards, truth),
+                                  checkpoint_confusions(local, truth))
