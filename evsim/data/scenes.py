@@ -17,7 +17,8 @@ the same list) are:
    canvas). A later item covers earlier ones: in its shape, the canvas takes the
    item's intensity and the mask its class.
 4. **Occlusion limit.** A placement is rejected if it would leave any earlier item
-   with fewer than ``min_visible`` (default 0.5) of its shape's pixels visible; up
+   with fewer than ``min_visible`` (default 0.5) of its shape's pixels visible, or
+   with none at all (which matters for ``min_visible=0``); up
    to ``tries`` (default 10) positions are drawn, and an item that fits none of
    them is **dropped** (it leaves no pixel, no mask and no box). So every
    non-background mask pixel belongs to exactly one boxed item, and a scene may
@@ -244,7 +245,8 @@ def _place_items(rng: np.random.Generator, images: np.ndarray, size: int,
             y, x = (int(v) for v in rng.integers(0, size - ITEM_SIZE + 1, size=2))
             window = owner[y:y + ITEM_SIZE, x:x + ITEM_SIZE]
             covered = np.bincount(window[shape & (window >= 0)], minlength=len(sources))
-            if np.all(visible - covered >= min_visible * np.asarray(shape_pixels)):
+            remaining = visible - covered
+            if np.all((remaining >= min_visible * np.asarray(shape_pixels)) & (remaining > 0)):
                 break
         else:
             continue  # no position keeps the earlier items visible enough: drop the item

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from evsim.data import (Scenes, bundled_scenes, fashion_mnist_scenes, find_fashion_mnist,
                         load_bundled_sample, load_scenes, make_scenes, save_scenes)
@@ -173,6 +173,7 @@ def test_the_bundled_sample_is_what_its_recipe_makes():
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2 ** 31), size=st.integers(28, 48), hi=st.integers(1, 6),
        min_visible=st.floats(0, 1))
+@example(seed=0, size=28, hi=4, min_visible=0.0)  # once hid an item completely
 def test_the_rules_hold_for_random_items(seed, size, hi, min_visible):
     rng = np.random.default_rng(seed)
     # blobs of random extent and brightness, some pixels below the cutoff
