@@ -5,6 +5,8 @@
   error per layer and of the output versus T;
 * :mod:`evsim.analysis.energy` -- ANN MACs against the SNN's exact SOPs,
   energy tables (Horowitz 2014 presets) and :func:`energy_report`;
+* :mod:`evsim.analysis.confidence` -- the Wilson 95 % interval of an accuracy
+  (:func:`wilson_interval`);
 * :mod:`evsim.analysis.summary` -- accuracy, SOPs and energy per image at
   every checkpoint (:func:`checkpoint_summary`);
 * :mod:`evsim.analysis.neurobench` -- the NeuroBench 2.3.0 metrics
@@ -13,6 +15,7 @@
   no engine).
 """
 
+from .confidence import CONFIDENCE, accuracy_interval, wilson_interval
 from .energy import (CONVENTIONS, ENERGY_TABLES, FLOAT16_45NM, FLOAT32_45NM, INT8_45NM,
                      EnergyReport, EnergyRow, EnergyTable, ann_adds, ann_macs, energy_report,
                      energy_table, energy_unit)
@@ -48,6 +51,6 @@ __all__ = [
     "EnergyTable", "FLOAT32_45NM", "FLOAT16_45NM", "INT8_45NM", "ENERGY_TABLES", "energy_table",
     "ann_macs", "ann_adds", "EnergyRow", "EnergyReport", "energy_report", "energy_unit",
     "CONVENTIONS", "CheckpointSummary", "checkpoint_summary", "confusion_matrix",
-    "class_accuracy",
+    "class_accuracy", "CONFIDENCE", "wilson_interval", "accuracy_interval",
     "neurobench_metrics", "neurobench_static_metrics", "NEUROBENCH_VERSION",
 ]
