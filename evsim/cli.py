@@ -396,7 +396,10 @@ def _check_method_fits(network, method: str, model: str) -> None:
     kinds = " or ".join(c.__name__ for c in needed)
     raise CommandError(f"--method {method} needs a model trained with {kinds} activations, and "
                        f"--model {model} has none; pass --model {DEMO_MODELS[method]} (the "
-                       f"bundled model trained for {method}) or leave --model out")
+                       f"bundled model trained for {method}) or leave --model out; to keep "
+                       f"its initial potential θ/2 on --model {model}, run `evsim convert "
+                       "--method percentile --initial-potential 0.5` (`percentile+opi` in "
+                       "`evsim compare --methods`)")
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -631,14 +634,20 @@ def _steps(text: str) -> list[int]:
 
 
 def _methods(text: str) -> list[str]:
+    """Method names or variants (:mod:`evsim.variants`), each checked, labelled as written."""
     from .options import METHODS
+    from .variants import VariantError, parse_variant, split_variants
 
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in METHODS]
-    if not names or unknown:
+    try:
+        names = split_variants(text)
+        for name in names:
+            parse_variant(name)
+    except VariantError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if not names:
         raise argparse.ArgumentTypeError(
-            f"expected method names such as opi,percentile (from {', '.join(METHODS)}), got "
-            f"{text!r}")
+            f"expected method names such as opi,percentile (from {', '.join(METHODS)}), or "
+            f"variants such as percentile+opi or spicalib(p=0.995), got {text!r}")
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"a method is named twice in {text!r}")
     return names
@@ -847,6 +856,7 @@ def _report_parser(commands) -> None:
 
 def _compare_parser(commands) -> None:
     from .options import METHODS
+    from .variants import MODIFIERS, describe_modifier
 
     compare = commands.add_parser("compare", help="compare conversion methods on one model",
                                   description=_compare.__doc__,
@@ -863,7 +873,11 @@ def _compare_parser(commands) -> None:
                          "resumable run)")
     compare.add_argument("--methods", type=_methods, default=["percentile"], metavar="NAMES",
                          help="comma-separated conversion presets (" + ", ".join(METHODS)
-                         + "; default: percentile)")
+                         + ") or variants of them, labelled as written: preset+modifier ("
+                         + ", ".join(f"+{m}: {describe_modifier(m)}" for m in MODIFIERS)
+                         + ") and (option=value, ...) with ConversionOptions fields or p, the "
+                         "percentile as a fraction; e.g. \"percentile, percentile+opi, "
+                         "spicalib(p=0.995)\" (default: percentile)")
     compare.add_argument("--T", type=_steps, default=[1, 2, 4, 8, 16, 32, 64, 128],
                          metavar="STEPS", help="comma-separated time steps to compare "
                          "(default: 1,2,4,...,128)")

@@ -41,6 +41,7 @@ from .simulation_options import SimulationOptions, resolve_simulation
 from .spiking import WINDOWED
 from .timescheme import MAX_BITS
 from .validate import check_labels, check_steps
+from .variants import parse_variant
 
 #: T of a comparison unless told otherwise: 1, 2, 4, ..., 128.
 DEFAULT_T = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -48,7 +49,8 @@ DEFAULT_T = (1, 2, 4, 8, 16, 32, 64, 128)
 #: How the progress line of a cell found in the ``cells`` folder ends.
 REUSED = "reused: saved by an earlier run"
 
-#: A method: a preset name, ``(label, preset name)``, ``(label, ConversionOptions)``,
+#: A method: a preset name or variant (``"percentile+opi"``, ``"spicalib(p=0.995)"``:
+#: :mod:`evsim.variants`), ``(label, preset name or variant)``, ``(label, ConversionOptions)``,
 #: ``(label, {T: options})``, or ``(label, preset name, options | {option: value} |
 #: {T: options})``.
 MethodSpec = (str | tuple[str, str | ConversionOptions | Mapping]
@@ -263,10 +265,17 @@ def _is_options_by_T(value) -> bool:
         and isinstance(v, ConversionOptions) for k, v in value.items())
 
 
+def _named(label: str, text: str) -> _Method:
+    """A preset, or a variant in :mod:`evsim.variants`' grammar (``"percentile+opi"``)."""
+    if text in METHODS:
+        return _Method(label, text)
+    variant = parse_variant(text)
+    return _Method(label, variant.preset, overrides=dict(variant.options))
+
+
 def _method(spec) -> _Method:
     if isinstance(spec, str):
-        preset(spec)
-        return _Method(spec, spec)
+        return _named(spec.strip(), spec)
     if not isinstance(spec, (tuple, list)) or len(spec) not in (2, 3) or not isinstance(
             spec[0], str):
         raise EvsimTypeError(f"a method is a preset name, (label, options) or (label, method, "
@@ -274,8 +283,7 @@ def _method(spec) -> _Method:
     label, *rest = spec
     options = rest[-1]
     if len(rest) == 1 and isinstance(options, str):
-        preset(options)
-        return _Method(label, options)
+        return _named(label, options)
     if len(rest) == 2:
         method = rest[0]
         preset(method)
@@ -405,7 +413,10 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
     images, labels:
         Test images ``(N, *input_shape)`` and their classes ``(N,)``.
     methods:
-        Each one a preset name (``"opi"``), ``(label, preset name)``,
+        Each one a preset name (``"opi"``) or a variant of one, labelled as
+        written (``"percentile+opi"``, ``"spicalib(p=0.995)"``: a preset,
+        ``+modifiers`` and ``(option=value, ...)``, :mod:`evsim.variants`),
+        ``(label, preset name or variant)``,
         ``(label, ConversionOptions)``,
         ``(label, {T: ConversionOptions})`` (e.g. tuned at each T), or
         ``(label, preset name, options)`` with options a ConversionOptions,
