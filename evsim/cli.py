@@ -528,7 +528,7 @@ def _compare(args: argparse.Namespace) -> int:
         return 0
     print(comparison.to_markdown())
     print(f"\nwrote {report.html}, {report.markdown}, comparison.md, comparison.json"
-          + (" and accuracy_vs_T.png" if report.images else "") + f" in {report.directory} "
+          + (" and accuracy_tradeoffs.png" if report.images else "") + f" in {report.directory} "
           f"({elapsed:.1f} s)")
     return 0
 

@@ -8,7 +8,8 @@
 * :mod:`evsim.analysis.energy_memory` -- energy with memory accesses and addressing
   (Lemaire et al. 2022) from the same exact counts (:func:`memory_energy_report`);
 * :mod:`evsim.analysis.confidence` -- the Wilson 95 % interval of an accuracy
-  (:func:`wilson_interval`);
+  (:func:`wilson_interval`); :mod:`evsim.analysis.pareto` -- the Pareto-optimal points of
+  accuracy against a cost (:func:`pareto_optimal`);
 * :mod:`evsim.analysis.summary` -- accuracy, SOPs and energy per image at
   every checkpoint (:func:`checkpoint_summary`);
 * :mod:`evsim.analysis.neurobench` -- the NeuroBench 2.3.0 metrics
@@ -17,6 +18,7 @@
   no engine).
 """
 
+from .pareto import pareto_optimal
 from .confidence import CONFIDENCE, accuracy_interval, wilson_interval
 from .energy_memory import (LEMAIRE_45NM, MemoryEnergyReport, MemoryEnergyRow,
                             MemoryEnergyTable, memory_energy_report)
@@ -57,5 +59,6 @@ __all__ = [
     "CONVENTIONS", "MemoryEnergyTable", "LEMAIRE_45NM", "MemoryEnergyRow", "MemoryEnergyReport",
     "memory_energy_report", "CheckpointSummary", "checkpoint_summary", "confusion_matrix",
     "class_accuracy", "CONFIDENCE", "wilson_interval", "accuracy_interval",
+    "pareto_optimal",
     "neurobench_metrics", "neurobench_static_metrics", "NEUROBENCH_VERSION",
 ]

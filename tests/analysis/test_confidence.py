@@ -37,3 +37,15 @@ def test_an_accuracy_and_a_count_give_the_same_interval():
 def test_bad_counts_are_refused(args):
     with pytest.raises(EvsimValueError):
         wilson_interval(*args)
+
+
+def test_pareto_optimal_points_by_hand():
+    from evsim.analysis import pareto_optimal
+
+    # (cost, accuracy): (1, .5) optimal; (2, .4) dominated by it; (2, .7) optimal;
+    # (3, .7) dominated (same accuracy, dearer); (4, .9) optimal
+    got = pareto_optimal([1, 2, 2, 3, 4], [0.5, 0.4, 0.7, 0.7, 0.9])
+    assert got.tolist() == [True, False, True, False, True]
+    assert pareto_optimal([1, 1], [0.5, 0.5]).tolist() == [True, True]
+    with pytest.raises(EvsimValueError):
+        pareto_optimal([1, 2], [0.5])

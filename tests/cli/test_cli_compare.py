@@ -35,7 +35,7 @@ def test_compare_on_an_onnx_model_writes_a_report_folder_and_resumes(inputs, tmp
     captured = capsys.readouterr()
     printed = json.loads(captured.out)
     assert sorted(p.name for p in out.iterdir()) == [
-        "accuracy_vs_T.png", "cells", "comparison.json", "comparison.md", "index.html",
+        "accuracy_tradeoffs.png", "cells", "comparison.json", "comparison.md", "index.html",
         "report.md"]
     assert printed["html"] == str(out / "index.html")
     assert [m["label"] for m in printed["comparison"]["methods"]] == ["percentile", "qcfs",
