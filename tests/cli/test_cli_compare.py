@@ -84,7 +84,7 @@ def test_compare_refuses_a_folder_of_other_files_and_bad_flags(inputs, tmp_path,
     with pytest.raises(SystemExit) as exit_:
         main(["compare", "a.onnx", "bundled", "bundled", "--methods", "bogus", "-o", "x"])
     assert exit_.value.code == 2
-    assert "expected method names such as opi,percentile" in capsys.readouterr().err
+    assert "unknown preset 'bogus'. Presets are max, percentile" in capsys.readouterr().err
     assert main(["compare", str(inputs / "model.onnx"), "bundled",
                  str(inputs / "calibration.npz"), "-o", str(tmp_path / "new")]) == 2
     assert "has no 'labels' array" in capsys.readouterr().err
@@ -97,3 +97,34 @@ def test_compare_names_a_cells_record_that_is_not_a_json_object(inputs, tmp_path
     assert _compare(inputs, tmp_path / "cmp") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{record}: is not a record" in err and "--restart" in err
+
+
+def test_compare_takes_variants_labelled_as_written_with_intervals_and_tradeoffs(
+        inputs, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", str(inputs / "model.onnx"), str(inputs / "calibration.npz"),
+                 str(inputs / "test.npz"), "--methods", "percentile, percentile+opi(burst=2), "
+                 "spicalib(p=0.995)", "--T", "2,4", "-o", str(out), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)["comparison"]
+    rows = {m["label"]: m for m in printed["methods"]}
+    assert list(rows) == ["percentile", "percentile+opi(burst=2)", "spicalib(p=0.995)"]
+    assert rows["percentile+opi(burst=2)"]["options"]["4"]["initial_potential"] == 0.5
+    assert rows["spicalib(p=0.995)"]["options"]["4"]["percentile"] == 99.5
+    points = printed["tradeoffs"]
+    assert len(points) == 6 and all(p["images"] == 24 and p["low"] <= p["accuracy"] <= p["high"]
+                                    for p in points)
+    assert any(p["pareto"] for p in points)
+    table = (out / "comparison.md").read_text()
+    assert "| spicalib(p=0.995) | 4 | 4 |" in table and "Pareto-optimal in" in table
+
+
+@pytest.mark.parametrize("methods, words", [
+    ("percentile+op", "did you mean '+opi'?"),
+    ("percentile(burts=2)", "did you mean 'burst'?"),
+    ("spicalib(p=99.5)", "write percentile=99.5"),
+    ("percentile, percentile", "named twice"),
+])
+def test_compare_refuses_a_bad_variant_and_says_what_fixes_it(methods, words, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", "a.onnx", "bundled", "bundled", "--methods", methods, "-o", "x"])
+    assert exit_.value.code == 2 and words in capsys.readouterr().err
