@@ -226,9 +226,16 @@ def _energy_line(report) -> str:
     from .analysis import energy_unit
 
     unit, scale = energy_unit(max(report.ann_pj, report.snn_pj))
-    return (f"energy per image at T = {report.steps}: SNN {report.snn_pj / scale:.4g} {unit}, "
+    line = (f"energy per image at T = {report.steps}: SNN {report.snn_pj / scale:.4g} {unit}, "
             f"ANN {report.ann_pj / scale:.4g} {unit} (SNN/ANN {report.ratio:.3g}; "
             f"{report.table.name}, analog head: {report.convention})")
+    if report.memory is None:
+        return line
+    memory = report.memory
+    unit, scale = energy_unit(max(memory.ann_pj, memory.snn_pj))
+    return (line + f"; with memory and addressing (Lemaire et al. 2022): SNN "
+            f"{memory.snn_pj / scale:.4g} {unit}, ANN {memory.ann_pj / scale:.4g} {unit} "
+            f"(SNN/ANN {memory.ratio:.3g})")
 
 
 def _rates_line(result) -> str:
