@@ -1,8 +1,13 @@
-"""Comparing conversion methods on one model: accuracy, SOPs and energy per image versus T.
+"""Comparing conversion methods on one model: accuracy against latency, SOPs and energy.
 
-:func:`compare_methods` converts a network with each method and simulates the
-same images, and returns a :class:`Comparison` (a Markdown table, JSON, a
-plot). Its unit of work is a *cell*, one simulation:
+:func:`compare_methods` converts a network with each method (a preset or a
+variant such as ``"percentile+opi"``, :mod:`evsim.variants`) and simulates the
+same images, and returns a :class:`Comparison`: Markdown tables, JSON and plots
+of each method's accuracy, with its 95 % Wilson interval, against its latency
+(steps until the answer), its SOPs and its energy per image, compute-only and
+with memory and addressing, the Pareto-optimal points marked
+(:meth:`Comparison.tradeoffs`, :meth:`Comparison.plot_tradeoffs`). Its unit of
+work is a *cell*, one simulation:
 
 * a method whose options do not depend on T runs once, at the largest T, and
   is read at every T (checkpoints of one run);
