@@ -128,3 +128,15 @@ def test_compare_refuses_a_bad_variant_and_says_what_fixes_it(methods, words, ca
     with pytest.raises(SystemExit) as exit_:
         main(["compare", "a.onnx", "bundled", "bundled", "--methods", methods, "-o", "x"])
     assert exit_.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_opi_on_a_relu_network_says_how_to_keep_its_initial_potential(tmp_path, capsys):
+    from pathlib import Path
+
+    import evsim.models
+
+    model = Path(evsim.models.__file__).parent / "fashion_cnn.npz"
+    assert main(["convert", str(model), "bundled", "--method", "opi",
+                 "-o", str(tmp_path / "snn")]) == 2
+    err = capsys.readouterr().err
+    assert "--method percentile --initial-potential 0.5" in err and "percentile+opi" in err
