@@ -340,7 +340,9 @@ class Comparison:
         curves = self._curves(x)
         if not curves:
             raise EvsimValueError("no method ran, so there is no accuracy to plot")
-        return accuracy_versus_cost(curves, labels[x], self.ann_accuracy, self.n_images, ax)
+        ann = {"energy_uj": self.ann_energy_uj, "memory_energy_uj": self.ann_memory_energy_uj}
+        return accuracy_versus_cost(curves, labels[x], self.ann_accuracy, self.n_images, ax,
+                                    ann_cost=ann.get(x))
 
     def plot_tradeoffs(self, fig=None):
         """Accuracy against latency, SOPs and energy per image (compute only and, where
@@ -352,7 +354,9 @@ class Comparison:
         panels = {label: curves for label, curves in panels.items() if curves}
         if not panels:
             raise EvsimValueError("no method ran, so there is no accuracy to plot")
-        return accuracy_tradeoffs(panels, self.ann_accuracy, self.n_images, fig)
+        ann = {COSTS[2][1]: self.ann_energy_uj, COSTS[3][1]: self.ann_memory_energy_uj}
+        return accuracy_tradeoffs(panels, self.ann_accuracy, self.n_images, fig,
+                                  {label: cost for label, cost in ann.items() if cost})
 
 
 # --- methods and cells -------------------------------------------------------------------

@@ -423,16 +423,20 @@ def accuracy_vs_T(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
 
 def accuracy_versus_cost(curves: Mapping[str, Mapping[str, Sequence[float]]], xlabel: str,
                          ann_accuracy: float | None = None, n_images: int | None = None,
-                         ax: Axes | None = None, log: bool = True) -> Figure:
+                         ax: Axes | None = None, log: bool = True,
+                         ann_cost: float | None = None) -> Figure:
     """Accuracy (%) against a cost, one line per method, with error bars and the Pareto front.
 
     ``curves`` maps a method's label to ``{"x": costs, "accuracy": fractions, "low": ...,
     "high": ...}`` (``low``/``high``: the ends of each accuracy's confidence interval,
     optional); ``xlabel`` names the cost and its unit. The points no other point beats in
     both cost and accuracy (:func:`evsim.analysis.pareto_optimal`) are ringed in black and
-    joined by a dotted black line; the ANN's accuracy is dashed; ``n_images`` goes in the
-    title. ``log``: a logarithmic cost axis.
+    joined by a dotted black line; the ANN's accuracy is dashed, shaded by its 95 % Wilson
+    interval when ``n_images`` (the images every accuracy was measured on, also in the
+    title) is given, and marked by a black star at ``ann_cost`` if given (the ANN's cost
+    in the same unit). ``log``: a logarithmic cost axis.
     """
+    from .analysis.confidence import accuracy_interval
     from .analysis.pareto import pareto_optimal
 
     if not curves:
@@ -460,9 +464,15 @@ def accuracy_versus_cost(curves: Mapping[str, Mapping[str, Sequence[float]]], xl
                zorder=3, label="Pareto-optimal")
     if ann_accuracy is not None:
         ax.axhline(100 * ann_accuracy, color="black", linestyle="--", label="ANN")
+        if n_images is not None:
+            low, high = accuracy_interval(ann_accuracy, n_images)
+            ax.axhspan(100 * low, 100 * high, color="black", alpha=0.07, linewidth=0)
+        if ann_cost is not None:
+            ax.scatter([ann_cost], [100 * ann_accuracy], marker="*", s=160, color="black",
+                       zorder=4, label="ANN at its cost")
     if log and min(every_x) > 0:
         ax.set_xscale("log")
-    shown = "" if n_images is None else f" ({n_images} images, 95 % Wilson intervals)"
+    shown = "" if n_images is None else f"\n{n_images} images, 95 % Wilson intervals"
     ax.set(xlabel=xlabel, ylabel="accuracy (%)", title=f"accuracy versus {xlabel}{shown}")
     _legend_beside(ax)
     return fig
@@ -470,9 +480,11 @@ def accuracy_versus_cost(curves: Mapping[str, Mapping[str, Sequence[float]]], xl
 
 def accuracy_tradeoffs(panels: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]],
                        ann_accuracy: float | None = None, n_images: int | None = None,
-                       fig: Figure | None = None) -> Figure:
+                       fig: Figure | None = None,
+                       ann_costs: Mapping[str, float] | None = None) -> Figure:
     """One :func:`accuracy_versus_cost` panel per entry ``xlabel: curves`` (e.g. latency,
-    SOPs and energy per image), in rows of two, each with its own Pareto front."""
+    SOPs and energy per image), in rows of two, each with its own Pareto front;
+    ``ann_costs`` gives the ANN's cost on the panels where it has one (``{xlabel: cost}``)."""
     if not panels:
         raise EvsimValueError("panels is empty; pass {xlabel: curves}")
     cols = min(len(panels), 2)
@@ -480,11 +492,10 @@ def accuracy_tradeoffs(panels: Mapping[str, Mapping[str, Mapping[str, Sequence[f
     if fig is None:
         fig = Figure(figsize=(7.5 * cols, 4.2 * rows), layout="constrained")
     for i, (xlabel, curves) in enumerate(panels.items()):
-        accuracy_versus_cost(curves, xlabel, ann_accuracy, None,
-                             fig.add_subplot(rows, cols, i + 1))
-    if n_images is not None:
-        fig.suptitle(f"{n_images} images; error bars: 95 % Wilson intervals; ringed: "
-                     "Pareto-optimal (no point is both cheaper and more accurate)")
+        accuracy_versus_cost(curves, xlabel, ann_accuracy, n_images,
+                             fig.add_subplot(rows, cols, i + 1),
+                             ann_cost=(ann_costs or {}).get(xlabel))
+    fig.suptitle("ringed: Pareto-optimal (no other point is both cheaper and more accurate)")
     return fig
 
 

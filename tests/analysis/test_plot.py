@@ -222,6 +222,12 @@ def test_accuracy_versus_cost_draws_error_bars_and_rings_the_pareto_front(tmp_pa
     assert "100 images" in ax.get_title() and ax.get_xscale() == "log"
     _, labels = ax.get_legend_handles_labels()
     assert {"a", "b", "ANN", "Pareto-optimal"} == set(labels)
+    band = ax.patches[-1]  # the ANN's Wilson interval, shaded
+    low, high = evsim.analysis.accuracy_interval(0.95, 100)
+    assert np.allclose([band.get_y(), band.get_y() + band.get_height()],
+                       [100 * low, 100 * high])
+    star = plot.accuracy_versus_cost(curves, "energy", 0.95, 100, ann_cost=3.0).axes[0]
+    assert star.collections[-1].get_offsets().tolist() == [[3.0, 95.0]]
     both = plot.accuracy_tradeoffs({"latency": curves, "SOPs": curves}, n_images=100)
     assert [a.get_xlabel() for a in both.axes] == ["latency", "SOPs"]
     _saved(both, tmp_path / "tradeoffs.png")
