@@ -640,13 +640,37 @@ def _steps(text: str) -> list[int]:
     return steps
 
 
+def _methods_file(path: str) -> list[str]:
+    """The variants a spec file lists: a JSON list of strings, or one per line (``#``
+    starts a comment)."""
+    import json
+
+    try:
+        text = open(path, encoding="utf-8").read()
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"{path}: cannot read the methods file "
+                                         f"({err.strerror})") from None
+    if path.endswith(".json"):
+        try:
+            names = json.loads(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{path}: not JSON ({err})") from None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise argparse.ArgumentTypeError(f"{path}: expected a JSON list of method names "
+                                             'such as ["percentile", "spicalib(p=0.995)"]')
+        return [name.strip() for name in names if name.strip()]
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [line for line in lines if line]
+
+
 def _methods(text: str) -> list[str]:
-    """Method names or variants (:mod:`evsim.variants`), each checked, labelled as written."""
+    """Method names or variants (:mod:`evsim.variants`), each checked, labelled as written;
+    ``@FILE`` reads them from a file (:func:`_methods_file`)."""
     from .options import METHODS
     from .variants import VariantError, parse_variant, split_variants
 
     try:
-        names = split_variants(text)
+        names = _methods_file(text[1:]) if text.startswith("@") else split_variants(text)
         for name in names:
             parse_variant(name)
     except VariantError as err:
@@ -884,7 +908,8 @@ def _compare_parser(commands) -> None:
                          + ", ".join(f"+{m}: {describe_modifier(m)}" for m in MODIFIERS)
                          + ") and (option=value, ...) with ConversionOptions fields or p, the "
                          "percentile as a fraction; e.g. \"percentile, percentile+opi, "
-                         "spicalib(p=0.995)\" (default: percentile)")
+                         "spicalib(p=0.995)\"; @FILE reads them from a file, one per line or "
+                         "a JSON list (default: percentile)")
     compare.add_argument("--T", type=_steps, default=[1, 2, 4, 8, 16, 32, 64, 128],
                          metavar="STEPS", help="comma-separated time steps to compare "
                          "(default: 1,2,4,...,128)")

@@ -1,6 +1,7 @@
 """`evsim compare`: an ONNX model gives a report folder; a rerun reuses the finished cells;
 changed inputs and foreign folders are refused in one line."""
 
+import argparse
 import json
 
 import numpy as np
@@ -140,3 +141,19 @@ def test_opi_on_a_relu_network_says_how_to_keep_its_initial_potential(tmp_path, 
                  "-o", str(tmp_path / "snn")]) == 2
     err = capsys.readouterr().err
     assert "--method percentile --initial-potential 0.5" in err and "percentile+opi" in err
+
+
+def test_methods_can_come_from_a_spec_file(tmp_path):
+    from evsim.cli import _methods
+
+    listed = tmp_path / "methods.txt"
+    listed.write_text("percentile   # the baseline\n\npercentile+opi\nspicalib(p=0.995, burst=3)\n")
+    assert _methods(f"@{listed}") == ["percentile", "percentile+opi",
+                                      "spicalib(p=0.995, burst=3)"]
+    (tmp_path / "m.json").write_text('["percentile", "spicalib(p=0.995)"]')
+    assert _methods(f"@{tmp_path / 'm.json'}") == ["percentile", "spicalib(p=0.995)"]
+    (tmp_path / "bad.json").write_text('{"percentile": 1}')
+    for spec, words in ((f"@{tmp_path / 'bad.json'}", "expected a JSON list"),
+                        (f"@{tmp_path / 'missing.txt'}", "cannot read the methods file")):
+        with pytest.raises(argparse.ArgumentTypeError, match=words):
+            _methods(spec)
