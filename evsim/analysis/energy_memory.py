@@ -304,14 +304,13 @@ class _Counter:
 
     def input_events(self, name: str, synapses: float) -> float:
         """Events ``name`` received per image in the counted steps."""
-        events = 0.0
+        sent, unkept = 0.0, 0.0
         for path in (p for p in self.paths if p.layer == name):
             if path.source in self.result.spike_counts:
-                events += _sent(self.result, path.source)
+                sent += _sent(self.result, path.source)
             else:  # rate-coded input: its spikes are not kept; S / mean fan-out
-                events += synapses / max(float(path.fanout.mean()), 1e-300)
-                return events
-        return events * _share(self.result, [name], self.counted)
+                unkept += synapses / max(float(path.fanout.mean()), 1e-300)
+        return sent * _share(self.result, [name], self.counted) + unkept
 
     def event_layer(self, name: str) -> MemoryEnergyRow:
         layer = self.network[name].layer

@@ -101,3 +101,17 @@ def test_energy_report_shows_it_beside_the_compute_only_figure(dense):
     assert LEMAIRE_45NM.access_pj(2) == pytest.approx(access(2))
     with pytest.raises(EvsimValueError, match="word_bits"):
         MemoryEnergyTable("bad", word_bits=0)
+
+
+def test_rate_coded_input_events_are_the_first_layers_sops_over_its_fan_out():
+    builder = evsim.NetworkBuilder((3,))
+    builder.add_layer(evsim.Dense(np.ones((2, 3), np.float32)), name="in")
+    builder.add_layer(evsim.Clip(1.0), name="if")
+    builder.add_layer(evsim.Dense(np.ones((2, 2), np.float32)), name="out")
+    snn = evsim.convert(builder.build(), None, method="opi", initial_potential=0.0)
+    x = np.array([[1.0, 0.5, 0.0]], np.float32)
+    result = evsim.simulate(snn, x, T=8, engine="dense", encoding="rate")
+    first = {r.layer: r for r in memory_energy_report(snn, result).snn_rows}["in"]
+    # every input spike reaches both neurons of 'in': events = SOPs / 2, exactly
+    assert result.sops["in"].sum() > 0
+    assert first.input_reads == result.sops["in"].sum() / 2 == first.weight_reads / 2
