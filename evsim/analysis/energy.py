@@ -20,7 +20,9 @@ Counting rules (``docs/energy.md`` explains why):
   not matter.
 
 All counts and energies in an :class:`EnergyReport` are per image (batch
-averages); energies are in picojoules.
+averages); energies are in picojoules. These tables charge arithmetic only; the
+report's ``memory`` costs the same run with memory accesses and addressing
+(:mod:`evsim.analysis.energy_memory`, Lemaire et al. 2022).
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from ..errors import EvsimValueError
 from .counts import CONVENTIONS, ann_adds, ann_macs, energy_unit
 from .energy_memory import (LEMAIRE_45NM, MemoryEnergyReport, MemoryEnergyTable,
                             memory_energy_report)
-
 
 
 @dataclass(frozen=True)
