@@ -218,7 +218,7 @@ def test_integers_past_int64_are_refused_by_name(argument, value):
 
 @pytest.mark.parametrize("step", [2.5, 2.0, True, np.True_])
 def test_a_step_that_is_no_integer_is_refused_everywhere_as_T_is(step):
-    from evsim.analysis import energy_report
+    from evsim.analysis import energy_report, memory_energy_report
 
     snn, x = _snn()
     with pytest.raises(EvsimTypeError):
@@ -230,3 +230,5 @@ def test_a_step_that_is_no_integer_is_refused_everywhere_as_T_is(step):
         result.mean_output(step)
     with pytest.raises(EvsimTypeError, match="steps"):
         energy_report(snn, result, steps=step)
+    with pytest.raises(EvsimTypeError, match="steps"):
+        memory_energy_report(snn, result, steps=step)
