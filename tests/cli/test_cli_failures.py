@@ -105,7 +105,7 @@ def test_warnings_are_one_line_too(capsys, root):
 
 def test_ctrl_c_while_the_command_starts_exits_130_in_one_line(capsys, monkeypatch):
     """Ctrl-C while the command imports evsim (and Numba) is an interruption, not a crash."""
-    import evsim_command
+    from evsim.__main__ import main as command
 
     class Interrupting:
         def find_spec(self, name, path=None, target=None):
@@ -114,7 +114,7 @@ def test_ctrl_c_while_the_command_starts_exits_130_in_one_line(capsys, monkeypat
 
     monkeypatch.delitem(sys.modules, "evsim.cli")
     monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
-    assert evsim_command.main() == 130
+    assert command() == 130
     assert capsys.readouterr().err == "evsim: interrupted\n"
 
 
@@ -133,10 +133,7 @@ def test_ctrl_c_while_the_arguments_are_read_exits_130(capsys, monkeypatch):
 def test_sigint_during_start_up_of_the_installed_command(root, delay):
     import signal
     import time
-    from pathlib import Path
-
-    launcher = Path(__file__).resolve().parents[2] / "evsim_command.py"
-    run = subprocess.Popen([sys.executable, str(launcher), "run", str(root / "snn.npz"),
+    run = subprocess.Popen([sys.executable, "-m", "evsim", "run", str(root / "snn.npz"),
                             "bundled", "--T", "4096"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     time.sleep(delay)
