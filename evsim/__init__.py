@@ -9,6 +9,7 @@ a saved network or result stays light.
 """
 
 import importlib
+import importlib.util
 import sys
 import types
 
@@ -43,7 +44,9 @@ _LAZY.update({name: (f"evsim.{name}", None) for name in ("data", "layers", "mode
 
 def __getattr__(name: str):
     if name not in _LAZY:
-        raise AttributeError(f"module 'evsim' has no attribute {name!r}")
+        if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
+            raise AttributeError(f"module 'evsim' has no attribute {name!r}")
+        return importlib.import_module(f"{__name__}.{name}")  # evsim.io, evsim.plot, ...
     module_name, attribute = _LAZY[name]
     module = importlib.import_module(module_name)
     value = module if attribute is None else getattr(module, attribute)
