@@ -22,8 +22,8 @@ the dense engine uses, so the count is exact without any border logic here.
 
 The neuron rules are written once, as scalar functions named like their
 array twins in :mod:`evsim.neuron` (``fire``, ``reset``, ``window_fire``,
-``spicalib_step``); ``fastmath`` stays off so that the arithmetic equals
-the dense engine's wherever float sums are exact.
+``signed_window_fire``, ``spicalib_step``); ``fastmath`` stays off so that the
+arithmetic equals the dense engine's wherever float sums are exact.
 
 Everything the kernels use is in this file, the program's column layout
 included: Numba's cache freezes globals into the machine code and only
@@ -316,6 +316,16 @@ def window_fire(m, theta, window):
 
 
 @numba.njit(cache=True)
+def signed_window_fire(m, theta, negative_theta, window):
+    """The window rule of a signed neuron: ``window_fire`` at m with θ, else minus
+    ``window_fire`` at −m with θ⁻ (``−clip(floor(−m / θ⁻), 0, W)``)."""
+    s = window_fire(m, theta, window)
+    if s == 0:
+        s = -window_fire(-m, negative_theta, window)
+    return s
+
+
+@numba.njit(cache=True)
 def spicalib_step(x, t, allowance, state, calibration, i, n):
     """SpiCalib of neuron i's output x at step t; state columns t_last, n fired, net count.
     Times count from the first step, as the published code does (see evsim.neuron)."""
@@ -361,7 +371,9 @@ def neuron_scan(current, v, theta, negative_theta, burst, to_zero, window, binar
             for i in range(size):
                 m = v[b, i] + step_current[b, i]
                 th = theta[i]
-                if window > 0:
+                if window > 0 and signed:
+                    s = signed_window_fire(m, th, negative_theta[i], window)
+                elif window > 0:
                     s = window_fire(m, th, window)
                 elif signed:
                     s = signed_fire(m, th, negative_theta[i], burst)
@@ -645,7 +657,9 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired,
     for i in range(n):
         m = buf[v_off + i] + buf[current + i]
         theta = fp[th_off + i]
-        if window > 0:
+        if window > 0 and negative_off >= 0:
+            s = signed_window_fire(m, theta, fp[negative_off + i], window)
+        elif window > 0:
             s = window_fire(m, theta, window)
         elif negative_off >= 0:
             s = signed_fire(m, theta, fp[negative_off + i], burst)
