@@ -631,7 +631,12 @@ class _Image:
         return np.abs(multiplicity)
 
     def _neurons(self, name: str, current: np.ndarray, t: int):
-        """One step (one window) of an IF layer: (multiplicities, values, spikes sent)."""
+        """One step (one window) of an IF layer: (multiplicities, values, spikes sent).
+
+        A window of the temporal scheme is a step whose burst cap is W: the count is how
+        many of θ, ..., Wθ the potential reaches, and for signed neurons minus how many of
+        θ⁻, ..., Wθ⁻ its negation reaches (methods.md, signed neurons in the temporal
+        scheme)."""
         spec, theta = self.snn.neurons[name], self.theta[name]
         m = self.v[name] + current
         if self.scheme == "ilif":
