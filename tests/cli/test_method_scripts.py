@@ -81,9 +81,9 @@ def test_mobilenet_script_smoke(tmp_path):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     results = tmp_path / "results.md"
-    results.write_text("# R\n\n## A\nkeep\n\n## MobileNet-v2, old\nold\n\n## B\nkeep too\n")
+    results.write_text("# R\n\n## A\nkeep\n\n## MobileNet-v2, old\nSTALE\n\n## B\nkeep too\n")
     script.write_docs(text, results)
     written = results.read_text()
-    assert "old" not in written and written.count("keep") == 2 and text in written
+    assert "STALE" not in written and written.count("keep") == 2 and text in written
     low, high = script.wilson(92, 100)
     assert 0.85 < low < 0.92 < high < 0.96
