@@ -231,8 +231,7 @@ class SpikingNetwork:
 
 
 def check_temporal(snn: SpikingNetwork) -> None:
-    """Raise ValueError naming the layer if a neuron option has no meaning in windows
-    (signed neurons fire in ``"temporal"`` windows, not in ``"ilif"`` codes)."""
+    """Raise ValueError naming the layer if a neuron option has no meaning in windows."""
     for name, spec in snn.neurons.items():
         if spec.burst != 1:
             raise EvsimValueError(
@@ -240,12 +239,6 @@ def check_temporal(snn: SpikingNetwork) -> None:
                 f"step (up to W per window); burst must be 1, got {spec.burst}")
         if spec.allowance > 0:
             raise EvsimValueError(f"layer '{name}': SpiCalib needs the synchronous time scheme")
-        if spec.signed and snn.time_scheme == "ilif":
-            raise EvsimValueError(
-                f"layer '{name}': signed neurons (negative_threshold, for LeakyReLU and "
-                "linear bottlenecks) cannot send binary codes: the ilif scheme has no "
-                "negative codes (their set bits would need a sign in every count); use "
-                "time_scheme 'temporal' or 'synchronous'")
 
 
 __all__ = ["NeuronSpec", "SpikingNetwork", "check_temporal", "RESETS", "MAX_POOLS",

@@ -21,7 +21,8 @@ How it computes, deliberately unlike the engines:
   distinct targets it reaches, its target set obtained by following the enumerated
   synapses through any pooling/flatten layers to the layer that accumulates it;
 - the ilif scheme is simulated bit by bit (the sender's binary expansion, most
-  significant bit first), not by the engines' clip-floor code;
+  significant bit first; a signed neuron below zero sends the expansion of −V/θ⁻ as
+  negative spikes), not by the engines' clip-floor code;
 - the rate encoder's counter-based hash is re-implemented on Python integers.
 
 It is slow (Python loops over layers, steps and windows) and meant for tiny networks.
@@ -641,8 +642,14 @@ class _Image:
         m = self.v[name] + current
         if self.scheme == "ilif":
             code, spikes = binary_code(m, theta, self.T)
+            sent = spikes
+            if name in self.negative_theta:  # below zero: −V's code, in units of θ⁻
+                down, down_spikes = binary_code(-m, self.negative_theta[name], self.T)
+                code, spikes = code - down, spikes - down_spikes
+                sent = sent + down_spikes
+                self.negative[name] += int(down_spikes.sum())
             self.counts[name] += spikes
-            return code, code * self._amplitude(name), spikes
+            return code, code * self._amplitude(name), sent
         cap = self.T if self.scheme == "temporal" else spec.burst
         s = fire(m, theta, cap)
         step = theta

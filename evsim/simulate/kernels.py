@@ -266,8 +266,18 @@ def _popcount(m):
 
 @numba.njit(cache=True)
 def _sent(m, binary):
-    """Spikes an event of multiplicity m stands for: |m|, or the set bits of a K-bit code."""
-    return _popcount(m) if binary else abs(m)
+    """Spikes an event of multiplicity m stands for: |m|, or the set bits of a K-bit code
+    (of |m|: a signed neuron's negative code)."""
+    return _popcount(abs(m)) if binary else abs(m)
+
+
+@numba.njit(cache=True)
+def _net(m, binary):
+    """Net spikes of an event of multiplicity m: m, or the set bits of the code |m| with
+    m's sign."""
+    if not binary:
+        return m
+    return _popcount(m) if m >= 0 else -_popcount(-m)
 
 
 # --- the neuron vocabulary (array twins in evsim.neuron) -------------------------------
@@ -382,7 +392,7 @@ def neuron_scan(current, v, theta, negative_theta, burst, to_zero, window, binar
                 v[b, i] = reset(m, s, negative_theta[i] if s < 0 else th, to_zero)
                 spikes[k, b, i] = s
                 values[k, b, i] = s * th
-                sent[k, i] += _popcount(np.int64(s)) if binary else abs(s)
+                sent[k, i] += _sent(np.int64(s), binary)
 
 
 @numba.njit(cache=True)
@@ -672,9 +682,10 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired,
             idx[base + emitted] = i
             mult[base + emitted] = s
             emitted += 1
-            counts[count_off + i] += _popcount(np.int64(s)) if binary else s
+            net = _net(np.int64(s), binary)
+            counts[count_off + i] += net
             if s < 0:
-                counts[op[NR_NEGATIVE]] -= s
+                counts[op[NR_NEGATIVE]] -= net
     return emitted
 
 

@@ -192,6 +192,25 @@ def test_a_hand_computed_signed_window():
         assert r.sops["out"].tolist() == [13 * 4]  # |s| per synapse, 4 each (dense)
 
 
+@CURRENTS_ABOVE_ONE
+def test_a_hand_computed_signed_ilif_code():
+    """ilif, K = 3 bits, θ = 1, θ⁻ = 2 (α = 1/2), v(0) = 0, z = (−3, −1.25, 0.75, 5):
+    V = z; codes in units of θ/4 are floor(4V/θ) = 3 (0b011), and below zero
+    −floor(−4V/θ⁻) = −6 (0b110), −2 (0b010), clipped at 7 (0b111) above: net spikes are
+    the set bits with the code's sign, (−2, −1, 2, 3); the decoded readout is the code's
+    value θ c/4, reported as a sum over the T = 3 steps."""
+    net = _single_layer(4, LeakyReLU(0.5))
+    snn = SpikingNetwork(net, {"act": NeuronSpec(np.ones(()), negative_threshold=2.0)},
+                         time_scheme="ilif")
+    z = np.array([[-3.0, -1.25, 0.75, 5.0]])
+    for engine in ENGINES:
+        r = evsim.simulate(snn, z, T=3, engine=engine, per_image_counts=True)
+        assert r.spike_counts["act"][0].tolist() == [-2, -1, 2, 3]
+        assert r.negative_spikes == {"act": 3}
+        assert (r.outputs[-1, 0] / 3).tolist() == [-1.5, -0.5, 0.75, 1.75]
+        assert r.sops["out"].tolist() == [8 * 4]  # set bits per synapse, 4 each (dense)
+
+
 @FAST
 @given(seed=st.integers(0, 2**31), W=st.integers(1, 16), to_zero=st.booleans(),
        dtype=st.sampled_from([np.float32, np.float64]))
@@ -249,11 +268,12 @@ def test_signed_spec_validation_names_the_problem():
     net = _single_layer(3, Identity())
     with pytest.raises(evsim.EvsimValueError, match="negative_threshold of shape"):
         SpikingNetwork(net, {"act": NeuronSpec(1.0, negative_threshold=np.ones(2))})
-    with pytest.raises(evsim.EvsimValueError, match="layer 'act'.*ilif.*'temporal'"):
+    for scheme in ("temporal", "ilif"):
         SpikingNetwork(net, {"act": NeuronSpec(1.0, negative_threshold=1.0)},
-                       time_scheme="ilif")
-    SpikingNetwork(net, {"act": NeuronSpec(1.0, negative_threshold=1.0)},
-                   time_scheme="temporal")
+                       time_scheme=scheme)
+    with pytest.raises(evsim.EvsimValueError, match="layer 'act'.*burst must be 1"):
+        SpikingNetwork(net, {"act": NeuronSpec(1.0, burst=2, negative_threshold=1.0)},
+                       time_scheme="temporal")
     spec = NeuronSpec(1.0, negative_threshold=2.0)
     assert spec.signed and not NeuronSpec(1.0).signed
     assert not spec.equals(NeuronSpec(1.0)) and spec.equals(NeuronSpec(1.0, negative_threshold=2.0))
