@@ -249,14 +249,13 @@ class _Chunk:
             spikes[name] = _neuron_scan(self.snn, name, self.params[name], self.states,
                                         self.calibration, self.rec, current, steps)
             values[name] = spikes[name].astype(self.dtype) * self.amp[name]
-            self.negative[name] -= int(np.minimum(spikes[name], 0).sum())
         else:
             spikes[name], values[name], sent[name] = _fast_neuron_scan(
                 self.params[name], self.states[name], current, len(steps), self.time,
                 self.threads, self.arena, name)
-            if self.snn.neurons[name].signed:
-                self.negative[name] -= int(np.minimum(spikes[name], 0).sum())
         counted = popcount(spikes[name]) if self.time.binary else spikes[name]
+        if name in self.calibration or self.snn.neurons[name].signed:
+            self.negative[name] -= int(np.minimum(counted, 0).sum())
         if self.options.per_image_counts:
             self.counts[name] += counted.sum(axis=0)
         elif name in sent and not self.snn.neurons[name].signed:  # sent: |s|; counts: net
