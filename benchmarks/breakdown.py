@@ -41,7 +41,7 @@ def _cycles(typingctx):
 @numba.njit
 def profile_steps(ops, ip, fp, f64, analog, analog_layout, T, event_offsets, readout_offset,
                   readout_size, binary, buf, state, idx, mult, n_events, fired, out, counts,
-                  sops, pool_ops, cycles, gate, lipool, rich):
+                  sops, pool_ops, cycles, gate, lipool, rich, depthwise):
     """run_steps for steps 1..T of every image, analog input; ``cycles[r]`` gains the cycles of
     operation row r, ``cycles[-1]`` those of starting the images and reading the outputs;
     ``sops`` (B, sop layers) and ``pool_ops`` the totals; ``out`` (B, readout) at T."""
@@ -55,7 +55,7 @@ def profile_steps(ops, ip, fp, f64, analog, analog_layout, T, event_offsets, rea
                 start = _cycles()
                 _one_op(ops[r], ip, fp, f64, t, event_offsets, binary, buf[b], state[b],
                         idx[b], mult[b], n_events[b], counts[b], sops[b], pool_ops[b],
-                        fired[b], gate, lipool, rich)
+                        fired[b], gate, lipool, rich, depthwise)
                 cycles[r] += _cycles() - start
         start = _cycles()
         for i in range(readout_size):
@@ -65,13 +65,13 @@ def profile_steps(ops, ip, fp, f64, analog, analog_layout, T, event_offsets, rea
 
 @numba.njit
 def _one_op(op, ip, fp, f64, t, event_offsets, binary, buf, state, idx, mult, n_events,
-            counts, sops, pool_ops, fired, gate, lipool, rich):
+            counts, sops, pool_ops, fired, gate, lipool, rich, depthwise):
     """One operation row of kernels._step (analog input: no rate row)."""
     code = op[K.CODE]
     if code == K.OP_SCATTER:
         slot = op[K.SC_SLOT]
         done = K._scatter(op, ip, fp, buf, idx, mult, event_offsets[slot], n_events[slot],
-                          binary)
+                          binary, depthwise)
         if op[K.SC_SOP_SLOT] >= 0:
             sops[op[K.SC_SOP_SLOT]] += done
     elif code == K.OP_FILL:
@@ -145,7 +145,8 @@ def profile(snn: evsim.SpikingNetwork, images: np.ndarray, T: int):
             T, program.event_offsets, program.readout_offset, program.readout_size,
             program.binary, rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], out,
             rows[7], sops, pool_ops)
-    paths = K.kernel_paths(program.ops)[:3]
+    gate, lipool, rich, _, depthwise = K.kernel_paths(program.ops)
+    paths = (gate, lipool, rich, depthwise)
     profile_steps(*args[:6], 1, *args[7:], np.zeros_like(cycles), *paths)  # compile
     sops[:], pool_ops[:] = 0, 0
     start = time.perf_counter()

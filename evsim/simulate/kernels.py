@@ -573,7 +573,7 @@ def _rate(op, x, image_key, t, idx, mult, base):
 
 
 @numba.njit(cache=True, inline="always")
-def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
+def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary, depthwise):
     """Add every event's runs into the target buffer; return the SOPs (exact fan-out map).
 
     An event at source neuron i = s·C + c (position s, channel c, channels-last)
@@ -583,6 +583,8 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
     if op[SC_ROW] > 0:
         return _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary)
     if op[SC_WINDOW] >= 0:
+        if depthwise is None:  # pruned at compile time: see kernel_paths
+            raise AssertionError("a depthwise scatter needs the depthwise kernel")
         return _scatter_depthwise(op, ip, fp, buf, idx, mult, base, n_events, binary)
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
     run_ptr, run_out, run_w = op[SC_RUN_PTR], op[SC_RUN_OUT], op[SC_RUN_W]
@@ -973,18 +975,18 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
 # --- one image, a block of steps -------------------------------------------------------
 
 def kernel_paths(ops: np.ndarray) -> tuple:
-    """The optional kernels a program uses, as :func:`run_steps`' last four arguments:
+    """The optional kernels a program uses, as :func:`run_steps`' last five arguments:
     (gate pooling, LIPooling, the general neuron rule — windows, Γ > 1 bursts, SpiCalib,
-    signed neurons —,
-    rate-coded input), each 1 if some operation needs it, else None. Numba prunes the branches of an
-    argument typed None at compile time, so a program without max pooling, say, never
-    compiles the pooling kernels (seconds of a first compile); each combination is
-    compiled, and cached, once."""
+    signed neurons —, rate-coded input, the depthwise scatter), each 1 if some operation
+    needs it, else None. Numba prunes the branches of an argument typed None at compile
+    time, so a program without max pooling, say, never compiles the pooling kernels
+    (seconds of a first compile); each combination is compiled, and cached, once."""
     pools = ops[ops[:, CODE] == OP_MAXPOOL]
+    scatters = ops[ops[:, CODE] == OP_SCATTER]
     rich = any(not _plain(op) for op in ops[ops[:, CODE] == OP_NEURON])
     return tuple(1 if used else None for used in
                  ((pools[:, MP_GATE] != 0).any(), (pools[:, MP_GATE] == 0).any(), rich,
-                  (ops[:, CODE] == OP_RATE).any()))
+                  (ops[:, CODE] == OP_RATE).any(), (scatters[:, SC_WINDOW] >= 0).any()))
 
 
 @numba.njit(cache=True)
@@ -1009,7 +1011,7 @@ def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, coun
 
 @numba.njit(cache=True, inline="always")
 def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, idx, mult,
-          n_events, counts, sops, pool_ops, fired, gate, lipool, rich, rate):
+          n_events, counts, sops, pool_ops, fired, gate, lipool, rich, rate, depthwise):
     """Every operation of step t, in program (topological) order; its SOPs and pooling
     operations go to ``sops[layer]`` and ``pool_ops[layer]``."""
     for r in range(ops.shape[0]):
@@ -1018,7 +1020,7 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
         if code == OP_SCATTER:
             slot = op[SC_SLOT]
             done = _scatter(op, ip, fp, buf, idx, mult, event_offsets[slot], n_events[slot],
-                            binary)
+                            binary, depthwise)
             if op[SC_SOP_SLOT] >= 0:
                 sops[op[SC_SOP_SLOT]] += done
         elif code == OP_FILL:
@@ -1064,7 +1066,7 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
 def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step, checkpoints,
               event_offsets, seed, first_image, readout_offset, readout_size, binary, buf,
               state, idx, mult, n_events, fired, out, counts, sops, pool_ops, stop, gate,
-              lipool, rich, rate):
+              lipool, rich, rate, depthwise):
     """Advance every image of a batch through steps first_step..last_step (1-based).
 
     The images' workspaces carry the simulation between calls, so a long run
@@ -1079,7 +1081,8 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
     largest spiking layer plus 64). Results, per image: ``out`` (checkpoints,
     readout) and ``counts`` (neurons) over the whole run; ``sops`` (sop
     layers, ≥ steps of this call) and ``pool_ops`` (pool layers, ...) of this
-    call's steps only. ``gate``, ``lipool``, ``rich``, ``rate``: :func:`kernel_paths`.
+    call's steps only. ``gate``, ``lipool``, ``rich``, ``rate``, ``depthwise``:
+    :func:`kernel_paths`.
     """
     seed_key = _mix(np.uint64(seed) + _GOLDEN)
     for b in range(x.shape[0]):
@@ -1098,7 +1101,8 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
                 return
             _step(ops, ip, fp, f64, x[b], t, event_offsets, image_key, binary, image_buf,
                   state[b], idx[b], mult[b], n_events[b], counts[b], sops[b, :, t - first_step],
-                  pool_ops[b, :, t - first_step], fired[b], gate, lipool, rich, rate)
+                  pool_ops[b, :, t - first_step], fired[b], gate, lipool, rich, rate,
+                  depthwise)
             if k < checkpoints.shape[0] and checkpoints[k] == t:
                 for i in range(readout_size):
                     out[b, k, i] = image_buf[readout_offset + i]

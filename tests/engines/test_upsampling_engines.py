@@ -170,7 +170,7 @@ def test_the_depthwise_kernel_adds_what_the_runs_add(layer, shape, ordered):
     for row in (op, generic):
         buf = np.zeros(program.float_size, np.float32)
         sops.append(K._scatter(row, program.iparams, program.fparams, buf, idx, mult, 0,
-                               idx.size, False))
+                               idx.size, False, 1))
         sums.append(buf.view(np.int32))
     np.testing.assert_array_equal(sums[0], sums[1])
     assert sops[0] == sops[1] > 0
