@@ -22,7 +22,7 @@ import sys
 
 from threads import set_threads
 
-THREADS = set_threads(sys.argv, default=2)
+THREADS = set_threads(sys.argv, default=1 if "--breakdown" in sys.argv else 2)
 
 import os  # noqa: E402
 import subprocess  # noqa: E402
