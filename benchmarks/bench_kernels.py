@@ -85,18 +85,17 @@ def _depthwise_targets(layer, input_shape, events) -> np.ndarray:
     """(output, weight) offsets of every add the events of a 3x3 multiplier-1 depthwise
     layer cause, in event order, as the kernel does them (channels-last output, weights
     [C, 3, 3])."""
-    c_in, h, w = input_shape
+    c_in, _, w = input_shape
     _, ho, wo = layer.output_shape([input_shape])
-    (py, px) = layer.padding
-    rows = []
-    for i in events:
-        (y, x), c = divmod(int(i) // c_in, w), int(i) % c_in
-        for ky in range(3):
-            for kx in range(3):
-                oy, ox = y + py - ky, x + px - kx
-                if 0 <= oy < ho and 0 <= ox < wo:
-                    rows.append(((oy * wo + ox) * c_in + c, c * 9 + ky * 3 + kx))
-    return np.array(rows, np.int64).reshape(-1, 2)
+    py, px = layer.padding
+    position, c = np.divmod(events.astype(np.int64), c_in)
+    y, x = np.divmod(position, w)
+    ky, kx = np.divmod(np.arange(9), 3)
+    oy, ox = y[:, None] + py - ky, x[:, None] + px - kx  # (events, taps)
+    inside = (oy >= 0) & (oy < ho) & (ox >= 0) & (ox < wo)
+    out = (oy * wo + ox) * c_in + c[:, None]
+    weight = c[:, None] * 9 + np.arange(9)
+    return np.stack([out[inside], weight[inside]], axis=1)
 
 
 def _layer_network(layer, input_shape):
