@@ -331,11 +331,8 @@ def upsample_matrix(size: int, scale: int, mode: str, align_corners: bool) -> np
 def upsample(layer: L.Upsample, x: np.ndarray) -> np.ndarray:
     """``x`` (B, C, H, W) -> (B, C, H s_h, W s_w), nearest or bilinear (:func:`upsample_matrix`)."""
     (sh, sw), h, w = layer.scale, x.shape[2], x.shape[3]
-    if layer.mode == "nearest":  # one pass writing the output, not two np.repeat copies
-        b, c = x.shape[:2]
-        out = np.empty((b, c, h, sh, w, sw), x.dtype)
-        out[...] = x[:, :, :, None, :, None]
-        return out.reshape(b, c, h * sh, w * sw)
+    if layer.mode == "nearest":
+        return np.ascontiguousarray(np.repeat(np.repeat(x, sh, axis=2), sw, axis=3))
     rows = upsample_matrix(h, sh, layer.mode, layer.align_corners).astype(x.dtype)
     cols = upsample_matrix(w, sw, layer.mode, layer.align_corners).astype(x.dtype)
     return np.ascontiguousarray(np.einsum("oh,bchw,pw->bcop", rows, x, cols))
