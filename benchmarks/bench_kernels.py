@@ -225,7 +225,10 @@ def copy_cases(rng, quick: bool, batch: int = 32) -> list:
             (f"Upsample bilinear x2 {c} {hw}x{hw}", Upsample((2, 2), "bilinear"), [a])):
         result = kinds.apply(layer, inputs)
         source, target = np.empty_like(result), np.empty_like(result)
-        out.append((name, Case(lambda la=layer, i=inputs: kinds.apply(la, i), batch),
+        # into a kept array where the layer can, as the dense engine does (its arena)
+        into = np.empty_like(result) if kinds.rules_of(layer).writes_out else None
+        out.append((name, Case(lambda la=layer, i=inputs, o=into: kinds.apply(la, i, out=o),
+                               batch),
                     Case(lambda s=source, t=target: np.copyto(t, s), batch)))
     return out
 
