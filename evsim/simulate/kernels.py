@@ -593,21 +593,22 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary, depthwise):
     weights, dst = op[SC_WEIGHTS], op[SC_DST]
     reciprocal = _reciprocal(channels)
     sops = 0
-    for e in range(n_events):
-        i = idx[base + e]
-        m = mult[base + e]
+    for e in range(n_events):  # unsigned indices (_u): no wrap-around code per lookup
+        i = idx[_u(base + e)]
+        m = mult[_u(base + e)]
         s, c = _source(i, channels, reciprocal)
-        a = m * fp[amp + i]  # both in the simulation dtype, as the dense engine computes
-        out0 = dst + ip[channel_out + c]
-        w0 = weights + ip[channel_w + c]
-        for r in range(ip[run_ptr + s], ip[run_ptr + s + 1]):
-            n = ip[run_len + r]
+        a = m * fp[_u(amp + i)]  # both in the simulation dtype, as the dense engine computes
+        out0 = dst + ip[_u(channel_out + c)]
+        w0 = weights + ip[_u(channel_w + c)]
+        for r in range(ip[_u(run_ptr + s)], ip[_u(run_ptr + s + 1)]):
+            n = ip[_u(run_len + r)]
+            o, k = out0 + ip[_u(run_out + r)], w0 + ip[_u(run_w + r)]
+            scaled = a * fp[_u(run_factor + r)]
             if n == 1:  # one add (an Add's or an activation's events): no vector loop
-                buf[out0 + ip[run_out + r]] += (a * fp[run_factor + r]) * fp[w0 + ip[run_w + r]]
+                _add_one(buf, o, fp, k, scaled)
             else:
-                _add_run(buf, out0 + ip[run_out + r], fp, w0 + ip[run_w + r],
-                         a * fp[run_factor + r], n)
-        sops += _sent(np.int64(m), binary) * ip[fanout + s]
+                _add_run(buf, o, fp, k, scaled, n)
+        sops += _sent(np.int64(m), binary) * ip[_u(fanout + s)]
     return sops
 
 
