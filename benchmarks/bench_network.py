@@ -13,6 +13,11 @@ same run, with the whole network's GSOP/s against what the isolated kernels woul
 
     python benchmarks/bench_network.py [--threads 2] [--images 256] [--T 32] [--quick]
     python benchmarks/bench_network.py --breakdown --model vgg_wide [--images 16] [--quick]
+    python benchmarks/bench_network.py --scaling --model vgg_wide [--images 32] [--quick]
+
+``--scaling`` times the event engine at one and at ``--threads`` threads (2 by default),
+alternating, in one process, prints the speed-up and checks that the results are bit
+for bit the same.
 """
 
 from __future__ import annotations
@@ -115,6 +120,27 @@ def print_breakdown(name, snn, images, T, rounds) -> None:
           f"{at_kernel_speed / total:.2f} (target ≥ 0.8)")
 
 
+def print_scaling(name, snn, images, T, threads, rounds) -> None:
+    """The event engine's time at one thread and at ``threads``, alternating rounds, and
+    whether both give the same results bit for bit."""
+    times, results = {1: [], threads: []}, {}
+    evsim.simulate(snn, images[:2], T=2, engine="event")  # load or compile the kernels
+    for _ in range(rounds):
+        for k in times:
+            start = time.perf_counter()
+            results[k] = evsim.simulate(snn, images, T=T, engine="event", threads=k,
+                                        per_image_counts=True)
+            times[k].append(time.perf_counter() - start)
+    one, many = (float(np.median(times[k])) for k in (1, threads))
+    same = evsim.results_equal(results[1], results[threads])
+    print(f"event engine threads: {name}, T = {T}, {len(images)} images, median of {rounds} "
+          f"alternating rounds\n")
+    print(f"| threads | ms per image | speed-up |\n|---:|---:|---:|\n"
+          f"| 1 | {1e3 * one / len(images):.2f} | 1.00x |\n"
+          f"| {threads} | {1e3 * many / len(images):.2f} | {one / many:.2f}x (target ≥ 1.7x) |")
+    print(f"\nresults bit for bit the same at 1 and {threads} threads: {same}")
+
+
 def _median(fn, runs):
     times = []
     for _ in range(runs):
@@ -135,12 +161,17 @@ def main():
                         help="a bundled model or one of " + ", ".join(wide_models.MODELS))
     parser.add_argument("--breakdown", action="store_true",
                         help="where the event engine's time goes (one thread)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="the event engine at one thread against --threads, same run")
     args = parser.parse_args()
     if args.quick:
         args.images, args.runs = (4, 1) if args.breakdown else (32, 1)
     snn, images, labels = model(args.model, args.images)
     if args.breakdown:
         print_breakdown(args.model, snn, images, args.T, 1 if args.quick else 3)
+        return
+    if args.scaling:
+        print_scaling(args.model, snn, images, args.T, args.threads, max(args.runs, 3))
         return
     evsim.simulate(snn, images[:2], T=2, engine="event")  # load or compile the kernels
     rows = {}

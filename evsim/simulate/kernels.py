@@ -841,11 +841,11 @@ def _plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
         for k in range(8):
             packed = (words[8 * block + k] * _PACK_BYTES) >> np.uint64(56)
             mask |= packed << np.uint64(8 * k)
-        while mask != 0:
+        while mask != 0:  # unsigned indices (_u): no wrap-around code per spike
             i = 64 * block + _trailing_zeros(mask)
-            idx[base + emitted] = i
-            mult[base + emitted] = 1
-            counts[i] += 1
+            idx[_u(base + emitted)] = i
+            mult[_u(base + emitted)] = 1
+            counts[_u(i)] += 1
             emitted += 1
             mask &= mask - np.uint64(1)
     return emitted
