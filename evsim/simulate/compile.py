@@ -19,7 +19,9 @@ run without allocating in the time loop:
   convolution costs one run per kernel row. The SOPs an event causes come
   from the exact fan-out map the dense engine uses
   (:func:`evsim.fanout.path_fanout`), stored once per source position since
-  it does not depend on the channel;
+  it does not depend on the channel; a depthwise convolution that reads a
+  spiking layer directly also gets its window's geometry, which its own kernel
+  walks instead of the runs (``kernels._scatter_depthwise``);
 - weights are stored so that runs are contiguous: a convolution's as
   ``[C_in, KH, KW reversed, C_out/groups]`` (ascending outputs along a
   kernel row meet descending kernel columns), a dense layer's as

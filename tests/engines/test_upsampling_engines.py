@@ -174,3 +174,38 @@ def test_the_depthwise_kernel_adds_what_the_runs_add(layer, shape, ordered):
         sums.append(buf.view(np.int32))
     np.testing.assert_array_equal(sums[0], sums[1])
     assert sops[0] == sops[1] > 0
+
+
+def test_the_depthwise_kernel_reads_each_source_of_a_concat_at_its_channels():
+    """Through a Concat each source's events reach their own channels of the depthwise
+    layer: both scatters take the depthwise kernel and add what their runs add."""
+    from evsim.network import NetworkBuilder
+    from evsim.simulate import kernels as K
+    from evsim.simulate.compile import compile_program
+    rng = np.random.default_rng(7)
+    b = NetworkBuilder((3, 5, 6))
+    first = b.add_layer(L.ReLU(), name="first")
+    second = b.add_layer(L.Conv2d(np.ones((2, 3, 1, 1), np.float32)), name="conv")
+    second = b.add_layer(L.ReLU(), second, name="second")
+    joined = b.add_layer(L.Concat(), first, second)
+    b.add_layer(L.Conv2d(rng.normal(size=(10, 1, 3, 3)).astype(np.float32), padding=1,
+                         groups=5), joined)
+    snn = evsim.SpikingNetwork(b.build(), {"first": evsim.NeuronSpec(1.0),
+                                           "second": evsim.NeuronSpec(1.0)})
+    program = compile_program(snn, "analog", np.float32)
+    scatters = [row for row in program.ops
+                if row[K.CODE] == K.OP_SCATTER and row[K.SC_WINDOW] >= 0]
+    assert len(scatters) == 2
+    for op, channels in zip(scatters, (3, 2)):
+        generic = op.copy()
+        generic[K.SC_WINDOW] = -1
+        idx = np.sort(rng.choice(channels * 30, 20, replace=False)).astype(np.int32)
+        mult = rng.integers(1, 3, idx.size).astype(np.float32)
+        sums, sops = [], []
+        for row in (op, generic):
+            buf = np.zeros(program.float_size, np.float32)
+            sops.append(K._scatter(row, program.iparams, program.fparams, buf, idx, mult, 0,
+                                   idx.size, False, 1))
+            sums.append(buf.view(np.int32))
+        np.testing.assert_array_equal(sums[0], sums[1])
+        assert sops[0] == sops[1] > 0
