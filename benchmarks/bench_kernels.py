@@ -39,10 +39,11 @@ import numpy as np  # noqa: E402
 
 import evsim  # noqa: E402
 from evsim import Conv2d, Dense, SpikingNetwork, kinds  # noqa: E402
-from evsim.layers import ConvTranspose2d  # noqa: E402
+from evsim.layers import Concat, ConvTranspose2d, ReLU, Upsample  # noqa: E402
+from evsim.network import NetworkBuilder  # noqa: E402
 from evsim.simulate.compile import compile_program  # noqa: E402
 from evsim.simulate.kernels import (CODE, LANES, OP_SCATTER, SC_ROW, SC_WEIGHTS,  # noqa: E402
-                                    _add_rows4, _scatter)
+                                    SC_WINDOW, _add_one, _add_rows4, _scatter)
 
 SOPS_PER_RUN = 2e8  # adds per timed run of a case: about 20 ms at 10 GSOP/s
 #: The most fresh event sets per case: enough that a set's rows have left L2 before the
@@ -57,7 +58,7 @@ def _scatter_sets(op, ip, fp, buf, idx, mult, ptr, repeats):
     done = 0
     for _ in range(repeats):
         for k in range(ptr.shape[0] - 1):
-            done += _scatter(op, ip, fp, buf, idx, mult, ptr[k], ptr[k + 1] - ptr[k], False)
+            done += _scatter(op, ip, fp, buf, idx, mult, ptr[k], ptr[k + 1] - ptr[k], False, 1)
     return done
 
 
@@ -69,6 +70,32 @@ def _repeat_rows(out, w, starts, amplitude, row, repeats):
         for e in range(0, starts.shape[0], 4):
             _add_rows4(out, 0, w, starts[e], amplitude, starts[e + 1], amplitude,
                        starts[e + 2], amplitude, starts[e + 3], amplitude, row)
+
+
+@numba.njit
+def _repeat_taps(out, w, targets, amplitude, repeats):
+    """A depthwise layer's adds, one float each, at precomputed (output, weight) offsets
+    ``targets`` (n, 2): nothing else (no window, no event lookups, no SOP count)."""
+    for _ in range(repeats):
+        for t in range(targets.shape[0]):
+            _add_one(out, targets[t, 0], w, targets[t, 1], amplitude)
+
+
+def _depthwise_targets(layer, input_shape, events) -> np.ndarray:
+    """(output, weight) offsets of every add the events of a 3x3 multiplier-1 depthwise
+    layer cause, in event order, as the kernel does them (channels-last output, weights
+    [C, 3, 3])."""
+    c_in, _, w = input_shape
+    _, ho, wo = layer.output_shape([input_shape])
+    py, px = layer.padding
+    position, c = np.divmod(events.astype(np.int64), c_in)
+    y, x = np.divmod(position, w)
+    ky, kx = np.divmod(np.arange(9), 3)
+    oy, ox = y[:, None] + py - ky, x[:, None] + px - kx  # (events, taps)
+    inside = (oy >= 0) & (oy < ho) & (ox >= 0) & (ox < wo)
+    out = (oy * wo + ox) * c_in + c[:, None]
+    weight = c[:, None] * 9 + np.arange(9)
+    return np.stack([out[inside], weight[inside]], axis=1)
 
 
 def _layer_network(layer, input_shape):
@@ -97,13 +124,15 @@ def _event_sets(rate, input_shape, rng, n_sets):
 class Case:
     """One timed thing: ``run()`` does ``units`` units of work (image-steps or images)."""
 
+    clock = time.perf_counter  # main() may choose time.process_time
+
     def __init__(self, run, units: int):
         self.run, self.units, self.times = run, units, []
 
     def time(self):
-        start = time.perf_counter()
+        start = Case.clock()
         self.run()
-        self.times.append((time.perf_counter() - start) / self.units)
+        self.times.append((Case.clock() - start) / self.units)
 
     def median(self) -> float:
         return float(np.median(self.times))
@@ -112,13 +141,16 @@ class Case:
         return float(np.min(self.times))
 
 
-def layer_cases(layer, input_shape, rates, rng, dense_batch=32):
+def layer_cases(layer, input_shape, rates, rng, dense_batch=32, runs=False):
     """Cases of one layer: the dense forward, then per rate the scatter on fresh and on
     repeated events (and, for a dense layer, their bare row adds), with the exact SOPs of
-    one image-step at each rate."""
+    one image-step at each rate. ``runs``: a depthwise layer through the generic runs, not
+    its own kernel (what it cost before that kernel)."""
     snn = _layer_network(layer, input_shape)
     program = compile_program(snn, "rate", np.float32)
-    op = next(row for row in program.ops if row[CODE] == OP_SCATTER)
+    op = next(row for row in program.ops if row[CODE] == OP_SCATTER).copy()
+    if runs:
+        op[SC_WINDOW] = -1
     n_in = int(np.prod(input_shape))
     buf = np.zeros(program.float_size, np.float32)
     x = (rng.random((dense_batch,) + tuple(input_shape)) < 0.1).astype(np.float32)
@@ -137,7 +169,16 @@ def layer_cases(layer, input_shape, rates, rng, dense_batch=32):
             sops = _scatter_sets(*args[:-1], 1) / (len(ptr) - 1)  # compiles; SOPs/image-step
             units = repeats * (len(ptr) - 1)
             bare = None
-            if op[SC_ROW] > 0:
+            if op[SC_WINDOW] >= 0 and layer.kernel_size == (3, 3) and layer.stride == (1, 1) \
+                    and layer.out_channels == layer.in_channels:
+                targets = _depthwise_targets(layer, input_shape, idx)
+                out = np.zeros(int(np.prod(layer.output_shape([input_shape]))), np.float32)
+                w = np.ascontiguousarray(layer.weight, np.float32).reshape(-1)
+                bare_args = (out, w, targets, np.float32(1), repeats)
+                _repeat_taps(*bare_args[:-1], 1)
+                bare = (Case(lambda a=bare_args: _repeat_taps(*a), units),
+                        len(targets) / (len(ptr) - 1))
+            elif op[SC_ROW] > 0:
                 row = int(op[SC_ROW])
                 whole = np.concatenate([idx[lo:lo + (hi - lo) // 4 * 4]
                                         for lo, hi in zip(ptr[:-1], ptr[1:])])
@@ -157,10 +198,11 @@ def upsampling_layers(rng, quick: bool) -> list:
     convolutions C -> C, each beside a 3x3 convolution C -> C on the transposed one's
     output size (the same output channels)."""
     out = []
-    for c, hw in ([(16, 8)] if quick else [(32, 32), (64, 16), (128, 16)]):
-        out.append((f"depthwise3x3 {c} {hw}x{hw}",
-                    Conv2d(rng.normal(size=(c, 1, 3, 3)).astype(np.float32), padding=1,
-                           groups=c), (c, hw, hw)))
+    for c, hw in ([(16, 8)] if quick else [(32, 32), (64, 28), (64, 16), (128, 14),
+                                           (128, 16)]):
+        layer = Conv2d(rng.normal(size=(c, 1, 3, 3)).astype(np.float32), padding=1, groups=c)
+        out.append((f"depthwise3x3 {c} {hw}x{hw}", layer, (c, hw, hw)))
+        out.append((f"depthwise3x3 {c} {hw}x{hw} (through runs)", layer, (c, hw, hw)))
     for c, hw in ([(16, 4)] if quick else [(32, 16), (64, 8), (128, 8)]):
         out.append((f"transposed2x2/s2 {c}->{c} {hw}x{hw}",
                     ConvTranspose2d(rng.normal(size=(c, c, 2, 2)).astype(np.float32), stride=2),
@@ -171,14 +213,56 @@ def upsampling_layers(rng, quick: bool) -> list:
     return out
 
 
+def copy_cases(rng, quick: bool, batch: int = 32) -> list:
+    """The dense engine's Concat and upsampling of a batch of spike maps, each beside a
+    NumPy copy of the bytes it writes (its output): (name, layer case, copy case)."""
+    c, hw = (8, 8) if quick else (64, 28)
+    a, b = ((rng.random((batch, c, hw, hw)) < 0.1).astype(np.float32) for _ in range(2))
+    out = []
+    for name, layer, inputs in (
+            (f"Concat {c}+{c} {hw}x{hw}", Concat(), [a, b]),
+            (f"Upsample nearest x2 {c} {hw}x{hw}", Upsample((2, 2)), [a]),
+            (f"Upsample bilinear x2 {c} {hw}x{hw}", Upsample((2, 2), "bilinear"), [a])):
+        result = kinds.apply(layer, inputs)
+        source, target = np.empty_like(result), np.empty_like(result)
+        # into a kept array where the layer can, as the dense engine does (its arena)
+        into = np.empty_like(result) if kinds.rules_of(layer).writes_out else None
+        out.append((name, Case(lambda la=layer, i=inputs, o=into: kinds.apply(la, i, out=o),
+                               batch),
+                    Case(lambda s=source, t=target: np.copyto(t, s), batch)))
+    return out
+
+
+def event_ops_of_routing() -> int:
+    """Operation rows other than scatters that a Concat and a nearest upsampling of events
+    add to an event program (both are folded into their reader's runs, which scatter each
+    source of a Concat separately: expected 0)."""
+    def program(route: bool) -> int:
+        b = NetworkBuilder((4, 6, 6))
+        x = b.add_layer(ReLU(), name="relu")
+        if route:
+            x = b.add_layer(Concat(), x, x)
+            x = b.add_layer(Upsample((2, 2)), x)
+        conv = Conv2d(np.ones((4, 8 if route else 4, 3, 3), np.float32), padding=1)
+        b.add_layer(conv, x)
+        snn = SpikingNetwork(b.build(), {"relu": evsim.NeuronSpec(1.0)})
+        ops = compile_program(snn, "analog", np.float32).ops
+        return int((ops[:, CODE] != OP_SCATTER).sum())
+    return program(True) - program(False)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="small sizes, one round (smoke)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--only", default="", help="time only the layers whose name holds "
-                        "this text (e.g. 'depthwise', 'transposed')")
+                        "this text (e.g. 'depthwise', 'transposed', 'Concat')")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: this process's CPU time, steadier than the wall clock on "
+                        "a machine that other jobs share (one thread only)")
     args = parser.parse_args()
+    Case.clock = time.process_time if args.clock == "cpu" else time.perf_counter
     rng = np.random.default_rng(0)
     rounds = 1 if args.quick else args.rounds
     rates = [0.01, 0.05] if args.quick else [0.01, 0.02, 0.05, 0.1, 0.2]
@@ -190,9 +274,10 @@ def main():
                        Conv2d(rng.normal(size=(c, c, 3, 3)).astype(np.float32), padding=1),
                        (c, hw, hw)))
     layers += upsampling_layers(rng, args.quick)
-    built = [(name,) + layer_cases(layer, shape, rates, rng) for name, layer, shape in layers
-             if args.only in name]
-    cases = [dense for _, dense, _, _ in built]
+    built = [(name,) + layer_cases(layer, shape, rates, rng, runs="(through runs)" in name)
+             for name, layer, shape in layers if args.only in name]
+    copies = [row for row in copy_cases(rng, args.quick) if args.only in row[0]]
+    cases = [dense for _, dense, _, _ in built] + [c for _, *pair in copies for c in pair]
     for _, _, _, per_rate in built:
         for _, runs in per_rate:
             for _, scatter, bare in runs.values():
@@ -201,8 +286,17 @@ def main():
         for case in cases:
             case.time()
     print(f"evsim kernel benchmark, float32, {args.threads} thread(s), median of {rounds} "
-          f"alternating rounds (best round in brackets), numba {numba.__version__}, "
-          f"numpy {np.__version__}\n")
+          f"alternating rounds (best round in brackets), {args.clock} clock, numba "
+          f"{numba.__version__}, numpy {np.__version__}\n")
+    print_kernels(built)
+    print_depthwise(built)
+    print_transposed(built)
+    print_copies(copies)
+    print(f"\nroofline: {roofline()}")
+
+
+def print_kernels(built) -> None:
+    """The kernel table, the crossover rates and the bare adds that bound two kernels."""
     print("| layer | spike rate | event time per image-step, fresh events "
           "| GSOP/s, fresh events (best) | GSOP/s, one event set repeated (best) "
           "| dense BLAS GMAC/s | dense/event time |")
@@ -211,8 +305,7 @@ def main():
     for name, dense, macs, per_rate in built:
         dense_s = dense.median()
         for rate, runs in per_rate:
-            gsops = {kind: (sops / c.median() / 1e9, sops / c.best() / 1e9)
-                     for kind, (sops, c, _) in runs.items()}
+            gsops = _gsops(runs)
             event_s = runs["fresh"][1].median()
             print(f"| {name} | {100 * rate:.0f} % | {1e6 * event_s:.1f} µs | "
                   f"{gsops['fresh'][0]:.2f} ({gsops['fresh'][1]:.2f}) | "
@@ -229,15 +322,72 @@ def main():
     print("\n| layer | crossover spike rate, fresh events (event faster below) |\n|---|---:|")
     for name, crossover in crossovers:
         print(f"| {name} | {100 * crossover:.1f} % |")
-    print("\n| layer | spike rate | bare row adds, fresh events, GSOP/s (best) | kernel / bare "
-          "| bare row adds, one set repeated (best) | kernel / bare |\n"
+    print("\nBare adds: the same adds with no bookkeeping (dense rows: four per pass; "
+          "depthwise: one float each at precomputed offsets).\n")
+    print("| layer | spike rate | bare adds, fresh events, GSOP/s (best) | kernel / bare "
+          "| bare adds, one set repeated (best) | kernel / bare |\n"
           "|---|---:|---:|---:|---:|---:|")
     for name, rate, bare, kernel in bounds:
         print(f"| {name} | {100 * rate:.0f} % | "
               + " | ".join(f"{bare[kind][0]:.2f} ({bare[kind][1]:.2f}) | "
                            f"{kernel[kind][0] / bare[kind][0]:.2f}"
                            for kind in ("fresh", "repeated")) + " |")
-    print(f"\nroofline: {roofline()}")
+
+
+def _gsops(runs) -> dict:
+    return {kind: (sops / c.median() / 1e9, sops / c.best() / 1e9)
+            for kind, (sops, c, _) in runs.items()}
+
+
+def print_transposed(built) -> None:
+    """Each transposed convolution's GSOP/s over the 3x3 convolution's beside it (same
+    output channels and size), per rate, fresh events."""
+    by_name = {name: per_rate for name, _, _, per_rate in built}
+    rows = []
+    for name, per_rate in by_name.items():
+        if not name.startswith("transposed"):
+            continue
+        c, hw = name.split()[1].split("->")[1], int(name.split()[2].split("x")[0])
+        beside = by_name.get(f"conv3x3 {c}->{c} {2 * hw}x{2 * hw} (beside transposed)")
+        for (rate, runs), (_, conv) in zip(per_rate, beside or []):
+            rows.append(f"| {name} | {100 * rate:.0f} % | {_gsops(runs)['fresh'][0]:.2f} | "
+                        f"{_gsops(conv)['fresh'][0]:.2f} | "
+                        f"{_gsops(runs)['fresh'][0] / _gsops(conv)['fresh'][0]:.2f} |")
+    if rows:
+        print("\n| layer | spike rate | GSOP/s | 3x3 conv beside, GSOP/s | ratio (target "
+              "≥ 0.8) |\n|---|---:|---:|---:|---:|")
+        print("\n".join(rows))
+
+
+def print_depthwise(built) -> None:
+    """Each depthwise layer's own kernel against the same layer through the generic runs,
+    per rate, fresh events."""
+    by_name = {name: per_rate for name, _, _, per_rate in built}
+    rows = []
+    for name, per_rate in by_name.items():
+        runs = by_name.get(f"{name} (through runs)")
+        for (rate, own), (_, generic) in zip(per_rate, runs or []):
+            fast, slow = _gsops(own)["fresh"][0], _gsops(generic)["fresh"][0]
+            rows.append(f"| {name} | {100 * rate:.0f} % | {fast:.2f} | {slow:.2f} | "
+                        f"{fast / slow:.2f} |")
+    if rows:
+        print("\n| layer | spike rate | GSOP/s, own kernel (target ≥ 2 at 5 %) | GSOP/s through "
+              "the runs | speed-up |\n|---|---:|---:|---:|---:|")
+        print("\n".join(rows))
+
+
+def print_copies(copies) -> None:
+    """The dense engine's Concat and upsampling against a copy of the bytes they write."""
+    if not copies:
+        return
+    print(f"\nEvent engine: Concat and nearest upsampling of events add "
+          f"{event_ops_of_routing()} operation rows besides their reader's scatters (they are "
+          "folded into its runs).\n")
+    print("| dense engine layer (batch of 32) | time per image | copy of its output bytes "
+          "| layer / copy |\n|---|---:|---:|---:|")
+    for name, layer, copy in copies:
+        print(f"| {name} | {1e6 * layer.median():.1f} µs | {1e6 * copy.median():.1f} µs | "
+              f"{layer.median() / copy.median():.2f} |")
 
 
 def clock_mhz() -> float | None:

@@ -1,12 +1,23 @@
 """Whole-network throughput: event engine versus dense (BLAS) engine, same thread count.
 
-Converts the bundled Fashion-MNIST CNN (percentile normalisation) and
+Converts a model (the bundled Fashion-MNIST CNN by default, any bundled model or a
+realistic-width one of ``wide_models.py``; percentile normalisation) and
 simulates real test images at T = 32 with both engines in the same run.
 Prints images per second, the measured firing rate, SOPs per image and the
 ratio; compile (first-call) time is measured separately in a fresh Numba
-cache directory.
+cache directory. ``--breakdown`` prints instead where the event engine's time goes
+(one thread): per part (scatter, neuron updates, pooling, the analog first layer's MACs,
+bookkeeping) and per layer, and each layer's scatter GSOP/s in the network beside the
+isolated kernel's (``bench_kernels.py``) at the same shape and spike rate, measured in the
+same run, with the whole network's GSOP/s against what the isolated kernels would give.
 
     python benchmarks/bench_network.py [--threads 2] [--images 256] [--T 32] [--quick]
+    python benchmarks/bench_network.py --breakdown --model vgg_wide [--images 16] [--quick]
+    python benchmarks/bench_network.py --scaling --model vgg_wide [--images 32] [--quick]
+
+``--scaling`` times the event engine at one and at ``--threads`` threads (2 by default),
+alternating, in one process, prints the speed-up and checks that the results are bit
+for bit the same.
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ import sys
 
 from threads import set_threads
 
-THREADS = set_threads(sys.argv, default=2)
+THREADS = set_threads(sys.argv, default=1 if "--breakdown" in sys.argv else 2)
 
 import os  # noqa: E402
 import subprocess  # noqa: E402
@@ -27,7 +38,10 @@ import numpy as np  # noqa: E402
 
 import evsim  # noqa: E402
 from evsim.data import load_bundled_sample  # noqa: E402
+from evsim.forward import forward  # noqa: E402
 from evsim.models import load_model  # noqa: E402
+import breakdown  # noqa: E402
+import wide_models  # noqa: E402
 
 _COMPILE_PROBE = """
 import time, numpy as np, evsim
@@ -51,6 +65,82 @@ def compile_seconds() -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def model(name: str, n_images: int):
+    """(converted network, test images, labels) of a bundled or a wide model (whose labels
+    are its ANN's predictions: its weights are random)."""
+    calibration = load_bundled_sample("train")[0]
+    images, labels = load_bundled_sample("test")
+    images, labels = images[:n_images], labels[:n_images]
+    if name in wide_models.MODELS:
+        network = wide_models.build(name, wide_models.images_for(name, calibration[:64]))
+        calibration = wide_models.images_for(name, calibration)
+        images = wide_models.images_for(name, images)
+        labels = forward(network, images).reshape(len(images), -1).argmax(1)
+    else:
+        network = load_model(name)
+    return evsim.convert(network, calibration, method="percentile"), images, labels
+
+
+def print_breakdown(name, snn, images, T, rounds) -> None:
+    """The event engine's time per part and per layer, and the scatters against the isolated
+    kernels (one thread; see breakdown.py)."""
+    program, row_s, other_s, head_s, per_layer = breakdown.profile(snn, images, T)
+    names = breakdown.row_names(program)
+    total = row_s.sum() + other_s + head_s
+    parts = {"first-layer MACs (analog head)": head_s, "bookkeeping": other_s}
+    layers = {}
+    for op, name_, seconds in zip(program.ops, names, row_s):
+        part = breakdown.PARTS[op[0]]
+        parts[part] = parts.get(part, 0.0) + seconds
+        layers[(name_, part)] = layers.get((name_, part), 0.0) + seconds
+    print(f"where the event engine's time goes: {name}, T = {T}, {len(images)} images, one "
+          f"thread, {1e3 * total:.2f} ms per image (cycle counter around every operation)\n")
+    print("| part | ms per image | share |\n|---|---:|---:|")
+    for part, seconds in sorted(parts.items(), key=lambda kv: -kv[1]):
+        print(f"| {part} | {1e3 * seconds:.3f} | {100 * seconds / total:.1f} % |")
+    print("\n| layer | part | ms per image | share |\n|---|---|---:|---:|")
+    for (layer, part), seconds in layers.items():
+        print(f"| {layer} | {part} | {1e3 * seconds:.3f} | {100 * seconds / total:.1f} % |")
+    kernels = breakdown.kernel_rates(snn, per_layer, T, rounds)
+    print("\n| layer | input spike rate | SOPs per image | GSOP/s of its scatter in the network "
+          "| isolated kernel GSOP/s | network / kernel |\n|---|---:|---:|---:|---:|---:|")
+    at_kernel_speed = 0.0
+    for layer, sops in per_layer.items():
+        seconds = layers.get((layer, "scatter"), 0.0)
+        if layer in kernels and seconds > 0:
+            rate, kernel = kernels[layer]
+            at_kernel_speed += sops / kernel / 1e9
+            print(f"| {layer} | {100 * rate:.2f} % | {sops:.3g} | {sops / seconds / 1e9:.2f} | "
+                  f"{kernel:.2f} | {sops / seconds / 1e9 / kernel:.2f} |")
+    counted = sum(sops for layer, sops in per_layer.items() if layer in kernels)
+    everything = sum(per_layer.values())
+    print(f"\nwhole network: {everything / total / 1e9:.2f} GSOP/s over all its time; the layers "
+          f"above at their isolated kernels' speed would take {1e3 * at_kernel_speed:.3f} ms "
+          f"per image for their {counted:.3g} SOPs: whole network / kernels = "
+          f"{at_kernel_speed / total:.2f} (target ≥ 0.8)")
+
+
+def print_scaling(name, snn, images, T, threads, rounds) -> None:
+    """The event engine's time at one thread and at ``threads``, alternating rounds, and
+    whether both give the same results bit for bit."""
+    times, results = {1: [], threads: []}, {}
+    evsim.simulate(snn, images[:2], T=2, engine="event")  # load or compile the kernels
+    for _ in range(rounds):
+        for k in times:
+            start = time.perf_counter()
+            results[k] = evsim.simulate(snn, images, T=T, engine="event", threads=k,
+                                        per_image_counts=True)
+            times[k].append(time.perf_counter() - start)
+    one, many = (float(np.median(times[k])) for k in (1, threads))
+    same = evsim.results_equal(results[1], results[threads])
+    print(f"event engine threads: {name}, T = {T}, {len(images)} images, median of {rounds} "
+          f"alternating rounds\n")
+    print(f"| threads | ms per image | speed-up |\n|---:|---:|---:|\n"
+          f"| 1 | {1e3 * one / len(images):.2f} | 1.00x |\n"
+          f"| {threads} | {1e3 * many / len(images):.2f} | {one / many:.2f}x (target ≥ 1.7x) |")
+    print(f"\nresults bit for bit the same at 1 and {threads} threads: {same}")
+
+
 def _median(fn, runs):
     times = []
     for _ in range(runs):
@@ -67,12 +157,22 @@ def main():
     parser.add_argument("--T", type=int, default=32)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="32 images, one run (smoke)")
+    parser.add_argument("--model", default="fashion_cnn",
+                        help="a bundled model or one of " + ", ".join(wide_models.MODELS))
+    parser.add_argument("--breakdown", action="store_true",
+                        help="where the event engine's time goes (one thread)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="the event engine at one thread against --threads, same run")
     args = parser.parse_args()
     if args.quick:
-        args.images, args.runs = 32, 1
-    snn = evsim.convert(load_model(), load_bundled_sample("train")[0], method="percentile")
-    images, labels = load_bundled_sample("test")
-    images, labels = images[:args.images], labels[:args.images]
+        args.images, args.runs = (4, 1) if args.breakdown else (32, 1)
+    snn, images, labels = model(args.model, args.images)
+    if args.breakdown:
+        print_breakdown(args.model, snn, images, args.T, 1 if args.quick else 3)
+        return
+    if args.scaling:
+        print_scaling(args.model, snn, images, args.T, args.threads, max(args.runs, 3))
+        return
     evsim.simulate(snn, images[:2], T=2, engine="event")  # load or compile the kernels
     rows = {}
     for engine in ("dense", "event"):
@@ -85,7 +185,7 @@ def main():
     rate = float(np.mean(list(event.firing_rates().values())))
     per_layer = ", ".join(f"{k} {v:.3f}" for k, v in event.firing_rates().items())
     sops = event.total_sops() / len(images)
-    print(f"evsim whole-network benchmark: bundled fashion_cnn, percentile conversion, "
+    print(f"evsim whole-network benchmark: {args.model}, percentile conversion, "
           f"T = {args.T}, {len(images)} real test images, float32, {args.threads} thread(s) "
           f"for both engines, median of {args.runs} runs\n")
     print("| engine | images/s | time per image | accuracy at T | SOPs per image | GSOP/s |")

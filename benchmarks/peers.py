@@ -26,6 +26,11 @@ at run time, loguru, pbr, requests and h5py, are in evsim's ``test`` extra)::
 
     python benchmarks/peers.py [--threads 1] [--images 256] [--T 32] [--rounds 3]
     python benchmarks/peers.py --quick      # smoke: fashion_cnn, 16 images, 1 round
+    python benchmarks/peers.py --models vgg_wide,cifar_wide --images 64   # realistic width
+
+The realistic-width models (``benchmarks/wide_models.py``) have random weights; for them
+the accuracy column is the agreement with the ANN's own predictions, and the last column
+gives evsim's mean firing rate per neuron and step (5–10 % by construction).
     python benchmarks/peers.py --accuracy-T 16,32,64 --full-test-set --models resnet,vgg_relu
 """
 
@@ -49,7 +54,9 @@ import evsim  # noqa: E402
 from evsim import layers as L  # noqa: E402
 from evsim.convert import prepare  # noqa: E402
 from evsim.data import load_bundled_sample, load_fashion_mnist  # noqa: E402
+from evsim.forward import forward  # noqa: E402
 from evsim.models import load_model  # noqa: E402
+import wide_models  # noqa: E402
 
 MODELS = ("fashion_cnn", "resnet", "vgg_relu")
 
@@ -218,9 +225,26 @@ class Evsim:
     def sops(self, x, T) -> float:
         return self.last.total_sops() / self.last.n_images
 
+    def firing_rate(self) -> float:
+        """Mean spikes per neuron and step of the last run, over all spiking layers."""
+        rates, neurons = self.last.firing_rates(), self.last.neurons
+        return sum(rates[n] * neurons[n] for n in rates) / sum(neurons[n] for n in rates)
+
+
+def model_and_data(name, images, labels, calibration):
+    """(network, test images, labels, calibration images) of a bundled or a wide model; a wide
+    model's labels are its ANN's predictions (its weights are random)."""
+    if name not in wide_models.MODELS:
+        return prepare(load_model(name)), images, labels, calibration
+    calibration = wide_models.images_for(name, calibration)
+    network = prepare(wide_models.build(name, calibration[:64]))
+    images = wide_models.images_for(name, images)
+    labels = forward(network, images).reshape(len(images), -1).argmax(1)
+    return network, images, labels, calibration
+
 
 def bench_model(name, images, labels, calibration, T, batch, rounds):
-    network = prepare(load_model(name))
+    network, images, labels, calibration = model_and_data(name, images, labels, calibration)
     tools, failed = [], {}
     for label, make in ((SpikingJelly.name, lambda: SpikingJelly(network, calibration, batch)),
                         (Sinabs.name, lambda: Sinabs(network, calibration, batch)),
@@ -243,8 +267,9 @@ def bench_model(name, images, labels, calibration, T, batch, rounds):
     for tool in tools:
         seconds = float(np.median(times[tool.name]))
         accuracy = float((outputs[tool.name].reshape(len(images), -1).argmax(1) == labels).mean())
+        rate = tool.firing_rate() if isinstance(tool, Evsim) else None
         sops = tool.sops(images[:min(len(images), 64)], T)
-        rows.append((tool.name, 1e3 * seconds / len(images), accuracy, sops))
+        rows.append((tool.name, 1e3 * seconds / len(images), accuracy, sops, rate))
     return rows, failed
 
 
@@ -305,17 +330,18 @@ def main():
           f"images; {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"numpy {np.__version__}\n")
     print("| model | tool | ms per image | accuracy | evsim event speed-up | SOPs per image "
-          "(own counter) |")
-    print("|---|---|---:|---:|---:|---:|")
+          "(own counter) | firing rate |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for name in args.models.split(","):
         rows, failed = bench_model(name, images, labels, calibration, args.T, args.batch,
                                    args.rounds)
-        event_ms = next(ms for tool, ms, _, _ in rows if tool == "evsim event")
-        for tool, ms, accuracy, sops in rows:
+        event_ms = next(ms for tool, ms, *_ in rows if tool == "evsim event")
+        for tool, ms, accuracy, sops, rate in rows:
             print(f"| {name} | {tool} | {ms:.2f} | {100 * accuracy:.1f} % | "
-                  f"{ms / event_ms:.2f}x | {sops:.3g} |")
+                  f"{ms / event_ms:.2f}x | {sops:.3g} | "
+                  f"{'' if rate is None else f'{100 * rate:.1f} %'} |")
         for tool, error in failed.items():
-            print(f"| {name} | {tool} | failed: {error} | | | |")
+            print(f"| {name} | {tool} | failed: {error} | | | | |")
 
 
 if __name__ == "__main__":

@@ -337,7 +337,7 @@ def _identity_weights(layer: L.Layer, in_shape: Shape) -> sp.csr_matrix:
 
 
 def _concat_forward(layer: L.Concat, inputs, threads: int, out, per_image: bool) -> np.ndarray:
-    return ann_ops.concat(inputs)
+    return ann_ops.concat(inputs, out)
 
 
 def _register_routing() -> None:
@@ -349,7 +349,7 @@ def _register_routing() -> None:
     register(L.Upsample, KindRules(AVERAGE, _elementwise(ann_ops.upsample), per_image=True,
                                    spatial=_nonzero(_upsample_weights),
                                    weights=_upsample_weights))
-    register(L.Concat, KindRules(CONCAT, _concat_forward, spatial=_identity_map,
+    register(L.Concat, KindRules(CONCAT, _concat_forward, writes_out=True, spatial=_identity_map,
                                  weights=_identity_weights))
 
 

@@ -19,7 +19,9 @@ run without allocating in the time loop:
   convolution costs one run per kernel row. The SOPs an event causes come
   from the exact fan-out map the dense engine uses
   (:func:`evsim.fanout.path_fanout`), stored once per source position since
-  it does not depend on the channel;
+  it does not depend on the channel; a depthwise convolution that reads a
+  spiking layer directly also gets its window's geometry, which its own kernel
+  walks instead of the runs (``kernels._scatter_depthwise``);
 - weights are stored so that runs are contiguous: a convolution's as
   ``[C_in, KH, KW reversed, C_out/groups]`` (ascending outputs along a
   kernel row meet descending kernel columns), a dense layer's as
@@ -326,6 +328,23 @@ def _per_position(fanout: np.ndarray) -> np.ndarray:
     return positions[0]
 
 
+def _depthwise_window(source_shape, chain, consumer, consumer_in_shape) -> np.ndarray | None:
+    """The geometry the depthwise kernel walks (``kernels.WIN_*``), for a depthwise
+    convolution (one input channel per group) that reads its source's positions unchanged
+    (no pooling, padding or upsampling between, a Concat at most); else None (runs)."""
+    if (not isinstance(consumer, L.Conv2d) or consumer.weight.shape[1] != 1
+            or len(source_shape) != 3):
+        return None
+    pooled, flattened = _pooled_map(chain, source_shape)
+    identity = sp.identity(pooled.shape[1], dtype=np.float64, format="csr")
+    if flattened or pooled.shape != identity.shape or (pooled != identity).nnz:
+        return None
+    _, width = consumer_in_shape[1:]
+    cout, ho, wo = consumer.output_shape([consumer_in_shape])
+    return np.array([width, ho, wo, cout, cout // consumer.groups, *consumer.kernel_size,
+                     *consumer.stride, *consumer.padding, *consumer.dilation], np.int64)
+
+
 def _aligned_copy(array: np.ndarray) -> np.ndarray:
     """A copy of a 1-D array whose data starts on a 64-byte boundary."""
     raw = np.empty(array.size + 64 // array.itemsize, array.dtype)
@@ -390,12 +409,14 @@ class _Compiler:
         shape = self.net.shape(source)
         runs = _runs(shape, chain, consumer, consumer_in_shape, offset, width)
         fanout = _per_position(path_fanout(shape, chain, consumer, consumer_in_shape))
+        window = _depthwise_window(shape, chain, consumer, consumer_in_shape)
         b.op(OP_SCATTER, slot=self.slots[source], amplitude=self.amps[source],
              channels=shape[0] if len(shape) == 3 else 1, run_ptr=b.ints(runs.ptr),
              run_out=b.ints(runs.out), run_w=b.ints(runs.w), run_len=b.ints(runs.length),
              run_factor=b.floats(runs.factor), channel_w=b.ints(runs.channel_w),
              channel_out=b.ints(runs.channel_out), fanout=b.ints(fanout),
-             weights=b.floats(runs.weights), dst=dst, sop_slot=sop_slot, row=_row(runs))
+             weights=b.floats(runs.weights), dst=dst, sop_slot=sop_slot, row=_row(runs),
+             window=-1 if window is None else b.ints(window))
 
     def current_of(self, src: str, name: str, counted: bool = True) -> int:
         """The float buffer holding ``src``'s value as ``name`` reads it: its own buffer, or

@@ -70,8 +70,15 @@ ADD_DST, ADD_SRC, ADD_SIZE = range(1, 4)
 PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
 # OP_SCATTER: every event of a slot adds its runs to a buffer and counts its SOPs.
 # SC_ROW > 0: every run adds a whole row of that length at dst (a dense layer's targets).
+# SC_WINDOW >= 0: a depthwise convolution read directly (no pooling between); its geometry
+# (WIN_* below) at that offset in ip, and the kernel walks each event's window itself.
 (SC_SLOT, SC_AMPLITUDE, SC_CHANNELS, SC_RUN_PTR, SC_RUN_OUT, SC_RUN_W, SC_RUN_LEN, SC_RUN_FACTOR,
- SC_CHANNEL_W, SC_CHANNEL_OUT, SC_FANOUT, SC_WEIGHTS, SC_DST, SC_SOP_SLOT, SC_ROW) = range(1, 16)
+ SC_CHANNEL_W, SC_CHANNEL_OUT, SC_FANOUT, SC_WEIGHTS, SC_DST, SC_SOP_SLOT, SC_ROW,
+ SC_WINDOW) = range(1, 17)
+# A depthwise window's geometry in ip: input width, output height, width and channels, the
+# channel multiplier, kernel height and width, strides, paddings, dilations.
+(WIN_IN_W, WIN_OUT_H, WIN_OUT_W, WIN_OUT_C, WIN_MULTIPLIER, WIN_KH, WIN_KW, WIN_SY, WIN_SX,
+ WIN_PY, WIN_PX, WIN_DY, WIN_DX) = range(13)
 # OP_NEURON: integrate-and-fire update of one layer; emits its events into a slot.
 # NR_NEGATIVE_THETA: offset of θ⁻ of signed neurons in fp, or -1 (methods.md §5b).
 (NR_CURRENT, NR_SIZE, NR_V, NR_THETA, NR_V0, NR_ZERO_RESET, NR_BURST, NR_SLOT, NR_COUNTS,
@@ -90,7 +97,7 @@ LAYOUT = {
     OP_COPYPERM: ("dst", "src", "channels", "hw"),
     OP_SCATTER: ("slot", "amplitude", "channels", "run_ptr", "run_out", "run_w", "run_len",
                  "run_factor", "channel_w", "channel_out", "fanout", "weights", "dst",
-                 "sop_slot", "row"),
+                 "sop_slot", "row", "window"),
     OP_NEURON: ("current", "size", "v", "theta", "v0", "zero_reset", "burst", "slot", "counts",
                 "negative", "allowance", "calibration", "window", "negative_theta"),
     OP_MAXPOOL: ("src_slot", "out_slot", "channels", "slots", "win_ptr", "win_idx", "member_ptr",
@@ -217,6 +224,38 @@ else:
         for j in range(main, n):
             out[o + j] += a * w[k + j]
 
+
+if numba.config.BOUNDSCHECK:
+    @numba.njit(cache=True)
+    def _add_one(out, o, w, k, a):
+        """Indexed form, so that bounds checking sees the index."""
+        out[o] += a * w[k]
+else:
+    @intrinsic
+    def _add_one(typingctx, out, o, w, k, a):
+        """``out[o] += a * w[k]`` without the wraparound of negative indices that Numba
+        puts on every indexing (about six instructions each: a depthwise event's nine
+        adds doubled in length). The caller guarantees the bounds."""
+        if not (isinstance(out, types.Array) and isinstance(w, types.Array)
+                and out.dtype == w.dtype and a == out.dtype):
+            return None
+
+        def codegen(context, builder, signature, args):
+            out_arr = context.make_array(signature.args[0])(context, builder, args[0])
+            w_arr = context.make_array(signature.args[2])(context, builder, args[2])
+            target = cgutils.gep(builder, out_arr.data, args[1])
+            product = builder.fmul(args[4], builder.load(cgutils.gep(builder, w_arr.data,
+                                                                     args[3])))
+            builder.store(builder.fadd(builder.load(target), product), target)
+            return context.get_dummy_value()
+
+        return types.void(out, types.intp, w, types.intp, a), codegen
+
+
+@numba.njit(cache=True)
+def _u(i):
+    """Index i as unsigned: Numba then indexes without wrapping negative values around."""
+    return np.uint64(i)
 
 _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -556,7 +595,7 @@ def _rate(op, x, image_key, t, idx, mult, base):
 
 
 @numba.njit(cache=True, inline="always")
-def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
+def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary, depthwise):
     """Add every event's runs into the target buffer; return the SOPs (exact fan-out map).
 
     An event at source neuron i = s·C + c (position s, channel c, channels-last)
@@ -565,6 +604,10 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
     """
     if op[SC_ROW] > 0:
         return _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary)
+    if op[SC_WINDOW] >= 0:
+        if depthwise is None:  # pruned at compile time: see kernel_paths
+            raise AssertionError("a depthwise scatter needs the depthwise kernel")
+        return _scatter_depthwise(op, ip, fp, buf, idx, mult, base, n_events, binary)
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
     run_ptr, run_out, run_w = op[SC_RUN_PTR], op[SC_RUN_OUT], op[SC_RUN_W]
     run_len, run_factor = op[SC_RUN_LEN], op[SC_RUN_FACTOR]
@@ -572,23 +615,118 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary):
     weights, dst = op[SC_WEIGHTS], op[SC_DST]
     reciprocal = _reciprocal(channels)
     sops = 0
-    for e in range(n_events):
-        i = idx[base + e]
-        m = mult[base + e]
+    for e in range(n_events):  # unsigned indices (_u): no wrap-around code per lookup
+        i = idx[_u(base + e)]
+        m = mult[_u(base + e)]
         s, c = _source(i, channels, reciprocal)
-        a = m * fp[amp + i]  # both in the simulation dtype, as the dense engine computes
-        out0 = dst + ip[channel_out + c]
-        w0 = weights + ip[channel_w + c]
-        for r in range(ip[run_ptr + s], ip[run_ptr + s + 1]):
-            n = ip[run_len + r]
-            if n == 1:  # a depthwise convolution's runs: one add, no vector loop to set up
-                buf[out0 + ip[run_out + r]] += (a * fp[run_factor + r]) * fp[w0 + ip[run_w + r]]
+        a = m * fp[_u(amp + i)]  # both in the simulation dtype, as the dense engine computes
+        out0 = dst + ip[_u(channel_out + c)]
+        w0 = weights + ip[_u(channel_w + c)]
+        for r in range(ip[_u(run_ptr + s)], ip[_u(run_ptr + s + 1)]):
+            n = ip[_u(run_len + r)]
+            o, k = out0 + ip[_u(run_out + r)], w0 + ip[_u(run_w + r)]
+            scaled = a * fp[_u(run_factor + r)]
+            if n == 1:  # one add (an Add's or an activation's events): no vector loop
+                _add_one(buf, o, fp, k, scaled)
             else:
-                _add_run(buf, out0 + ip[run_out + r], fp, w0 + ip[run_w + r],
-                         a * fp[run_factor + r], n)
-        sops += _sent(np.int64(m), binary) * ip[fanout + s]
+                _add_run(buf, o, fp, k, scaled, n)
+        sops += _sent(np.int64(m), binary) * ip[_u(fanout + s)]
     return sops
 
+
+@numba.njit(cache=True)
+def _scatter_depthwise(op, ip, fp, buf, idx, mult, base, n_events, binary):
+    """_scatter for a depthwise convolution (one input channel per group, any channel
+    multiplier M) that reads the events directly: an event at input (y, x, c) adds
+    ``a · w[c, tap, :]`` to the M output channels of c at each output position of its
+    window, found here with border clipping instead of looked up run by run (with M = 1
+    a run is one float, and its lookups cost more than its add). The same adds as the
+    runs (their factors are 1), in the same order; SOPs from the same fan-out map. The
+    common 3×3, stride 1, M = 1 layer runs with literal sizes, which LLVM unrolls."""
+    g = op[SC_WINDOW]
+    geometry = ip[g:g + WIN_DX + 1]
+    kh, kw, sy, sx, dy, dx, mult_c = (geometry[WIN_KH], geometry[WIN_KW], geometry[WIN_SY],
+                                      geometry[WIN_SX], geometry[WIN_DY], geometry[WIN_DX],
+                                      geometry[WIN_MULTIPLIER])
+    if kh == kw == 3 and sy == sx == dy == dx == mult_c == 1:
+        return _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary,
+                                 geometry, True, 1, 3, 3, 1, 1, 1, 1)
+    return _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geometry,
+                             False, mult_c, kh, kw, sy, sx, dy, dx)
+
+
+@numba.njit(cache=True, inline="always")
+def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geometry, three,
+                      mult_c, kh, kw, sy, sx, dy, dx):
+    """_scatter_depthwise's event loop; ``three``: the 3×3, stride 1, M = 1 case, whose
+    events with all nine taps on the output add them unrolled. Consecutive events of one
+    position share its window. Indices are unsigned (:func:`_u`)."""
+    channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
+    channel_w, channel_out, fanout = op[SC_CHANNEL_W], op[SC_CHANNEL_OUT], op[SC_FANOUT]
+    weights, dst = op[SC_WEIGHTS], op[SC_DST]
+    width, ho, wo, cout = (geometry[WIN_IN_W], geometry[WIN_OUT_H], geometry[WIN_OUT_W],
+                           geometry[WIN_OUT_C])
+    py, px = geometry[WIN_PY], geometry[WIN_PX]
+    reciprocal, row_reciprocal = _reciprocal(channels), _reciprocal(width)
+    sops = 0
+    e = 0
+    while e < n_events:
+        i = idx[_u(base + e)]
+        s, _ = _source(i, channels, reciprocal)
+        y, x = _source(s, width, row_reciprocal)
+        ny0, nx0 = y + py, x + px  # tap (ky, kx) reaches output (ny0 − ky·dy, ...) / stride
+        first, fan = s * channels, ip[_u(fanout + s)]
+        inside = three and 2 <= ny0 < ho and 2 <= nx0 < wo
+        corner = ((ny0 - 2) * wo + nx0 - 2) * cout
+        while True:  # the events of position s
+            m = mult[_u(base + e)]
+            c = i - first
+            a = m * fp[_u(amp + i)]  # both in the simulation dtype, as the dense engine does
+            out0 = dst + ip[_u(channel_out + c)]
+            w0 = weights + ip[_u(channel_w + c)]
+            if inside:
+                for r in range(3):
+                    for q in range(3):
+                        _add_one(buf, out0 + corner + (r * wo + q) * cout, fp,
+                                 w0 + (2 - r) * 3 + q, a)
+            else:
+                _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout, mult_c,
+                                  kh, kw, sy, sx, dy, dx)
+            sops += _sent(np.int64(m), binary) * fan
+            e += 1
+            if e == n_events:
+                break
+            i = idx[_u(base + e)]
+            if not first <= i < first + channels:
+                break
+    return sops
+
+@numba.njit(cache=True, inline="always")
+def _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout, mult_c, kh, kw, sy, sx,
+                      dy, dx):
+    """One event's adds in a depthwise window, clipped at the output's borders: tap
+    (ky, kx) reaches output (oy, ox) with oy·sy = ny0 − ky·dy (likewise x); weights laid
+    out as the runs', ``[KH, KW reversed, M]`` from w0."""
+    for ky in range(kh):
+        ny = ny0 - ky * dy
+        if ny < 0:
+            break
+        oy = ny // sy
+        if oy * sy != ny or oy >= ho:
+            continue
+        row = out0 + oy * wo * cout
+        for kx in range(kw):
+            nx = nx0 - kx * dx
+            if nx < 0:
+                break
+            ox = nx // sx
+            if ox * sx != nx or ox >= wo:
+                continue
+            o, k = row + ox * cout, w0 + (ky * kw + kw - 1 - kx) * mult_c
+            if mult_c == 1:
+                _add_one(buf, o, fp, k, a)
+            else:
+                _add_run(buf, o, fp, k, a, mult_c)
 
 if numba.config.BOUNDSCHECK:
     @numba.njit(cache=True)
@@ -728,11 +866,11 @@ def _plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
         for k in range(8):
             packed = (words[8 * block + k] * _PACK_BYTES) >> np.uint64(56)
             mask |= packed << np.uint64(8 * k)
-        while mask != 0:
+        while mask != 0:  # unsigned indices (_u): no wrap-around code per spike
             i = 64 * block + _trailing_zeros(mask)
-            idx[base + emitted] = i
-            mult[base + emitted] = 1
-            counts[i] += 1
+            idx[_u(base + emitted)] = i
+            mult[_u(base + emitted)] = 1
+            counts[_u(i)] += 1
             emitted += 1
             mask &= mask - np.uint64(1)
     return emitted
@@ -865,18 +1003,18 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
 # --- one image, a block of steps -------------------------------------------------------
 
 def kernel_paths(ops: np.ndarray) -> tuple:
-    """The optional kernels a program uses, as :func:`run_steps`' last four arguments:
+    """The optional kernels a program uses, as :func:`run_steps`' last five arguments:
     (gate pooling, LIPooling, the general neuron rule — windows, Γ > 1 bursts, SpiCalib,
-    signed neurons —,
-    rate-coded input), each 1 if some operation needs it, else None. Numba prunes the branches of an
-    argument typed None at compile time, so a program without max pooling, say, never
-    compiles the pooling kernels (seconds of a first compile); each combination is
-    compiled, and cached, once."""
+    signed neurons —, rate-coded input, the depthwise scatter), each 1 if some operation
+    needs it, else None. Numba prunes the branches of an argument typed None at compile
+    time, so a program without max pooling, say, never compiles the pooling kernels
+    (seconds of a first compile); each combination is compiled, and cached, once."""
     pools = ops[ops[:, CODE] == OP_MAXPOOL]
+    scatters = ops[ops[:, CODE] == OP_SCATTER]
     rich = any(not _plain(op) for op in ops[ops[:, CODE] == OP_NEURON])
     return tuple(1 if used else None for used in
                  ((pools[:, MP_GATE] != 0).any(), (pools[:, MP_GATE] == 0).any(), rich,
-                  (ops[:, CODE] == OP_RATE).any()))
+                  (ops[:, CODE] == OP_RATE).any(), (scatters[:, SC_WINDOW] >= 0).any()))
 
 
 @numba.njit(cache=True)
@@ -901,7 +1039,7 @@ def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, coun
 
 @numba.njit(cache=True, inline="always")
 def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, idx, mult,
-          n_events, counts, sops, pool_ops, fired, gate, lipool, rich, rate):
+          n_events, counts, sops, pool_ops, fired, gate, lipool, rich, rate, depthwise):
     """Every operation of step t, in program (topological) order; its SOPs and pooling
     operations go to ``sops[layer]`` and ``pool_ops[layer]``."""
     for r in range(ops.shape[0]):
@@ -910,7 +1048,7 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
         if code == OP_SCATTER:
             slot = op[SC_SLOT]
             done = _scatter(op, ip, fp, buf, idx, mult, event_offsets[slot], n_events[slot],
-                            binary)
+                            binary, depthwise)
             if op[SC_SOP_SLOT] >= 0:
                 sops[op[SC_SOP_SLOT]] += done
         elif code == OP_FILL:
@@ -956,7 +1094,7 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
 def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step, checkpoints,
               event_offsets, seed, first_image, readout_offset, readout_size, binary, buf,
               state, idx, mult, n_events, fired, out, counts, sops, pool_ops, stop, gate,
-              lipool, rich, rate):
+              lipool, rich, rate, depthwise):
     """Advance every image of a batch through steps first_step..last_step (1-based).
 
     The images' workspaces carry the simulation between calls, so a long run
@@ -971,7 +1109,8 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
     largest spiking layer plus 64). Results, per image: ``out`` (checkpoints,
     readout) and ``counts`` (neurons) over the whole run; ``sops`` (sop
     layers, ≥ steps of this call) and ``pool_ops`` (pool layers, ...) of this
-    call's steps only. ``gate``, ``lipool``, ``rich``, ``rate``: :func:`kernel_paths`.
+    call's steps only. ``gate``, ``lipool``, ``rich``, ``rate``, ``depthwise``:
+    :func:`kernel_paths`.
     """
     seed_key = _mix(np.uint64(seed) + _GOLDEN)
     for b in range(x.shape[0]):
@@ -990,7 +1129,8 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
                 return
             _step(ops, ip, fp, f64, x[b], t, event_offsets, image_key, binary, image_buf,
                   state[b], idx[b], mult[b], n_events[b], counts[b], sops[b, :, t - first_step],
-                  pool_ops[b, :, t - first_step], fired[b], gate, lipool, rich, rate)
+                  pool_ops[b, :, t - first_step], fired[b], gate, lipool, rich, rate,
+                  depthwise)
             if k < checkpoints.shape[0] and checkpoints[k] == t:
                 for i in range(readout_size):
                     out[b, k, i] = image_buf[readout_offset + i]

@@ -85,7 +85,7 @@ def test_dense_rows_are_added_in_event_order_bit_for_bit(n_out):
         start = rng.normal(size=n_out).astype(np.float32)
         buf[op[kernels.SC_DST]:op[kernels.SC_DST] + n_out] = start
         sops = kernels._scatter(op, program.iparams, program.fparams, buf, idx, mult, 0,
-                                n_events, False)
+                                n_events, False, None)
         expected = start.copy()
         for i, m in zip(idx, mult):
             expected += np.float32(m) * weights[:, i]  # the input's amplitude is 1

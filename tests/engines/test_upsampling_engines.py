@@ -136,3 +136,76 @@ def test_an_output_head_decodes_the_readout_as_the_naive_reference_does(head):
         with pytest.raises(evsim.signals.ConversionError,
                            match="layer 'head' .* cannot carry it"):
             evsim.simulate(evsim.SpikingNetwork(ann, base.neurons), x, T=2, engine=engine)
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (L.Conv2d(np.ones((8, 1, 3, 3)), padding=1, groups=8), (8, 6, 7)),  # the unrolled case
+    (L.Conv2d(np.ones((5, 1, 3, 3)), padding=(0, 2), groups=5), (5, 5, 4)),
+    (L.Conv2d(np.ones((6, 1, 3, 3)), padding=1, groups=3), (3, 5, 5)),  # multiplier 2
+    (L.Conv2d(np.ones((27, 1, 3, 2)), stride=2, dilation=(2, 1), groups=3), (3, 7, 6)),
+    (L.Conv2d(np.ones((4, 1, 1, 1)), stride=(1, 2), groups=4), (4, 3, 5)),
+])
+@pytest.mark.parametrize("ordered", [True, False])
+def test_the_depthwise_kernel_adds_what_the_runs_add(layer, shape, ordered):
+    """A depthwise convolution reading spikes directly has its own scatter, which walks each
+    event's window: on random float weights and events (ascending as a neuron layer emits
+    them, or in any order as the rate encoder does; multiplicities up to 3) its sums are
+    bit for bit, and its SOPs, those of the generic runs."""
+    from evsim.simulate import kernels as K
+    from evsim.simulate.compile import compile_program
+    rng = np.random.default_rng(shape[0])
+    layer = L.Conv2d(rng.normal(size=layer.weight.shape).astype(np.float32), None,
+                     layer.stride, layer.padding, layer.dilation, layer.groups)
+    snn = evsim.SpikingNetwork(evsim.Network.sequential(shape, [layer]), {})
+    program = compile_program(snn, "rate", np.float32)
+    op = next(row for row in program.ops if row[K.CODE] == K.OP_SCATTER)
+    assert op[K.SC_WINDOW] >= 0
+    generic = op.copy()
+    generic[K.SC_WINDOW] = -1
+    n = int(np.prod(shape))
+    idx = rng.choice(n, n // 2, replace=False).astype(np.int32)
+    idx = np.sort(idx) if ordered else idx
+    mult = rng.integers(1, 4, idx.size).astype(np.float32)
+    sums, sops = [], []
+    for row in (op, generic):
+        buf = np.zeros(program.float_size, np.float32)
+        sops.append(K._scatter(row, program.iparams, program.fparams, buf, idx, mult, 0,
+                               idx.size, False, 1))
+        sums.append(buf.view(np.int32))
+    np.testing.assert_array_equal(sums[0], sums[1])
+    assert sops[0] == sops[1] > 0
+
+
+def test_the_depthwise_kernel_reads_each_source_of_a_concat_at_its_channels():
+    """Through a Concat each source's events reach their own channels of the depthwise
+    layer: both scatters take the depthwise kernel and add what their runs add."""
+    from evsim.network import NetworkBuilder
+    from evsim.simulate import kernels as K
+    from evsim.simulate.compile import compile_program
+    rng = np.random.default_rng(7)
+    b = NetworkBuilder((3, 5, 6))
+    first = b.add_layer(L.ReLU(), name="first")
+    second = b.add_layer(L.Conv2d(np.ones((2, 3, 1, 1), np.float32)), name="conv")
+    second = b.add_layer(L.ReLU(), second, name="second")
+    joined = b.add_layer(L.Concat(), first, second)
+    b.add_layer(L.Conv2d(rng.normal(size=(10, 1, 3, 3)).astype(np.float32), padding=1,
+                         groups=5), joined)
+    snn = evsim.SpikingNetwork(b.build(), {"first": evsim.NeuronSpec(1.0),
+                                           "second": evsim.NeuronSpec(1.0)})
+    program = compile_program(snn, "analog", np.float32)
+    scatters = [row for row in program.ops
+                if row[K.CODE] == K.OP_SCATTER and row[K.SC_WINDOW] >= 0]
+    assert len(scatters) == 2
+    for op, channels in zip(scatters, (3, 2)):
+        generic = op.copy()
+        generic[K.SC_WINDOW] = -1
+        idx = np.sort(rng.choice(channels * 30, 20, replace=False)).astype(np.int32)
+        mult = rng.integers(1, 3, idx.size).astype(np.float32)
+        sums, sops = [], []
+        for row in (op, generic):
+            buf = np.zeros(program.float_size, np.float32)
+            sops.append(K._scatter(row, program.iparams, program.fparams, buf, idx, mult, 0,
+                                   idx.size, False, 1))
+            sums.append(buf.view(np.int32))
+        np.testing.assert_array_equal(sums[0], sums[1])
+        assert sops[0] == sops[1] > 0

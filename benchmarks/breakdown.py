@@ -1,0 +1,191 @@
+"""Where the event engine's time goes: per operation row of the program, per layer and per
+part (synaptic scatter, neuron updates, spiking pooling, the analog first layer's MACs,
+bookkeeping), and each layer's scatter beside the isolated kernel of ``bench_kernels.py`` at
+the same shape and spike rate.
+
+:func:`profile_steps` is the engine's step loop (``kernels.run_steps`` and ``_step``,
+analog input only) with the processor's cycle counter read around every operation row; the
+benchmark checks that it computes the engine's outputs and SOPs exactly.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+import evsim
+from evsim.fanout import path_fanout
+from evsim.simulate import kernels as K
+from evsim.simulate.compile import compile_program
+from evsim.simulate.event import Workspace, _analog_head
+from evsim.threads import one_blas_thread
+
+PARTS = {K.OP_SCATTER: "scatter", K.OP_NEURON: "neuron updates", K.OP_MAXPOOL: "pooling",
+         K.OP_FILL: "bookkeeping", K.OP_ADD: "bookkeeping", K.OP_COPYPERM: "bookkeeping"}
+
+
+@intrinsic
+def _cycles(typingctx):
+    """The processor's cycle (time-stamp) counter."""
+    def codegen(context, builder, signature, args):
+        counter = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(64), []), "llvm.readcyclecounter")
+        return builder.call(counter, [])
+    return types.int64(), codegen
+
+
+@numba.njit
+def profile_steps(ops, ip, fp, f64, analog, analog_layout, T, event_offsets, readout_offset,
+                  readout_size, binary, buf, state, idx, mult, n_events, fired, out, counts,
+                  sops, pool_ops, cycles, gate, lipool, rich, depthwise):
+    """run_steps for steps 1..T of every image, analog input; ``cycles[r]`` gains the cycles of
+    operation row r, ``cycles[-1]`` those of starting the images and reading the outputs;
+    ``sops`` (B, sop layers) and ``pool_ops`` the totals; ``out`` (B, readout) at T."""
+    for b in range(buf.shape[0]):
+        start = _cycles()
+        K._start_image(ops, fp, analog[b], analog_layout, buf[b], state[b], n_events[b],
+                       out[b], counts[b])
+        cycles[-1] += _cycles() - start
+        for t in range(1, T + 1):
+            for r in range(ops.shape[0]):
+                start = _cycles()
+                _one_op(ops[r], ip, fp, f64, t, event_offsets, binary, buf[b], state[b],
+                        idx[b], mult[b], n_events[b], counts[b], sops[b], pool_ops[b],
+                        fired[b], gate, lipool, rich, depthwise)
+                cycles[r] += _cycles() - start
+        start = _cycles()
+        for i in range(readout_size):
+            out[b, i] = buf[b, readout_offset + i]
+        cycles[-1] += _cycles() - start
+
+
+@numba.njit
+def _one_op(op, ip, fp, f64, t, event_offsets, binary, buf, state, idx, mult, n_events,
+            counts, sops, pool_ops, fired, gate, lipool, rich, depthwise):
+    """One operation row of kernels._step (analog input: no rate row)."""
+    code = op[K.CODE]
+    if code == K.OP_SCATTER:
+        slot = op[K.SC_SLOT]
+        done = K._scatter(op, ip, fp, buf, idx, mult, event_offsets[slot], n_events[slot],
+                          binary, depthwise)
+        if op[K.SC_SOP_SLOT] >= 0:
+            sops[op[K.SC_SOP_SLOT]] += done
+    elif code == K.OP_FILL:
+        dst, size, bias = op[K.FILL_DST], op[K.FILL_SIZE], op[K.FILL_BIAS]
+        target = buf[dst:dst + size]
+        if bias < 0:
+            target[:] = 0
+        else:
+            values = fp[bias:bias + size]
+            for i in range(size):
+                target[i] = values[i]
+    elif code == K.OP_NEURON:
+        slot = op[K.NR_SLOT]
+        n_events[slot] = K._neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
+                                    counts, t, binary, fired, rich)
+    elif code == K.OP_ADD:
+        dst, src, size = op[K.ADD_DST], op[K.ADD_SRC], op[K.ADD_SIZE]
+        for i in range(size):
+            buf[dst + i] += buf[src + i]
+    elif code == K.OP_COPYPERM:
+        dst, src, channels, hw = (op[K.PERM_DST], op[K.PERM_SRC], op[K.PERM_CHANNELS],
+                                  op[K.PERM_HW])
+        for p in range(hw):
+            for c in range(channels):
+                buf[dst + c * hw + p] = buf[src + p * channels + c]
+    elif code == K.OP_MAXPOOL:
+        src_slot, out_slot = op[K.MP_SRC_SLOT], op[K.MP_OUT_SLOT]
+        emitted, done = K._maxpool(op, ip, state, idx, mult, event_offsets[src_slot],
+                                   n_events[src_slot], event_offsets[out_slot], binary, gate,
+                                   lipool)
+        n_events[out_slot] = emitted
+        pool_ops[op[K.MP_POOL_SLOT]] += done
+
+
+def row_names(program) -> list[str]:
+    """The layer each operation row works for."""
+    neurons = {layer[1]: layer[0] for layer in program.neuron_layers}
+    fills = {op[K.SC_DST]: program.sop_layers[op[K.SC_SOP_SLOT]] for op in program.ops
+             if op[K.CODE] == K.OP_SCATTER and op[K.SC_SOP_SLOT] >= 0}
+    names = []
+    for op in program.ops:
+        code = op[K.CODE]
+        if code == K.OP_SCATTER:
+            names.append(program.sop_layers[op[K.SC_SOP_SLOT]] if op[K.SC_SOP_SLOT] >= 0
+                         else "readout")
+        elif code == K.OP_NEURON:
+            names.append(neurons.get(op[K.NR_COUNTS], "?"))
+        elif code == K.OP_MAXPOOL:
+            names.append(program.pool_layers[op[K.MP_POOL_SLOT]])
+        elif code == K.OP_FILL:
+            names.append(fills.get(op[K.FILL_DST], "(other buffers)"))
+        else:
+            names.append("(copies and sums)")
+    return names
+
+
+def profile(snn: evsim.SpikingNetwork, images: np.ndarray, T: int):
+    """Seconds per image of each operation row, of the analog head and of the rest, and the
+    profiled run's SOPs per layer; checks the run against ``evsim.simulate``'s."""
+    program = compile_program(snn, "analog", np.float32)
+    x = images.astype(np.float32)
+    with one_blas_thread():  # as evsim.simulate holds it
+        _analog_head(snn, program, x[:1], 1)  # first calls: allocations, scratch arrays
+        start = time.perf_counter()
+        analog, layout = _analog_head(snn, program, x, 1)
+        head_s = time.perf_counter() - start
+    rows = Workspace(program, len(x), 1).rows(len(x))
+    out = np.zeros((len(x), program.readout_size), program.dtype)
+    sops = np.zeros((len(x), max(len(program.sop_layers), 1)), np.int64)
+    pool_ops = np.zeros((len(x), max(len(program.pool_layers), 1)), np.int64)
+    cycles = np.zeros(len(program.ops) + 1, np.int64)
+    args = (program.ops, program.iparams, program.fparams, program.f64params, analog, layout,
+            T, program.event_offsets, program.readout_offset, program.readout_size,
+            program.binary, rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], out,
+            rows[7], sops, pool_ops)
+    gate, lipool, rich, _, depthwise = K.kernel_paths(program.ops)
+    paths = (gate, lipool, rich, depthwise)
+    profile_steps(*args[:6], 1, *args[7:], np.zeros_like(cycles), *paths)  # compile
+    sops[:], pool_ops[:] = 0, 0
+    start = time.perf_counter()
+    profile_steps(*args, cycles, *paths)
+    seconds = time.perf_counter() - start
+    reference = evsim.simulate(snn, images, T=T, engine="event")
+    if not np.array_equal(reference.outputs[-1].reshape(len(x), -1), out):
+        raise AssertionError("the profiled step loop does not compute the engine's outputs")
+    per_layer = dict(zip(program.sop_layers, sops.sum(0) / len(x)))
+    if any(per_layer[k] != v.sum() / len(x) for k, v in reference.sops.items()):
+        raise AssertionError("the profiled step loop does not count the engine's SOPs")
+    per_cycle = seconds / max(int(cycles.sum()), 1) / len(x)
+    return program, cycles[:-1] * per_cycle, cycles[-1] * per_cycle, head_s / len(x), per_layer
+
+
+def kernel_rates(snn: evsim.SpikingNetwork, per_layer: dict, T: int, rounds: int) -> dict:
+    """Per synaptic layer read straight from a spiking layer: (its input's spike rate, the
+    isolated kernel's GSOP/s on fresh random events at that rate and shape, timed as
+    ``bench_kernels.py`` does)."""
+    import bench_kernels
+    network = snn.network
+    rng = np.random.default_rng(0)
+    found = {}
+    for name, sops in per_layer.items():
+        node = network[name]
+        source = node.inputs[0] if node.inputs else None
+        if (source not in snn.neurons and not isinstance(network[source].layer,
+                                                         evsim.layers.MaxPool2d)) \
+                or not isinstance(node.layer, (evsim.Conv2d, evsim.Dense)):
+            continue  # fed through averages or a Concat: no single isolated kernel
+        shape = network.shape(source)
+        macs = int(path_fanout(shape, [], node.layer, shape).sum())  # every input spiking once
+        rate = sops / (T * macs)
+        _, _, per_rate = bench_kernels.layer_cases(node.layer, shape, [rate], rng)
+        kernel_sops, case, _ = per_rate[0][1]["fresh"]
+        for _ in range(rounds):
+            case.time()
+        found[name] = (rate, kernel_sops / case.median() / 1e9)
+    return found
