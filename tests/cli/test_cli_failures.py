@@ -133,7 +133,10 @@ def test_ctrl_c_while_the_arguments_are_read_exits_130(capsys, monkeypatch):
 def test_sigint_during_start_up_of_the_installed_command(root, delay):
     import signal
     import time
-    run = subprocess.Popen([sys.executable, "-m", "evsim", "run", str(root / "snn.npz"),
+    # what the installed script runs (python -m evsim goes through runpy, which turns a
+    # caught start-up interrupt back into death by SIGINT)
+    launcher = "import sys; from evsim.__main__ import main; sys.exit(main())"
+    run = subprocess.Popen([sys.executable, "-c", launcher, "run", str(root / "snn.npz"),
                             "bundled", "--T", "4096"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     time.sleep(delay)
