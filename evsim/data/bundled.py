@@ -11,7 +11,9 @@
 
 Images are stored as uint8 (1000, 28, 28), labels as uint8 (1000,). The entries
 ``test_start`` and ``train_start`` record the first source index of each split.
-Fashion-MNIST is released by Zalando Research under the MIT license.
+``scenes_sample.npz`` holds 300 Fashion-MNIST scenes for segmentation and
+detection (:func:`bundled_scenes`). Fashion-MNIST is released by Zalando
+Research under the MIT license.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from importlib import resources
 import numpy as np
 
 from .fashion_mnist import check_split, to_unit_float
+from .scenes import Scenes, load_scenes
 
-__all__ = ["SAMPLE_FILE", "load_bundled_sample"]
+__all__ = ["SAMPLE_FILE", "SCENES_FILE", "bundled_scenes", "load_bundled_sample"]
 
 #: File name of the sample, inside the ``evsim.data`` package.
 SAMPLE_FILE = "fashion_mnist_sample.npz"
@@ -67,3 +70,25 @@ def load_bundled_sample(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
             "reinstall evsim, or regenerate it with examples/make_bundled_sample.py"
         ) from exc
     return to_unit_float(images)[:, np.newaxis], labels.astype(np.int64)
+
+
+#: File name of the bundled scenes, inside the ``evsim.data`` package.
+SCENES_FILE = "scenes_sample.npz"
+
+
+def bundled_scenes() -> Scenes:
+    """Load the 300 Fashion-MNIST test scenes (64 × 64) that ship with evsim.
+
+    Made by ``examples/make_scenes_sample.py``: ``fashion_mnist_scenes("test", 300,
+    size=64, items=(1, 4), seed=0)`` (rules in :mod:`evsim.data.scenes`). Needs no
+    download and no system package.
+    """
+    resource = resources.files(__package__).joinpath(SCENES_FILE)
+    try:
+        with resources.as_file(resource) as file:
+            return load_scenes(file)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"bundled scenes {SCENES_FILE} are missing from the evsim.data package; "
+            "reinstall evsim, or regenerate them with examples/make_scenes_sample.py"
+        ) from exc
