@@ -16,7 +16,7 @@ from .errors import EvsimError, EvsimValueError
 #: Import name -> the evsim extra that installs it.
 EXTRAS = {"torch": "torch", "nir": "nir", "h5py": "nir", "optuna": "bo", "dask": "distributed",
           "optuna_integration": "distributed",
-          "distributed": "distributed", "plotly": "explore"}
+          "distributed": "distributed", "plotly": "explore", "pycocotools": "coco"}
 
 
 class MissingExtraError(EvsimError, ImportError):

@@ -7,6 +7,13 @@
   energy tables (Horowitz 2014 presets) and :func:`energy_report`;
 * :mod:`evsim.analysis.summary` -- accuracy, SOPs and energy per image at
   every checkpoint (:func:`checkpoint_summary`);
+* :mod:`evsim.analysis.segmentation` -- mIoU and pixel accuracy (:func:`segmentation_scores`,
+  :func:`segmentation_vs_t`);
+* :mod:`evsim.analysis.detection` -- COCO-style mAP in NumPy (:func:`average_precision`,
+  :func:`map50`, :func:`detection_vs_t`) and with pycocotools (:func:`coco_map`, extra
+  ``coco``);
+* :mod:`evsim.analysis.fidelity` -- a task answer's fidelity to the ANN at every
+  checkpoint (:func:`segmentation_fidelity`, :func:`detection_fidelity`);
 * :mod:`evsim.analysis.neurobench` -- the NeuroBench 2.3.0 metrics
   (:func:`neurobench_metrics`), pure NumPy; it replays max pooling with the dense engine,
   so it is loaded when one of its names is first used (the ``evsim`` command's help loads
@@ -22,6 +29,11 @@ from .stats import (LayerErrorStats, OutputErrorStats, conversion_error, counts_
                     silent_fraction, recorded_train, snn_rates, sparsity_per_step,
                     spikes_per_step)
 from .summary import CheckpointSummary, checkpoint_summary, class_accuracy, confusion_matrix
+from .detection import (COCO_IOU_THRESHOLDS, DetectionCurve, average_precision, coco_map,
+                        detection_vs_t, map50)
+from .fidelity import TaskFidelity, detection_fidelity, segmentation_fidelity
+from .segmentation import (SegmentationCurve, SegmentationScores, mean_iou, pixel_accuracy,
+                           segmentation_confusion, segmentation_scores, segmentation_vs_t)
 
 _NEUROBENCH = ("neurobench_metrics", "neurobench_static_metrics", "NEUROBENCH_VERSION")
 
@@ -49,5 +61,9 @@ __all__ = [
     "ann_macs", "ann_adds", "EnergyRow", "EnergyReport", "energy_report", "energy_unit",
     "CONVENTIONS", "CheckpointSummary", "checkpoint_summary", "confusion_matrix",
     "class_accuracy",
+    "SegmentationScores", "SegmentationCurve", "segmentation_confusion", "segmentation_scores",
+    "mean_iou", "pixel_accuracy", "segmentation_vs_t",
+    "COCO_IOU_THRESHOLDS", "average_precision", "map50", "coco_map", "DetectionCurve",
+    "detection_vs_t", "TaskFidelity", "segmentation_fidelity", "detection_fidelity",
     "neurobench_metrics", "neurobench_static_metrics", "NEUROBENCH_VERSION",
 ]
