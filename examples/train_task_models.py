@@ -46,8 +46,10 @@ from torch.nn import functional as F
 
 import evsim
 from evsim.data import load_fashion_mnist
-from evsim.data.scenes import make_scenes
+from evsim.data.scenes import fashion_mnist_scenes, make_scenes
+from evsim.analysis import COCO_IOU_THRESHOLDS, average_precision, segmentation_scores
 from evsim.io.torch import from_torch
+from evsim.tasks import CenterNetHead, decode_detections, decode_masks
 from evsim.training import QCFS
 
 OUT = Path(__file__).resolve().parents[1] / "evsim" / "models"
@@ -58,6 +60,10 @@ TRAIN_END = 55_000
 SEED = 0
 BATCH = 64
 LR = 3e-3
+TRAIN_SCENES = 10_000
+HELD_OUT = 500  # held-out scenes (items 55,000..59,999) that pick the epoch
+TEST = 1000  # test scenes (test split, seed 0: the first 300 are the bundled sample)
+HEAD = CenterNetHead(classes=CLASSES, stride=STRIDE, offset=False)  # the detector's readout
 SIGMA = 1.0  # std of the Gaussian around each centre on the heatmap, in cells
 
 
@@ -139,13 +145,13 @@ class CenterNet(_Named):
 #: name -> (description, builder, epochs)
 MODELS = {
     "unet_relu": ("U-Net-style segmenter, 11 classes per pixel, ReLU",
-                  lambda: UNet("relu"), 8),
+                  lambda: UNet("relu"), 5),
     "unet_qcfs": ("U-Net-style segmenter, 11 classes per pixel, QCFS L = 4",
-                  lambda: UNet("qcfs"), 8),
+                  lambda: UNet("qcfs"), 5),
     "centernet_relu": ("CenterNet-style detector, stride 4, 10 heatmaps + box size, ReLU",
-                       lambda: CenterNet("relu"), 12),
+                       lambda: CenterNet("relu"), 8),
     "centernet_qcfs": ("CenterNet-style detector, stride 4, 10 heatmaps + box size, QCFS L = 4",
-                       lambda: CenterNet("qcfs"), 12),
+                       lambda: CenterNet("qcfs"), 8),
 }
 
 
@@ -185,7 +191,8 @@ def focal_loss(logits: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
 def scene_data(split: str, first: int, last: int, n: int, seed: int) -> dict:
     """``n`` seeded scenes from items ``first..last - 1`` of a Fashion-MNIST split."""
     images, labels = load_fashion_mnist(split)
-    scenes = make_scenes(images[first:last], labels[first:last], n, size=SIZE, seed=seed)
+    scenes = make_scenes(images[first:last], labels[first:last], n, size=SIZE, seed=seed,
+                         source=f"Fashion-MNIST {split} items {first}..{last - 1}")
     heat, size, centre = detection_targets(scenes.boxes, scenes.box_labels, n)
     return {"x": scenes.images, "masks": scenes.masks.astype(np.int64), "heat": heat,
             "size": size, "centre": centre, "scenes": scenes}
@@ -211,19 +218,8 @@ def held_out_score(name: str, model: nn.Module, data: dict) -> float:
     outs = [model(torch.from_numpy(data["x"][s:s + 256])) for s in range(0, len(data["x"]), 256)]
     out = torch.cat(outs)
     if name.startswith("unet"):
-        return mean_iou(out.argmax(1).numpy(), data["masks"])
+        return segmentation_scores(out.argmax(1).numpy(), data["masks"], CLASSES + 1).miou
     return -float(task_loss(name, out, _tensors(data, slice(None))))
-
-
-def mean_iou(pred: np.ndarray, truth: np.ndarray, classes: int = CLASSES + 1) -> float:
-    """Mean over the classes present in ``truth`` or ``pred`` of |pred ∩ truth| / |pred ∪ truth|."""
-    ious = []
-    for c in range(classes):
-        p, t = pred == c, truth == c
-        union = np.sum(p | t)
-        if union:
-            ious.append(np.sum(p & t) / union)
-    return float(np.mean(ious))
 
 
 def train(name: str, epochs: int, train_data: dict, held_out: dict,
@@ -279,3 +275,149 @@ def train(name: str, epochs: int, train_data: dict, held_out: dict,
         recipe["targets"] = (f"Gaussian heatmaps (std {SIGMA} cell) at each box centre's cell, "
                              "width and height in pixels there")
     return model, {"description": description, "recipe": recipe, "history": history}
+
+
+class _QCFSForExport(nn.Module):
+    """QCFS written with plain operators (Floor, Clip, Mul, Div), which ONNX has."""
+
+    def __init__(self, qcfs: QCFS):
+        super().__init__()
+        self.levels, self.shift, self.lam = qcfs.levels, qcfs.shift, float(qcfs.lam.detach())
+
+    def forward(self, x):
+        q = torch.clamp(torch.floor(x * (self.levels / self.lam) + self.shift), 0, self.levels)
+        return q * (self.lam / self.levels)
+
+
+def export_onnx(model: nn.Module, path: Path) -> None:
+    """Write ``model`` (eval mode) as ONNX, opset 17, batch dimension dynamic."""
+    model = copy.deepcopy(model).eval()
+    for name, module in list(model.named_children()):
+        if isinstance(module, QCFS):
+            setattr(model, name, _QCFSForExport(module))
+    torch.onnx.export(model, (torch.zeros(1, 1, SIZE, SIZE),), str(path), dynamo=False,
+                      input_names=["input"], output_names=["output"], opset_version=17,
+                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+
+
+def evaluate(name: str, network: evsim.Network, test) -> dict:
+    """The ANN's test metrics with evsim's forward pass and decoding (:mod:`evsim.tasks`):
+    mIoU and pixel accuracy (segmenter), mAP@.5 and mAP@[.5:.95] (detector)."""
+    out = np.concatenate([evsim.forward(network, test.images[s:s + 250])
+                          for s in range(0, len(test.images), 250)])
+    if name.startswith("unet"):
+        scores = segmentation_scores(decode_masks(out), test.masks, CLASSES + 1)
+        return {"test_miou": round(scores.miou, 4),
+                "test_pixel_accuracy": round(scores.pixel_accuracy, 4),
+                "test_scenes": len(test.images)}
+    found = decode_detections(out, HEAD)
+    ap = average_precision(found, test.boxes, test.box_labels,
+                           iou_thresholds=COCO_IOU_THRESHOLDS)
+    return {"test_map50": round(float(np.nanmean(ap[:, 0])), 4),
+            "test_coco_map": round(float(np.nanmean(ap)), 4), "test_scenes": len(test.images)}
+
+
+def card(name: str, info: dict, layers: list[str]) -> str:
+    metric = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in info.items()
+                       if k.startswith("test"))
+    recipe = ", ".join(f"{k} {v}" for k, v in info["recipe"].items())
+    kept = next(e for e in info["history"] if e["epoch"] == info["recipe"]["kept_epoch"])
+    kept = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in kept.items() if k != "epoch")
+    return (f"# {name}\n\n{info['description']}.\n\n- ANN {metric}\n- output: "
+            f"{info['output']}\n- kept epoch {info['recipe']['kept_epoch']} of "
+            f"{info['recipe']['epochs']}: {kept}\n- layers: {', '.join(layers)}\n"
+            f"- parameters: {info['parameters']}\n- training time: "
+            f"{info['training_seconds']:.0f} s on {info['machine']} ({info['date']})\n"
+            f"- recipe: {recipe}\n\nRetrain: "
+            f"`python examples/train_task_models.py --model {name}`\n")
+
+
+OUTPUTS = {
+    "unet": "(11, 64, 64): logits per pixel, channel 0 background, channel 1 + c class c; "
+            "the mask is their argmax",
+    "centernet": f"(12, 16, 16) at stride {STRIDE}: channels 0..9 the class heatmaps' logits "
+                 "(decoding applies the sigmoid), channels 10, 11 the box width and height "
+                 "in input pixels at the box centre's cell floor(centre / 4)",
+}
+
+
+def bundle(name: str, model: nn.Module, info: dict, seconds: float, threads: int, test,
+           out: Path) -> None:
+    """Check evsim's import against torch and ONNX Runtime, then write the model's files."""
+    import onnxruntime
+
+    network = from_torch(model, (1, SIZE, SIZE))
+    export_onnx(model, out / f"{name}.onnx")
+    check = test.images[:16]
+    session = onnxruntime.InferenceSession(str(out / f"{name}.onnx"))
+    reference = session.run(None, {"input": check})[0]
+    with torch.no_grad():
+        torch_out = model(torch.from_numpy(check)).numpy()
+    got = evsim.forward(network, check)
+    # A quantised activation turns a last-bit float difference at a level boundary into a
+    # whole level, so compare the decoded argmax of most outputs rather than every value.
+    for what, ref in (("ONNX Runtime", reference), ("torch", torch_out)):
+        if np.mean(got.argmax(1) == ref.argmax(1)) < 0.99:
+            raise RuntimeError(f"{name}: evsim.forward differs from {what}")
+    info.update(name=name, output=OUTPUTS[name.split("_")[0]],
+                parameters=int(sum(p.numel() for p in model.parameters())),
+                training_seconds=round(seconds, 1), date=str(datetime.date.today()),
+                machine=f"{platform.machine()} CPU, {threads} torch thread(s), shared",
+                **evaluate(name, network, test))
+    evsim.save(network, out / f"{name}.npz")
+    (out / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
+    (out / f"{name}.md").write_text(card(name, info, [n.name for n in network.nodes[1:]]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="all", choices=["all", *MODELS])
+    parser.add_argument("--epochs", type=int, default=None, help="override the model's epochs")
+    parser.add_argument("--scenes", type=int, default=TRAIN_SCENES, help="training scenes")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--time-batches", type=int, default=None, metavar="N",
+                        help="only time N training batches per model and print s/epoch")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="only measure the written models again on the test scenes and "
+                        "rewrite their .json and .md")
+    parser.add_argument("--smoke", action="store_true",
+                        help="1 epoch on 256 scenes into a temporary directory")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    n_train, n_held, n_test = (256, 64, 64) if args.smoke else (args.scenes, HELD_OUT, TEST)
+    test = fashion_mnist_scenes("test", n_test, size=SIZE, seed=0)
+    names = list(MODELS) if args.model == "all" else [args.model]
+    out = args.out or (Path(tempfile.mkdtemp(prefix="evsim-models-")) if args.smoke else OUT)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.evaluate:
+        for name in names:
+            info = json.loads((out / f"{name}.json").read_text())
+            info = {k: v for k, v in info.items() if not k.startswith("test")}
+            network = evsim.load(out / f"{name}.npz")
+            info.update(evaluate(name, network, test))
+            (out / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
+            (out / f"{name}.md").write_text(card(name, info, [n.name for n in network.nodes[1:]]))
+            print(name, {k: v for k, v in info.items() if k.startswith("test")}, flush=True)
+        return
+    train_data = scene_data("train", 0, TRAIN_END, n_train, SEED + 1)
+    held_out = scene_data("train", TRAIN_END, 60_000, n_held, SEED + 2)
+    for name in names:
+        epochs = 1 if args.smoke else (args.epochs or MODELS[name][2])
+        if args.time_batches:
+            _, timing = train(name, epochs, train_data, held_out, args.time_batches)
+            per_epoch = timing["seconds_per_batch"] * timing["batches_per_epoch"]
+            print(f"{name}: {per_epoch:.0f} s per epoch, {epochs} epochs "
+                  f"{epochs * per_epoch / 60:.1f} min on {args.threads} thread(s)", flush=True)
+            continue
+        start = time.perf_counter()
+        model, info = train(name, epochs, train_data, held_out)
+        seconds = time.perf_counter() - start
+        bundle(name, model, info, seconds, args.threads, test, out)
+        print(f"{name}: {seconds:.0f} s, " + ", ".join(f"{k} {v}" for k, v in info.items()
+                                                      if k.startswith("test")), flush=True)
+
+
+if __name__ == "__main__":
+    main()
