@@ -76,12 +76,13 @@ class TaskScore:
         """The score of the first ``n`` scenes."""
         return TaskScore(self.task, self.scenes.take(slice(0, n)), self.head, self.classes)
 
-    def answers(self, readout: np.ndarray):
+    def answers(self, readout: np.ndarray, score_threshold: float = 0.05):
         """Decoded answers of a readout ``(N, *output_shape)``: masks ``(N, H, W)`` or one
-        :class:`~evsim.tasks.Detections` per image."""
+        :class:`~evsim.tasks.Detections` per image (boxes scoring ``score_threshold`` or
+        more; the metric uses 0.05, pictures read better with 0.3)."""
         if self.task == "segmentation":
             return decode_masks(readout)
-        return decode_detections(readout, self.head)
+        return decode_detections(readout, self.head, score_threshold=score_threshold)
 
     def score(self, readout: np.ndarray) -> float:
         """The metric (a fraction in [0, 1]) of a readout ``(N, *output_shape)``, e.g. the
