@@ -153,12 +153,12 @@ class Comparison:
             return rows
 
         energy = ("–" if self.ann_energy_uj is None else f"{self.ann_energy_uj:.4g}")
-        lines = [f"{self.metric[0].upper()}{self.metric[1:]}, SOPs and energy per image on "
-                 f"{self.n_images} images ({self.engine} "
+        title = "Accuracy" if self.metric == "accuracy" else self.metric
+        lines = [f"{title}, SOPs and energy per image on {self.n_images} images ({self.engine} "
                  f"engine, {self.encoding} input, energy table {self.energy_table}, analog "
                  f"head: {self.convention}). n/a: the method did not run at that T "
                  "(reasons below).", ""]
-        lines += table(f"### {self.metric[0].upper()}{self.metric[1:]} (%)", "accuracy", lambda v: f"{100 * v:.2f}",
+        lines += table(f"### {title} (%)", "accuracy", lambda v: f"{100 * v:.2f}",
                        f"{100 * self.ann_accuracy:.2f}")
         lines += [""] + table("### SOPs per image", "sops", lambda v: f"{v:.4g}", None)
         lines += [""] + table("### Energy per image (µJ)", "energy_uj", lambda v: f"{v:.4g}",

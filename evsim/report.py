@@ -404,7 +404,7 @@ def _inside_section(snn: SpikingNetwork, runs: _Runs, figure: _Figures) -> list[
 
 
 def _title(metric: str) -> str:
-    return metric[0].upper() + metric[1:]
+    return "Accuracy" if metric == "accuracy" else metric
 
 
 #: Scenes the report draws, and at most how many checkpoints of the SNN it shows for them.
