@@ -277,9 +277,16 @@ def _energy_line(report) -> str:
     from .analysis import energy_unit
 
     unit, scale = energy_unit(max(report.ann_pj, report.snn_pj))
-    return (f"energy per image at T = {report.steps}: SNN {report.snn_pj / scale:.4g} {unit}, "
+    line = (f"energy per image at T = {report.steps}: SNN {report.snn_pj / scale:.4g} {unit}, "
             f"ANN {report.ann_pj / scale:.4g} {unit} (SNN/ANN {report.ratio:.3g}; "
             f"{report.table.name}, analog head: {report.convention})")
+    if report.memory is None:
+        return line
+    memory = report.memory
+    unit, scale = energy_unit(max(memory.ann_pj, memory.snn_pj))
+    return (line + f"; with memory and addressing (Lemaire et al. 2022): SNN "
+            f"{memory.snn_pj / scale:.4g} {unit}, ANN {memory.ann_pj / scale:.4g} {unit} "
+            f"(SNN/ANN {memory.ratio:.3g})")
 
 
 def _rates_line(result) -> str:
@@ -481,7 +488,10 @@ def _check_method_fits(network, method: str, model: str) -> None:
     kinds = " or ".join(c.__name__ for c in needed)
     raise CommandError(f"--method {method} needs a model trained with {kinds} activations, and "
                        f"--model {model} has none; pass --model {DEMO_MODELS[method]} (the "
-                       f"bundled model trained for {method}) or leave --model out")
+                       f"bundled model trained for {method}) or leave --model out; to keep "
+                       f"its initial potential θ/2 on --model {model}, run `evsim convert "
+                       "--method percentile --initial-potential 0.5` (`percentile+opi` in "
+                       "`evsim compare --methods`)")
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -610,7 +620,7 @@ def _compare(args: argparse.Namespace) -> int:
         return 0
     print(comparison.to_markdown())
     print(f"\nwrote {report.html}, {report.markdown}, comparison.md, comparison.json"
-          + (" and accuracy_vs_T.png" if report.images else "") + f" in {report.directory} "
+          + (" and accuracy_tradeoffs.png" if report.images else "") + f" in {report.directory} "
           f"({elapsed:.1f} s)")
     return 0
 
@@ -718,15 +728,45 @@ def _steps(text: str) -> list[int]:
     return steps
 
 
-def _methods(text: str) -> list[str]:
-    from .options import METHODS
+def _methods_file(path: str) -> list[str]:
+    """The variants a spec file lists: a JSON list of strings, or one per line (``#``
+    starts a comment)."""
+    import json
 
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in METHODS]
-    if not names or unknown:
+    try:
+        text = open(path, encoding="utf-8").read()
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"{path}: cannot read the methods file "
+                                         f"({err.strerror})") from None
+    if path.endswith(".json"):
+        try:
+            names = json.loads(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{path}: not JSON ({err})") from None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise argparse.ArgumentTypeError(f"{path}: expected a JSON list of method names "
+                                             'such as ["percentile", "spicalib(p=0.995)"]')
+        return [name.strip() for name in names if name.strip()]
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [line for line in lines if line]
+
+
+def _methods(text: str) -> list[str]:
+    """Method names or variants (:mod:`evsim.variants`), each checked, labelled as written;
+    ``@FILE`` reads them from a file (:func:`_methods_file`)."""
+    from .options import METHODS
+    from .variants import VariantError, parse_variant, split_variants
+
+    try:
+        names = _methods_file(text[1:]) if text.startswith("@") else split_variants(text)
+        for name in names:
+            parse_variant(name)
+    except VariantError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if not names:
         raise argparse.ArgumentTypeError(
-            f"expected method names such as opi,percentile (from {', '.join(METHODS)}), got "
-            f"{text!r}")
+            f"expected method names such as opi,percentile (from {', '.join(METHODS)}), or "
+            f"variants such as percentile+opi or spicalib(p=0.995), got {text!r}")
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"a method is named twice in {text!r}")
     return names
@@ -943,6 +983,7 @@ def _report_parser(commands) -> None:
 
 def _compare_parser(commands) -> None:
     from .options import METHODS
+    from .variants import MODIFIERS, describe_modifier
 
     compare = commands.add_parser("compare", help="compare conversion methods on one model",
                                   description=_compare.__doc__,
@@ -959,7 +1000,12 @@ def _compare_parser(commands) -> None:
                          "resumable run)")
     compare.add_argument("--methods", type=_methods, default=["percentile"], metavar="NAMES",
                          help="comma-separated conversion presets (" + ", ".join(METHODS)
-                         + "; default: percentile)")
+                         + ") or variants of them, labelled as written: preset+modifier ("
+                         + ", ".join(f"+{m}: {describe_modifier(m)}" for m in MODIFIERS)
+                         + ") and (option=value, ...) with ConversionOptions fields or p, the "
+                         "percentile as a fraction; e.g. \"percentile, percentile+opi, "
+                         "spicalib(p=0.995)\"; @FILE reads them from a file, one per line or "
+                         "a JSON list (default: percentile)")
     compare.add_argument("--T", type=_steps, default=[1, 2, 4, 8, 16, 32, 64, 128],
                          metavar="STEPS", help="comma-separated time steps to compare "
                          "(default: 1,2,4,...,128)")

@@ -1,8 +1,13 @@
-"""Comparing conversion methods on one model: accuracy, SOPs and energy per image versus T.
+"""Comparing conversion methods on one model: accuracy against latency, SOPs and energy.
 
-:func:`compare_methods` converts a network with each method and simulates the
-same images, and returns a :class:`Comparison` (a Markdown table, JSON, a
-plot). Its unit of work is a *cell*, one simulation:
+:func:`compare_methods` converts a network with each method (a preset or a
+variant such as ``"percentile+opi"``, :mod:`evsim.variants`) and simulates the
+same images, and returns a :class:`Comparison`: Markdown tables, JSON and plots
+of each method's accuracy, with its 95 % Wilson interval, against its latency
+(steps until the answer), its SOPs and its energy per image, compute-only and
+with memory and addressing, the Pareto-optimal points marked
+(:meth:`Comparison.tradeoffs`, :meth:`Comparison.plot_tradeoffs`). Its unit of
+work is a *cell*, one simulation:
 
 * a method whose options do not depend on T runs once, at the largest T, and
   is read at every T (checkpoints of one run);
@@ -30,8 +35,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .analysis.confidence import accuracy_interval
 from .analysis.energy import CONVENTIONS, EnergyTable, energy_report, energy_table
 from .analysis.task_score import TaskScore
+from .analysis.pareto import pareto_optimal
 from .convert import convert
 from .errors import EvsimTypeError, EvsimValueError
 from .forward import _check_inputs, forward
@@ -42,6 +49,7 @@ from .simulation_options import SimulationOptions, resolve_simulation
 from .spiking import WINDOWED
 from .timescheme import MAX_BITS
 from .validate import check_labels, check_steps
+from .variants import parse_variant
 
 #: T of a comparison unless told otherwise: 1, 2, 4, ..., 128.
 DEFAULT_T = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -49,7 +57,8 @@ DEFAULT_T = (1, 2, 4, 8, 16, 32, 64, 128)
 #: How the progress line of a cell found in the ``cells`` folder ends.
 REUSED = "reused: saved by an earlier run"
 
-#: A method: a preset name, ``(label, preset name)``, ``(label, ConversionOptions)``,
+#: A method: a preset name or variant (``"percentile+opi"``, ``"spicalib(p=0.995)"``:
+#: :mod:`evsim.variants`), ``(label, preset name or variant)``, ``(label, ConversionOptions)``,
 #: ``(label, {T: options})``, or ``(label, preset name, options | {option: value} |
 #: {T: options})``.
 MethodSpec = (str | tuple[str, str | ConversionOptions | Mapping]
@@ -66,8 +75,10 @@ class MethodResult:
     complete, for the temporal schemes only; ``calibration_spikes``
     SpiCalib's negative spikes per image (0 without calibration); ``options``
     the options each T was converted with (:meth:`ConversionOptions.as_dict`); ``not_applied``
-    the reason for each T the method could not run at. ``per_T``: one run
-    per T (options that depend on T) rather than one run read at checkpoints.
+    the reason for each T the method could not run at; ``memory_energy_uj`` the
+    SNN's energy with memory and addressing (Lemaire et al. 2022,
+    :mod:`evsim.analysis.energy_memory`). ``per_T``: one run per T (options
+    that depend on T) rather than one run read at checkpoints.
     """
 
     label: str
@@ -80,6 +91,7 @@ class MethodResult:
     calibration_spikes: dict[int, float] = field(default_factory=dict)
     options: dict[int, dict] = field(default_factory=dict)
     not_applied: dict[int, str] = field(default_factory=dict)
+    memory_energy_uj: dict[int, float] = field(default_factory=dict)
 
     @property
     def applies(self) -> bool:
@@ -91,6 +103,11 @@ class MethodResult:
         return {"label": self.label, "method": self.method, "per_T": self.per_T,
                 **{name: dict(getattr(self, name)) for name in _TABLES}}
 
+    def steps_until_answer(self, t: int) -> int:
+        """The latency at T = ``t``: T itself for synchronous schemes, the steps until the
+        output is complete ((D + 1)·T) for the temporal ones."""
+        return int(self.latency.get(t, t))
+
     @classmethod
     def from_dict(cls, values: Mapping) -> MethodResult:
         """The row :meth:`as_dict` describes (string T keys accepted)."""
@@ -100,7 +117,14 @@ class MethodResult:
 
 
 _TABLES = ("accuracy", "sops", "energy_uj", "latency", "calibration_spikes", "options",
-           "not_applied")
+           "not_applied", "memory_energy_uj")
+
+#: The costs a comparison sets accuracy against: ``(MethodResult table or "latency", axis
+#: label, name in the Pareto column)``.
+COSTS = (("latency", "latency (steps until the answer)", "latency"),
+         ("sops", "SOPs per image", "SOPs"),
+         ("energy_uj", "energy per image (µJ, compute only)", "energy"),
+         ("memory_energy_uj", "energy per image (µJ, with memory)", "memory energy"))
 
 
 @dataclass(frozen=True)
@@ -112,7 +136,9 @@ class Comparison:
     ``ann_energy_uj`` its energy per image (µJ; None when no method ran) on
     the same ``n_images`` images; how they were simulated (``engine``,
     ``encoding``, ``seed``) and costed (``energy_table``, ``convention``);
-    ``network_hash`` the ANN's content hash; ``evsim_version``.
+    ``network_hash`` the ANN's content hash; ``evsim_version``;
+    ``ann_memory_energy_uj`` the ANN's energy per image with memory and
+    addressing (µJ; Lemaire et al. 2022).
     """
 
     T: tuple[int, ...]
@@ -127,6 +153,7 @@ class Comparison:
     convention: str
     network_hash: str
     evsim_version: str
+    ann_memory_energy_uj: float | None = None
     metric: str = "accuracy"
 
     def __getitem__(self, label: str) -> MethodResult:
@@ -136,46 +163,113 @@ class Comparison:
         raise KeyError(f"no method labelled {label!r}; labels are "
                        f"{', '.join(r.label for r in self.methods)}")
 
+    def interval(self, accuracy: float) -> tuple[float, float]:
+        """The 95 % Wilson interval of an ``accuracy`` measured on this comparison's images."""
+        return accuracy_interval(accuracy, self.n_images)
+
+    def tradeoffs(self) -> list[dict]:
+        """Every (method, T) that ran, JSON-ready: ``label``, ``T``, ``latency`` (steps until
+        the answer), ``accuracy`` and its 95 % Wilson interval ``low``/``high``, ``images``,
+        ``sops``, ``energy_uj``, ``memory_energy_uj`` (None if not measured) and
+        ``pareto``: the costs (:data:`COSTS`' names) in which no other point is both
+        cheaper and more accurate."""
+        points = []
+        for row in self.methods:
+            for t in sorted(row.accuracy):
+                low, high = self.interval(row.accuracy[t])
+                points.append({"label": row.label, "T": t, "latency": row.steps_until_answer(t),
+                               "accuracy": row.accuracy[t], "low": low, "high": high,
+                               "images": self.n_images, "sops": row.sops.get(t),
+                               "energy_uj": row.energy_uj.get(t),
+                               "memory_energy_uj": row.memory_energy_uj.get(t), "pareto": []})
+        for key, _, name in COSTS:
+            measured = [p for p in points if p[key] is not None]
+            if measured:
+                best = pareto_optimal([p[key] for p in measured],
+                                      [p["accuracy"] for p in measured])
+                for point, optimal in zip(measured, best):
+                    if optimal:
+                        point["pareto"].append(name)
+        return points
+
     def to_markdown(self) -> str:
-        """Markdown tables of accuracy (%), SOPs and energy per image at every T (the ANN's
-        last), latency for temporal schemes, and the reason for each method or T not run."""
-        head = "| method | " + " | ".join(f"T={t}" for t in self.T) + " |"
-        rule = "|---|" + "---:|" * len(self.T)
+        """Markdown tables: accuracy (%) with its 95 % Wilson interval, SOPs and energy per
+        image (compute only, and with memory) at every T (the ANN's last), the accuracy
+        against latency, SOPs and energy with the Pareto-optimal points, latency for
+        temporal schemes, and the reason for each method or T not run."""
+        def cell(fmt):
+            return lambda v: "n/a" if v is None else fmt(v)
 
-        def table(title: str, key: str, fmt: Callable[[float], str], ann: str | None):
-            rows = [title, "", head, rule]
-            for row in self.methods:
-                values = getattr(row, key)
-                rows.append(f"| {row.label} | " + " | ".join(
-                    fmt(values[t]) if t in values else "n/a" for t in self.T) + " |")
-            if ann is not None:
-                rows.append("| ANN | " + " | ".join(ann for _ in self.T) + " |")
-            return rows
+        def accuracy(v):
+            low, high = self.interval(v)
+            return f"{100 * v:.2f} ({100 * low:.1f}–{100 * high:.1f})"
 
-        energy = ("–" if self.ann_energy_uj is None else f"{self.ann_energy_uj:.4g}")
+        energy = cell(lambda v: f"{v:.4g}")
         title = "Accuracy" if self.metric == "accuracy" else self.metric
         lines = [f"{title}, SOPs and energy per image on {self.n_images} images ({self.engine} "
                  f"engine, {self.encoding} input, energy table {self.energy_table}, analog "
                  f"head: {self.convention}). n/a: the method did not run at that T "
                  "(reasons below).", ""]
-        lines += table(f"### {title} (%)", "accuracy", lambda v: f"{100 * v:.2f}",
-                       f"{100 * self.ann_accuracy:.2f}")
-        lines += [""] + table("### SOPs per image", "sops", lambda v: f"{v:.4g}", None)
-        lines += [""] + table("### Energy per image (µJ)", "energy_uj", lambda v: f"{v:.4g}",
-                              energy)
+        lines += self._table(f"### {title} (%) on {self.n_images} images, with its 95 % "
+                             "Wilson interval", "accuracy", accuracy, accuracy(
+                                 self.ann_accuracy))
+        lines += [""] + self._table("### SOPs per image", "sops", lambda v: f"{v:.4g}", None)
+        lines += [""] + self._table("### Energy per image (µJ, compute only)", "energy_uj",
+                                    lambda v: f"{v:.4g}", energy(self.ann_energy_uj))
+        if any(row.memory_energy_uj for row in self.methods):
+            lines += [""] + self._table(
+                "### Energy per image with memory and addressing (µJ, Lemaire et al. 2022)",
+                "memory_energy_uj", lambda v: f"{v:.4g}", energy(self.ann_memory_energy_uj))
+        lines += [""] + self._tradeoff_table()
+        lines += self._notes()
+        return "\n".join(lines)
+
+    def _table(self, title: str, key: str, fmt: Callable[[float], str], ann: str | None,
+               methods: Sequence[MethodResult] | None = None) -> list[str]:
+        """One ``{T: value}`` table of ``methods`` (default: all), and the ANN's row if
+        ``ann``."""
+        rows = [title, "", "| method | " + " | ".join(f"T={t}" for t in self.T) + " |",
+                "|---|" + "---:|" * len(self.T)]
+        for row in self.methods if methods is None else methods:
+            values = getattr(row, key)
+            rows.append(f"| {row.label} | " + " | ".join(
+                fmt(values[t]) if t in values else "n/a" for t in self.T) + " |")
+        if ann is not None:
+            rows.append("| ANN | " + " | ".join(ann for _ in self.T) + " |")
+        return rows
+
+    def _tradeoff_table(self) -> list[str]:
+        """Accuracy against latency, SOPs and energy, one line per (method, T) that ran."""
+        def number(v):
+            return "n/a" if v is None else f"{v:.4g}"
+
+        lines = ["### Accuracy versus latency, SOPs and energy (Pareto view)", "",
+                 "Latency: steps until the answer (T, or (D + 1)·T for a temporal scheme, "
+                 "whose T is its window). Pareto-optimal in: the costs for which no other "
+                 "point is both cheaper and more accurate.", "",
+                 "| method | T | latency (steps) | accuracy (%) | 95 % interval | images | "
+                 "SOPs / image | energy (µJ) | energy with memory (µJ) | Pareto-optimal in |",
+                 "|---|---:|---:|---:|---|---:|---:|---:|---:|---|"]
+        for p in self.tradeoffs():
+            lines.append(
+                f"| {p['label']} | {p['T']} | {p['latency']} | {100 * p['accuracy']:.2f} | "
+                f"{100 * p['low']:.1f}–{100 * p['high']:.1f} | {p['images']} | "
+                f"{number(p['sops'])} | {number(p['energy_uj'])} | "
+                f"{number(p['memory_energy_uj'])} | {', '.join(p['pareto']) or '–'} |")
+        return lines
+
+    def _notes(self) -> list[str]:
+        """Calibration spikes, latency of the temporal schemes, and what did not run."""
+        lines = []
         calibrated = [row for row in self.methods if any(row.calibration_spikes.values())]
         if calibrated:
-            lines += ["", "### Calibration spikes per image (SpiCalib's negative spikes)", "",
-                      head, rule]
-            lines += [f"| {row.label} | " + " | ".join(
-                f"{row.calibration_spikes[t]:.4g}" if t in row.calibration_spikes else "n/a"
-                for t in self.T) + " |" for row in calibrated]
+            lines += [""] + self._table(
+                "### Calibration spikes per image (SpiCalib's negative spikes)",
+                "calibration_spikes", lambda v: f"{v:.4g}", None, calibrated)
         temporal = [row for row in self.methods if row.latency]
         if temporal:
-            lines += ["", "### Latency (steps until the output is complete)", "", head, rule]
-            lines += [f"| {row.label} | " + " | ".join(
-                str(row.latency[t]) if t in row.latency else "n/a" for t in self.T) + " |"
-                for row in temporal]
+            lines += [""] + self._table("### Latency (steps until the output is complete)",
+                                        "latency", str, None, temporal)
         missing = [row for row in self.methods if row.not_applied]
         if missing:
             lines += ["", "### Not run", ""]
@@ -187,7 +281,7 @@ class Comparison:
                     where = ("any T" if set(steps) == set(self.T) else
                              "T = " + ", ".join(map(str, sorted(steps))))
                     lines.append(f"- {row.label} ({where}): {reason}")
-        return "\n".join(lines)
+        return lines
 
     def as_dict(self) -> dict:
         """JSON-ready: accuracies as fractions, SOPs per image, energies in µJ per image."""
@@ -198,6 +292,8 @@ class Comparison:
                 "seed": self.seed, "energy_table": self.energy_table,
                 "convention": self.convention, "network_hash": self.network_hash,
                 "evsim_version": self.evsim_version,
+                "ann_memory_energy_uj": self.ann_memory_energy_uj,
+                "tradeoffs": self.tradeoffs(),
                 **({} if self.metric == "accuracy" else {"metric": self.metric})}
 
     def to_json(self) -> str:
@@ -215,19 +311,57 @@ class Comparison:
                    **{k: values[k] for k in ("ann_accuracy", "ann_energy_uj", "n_images",
                                              "engine", "encoding", "seed", "energy_table",
                                              "convention", "network_hash", "evsim_version")},
+                   ann_memory_energy_uj=values.get("ann_memory_energy_uj"),
                    metric=values.get("metric", "accuracy"))
 
-    def plot(self, ax=None):
-        """Accuracy versus T of every method that ran, the ANN dashed
-        (:func:`evsim.plot.accuracy_vs_T`); returns the Figure."""
-        from .plot import accuracy_vs_T
+    def _curves(self, key: str) -> dict[str, dict[str, list[float]]]:
+        """Each method's accuracy against ``key`` (a :data:`COSTS` key or ``"T"``), with its
+        Wilson interval: the curves :func:`evsim.plot.accuracy_versus_cost` draws."""
+        curves = {}
+        for row in self.methods:
+            steps = [t for t in sorted(row.accuracy)
+                     if key in ("T", "latency") or t in getattr(row, key)]
+            if not steps:
+                continue
+            x = [t if key == "T" else row.steps_until_answer(t) if key == "latency"
+                 else getattr(row, key)[t] for t in steps]
+            ends = [self.interval(row.accuracy[t]) for t in steps]
+            curves[row.label] = {"x": x, "accuracy": [row.accuracy[t] for t in steps],
+                                 "low": [e[0] for e in ends], "high": [e[1] for e in ends]}
+        return curves
 
-        curves = {row.label: (sorted(row.accuracy), [row.accuracy[t] for t in
-                                                     sorted(row.accuracy)])
-                  for row in self.methods if row.applies}
+    def plot(self, ax=None, x: str = "latency"):
+        """Accuracy of every method that ran, with 95 % Wilson error bars, the
+        Pareto-optimal points ringed and the ANN dashed (:func:`evsim.plot.accuracy_versus_cost`),
+        against ``x``: ``"latency"`` (steps until the answer: T, or (D + 1)·T for a temporal
+        scheme; default), ``"sops"``, ``"energy_uj"``, ``"memory_energy_uj"`` or ``"T"``
+        (each scheme's own T: a temporal scheme's T is its window). Returns the Figure."""
+        from .plot import accuracy_versus_cost
+
+        labels = {key: label for key, label, _ in COSTS}
+        labels["T"] = "T (time steps; a temporal scheme's window)"
+        if x not in labels:
+            raise EvsimValueError(f"x must be one of {', '.join(labels)}, got {x!r}")
+        curves = self._curves(x)
         if not curves:
             raise EvsimValueError("no method ran, so there is no accuracy to plot")
-        return accuracy_vs_T(curves, ann_accuracy=self.ann_accuracy, ax=ax, metric=self.metric)
+        ann = {"energy_uj": self.ann_energy_uj, "memory_energy_uj": self.ann_memory_energy_uj}
+        return accuracy_versus_cost(curves, labels[x], self.ann_accuracy, self.n_images, ax,
+                                    ann_cost=ann.get(x))
+
+    def plot_tradeoffs(self, fig=None):
+        """Accuracy against latency, SOPs and energy per image (compute only and, where
+        measured, with memory), one panel each with its Pareto front
+        (:func:`evsim.plot.accuracy_tradeoffs`); returns the Figure."""
+        from .plot import accuracy_tradeoffs
+
+        panels = {label: self._curves(key) for key, label, _ in COSTS}
+        panels = {label: curves for label, curves in panels.items() if curves}
+        if not panels:
+            raise EvsimValueError("no method ran, so there is no accuracy to plot")
+        ann = {COSTS[2][1]: self.ann_energy_uj, COSTS[3][1]: self.ann_memory_energy_uj}
+        return accuracy_tradeoffs(panels, self.ann_accuracy, self.n_images, fig,
+                                  {label: cost for label, cost in ann.items() if cost})
 
 
 # --- methods and cells -------------------------------------------------------------------
@@ -268,10 +402,17 @@ def _is_options_by_T(value) -> bool:
         and isinstance(v, ConversionOptions) for k, v in value.items())
 
 
+def _named(label: str, text: str) -> _Method:
+    """A preset, or a variant in :mod:`evsim.variants`' grammar (``"percentile+opi"``)."""
+    if text in METHODS:
+        return _Method(label, text)
+    variant = parse_variant(text)
+    return _Method(label, variant.preset, overrides=dict(variant.options))
+
+
 def _method(spec) -> _Method:
     if isinstance(spec, str):
-        preset(spec)
-        return _Method(spec, spec)
+        return _named(spec.strip(), spec)
     if not isinstance(spec, (tuple, list)) or len(spec) not in (2, 3) or not isinstance(
             spec[0], str):
         raise EvsimTypeError(f"a method is a preset name, (label, options) or (label, method, "
@@ -279,8 +420,7 @@ def _method(spec) -> _Method:
     label, *rest = spec
     options = rest[-1]
     if len(rest) == 1 and isinstance(options, str):
-        preset(options)
-        return _Method(label, options)
+        return _named(label, options)
     if len(rest) == 2:
         method = rest[0]
         preset(method)
@@ -357,7 +497,7 @@ def _summary(snn, result, labels: np.ndarray | TaskScore, steps: tuple[int, ...]
     accuracy = (labels.curve(result) if isinstance(labels, TaskScore)
                 else result.accuracy(labels))
     sops = result.cumulative_sops() / result.n_images
-    cell = {"accuracy": {}, "sops": {}, "energy_uj": {}, "latency": {},
+    cell = {"accuracy": {}, "sops": {}, "energy_uj": {}, "memory_energy_uj": {}, "latency": {},
             "calibration_spikes": {}, "options": dict(snn.options)}
     negative = sum(result.negative_spikes.values()) / result.n_images
     for k, t in enumerate(steps):
@@ -365,11 +505,13 @@ def _summary(snn, result, labels: np.ndarray | TaskScore, steps: tuple[int, ...]
         cell["accuracy"][str(t)] = float(accuracy[k])
         cell["sops"][str(t)] = float(sops[k])
         cell["energy_uj"][str(t)] = report.snn_pj / 1e6
+        cell["memory_energy_uj"][str(t)] = report.memory.snn_pj / 1e6
         if windowed:
             cell["latency"][str(t)] = int(result.latency)
         if negative == 0 or len(steps) == 1:  # SpiCalib runs once per T
             cell["calibration_spikes"][str(t)] = float(negative)
         cell["ann_energy_uj"] = report.ann_pj / 1e6
+        cell["ann_memory_energy_uj"] = report.memory.ann_pj / 1e6
     return cell
 
 
@@ -414,7 +556,10 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
         :class:`~evsim.analysis.TaskScore` (:func:`~evsim.analysis.task_score`): then
         its metric (mIoU or mAP@.5) takes accuracy's place in every table.
     methods:
-        Each one a preset name (``"opi"``), ``(label, preset name)``,
+        Each one a preset name (``"opi"``) or a variant of one, labelled as
+        written (``"percentile+opi"``, ``"spicalib(p=0.995)"``: a preset,
+        ``+modifiers`` and ``(option=value, ...)``, :mod:`evsim.variants`),
+        ``(label, preset name or variant)``,
         ``(label, ConversionOptions)``,
         ``(label, {T: ConversionOptions})`` (e.g. tuned at each T), or
         ``(label, preset name, options)`` with options a ConversionOptions,
@@ -624,8 +769,8 @@ class _Session:
                float((output.reshape(len(self.x), -1).argmax(axis=1) == self.y).mean()))
         rows = [MethodResult(method.label, method.method, method.depends_on_T(),
                              **self._tables(row)) for row, method in enumerate(entries)]
-        ann_energy = next((s["ann_energy_uj"] for s in self.done.values()
-                           if "ann_energy_uj" in s), None)
+        ann_energy, ann_memory = (next((s[key] for s in self.done.values() if key in s), None)
+                                  for key in ("ann_energy_uj", "ann_memory_energy_uj"))
         options = self.options
         return Comparison(T=steps, methods=tuple(rows),
                           ann_accuracy=ann,
@@ -633,7 +778,7 @@ class _Session:
                           encoding=options.encoding, seed=options.seed,
                           energy_table=self.table.name, convention=self.convention,
                           network_hash=content_hash(self.network), evsim_version=__version__,
-                          metric=self.metric)
+                          ann_memory_energy_uj=ann_memory, metric=self.metric)
 
     def _tables(self, row: int) -> dict[str, dict]:
         """The ``{T: value}`` tables of one method's row, from its cells."""
@@ -645,10 +790,11 @@ class _Session:
             if "reason" in summary:
                 tables["not_applied"].update({t: summary["reason"] for t in cell.steps})
                 continue
-            for name in ("accuracy", "sops", "energy_uj", "latency", "calibration_spikes"):
+            for name in ("accuracy", "sops", "energy_uj", "latency", "calibration_spikes",
+                         "memory_energy_uj"):
                 tables[name].update({int(t): v for t, v in summary.get(name, {}).items()})
             tables["options"].update({t: summary["options"] for t in cell.steps})
         return tables
 
 
-__all__ = ["compare_methods", "Comparison", "MethodResult", "DEFAULT_T", "MethodSpec"]
+__all__ = ["compare_methods", "Comparison", "MethodResult", "DEFAULT_T", "MethodSpec", "COSTS"]

@@ -166,8 +166,18 @@ def _activations(net: Network, method: str) -> dict[str, L.Activation]:
                 raise EvsimValueError(
                     f"method '{method}' needs trained {' or '.join(c.__name__ for c in needed)} "
                     f"activations, but layer '{name}' is {type(layer).__name__}; train with "
-                    "evsim's training activations or pick 'percentile'")
+                    "evsim's training activations or pick 'percentile'" + _keep_opi_hint(method))
     return acts
+
+
+def _keep_opi_hint(method: str) -> str:
+    """How to keep a trained method's initial potential θ/2 on a network without trained
+    bounds (percentile thresholds, v(0) = θ/2), in the API and on the command line."""
+    if preset(method).initial_potential != 0.5:
+        return ""
+    return (" (to keep its initial potential θ/2, use method='percentile', "
+            "initial_potential=0.5: `--method percentile --initial-potential 0.5` in evsim "
+            "convert, `percentile+opi` in evsim compare --methods)")
 
 
 def _trained_scales(acts: dict[str, L.Activation]) -> dict[str, np.float64]:

@@ -423,6 +423,84 @@ def accuracy_vs_T(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     return fig
 
 
+def accuracy_versus_cost(curves: Mapping[str, Mapping[str, Sequence[float]]], xlabel: str,
+                         ann_accuracy: float | None = None, n_images: int | None = None,
+                         ax: Axes | None = None, log: bool = True,
+                         ann_cost: float | None = None) -> Figure:
+    """Accuracy (%) against a cost, one line per method, with error bars and the Pareto front.
+
+    ``curves`` maps a method's label to ``{"x": costs, "accuracy": fractions, "low": ...,
+    "high": ...}`` (``low``/``high``: the ends of each accuracy's confidence interval,
+    optional); ``xlabel`` names the cost and its unit. The points no other point beats in
+    both cost and accuracy (:func:`evsim.analysis.pareto_optimal`) are ringed in black and
+    joined by a dotted black line; the ANN's accuracy is dashed, shaded by its 95 % Wilson
+    interval when ``n_images`` (the images every accuracy was measured on, also in the
+    title) is given, and marked by a black star at ``ann_cost`` if given (the ANN's cost
+    in the same unit). ``log``: a logarithmic cost axis.
+    """
+    from .analysis.confidence import accuracy_interval
+    from .analysis.pareto import pareto_optimal
+
+    if not curves:
+        raise EvsimValueError("curves is empty; pass {label: {'x': costs, 'accuracy': ...}}")
+    fig, ax = _axes(ax, WIDE)
+    every_x, every_y = [], []
+    for i, (label, curve) in enumerate(curves.items()):
+        x, y = np.asarray(curve["x"], np.float64), np.asarray(curve["accuracy"], np.float64)
+        if x.shape != y.shape:
+            raise EvsimValueError(f"curve '{label}': {x.size} costs but {y.size} accuracies")
+        order = np.argsort(x, kind="stable")
+        bars = None
+        if "low" in curve and "high" in curve:
+            low, high = np.asarray(curve["low"]), np.asarray(curve["high"])
+            bars = 100 * np.stack([y - low, high - y])[:, order]
+        ax.errorbar(x[order], 100 * y[order], yerr=bars, marker="os^Dv"[i // 10 % 5],
+                    linestyle=("-", "--", ":", "-.")[i // 10 % 4], capsize=3, label=label)
+        every_x += x.tolist()
+        every_y += y.tolist()
+    best = pareto_optimal(every_x, every_y)
+    front = np.argsort(np.asarray(every_x)[best], kind="stable")
+    fx, fy = np.asarray(every_x)[best][front], 100 * np.asarray(every_y)[best][front]
+    ax.plot(fx, fy, linestyle=":", color="black", linewidth=1, drawstyle="steps-post")
+    ax.scatter(fx, fy, s=110, facecolors="none", edgecolors="black", linewidths=1.4,
+               zorder=3, label="Pareto-optimal")
+    if ann_accuracy is not None:
+        ax.axhline(100 * ann_accuracy, color="black", linestyle="--", label="ANN")
+        if n_images is not None:
+            low, high = accuracy_interval(ann_accuracy, n_images)
+            ax.axhspan(100 * low, 100 * high, color="black", alpha=0.07, linewidth=0)
+        if ann_cost is not None:
+            ax.scatter([ann_cost], [100 * ann_accuracy], marker="*", s=160, color="black",
+                       zorder=4, label="ANN at its cost")
+    if log and min(every_x) > 0:
+        ax.set_xscale("log")
+    shown = "" if n_images is None else f"\n{n_images} images, 95 % Wilson intervals"
+    ax.set(xlabel=xlabel, ylabel="accuracy (%)", title=f"accuracy versus {xlabel}{shown}")
+    _legend_beside(ax)
+    return fig
+
+
+def accuracy_tradeoffs(panels: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]],
+                       ann_accuracy: float | None = None, n_images: int | None = None,
+                       fig: Figure | None = None,
+                       ann_costs: Mapping[str, float] | None = None) -> Figure:
+    """One :func:`accuracy_versus_cost` panel per entry ``xlabel: curves`` (e.g. latency,
+    SOPs and energy per image), in rows of two, each with its own Pareto front;
+    ``ann_costs`` gives the ANN's cost on the panels where it has one (``{xlabel: cost}``)."""
+    if not panels:
+        raise EvsimValueError("panels is empty; pass {xlabel: curves}")
+    cols = min(len(panels), 2)
+    rows = math.ceil(len(panels) / cols)
+    if fig is None:
+        fig = Figure(figsize=(7.5 * cols, 4.2 * rows), layout="constrained")
+    for i, (xlabel, curves) in enumerate(panels.items()):
+        accuracy_versus_cost(curves, xlabel, ann_accuracy, n_images,
+                             fig.add_subplot(rows, cols, i + 1),
+                             ann_cost=(ann_costs or {}).get(xlabel))
+    fig.suptitle("ringed: Pareto-optimal (no other point is both cheaper and more accurate)")
+    return fig
+
+
 def conversion_error(errors: Mapping[str, LayerErrorStats],
                      ax: Axes | None = None) -> Figure:
     """Per-layer conversion error (:func:`evsim.analysis.conversion_error`): RMS error and mean
@@ -617,5 +695,6 @@ def task_predictions(images: np.ndarray, truth: Sequence, columns: Mapping[str, 
 
 __all__ = ["spike_raster", "adjacent_neurons", "membrane_trace", "input_image", "beside_input",
            "feature_maps", "layer_maps", "spike_animation", "rate_vs_activation",
-           "accuracy_vs_T", "conversion_error", "output_error", "energy_breakdown",
-           "spike_count_histogram", "confusion_matrix", "mask_image", "task_predictions"]
+           "accuracy_vs_T", "accuracy_versus_cost", "accuracy_tradeoffs", "conversion_error",
+           "output_error", "energy_breakdown", "spike_count_histogram", "confusion_matrix",
+           "mask_image", "task_predictions"]

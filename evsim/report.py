@@ -63,8 +63,13 @@ FULL_RECORDING_LIMIT = 2 ** 25
 
 #: Names of the files a report folder holds (glob patterns).
 REPORT_FILES = ("report.md", "index.html", "explorer.html", "*.png")
-#: Names of the files a comparison folder holds besides its ``cells`` folder.
-COMPARISON_FILES = ("comparison.md", "comparison.json", "accuracy_vs_T.png", "report.md",
+#: The comparison's figure: accuracy against latency, SOPs and energy.
+PLOT = "accuracy_tradeoffs.png"
+
+#: Names of the files a comparison folder holds besides its ``cells`` folder (and
+#: ``accuracy_vs_T.png``, which earlier versions wrote and a rerun removes).
+COMPARISON_FILES = ("comparison.md", "comparison.json", "accuracy_tradeoffs.png",
+                    "accuracy_vs_T.png", "report.md",
                     "index.html")
 
 
@@ -492,8 +497,9 @@ def write_comparison_report(directory: str | os.PathLike, comparison: Comparison
                             title: str = "evsim method comparison",
                             description: str = "") -> Report:
     """Write ``comparison`` to a folder: ``comparison.md`` (the tables), ``comparison.json``
-    (:meth:`Comparison.to_json`), ``accuracy_vs_T.png`` (when a method ran; an earlier
-    one is removed otherwise), and a report page, ``report.md`` and a self-contained
+    (:meth:`Comparison.to_json`), ``accuracy_tradeoffs.png`` (accuracy against latency,
+    SOPs and energy: :meth:`Comparison.plot_tradeoffs`; when a method ran, an earlier one
+    is removed otherwise), and a report page, ``report.md`` and a self-contained
     ``index.html``. Each file is replaced atomically; other files in the folder (a
     comparison's ``cells``) are left as they are.
 
@@ -510,19 +516,25 @@ def write_comparison_report(directory: str | os.PathLike, comparison: Comparison
     parts += [tables, ""]
     with tempfile.TemporaryDirectory() as scratch:
         if ran:
-            figure = comparison.plot()
-            figure.savefig(Path(scratch) / "accuracy_vs_T.png", dpi=110, bbox_inches="tight")
-            images = (out / "accuracy_vs_T.png",)
-            parts += ["## Accuracy versus T", "", "![accuracy versus T](accuracy_vs_T.png)", ""]
+            figure = comparison.plot_tradeoffs()
+            figure.savefig(Path(scratch) / PLOT, dpi=110, bbox_inches="tight")
+            images = (out / PLOT,)
+            parts += ["## Accuracy versus latency, SOPs and energy", "",
+                      "Each point is a method at one T, with its 95 % Wilson interval over "
+                      f"{comparison.n_images} images; latency is the steps until the answer "
+                      "(a temporal scheme's T is its window, not its latency); ringed points "
+                      "are Pareto-optimal.", "",
+                      f"![accuracy versus latency, SOPs and energy]({PLOT})", ""]
         markdown = "\n".join(parts)
         page = markdown_to_html(markdown, Path(scratch), title)
         for path in images:
             with atomic_file(path) as stream:
                 stream.write((Path(scratch) / path.name).read_bytes())
     files.update({"report.md": markdown, "index.html": page})
-    if not ran:
-        # an earlier comparison's plot would contradict these tables
-        (out / "accuracy_vs_T.png").unlink(missing_ok=True)
+    # an earlier comparison's plot would contradict these tables (accuracy_vs_T.png: the
+    # plot against T that earlier versions wrote)
+    for stale in ("accuracy_vs_T.png",) + (() if ran else (PLOT,)):
+        (out / stale).unlink(missing_ok=True)
     for name, text in files.items():
         with atomic_file(out / name) as stream:
             stream.write(text.encode("utf-8"))

@@ -93,6 +93,23 @@ print(report.to_markdown())
 plot.energy_breakdown(report)
 
 # %% [markdown]
+# ## Energy with memory and addressing
+#
+# The figures above charge arithmetic only. Lemaire et al. (ICONIP 2022) also charge
+# every memory access (weights, membrane potentials, spike queues, about 13 pJ each at
+# 45 nm) and the address arithmetic of each event; `report.memory` applies their model
+# to evsim's exact counts (`docs/energy.md` lists each term). Each synaptic operation
+# reads a weight and reads and writes a membrane, so memory dominates, and the SNN must
+# be much sparser to win.
+
+# %%
+parts = report.memory.parts_pj()
+print(f"SNN with memory: {report.memory.snn_pj / 1e6:.3g} µJ "
+      f"(memory {parts['memory'] / 1e6:.3g}, compute {parts['compute'] / 1e6:.3g}, "
+      f"addressing {parts['addressing'] / 1e6:.3g}); ANN with memory: "
+      f"{report.memory.ann_pj / 1e6:.3g} µJ; compute-only SNN: {report.snn_pj / 1e6:.3g} µJ")
+
+# %% [markdown]
 # ## NeuroBench's metrics beside evsim's counts
 #
 # NeuroBench counts one operation per (non-zero input, non-zero weight) pair at every

@@ -5,6 +5,11 @@
   error per layer and of the output versus T;
 * :mod:`evsim.analysis.energy` -- ANN MACs against the SNN's exact SOPs,
   energy tables (Horowitz 2014 presets) and :func:`energy_report`;
+* :mod:`evsim.analysis.energy_memory` -- energy with memory accesses and addressing
+  (Lemaire et al. 2022) from the same exact counts (:func:`memory_energy_report`);
+* :mod:`evsim.analysis.confidence` -- the Wilson 95 % interval of an accuracy
+  (:func:`wilson_interval`); :mod:`evsim.analysis.pareto` -- the Pareto-optimal points of
+  accuracy against a cost (:func:`pareto_optimal`);
 * :mod:`evsim.analysis.summary` -- accuracy, SOPs and energy per image at
   every checkpoint (:func:`checkpoint_summary`);
 * :mod:`evsim.analysis.segmentation` -- mIoU and pixel accuracy (:func:`segmentation_scores`,
@@ -22,6 +27,10 @@
   no engine).
 """
 
+from .pareto import pareto_optimal
+from .confidence import CONFIDENCE, accuracy_interval, wilson_interval
+from .energy_memory import (LEMAIRE_45NM, MemoryEnergyReport, MemoryEnergyRow,
+                            MemoryEnergyTable, memory_energy_report)
 from .energy import (CONVENTIONS, ENERGY_TABLES, FLOAT16_45NM, FLOAT32_45NM, INT8_45NM,
                      EnergyReport, EnergyRow, EnergyTable, ann_adds, ann_macs, energy_report,
                      energy_table, energy_unit)
@@ -34,7 +43,8 @@ from .summary import CheckpointSummary, checkpoint_summary, class_accuracy, conf
 from .detection import (COCO_IOU_THRESHOLDS, DetectionCurve, average_precision, coco_map,
                         detection_vs_t, map50)
 from .fidelity import TaskFidelity, detection_fidelity, segmentation_fidelity
-from .segmentation import (SegmentationCurve, SegmentationScores, mean_iou, pixel_accuracy,
+from .segmentation import (SegmentationCurve, SegmentationScores, checkpoint_confusions,
+                           mean_iou, pixel_accuracy, scores_from_confusion,
                            segmentation_confusion, segmentation_scores, segmentation_vs_t)
 from .task_score import TASKS, TaskScore, task_score
 
@@ -62,10 +72,13 @@ __all__ = [
     "LayerErrorStats", "output_error", "OutputErrorStats",
     "EnergyTable", "FLOAT32_45NM", "FLOAT16_45NM", "INT8_45NM", "ENERGY_TABLES", "energy_table",
     "ann_macs", "ann_adds", "EnergyRow", "EnergyReport", "energy_report", "energy_unit",
-    "CONVENTIONS", "CheckpointSummary", "checkpoint_summary", "confusion_matrix",
-    "class_accuracy",
+    "CONVENTIONS", "MemoryEnergyTable", "LEMAIRE_45NM", "MemoryEnergyRow", "MemoryEnergyReport",
+    "memory_energy_report", "CheckpointSummary", "checkpoint_summary", "confusion_matrix",
+    "class_accuracy", "CONFIDENCE", "wilson_interval", "accuracy_interval",
+    "pareto_optimal",
     "SegmentationScores", "SegmentationCurve", "segmentation_confusion", "segmentation_scores",
-    "mean_iou", "pixel_accuracy", "segmentation_vs_t",
+    "mean_iou", "pixel_accuracy", "segmentation_vs_t", "checkpoint_confusions",
+    "scores_from_confusion",
     "COCO_IOU_THRESHOLDS", "average_precision", "map50", "coco_map", "DetectionCurve",
     "detection_vs_t", "TaskFidelity", "segmentation_fidelity", "detection_fidelity",
     "TASKS", "TaskScore", "task_score",

@@ -58,13 +58,16 @@ def _check_inputs(detections: Sequence[Detections], boxes: Sequence[np.ndarray],
                                   f"{np.shape(image_boxes)} for {len(image_labels)} labels")
 
 
-def _match(dt_boxes: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """bool ``(thresholds, D)``: which detections (best first) match a ground-truth box."""
-    ious = box_iou(dt_boxes, gt_boxes)
-    matched = np.zeros((len(thresholds), len(dt_boxes)), bool)
+def _match(ious: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """bool ``(thresholds, D)``: which detections match a ground-truth box.
+
+    ``ious`` ``(D, G)``: detections in matching order (by class, best score first),
+    −1 between a detection and a true box of another class.
+    """
+    matched = np.zeros((len(thresholds), len(ious)), bool)
     for t, threshold in enumerate(thresholds):
         threshold = min(threshold, 1 - 1e-10)
-        taken = np.zeros(len(gt_boxes), bool)
+        taken = np.zeros(ious.shape[1], bool)
         for d in np.flatnonzero((ious >= threshold).any(axis=1)):
             candidates = np.where(~taken & (ious[d] >= threshold), ious[d], -1.0)
             if candidates.max() >= 0:
@@ -72,6 +75,21 @@ def _match(dt_boxes: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray) -
                 best = len(candidates) - 1 - int(np.argmax(candidates[::-1]))
                 taken[best] = matched[t, d] = True
     return matched
+
+
+def _image_matches(found: Detections, truth_boxes: np.ndarray, truth_labels: np.ndarray,
+                   thresholds: np.ndarray, max_detections: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image: the scores, labels and matches ``(thresholds, D)`` of its detections,
+    by class, best score first, at most ``max_detections`` per class."""
+    order = np.argsort(-found.scores, kind="mergesort")
+    order = order[np.argsort(found.labels[order], kind="mergesort")]
+    labels = found.labels[order]
+    first = np.searchsorted(labels, labels, side="left")
+    order = order[np.arange(len(order)) - first < max_detections]
+    ious = box_iou(found.boxes[order], truth_boxes)
+    ious[found.labels[order][:, None] != truth_labels[None, :]] = -1.0
+    return found.scores[order], found.labels[order], _match(ious, thresholds)
 
 
 def _precision_at_recall_points(scores: np.ndarray, matched: np.ndarray,
@@ -104,22 +122,21 @@ def average_precision(detections: Sequence[Detections], boxes: Sequence[np.ndarr
     """
     _check_inputs(detections, boxes, labels)
     thresholds = np.asarray(iou_thresholds, np.float64)
-    all_labels = [np.asarray(x, np.int64) for x in labels] + [d.labels for d in detections]
-    classes = 1 + max((int(x.max()) for x in all_labels if x.size), default=-1)
+    truth_labels = [np.asarray(x, np.int64) for x in labels]
+    parts = [_image_matches(found, np.asarray(image_boxes, np.float64), image_labels,
+                            thresholds, max_detections)
+             for found, image_boxes, image_labels in zip(detections, boxes, truth_labels)]
+    scores = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
+    found_labels = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    matched = (np.concatenate([p[2] for p in parts], axis=1) if parts
+               else np.zeros((len(thresholds), 0), bool))
+    all_truth = np.concatenate(truth_labels) if truth_labels else np.zeros(0, np.int64)
+    classes = 1 + int(max(all_truth.max(initial=-1), found_labels.max(initial=-1)))
+    n_truth = np.bincount(all_truth, minlength=classes)
     ap = np.full((classes, len(thresholds)), np.nan)
-    for c in range(classes):
-        scores, matched, n_truth = [], [], 0
-        for image, (image_boxes, image_labels) in enumerate(zip(boxes, labels)):
-            truth = np.asarray(image_boxes, np.float64)[np.asarray(image_labels) == c]
-            found = detections[image]
-            mine = np.flatnonzero(found.labels == c)
-            mine = mine[np.argsort(-found.scores[mine], kind="mergesort")][:max_detections]
-            n_truth += len(truth)
-            scores.append(found.scores[mine])
-            matched.append(_match(found.boxes[mine], truth, thresholds))
-        if n_truth:
-            ap[c] = _precision_at_recall_points(np.concatenate(scores),
-                                                np.concatenate(matched, axis=1), n_truth)
+    for c in np.flatnonzero(n_truth):
+        mine = found_labels == c  # images in order, best score first within each
+        ap[c] = _precision_at_recall_points(scores[mine], matched[:, mine], int(n_truth[c]))
     return ap
 
 

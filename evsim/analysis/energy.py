@@ -20,7 +20,9 @@ Counting rules (``docs/energy.md`` explains why):
   not matter.
 
 All counts and energies in an :class:`EnergyReport` are per image (batch
-averages); energies are in picojoules.
+averages); energies are in picojoules. These tables charge arithmetic only; the
+report's ``memory`` costs the same run with memory accesses and addressing
+(:mod:`evsim.analysis.energy_memory`, Lemaire et al. 2022).
 """
 
 from __future__ import annotations
@@ -29,15 +31,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import kinds
-from ..fanout import path_fanout
-from ..network import Network
 from ..signals import ANALOG, plan
 from ..result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
 from ..errors import EvsimValueError
-
-CONVENTIONS = ("reinject", "recompute")
+from .counts import CONVENTIONS, ann_adds, ann_macs, energy_unit
+from .energy_memory import (LEMAIRE_45NM, MemoryEnergyReport, MemoryEnergyTable,
+                            memory_energy_report)
 
 
 @dataclass(frozen=True)
@@ -88,22 +88,6 @@ def energy_table(table: str | EnergyTable) -> EnergyTable:
     return ENERGY_TABLES[table]
 
 
-def ann_macs(network: Network) -> dict[str, int]:
-    """MACs per image of every Dense/Conv2d layer: one per existing synapse (border-aware)."""
-    out = {}
-    for node in network:
-        if kinds.role_of(node.layer) == kinds.SYNAPSE:
-            in_shape = network.shape(node.inputs[0])
-            out[node.name] = int(path_fanout(in_shape, [], node.layer, in_shape).sum())
-    return out
-
-
-def ann_adds(network: Network) -> dict[str, int]:
-    """Adds per image of every Add layer: one per element per input beyond the first."""
-    return {node.name: (len(node.inputs) - 1) * int(np.prod(network.shape(node.name)))
-            for node in network if kinds.role_of(node.layer) == kinds.SUM}
-
-
 @dataclass(frozen=True)
 class EnergyRow:
     """Operations and energy of one layer, per image.
@@ -146,7 +130,9 @@ class EnergyReport:
     cover (in the temporal scheme: the window W); ``convention``: how the
     analog head is charged; ``n_images``: how many images the SNN counts are
     averaged over; ``encoding`` and ``time_scheme``: how the run was made;
-    ``latency``: steps until its output is complete.
+    ``latency``: steps until its output is complete; ``memory``: the same run costed
+    with memory and addressing (:mod:`evsim.analysis.energy_memory`, Lemaire et al.
+    2022), shown beside the compute-only figure, or None.
     """
 
     rows: tuple[EnergyRow, ...]
@@ -157,6 +143,7 @@ class EnergyReport:
     encoding: str
     time_scheme: str = "synchronous"
     latency: int = 0
+    memory: MemoryEnergyReport | None = None
 
     @property
     def ann_pj(self) -> float:
@@ -232,6 +219,8 @@ class EnergyReport:
         verdict = "less" if self.ratio < 1 else "more"
         lines += ["", f"SNN / ANN energy per image at T = {self.steps}: {self.ratio:.3g} "
                   f"(the SNN uses {verdict} energy than the ANN)."]
+        if self.memory is not None:
+            lines += ["", "With memory and addressing:", "", self.memory.to_markdown()]
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
@@ -247,6 +236,7 @@ class EnergyReport:
                 "latency": self.latency, "conventions": self.conventions(),
                 "ann_uj": self.ann_pj / 1e6, "snn_uj": self.snn_pj / 1e6, "ratio": self.ratio,
                 "ann_macs": self.ann_macs, "snn_sops": self.snn_sops,
+                "memory": None if self.memory is None else self.memory.as_dict(),
                 "rows": [{**{key: getattr(r, key) for key in counts},
                           **{key[:-2] + "uj": getattr(r, key) / 1e6 for key in energies}}
                          for r in self.rows]}
@@ -257,17 +247,10 @@ def _n(value: float) -> str:
     return f"{int(value)}" if float(value).is_integer() else f"{value:.4g}"
 
 
-def energy_unit(pj: float) -> tuple[str, float]:
-    """A readable unit for an energy of ``pj`` picojoules: ``(name, picojoules per unit)``."""
-    for name, scale in (("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):
-        if pj >= scale:
-            return name, scale
-    return "pJ", 1.0
-
-
 def energy_report(snn: SpikingNetwork, result: SimResult,
                   table: str | EnergyTable = FLOAT32_45NM, convention: str = "reinject",
-                  steps: int | None = None) -> EnergyReport:
+                  steps: int | None = None,
+                  memory: MemoryEnergyTable | None = LEMAIRE_45NM) -> EnergyReport:
     """Operations and energy per image of ``snn`` as simulated in ``result``, against its ANN.
 
     Parameters
@@ -288,6 +271,11 @@ def energy_report(snn: SpikingNetwork, result: SimResult,
     steps:
         Count the first ``steps`` steps only (default: all ``result.T``), e.g.
         the energy of stopping at an earlier checkpoint.
+    memory:
+        Also cost the run with memory and addressing, with these costs
+        (:class:`~evsim.analysis.energy_memory.MemoryEnergyTable`, default
+        Lemaire et al. 2022's): the report's ``memory``. None leaves it out. The
+        report's own figures stay compute-only.
 
     Returns
     -------
@@ -340,8 +328,10 @@ def energy_report(snn: SpikingNetwork, result: SimResult,
             snn_mac_pj=snn_macs * table.e_mac_pj,
             snn_ac_pj=(sops + reinjected + pool) * table.e_ac_pj,
             snn_update_pj=updates * table.e_update_pj))
+    aware = (None if memory is None else
+             memory_energy_report(snn, result, memory, convention, steps))
     return EnergyReport(tuple(rows), table, convention, steps, result.n_images, result.encoding,
-                        result.time_scheme, result.latency)
+                        result.time_scheme, result.latency, aware)
 
 
 __all__ = ["EnergyTable", "FLOAT32_45NM", "FLOAT16_45NM", "INT8_45NM", "ENERGY_TABLES",

@@ -17,10 +17,11 @@ import numpy as np
 
 from ..errors import EvsimValueError
 from ..result import SimResult
-from ..tasks import checkpoint_masks
+from ..tasks import decode_checkpoints, decode_masks
 
-__all__ = ["SegmentationCurve", "SegmentationScores", "mean_iou", "pixel_accuracy",
-           "segmentation_confusion", "segmentation_scores", "segmentation_vs_t"]
+__all__ = ["SegmentationCurve", "SegmentationScores", "checkpoint_confusions", "mean_iou",
+           "pixel_accuracy", "scores_from_confusion", "segmentation_confusion",
+           "segmentation_scores", "segmentation_vs_t"]
 
 
 def _check_masks(predicted: np.ndarray, truth: np.ndarray, classes: int
@@ -60,7 +61,16 @@ class SegmentationScores:
     iou: np.ndarray
 
 
-def _scores_from_confusion(confusion: np.ndarray) -> SegmentationScores:
+def scores_from_confusion(confusion: np.ndarray) -> SegmentationScores:
+    """The scores of a confusion matrix ``(classes, classes)`` (row true, column predicted).
+
+    Confusion matrices add up, so the scores of a data set simulated in several runs
+    are those of the sum of the runs' matrices (:func:`checkpoint_confusions`).
+    """
+    confusion = np.asarray(confusion)
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
+        raise EvsimValueError(f"scores_from_confusion: expected a square matrix, got shape "
+                              f"{confusion.shape}")
     hits = np.diag(confusion).astype(np.float64)
     union = confusion.sum(axis=0) + confusion.sum(axis=1) - hits
     iou = np.divide(hits, union, out=np.full(len(hits), np.nan), where=union > 0)
@@ -78,7 +88,7 @@ def segmentation_scores(predicted: np.ndarray, truth: np.ndarray,
     ``classes`` is the number of classes, background included (11 for Fashion-MNIST
     scenes).
     """
-    return _scores_from_confusion(segmentation_confusion(predicted, truth, classes))
+    return scores_from_confusion(segmentation_confusion(predicted, truth, classes))
 
 
 def mean_iou(predicted: np.ndarray, truth: np.ndarray, classes: int = 11) -> float:
@@ -104,6 +114,20 @@ class SegmentationCurve:
     pixel_accuracy: np.ndarray
 
 
+def checkpoint_confusions(result: SimResult, truth: np.ndarray,
+                          classes: int | None = None) -> np.ndarray:
+    """int64 ``(K, classes, classes)``: the confusion matrix of the arg-max masks at every
+    checkpoint of ``result`` against ``truth`` ``(n_images, H, W)``.
+
+    ``classes`` defaults to the network's output channels. Add the matrices of several
+    runs (image shards) and pass each checkpoint's sum to :func:`scores_from_confusion`.
+    """
+    if classes is None:
+        classes = int(result.outputs.shape[2])
+    return np.stack(decode_checkpoints(result, lambda readout: segmentation_confusion(
+        decode_masks(readout), truth, classes)))
+
+
 def segmentation_vs_t(result: SimResult, truth: np.ndarray,
                       classes: int | None = None) -> SegmentationCurve:
     """mIoU and pixel accuracy of the arg-max masks at every checkpoint of ``result``.
@@ -111,10 +135,7 @@ def segmentation_vs_t(result: SimResult, truth: np.ndarray,
     ``truth``: integer ``(n_images, H, W)`` masks of the simulated images;
     ``classes`` defaults to the network's output channels.
     """
-    masks = checkpoint_masks(result)
-    if classes is None:
-        classes = int(result.outputs.shape[2])
-    scores = [segmentation_scores(masks[k], truth, classes) for k in range(len(masks))]
+    scores = [scores_from_confusion(c) for c in checkpoint_confusions(result, truth, classes)]
     return SegmentationCurve(result.checkpoints.copy(),
                              np.array([s.miou for s in scores]),
                              np.array([s.pixel_accuracy for s in scores]))

@@ -17,7 +17,8 @@ the same list) are:
    canvas). A later item covers earlier ones: in its shape, the canvas takes the
    item's intensity and the mask its class.
 4. **Occlusion limit.** A placement is rejected if it would leave any earlier item
-   with fewer than ``min_visible`` (default 0.5) of its shape's pixels visible; up
+   with fewer than ``min_visible`` (default 0.5) of its shape's pixels visible, or
+   with none at all (which matters for ``min_visible=0``); up
    to ``tries`` (default 10) positions are drawn, and an item that fits none of
    them is **dropped** (it leaves no pixel, no mask and no box). So every
    non-background mask pixel belongs to exactly one boxed item, and a scene may
@@ -198,7 +199,8 @@ def _check_scene_boxes(scenes: Scenes, i: int, height: int, width: int) -> None:
 
 
 def _check_generator_args(images: object, labels: object, n: int, size: int,
-                          items: tuple[int, int], min_visible: float, tries: int) -> None:
+                          items: tuple[int, int], min_visible: float, tries: int,
+                          seed: int) -> None:
     if not isinstance(images, np.ndarray) or images.ndim != 4 \
             or images.shape[1:] != (1, ITEM_SIZE, ITEM_SIZE):
         raise EvsimValueError(f"make_scenes: images must be (N, 1, {ITEM_SIZE}, {ITEM_SIZE}) "
@@ -212,7 +214,8 @@ def _check_generator_args(images: object, labels: object, n: int, size: int,
                               f"{np.shape(labels)}")
     if labels.min() < 0 or labels.max() >= _N_CLASSES:
         raise EvsimValueError(f"make_scenes: labels must lie in 0..{_N_CLASSES - 1}")
-    for name, value, low in (("n", n, 0), ("size", size, ITEM_SIZE), ("tries", tries, 1)):
+    for name, value, low in (("n", n, 0), ("size", size, ITEM_SIZE), ("tries", tries, 1),
+                             ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise EvsimValueError(f"make_scenes: {name} must be an int >= {low}, got {value!r}")
     if (len(items) != 2 or not all(isinstance(v, (int, np.integer)) for v in items)
@@ -223,7 +226,7 @@ def _check_generator_args(images: object, labels: object, n: int, size: int,
         raise EvsimValueError(f"make_scenes: min_visible must lie in [0, 1], got {min_visible}")
 
 
-def _place_items(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, size: int,
+def _place_items(rng: np.random.Generator, images: np.ndarray, size: int,
                  items: tuple[int, int], min_visible: float, tries: int
                  ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """One scene: the canvas (H, W), the owner map (item number or -1) and the sources."""
@@ -242,7 +245,8 @@ def _place_items(rng: np.random.Generator, images: np.ndarray, labels: np.ndarra
             y, x = (int(v) for v in rng.integers(0, size - ITEM_SIZE + 1, size=2))
             window = owner[y:y + ITEM_SIZE, x:x + ITEM_SIZE]
             covered = np.bincount(window[shape & (window >= 0)], minlength=len(sources))
-            if np.all(visible - covered >= min_visible * np.asarray(shape_pixels)):
+            remaining = visible - covered
+            if np.all((remaining >= min_visible * np.asarray(shape_pixels)) & (remaining > 0)):
                 break
         else:
             continue  # no position keeps the earlier items visible enough: drop the item
@@ -304,15 +308,15 @@ def make_scenes(
         ``images`` float32 ``(n, 1, size, size)``, ``masks`` uint8 ``(n, size, size)``,
         one box, label and source index per placed item.
     """
-    _check_generator_args(images, labels, n, size, tuple(items), min_visible, tries)
+    _check_generator_args(images, labels, n, size, tuple(items), min_visible, tries, seed)
     rng = np.random.default_rng(seed)
     items_f = np.asarray(images, np.float32)
     canvases = np.zeros((n, 1, size, size), np.float32)
     masks = np.zeros((n, size, size), np.uint8)
     boxes, box_labels, item_sources = [], [], []
     for i in range(n):
-        canvas, owner, sources = _place_items(rng, items_f, labels, size, tuple(items),
-                                              min_visible, tries)
+        canvas, owner, sources = _place_items(rng, items_f, size, tuple(items), min_visible,
+                                              tries)
         classes = np.asarray(labels, np.int64)[sources]
         canvases[i, 0] = canvas
         masks[i] = np.where(owner >= 0, 1 + classes[np.maximum(owner, 0)], 0) if sources else 0

@@ -119,22 +119,24 @@ class Detections:
 
 
 def _peaks(scores: np.ndarray) -> np.ndarray:
-    """Boolean ``(classes, h, w)``: cells equal to the maximum of their 3 × 3 neighbourhood."""
-    classes, h, w = scores.shape
-    padded = np.pad(scores, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    """Boolean, shape of ``scores (..., h, w)``: cells equal to their 3 × 3 neighbourhood's max."""
+    h, w = scores.shape[-2:]
+    pad = [(0, 0)] * (scores.ndim - 2) + [(1, 1), (1, 1)]
+    padded = np.pad(scores, pad, constant_values=-np.inf)
     neighbourhood = np.full_like(scores, -np.inf)
     for dy in range(3):
         for dx in range(3):
-            np.maximum(neighbourhood, padded[:, dy:dy + h, dx:dx + w], out=neighbourhood)
+            np.maximum(neighbourhood, padded[..., dy:dy + h, dx:dx + w], out=neighbourhood)
     return scores >= neighbourhood
 
 
-def _decode_image(scores: np.ndarray, size: np.ndarray, offset: np.ndarray | None,
-                  head: CenterNetHead, score_threshold: float, top_k: int,
+def _decode_image(scores: np.ndarray, candidates: np.ndarray, size: np.ndarray,
+                  offset: np.ndarray | None, head: CenterNetHead, top_k: int,
                   iou_threshold: float) -> Detections:
-    """One image: ``scores (classes, h, w)``, ``size (2, h, w)``, ``offset (2, h, w)``."""
+    """One image: ``scores (classes, h, w)``, the peaks above the threshold ``candidates``
+    (bool, same shape), ``size (2, h, w)``, ``offset (2, h, w)``."""
     _, h, w = scores.shape
-    flat = np.flatnonzero(_peaks(scores) & (scores >= score_threshold))
+    flat = np.flatnonzero(candidates)
     flat = flat[np.argsort(-scores.ravel()[flat], kind="stable")[:top_k]]
     labels, rows, columns = np.unravel_index(flat, scores.shape)
     if offset is None:
@@ -187,8 +189,10 @@ def decode_detections(readout: np.ndarray, head: CenterNetHead, *,
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise EvsimValueError(f"decode_detections: top_k must be an int >= 1, got {top_k!r}")
     scores, size, offset = head.split(readout)
-    return [_decode_image(scores[i], size[i], None if offset is None else offset[i], head,
-                          score_threshold, top_k, iou_threshold) for i in range(len(scores))]
+    candidates = _peaks(scores) & (scores >= score_threshold)
+    return [_decode_image(scores[i], candidates[i], size[i],
+                          None if offset is None else offset[i], head, top_k, iou_threshold)
+            for i in range(len(scores))]
 
 
 def _draw_gaussian(heat: np.ndarray, cx: float, cy: float, sigma_x: float,

@@ -75,10 +75,38 @@ def test_the_comparison_round_trips_through_json_and_plots(comparison):
     assert Comparison.from_json(text) == comparison
     assert json.loads(text)["methods"][0]["accuracy"]["8"] == comparison["percentile"].accuracy[8]
     figure = comparison.plot()
-    labels = [line.get_label() for line in figure.axes[0].get_lines()]
-    assert labels == ["percentile", "spicalib", "ilif", "ANN"]
+    _, labels = figure.axes[0].get_legend_handles_labels()
+    assert set(labels) == {"percentile", "spicalib", "ilif", "ANN", "Pareto-optimal"}
+    assert "latency" in figure.axes[0].get_xlabel()
+    panels = comparison.plot_tradeoffs().axes
+    assert [ax.get_xlabel() for ax in panels] == [label for _, label, _ in evsim.comparison.COSTS]
     with pytest.raises(EvsimValueError, match="not an evsim comparison"):
         Comparison.from_json('{"kind": "sim_result"}')
+
+
+def test_latency_views_put_a_temporal_scheme_at_its_latency_with_intervals(comparison):
+    ilif = comparison["ilif"]
+    points = {(p["label"], p["T"]): p for p in comparison.tradeoffs()}
+    for t in ilif.accuracy:
+        point = points["ilif", t]
+        assert point["latency"] == ilif.latency[t] > t  # (D + 1)·T, not the window T
+        assert (point["low"], point["high"]) == evsim.analysis.accuracy_interval(
+            ilif.accuracy[t], 40)
+        assert point["images"] == 40
+    assert points["percentile", 8]["latency"] == 8
+    assert points["percentile", 8]["memory_energy_uj"] == comparison[
+        "percentile"].memory_energy_uj[8] > comparison["percentile"].energy_uj[8]
+    curve = comparison._curves("latency")["ilif"]
+    assert curve["x"] == [ilif.latency[t] for t in sorted(ilif.accuracy)]
+    # each cost's Pareto front: no point is both cheaper and more accurate than a marked one
+    for key, _, name in evsim.comparison.COSTS:
+        marked = [p for p in points.values() if name in p["pareto"]]
+        assert marked and all(not (q[key] <= p[key] and q["accuracy"] >= p["accuracy"] and (
+            q[key] < p[key] or q["accuracy"] > p["accuracy"])) for p in marked
+                              for q in points.values())
+    table = comparison.to_markdown()
+    assert "### Accuracy versus latency, SOPs and energy (Pareto view)" in table
+    assert "with memory and addressing" in table and "95 % Wilson interval" in table
 
 
 def test_methods_as_options_overrides_and_options_per_T(data):
@@ -254,8 +282,10 @@ def test_a_comparison_where_no_method_ran_leaves_no_earlier_plot(tmp_path):
                                         accuracy={1: 0.25, 2: 0.5, 4: 0.75})
     never = evsim.comparison.MethodResult("q", "qcfs", False,
                                           not_applied=dict.fromkeys((1, 2, 4), "no QCFS"))
+    (tmp_path / "accuracy_vs_T.png").write_bytes(b"an earlier version's plot against T")
     write_comparison_report(tmp_path, _comparison([ran]))
-    assert (tmp_path / "accuracy_vs_T.png").is_file()
+    assert (tmp_path / "accuracy_tradeoffs.png").is_file()
+    assert not (tmp_path / "accuracy_vs_T.png").exists()
     report = write_comparison_report(tmp_path, _comparison([never]))
-    assert report.images == () and not (tmp_path / "accuracy_vs_T.png").exists()
-    assert "accuracy_vs_T.png" not in (tmp_path / "report.md").read_text()
+    assert report.images == () and not (tmp_path / "accuracy_tradeoffs.png").exists()
+    assert "accuracy_tradeoffs.png" not in (tmp_path / "report.md").read_text()

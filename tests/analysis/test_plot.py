@@ -204,6 +204,37 @@ def test_accuracy_vs_T_draws_each_curve_and_the_ann(tmp_path):
         plot.accuracy_vs_T({"bad": ([1, 2], [0.5])})
 
 
+def test_accuracy_versus_cost_draws_error_bars_and_rings_the_pareto_front(tmp_path):
+    curves = {"a": {"x": [4, 1, 2], "accuracy": [0.9, 0.5, 0.4], "low": [0.8, 0.4, 0.3],
+                    "high": [0.95, 0.6, 0.5]},
+              "b": {"x": [2, 8], "accuracy": [0.7, 0.7], "low": [0.6, 0.6],
+                    "high": [0.8, 0.8]}}
+    fig = plot.accuracy_versus_cost(curves, "latency (steps)", ann_accuracy=0.95, n_images=100)
+    (ax,) = fig.axes
+    first = ax.containers[0]  # the errorbar of 'a', drawn in order of cost
+    assert np.allclose(first.lines[0].get_xdata(), [1, 2, 4])
+    assert np.allclose(first.lines[0].get_ydata(), [50, 40, 90])
+    bars = first.lines[2][0].get_segments()
+    assert np.allclose([seg[:, 1] for seg in bars], [[40, 60], [30, 50], [80, 95]])
+    rings = [c for c in ax.collections if isinstance(c, PathCollection)][-1]
+    # Pareto-optimal: (1, 50 %), (2, 70 %), (4, 90 %); (2, 40 %) and (8, 70 %) are beaten
+    assert sorted(map(tuple, rings.get_offsets().tolist())) == [(1, 50), (2, 70), (4, 90)]
+    assert "100 images" in ax.get_title() and ax.get_xscale() == "log"
+    _, labels = ax.get_legend_handles_labels()
+    assert {"a", "b", "ANN", "Pareto-optimal"} == set(labels)
+    band = ax.patches[-1]  # the ANN's Wilson interval, shaded
+    low, high = evsim.analysis.accuracy_interval(0.95, 100)
+    assert np.allclose([band.get_y(), band.get_y() + band.get_height()],
+                       [100 * low, 100 * high])
+    star = plot.accuracy_versus_cost(curves, "energy", 0.95, 100, ann_cost=3.0).axes[0]
+    assert star.collections[-1].get_offsets().tolist() == [[3.0, 95.0]]
+    both = plot.accuracy_tradeoffs({"latency": curves, "SOPs": curves}, n_images=100)
+    assert [a.get_xlabel() for a in both.axes] == ["latency", "SOPs"]
+    _saved(both, tmp_path / "tradeoffs.png")
+    with pytest.raises(ValueError, match="curve 'bad': 2 costs but 1 accuracies"):
+        plot.accuracy_versus_cost({"bad": {"x": [1, 2], "accuracy": [0.5]}}, "T")
+
+
 def test_conversion_and_output_error_plots(run, tmp_path):
     snn, x, result = run
     errors = conversion_error(snn, result, x)
