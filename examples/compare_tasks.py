@@ -48,6 +48,7 @@ WITHIN = 0.01  # "comparable to the ANN": a metric within 1 % (relative) of the 
 SPICALIB = "SpiCalib (p = 99 %, Γ = 5, A = T/4)"
 SPICALIB_BO = "SpiCalib (Γ = 5, p and A by BO)"
 TASKS = {"segmentation": "unet", "detection": "centernet"}
+MODELS = [f"{family}_{kind}" for family in TASKS.values() for kind in ("relu", "qcfs")]
 BASELINE = "channel-wise percentile, v(0) = θ/2 (Spiking-YOLO-style)"
 
 
@@ -82,10 +83,13 @@ class TaskTrialScore:
         return float(self.score.curve(result)[-1])
 
 
-def run_task(family: str, calibration, test, held_out, steps, trials: int) -> dict:
-    """Every experiment of one task: one compare_methods call per model."""
+def run_task(family: str, calibration, test, held_out, steps, trials: int,
+             models: list[str]) -> dict:
+    """The experiments of one task on ``models``: one compare_methods call per model."""
     rows = {}
     for model in (f"{family}_relu", f"{family}_qcfs"):
+        if model not in models:
+            continue
         network = load_model(model)
         score = task_score(network.output_shape, network.input_shape, test)
         held_score = task_score(network.output_shape, network.input_shape, held_out)
@@ -190,6 +194,10 @@ def earlier(out: Path, n: int, steps: list[int], trials: int) -> tuple[dict, dic
     results = {task: {label: {**row, **{key: {int(t): v for t, v in row[key].items()}
                                         for key in ("values", "energy_uj", "sops")}}
                       for label, row in rows.items()} for task, rows in saved["results"].items()}
+    # rows come back in the order they were run; the report lists them in EXPERIMENTS' order
+    order = {e.label: i for family in TASKS.values() for i, e in enumerate(experiments(family))}
+    results = {task: dict(sorted(rows.items(), key=lambda item: order[item[0]]))
+               for task, rows in results.items()}
     return results, saved["seconds"]
 
 
@@ -235,6 +243,8 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS),
                         help="run only these tasks; the others' results are read from the "
                         "earlier results_tasks.json in --out (same scenes and T)")
+    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS,
+                        help="run only these models' rows (the others' from the earlier run)")
     parser.add_argument("--out", type=Path, default=DOCS)
     parser.add_argument("--smoke", action="store_true", help="4 scenes, T <= 4 (CI)")
     args = parser.parse_args()
@@ -248,10 +258,13 @@ def main() -> None:
     results, seconds = earlier(args.out, n, steps, args.trials)
     for task in args.tasks:
         started = time.perf_counter()
-        results[task] = run_task(TASKS[task], calibration, test, held_out, steps, args.trials)
-        seconds[task] = time.perf_counter() - started
+        rows = run_task(TASKS[task], calibration, test, held_out, steps, args.trials,
+                        args.models)
+        results.setdefault(task, {}).update(rows)
+        seconds[task] = seconds.get(task, 0.0) + time.perf_counter() - started
         save(args.out, results, steps, n, seconds, args.trials)
-    if set(results) == set(TASKS):
+    done = {row["model"] for rows in results.values() for row in rows.values()}
+    if done == set(MODELS):
         write_report(args.out, results, steps, n, sum(seconds.values()), args.trials)
         print((args.out / "results_tasks.md").read_text())
 

@@ -323,11 +323,14 @@ def card(name: str, info: dict, layers: list[str]) -> str:
     recipe = ", ".join(f"{k} {v}" for k, v in info["recipe"].items())
     kept = next(e for e in info["history"] if e["epoch"] == info["recipe"]["kept_epoch"])
     kept = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in kept.items() if k != "epoch")
+    cpu = (f" ({info['training_cpu_seconds']:.0f} s CPU)" if "training_cpu_seconds" in info
+           else "")
     return (f"# {name}\n\n{info['description']}.\n\n- ANN {metric}\n- output: "
             f"{info['output']}\n- kept epoch {info['recipe']['kept_epoch']} of "
             f"{info['recipe']['epochs']}: {kept}\n- layers: {', '.join(layers)}\n"
             f"- parameters: {info['parameters']}\n- training time: "
-            f"{info['training_seconds']:.0f} s on {info['machine']} ({info['date']})\n"
+            f"{info['training_seconds']:.0f} s wall clock{cpu} on {info['machine']} "
+            f"({info['date']})\n"
             f"- recipe: {recipe}\n\nRetrain: "
             f"`python examples/train_task_models.py --model {name}`\n")
 
@@ -411,9 +414,10 @@ def main() -> None:
             print(f"{name}: {per_epoch:.0f} s per epoch, {epochs} epochs "
                   f"{epochs * per_epoch / 60:.1f} min on {args.threads} thread(s)", flush=True)
             continue
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         model, info = train(name, epochs, train_data, held_out)
         seconds = time.perf_counter() - start
+        info["training_cpu_seconds"] = round(time.process_time() - cpu, 1)
         bundle(name, model, info, seconds, args.threads, test, out)
         print(f"{name}: {seconds:.0f} s, " + ", ".join(f"{k} {v}" for k, v in info.items()
                                                       if k.startswith("test")), flush=True)

@@ -87,3 +87,15 @@ def test_demo_refuses_a_model_of_another_task(capsys):
     assert main(["demo", "--task", "detection", "--model", "unet_relu", "--images", "1",
                  "--no-report"]) == 2
     assert "--task detection: the model answers segmentation" in capsys.readouterr().err
+
+
+def test_an_onnx_export_converts_and_reports_its_metric(files, capsys):
+    """The detector's ONNX file (exported from torch, as a user's would be) through the CLI."""
+    from importlib import resources
+
+    with resources.as_file(resources.files("evsim.models") / "centernet_relu.onnx") as onnx:
+        assert main(["convert", str(onnx), "bundled", "-o", str(files / "from_onnx.npz"),
+                     "--calibration-images", "20"]) == 0
+    out = _json(capsys, ["run", str(files / "from_onnx.npz"), str(files / "scenes.npz"),
+                         "--T", "4", "--json"])
+    assert out["metric"] == "mAP@.5" and len(out["map50"]) == 3
