@@ -255,14 +255,16 @@ def main() -> None:
                               seed=3).images
     held_out = make_scenes(images[55_000:], labels[55_000:], 4 if args.smoke else 64, seed=4)
     test = fashion_mnist_scenes("test", n, seed=0)
-    results, seconds = earlier(args.out, n, steps, args.trials)
     for task in args.tasks:
         started = time.perf_counter()
         rows = run_task(TASKS[task], calibration, test, held_out, steps, args.trials,
                         args.models)
+        # read again just before saving: another run (other tasks or models) may have saved
+        results, seconds = earlier(args.out, n, steps, args.trials)
         results.setdefault(task, {}).update(rows)
         seconds[task] = seconds.get(task, 0.0) + time.perf_counter() - started
         save(args.out, results, steps, n, seconds, args.trials)
+    results, seconds = earlier(args.out, n, steps, args.trials)
     done = {row["model"] for rows in results.values() for row in rows.values()}
     if done == set(MODELS):
         write_report(args.out, results, steps, n, sum(seconds.values()), args.trials)
