@@ -57,8 +57,8 @@ def test_event_engine_equals_dense_engine(name, method, scenes):
     x = scenes.images[:2]
     dense = evsim.simulate(snn, x, T=4, engine="dense")
     event = evsim.simulate(snn, x, T=4, engine="event")
-    if method == "qcfs":  # dyadic thresholds: every sum is exact
-        assert evsim.results_equal(dense, event)
-    else:  # float sums in another order: the same readout to rounding
-        np.testing.assert_allclose(event.outputs, dense.outputs, rtol=1e-4, atol=1e-3)
-    assert event.total_sops() > 0
+    # spike for spike and SOP for SOP; the readout sums floats (learned thresholds, the
+    # analog first layer's GEMM) in another order, so it agrees to rounding
+    diff = evsim.difference(dense, event)
+    assert diff["spikes"] == 0 and diff["sops"] == {} and event.total_sops() > 0
+    np.testing.assert_allclose(event.outputs, dense.outputs, rtol=1e-5, atol=1e-4)
