@@ -11,7 +11,7 @@ from ..forward import forward
 from ..result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
 from .energy import FLOAT32_45NM, EnergyTable, energy_report, energy_table, energy_unit
-from .task_score import TaskScore
+from .task_score import METRIC_KEYS, TaskScore
 from ..errors import EvsimValueError
 
 
@@ -64,7 +64,7 @@ class CheckpointSummary:
         """JSON-ready: accuracies as fractions in [0, 1], energies in µJ per image (the key
         names say so), SOPs and MACs per image. A task's metric is under its own key
         (``"miou"``, ``"map50"``, and ``"ann_miou"``, ...) with ``"metric"`` naming it."""
-        key = {"mIoU": "miou", "mAP@.5": "map50"}.get(self.metric, "accuracy")
+        key = METRIC_KEYS.get(self.metric, "accuracy")
         task = {} if key == "accuracy" else {"metric": self.metric}
         return {"T": self.steps.tolist(), "latency": self.latency.tolist(), **task,
                 key: None if self.accuracy is None else self.accuracy.tolist(),

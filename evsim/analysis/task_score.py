@@ -29,10 +29,12 @@ from ..tasks import decode_masks
 from .detection import map50
 from .segmentation import mean_iou
 
-__all__ = ["TASKS", "TaskScore", "task_score"]
+__all__ = ["METRIC_KEYS", "TASKS", "TaskScore", "task_score"]
 
 #: The tasks a scenes file can score, and the metric each reports.
 TASKS = {"segmentation": "mIoU", "detection": "mAP@.5"}
+#: Each metric's key in JSON (``--json``, ``CheckpointSummary.as_dict``).
+METRIC_KEYS = {"mIoU": "miou", "mAP@.5": "map50"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,7 +69,7 @@ class TaskScore:
     @property
     def key(self) -> str:
         """The metric's JSON key: ``"miou"`` or ``"map50"``."""
-        return "miou" if self.task == "segmentation" else "map50"
+        return METRIC_KEYS[self.metric]
 
     def __len__(self) -> int:
         return len(self.scenes)
