@@ -1,5 +1,22 @@
+"""The ``evsim`` command's entry point (``python -m evsim`` and the installed script).
+
+``import evsim`` loads nothing but the version, so this runs before NumPy, Numba and the
+rest of evsim load: Ctrl-C meanwhile (the first second or so) ends the command as any
+interruption does, with one line and exit code 130, not a traceback.
+"""
+
 import sys
 
-from .cli import main
 
-sys.exit(main())
+def main() -> int:
+    """Import the command and run it (:func:`evsim.cli.main`); 130 if interrupted meanwhile."""
+    try:
+        from evsim.cli import main as command
+    except KeyboardInterrupt:
+        print("evsim: interrupted", file=sys.stderr)
+        return 130
+    return command()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,6 +32,24 @@ def _plain(value):
     return json.loads(json.dumps(value, allow_nan=False))
 
 
+class ForeignCellsError(EvsimFileError, EvsimValueError):
+    """A folder holds cells this comparison cannot reuse. The message ends with how to
+    discard them in Python (``restart=True``); :meth:`advice` phrases it another way (the
+    command's ``--restart``)."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, discard: str = "restart=True"):
+        self.cause = problem
+        super().__init__(path, f"{problem}; use a new folder, or discard the saved cells "
+                               f"({discard})")
+
+    def advice(self, discard: str) -> str:
+        """The message with ``discard`` as the way to discard the cells."""
+        return str(ForeignCellsError(self.path, self.cause, discard))
+
+    def __reduce__(self):
+        return type(self), (self.path, self.cause)
+
+
 def _digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -54,7 +72,8 @@ class CellStore:
 
     ``inputs`` maps each input's name (``"model"``, ``"images"``, ...) to a
     digest or a JSON value. A folder holding cells of other inputs raises
-    :class:`~evsim.errors.EvsimValueError` naming the inputs that differ;
+    :class:`ForeignCellsError` (an :class:`~evsim.errors.EvsimValueError`) naming the
+    inputs that differ;
     ``restart=True`` deletes those cells instead.
     """
 
@@ -69,19 +88,16 @@ class CellStore:
         elif manifest.is_file():
             saved = _read_json(manifest)
             if not isinstance(saved, dict):
-                raise EvsimFileError(manifest, "is not a record of a comparison's inputs (a "
-                                     "JSON object); discard the saved cells (restart=True; "
-                                     "evsim compare --restart)")
+                raise ForeignCellsError(manifest, "is not a record of a comparison's inputs "
+                                        "(a JSON object)")
             changed = sorted(k for k in set(saved) | set(inputs) if saved.get(k) != inputs.get(k))
             if changed:
-                raise EvsimValueError(
-                    f"{self.folder} holds cells of another comparison: its "
-                    f"{', '.join(changed)} differ from this run's; use a new folder, or discard "
-                    "the saved cells (restart=True; evsim compare --restart)")
+                raise ForeignCellsError(
+                    self.folder, f"holds cells of another comparison: its "
+                    f"{', '.join(changed)} differ from this run's")
         elif any(self.folder.glob(CELL_FILES)):
-            raise EvsimValueError(f"{self.folder} holds cells but no {INPUTS_FILE} saying what "
-                                  "they were computed from; use a new folder, or discard them "
-                                  "(restart=True; evsim compare --restart)")
+            raise ForeignCellsError(self.folder, f"holds cells but no {INPUTS_FILE} saying what "
+                                    "they were computed from")
         _write_json(manifest, inputs)
         self.inputs = inputs
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._version import __version__
-from .errors import EvsimError, EvsimValueError
+from .errors import EvsimError, EvsimValueError, UnscaledInputWarning
 
 if TYPE_CHECKING:
     from .analysis.energy import EnergyReport
@@ -88,7 +89,7 @@ def _load_data(spec: str, split: str, network, limit: int | None):
 
     if limit is not None and limit < 1:
         raise CommandError(f"--images must be >= 1, got {limit}")
-    images, labels, what = _read_data(spec, split, network)
+    images, labels, what = _read_data(spec, split, network, limit)
     task = isinstance(labels, TaskScore)
     input_shape = network.input_shape
     if tuple(images.shape[1:]) != tuple(input_shape):
@@ -107,10 +108,9 @@ def _load_data(spec: str, split: str, network, limit: int | None):
     return images.astype(np.float32, copy=False), labels, what
 
 
-def _read_data(spec: str, split: str, network):
+def _read_data(spec: str, split: str, network, limit: int | None):
     """``(images, labels, description)`` as stored: labels an array, a TaskScore or None."""
     from .data import load_bundled_sample
-    from .io.errors import reading
 
     if spec == BUNDLED:
         if tuple(network.input_shape) == SCENE_INPUT:
@@ -121,17 +121,43 @@ def _read_data(spec: str, split: str, network):
     if not os.path.exists(spec):
         raise CommandError(f"{spec}: no such file (give an .npz with an 'images' array, "
                            f"or '{BUNDLED}')")
-    with reading(spec, ".npz file"), np.load(spec, allow_pickle=False) as archive:
-        data = {key: archive[key] for key in archive.files}
-    if "images" not in data:
-        raise CommandError(f"{spec}: has no 'images' array (it holds "
-                           f"{', '.join(data) or 'nothing'})")
-    if "masks" in data:
+    if _holds_masks(spec):
         from .data import load_scenes
 
         scenes = load_scenes(spec)
         return scenes.images, _task(spec, network, scenes), os.path.basename(spec)
-    return data["images"], data.get("labels"), os.path.basename(spec)
+    images, labels = _read_data_file(spec, network.input_shape, limit)
+    return images, labels, os.path.basename(spec)
+
+
+def _holds_masks(spec: str) -> bool:
+    """Whether the .npz file is a scenes file (it has a 'masks' array)."""
+    from .io.errors import reading
+    from .io.npz import NpzArchive
+
+    with reading(spec, ".npz file"), NpzArchive(spec) as archive:
+        return "masks" in archive
+
+
+def _read_data_file(spec: str, input_shape, limit: int | None):
+    """``(images, labels or None)`` of an .npz data file, the shapes they declare checked
+    before they are decompressed, and only the first ``limit`` images decompressed."""
+    from .io.errors import reading
+    from .io.npz import NpzArchive
+
+    with reading(spec, ".npz file"), NpzArchive(spec) as archive:
+        if "images" not in archive:
+            raise CommandError(f"{spec}: has no 'images' array (it holds "
+                               f"{', '.join(archive) or 'nothing'})")
+        shape = archive.declared("images").shape
+        if tuple(shape[1:]) != tuple(input_shape):
+            raise CommandError(f"{spec}: images have shape {shape}, the network expects "
+                               f"(N, {', '.join(map(str, input_shape))})")
+        if "labels" in archive and archive.declared("labels").shape != shape[:1]:
+            raise CommandError(f"{spec}: 'labels' has shape {archive.declared('labels').shape}"
+                               f", expected ({shape[0]},)")
+        return (archive.read("images", limit),
+                archive.read("labels", limit) if "labels" in archive else None)
 
 
 #: The input of the networks that read Fashion-MNIST scenes (the bundled task models).
@@ -207,6 +233,28 @@ class _as_flags:
         return False
 
 
+class _cells_as_flags:
+    """Re-raise a :class:`~evsim.cellstore.ForeignCellsError` advising ``--restart``."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        from .cellstore import ForeignCellsError
+
+        if isinstance(error, ForeignCellsError):
+            raise CommandError(error.advice("--restart")) from None
+        return False
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What the command says when Ctrl-C stops it (a comparison resumes)."""
+    if args.command == "compare":
+        return (f"interrupted; the finished cells are kept in {args.output}: run the same "
+                "command again to resume")
+    return "interrupted"
+
+
 def _warn(args, message: str) -> None:
     if message:
         print(f"evsim {args.command}: warning: {message}", file=sys.stderr)
@@ -267,10 +315,17 @@ def _cluster(args):
     print(f"evsim {args.command}: on the Dask cluster at {address} "
           f"({len(client.nthreads())} workers, {sum(client.nthreads().values())} threads)",
           file=sys.stderr)
+    # the client logs tracebacks of its own while a lost scheduler is retried; the command
+    # says what was lost in one line (evsim.distributed.ClusterLostError)
+    quiet = logging.getLogger("distributed.client")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         yield client
     finally:
-        client.close()
+        with contextlib.suppress(Exception):  # a lost scheduler cannot be told
+            client.close()
+        quiet.setLevel(level)
 
 
 def _energy_line(report) -> str:
@@ -328,10 +383,16 @@ def _neurobench_lines(metrics: dict) -> list[str]:
 
 def _thresholds_from(snn, calibration: int | None) -> str:
     """Where the thresholds came from, in words."""
-    normalization = snn.options.get("normalization")
+    options = snn.options
+    normalization, p = options.get("normalization"), options.get("percentile")
     if normalization == "trained":
         return "the trained activation bounds (calibration images not used)"
-    return f"the {normalization} of the ANN activations on {calibration} calibration images"
+    p = "per-layer p" if isinstance(p, dict) else f"p = {p:g}%"
+    statistic = {"max": "the maximum", "percentile": f"the percentile ({p})",
+                 "braincog": f"BrainCog's per-layer λ ({p})"}.get(normalization, normalization)
+    if options.get("channelwise"):
+        statistic += " per channel"
+    return f"{statistic} of the ANN activations on {calibration} calibration images"
 
 
 def _print_json(obj) -> None:
@@ -502,13 +563,16 @@ def _convert(args: argparse.Namespace) -> int:
     from . import convert
     from .io import save
     from .io.atomic import check_output_file
+    from .io.native import npz_path
     from .options import ConversionOptions
 
-    output = args.output if args.output.endswith(".npz") else args.output + ".npz"
+    output = npz_path(args.output)
     check_output_file(output)
     network = _load_ann(args.model)
-    calibration, _, what = _load_data(args.calibration, "train", network,
-                                      args.calibration_images)
+    calibration, what = None, None
+    if args.calibration is not None:
+        calibration, _, what = _load_data(args.calibration, "train", network,
+                                          args.calibration_images)
     overrides = {f.name: getattr(args, f.name) for f in fields(ConversionOptions)
                  if getattr(args, f.name) is not None}
     steps = overrides.pop("T", None)
@@ -517,7 +581,7 @@ def _convert(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, progress=True, **overrides)
     save(snn, output)
     used = snn.options["normalization"] != "trained"
-    thresholds = _thresholds_from(snn, len(calibration))
+    thresholds = _thresholds_from(snn, 0 if calibration is None else len(calibration))
     if args.json:
         _print_json({"output": output, "method": snn.method, "thresholds_from": thresholds,
                      "calibration": what if used else None,
@@ -597,7 +661,7 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"evsim compare: {line}", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    with _cluster(args) as client, _as_flags():
+    with _cluster(args) as client, _as_flags(), _cells_as_flags():
         comparison = compare_methods(
             network, calibration, images, labels, methods=args.methods, T=args.T,
             client=client, simulation=_simulation(args), energy=args.energy_table,
@@ -695,6 +759,14 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def _output_name(text: str) -> str:
+    """An -o argument: a file or folder name, not an empty one (it would write '.npz' or
+    into the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a name, got an empty one")
+    return text
 
 
 def _non_negative(text: str) -> int:
@@ -880,6 +952,17 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
                         ".npz with an 'images' array (N, C, H, W) and optionally 'labels' (N,)")
     parser.add_argument("--images", type=_positive, default=None, metavar="N",
                         help="use only the first N images")
+    _unscaled_option(parser)
+
+
+#: The flag that silences :class:`~evsim.errors.UnscaledInputWarning`.
+UNSCALED_OK = "--unscaled-ok"
+
+
+def _unscaled_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(UNSCALED_OK, action="store_true",
+                        help="the images' range above 1 is what the network was trained on: "
+                        "do not warn that they look unscaled")
 
 
 def _analysis_option(parser: argparse.ArgumentParser) -> None:
@@ -946,15 +1029,19 @@ def _convert_parser(commands) -> None:
                                epilog="Each conversion option overrides what --method sets; "
                                "docs/cli.md lists them with their units.")
     conv.add_argument("model", help="ANN file: evsim .npz or .onnx")
-    conv.add_argument("calibration", help=f"'{BUNDLED}' (1,000 bundled Fashion-MNIST training "
-                      "images) or an .npz with an 'images' array (N, C, H, W)")
-    conv.add_argument("-o", "--output", required=True, help="spiking network file to write (.npz)")
+    conv.add_argument("calibration", nargs="?", default=None,
+                      help=f"'{BUNDLED}' (1,000 bundled Fashion-MNIST training images) or an "
+                      ".npz with an 'images' array (N, C, H, W); not needed by the methods "
+                      "that use trained bounds (opi, qcfs, nq)")
+    conv.add_argument("-o", "--output", required=True, type=_output_name,
+                      help="spiking network file to write (.npz)")
     conv.add_argument("--method", default="percentile", choices=list(METHODS),
                       help="conversion preset (default: %(default)s)")
     conv.add_argument("--calibration-images", type=_positive, default=None, metavar="N",
                       help="use only the first N calibration images")
     conv.add_argument("--batch-size", type=_positive, default=256, metavar="N",
                       help="calibration images per forward chunk (default: %(default)s)")
+    _unscaled_option(conv)
     _conversion_options(conv)
     conv.add_argument("--json", action="store_true",
                       help="print one JSON object on stdout (progress stays on stderr)")
@@ -974,7 +1061,7 @@ def _report_parser(commands) -> None:
     report = commands.add_parser("report", help="write a folder of plots, Markdown and HTML",
                                  description=_report.__doc__)
     _data_arguments(report)
-    report.add_argument("-o", "--output", required=True, metavar="DIR",
+    report.add_argument("-o", "--output", required=True, type=_output_name, metavar="DIR",
                         help="folder to write (created if missing)")
     _analysis_option(report)
     _simulation_options(report)
@@ -995,7 +1082,7 @@ def _compare_parser(commands) -> None:
                          "training images) or an .npz with an 'images' array (N, C, H, W)")
     compare.add_argument("data", help=f"'{BUNDLED}' (the bundled Fashion-MNIST test sample) or "
                          "an .npz with 'images' (N, C, H, W) and 'labels' (N,)")
-    compare.add_argument("-o", "--output", required=True, metavar="DIR",
+    compare.add_argument("-o", "--output", required=True, type=_output_name, metavar="DIR",
                          help="folder to write (created if missing; holds the cells of a "
                          "resumable run)")
     compare.add_argument("--methods", type=_methods, default=["percentile"], metavar="NAMES",
@@ -1013,6 +1100,7 @@ def _compare_parser(commands) -> None:
                          help="use only the first N test images")
     compare.add_argument("--calibration-images", type=_positive, default=None, metavar="N",
                          help="use only the first N calibration images")
+    _unscaled_option(compare)
     _engine_options(compare, threads="1 per task on a cluster; results do not depend on it")
     _scheduler_option(compare)
     compare.add_argument("--restart", action="store_true",
@@ -1030,10 +1118,11 @@ def _explore_parser(commands) -> None:
     explore.add_argument("network", help="spiking network file (.npz from `evsim convert`)")
     explore.add_argument("data", help=f"'{BUNDLED}' (the bundled Fashion-MNIST test sample) or "
                          "an .npz with an 'images' array (N, C, H, W) and optionally 'labels'")
-    explore.add_argument("-o", "--output", required=True, metavar="PAGE",
+    explore.add_argument("-o", "--output", required=True, type=_output_name, metavar="PAGE",
                          help="HTML file to write (e.g. page.html)")
     explore.add_argument("--images", type=_positive, default=IMAGES, metavar="N",
                          help="the first N images to choose from (default: %(default)s)")
+    _unscaled_option(explore)
     explore.add_argument("--T", type=_positive, default=STEPS,
                          help="time steps (default: %(default)s)")
     explore.add_argument("--neurons", type=_positive, default=NEURONS, metavar="K",
@@ -1051,13 +1140,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point. Every failure is one line on stderr, never a traceback: exit code 2 for
     a user error (bad arguments, files or data; too little memory), 1 for an internal error
     (a bug: please report it), 130 when interrupted."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # reading the arguments may import Numba (--threads)
+        print("evsim: interrupted", file=sys.stderr)
+        return 130
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_printer(args.command)
+            if getattr(args, "unscaled_ok", False):
+                warnings.simplefilter("ignore", UnscaledInputWarning)
             return args.run(args)
     except KeyboardInterrupt:
-        print(f"evsim {args.command}: interrupted", file=sys.stderr)
+        print(f"evsim {args.command}: {_interrupted(args)}", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 -- the one place every failure becomes a line
         code, message = _failure(err)
@@ -1068,6 +1163,8 @@ def main(argv: list[str] | None = None) -> int:
 def _warning_printer(command: str):
     """``warnings.showwarning`` printing one line, ``evsim COMMAND: warning: ...``."""
     def show(message, category, filename, lineno, file=None, line=None):
+        if isinstance(message, UnscaledInputWarning):  # the command's way, not Python's
+            message = UnscaledInputWarning(message.problem, UNSCALED_OK)
         print(f"evsim {command}: warning: {' '.join(str(message).split())}",
               file=file or sys.stderr)
     return show

@@ -21,6 +21,8 @@ never imports it.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import sys
 import uuid
 from collections.abc import Callable, Hashable, Iterator
@@ -28,13 +30,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import EvsimTypeError, EvsimValueError
+from .errors import EvsimError, EvsimTypeError, EvsimValueError
 from .extras import require
 from .io.hashing import array_digest, content_hash
 from .request import check_request
 from .result import SimResult
 from .result_merge import merge
 from .simulation_options import resolve_simulation
+
+class ClusterLostError(EvsimError, RuntimeError):
+    """The Dask cluster lost a run: the scheduler went away, or cancelled or lost its tasks.
+    The message says what was lost and how to resume; the cause is Dask's own error."""
+
 
 #: Shards per worker thread of a run: enough to keep every thread busy while a slow shard
 #: finishes, few enough that scheduling costs nothing next to a shard's work.
@@ -149,7 +156,10 @@ class ShardedRuns:
         called with the images of every shard that finishes."""
         for future in self._pending:
             run = self._runs.pop(future.key)
-            result = future.result()
+            try:
+                result = future.result()
+            except self._lost_errors() as err:
+                raise self._lost(run, err) from err
             run.results.append(result)
             future.release()
             if on_shard is not None:
@@ -157,14 +167,41 @@ class ShardedRuns:
             if len(run.results) == len(run.futures):
                 yield run.tag, merge(run.results)
 
+    def _lost_errors(self) -> tuple[type[BaseException], ...]:
+        """Dask's errors for work the cluster lost (not a task's own failure)."""
+        from concurrent.futures import CancelledError
+
+        from distributed.comm import CommClosedError
+        from distributed.scheduler import KilledWorker
+        return CancelledError, CommClosedError, KilledWorker
+
+    def _lost(self, run: _Run, err: BaseException) -> ClusterLostError:
+        """The error saying that ``run`` was lost, and why."""
+        text = " ".join(str(err).split())
+        cancelled = re.search(r"cancelled for reason: ([\w-]+)", text)
+        reason = cancelled.group(1) if cancelled else (text or type(err).__name__)
+        what = ("a task killed its workers (did they run out of memory?)"
+                if type(err).__name__ == "KilledWorker" else
+                "the client lost the connection to the Dask scheduler, or the scheduler "
+                "cancelled the tasks")
+        unfinished = len(run.futures) - len(run.results)
+        return ClusterLostError(
+            f"the Dask cluster lost this simulation: {what} ({reason}); {unfinished} of "
+            f"{len(run.futures)} image shards of run {run.tag!r} did not finish. Check that "
+            "the scheduler and its workers are up (dask scheduler; dask worker ADDRESS) and "
+            "run it again: evsim compare and compare_methods(cells=...) resume from the "
+            "cells they saved")
+
     def close(self) -> None:
-        """Release what the runs hold on the cluster (the network and image copies)."""
+        """Release what the runs hold on the cluster (the network and image copies); quiet
+        when the cluster is gone."""
         for run in self._runs.values():
             for future in run.futures:
                 future.cancel()
         self._runs.clear()
         self._networks.clear()
-        self._images.release()
+        with contextlib.suppress(Exception):  # a lost scheduler cannot be told
+            self._images.release()
 
 
 def simulate_on(client, snn, inputs: np.ndarray, T: int = 32, *,
@@ -196,5 +233,5 @@ def simulate_on(client, snn, inputs: np.ndarray, T: int = 32, *,
     return result
 
 
-__all__ = ["simulate_on", "ShardedRuns", "connect", "check_client", "shard_ranges",
-           "SHARDS_PER_THREAD"]
+__all__ = ["simulate_on", "ShardedRuns", "ClusterLostError", "connect", "check_client",
+           "shard_ranges", "SHARDS_PER_THREAD"]

@@ -73,7 +73,9 @@ class ChunkResult:
     for the layers the engine counts. ``spike_trains`` and ``membrane``: the
     recorded layers' :class:`~evsim.simulate.SpikeTrain` (images numbered within
     the chunk) and membrane traces ``(steps, B, recorded neurons)`` after the reset and,
-    in ``membrane_before_reset``, before it.
+    in ``membrane_before_reset``, before it. ``pool_spike_counts``: ``{layer: int64}``, each
+    spiking max pooling's output spikes, laid out as ``spike_counts`` (optional for an
+    engine; NeuroBench's counts of the layers reading a pooling layer use them).
     """
 
     outputs: np.ndarray
@@ -84,6 +86,7 @@ class ChunkResult:
     spike_trains: dict[str, SpikeTrain] = field(default_factory=dict)
     membrane: dict[str, np.ndarray] = field(default_factory=dict)
     membrane_before_reset: dict[str, np.ndarray] = field(default_factory=dict)
+    pool_spike_counts: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Runner(Protocol):

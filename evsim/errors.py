@@ -77,8 +77,20 @@ class UnscaledInputWarning(UserWarning):
     """Images look unscaled (raw 8-bit pixels, or values above 1 with analog input).
 
     Silence it, for a network trained on such inputs, with
-    ``warnings.filterwarnings("ignore", category=evsim.UnscaledInputWarning)``.
+    ``warnings.filterwarnings("ignore", category=evsim.UnscaledInputWarning)`` (the ``evsim``
+    command: ``--unscaled-ok``). ``problem`` is the message without that advice.
     """
+
+    #: How the message says to silence it (the command says its flag instead).
+    SILENCE = "warnings.filterwarnings('ignore', category=evsim.UnscaledInputWarning)"
+
+    def __init__(self, problem: str, silence: str = SILENCE):
+        super().__init__(f"{problem}; if it was trained on such values, silence this warning "
+                         f"with {silence}")
+        self.problem, self.silence = problem, silence
+
+    def __reduce__(self):  # pickled (a Dask worker's warning) as made, not re-advised
+        return type(self), (self.problem, self.silence)
 
 
 __all__ = ["EvsimError", "EvsimValueError", "EvsimTypeError", "ConversionError",

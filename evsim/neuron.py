@@ -2,8 +2,8 @@
 tuples).
 
 The vocabulary — :func:`fire`, :func:`reset`, :func:`window_fire`,
-:func:`spicalib_step` — is mirrored by scalar functions of the same names in
-:mod:`evsim.simulate.kernels`; both engines implement exactly this arithmetic,
+:func:`signed_window_fire`, :func:`spicalib_step` — is mirrored by scalar functions of the
+same names in :mod:`evsim.simulate.kernels`; both engines implement exactly this arithmetic,
 element by element, so that they agree bit for bit given the same input
 currents.
 """
@@ -90,6 +90,13 @@ def window_fire(m: np.ndarray, theta: np.ndarray, window: int) -> np.ndarray:
     return np.clip(q, 0, window).astype(np.int32)
 
 
+def signed_window_fire(m: np.ndarray, theta: np.ndarray, negative_theta: np.ndarray,
+                       window: int) -> np.ndarray:
+    """The window rule of signed neurons (int32): :func:`window_fire` at ``m`` with θ, minus
+    :func:`window_fire` at ``−m`` with θ⁻, i.e. ``−clip(floor(−m / θ⁻), 0, W)`` below 0."""
+    return window_fire(m, theta, window) - window_fire(-np.asarray(m), negative_theta, window)
+
+
 def if_step(current: np.ndarray, state: IFState, params: IFParameters
             ) -> tuple[np.ndarray, IFState]:
     """One time step: integrate ``current``, :func:`fire`, :func:`reset`.
@@ -150,5 +157,5 @@ def spicalib_step(x: np.ndarray, t: int, state: SpiCalibState, allowance: float
 
 
 __all__ = ["IFParameters", "IFState", "fire", "reset", "signed_fire", "signed_reset",
-           "window_fire", "if_step",
+           "window_fire", "signed_window_fire", "if_step",
            "SpiCalibState", "spicalib_state", "spicalib_step"]

@@ -12,6 +12,7 @@ beside or below the axes, never over the data.
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -44,6 +45,19 @@ def _axes(ax: Axes | None, size=(6.0, 4.0)) -> tuple[Figure, Axes]:
 def _legend_beside(ax: Axes) -> None:
     """The axes' legend to their right, outside the plotting area."""
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+
+
+def _tick_name(name: str, width: int = 12) -> str:
+    """A layer name in lines of at most ``width`` characters, broken after its separators
+    (``.``, ``/``, ``_``) where it has them, so that long ONNX names do not overlap."""
+    pieces = [token[k:k + width] for token in re.split(r"(?<=[./_])", name) if token
+              for k in range(0, len(token), width)]
+    lines = [""]
+    for piece in pieces:
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(lines)
 
 
 def _grid(fig: Figure | None, n: int, panel=(3.6, 3.2)) -> tuple[Figure, list[Axes]]:
@@ -512,7 +526,8 @@ def conversion_error(errors: Mapping[str, LayerErrorStats],
     ax.bar(x - 0.2, [e.rms for e in errors.values()], 0.4, label="RMS error")
     ax.bar(x + 0.2, [e.mean for e in errors.values()], 0.4, label="mean error (bias)")
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(x, [f"{name}\nr = {e.correlation:.3f}" for name, e in errors.items()])
+    ax.set_xticks(x, [f"{_tick_name(name)}\nr = {e.correlation:.3f}"
+                      for name, e in errors.items()])
     ax.set(ylabel="rate − activation (activation units)",
            title="conversion error per layer (r: correlation)")
     _legend_beside(ax)
@@ -559,8 +574,9 @@ def energy_breakdown(report: EnergyReport, ax: Axes | None = None) -> Figure:
             continue
         ax.bar(x + 0.2, height, 0.4, bottom=bottom, color=color, label=label)
         bottom += height
-    ax.set_xticks(x, [r.layer for r in rows])
-    ax.margins(y=0.08)
+    ax.set_xticks(x, [_tick_name(r.layer) for r in rows])
+    highest = max(bottom.max(), max(r.ann_pj for r in rows) / scale)
+    ax.set_ylim(0, 1.08 * highest)  # headroom: zero-height parts would pin the top otherwise
     ax.set(ylabel=f"energy per image ({unit})",
            title=f"energy by layer, T = {report.steps}, {report.table.name}")
     _legend_beside(ax)

@@ -48,7 +48,8 @@ from .data import CLASS_NAMES
 from .errors import EvsimFileError, EvsimValueError
 from .explorer import report_section as explorer_section
 from .forward import forward
-from .io.atomic import StagedFolder, atomic_file, check_output_file, check_output_folder
+from .io.atomic import (StagedFolder, atomic_file, check_output_file, check_output_folder,
+                        names_the_folder)
 from .options import steps_message
 from .simulate import simulate
 from .simulation_options import SimulationOptions, resolve_simulation
@@ -130,6 +131,7 @@ def _neurobench_table(runs: list[tuple[str, dict | None]], layers: list[str]) ->
                   [[name] + [cell(m, get, fmt) for _, m in runs] for name, get, fmt in rows])
 
 
+@names_the_folder
 def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.ndarray,
                  labels: np.ndarray | None = None, *, T: int = 128,
                  simulation: SimulationOptions | None = None, result: SimResult | None = None,
@@ -493,6 +495,7 @@ def check_comparison_folder(directory: str | os.PathLike) -> Path:
     return out
 
 
+@names_the_folder
 def write_comparison_report(directory: str | os.PathLike, comparison: Comparison, *,
                             title: str = "evsim method comparison",
                             description: str = "") -> Report:

@@ -21,7 +21,8 @@ from .errors import EvsimTypeError, EvsimValueError
 from .forward import _check_inputs
 from .options import warn_if_tuned_for_other_T
 from .spiking import SpikingNetwork
-from .validate import check_images, check_index, check_simulation_memory, check_steps
+from .validate import (check_below_int64, check_images, check_index, check_simulation_memory,
+                       check_steps)
 from .engines import ENGINES, recording_engines
 from .simulation_options import SimulationOptions
 from .timeplan import TimePlan, time_plan
@@ -55,6 +56,8 @@ def check_request(snn: SpikingNetwork, inputs: np.ndarray, T: int,
     x = _check_inputs(snn.network, inputs, options.dtype)
     if len(x) == 0:
         raise EvsimValueError("inputs hold no image")
+    check_below_int64(first_image + len(x) - 1, "first_image + the number of images - 1 "
+                      "(the last image's index)")
     check_images(inputs, encoding=options.encoding)
     if options.encoding == "rate":
         check_rate_inputs(x)

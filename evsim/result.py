@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import EvsimValueError
 from .spiking import WINDOWED
-from .validate import check_labels
+from .validate import check_labels, check_steps
 
 
 def default_checkpoints(T: int) -> np.ndarray:
@@ -84,6 +84,10 @@ class SimResult:
         negative spikes of signed neurons, methods.md §5b) of
         every spiking layer, over all images and steps; ``spike_counts`` are
         net counts, so a layer sent ``spike_counts + 2 × negative`` spikes.
+    pool_spike_counts:
+        ``{layer: counts}`` of every spiking max pooling layer, int64, laid out as
+        ``spike_counts``: its output spikes (empty in the ilif scheme, and in results
+        of engines or evsim versions that do not count them).
     engine, encoding, dtype, time_scheme:
         How the result was produced. In the ``"temporal"`` and ``"ilif"``
         schemes T is the window length, there is one checkpoint (T) and
@@ -133,10 +137,12 @@ class SimResult:
     method: str = ""
     options: dict = field(default_factory=dict)
     evsim_version: str = ""
+    pool_spike_counts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def _index(self, step: int | None) -> int:
         if step is None:
             return len(self.checkpoints) - 1
+        step = check_steps(step, "step")
         hits = np.flatnonzero(self.checkpoints == step)
         if not hits.size:
             raise EvsimValueError(f"step {step} is not a checkpoint; checkpoints are "
@@ -268,15 +274,17 @@ def difference(a: SimResult, b: SimResult) -> ResultDifference:
                             predictions=predictions)
 
 
-def compare(a: SimResult, b: SimResult) -> dict:
-    """Deprecated alias of :func:`difference` (its fields as a dict); removed after 0.2.
+def compare(a: SimResult, b: SimResult) -> ResultDifference:
+    """Deprecated alias of :func:`difference`; removed after 0.2. It returns the same
+    labelled record, which reads as the dict it once returned (``diff["spikes"]``,
+    ``dict(diff)``, ``diff == {...}``).
 
     ``evsim.compare`` was easily confused with :func:`evsim.compare_methods` and the
     ``evsim compare`` command.
     """
     warnings.warn("evsim.compare is deprecated; use evsim.difference (same keys, also "
                   "attributes)", DeprecationWarning, stacklevel=2)
-    return dict(difference(a, b))
+    return difference(a, b)
 
 
 def _counts(result: SimResult, layer: str, per_image: bool) -> np.ndarray:

@@ -54,7 +54,7 @@ def _check_one_run(results: Sequence[SimResult]) -> None:
                                   f"checkpoints differ ({first.checkpoints.tolist()} and "
                                   f"{result.checkpoints.tolist()})")
         for table in ("spike_counts", "sops", "pool_ops", "membrane", "membrane_before_reset",
-                      "spike_trains"):
+                      "spike_trains", "pool_spike_counts"):
             if list(getattr(first, table)) != list(getattr(result, table)):
                 raise EvsimValueError(f"results 0 and {i} come from different runs: they hold "
                                       f"{table} of different layers")
@@ -113,8 +113,9 @@ def merge(results: Sequence[SimResult]) -> SimResult:
                           dtype=getattr(first, table)[k].dtype)
                 for k in getattr(first, table)}
 
-    counts = ({k: np.concatenate([r.spike_counts[k] for r in shards]) for k in first.spike_counts}
-              if first.per_image_counts else summed("spike_counts"))
+    counts, pooled = (({k: np.concatenate([getattr(r, table)[k] for r in shards])
+                        for k in getattr(first, table)} if first.per_image_counts
+                       else summed(table)) for table in ("spike_counts", "pool_spike_counts"))
     trains = {k: SpikeTrain(*(np.concatenate([getattr(r.spike_trains[k], part)
                                               + (offset if part == "images" else 0)
                                               for r, offset in zip(shards, offsets)])
@@ -138,7 +139,8 @@ def merge(results: Sequence[SimResult]) -> SimResult:
                          for k in first.negative_spikes},
         seed=first.seed, first_image=first.first_image, batch_size=first.batch_size,
         per_image_counts=first.per_image_counts, network_hash=first.network_hash,
-        method=first.method, options=dict(first.options), evsim_version=first.evsim_version)
+        method=first.method, options=dict(first.options), evsim_version=first.evsim_version,
+        pool_spike_counts=pooled)
 
 
 __all__ = ["merge"]

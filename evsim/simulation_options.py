@@ -27,7 +27,7 @@ import numpy as np
 from .options import OptionError, PerLayer, checked_names
 from .signals import ENCODINGS
 from .threads import thread_count
-from .validate import check_batch_size
+from .validate import INT64_MAX, check_batch_size
 from .engines import ENGINES
 
 #: The floating-point types a simulation can compute in.
@@ -129,8 +129,9 @@ class SimulationOptions:
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise OptionError(name, f"must be True or False, got {getattr(self, name)!r}")
             object.__setattr__(self, name, bool(getattr(self, name)))
-        if not (_is_integer(self.seed) and self.seed >= 0):
-            raise OptionError("seed", f"must be an integer >= 0, got {self.seed!r}")
+        if not (_is_integer(self.seed) and 0 <= self.seed <= INT64_MAX):
+            raise OptionError("seed", f"must be an integer >= 0 and below 2**63, got "
+                              f"{self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "batch_size", check_batch_size(self.batch_size))
         object.__setattr__(self, "dtype", _checked_dtype(self.dtype))
@@ -149,7 +150,7 @@ def _checked_steps(checkpoints) -> tuple[int, ...]:
     except TypeError:
         raise OptionError("checkpoints", f"must be steps (positive integers) or None, got "
                           f"{checkpoints!r}") from None
-    bad = [step for step in steps if not (_is_integer(step) and step >= 1)]
+    bad = [step for step in steps if not (_is_integer(step) and 1 <= step <= INT64_MAX)]
     if bad or not steps:
         raise OptionError("checkpoints", f"must be steps (positive integers), got {steps!r}")
     return tuple(sorted({int(step) for step in steps}))

@@ -239,10 +239,6 @@ def check_temporal(snn: SpikingNetwork) -> None:
                 f"step (up to W per window); burst must be 1, got {spec.burst}")
         if spec.allowance > 0:
             raise EvsimValueError(f"layer '{name}': SpiCalib needs the synchronous time scheme")
-        if spec.signed:
-            raise EvsimValueError(f"layer '{name}': signed neurons (negative_threshold, for "
-                                  "LeakyReLU and linear bottlenecks) need the synchronous "
-                                  "time scheme")
 
 
 __all__ = ["NeuronSpec", "SpikingNetwork", "check_temporal", "RESETS", "MAX_POOLS",

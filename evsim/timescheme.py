@@ -22,7 +22,9 @@ decoded value is V/θ truncated to K bits and clipped to [0, 2 − 2^(1−K)],
 i.e. the integer code ``c = clip(floor(V / (θ 2^(1−K))), 0, 2^K − 1)`` times
 ``θ 2^(1−K)``. Both engines simulate it as the window rule on a network
 whose thresholds are ``θ 2^(1−K)`` with the code as the event multiplicity;
-spikes and SOPs count the code's set bits (the binary spikes actually sent).
+spikes and SOPs count the code's set bits (the binary spikes actually sent). A signed
+neuron below zero sends the code of −V/θ⁻ as a negative code (θ⁻ scaled alike): its set
+bits are negative spikes.
 Analog input only; K ≤ :data:`MAX_BITS` keeps every code exact in float32.
 """
 
@@ -63,14 +65,19 @@ def binary_network(snn: SpikingNetwork, bits: int) -> SpikingNetwork:
     neurons = {}
     for name, spec in snn.neurons.items():
         scale = spec.threshold.dtype.type(2.0 ** (1 - bits))
-        neurons[name] = dataclasses.replace(spec, threshold=spec.threshold * scale)
+        negative = (None if not spec.signed else
+                    spec.negative_threshold * spec.negative_threshold.dtype.type(scale))
+        neurons[name] = dataclasses.replace(spec, threshold=spec.threshold * scale,
+                                            negative_threshold=negative)
     return SpikingNetwork(snn.network, neurons, max_pool=snn.max_pool,
                           time_scheme=snn.time_scheme, method=snn.method, options=snn.options)
 
 
 def popcount(codes: np.ndarray) -> np.ndarray:
-    """Set bits of non-negative integer codes: the binary spikes a code is sent as (int64)."""
-    return np.bitwise_count(np.asarray(codes).astype(np.int64)).astype(np.int64)
+    """Set bits of integer codes, with the code's sign (a signed neuron's negative code):
+    the net binary spikes a code is sent as (int64)."""
+    codes = np.asarray(codes).astype(np.int64)
+    return np.sign(codes) * np.bitwise_count(np.abs(codes)).astype(np.int64)
 
 
 def spiking_depth(network: Network) -> int:

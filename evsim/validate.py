@@ -95,13 +95,25 @@ def check_images(images: np.ndarray, *, what: str = "inputs", encoding: str = "a
         hint = "255" if hi <= 255 and float(hi).is_integer() else "the largest value"
         message = (f"{what} range over [{lo:.4g}, {hi:.4g}], above 1: if the network was trained "
                    f"on images in [0, 1], divide them by {hint}")
-    warnings.warn(message + "; if it was trained on such values, silence this warning with "
-                  "warnings.filterwarnings('ignore', category=evsim.UnscaledInputWarning)",
-                  UnscaledInputWarning, stacklevel=_stacklevel())
+    warnings.warn(UnscaledInputWarning(message), stacklevel=_stacklevel())
+
+
+#: The largest integer the engines count with (int64): steps, image indices and seeds stay
+#: below it.
+INT64_MAX = 2 ** 63 - 1
+
+
+def check_below_int64(value: int, name: str) -> int:
+    """``value`` (an int) unless it reaches 2**63, which the engines' int64 counters cannot
+    hold; then an error naming ``name``."""
+    if value > INT64_MAX:
+        raise EvsimValueError(f"{name} must be below 2**63 (the engines count in 64-bit "
+                              f"integers), got {value}")
+    return int(value)
 
 
 def check_count(value, name: str, unit: str) -> int:
-    """``value`` as an int ≥ 1; bool, float and other types are refused by name."""
+    """``value`` as an int in [1, 2**63); bool, float and other types are refused by name."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         hint = (f"; pass int({name})" if isinstance(value, (float, np.floating))
                 and float(value).is_integer() else "")
@@ -110,7 +122,7 @@ def check_count(value, name: str, unit: str) -> int:
     if value < 1:
         raise EvsimValueError(f"{name} must be a positive integer (a number of {unit}), got "
                               f"{value}")
-    return int(value)
+    return check_below_int64(value, name)
 
 
 def check_index(value, name: str) -> int:
@@ -120,7 +132,7 @@ def check_index(value, name: str) -> int:
                              f"({type(value).__name__})")
     if value < 0:
         raise EvsimValueError(f"{name} must be an integer index >= 0, got {value}")
-    return int(value)
+    return check_below_int64(value, name)
 
 
 def check_steps(T, name: str = "T") -> int:

@@ -21,7 +21,8 @@ How it computes, deliberately unlike the engines:
   distinct targets it reaches, its target set obtained by following the enumerated
   synapses through any pooling/flatten layers to the layer that accumulates it;
 - the ilif scheme is simulated bit by bit (the sender's binary expansion, most
-  significant bit first), not by the engines' clip-floor code;
+  significant bit first; a signed neuron below zero sends the expansion of −V/θ⁻ as
+  negative spikes), not by the engines' clip-floor code;
 - the rate encoder's counter-based hash is re-implemented on Python integers.
 
 It is slow (Python loops over layers, steps and windows) and meant for tiny networks.
@@ -631,13 +632,24 @@ class _Image:
         return np.abs(multiplicity)
 
     def _neurons(self, name: str, current: np.ndarray, t: int):
-        """One step (one window) of an IF layer: (multiplicities, values, spikes sent)."""
+        """One step (one window) of an IF layer: (multiplicities, values, spikes sent).
+
+        A window of the temporal scheme is a step whose burst cap is W: the count is how
+        many of θ, ..., Wθ the potential reaches, and for signed neurons minus how many of
+        θ⁻, ..., Wθ⁻ its negation reaches (methods.md, signed neurons in the temporal
+        scheme)."""
         spec, theta = self.snn.neurons[name], self.theta[name]
         m = self.v[name] + current
         if self.scheme == "ilif":
             code, spikes = binary_code(m, theta, self.T)
+            sent = spikes
+            if name in self.negative_theta:  # below zero: −V's code, in units of θ⁻
+                down, down_spikes = binary_code(-m, self.negative_theta[name], self.T)
+                code, spikes = code - down, spikes - down_spikes
+                sent = sent + down_spikes
+                self.negative[name] += int(down_spikes.sum())
             self.counts[name] += spikes
-            return code, code * self._amplitude(name), spikes
+            return code, code * self._amplitude(name), sent
         cap = self.T if self.scheme == "temporal" else spec.burst
         s = fire(m, theta, cap)
         step = theta

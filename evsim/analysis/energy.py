@@ -35,6 +35,7 @@ from ..signals import ANALOG, plan
 from ..result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
 from ..errors import EvsimValueError
+from ..validate import check_steps
 from .counts import CONVENTIONS, ann_adds, ann_macs, energy_unit
 from .energy_memory import (LEMAIRE_45NM, MemoryEnergyReport, MemoryEnergyTable,
                             memory_energy_report)
@@ -284,10 +285,9 @@ def energy_report(snn: SpikingNetwork, result: SimResult,
     table = energy_table(table)
     if convention not in CONVENTIONS:
         raise EvsimValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
-    steps = result.T if steps is None else steps
-    if int(steps) != steps or not 1 <= steps <= result.T:
+    steps = result.T if steps is None else check_steps(steps, "steps")
+    if not 1 <= steps <= result.T:
         raise EvsimValueError(f"steps must be an integer in [1, {result.T}], got {steps}")
-    steps = int(steps)
     temporal = result.time_scheme in WINDOWED
     if temporal and steps != result.T:
         raise EvsimValueError(f"a temporal-scheme result counts whole windows; steps must be the "

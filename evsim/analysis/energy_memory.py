@@ -49,6 +49,7 @@ from ..network import Network
 from ..result import SimResult
 from ..signals import ANALOG, plan
 from ..spiking import WINDOWED, SpikingNetwork
+from ..validate import check_steps
 from .counts import CONVENTIONS, ann_adds, ann_macs, energy_unit
 
 _COUNTS = ("input_reads", "output_writes", "weight_reads", "bias_reads", "potential_reads",
@@ -405,8 +406,8 @@ def memory_energy_report(snn: SpikingNetwork, result: SimResult,
                               f"{type(table).__name__}")
     if convention not in CONVENTIONS:
         raise EvsimValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
-    steps = result.T if steps is None else steps
-    if int(steps) != steps or not 1 <= steps <= result.T:
+    steps = result.T if steps is None else check_steps(steps, "steps")
+    if not 1 <= steps <= result.T:
         raise EvsimValueError(f"steps must be an integer in [1, {result.T}], got {steps}")
     if result.time_scheme in WINDOWED and steps != result.T:
         raise EvsimValueError(f"a temporal-scheme result counts whole windows; steps must be the "

@@ -41,7 +41,8 @@ Workload (per image, over all T steps):
 What a result must hold: ``MembraneUpdates`` needs membrane traces, and
 the other workload metrics need per-step spikes unless every layer feeding
 a Dense/Conv2d emits at most one spike per step (Γ = 1, no SpiCalib, no
-spiking max pooling in between); both come from
+signed neurons; a spiking max pooling then does too, and both engines count
+its output spikes); both come from
 ``simulate(..., engine="dense", record=list(snn.neurons))``. Without traces
 ``MembraneUpdates`` is None; without the spikes it needs,
 :func:`neurobench_metrics` raises and says so.
@@ -160,15 +161,21 @@ def _fully_recorded(snn: SpikingNetwork, result: SimResult) -> bool:
                for name in snn.neurons)
 
 
-def _check_single_spikes(snn: SpikingNetwork, paths) -> None:
-    """Raise unless spike counts equal per-step events wherever NeuroBench counts them."""
+def _check_single_spikes(snn: SpikingNetwork, result: SimResult, paths) -> None:
+    """Raise unless spike counts equal per-step events wherever NeuroBench counts them.
+
+    A spiking max pooling whose inputs are single spikes emits at most one spike per step
+    (its output so far follows the count of one member, which rises by at most one a
+    step), so its output counts (:attr:`SimResult.pool_spike_counts`) serve."""
     advice = "; simulate with engine='dense' and record=list(snn.neurons) to record them"
     for path in paths:
-        if role_of(snn.network[path.source].layer) == kinds.MAX_POOL:
+        if (role_of(snn.network[path.source].layer) == kinds.MAX_POOL
+                and path.source not in result.pool_spike_counts):
             raise EvsimValueError(
                 f"NeuroBench's synaptic operations need per-step spikes here: layer "
                 f"'{path.layer}' reads the spiking max pooling '{path.source}', "
-                "whose per-step outputs a result does not keep" + advice)
+                "whose output spikes this result does not hold (made by an older evsim or "
+                "another engine)" + advice)
     for name, spec in snn.neurons.items():
         if spec.burst > 1 or spec.allowance > 0 or spec.signed:
             what = (f"bursts (Γ = {spec.burst})" if spec.burst > 1
@@ -393,9 +400,9 @@ def _count_from_spike_counts(ops: _Operations, snn: SpikingNetwork, result: SimR
     """The synaptic operations of ``paths`` from the result's spike counts (every spike a
     single one, checked: all ACs); returns the non-zero outputs of each spiking layer."""
     net = snn.network
-    _check_single_spikes(snn, paths)
+    _check_single_spikes(snn, result, paths)
     counts = {name: (c.sum(axis=0) if c.ndim > len(net.shape(name)) else c).reshape(-1)
-              for name, c in result.spike_counts.items()}
+              for name, c in {**result.spike_counts, **result.pool_spike_counts}.items()}
     if result.encoding == "rate":
         counts[net.input_name] = _rate_input_counts(x, seed, result.T).reshape(-1)
     for path in paths:

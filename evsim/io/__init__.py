@@ -39,7 +39,15 @@ def load(path: str | os.PathLike):
     if suffix == "onnx":
         return load_onnx(path)
     raise EvsimFileError(path, f"unknown file type '.{suffix}'; evsim reads .npz files it "
-                         "wrote and .onnx models")
+                         "wrote and .onnx models" + _FOREIGN.get(suffix, ""))
+
+
+#: What to call instead for files of another framework's own format.
+_TORCH_ADVICE = ("; a PyTorch file is read by PyTorch: build the module, load its weights "
+                 "(torch.load) and pass the module to evsim.io.from_torch(module, "
+                 "input_shape), or export it to ONNX (torch.onnx.export)")
+_FOREIGN = {"pt": _TORCH_ADVICE, "pth": _TORCH_ADVICE, "ckpt": _TORCH_ADVICE,
+            "nir": "; a NIR graph (.nir) is read by evsim.io.load_nir"}
 
 
 __all__ = ["load", "save", "content_hash", "load_onnx", "UnsupportedModelError",

@@ -19,16 +19,19 @@ from __future__ import annotations
 import ctypes
 import errno
 import fnmatch
+import functools
 import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from ..errors import EvsimFileError
+
+_Result = TypeVar("_Result")
 
 _AT_FDCWD = -100
 _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
@@ -104,6 +107,27 @@ def check_output_folder(path: str | os.PathLike, expected: Iterable[str] = ("*",
     return target
 
 
+def _through_links(path: str | os.PathLike) -> Path:
+    """``path``, or where it leads if it is a symbolic link: a write replaces what the link
+    points to and keeps the link (as writing to it with ``open`` would)."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def names_the_folder(write: Callable[..., _Result]) -> Callable[..., _Result]:
+    """Decorate a function that writes a folder (its first argument): an OSError while it
+    writes (a full disk, a lost mount) becomes an :class:`~evsim.errors.EvsimFileError`
+    naming the folder, which the OSError of a write does not."""
+    @functools.wraps(write)
+    def writing(directory, *args, **kwargs) -> _Result:
+        try:
+            return write(directory, *args, **kwargs)
+        except OSError as err:
+            raise EvsimFileError(directory, f"cannot be written ({err.strerror or err})"
+                                 ) from err
+    return writing
+
+
 def _fsync_folder(folder: Path) -> None:
     with suppress(OSError):  # not every platform or file system can sync a folder
         fd = os.open(folder, os.O_RDONLY)
@@ -121,15 +145,15 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
     temporary file is removed and ``path`` keeps its old content; an OSError
     (no permission, a full disk) becomes an :class:`~evsim.errors.EvsimFileError`.
     """
-    target = Path(path)
+    shown, target = Path(path), _through_links(path)
     if target.is_dir():
-        raise EvsimFileError(target, "is a folder; give a file name")
+        raise EvsimFileError(shown, "is a folder; give a file name")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
                                          suffix=".tmp")
     except OSError as err:
-        raise EvsimFileError(target, f"cannot be written ({err.strerror or err}: "
+        raise EvsimFileError(shown, f"cannot be written ({err.strerror or err}: "
                              f"{err.filename})") from err
     try:
         with suppress(OSError):  # some file systems (vfat, CIFS) refuse chmod
@@ -143,7 +167,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
         with suppress(OSError):
             os.unlink(temporary)
         if isinstance(err, OSError):  # a full disk, a vanished folder, ...
-            raise EvsimFileError(target, f"cannot be written ({err.strerror or err})") from err
+            raise EvsimFileError(shown, f"cannot be written ({err.strerror or err})") from err
         raise
     _fsync_folder(target.parent)
 
@@ -195,11 +219,13 @@ class StagedFolder:
     Write into :attr:`path`, then call :meth:`commit`. Until then ``target``
     is untouched; a StagedFolder that is never committed (an exception, or
     :meth:`discard`) removes its temporary folder. As a context manager it
-    commits when the block succeeds. Missing parent folders are created.
+    commits when the block succeeds. Missing parent folders are created. A ``target``
+    that is a symbolic link is written through: the folder it points to is replaced, the
+    link kept.
     """
 
     def __init__(self, target: str | os.PathLike):
-        self.target = Path(target)
+        self.target = _through_links(target)
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self.path = Path(tempfile.mkdtemp(dir=self.target.parent,
@@ -243,4 +269,5 @@ class StagedFolder:
             self.discard()
 
 
-__all__ = ["atomic_file", "StagedFolder", "check_output_file", "check_output_folder"]
+__all__ = ["atomic_file", "StagedFolder", "check_output_file", "check_output_folder",
+           "names_the_folder"]

@@ -23,6 +23,7 @@ from ..spiking import NeuronSpec, SpikingNetwork
 from .atomic import atomic_file
 from .errors import reading
 from .hashing import array_digest, content_hash  # re-exported: defined here up to evsim 0.1
+from .npz import NpzArchive
 from .payload import payload
 from .results import read_result
 
@@ -48,9 +49,18 @@ def save(obj: Network | SpikingNetwork | SimResult, path: str | os.PathLike) -> 
     _write_npz(path, arrays)
 
 
-def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+def npz_path(path: str | os.PathLike) -> str:
+    """The file :func:`save` writes for ``path``: ``.npz`` appended if missing. A path with no
+    file name ('', a folder's 'out/', '.npz') is refused: it would write a hidden '.npz'."""
     name = os.fspath(path)
-    with atomic_file(name if name.endswith(".npz") else name + ".npz") as stream:
+    target = name if name.endswith(".npz") else name + ".npz"
+    if os.path.basename(target) == ".npz":
+        raise EvsimFileError(name or "''", "has no file name; give one, e.g. 'snn.npz'")
+    return target
+
+
+def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_file(npz_path(path)) as stream:
         np.savez_compressed(stream, **arrays)
 
 
@@ -77,11 +87,10 @@ def load(path: str | os.PathLike) -> Network | SpikingNetwork | SimResult:
     Raises :class:`~evsim.errors.EvsimFileError`, naming the file and what is
     wrong, for a missing, damaged or foreign file.
     """
-    with reading(path, "evsim .npz file"):
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+    with reading(path, "evsim .npz file"), NpzArchive(path) as arrays:
         header = _header(path, arrays)
         if header.get("kind") == "sim_result":
+            _check_result_sizes(header, arrays)
             return read_result(path, header, arrays)
         try:
             network = _build_network(header["graph"], arrays, path)
@@ -99,12 +108,12 @@ def load(path: str | os.PathLike) -> Network | SpikingNetwork | SimResult:
             raise EvsimFileError(path, f"missing entry {err} in the evsim file") from None
 
 
-def _header(path, arrays: dict) -> dict:
-    """The JSON header of an evsim file, removed from ``arrays``."""
+def _header(path, arrays: NpzArchive) -> dict:
+    """The JSON header of an evsim file."""
     if _HEADER not in arrays:
         raise EvsimFileError(path, "no evsim header; is this a file written by evsim.save?")
     try:
-        header = json.loads(arrays.pop(_HEADER).tobytes().decode("utf-8"))
+        header = json.loads(arrays[_HEADER].tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise EvsimFileError(path, f"corrupt evsim header ({err})") from None
     if not isinstance(header, dict) or header.get("format") != "evsim" or not isinstance(
@@ -113,6 +122,29 @@ def _header(path, arrays: dict) -> dict:
         raise EvsimFileError(path, f"unsupported format/version {shown}; this evsim reads "
                              f"evsim files up to version {FORMAT_VERSION}")
     return header
+
+
+def _check_result_sizes(header: dict, arrays: NpzArchive) -> None:
+    """Refuse, before decompressing them, per-layer tables of a result larger than its header
+    allows: counts of at most ``n_images`` × neurons, counters of at most T steps, traces of
+    at most T × ``n_images`` × neurons."""
+    fields, neurons = header["result"], header["neurons"]
+    images, steps = max(int(fields["n_images"]), 1), max(int(fields["T"]), 1)
+    largest = max([int(n) for n in neurons.values()] or [0])
+    bounds = {"spike_counts": images * largest, "pool_spike_counts": images * largest,
+              "sops": steps, "pool_ops": steps, "recorded": largest,
+              "membrane": steps * images * largest,
+              "membrane_before_reset": steps * images * largest}
+    for table, layers in header["layers"].items():
+        for layer in layers:
+            key = f"{table}/{layer}"
+            if table in bounds and key in arrays:
+                declared = arrays.declared(key)
+                if int(np.prod(declared.shape, dtype=object)) > bounds[table]:
+                    raise EvsimFileError(arrays.path, f"array '{key}' declares shape "
+                                         f"{declared.shape}, more than a result of "
+                                         f"{images} images, T = {steps} and layers of at "
+                                         f"most {largest} neurons can hold")
 
 
 __all__ = ["save", "load", "content_hash", "array_digest", "FORMAT_VERSION"]

@@ -334,8 +334,10 @@ class _Importer:
         return self.builder.build(output=self._layer(value, len(self.graph.node), None))
 
     # -- helpers --------------------------------------------------------------------------
-    def _name(self, nodes: tuple[int, ...]) -> str:
-        """An unused layer name: the ONNX module path the nodes share, else the first node's."""
+    def _name(self, nodes: tuple[int, ...], layer: L.Layer) -> str:
+        """An unused layer name: the ONNX module path the nodes share, else the first node's;
+        a path of numbers only (a Sequential's module index, an exporter's numbered output)
+        follows the layer's kind (``relu_2``)."""
         raws = [self.graph.node[i].name or self.graph.node[i].output[0] for i in nodes]
         parts = [r.strip("/").split("/") for r in raws]
         common = []
@@ -345,6 +347,8 @@ class _Importer:
                     break
                 common.append(column[0])
         base = ".".join(common) if common else _layer_name(raws[0])
+        if base.replace(".", "").isdigit():
+            base = f"{type(layer).__name__.lower()}_{base.replace('.', '_')}"
         name, k = base, 1
         while name in self.names:
             k += 1
@@ -353,7 +357,7 @@ class _Importer:
         return name
 
     def _add(self, layer: L.Layer, inputs: list[str], nodes: tuple[int, ...]) -> str:
-        return self.builder.add_layer(layer, *inputs, name=self._name(nodes))
+        return self.builder.add_layer(layer, *inputs, name=self._name(nodes, layer))
 
     def _layer(self, value: _Value, index: int, node: onnx.NodeProto | None) -> str:
         """The evsim layer computing ``value``, adding it on first use."""
@@ -994,10 +998,52 @@ def load_onnx(path_or_model: str | os.PathLike | onnx.ModelProto, *,
         return _import(model, origin, input_name)
 
 
+#: The oldest ONNX opset the importer reads (older operator versions differ in attributes).
+OLDEST_OPSET = 7
+
+
+def _check_model(model: onnx.ModelProto) -> None:
+    """Raise, saying what is odd, for a model whose opset evsim cannot read or that the ONNX
+    checker refuses (two nodes writing one name, a dangling input, ...)."""
+    import onnx
+
+    opsets = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    if not opsets:
+        raise EvsimValueError("declares no ONNX opset (opset_import), so its operators' "
+                              "versions are unknown; re-export it with an opset")
+    newest = onnx.defs.onnx_opset_version()
+    if opsets[0] > newest:
+        raise EvsimValueError(f"uses opset {opsets[0]}, newer than the installed onnx package "
+                              f"knows ({newest}); update onnx or export with opset <= {newest}")
+    if opsets[0] < OLDEST_OPSET:
+        raise EvsimValueError(
+            f"uses opset {opsets[0]}, older than the oldest evsim reads ({OLDEST_OPSET}); "
+            "upgrade it with onnx.version_converter.convert_version(model, 13)")
+    if any(node.domain not in ("", "ai.onnx") for node in model.graph.node):
+        return  # the checker would refuse the foreign operator; the importer names it
+    unshaped = [value.type.tensor_type for value in
+                (*model.graph.input, *model.graph.output, *model.graph.value_info)
+                if value.type.HasField("tensor_type")
+                and not value.type.tensor_type.HasField("shape")]
+    try:  # the checker wants every shape declared; runtimes, and evsim, infer them
+        for tensor in unshaped:
+            tensor.shape.SetInParent()
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise EvsimValueError(f"the ONNX checker refuses it: {first}") from None
+    except ValueError:  # a model of over 2 GB in memory, which the checker cannot take
+        pass
+    finally:
+        for tensor in unshaped:
+            tensor.ClearField("shape")
+
+
 def _import(model: onnx.ModelProto, origin: str, input_name: str | None) -> Network:
     if not model.HasField("graph") or not model.graph.output:
         raise EvsimValueError(f"{origin}: not an ONNX model (it has no graph with an output)")
     try:
+        _check_model(model)
         return _Importer(model, input_name).run()
     except UnsupportedOperatorError:
         raise

@@ -4,7 +4,8 @@ The JSON header (kind ``"sim_result"``) holds every scalar field, the
 ``macs``, ``neurons`` and ``negative_spikes`` tables, the conversion options and the layer names
 of each per-layer table in order; the arrays are ``checkpoints``,
 ``outputs`` and ``<table>/<layer>`` (``spike_counts``, ``sops``,
-``pool_ops``, ``recorded``, ``membrane``, ``membrane_before_reset``), and
+``pool_ops``, ``recorded``, ``membrane``, ``membrane_before_reset``,
+``pool_spike_counts``: listed only where it holds layers), and
 ``spike_trains/<layer>/{steps,images,neurons,counts}``. Every array keeps its
 dtype and shape, so a loaded result equals the saved one field for field.
 """
@@ -22,7 +23,10 @@ _SCALARS = {"T": int, "n_images": int, "engine": str, "encoding": str, "dtype": 
             "batch_size": int, "per_image_counts": bool, "network_hash": str, "method": str,
             "evsim_version": str}
 #: Per-layer tables of arrays.
-_TABLES = ("spike_counts", "sops", "pool_ops", "recorded", "membrane", "membrane_before_reset")
+_TABLES = ("spike_counts", "sops", "pool_ops", "recorded", "membrane", "membrane_before_reset",
+           "pool_spike_counts")
+#: Tables written only where they hold layers (so files without them stay as they were).
+_OPTIONAL = ("pool_spike_counts",)
 _TRAIN = ("steps", "images", "neurons", "counts")
 
 
@@ -33,7 +37,8 @@ def result_payload(result: SimResult) -> tuple[dict, dict[str, np.ndarray]]:
               "macs": {k: int(v) for k, v in result.macs.items()},
               "neurons": {k: int(v) for k, v in result.neurons.items()},
               "negative_spikes": {k: int(v) for k, v in result.negative_spikes.items()},
-              "layers": {table: list(getattr(result, table)) for table in _TABLES},
+              "layers": {table: list(getattr(result, table)) for table in _TABLES
+                         if table not in _OPTIONAL or getattr(result, table)},
               "spike_trains": list(result.spike_trains)}
     arrays = {"checkpoints": np.asarray(result.checkpoints),
               "outputs": np.asarray(result.outputs)}
@@ -61,7 +66,7 @@ def read_result(path, header: dict, arrays: dict[str, np.ndarray]) -> SimResult:
             raise EvsimFileError(path, f"field '{name}' is {value!r}, not a {kind.__name__}")
         scalars[name] = value
     layers = header["layers"]
-    # files written before membrane_before_reset existed have no such table
+    # files written before membrane_before_reset or pool_spike_counts existed lack them
     tables = {table: {layer: array(f"{table}/{layer}") for layer in layers.get(table, ())}
               for table in _TABLES}
     trains = {layer: SpikeTrain(*(array(f"spike_trains/{layer}/{part}") for part in _TRAIN))

@@ -90,10 +90,12 @@ def _run(request: SimulationRequest) -> SimResult:
         threads=thread_count(options.threads)))
     totals = ChunkTotals(request, signals)
     bar = _progress_bar(options.progress, len(x), "image")
+    steps_done = [0]  # image-steps simulated: the bar shows the whole images they make
 
-    def advance(steps_done: int, images: int) -> None:
+    def advance(steps: int, images: int) -> None:
+        steps_done[0] += images * steps
         if bar:
-            bar.update(images * steps_done / time.steps_simulated)
+            bar.update(steps_done[0] // time.steps_simulated - bar.n)
 
     with one_blas_thread():  # the engines' own threads share the work, BLAS stays serial
         for start in range(0, len(x), options.batch_size):

@@ -56,7 +56,9 @@ class EventProgram:
     allowances). Per-image workspaces: ``float_size`` floats, ``int_size``
     int64s, ``event_capacity`` event entries in lists starting at
     ``event_offsets``. ``binary``: events are K-bit codes (the ilif scheme)
-    whose set bits are the spikes and SOPs counted.
+    whose set bits are the spikes and SOPs counted. ``pool_outputs``: (layer name, int64
+    workspace offset, shape) of each spiking max pooling's cumulative output spikes per
+    neuron, channels-last (kept by both pooling kernels).
     """
 
     ops: np.ndarray
@@ -78,6 +80,7 @@ class EventProgram:
     dtype: np.dtype
     classes: dict  # signal class of every layer (evsim.signals) for this encoding
     binary: bool = False
+    pool_outputs: tuple = ()
 
 
 def channels_last(array: np.ndarray) -> np.ndarray:
@@ -354,6 +357,7 @@ class _Compiler:
         self.pool_layers = tuple(p.layer for p in signal_plan.paths if p.counts == "pool_ops")
         # counts per image: one per neuron, then one total of negative spikes per spiking layer
         self.neuron_layers: list[tuple] = []
+        self.pool_outputs: list[tuple] = []
         self.n_counts = 0
         self.n_neurons = sum(self.size(name) for name in snn.neurons)
 
@@ -493,11 +497,18 @@ class _Compiler:
              slots=n_win * c,
              win_ptr=b.ints(per_source.indptr), win_idx=b.ints(per_source.indices),
              member_ptr=b.ints(windows.indptr), member_idx=b.ints(windows.indices),
-             cum_in=b.int_buffer(h * w * c), cum_out=b.int_buffer(n_win * c),
+             cum_in=b.int_buffer(h * w * c), cum_out=self.pool_output(name, n_win * c),
              dirty=b.int_buffer(n_win * c), dirty_list=b.int_buffer(n_win * c),
              current=b.int_buffer(h * w * c), peak=b.int_buffer(n_win * c),
              gate=self.snn.max_pool == "gate", pool_slot=self.pool_layers.index(name),
              touched=b.int_buffer((n_win * c + 63) // 64))
+
+    def pool_output(self, name: str, size: int) -> int:
+        """The workspace counters of a pooling layer's cumulative output, noted for the
+        result; their offset."""
+        offset = self.b.int_buffer(size)
+        self.pool_outputs.append((name, offset, self.net.shape(name)))
+        return offset
 
     #: The lowering of each role with rows of its own (of a layer that is not analog).
     _LOWER = {kinds.INPUT: lower_input, kinds.SYNAPSE: lower_synapse, kinds.SUM: lower_sum,
@@ -526,7 +537,7 @@ class _Compiler:
             neuron_layers=tuple(self.neuron_layers),
             n_counts=self.n_neurons + len(self.neuron_layers), sop_layers=self.sop_layers,
             pool_layers=self.pool_layers, encoding=encoding, dtype=dtype,
-            classes=self.classes, binary=binary)
+            classes=self.classes, binary=binary, pool_outputs=tuple(self.pool_outputs))
 
 
 def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.float32,

@@ -89,12 +89,14 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan) -> None:
     this process or found in Numba's cache is quiet."""
     layers = [n.layer for n in snn.network if plan.classes[n.name] != ANALOG]
     roles = {role_of(layer) for layer in layers}
-    needed = [kernel for kernel, role in ((neuron_scan, kinds.NEURON), (pool_scan, kinds.MAX_POOL))
-              if role in roles]
+    needed = [(kernel, what) for kernel, role, what in (
+        (neuron_scan, kinds.NEURON, "neuron scan"), (pool_scan, kinds.MAX_POOL,
+                                                     "max pooling scan")) if role in roles]
     if any(type(layer) in _COMPILED for layer in layers):
-        needed.append(average_pool)
-    if not all(ready(kernel) for kernel in needed):
-        announce("the dense engine's kernels", COMPILE_SECONDS)
+        needed.append((average_pool, "average pooling"))
+    missing = [what for kernel, what in needed if not ready(kernel)]
+    if missing:
+        announce("the dense engine's kernels", COMPILE_SECONDS, missing)
 
 
 class DenseRunner:
@@ -177,6 +179,9 @@ class _Chunk:
                         if role_of(n.layer) == kinds.MAX_POOL and plan.classes[n.name] == EVENTS}
         self.pool_out = {name: np.zeros((batch,) + net.shape(name), np.int64)
                          for name in self.pool_in}
+        self.pool_counts = ({} if self.time.binary else
+                            {name: np.zeros(((batch,) if per_image else ()) + net.shape(name),
+                                            np.int64) for name in self.pool_in})
         # analog values are the same at every step: one (1, B, ...) array each
         self.analog = ({name: v[None] for name, v in
                         analog_head(net, plan.classes, x, self.threads).items()}
@@ -220,6 +225,9 @@ class _Chunk:
             spikes[name], values[name] = _spiking_maxpool_block(
                 self.snn.max_pool, layer, spikes[node.inputs[0]], self.pool_in[name],
                 self.pool_out[name], self.amp[name], self.dtype, self.threads, self.arena, name)
+            if name in self.pool_counts:
+                self.pool_counts[name] += spikes[name].sum(
+                    axis=0 if self.options.per_image_counts else (0, 1), dtype=np.int64)
         elif role == kinds.RESHAPE and self.plan.classes[name] == EVENTS:
             shape = (len(block.steps), self.batch, -1)
             spikes[name] = spikes[node.inputs[0]].reshape(shape)
@@ -241,14 +249,13 @@ class _Chunk:
             spikes[name] = _neuron_scan(self.snn, name, self.params[name], self.states,
                                         self.calibration, self.rec, current, steps)
             values[name] = spikes[name].astype(self.dtype) * self.amp[name]
-            self.negative[name] -= int(np.minimum(spikes[name], 0).sum())
         else:
             spikes[name], values[name], sent[name] = _fast_neuron_scan(
                 self.params[name], self.states[name], current, len(steps), self.time,
                 self.threads, self.arena, name)
-            if self.snn.neurons[name].signed:
-                self.negative[name] -= int(np.minimum(spikes[name], 0).sum())
         counted = popcount(spikes[name]) if self.time.binary else spikes[name]
+        if name in self.calibration or self.snn.neurons[name].signed:
+            self.negative[name] -= int(np.minimum(counted, 0).sum())
         if self.options.per_image_counts:
             self.counts[name] += counted.sum(axis=0)
         elif name in sent and not self.snn.neurons[name].signed:  # sent: |s|; counts: net
@@ -284,7 +291,7 @@ class _Chunk:
         traces = {name: np.stack(self.rec.traces[name]) for name in record}
         before = {name: np.stack(self.rec.before_reset[name]) for name in record}
         return ChunkResult(self.outputs, self.counts, self.negative, self.sops, self.pool_ops,
-                           trains, traces, before)
+                           trains, traces, before, self.pool_counts)
 
 
 def _neuron_scan(snn: SpikingNetwork, name: str, params: IFParameters, states: dict,

@@ -176,7 +176,22 @@ class EventRunner:
         outputs = out.copy().reshape((len(x), len(time.engine_checkpoints)) + net.output_shape)
         return ChunkResult(outputs.swapaxes(0, 1), spike_counts, negative,
                            dict(zip(program.sop_layers, sops)),
-                           dict(zip(program.pool_layers, pool_ops)))
+                           dict(zip(program.pool_layers, pool_ops)),
+                           pool_spike_counts=self.pool_spike_counts(len(x)))
+
+    def pool_spike_counts(self, batch: int) -> dict[str, np.ndarray]:
+        """Each spiking max pooling's output spikes over the run, channel first, per image or
+        summed (none in the ilif scheme, whose events are codes)."""
+        if self.program.binary:
+            return {}
+        state, per_image = self.workspace.state[:batch], self.setup.options.per_image_counts
+        counts = {}
+        for name, offset, shape in self.program.pool_outputs:
+            size = int(np.prod(shape))
+            layer = _channels_first(state[:, offset:offset + size], shape)
+            counts[name] = (np.array(layer, np.int64, order="C") if per_image
+                            else layer.sum(axis=0))
+        return counts
 
 
 def _channels_first(flat: np.ndarray, shape) -> np.ndarray:
@@ -192,9 +207,17 @@ def announce_compile(program: EventProgram) -> None:
     machine (a silent pause of several seconds otherwise): each combination of optional
     kernels (:func:`~evsim.simulate.kernels.kernel_paths`) compiles once; loading one
     from Numba's cache is quiet."""
-    wanted = [numba.typeof(path) for path in kernel_paths(program.ops)]
+    paths = kernel_paths(program.ops)
+    wanted = [numba.typeof(path) for path in paths]
     if not ready(run_steps, lambda signature: list(signature[-len(wanted):]) == wanted):
-        announce("the event engine", COMPILE_SECONDS)
+        used = [part for part, path in zip(_KERNEL_PARTS, paths) if path is not None]
+        announce("the event engine", COMPILE_SECONDS, used or ["plain IF neurons"])
+
+
+#: What each optional kernel (:func:`~evsim.simulate.kernels.kernel_paths`) is, in words.
+_KERNEL_PARTS = ("gate max pooling", "LIPooling max pooling",
+                 "the general neuron rule (bursts, SpiCalib, windows or signed neurons)",
+                 "rate-coded input")
 
 
 __all__ = ["EventRunner", "run_chunk", "Workspace", "announce_compile", "BLOCK_SECONDS"]

@@ -22,8 +22,8 @@ the dense engine uses, so the count is exact without any border logic here.
 
 The neuron rules are written once, as scalar functions named like their
 array twins in :mod:`evsim.neuron` (``fire``, ``reset``, ``window_fire``,
-``spicalib_step``); ``fastmath`` stays off so that the arithmetic equals
-the dense engine's wherever float sums are exact.
+``signed_window_fire``, ``spicalib_step``); ``fastmath`` stays off so that the
+arithmetic equals the dense engine's wherever float sums are exact.
 
 Everything the kernels use is in this file, the program's column layout
 included: Numba's cache freezes globals into the machine code and only
@@ -266,8 +266,18 @@ def _popcount(m):
 
 @numba.njit(cache=True)
 def _sent(m, binary):
-    """Spikes an event of multiplicity m stands for: |m|, or the set bits of a K-bit code."""
-    return _popcount(m) if binary else abs(m)
+    """Spikes an event of multiplicity m stands for: |m|, or the set bits of a K-bit code
+    (of |m|: a signed neuron's negative code)."""
+    return _popcount(abs(m)) if binary else abs(m)
+
+
+@numba.njit(cache=True)
+def _net(m, binary):
+    """Net spikes of an event of multiplicity m: m, or the set bits of the code |m| with
+    m's sign."""
+    if not binary:
+        return m
+    return _popcount(m) if m >= 0 else -_popcount(-m)
 
 
 # --- the neuron vocabulary (array twins in evsim.neuron) -------------------------------
@@ -316,6 +326,16 @@ def window_fire(m, theta, window):
 
 
 @numba.njit(cache=True)
+def signed_window_fire(m, theta, negative_theta, window):
+    """The window rule of a signed neuron: ``window_fire`` at m with θ, else minus
+    ``window_fire`` at −m with θ⁻ (``−clip(floor(−m / θ⁻), 0, W)``)."""
+    s = window_fire(m, theta, window)
+    if s == 0:
+        s = -window_fire(-m, negative_theta, window)
+    return s
+
+
+@numba.njit(cache=True)
 def spicalib_step(x, t, allowance, state, calibration, i, n):
     """SpiCalib of neuron i's output x at step t; state columns t_last, n fired, net count.
     Times count from the first step, as the published code does (see evsim.neuron)."""
@@ -361,7 +381,9 @@ def neuron_scan(current, v, theta, negative_theta, burst, to_zero, window, binar
             for i in range(size):
                 m = v[b, i] + step_current[b, i]
                 th = theta[i]
-                if window > 0:
+                if window > 0 and signed:
+                    s = signed_window_fire(m, th, negative_theta[i], window)
+                elif window > 0:
                     s = window_fire(m, th, window)
                 elif signed:
                     s = signed_fire(m, th, negative_theta[i], burst)
@@ -370,7 +392,7 @@ def neuron_scan(current, v, theta, negative_theta, burst, to_zero, window, binar
                 v[b, i] = reset(m, s, negative_theta[i] if s < 0 else th, to_zero)
                 spikes[k, b, i] = s
                 values[k, b, i] = s * th
-                sent[k, i] += _popcount(np.int64(s)) if binary else abs(s)
+                sent[k, i] += _sent(np.int64(s), binary)
 
 
 @numba.njit(cache=True)
@@ -645,7 +667,9 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired,
     for i in range(n):
         m = buf[v_off + i] + buf[current + i]
         theta = fp[th_off + i]
-        if window > 0:
+        if window > 0 and negative_off >= 0:
+            s = signed_window_fire(m, theta, fp[negative_off + i], window)
+        elif window > 0:
             s = window_fire(m, theta, window)
         elif negative_off >= 0:
             s = signed_fire(m, theta, fp[negative_off + i], burst)
@@ -658,9 +682,10 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired,
             idx[base + emitted] = i
             mult[base + emitted] = s
             emitted += 1
-            counts[count_off + i] += _popcount(np.int64(s)) if binary else s
+            net = _net(np.int64(s), binary)
+            counts[count_off + i] += net
             if s < 0:
-                counts[op[NR_NEGATIVE]] -= s
+                counts[op[NR_NEGATIVE]] -= net
     return emitted
 
 
@@ -802,7 +827,8 @@ def _window_max(op, ip, state, slot):
 @numba.njit(cache=True)
 def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     """The spike-count gate: each window touched this step passes the current events of its
-    member with the largest cumulative count (the first on ties)."""
+    member with the largest cumulative count (the first on ties); the window's cumulative
+    output is kept, as LIPooling keeps it."""
     channels, win_ptr, win_idx = op[MP_CHANNELS], op[MP_WIN_PTR], op[MP_WIN_IDX]
     c_in, dirty, dlist, current = op[MP_CUM_IN], op[MP_DIRTY], op[MP_DIRTY_LIST], op[MP_CURRENT]
     reciprocal = _reciprocal(channels)
@@ -827,6 +853,7 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
         state[dirty + slot] = 0
         out = state[current + _window_max(op, ip, state, slot)[1]]
         if out != 0:
+            state[op[MP_CUM_OUT] + slot] += out  # the output so far, as LIPooling keeps it
             idx[out_base + emitted] = slot
             mult[out_base + emitted] = out
             emitted += 1

@@ -25,10 +25,18 @@ def ready(kernel, accept: Callable[[tuple], bool] = lambda signature: True) -> b
     return any(accept(signature) for signature in cached)
 
 
-def announce(what: str, seconds: float) -> None:
-    """Say on stderr that ``what`` is being compiled, taking about ``seconds``."""
-    print(f"evsim: compiling {what} once (about {seconds} s; later runs load it from Numba's "
-          "cache)", file=sys.stderr, flush=True)
+def announce(what: str, seconds: float, parts: list[str] = ()) -> None:
+    """Say on stderr that ``what`` is being compiled, for ``parts`` (the kernels a network of
+    this kind needs: another kind of network compiles its own once), taking about
+    ``seconds``."""
+    needs = f" for {_listed(parts)}" if parts else ""
+    print(f"evsim: compiling {what} once{needs} (about {seconds} s; later runs load it from "
+          "Numba's cache, and a network needing other kernels compiles them once)",
+          file=sys.stderr, flush=True)
+
+
+def _listed(parts: list[str]) -> str:
+    return " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
 
 
 __all__ = ["ready", "announce"]

@@ -24,6 +24,7 @@ class ChunkTotals:
         self.negative = dict.fromkeys(neurons, 0)
         self.outputs: list[np.ndarray] = []
         self.per_image: list[dict[str, np.ndarray]] = []
+        self.pooled: list[dict[str, np.ndarray]] = []  # each chunk's pool_spike_counts
         self.trains: dict[str, list] = {name: [] for name in request.selection}
         self.traces: dict[str, list] = {name: [] for name in request.selection}
         self.crossings: dict[str, list] = {name: [] for name in request.selection}
@@ -40,6 +41,7 @@ class ChunkTotals:
         else:
             for name, counts in chunk.spike_counts.items():
                 self.counts[name] += counts
+        self.pooled.append(chunk.pool_spike_counts)
         self.outputs.append(chunk.outputs)
         for name in self.trains:
             train = chunk.spike_trains[name]
@@ -73,7 +75,16 @@ class ChunkTotals:
             membrane={name: np.concatenate(parts, axis=1) for name, parts in self.traces.items()},
             membrane_before_reset={name: np.concatenate(parts, axis=1)
                                    for name, parts in self.crossings.items() if parts},
-            **run)
+            pool_spike_counts=self.pool_spike_counts(), **run)
+
+    def pool_spike_counts(self) -> dict[str, np.ndarray]:
+        """The pooling layers' output spikes of all chunks (none unless every chunk has
+        them)."""
+        names = set.intersection(*(set(chunk) for chunk in self.pooled))
+        join = (np.concatenate if self.request.options.per_image_counts
+                else lambda parts: np.sum(parts, axis=0, dtype=np.int64))
+        return {name: join([chunk[name] for chunk in self.pooled])
+                for name in self.pooled[0] if name in names}
 
 
 __all__ = ["ChunkTotals"]

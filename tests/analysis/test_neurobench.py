@@ -234,3 +234,83 @@ def test_neurobench_itself_gives_the_same_numbers():
     # and from spike counts alone (the event engine), everything but the membrane updates
     counted = neurobench_metrics(snn, evsim.simulate(snn, images, T=T, engine="event"), images)
     assert counted == {**ours, "MembraneUpdates": None}
+
+
+# --- spiking max pooling, from the event engine's counts -----------------------------------
+
+def _dyadic_maxpool_network(seed: int, mode: str):
+    """conv 3×3 -> IF -> max pool 2 -> conv 3×3 -> IF -> flatten -> dense (dyadic)."""
+    rng = np.random.default_rng(seed)
+    net = evsim.Network.sequential(
+        (1, 6, 6), [evsim.Conv2d(dyadic(rng, (3, 1, 3, 3), bits=2, kmax=3), padding=1),
+                    evsim.ReLU(), evsim.MaxPool2d(2),
+                    evsim.Conv2d(dyadic(rng, (2, 3, 3, 3), bits=2, kmax=3), padding=1),
+                    evsim.ReLU(), evsim.Flatten(), evsim.Dense(dyadic(rng, (4, 18), kmax=3))],
+        names=["conv1", "relu1", "pool", "conv2", "relu2", "flat", "fc"])
+    neurons = {name: evsim.NeuronSpec(threshold=dyadic_threshold(rng))
+               for name in ("relu1", "relu2")}
+    images = dyadic(rng, (3, 1, 6, 6), kmax=8, low=0).astype(np.float32)
+    return evsim.SpikingNetwork(net, neurons, max_pool=mode), images
+
+
+def _brute_force_acs(snn, recorded) -> float:
+    """Effective ACs per image recounted from recorded spikes: each step, each non-zero
+    input of a layer reading spikes times its non-zero weights to existing targets."""
+    from evsim.pooling import spiking_maxpool
+
+    net, T = snn.network, recorded.T
+    w2, w3 = net["conv2"].layer.weight, net["fc"].layer.weight
+    total = 0
+    for image in range(recorded.n_images):
+        spikes = {}
+        for name in ("relu1", "relu2"):
+            train = recorded.spike_trains[name]
+            dense = np.zeros((T,) + net.shape(name), np.int64)
+            keep = train.images == image
+            flat = dense.reshape(T, -1)
+            flat[train.steps[keep] - 1, recorded.recorded[name][train.neurons[keep]]] = (
+                train.counts[keep])
+            spikes[name] = dense
+        c_in = np.zeros((1,) + net.shape("relu1"), np.int64)
+        c_out = np.zeros((1,) + net.shape("pool"), np.int64)
+        for t in range(T):
+            pooled = spiking_maxpool(snn.max_pool, net["pool"].layer, spikes["relu1"][t][None],
+                                     c_in, c_out)[0]
+            for c, i, j in zip(*np.nonzero(pooled)):       # conv2, padding 1, 3×3 taps
+                for o in range(w2.shape[0]):
+                    for di in range(3):
+                        for dj in range(3):
+                            y, x = i - di + 1, j - dj + 1
+                            if 0 <= y < 3 and 0 <= x < 3 and w2[o, c, di, dj] != 0:
+                                total += 1
+            for k in np.flatnonzero(spikes["relu2"][t].reshape(-1)):
+                total += int(np.count_nonzero(w3[:, k]))
+    return total / recorded.n_images
+
+
+@pytest.mark.parametrize("mode", ["lipooling", "gate"])
+def test_max_pool_networks_get_synaptic_operations_from_the_event_engine(mode):
+    snn, images = _dyadic_maxpool_network(5, mode)
+    recorded = evsim.simulate(snn, images, T=12, engine="dense", record=list(snn.neurons))
+    counted = evsim.simulate(snn, images, T=12, engine="event")
+    assert counted.pool_spike_counts["pool"].shape == snn.network.shape("pool")
+    assert np.array_equal(counted.pool_spike_counts["pool"], recorded.pool_spike_counts["pool"])
+    expected = neurobench_metrics(snn, recorded, images)
+    got = neurobench_metrics(snn, counted, images)
+    assert got == {**expected, "MembraneUpdates": None}
+    assert got["SynapticOperations"]["Effective_ACs"] == _brute_force_acs(snn, recorded) > 0
+
+
+def test_pool_spike_counts_survive_saving_merging_and_per_image_counts(tmp_path):
+    snn, images = _dyadic_maxpool_network(6, "lipooling")
+    whole = evsim.simulate(snn, images, T=8)
+    evsim.save(whole, tmp_path / "r.npz")
+    assert np.array_equal(evsim.load(tmp_path / "r.npz").pool_spike_counts["pool"],
+                          whole.pool_spike_counts["pool"])
+    shards = [evsim.simulate(snn, images[i:i + 1], T=8, first_image=i, per_image_counts=True)
+              for i in range(len(images))]
+    merged = evsim.merge(shards)
+    assert merged.pool_spike_counts["pool"].shape == (3,) + snn.network.shape("pool")
+    assert np.array_equal(merged.pool_spike_counts["pool"].sum(axis=0),
+                          whole.pool_spike_counts["pool"])
+    assert neurobench_metrics(snn, merged, images) == neurobench_metrics(snn, whole, images)

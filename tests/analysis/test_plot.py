@@ -398,3 +398,23 @@ def test_task_predictions_draws_masks_by_class_and_boxes_with_labels():
     assert [t.get_text() for t in fig.axes[1].texts] == ["c2"]
     with pytest.raises(ValueError, match="one entry per image"):
         task_predictions(images, truth[:1], {"ANN": found}, "detection")
+
+
+def test_energy_bars_keep_clear_of_the_frame_and_long_names_do_not_overlap(run, tmp_path):
+    snn, _, result = run
+    report = energy_report(snn, result)
+    from dataclasses import replace
+
+    rows = [replace(r, layer="/features/features.12/Conv_output_0_" + r.layer)
+            for r in report.rows]
+    fig = plot.energy_breakdown(replace(report, rows=rows))
+    (ax,) = fig.axes
+    top = max(bar.get_y() + bar.get_height() for c in ax.containers for bar in c)
+    assert ax.get_ylim()[1] >= 1.05 * top                 # headroom above the tallest bar
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+    assert len(boxes) > 2
+    assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:]))
+    _saved(fig, tmp_path / "energy_long_names.png")

@@ -340,3 +340,43 @@ def test_every_flag_is_in_docs_cli(command, flag):
     shared = text.split("## Options shared")[1].split("\n## ")[0] if (
         "## Options shared" in text) else ""
     assert f"`{flag}" in section or f"`{flag}" in shared, (command, flag)
+
+
+def test_run_prints_neurobench_synaptic_operations_for_a_max_pool_network(capsys):
+    out = _json(capsys, ["demo", "--model", "vgg_relu", "--images", "4", "--T", "4", "--json",
+                         "--no-report"])
+    assert out["neurobench"]["SynapticOperations"]["Effective_ACs"] > 0
+    assert "max pooling" not in (out["neurobench"]["note"] or "")
+
+
+def test_unscaled_images_warning_gives_the_cli_way_to_silence_it(capsys, files):
+    root, *_ = files
+    images, labels = load_bundled_sample("test")
+    np.savez(root / "raw.npz", images=images[:3] * 255, labels=labels[:3])
+    argv = ["run", str(root / "snn.npz"), str(root / "raw.npz"), "--T", "2"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "range over [0, 255]" in err and "--unscaled-ok" in err
+    assert "filterwarnings" not in err
+    assert main(argv + ["--unscaled-ok"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_convert_with_trained_bounds_needs_no_calibration_argument(capsys, tmp_path):
+    evsim.save(load_model("vgg_qcfs"), tmp_path / "qcfs.npz")
+    assert main(["convert", str(tmp_path / "qcfs.npz"), "-o", str(tmp_path / "s"),
+                 "--method", "qcfs"]) == 0
+    assert "calibrated on no images" in capsys.readouterr().out
+    assert evsim.load(tmp_path / "s.npz").method == "qcfs"
+    assert main(["convert", str(tmp_path / "qcfs.npz"), "-o", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "CALIBRATION" in err and "are needed by method 'percentile'" in err
+
+
+def test_convert_says_where_spicalib_thresholds_come_from(capsys, files):
+    root, *_ = files
+    assert main(["convert", str(root / "ann.npz"), str(root / "calibration.npz"), "-o",
+                 str(root / "spicalib"), "--method", "spicalib", "--T", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "braincog of" not in out
+    assert "thresholds from BrainCog's per-layer λ (p = 99%) of the ANN activations on 64" in out

@@ -101,3 +101,64 @@ def test_warnings_are_one_line_too(capsys, root):
              if line.strip() and not line.startswith(("\r", "simulate:"))]  # no progress bars
     assert len(lines) == 1 and "divide them by 255" in lines[0]
     assert lines[0].startswith("evsim run: warning: inputs range over [0, 255], above 1")
+
+
+def test_ctrl_c_while_the_command_starts_exits_130_in_one_line(capsys, monkeypatch):
+    """Ctrl-C while the command imports evsim (and Numba) is an interruption, not a crash."""
+    from evsim.__main__ import main as command
+
+    class Interrupting:
+        def find_spec(self, name, path=None, target=None):
+            if name == "evsim.cli":
+                raise KeyboardInterrupt
+
+    monkeypatch.delitem(sys.modules, "evsim.cli")
+    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
+    assert command() == 130
+    assert capsys.readouterr().err == "evsim: interrupted\n"
+
+
+def test_ctrl_c_while_the_arguments_are_read_exits_130(capsys, monkeypatch):
+    import evsim.cli
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evsim.cli, "build_parser", interrupted)
+    assert main(["run", "a.npz", "bundled", "--threads", "1"]) == 130
+    assert capsys.readouterr().err == "evsim: interrupted\n"
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.4])
+def test_sigint_during_start_up_of_the_installed_command(root, delay):
+    import signal
+    import time
+    run = subprocess.Popen([sys.executable, "-m", "evsim", "run", str(root / "snn.npz"),
+                            "bundled", "--T", "4096"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] in ("evsim: interrupted", "evsim run: interrupted")
+
+
+@pytest.mark.parametrize("command", ["convert", "report", "compare", "explore"])
+def test_an_empty_output_name_is_refused(capsys, root, monkeypatch, tmp_path, command):
+    monkeypatch.chdir(tmp_path)
+    inputs = {"convert": ["ann.npz", "bundled"], "report": [str(root / "snn.npz"), "bundled"],
+              "compare": ["ann.npz", "bundled", "bundled"],
+              "explore": [str(root / "snn.npz"), "bundled"]}[command]
+    with pytest.raises(SystemExit) as exit_:
+        main([command, *inputs, "-o", " "])
+    assert exit_.value.code == 2
+    assert "-o/--output: expected a name, got an empty one" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_into_a_folder_name_is_refused(capsys, root, tmp_path):
+    evsim.save(load_model(), tmp_path / "ann.npz")
+    code, err = _run(capsys, ["convert", str(tmp_path / "ann.npz"), "bundled", "-o",
+                              str(tmp_path / "out") + "/"])
+    assert code == 2 and "has no file name" in err
+    assert not (tmp_path / "out").exists()

@@ -91,3 +91,33 @@ def test_task_comparison_smoke(tmp_path):
                                      "**not testable here**")) == 1 for b in bullets)
     saved = json.loads((tmp_path / "results_tasks.json").read_text())
     assert saved["scenes"] == 4 and set(saved["results"]) == {"segmentation", "detection"}
+
+
+@pytest.mark.slow
+@needs_data
+def test_mobilenet_script_smoke(tmp_path):
+    """The MobileNet-v2 measurement's smoke run: its section names every method and the ANN,
+    and replaces the old MobileNet-v2 section of a results file (nothing else)."""
+    import importlib.util
+    import json
+
+    _run("mobilenet_conversion.py", "--smoke", "--out", str(tmp_path))
+    text = (tmp_path / "mobilenet.md").read_text()
+    data = json.loads((tmp_path / "mobilenet.json").read_text())
+    assert text.startswith("## MobileNet-v2") and "| ANN |" in text
+    assert [row["label"] for row in data["methods"]] == [
+        line.split(" | ")[0][2:]
+        for line in text.split("### Accuracy (%)")[1].split("###")[0].splitlines()
+        if line.startswith("| ") and not line.startswith(("| method", "| ANN"))]
+    assert data["n_images"] == 20 and data["depth"] > 0
+    spec = importlib.util.spec_from_file_location("mobilenet_conversion",
+                                                  ROOT / "examples" / "mobilenet_conversion.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    results = tmp_path / "results.md"
+    results.write_text("# R\n\n## A\nkeep\n\n## MobileNet-v2, old\nSTALE\n\n## B\nkeep too\n")
+    script.write_docs(text, results)
+    written = results.read_text()
+    assert "STALE" not in written and written.count("keep") == 2 and text in written
+    low, high = script.wilson(92, 100)
+    assert 0.85 < low < 0.92 < high < 0.96

@@ -203,3 +203,71 @@ def test_an_unreachable_scheduler_is_one_clear_error():
     with pytest.raises(EvsimValueError, match=r"cannot reach a Dask scheduler at "
                                               r"'tcp://127.0.0.1:9'.*dask scheduler"):
         connect("tcp://127.0.0.1:9", timeout=1)
+
+
+_RELEASE_SHARDS = threading.Event()
+
+
+def _slow_shard(snn, images, T, options=None, first_image=0):
+    _RELEASE_SHARDS.wait(20)  # a shard in flight until the test is done
+
+
+def test_a_scheduler_lost_mid_run_is_one_evsim_error_saying_how_to_resume():
+    """The scheduler dies while shards run: an EvsimError says what was lost and what to do,
+    not Dask's FutureCancelledError."""
+    from evsim.distributed import ClusterLostError, ShardedRuns
+
+    net = evsim.Network.sequential((4,), [evsim.Dense(np.eye(2, 4)), evsim.ReLU()])
+    snn = evsim.convert(net, np.full((2, 4), 0.5, np.float32), method="max")
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                       dashboard_address=None)
+    client = distributed.Client(cluster)
+    try:
+        runs = ShardedRuns(client, np.zeros((4, 4), np.float32), simulate=_slow_shard,
+                           batch_size=2)
+        runs.submit("percentile", snn, T=2)
+        threading.Timer(1.0, lambda: client.sync(cluster.scheduler.close)).start()
+        with pytest.raises(ClusterLostError) as lost:
+            list(runs.completed())
+        runs.close()
+    finally:
+        _RELEASE_SHARDS.set()
+        for closing in (client, cluster):
+            with contextlib.suppress(Exception):  # the scheduler is gone
+                closing.close(timeout=2)
+    message = str(lost.value)
+    assert isinstance(lost.value, evsim.EvsimError)
+    assert "lost the connection to the Dask scheduler" in message
+    assert "2 of 2 image shards of run 'percentile'" in message and "run it again" in message
+    assert isinstance(lost.value.__cause__, distributed.client.FutureCancelledError)
+
+
+@pytest.mark.slow
+def test_the_command_says_in_one_line_that_the_scheduler_was_lost(data, tmp_path):
+    """`evsim run --scheduler`: the scheduler process is killed mid-run; exit 2, one line
+    saying what was lost, no traceback."""
+    _, snn, _, images, labels = data
+    evsim.save(snn, tmp_path / "snn.npz")
+    bin_dir = os.path.dirname(sys.executable)
+    port = "8797"
+    scheduler = subprocess.Popen([os.path.join(bin_dir, "dask"), "scheduler", "--port", port,
+                                  "--no-dashboard"], stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([os.path.join(bin_dir, "dask"), "worker",
+                               f"tcp://127.0.0.1:{port}", "--nthreads", "1", "--no-dashboard"],
+                              stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(8)
+        run = subprocess.Popen([sys.executable, "-m", "evsim", "run", str(tmp_path / "snn.npz"),
+                                "bundled", "--T", "1024", "--scheduler",
+                                f"tcp://127.0.0.1:{port}"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        time.sleep(12)
+        scheduler.kill()
+        _, err = run.communicate(timeout=120)
+    finally:
+        for process in (scheduler, worker):
+            process.kill()
+            process.wait()
+    assert run.returncode == 2, err
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert "the Dask cluster lost this simulation" in err and "run it again" in err

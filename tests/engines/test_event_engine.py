@@ -268,3 +268,25 @@ def test_simulations_reuse_the_compiled_program_of_a_network():
     a = evsim.simulate(snn, x, T=5, engine="event")
     b = evsim.simulate(snn, x, T=5, engine="event")
     assert evsim.results_equal(a, b)
+
+
+def test_the_compile_notice_says_which_kernels_compile(monkeypatch, capsys):
+    """A notice returns for each new combination of kernels: it names the combination."""
+    import importlib
+
+    dense = importlib.import_module("evsim.simulate.dense")
+    event = importlib.import_module("evsim.simulate.event")
+
+    monkeypatch.setattr(event, "ready", lambda *args: False)
+    monkeypatch.setattr(dense, "ready", lambda *args: False)
+    net = evsim.Network.sequential((1, 4, 4), [evsim.Conv2d(np.ones((2, 1, 1, 1))), evsim.ReLU(),
+                                               evsim.MaxPool2d(2), evsim.Flatten(),
+                                               evsim.Dense(np.ones((3, 8)))])
+    snn = evsim.convert(net, np.full((2, 1, 4, 4), 0.5, np.float32), method="max")
+    x = np.full((1, 1, 4, 4), 0.5, np.float32)
+    evsim.simulate(snn, x, T=2, encoding="rate")
+    err = capsys.readouterr().err
+    assert "compiling the event engine once" in err
+    assert "LIPooling max pooling and rate-coded input" in err
+    evsim.simulate(snn, x, T=2, engine="dense")
+    assert "neuron scan and max pooling scan" in capsys.readouterr().err

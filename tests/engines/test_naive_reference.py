@@ -249,6 +249,58 @@ def test_recorded_signed_trains_and_membranes_equal_the_naive_reference(seed, T)
                                       reference.membrane[layer], err_msg=layer)
 
 
+def _signed_windows(snn, scheme="temporal"):
+    """A signed network in a windowed scheme: Γ = 1 (a window fires up to W spikes, or a
+    K-bit code), the rest of each spec (θ, θ⁻, v(0) of either sign, both resets) kept."""
+    neurons = {name: evsim.NeuronSpec(spec.threshold, spec.v_init, reset=spec.reset,
+                                      negative_threshold=spec.negative_threshold)
+               for name, spec in snn.neurons.items()}
+    return evsim.SpikingNetwork(snn.network, neurons, time_scheme=scheme)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), window=st.sampled_from([1, 3, 8]),
+       encoding=st.sampled_from(["analog", "rate"]),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_signed_neurons_in_the_temporal_scheme_equal_the_naive_reference(seed, window,
+                                                                        encoding, dtype):
+    """Signed neurons firing a window's count, −clip(floor(−V/θ⁻), 0, W) below zero
+    (methods.md, signed neurons), through linear bottlenecks, Adds, average pooling and
+    dense layers: outputs, net counts, negative spike totals and SOPs (|multiplicity| per
+    target) of both engines equal the reference's."""
+    snn, x = random_signed_network(seed)
+    _all_agree(_signed_windows(snn), x, window, encoding=encoding, dtype=dtype,
+               seed=seed % 1000)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), bits=st.sampled_from([1, 2, 3, 5]),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_signed_neurons_in_the_ilif_scheme_equal_the_naive_reference(seed, bits, dtype):
+    """Signed neurons sending K-bit codes: below zero the code of −V/θ⁻ as negative spikes
+    (the reference sends it bit by bit): outputs, net counts (set bits with the code's
+    sign), negative spike totals and SOPs (set bits per target)."""
+    snn, x = random_signed_network(seed)
+    _all_agree(_signed_windows(snn, "ilif"), x, bits, dtype=dtype)
+
+
+def test_the_signed_windowed_suite_fires_negative_windows():
+    """The windowed signed networks do send negative counts above 1 (several spikes in one
+    window or code) on identity and LeakyReLU layers, in both windowed schemes."""
+    for scheme, length in (("temporal", 8), ("ilif", 4)):
+        fired = {"leaky_relu": 0, "identity": 0}
+        largest = 0
+        for seed in range(12):
+            snn, x = random_signed_network(seed)
+            reference = naive.simulate(_signed_windows(snn, scheme), x, length)
+            for name, total in reference.negative_spikes.items():
+                kind = snn.network[name].layer.kind
+                if kind in fired:
+                    fired[kind] += total
+                largest = max(largest, -int(reference.spike_counts[name].min()))
+        assert min(fired.values()) > 0 and largest > 1, (scheme, fired, largest)
+
+
 def test_the_signed_suite_fires_negative_spikes():
     """The random signed networks do exercise negative spikes on both kinds of layer, in
     bursts and with zero reset."""

@@ -147,6 +147,119 @@ def test_signed_array_rules_equal_their_scalar_twins(values, theta, negative, n,
     assert after.dtype == np.float32 and after.tobytes() == twins.tobytes()
 
 
+@CURRENTS_ABOVE_ONE
+@FAST
+@given(seed=st.integers(0, 2**31), W=st.integers(1, 40), alpha_exp=st.integers(0, 3),
+       v0_half=st.integers(-2, 2), engine=st.sampled_from(ENGINES))
+def test_a_signed_window_fires_the_clipped_floor_on_either_side(seed, W, alpha_exp, v0_half,
+                                                               engine):
+    """Temporal scheme, constant z over a window of W steps, V = v(0) + W z: the count is
+    clip(floor(V/θ), 0, W) for V ≥ 0 and −clip(floor(−V/θ⁻), 0, W) below (exact fractions),
+    θ⁻ = θ/α; every spike, either sign, carries θ to the readout."""
+    rng = np.random.default_rng(seed)
+    n, alpha = 16, 2.0 ** -alpha_exp
+    theta = dyadic_threshold(rng, n)
+    z, v0 = dyadic(rng, n, kmax=24), theta * v0_half / 4
+    layer = LeakyReLU(alpha) if alpha < 1 else Identity()
+    snn = SpikingNetwork(_single_layer(n, layer),
+                         {"act": NeuronSpec(theta, v0, negative_threshold=theta / alpha)},
+                         time_scheme="temporal")
+    r = evsim.simulate(snn, z[None], T=W, per_image_counts=True, engine=engine)
+    exact = []
+    for zi, ti, vi in zip(z, theta, v0):
+        V = Fraction(vi) + W * Fraction(zi)
+        exact.append(min(W, max(0, (V / Fraction(ti)).__floor__())) if V >= 0 else
+                     -min(W, max(0, (-V * Fraction(alpha) / Fraction(ti)).__floor__())))
+    assert r.spike_counts["act"][0].tolist() == exact
+    assert r.negative_spikes["act"] == -sum(e for e in exact if e < 0)
+    np.testing.assert_array_equal(r.outputs[-1, 0], theta * np.array(exact))
+
+
+@CURRENTS_ABOVE_ONE
+def test_a_hand_computed_signed_window():
+    """θ = 1, θ⁻ = 2 (α = 1/2), v(0) = 0.5, W = 4, z = (−2.25, −0.75, 0.875, 3): V = v(0) + 4z
+    = (−8.5, −2.5, 4, 12.5) fires (−4, −1, 4, 4): −8.5/2 clipped at W, −2.5/2 floored,
+    4/1 exactly on a multiple, 12.5 clipped. The readout gets θ per spike."""
+    net = _single_layer(4, LeakyReLU(0.5))
+    snn = SpikingNetwork(net, {"act": NeuronSpec(np.ones(()), 0.5, negative_threshold=2.0)},
+                         time_scheme="temporal")
+    z = np.array([[-2.25, -0.75, 0.875, 3.0]])
+    for engine in ENGINES:
+        r = evsim.simulate(snn, z, T=4, engine=engine, per_image_counts=True)
+        assert r.spike_counts["act"][0].tolist() == [-4, -1, 4, 4]
+        assert r.outputs[-1, 0].tolist() == [-4.0, -1.0, 4.0, 4.0]
+        assert r.negative_spikes == {"act": 5}
+        assert r.sops["out"].tolist() == [13 * 4]  # |s| per synapse, 4 each (dense)
+
+
+@CURRENTS_ABOVE_ONE
+def test_a_hand_computed_signed_ilif_code():
+    """ilif, K = 3 bits, θ = 1, θ⁻ = 2 (α = 1/2), v(0) = 0, z = (−3, −1.25, 0.75, 5):
+    V = z; codes in units of θ/4 are floor(4V/θ) = 3 (0b011), and below zero
+    −floor(−4V/θ⁻) = −6 (0b110), −2 (0b010), clipped at 7 (0b111) above: net spikes are
+    the set bits with the code's sign, (−2, −1, 2, 3); the decoded readout is the code's
+    value θ c/4, reported as a sum over the T = 3 steps."""
+    net = _single_layer(4, LeakyReLU(0.5))
+    snn = SpikingNetwork(net, {"act": NeuronSpec(np.ones(()), negative_threshold=2.0)},
+                         time_scheme="ilif")
+    z = np.array([[-3.0, -1.25, 0.75, 5.0]])
+    for engine in ENGINES:
+        r = evsim.simulate(snn, z, T=3, engine=engine, per_image_counts=True)
+        assert r.spike_counts["act"][0].tolist() == [-2, -1, 2, 3]
+        assert r.negative_spikes == {"act": 3}
+        assert (r.outputs[-1, 0] / 3).tolist() == [-1.5, -0.5, 0.75, 1.75]
+        assert r.sops["out"].tolist() == [8 * 4]  # set bits per synapse, 4 each (dense)
+
+
+@FAST
+@given(seed=st.integers(0, 2**31), W=st.integers(1, 16), to_zero=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_signed_window_conservation_in_the_compiled_scan(seed, W, to_zero, dtype):
+    """The compiled window scan of signed neurons (kernels.neuron_scan): θ N⁺ − θ⁻ N⁻ =
+    v(0) + I − v after the window with subtractive reset (the remainder left on the side
+    that fired), v = 0 after any spike with zero reset; values are s θ."""
+    from evsim.simulate import kernels
+
+    rng = np.random.default_rng(seed)
+    b, n = 3, 12
+    theta, negative = dyadic_threshold(rng, n), dyadic_threshold(rng, n)
+    v0 = dyadic(rng, (b, n), kmax=8)
+    current = W * dyadic(rng, (1, b, n), kmax=16)
+    v = v0.astype(dtype)
+    spikes = np.zeros((1, b, n), np.int32)
+    values = np.zeros((1, b, n), dtype)
+    sent = np.zeros((1, n), np.int64)
+    kernels.neuron_scan(current.astype(dtype), v, theta.astype(dtype), negative.astype(dtype),
+                        1, to_zero, W, False, spikes, values, sent, 0, b)
+    s = spikes[0].astype(np.float64)
+    assert np.abs(s).max() <= W and np.all(s * (v0 + current[0]) >= 0)
+    np.testing.assert_array_equal(values[0], s * theta)
+    np.testing.assert_array_equal(sent[0], np.abs(s).sum(axis=0))
+    if to_zero:
+        np.testing.assert_array_equal(v, np.where(s != 0, 0.0, v0 + current[0]))
+    else:
+        up, down = np.maximum(s, 0), np.maximum(-s, 0)
+        np.testing.assert_array_equal(theta * up - negative * down, v0 + current[0] - v)
+
+
+@FAST
+@given(st.lists(st.floats(-8, 8, width=32), min_size=1, max_size=16),
+       st.integers(1, 64), st.integers(1, 64), st.integers(1, 64))
+def test_signed_window_fire_equals_its_scalar_twin(values, theta, negative, window):
+    """evsim.neuron.signed_window_fire against kernels.signed_window_fire, exact multiples of
+    θ and θ⁻ (θ, θ⁻ multiples of 1/16) included."""
+    from evsim import neuron
+    from evsim.simulate import kernels
+
+    th, neg = np.float32(theta / 16), np.float32(negative / 16)
+    m = np.concatenate([np.array(values, np.float32), np.float32([3]) * th,
+                        np.float32([-2]) * neg]).astype(np.float32)
+    spikes = neuron.signed_window_fire(m, th, neg, window)
+    assert spikes.dtype == np.int32
+    assert spikes.tolist() == [kernels.signed_window_fire(x, th, neg, window) for x in m]
+    assert spikes[-2] == min(3, window) and spikes[-1] == -min(2, window)
+
+
 def test_signed_spec_validation_names_the_problem():
     with pytest.raises(evsim.EvsimValueError, match="negative thresholds"):
         NeuronSpec(1.0, negative_threshold=0.0)
@@ -155,8 +268,11 @@ def test_signed_spec_validation_names_the_problem():
     net = _single_layer(3, Identity())
     with pytest.raises(evsim.EvsimValueError, match="negative_threshold of shape"):
         SpikingNetwork(net, {"act": NeuronSpec(1.0, negative_threshold=np.ones(2))})
-    with pytest.raises(evsim.EvsimValueError, match="layer 'act'.*synchronous"):
+    for scheme in ("temporal", "ilif"):
         SpikingNetwork(net, {"act": NeuronSpec(1.0, negative_threshold=1.0)},
+                       time_scheme=scheme)
+    with pytest.raises(evsim.EvsimValueError, match="layer 'act'.*burst must be 1"):
+        SpikingNetwork(net, {"act": NeuronSpec(1.0, burst=2, negative_threshold=1.0)},
                        time_scheme="temporal")
     spec = NeuronSpec(1.0, negative_threshold=2.0)
     assert spec.signed and not NeuronSpec(1.0).signed

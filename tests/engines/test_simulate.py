@@ -1,5 +1,7 @@
 """The dense engine's bookkeeping: SOPs against brute force, chunking, recording, errors."""
 
+import re
+
 import numpy as np
 import pytest
 from dyadic import dyadic, dyadic_threshold
@@ -198,7 +200,9 @@ def test_difference_is_a_read_only_mapping_and_compare_its_deprecated_alias():
         diff.spikes = 0
     with pytest.warns(DeprecationWarning, match="evsim.difference"):
         old = evsim.compare(event, shifted)
-    assert type(old) is dict and old == dict(diff) and diff == old
+    # labelled: the deprecated alias returns the record (still a mapping equal to the dict)
+    assert isinstance(old, evsim.ResultDifference) and old == diff and dict(old) == dict(diff)
+    assert repr(old).startswith("ResultDifference(spikes=")
 
 
 def test_a_network_without_synapses_between_spiking_layers_reports_zero_sops_at_every_step():
@@ -210,3 +214,13 @@ def test_a_network_without_synapses_between_spiking_layers_reports_zero_sops_at_
     assert result.total_sops() == 0
     assert result.cumulative_sops().tolist() == [0] * len(result.checkpoints)
     assert "| 8 |" in result.accuracy_table(np.array([0, 1]))
+
+
+def test_the_progress_bar_counts_whole_images(capfd):
+    snn, rng = _residual_snn()
+    images = rng.random((7,) + snn.network.input_shape).astype(np.float32)
+    evsim.simulate(snn, images, T=13, batch_size=3, progress=True)
+    bar = capfd.readouterr().err
+    counts = re.findall(r"(\d+(?:\.\d+)?)/7\b", bar)
+    assert counts and counts[-1] == "7"
+    assert all("." not in c for c in counts), counts

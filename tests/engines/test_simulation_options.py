@@ -204,3 +204,31 @@ def test_the_time_plan_lowers_each_scheme_in_one_place():
         time_plan(temporal, 8, "analog", checkpoints=(2,))
     with pytest.raises(EvsimValueError, match=r"checkpoints must be steps in \[1, 8\]"):
         time_plan(snn, 8, "analog", checkpoints=(9,))
+
+
+@pytest.mark.parametrize("argument, value", [
+    ("T", 2 ** 63), ("T", 2 ** 70), ("first_image", 2 ** 63), ("first_image", 2 ** 63 - 2),
+    ("seed", 2 ** 63), ("seed", 2 ** 64)])
+def test_integers_past_int64_are_refused_by_name(argument, value):
+    snn, x = _snn()
+    arguments = {"T": 3, "encoding": "rate", argument: value}
+    with pytest.raises(EvsimValueError, match=rf"{argument}\b.*2\*\*63"):
+        evsim.simulate(snn, x, **arguments)
+
+
+@pytest.mark.parametrize("step", [2.5, 2.0, True, np.True_])
+def test_a_step_that_is_no_integer_is_refused_everywhere_as_T_is(step):
+    from evsim.analysis import energy_report, memory_energy_report
+
+    snn, x = _snn()
+    with pytest.raises(EvsimTypeError):
+        evsim.simulate(snn, x, T=step)
+    with pytest.raises((OptionError, EvsimTypeError), match="checkpoints"):
+        evsim.simulate(snn, x, T=4, checkpoints=[step])
+    result = evsim.simulate(snn, x, T=4)
+    with pytest.raises(EvsimTypeError, match="step"):
+        result.mean_output(step)
+    with pytest.raises(EvsimTypeError, match="steps"):
+        energy_report(snn, result, steps=step)
+    with pytest.raises(EvsimTypeError, match="steps"):
+        memory_energy_report(snn, result, steps=step)

@@ -171,3 +171,49 @@ def test_report_replaces_its_own_previous_folder(tmp_path):
         [p.name for p in report.images] + ["index.html", "report.md"] + explorer)
     assert report.markdown.read_text().startswith("# evsim report")
     assert _leftovers(tmp_path) == []
+
+
+def test_a_staged_folder_is_written_through_a_link_to_a_folder(tmp_path):
+    real, link = tmp_path / "real" / "report", tmp_path / "report"
+    real.mkdir(parents=True)
+    (real / "old.md").write_text("old")
+    link.symlink_to(real, target_is_directory=True)
+    with StagedFolder(link) as staged:
+        (staged / "report.md").write_text("new")
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert sorted(p.name for p in real.iterdir()) == ["report.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["real", "report"]   # no leftovers
+    assert sorted(p.name for p in real.parent.iterdir()) == ["report"]
+
+
+def test_an_atomic_file_is_written_through_a_link(tmp_path):
+    real, link = tmp_path / "store" / "snn.npz", tmp_path / "snn.npz"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link.symlink_to(real)
+    with atomic_file(link) as stream:
+        stream.write(b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snn.npz", "store"]
+
+
+def test_a_full_disk_during_a_report_names_the_folder(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from evsim.data import load_bundled_sample
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    snn = evsim.convert(load_model(), load_bundled_sample("train")[0][:32])
+    evsim.save(snn, tmp_path / "snn.npz")
+    monkeypatch.setattr(Path, "write_text", full)
+    out = tmp_path / "r"
+    with pytest.raises(EvsimFileError, match=f"{out}: cannot be written .No space left"):
+        evsim.report.write_report(out, snn, load_bundled_sample("test")[0][:2], T=2,
+                                  engine="dense", analysis_images=1)
+    assert main(["report", str(tmp_path / "snn.npz"), "bundled", "-o", str(out), "--images",
+                 "2", "--T", "2", "--analysis-images", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: cannot be written (No space left on device)" in err
+    assert _leftovers(tmp_path) == [] and not out.exists()

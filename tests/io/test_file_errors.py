@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 import pytest
-from corrupt import NPZ_DAMAGE, ONNX_DAMAGE, evsim_npz_with, zip_bytes
+from corrupt import NPZ_DAMAGE, ONNX_DAMAGE, evsim_npz_with, npy_bytes, zip_bytes
 
 import evsim
 from evsim import EvsimError, EvsimFileError
@@ -109,3 +109,96 @@ def test_unsupported_operator_in_a_file_names_the_file_and_keeps_its_class(tmp_p
     with pytest.raises(evsim.io.UnsupportedOperatorError,
                        match=re.escape(str(path)) + r": ONNX node 0 'squash' \(Tanh\)"):
         evsim.load(path)
+
+
+@pytest.mark.parametrize("name", ["model.pt", "model.PTH", "weights.ckpt"])
+def test_a_pytorch_file_points_to_the_pytorch_importer(tmp_path, name):
+    (tmp_path / name).write_bytes(b"not read")
+    error = _expect_file_error(tmp_path / name, "PyTorch")
+    assert "evsim.io.from_torch" in str(error) and "torch.load" in str(error)
+
+
+def test_a_nir_file_points_to_load_nir(tmp_path):
+    (tmp_path / "model.nir").write_bytes(b"not read")
+    assert "evsim.io.load_nir" in str(_expect_file_error(tmp_path / "model.nir"))
+
+
+@pytest.mark.parametrize("name", ["", "sub/", ".npz"])
+def test_saving_without_a_file_name_is_refused(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(EvsimFileError, match="has no file name"):
+        evsim.save(load_model(), name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _deflated_zeros_npy(shape, dtype="<f4") -> bytes:
+    """The .npy header of an array of zeros declaring ``shape`` (its data follows)."""
+    header = f"{{'descr': '{dtype}', 'fortran_order': False, 'shape': {tuple(shape)}, }}"
+    return npy_bytes(header, b"")
+
+
+def _zip_bomb(path, members: dict[str, tuple], extra: dict[str, bytes] = ()) -> None:
+    """Write an .npz whose members are zeros of the given shapes, deflated chunk by chunk
+    (a zip bomb: hundreds of kB that decompress to hundreds of MB), and ``extra`` members."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, shape in members.items():
+            with archive.open(name + ".npy", "w", force_zip64=True) as stream:
+                stream.write(_deflated_zeros_npy(shape))
+                left = int(np.prod(shape)) * 4
+                chunk = bytes(1 << 24)
+                while left:
+                    stream.write(chunk[:min(left, len(chunk))])
+                    left -= min(left, len(chunk))
+        for name, data in dict(extra).items():
+            archive.writestr(name + ".npy", data)
+
+
+def _peak_mb(function) -> float:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        function()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak / 1e6
+
+
+def test_a_zip_bomb_of_data_is_refused_before_it_is_decompressed(tmp_path, capsys):
+    from evsim.cli import main
+
+    evsim.save(load_model(), tmp_path / "ann.npz")
+    bomb = tmp_path / "bomb.npz"
+    _zip_bomb(bomb, {"images": (20_000, 3, 28, 28)})        # 188 MB declared, wrong shape
+    assert bomb.stat().st_size < 2e6
+    code = []
+    peak = _peak_mb(lambda: code.append(main(["convert", str(tmp_path / "ann.npz"), str(bomb),
+                                               "-o", str(tmp_path / "snn")])))
+    assert code == [2] and peak < 50, peak
+    assert "images have shape (20000, 3, 28, 28)" in capsys.readouterr().err
+    _zip_bomb(bomb, {"images": (50_000, 1, 28, 28), "junk": (50_000, 1, 28, 28)})
+    peak = _peak_mb(lambda: code.append(main(["convert", str(tmp_path / "ann.npz"), str(bomb),
+                                               "-o", str(tmp_path / "snn"),
+                                               "--calibration-images", "4"])))
+    assert code[-1] == 0 and peak < 100, peak          # 4 images read; junk never decompressed
+
+
+def test_a_result_whose_tables_declare_more_than_its_header_allows_is_refused(tmp_path):
+    import zipfile
+
+    result = evsim.simulate(evsim.convert(load_model(), np.zeros((2, 1, 28, 28), np.float32)),
+                            np.zeros((2, 1, 28, 28), np.float32), T=2)
+    evsim.save(result, tmp_path / "r.npz")
+    name = next(iter(result.spike_counts))
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(tmp_path / "r.npz") as good:
+        kept = {info.filename[:-4]: good.read(info) for info in good.infolist()
+                if info.filename != f"spike_counts/{name}.npy"}
+    _zip_bomb(bomb, {f"spike_counts/{name}": (20_000_000,)}, extra=kept)
+    error = []
+    peak = _peak_mb(lambda: error.append(pytest.raises(EvsimFileError, evsim.load, bomb)))
+    assert peak < 50, peak
+    assert f"array 'spike_counts/{name}' declares shape (20000000,)" in str(error[0].value)

@@ -8,6 +8,7 @@ configurations the exporters do not produce.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import warnings
 
@@ -729,3 +730,51 @@ def test_input_name_and_missing_onnx_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"pip install evsim\[onnx\]"):
         load_onnx(model)
+
+
+def test_numeric_node_paths_give_readable_unique_layer_names():
+    """A Sequential's module indices ('2', '5') name no layer alone: the kind comes first."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((2, 1, 1, 1), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["0"], name="/0/Conv"),
+         helper.make_node("Relu", ["0"], ["1"], name="2"),
+         helper.make_node("Conv", ["1", "w2"], ["5"]),
+         helper.make_node("Relu", ["5"], ["6"], name="/7/"),
+         helper.make_node("Conv", ["6", "w2"], ["y"], name="conv2d_5")], "seq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 2, 2])],
+        [w, numpy_helper.from_array(np.ones((2, 2, 1, 1), np.float32), "w2")])
+    net = load_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert [node.name for node in net] == ["x", "0.Conv", "relu_2", "conv2d_5", "relu_7",
+                                           "conv2d_5_2"]
+
+
+def _conv_relu(opsets=(17,), duplicate=False):
+    w = numpy_helper.from_array(np.ones((2, 1, 1, 1), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
+    if duplicate:  # a second node writes 'y' too
+        nodes.append(helper.make_node("Relu", ["c"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 2, 2])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", v) for v in opsets])
+    if not opsets:
+        del model.opset_import[:]
+    return model
+
+
+@pytest.mark.parametrize("opsets, duplicate, message", [
+    ((1,), False, r"opset 1, older than the oldest evsim reads \(7\).*convert_version"),
+    ((99,), False, r"opset 99, newer than the installed onnx package knows"),
+    ((), False, "declares no ONNX opset"),
+    ((17,), True, r"ONNX checker.*'y' has been used as output names multiple times")])
+def test_odd_onnx_files_are_refused_naming_the_file(tmp_path, opsets, duplicate, message):
+    import onnx
+
+    path = tmp_path / "odd.onnx"
+    onnx.save(_conv_relu(opsets, duplicate), path)
+    with pytest.raises(evsim.EvsimFileError, match=f"{re.escape(str(path))}: .*{message}"):
+        evsim.load(path)
+    assert [n.name for n in load_onnx(_conv_relu())][0] == "x"  # a sound one still loads

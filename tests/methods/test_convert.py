@@ -213,7 +213,7 @@ def test_linear_bottleneck_gets_signed_identity_neurons():
     assert not any(s.signed for n, s in snn.neurons.items() if n != "c2_linear")
 
 
-def test_leaky_relu_gets_theta_over_alpha_and_refuses_spicalib_and_windows():
+def test_leaky_relu_gets_theta_over_alpha_and_refuses_spicalib():
     rng = np.random.default_rng(1)
     net = evsim.Network.sequential((4,), [Dense(rng.normal(size=(5, 4))),
                                           evsim.LeakyReLU(0.25), Dense(rng.normal(size=(2, 5)))],
@@ -226,5 +226,6 @@ def test_leaky_relu_gets_theta_over_alpha_and_refuses_spicalib_and_windows():
     assert channelwise.neurons["act"].negative_threshold.shape == (5,)
     with pytest.raises(ValueError, match="allowance.*'act' \\(LeakyReLU\\)"):
         convert(net, x, method="spicalib", T=32)
-    with pytest.raises(ValueError, match="layer 'act'.*synchronous"):
-        convert(net, x, method="spikeconverter")
+    for scheme in ("temporal", "ilif"):
+        windows = convert(net, x, method="spikeconverter", time_scheme=scheme)
+        assert windows.time_scheme == scheme and windows.neurons["act"].signed

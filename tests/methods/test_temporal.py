@@ -94,3 +94,30 @@ def test_spikeconverter_preset_and_errors():
         evsim.convert(net, np.ones((4, 3)), method="spikeconverter", burst=2)
     with pytest.raises(ValueError, match="one checkpoint"):
         evsim.simulate(snn, np.ones((1, 3)), T=4, checkpoints=[2, 4])
+
+
+def test_the_bundled_mobilenet_converts_spikeconverter_style_on_both_engines():
+    """SpikeConverter-style conversion of the MobileNet-v2 (signed identity neurons at its
+    linear bottlenecks fire negative windows): both engines send the same spikes, negative
+    ones included, and SOPs, and their outputs differ only by float rounding (float sums in
+    another order: not a dyadic network)."""
+    from evsim.data import load_bundled_sample
+    from evsim.models import load_model
+
+    x, _ = load_bundled_sample("test")
+    calibration, _ = load_bundled_sample("train")
+    snn = evsim.convert(load_model("mobilenet"), calibration[:100], method="spikeconverter")
+    signed = [name for name, spec in snn.neurons.items() if spec.signed]
+    assert snn.time_scheme == "temporal" and signed
+    window = 8
+    dense, event = (evsim.simulate(snn, x[:6], T=window, engine=engine, per_image_counts=True)
+                    for engine in ("dense", "event"))
+    assert evsim.difference(dense, event).spikes == 0
+    assert dense.negative_spikes == event.negative_spikes
+    assert all(dense.negative_spikes[name] > 0 for name in signed)
+    for name, counts in dense.spike_counts.items():
+        assert np.abs(counts).max() <= window, name
+    for name in dense.sops:
+        np.testing.assert_array_equal(dense.sops[name], event.sops[name], err_msg=name)
+    np.testing.assert_allclose(dense.outputs, event.outputs, rtol=1e-5, atol=1e-3)
+    assert dense.latency == (spiking_depth(snn.network) + 1) * window
