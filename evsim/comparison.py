@@ -164,7 +164,10 @@ class Comparison:
                        f"{', '.join(r.label for r in self.methods)}")
 
     def interval(self, accuracy: float) -> tuple[float, float]:
-        """The 95 % Wilson interval of an ``accuracy`` measured on this comparison's images."""
+        """The 95 % Wilson interval of an ``accuracy`` measured on this comparison's images;
+        a task's metric (mIoU, mAP@.5) is no fraction of images and gets none: ``(v, v)``."""
+        if self.metric != "accuracy":
+            return accuracy, accuracy
         return accuracy_interval(accuracy, self.n_images)
 
     def tradeoffs(self) -> list[dict]:
@@ -201,6 +204,8 @@ class Comparison:
             return lambda v: "n/a" if v is None else fmt(v)
 
         def accuracy(v):
+            if self.metric != "accuracy":
+                return f"{100 * v:.2f}"
             low, high = self.interval(v)
             return f"{100 * v:.2f} ({100 * low:.1f}–{100 * high:.1f})"
 
@@ -210,9 +215,9 @@ class Comparison:
                  f"engine, {self.encoding} input, energy table {self.energy_table}, analog "
                  f"head: {self.convention}). n/a: the method did not run at that T "
                  "(reasons below).", ""]
-        lines += self._table(f"### {title} (%) on {self.n_images} images, with its 95 % "
-                             "Wilson interval", "accuracy", accuracy, accuracy(
-                                 self.ann_accuracy))
+        lines += self._table(f"### {title} (%) on {self.n_images} images" + (
+            ", with its 95 % Wilson interval" if self.metric == "accuracy" else ""),
+            "accuracy", accuracy, accuracy(self.ann_accuracy))
         lines += [""] + self._table("### SOPs per image", "sops", lambda v: f"{v:.4g}", None)
         lines += [""] + self._table("### Energy per image (µJ, compute only)", "energy_uj",
                                     lambda v: f"{v:.4g}", energy(self.ann_energy_uj))

@@ -73,6 +73,8 @@ def test_compare_methods_reports_map_versus_T(scenes):
     assert comparison["percentile"].accuracy == {2: curve[0], 4: curve[1]}
     ann = decode_detections(evsim.forward(network, scenes.images), score.head)
     assert comparison.ann_accuracy == map50(ann, scenes.boxes, scenes.box_labels)
-    assert "### mAP@.5 (%)" in comparison.to_markdown()
+    text = comparison.to_markdown()
+    assert "### mAP@.5 (%) on 3 images\n" in text and "Wilson" not in text.split("###")[1]
+    assert comparison.interval(0.5) == (0.5, 0.5)  # no binomial interval for mAP
     again = evsim.Comparison.from_json(comparison.to_json())
     assert again.metric == "mAP@.5"
