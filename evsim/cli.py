@@ -81,36 +81,62 @@ def _load_snn(path: str):
 
 def _load_data(spec: str, split: str, network, limit: int | None):
     """``(images, labels or None, description)`` from ``bundled`` or an .npz file, checked
-    against ``network``: image shape, finite values, labels in the output range."""
-    from .data import load_bundled_sample
+    against ``network``: image shape, finite values, labels in the output range. A scenes
+    file (with 'masks') gives a :class:`~evsim.analysis.TaskScore` in place of labels, and
+    so does ``bundled`` for a network that reads 64 x 64 scenes."""
+    from .analysis.task_score import TaskScore
     from .validate import check_finite, check_labels
 
     if limit is not None and limit < 1:
         raise CommandError(f"--images must be >= 1, got {limit}")
-    if spec == BUNDLED:
-        images, labels = load_bundled_sample(split)
-        what = f"the bundled Fashion-MNIST {split} sample"
-    else:
-        if not os.path.exists(spec):
-            raise CommandError(f"{spec}: no such file (give an .npz with an 'images' array, "
-                               f"or '{BUNDLED}')")
-        images, labels = _read_data_file(spec, network.input_shape, limit)
-        what = os.path.basename(spec)
+    images, labels, what = _read_data(spec, split, network, limit)
+    task = isinstance(labels, TaskScore)
     input_shape = network.input_shape
     if tuple(images.shape[1:]) != tuple(input_shape):
         raise CommandError(f"{spec}: images have shape {images.shape}, the network expects "
                            f"(N, {', '.join(map(str, input_shape))})")
-    if labels is not None and labels.shape != (len(images),):
-        raise CommandError(f"{spec}: 'labels' has shape {labels.shape}, expected "
+    if labels is not None and len(labels) != len(images):
+        raise CommandError(f"{spec}: 'labels' has shape {np.shape(labels)}, expected "
                            f"({len(images)},)")
     if limit is not None:
         images = images[:limit]
-        labels = None if labels is None else labels[:limit]
+        labels = None if labels is None else labels.take(limit) if task else labels[:limit]
     check_finite(images, what=f"{spec}: images")
-    if labels is not None:
+    if labels is not None and not task:
         labels = check_labels(labels, int(np.prod(network.output_shape)),
                               what=f"{spec}: 'labels'")
     return images.astype(np.float32, copy=False), labels, what
+
+
+def _read_data(spec: str, split: str, network, limit: int | None):
+    """``(images, labels, description)`` as stored: labels an array, a TaskScore or None."""
+    from .data import load_bundled_sample
+
+    if spec == BUNDLED:
+        if tuple(network.input_shape) == SCENE_INPUT:
+            scenes, what = _bundled_scenes(split)
+            return scenes.images, _task(spec, network, scenes), what
+        images, labels = load_bundled_sample(split)
+        return images, labels, f"the bundled Fashion-MNIST {split} sample"
+    if not os.path.exists(spec):
+        raise CommandError(f"{spec}: no such file (give an .npz with an 'images' array, "
+                           f"or '{BUNDLED}')")
+    if _holds_masks(spec):
+        from .data import load_scenes
+
+        scenes = load_scenes(spec)
+        return scenes.images, _task(spec, network, scenes), os.path.basename(spec)
+    images, labels = _read_data_file(spec, network.input_shape, limit)
+    return images, labels, os.path.basename(spec)
+
+
+def _holds_masks(spec: str) -> bool:
+    """Whether the .npz file is a scenes file (it has a 'masks' array)."""
+    from .io.errors import reading
+    from .io.npz import NpzArchive
+
+    with reading(spec, ".npz file"), NpzArchive(spec) as archive:
+        return "masks" in archive
 
 
 def _read_data_file(spec: str, input_shape, limit: int | None):
@@ -134,13 +160,48 @@ def _read_data_file(spec: str, input_shape, limit: int | None):
                 archive.read("labels", limit) if "labels" in archive else None)
 
 
+#: The input of the networks that read Fashion-MNIST scenes (the bundled task models).
+SCENE_INPUT = (1, 64, 64)
+#: Scenes ``bundled`` means: the 300 bundled test scenes; for calibration, scenes made
+#: from the bundled training sample's 1,000 items (this many, this seed).
+CALIBRATION_SCENES, CALIBRATION_SEED = 200, 1
+
+
+def _bundled_scenes(split: str):
+    from .data import bundled_scenes, load_bundled_sample, make_scenes
+
+    if split == "test":
+        return bundled_scenes(), "the bundled Fashion-MNIST test scenes"
+    items, labels = load_bundled_sample("train")
+    scenes = make_scenes(items, labels, CALIBRATION_SCENES, size=SCENE_INPUT[1],
+                         seed=CALIBRATION_SEED, source="bundled Fashion-MNIST training sample")
+    return scenes, (f"{CALIBRATION_SCENES} scenes of the bundled Fashion-MNIST training "
+                    "sample's items")
+
+
+def _task(spec: str, network, scenes):
+    """The TaskScore of ``scenes`` for ``network``'s output, or a CommandError saying why."""
+    from .analysis.task_score import task_score
+
+    try:
+        return task_score(network.output_shape, network.input_shape, scenes)
+    except EvsimValueError as err:
+        raise CommandError(f"{spec}: {err}") from None
+
+
 # --- shared output ----------------------------------------------------------------------
 
 #: The bundled model trained for each method that needs trained activations (demo's choice).
 DEMO_MODELS = {"opi": "vgg_tcl", "qcfs": "vgg_qcfs", "nq": "vgg_nq"}
 
+#: The bundled models of each task, ``<name>_relu`` and ``<name>_qcfs`` (the demo's choice).
+TASK_MODELS = {"segmentation": "unet", "detection": "centernet"}
+#: Scenes ``evsim demo --task ... --full-test-set`` makes from the Fashion-MNIST test set.
+FULL_TEST_SCENES = 1000
+
 #: What the numbers in --json mean.
 UNITS = {"accuracy": "fraction of images in [0, 1]",
+         "miou, map50": "a task's metric (mIoU, mAP@.5), a fraction in [0, 1]",
          "energy": "µJ per image (keys ending in _uj)",
          "energy_table": "pJ per operation (keys ending in _pj)",
          "sops, macs, adds, pool_ops, neuron_updates": "operations per image",
@@ -389,29 +450,22 @@ def _simulate_and_measure(args, snn, images, labels, started: float) -> _Measure
 # --- subcommands ------------------------------------------------------------------------
 
 def _demo(args: argparse.Namespace) -> int:
-    """Convert a bundled model (the one trained for --method) with calibration images from the
-    training set, simulate it on real test images and print accuracy, SOPs and energy per
-    image versus T."""
+    """Convert a bundled model (the one trained for --method and --task) with calibration
+    images from the training set, simulate it on real test images and print accuracy (for
+    --task segmentation or detection: mIoU or mAP@.5 on Fashion-MNIST scenes), SOPs and
+    energy per image versus T."""
     from . import convert
-    from .data import load_bundled_sample, load_fashion_mnist
-    from .models import DEFAULT_MODEL, available_models, load_model, model_info
+    from .models import available_models, load_model, model_info
 
     if args.report is not None:
         _check_report_folder(args.report)
-    model = args.model or DEMO_MODELS.get(args.method, DEFAULT_MODEL)
+    model = _demo_model(args)
     if model not in available_models():
         raise CommandError(f"--model {model!r} is not a bundled model; bundled models: "
                            f"{', '.join(available_models())}")
     network = load_model(model)
     _check_method_fits(network, args.method, model)
-    calibration, _ = load_bundled_sample("train")
-    if args.full_test_set:
-        images, labels = load_fashion_mnist("test")
-        source = "Fashion-MNIST test set"
-    else:
-        images, labels = load_bundled_sample("test")
-        source = "bundled Fashion-MNIST test sample"
-    images, labels = images[:args.images], labels[:args.images]
+    calibration, images, labels, source = _demo_data(args, network)
 
     started = time.perf_counter()
     with _as_flags():
@@ -439,6 +493,47 @@ def _demo(args: argparse.Namespace) -> int:
     if report is not None:
         print(f"report: {report.html}")
     return 0
+
+
+def _demo_model(args) -> str:
+    """The bundled model the demo converts: --model, or the one trained for the task and
+    (QCFS for the methods that need trained activations) the method."""
+    from .convert import TRAINED_ACTIVATIONS
+    from .models import DEFAULT_MODEL
+
+    if args.model:
+        return args.model
+    if args.task == "classification":
+        return DEMO_MODELS.get(args.method, DEFAULT_MODEL)
+    return TASK_MODELS[args.task] + ("_qcfs" if args.method in TRAINED_ACTIVATIONS else "_relu")
+
+
+def _demo_data(args, network):
+    """``(calibration images, test images, labels or TaskScore, description of the test
+    data)`` for the demo, the first --images of the test data."""
+    from .data import fashion_mnist_scenes, load_bundled_sample, load_fashion_mnist
+
+    if args.task == "classification":
+        calibration, _ = load_bundled_sample("train")
+        if args.full_test_set:
+            images, labels = load_fashion_mnist("test")
+            source = "Fashion-MNIST test set"
+        else:
+            images, labels = load_bundled_sample("test")
+            source = "bundled Fashion-MNIST test sample"
+        return calibration, images[:args.images], labels[:args.images], source
+    calibration = _bundled_scenes("train")[0].images
+    if args.full_test_set:
+        scenes = fashion_mnist_scenes("test", FULL_TEST_SCENES, size=SCENE_INPUT[1], seed=0)
+        source = f"{FULL_TEST_SCENES} scenes of the Fashion-MNIST test set"
+    else:
+        scenes, source = _bundled_scenes("test")
+        source = source[len("the "):]
+    task = _task("--task", network, scenes)
+    if task.task != args.task:
+        raise CommandError(f"--task {args.task}: the model answers {task.task}")
+    n = len(scenes) if args.images is None else min(args.images, len(scenes))
+    return calibration, scenes.images[:n], task.take(n), source
 
 
 def _check_method_fits(network, method: str, model: str) -> None:
@@ -599,6 +694,7 @@ def _explore(args: argparse.Namespace) -> int:
     offline) in which a dropdown chooses an image and a slider a time step, showing each
     layer's spikes and membrane potentials of a few neurons, the readout so far and the
     synaptic operations so far. Records with the dense engine; needs evsim[explore]."""
+    from .analysis.task_score import TaskScore
     from .data import CLASS_NAMES
     from .explorer import write_explorer
     from .extras import require
@@ -614,7 +710,9 @@ def _explore(args: argparse.Namespace) -> int:
     names = CLASS_NAMES if snn.network.output_shape == (len(CLASS_NAMES),) and (
         args.data == BUNDLED) else None
     with _as_flags():
-        path = write_explorer(args.output, snn, images, labels, class_names=names,
+        path = write_explorer(args.output, snn, images,
+                              None if isinstance(labels, TaskScore) else labels,
+                              class_names=names,
                               title=f"evsim explorer ({snn.method})", T=args.T,
                               neurons=args.neurons, layers=layers, encoding=args.encoding,
                               seed=args.seed)
@@ -899,12 +997,20 @@ def _demo_parser(commands) -> None:
                       + "; fashion_cnn otherwise)")
     demo.add_argument("--method", default="percentile", choices=list(METHODS),
                       help="conversion method (default: %(default)s)")
+    demo.add_argument("--task", default="classification",
+                      choices=["classification", *TASK_MODELS],
+                      help="classification (Fashion-MNIST images) or segmentation / detection "
+                      "(Fashion-MNIST scenes, models " + ", ".join(
+                          f"{n}_relu and {n}_qcfs" for n in TASK_MODELS.values())
+                      + "); default: %(default)s")
     demo.add_argument("--images", type=_positive, default=None, metavar="N",
                       help="use only the first N test images (default: all 1,000 of the "
-                      "bundled sample, or 10,000 with --full-test-set)")
+                      "bundled sample, or 10,000 with --full-test-set; for a task all 300 "
+                      f"bundled scenes, or {FULL_TEST_SCENES:,} scenes with --full-test-set)")
     demo.add_argument("--full-test-set", action="store_true",
-                      help="use the 10,000 Fashion-MNIST test images from the local data "
-                      "(apt-get install dataset-fashion-mnist) instead of the bundled sample")
+                      help="use the 10,000 Fashion-MNIST test images (for a task: scenes made "
+                      "from them) from the local data (apt-get install dataset-fashion-mnist) "
+                      "instead of the bundled sample")
     demo.add_argument("--report", metavar="DIR", default="evsim-demo-report",
                       help="write the report folder (plots, report.md, index.html) to DIR "
                       "(default: %(default)s)")

@@ -37,6 +37,7 @@ import numpy as np
 
 from .analysis.confidence import accuracy_interval
 from .analysis.energy import CONVENTIONS, EnergyTable, energy_report, energy_table
+from .analysis.task_score import TaskScore
 from .analysis.pareto import pareto_optimal
 from .convert import convert
 from .errors import EvsimTypeError, EvsimValueError
@@ -153,6 +154,7 @@ class Comparison:
     network_hash: str
     evsim_version: str
     ann_memory_energy_uj: float | None = None
+    metric: str = "accuracy"
 
     def __getitem__(self, label: str) -> MethodResult:
         for row in self.methods:
@@ -162,7 +164,10 @@ class Comparison:
                        f"{', '.join(r.label for r in self.methods)}")
 
     def interval(self, accuracy: float) -> tuple[float, float]:
-        """The 95 % Wilson interval of an ``accuracy`` measured on this comparison's images."""
+        """The 95 % Wilson interval of an ``accuracy`` measured on this comparison's images;
+        a task's metric (mIoU, mAP@.5) is no fraction of images and gets none: ``(v, v)``."""
+        if self.metric != "accuracy":
+            return accuracy, accuracy
         return accuracy_interval(accuracy, self.n_images)
 
     def tradeoffs(self) -> list[dict]:
@@ -199,17 +204,20 @@ class Comparison:
             return lambda v: "n/a" if v is None else fmt(v)
 
         def accuracy(v):
+            if self.metric != "accuracy":
+                return f"{100 * v:.2f}"
             low, high = self.interval(v)
             return f"{100 * v:.2f} ({100 * low:.1f}–{100 * high:.1f})"
 
         energy = cell(lambda v: f"{v:.4g}")
-        lines = [f"Accuracy, SOPs and energy per image on {self.n_images} images ({self.engine} "
+        title = "Accuracy" if self.metric == "accuracy" else self.metric
+        lines = [f"{title}, SOPs and energy per image on {self.n_images} images ({self.engine} "
                  f"engine, {self.encoding} input, energy table {self.energy_table}, analog "
                  f"head: {self.convention}). n/a: the method did not run at that T "
                  "(reasons below).", ""]
-        lines += self._table(f"### Accuracy (%) on {self.n_images} images, with its 95 % "
-                             "Wilson interval", "accuracy", accuracy, accuracy(
-                                 self.ann_accuracy))
+        lines += self._table(f"### {title} (%) on {self.n_images} images" + (
+            ", with its 95 % Wilson interval" if self.metric == "accuracy" else ""),
+            "accuracy", accuracy, accuracy(self.ann_accuracy))
         lines += [""] + self._table("### SOPs per image", "sops", lambda v: f"{v:.4g}", None)
         lines += [""] + self._table("### Energy per image (µJ, compute only)", "energy_uj",
                                     lambda v: f"{v:.4g}", energy(self.ann_energy_uj))
@@ -290,7 +298,8 @@ class Comparison:
                 "convention": self.convention, "network_hash": self.network_hash,
                 "evsim_version": self.evsim_version,
                 "ann_memory_energy_uj": self.ann_memory_energy_uj,
-                "tradeoffs": self.tradeoffs()}
+                "tradeoffs": self.tradeoffs(),
+                **({} if self.metric == "accuracy" else {"metric": self.metric})}
 
     def to_json(self) -> str:
         """The comparison as JSON text (:meth:`from_json` reads it back)."""
@@ -307,7 +316,8 @@ class Comparison:
                    **{k: values[k] for k in ("ann_accuracy", "ann_energy_uj", "n_images",
                                              "engine", "encoding", "seed", "energy_table",
                                              "convention", "network_hash", "evsim_version")},
-                   ann_memory_energy_uj=values.get("ann_memory_energy_uj"))
+                   ann_memory_energy_uj=values.get("ann_memory_energy_uj"),
+                   metric=values.get("metric", "accuracy"))
 
     def _curves(self, key: str) -> dict[str, dict[str, list[float]]]:
         """Each method's accuracy against ``key`` (a :data:`COSTS` key or ``"T"``), with its
@@ -484,11 +494,13 @@ def _cells(methods: list[_Method], steps: tuple[int, ...], encoding: str) -> lis
     return cells
 
 
-def _summary(snn, result, labels: np.ndarray, steps: tuple[int, ...], table: EnergyTable,
-             convention: str) -> dict:
-    """A cell's numbers at each of its ``steps`` (JSON-ready, T keys as strings)."""
+def _summary(snn, result, labels: np.ndarray | TaskScore, steps: tuple[int, ...],
+             table: EnergyTable, convention: str) -> dict:
+    """A cell's numbers at each of its ``steps`` (JSON-ready, T keys as strings); a task's
+    metric is kept as the cell's ``accuracy``."""
     windowed = result.time_scheme in WINDOWED
-    accuracy = result.accuracy(labels)
+    accuracy = (labels.curve(result) if isinstance(labels, TaskScore)
+                else result.accuracy(labels))
     sops = result.cumulative_sops() / result.n_images
     cell = {"accuracy": {}, "sops": {}, "energy_uj": {}, "memory_energy_uj": {}, "latency": {},
             "calibration_spikes": {}, "options": dict(snn.options)}
@@ -508,13 +520,13 @@ def _summary(snn, result, labels: np.ndarray, steps: tuple[int, ...], table: Ene
     return cell
 
 
-def _report_line(cell: _Cell, summary: dict, how: str) -> str:
+def _report_line(cell: _Cell, summary: dict, how: str, metric: str) -> str:
     label = f"{cell.method.label} at T={cell.T}"
     if len(cell.steps) > 1:
         label += f" (read at T={','.join(map(str, cell.steps))})"
     if "reason" in summary:
         return f"{label}: not run" + (f" ({how})" if how else "") + f": {summary['reason']}"
-    return f"{label}: accuracy {100 * summary['accuracy'][str(cell.T)]:.2f} % ({how})"
+    return f"{label}: {metric} {100 * summary['accuracy'][str(cell.T)]:.2f} % ({how})"
 
 
 def _printer(progress) -> Callable[[str], None] | None:
@@ -545,7 +557,9 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
         Training images ``(B, *input_shape)`` for the threshold statistics
         (unused by methods with trained bounds), as for :func:`evsim.convert`.
     images, labels:
-        Test images ``(N, *input_shape)`` and their classes ``(N,)``.
+        Test images ``(N, *input_shape)`` and their classes ``(N,)``, or for scenes a
+        :class:`~evsim.analysis.TaskScore` (:func:`~evsim.analysis.task_score`): then
+        its metric (mIoU or mAP@.5) takes accuracy's place in every table.
     methods:
         Each one a preset name (``"opi"``) or a variant of one, labelled as
         written (``"percentile+opi"``, ``"spicalib(p=0.995)"``: a preset,
@@ -597,13 +611,21 @@ def compare_methods(network: Network, calibration: np.ndarray | None, images: np
         raise EvsimValueError("images hold no image")
     if calibration is not None:
         calibration = _check_inputs(network, calibration, np.float32)
-    y = check_labels(labels, int(np.prod(network.output_shape)), len(x))
+    y = (_check_task(labels, len(x)) if isinstance(labels, TaskScore) else
+         check_labels(labels, int(np.prod(network.output_shape)), len(x)))
     session = _Session(network, calibration, x, y, options, energy_table(energy), convention,
                        _cells(entries, steps, options.encoding), _printer(progress))
     if cells is not None:
         session.store = _cell_store(cells, session, restart)
     session.run(client)
     return session.comparison(entries, steps)
+
+
+def _check_task(score: TaskScore, n: int) -> TaskScore:
+    if len(score) != n:
+        raise EvsimValueError(f"the TaskScore holds {len(score)} scenes but {n} images were "
+                              "given; pass the scenes' images")
+    return score
 
 
 def _methods(methods: Sequence[MethodSpec]) -> list[_Method]:
@@ -633,8 +655,17 @@ def _cell_store(cells: str | os.PathLike, session: _Session, restart: bool):
         "model": content_hash(session.network),
         "calibration": (None if session.calibration is None
                         else array_digest(session.calibration)),
-        "images": array_digest(session.x), "labels": array_digest(session.y),
+        "images": array_digest(session.x), "labels": _labels_digest(session.y),
         "settings": settings}, restart=restart)
+
+
+def _labels_digest(labels: np.ndarray | TaskScore) -> str:
+    """The labels' digest, or for a task its name and its ground truth's digests."""
+    from .io.hashing import array_digest
+
+    if not isinstance(labels, TaskScore):
+        return array_digest(labels)
+    return ":".join([labels.task] + [array_digest(a) for a in labels.digest_arrays()])
 
 
 @dataclass
@@ -644,7 +675,7 @@ class _Session:
     network: Network
     calibration: np.ndarray | None
     x: np.ndarray
-    y: np.ndarray
+    y: np.ndarray | TaskScore
     options: SimulationOptions
     table: EnergyTable
     convention: str
@@ -653,13 +684,17 @@ class _Session:
     store: object = None
     done: dict[int, dict] = field(default_factory=dict)
 
+    @property
+    def metric(self) -> str:
+        return self.y.metric if isinstance(self.y, TaskScore) else "accuracy"
+
     def finish(self, i: int, summary: dict, how: str) -> None:
         self.done[i] = summary
         if self.store is not None and how != REUSED:
             self.store.put(self.plan[i].key(), summary)
         if self.say:
             self.say(f"[{len(self.done)}/{len(self.plan)}] "
-                     + _report_line(self.plan[i], summary, how))
+                     + _report_line(self.plan[i], summary, how, self.metric))
 
     def convert(self, cell: _Cell):
         """The cell's spiking network, or why it cannot be converted."""
@@ -734,19 +769,21 @@ class _Session:
         from ._version import __version__
         from .io.hashing import content_hash
 
-        ann = forward(self.network, self.x).reshape(len(self.x), -1).argmax(axis=1)
+        output = forward(self.network, self.x)
+        ann = (self.y.score(output) if isinstance(self.y, TaskScore) else
+               float((output.reshape(len(self.x), -1).argmax(axis=1) == self.y).mean()))
         rows = [MethodResult(method.label, method.method, method.depends_on_T(),
                              **self._tables(row)) for row, method in enumerate(entries)]
         ann_energy, ann_memory = (next((s[key] for s in self.done.values() if key in s), None)
                                   for key in ("ann_energy_uj", "ann_memory_energy_uj"))
         options = self.options
         return Comparison(T=steps, methods=tuple(rows),
-                          ann_accuracy=float((ann == self.y).mean()),
+                          ann_accuracy=ann,
                           ann_energy_uj=ann_energy, n_images=len(self.x), engine=options.engine,
                           encoding=options.encoding, seed=options.seed,
                           energy_table=self.table.name, convention=self.convention,
                           network_hash=content_hash(self.network), evsim_version=__version__,
-                          ann_memory_energy_uj=ann_memory)
+                          ann_memory_energy_uj=ann_memory, metric=self.metric)
 
     def _tables(self, row: int) -> dict[str, dict]:
         """The ``{T: value}`` tables of one method's row, from its cells."""

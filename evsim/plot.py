@@ -412,9 +412,11 @@ def rate_vs_activation(snn: SpikingNetwork, result: SimResult, inputs: np.ndarra
 
 
 def accuracy_vs_T(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
-                  ann_accuracy: float | None = None, ax: Axes | None = None) -> Figure:
+                  ann_accuracy: float | None = None, ax: Axes | None = None,
+                  metric: str = "accuracy") -> Figure:
     """Accuracy (%) versus time steps, one line per entry ``name: (checkpoints, accuracy in
-    [0, 1])``, log₂ time axis; the ANN's accuracy as a dashed line if given."""
+    [0, 1])``, log₂ time axis; the ANN's accuracy as a dashed line if given. ``metric``
+    names what is plotted when it is not accuracy (a task's ``"mIoU"`` or ``"mAP@.5"``)."""
     if not curves:
         raise EvsimValueError("curves is empty; pass {name: (checkpoints, accuracy)}")
     fig, ax = _axes(ax, WIDE)
@@ -430,7 +432,7 @@ def accuracy_vs_T(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     if ann_accuracy is not None:
         ax.axhline(100 * ann_accuracy, color="black", linestyle="--", label="ANN")
     ax.set_xscale("log", base=2)
-    ax.set(xlabel="time steps T", ylabel="accuracy (%)", title="accuracy versus T")
+    ax.set(xlabel="time steps T", ylabel=f"{metric} (%)", title=f"{metric} versus T")
     _legend_beside(ax)
     return fig
 
@@ -633,7 +635,82 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str] | None = Non
     return fig
 
 
+#: Colour of mask value 0 (background) and of classes 1..10 (matplotlib's tab10).
+_MASK_COLOURS = np.array([(0, 0, 0)] + [
+    (0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16),
+    (0.58, 0.4, 0.74), (0.55, 0.34, 0.29), (0.89, 0.47, 0.76), (0.5, 0.5, 0.5),
+    (0.74, 0.74, 0.13), (0.09, 0.75, 0.81)])
+
+
+def mask_image(mask: np.ndarray) -> np.ndarray:
+    """RGB float ``(H, W, 3)`` of a class mask ``(H, W)``: background black, class ``v``
+    (mask value 1..10) the ``v``-th tab10 colour (values above 10 cycle)."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise EvsimValueError(f"a mask must be (H, W), got shape {mask.shape}")
+    values = mask.astype(np.int64)
+    return _MASK_COLOURS[np.where(values > 0, (values - 1) % 10 + 1, 0)]
+
+
+def _draw_boxes(ax: Axes, boxes: np.ndarray, labels: np.ndarray, names: Sequence[str] | None,
+                scores: np.ndarray | None = None) -> None:
+    from matplotlib.patches import Rectangle
+
+    for k, ((x0, y0, x1, y1), label) in enumerate(zip(np.asarray(boxes), np.asarray(labels))):
+        colour = _MASK_COLOURS[int(label) % 10 + 1]
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                               edgecolor=colour, linewidth=1.2))
+        text = names[int(label)] if names is not None else str(int(label))
+        if scores is not None:
+            text += f" {scores[k]:.2f}"
+        ax.text(x0 - 0.5, y0 - 1, text, color=colour, fontsize=6, va="bottom")
+
+
+def task_predictions(images: np.ndarray, truth: Sequence, columns: Mapping[str, Sequence],
+                     task: str, class_names: Sequence[str] | None = None,
+                     fig: Figure | None = None) -> Figure:
+    """For each scene (one row): the input, the ground truth and each column's answer.
+
+    ``images`` ``(N, 1, H, W)``; ``task`` ``"segmentation"`` or ``"detection"``;
+    ``truth``: per scene a mask ``(H, W)`` (segmentation) or ``(boxes (K, 4), labels
+    (K,))`` (detection, boxes ``(x0, y0, x1, y1)`` in pixels); ``columns``: ``{title:
+    per-scene answers}`` (e.g. ``"ANN"``, ``"SNN T=8"``): masks, or
+    :class:`~evsim.tasks.Detections`. Masks are coloured by class (background black);
+    boxes are drawn on the input with their class names (``class_names``) and scores.
+    """
+    if task not in ("segmentation", "detection"):
+        raise EvsimValueError(f"task must be 'segmentation' or 'detection', got {task!r}")
+    n = len(images)
+    if len(truth) != n or any(len(answers) != n for answers in columns.values()):
+        raise EvsimValueError(f"{n} images: truth and every column need one entry per image")
+    titles = ["input", "ground truth", *columns]
+    if fig is None:
+        fig = Figure(figsize=(1.7 * len(titles), 1.8 * n + 0.3), layout="constrained")
+    axes = np.asarray(fig.subplots(n, len(titles), squeeze=False))
+    for i in range(n):
+        picture = _displayable(np.asarray(images[i]))
+        answers = [truth[i], *(column[i] for column in columns.values())]
+        for j, ax in enumerate(axes[i]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(titles[j], fontsize=8)
+            if j == 0 or task == "detection":
+                ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
+            if j == 0:
+                continue
+            answer = answers[j - 1]
+            if task == "segmentation":
+                ax.imshow(mask_image(answer), interpolation="nearest")
+            elif j == 1:
+                _draw_boxes(ax, answer[0], answer[1], class_names)
+            else:
+                _draw_boxes(ax, answer.boxes, answer.labels, class_names, answer.scores)
+    return fig
+
+
 __all__ = ["spike_raster", "adjacent_neurons", "membrane_trace", "input_image", "beside_input",
            "feature_maps", "layer_maps", "spike_animation", "rate_vs_activation",
            "accuracy_vs_T", "accuracy_versus_cost", "accuracy_tradeoffs", "conversion_error",
-           "output_error", "energy_breakdown", "spike_count_histogram", "confusion_matrix"]
+           "output_error", "energy_breakdown", "spike_count_histogram", "confusion_matrix",
+           "mask_image", "task_predictions"]

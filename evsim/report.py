@@ -40,9 +40,11 @@ from .analysis import (CONVENTIONS, EnergyTable, checkpoint_summary, class_accur
                        confusion_matrix, conversion_error, energy_report, energy_table,
                        first_spike_times, isi_cv, layer_firing_rates, output_error,
                        saturated_fraction, silent_fraction)
+from .analysis.task_score import TaskScore
 from .analysis.neurobench import (NEUROBENCH_VERSION, neurobench_metrics,
                                   neurobench_static_metrics)
 from .comparison import Comparison
+from .data import CLASS_NAMES
 from .errors import EvsimFileError, EvsimValueError
 from .explorer import report_section as explorer_section
 from .forward import forward
@@ -146,7 +148,10 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
         interrupted run leaves the previous report; an existing folder may hold
         only a previous report's files (:data:`REPORT_FILES`).
     snn, images, labels:
-        The network, the images ``(B, *input_shape)`` and optional labels ``(B,)``.
+        The network, the images ``(B, *input_shape)`` and optional labels ``(B,)``, or
+        for scenes a :class:`~evsim.analysis.TaskScore`: then the report gives the
+        task's metric (mIoU or mAP@.5) versus T and shows the first scenes' input,
+        ground truth, ANN answer and SNN answers at several T side by side.
     T, simulation, **overrides:
         How to simulate the main run, as for :func:`evsim.simulate`: ``T``, a
         :class:`~evsim.simulation_options.SimulationOptions` and single options
@@ -191,6 +196,8 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
         parts += [f"**Warning:** {warning}.", ""]
     parts += _accuracy_sections(snn, runs, summary, table, convention, classes, figure,
                                 labels is not None)
+    if isinstance(labels, TaskScore):
+        parts += _task_section(snn, runs.result, images, labels, figure, class_names)
     parts += ["## Energy per layer", "", energy.to_markdown(), "",
               "In the figure, the analog input's re-injection adds (its current added into the "
               "first spiking layer at every step) are drawn apart from the synaptic "
@@ -199,7 +206,8 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
     parts += neurobench.section(runs, list(snn.neurons))
     parts += _error_sections(snn, runs, figure)
     parts += _inside_section(snn, runs, figure)
-    parts += explorer_section(staging.path, snn, images, labels, T=runs.result.T,
+    parts += explorer_section(staging.path, snn, images,
+                              None if isinstance(labels, TaskScore) else labels, T=runs.result.T,
                               encoding=runs.result.encoding, seed=runs.seed,
                               class_names=class_names)
     parts += ["## Network", "", "```", snn.summary(), "```", ""]
@@ -280,7 +288,7 @@ def _accuracy_sections(snn, runs: _Runs, summary, table: EnergyTable, convention
                        classes: dict | None, figure: _Figures, labelled: bool) -> list[str]:
     """Accuracy, SOPs and energy versus T, and accuracy per class."""
     result = runs.result
-    parts = ["## Accuracy, SOPs and energy versus T", "",
+    parts = [f"## {_title(summary.metric)}, SOPs and energy versus T", "",
              "Each row is what stopping at that step gives and costs, per image "
              f"({table.describe()}; "
              + ("rate-coded input, no analog head" if result.encoding == "rate" else
@@ -288,8 +296,8 @@ def _accuracy_sections(snn, runs: _Runs, summary, table: EnergyTable, convention
              summary.to_markdown(), ""]
     if labelled:
         curves = {snn.method: (summary.steps, summary.accuracy)}
-        parts += [figure(plot.accuracy_vs_T(curves, summary.ann_accuracy), "accuracy_vs_T.png"),
-                  ""]
+        parts += [figure(plot.accuracy_vs_T(curves, summary.ann_accuracy,
+                                            metric=summary.metric), "accuracy_vs_T.png"), ""]
     if classes is not None:
         parts += ["## Accuracy per class", "",
                   f"At T = {result.T}, on all {result.n_images} image(s); the ANN on the same "
@@ -402,10 +410,47 @@ def _inside_section(snn: SpikingNetwork, runs: _Runs, figure: _Figures) -> list[
         figure(plot.layer_maps(runs.detail, 0, runs.subset, layers), "feature_maps.png"), ""]
 
 
+def _title(metric: str) -> str:
+    return "Accuracy" if metric == "accuracy" else metric
+
+
+#: Scenes the report draws, and at most how many checkpoints of the SNN it shows for them.
+TASK_SCENES, TASK_CHECKPOINTS = 4, 3
+#: The lowest score of a box drawn in the report's pictures (mAP counts from 0.05).
+PICTURE_SCORE = 0.3
+
+
+def _task_section(snn, result: SimResult, images: np.ndarray, score: TaskScore,
+                  figure: _Figures, class_names: Sequence[str] | None) -> list[str]:
+    """The first scenes: input, ground truth, the ANN's answer and the SNN's at a few T."""
+    n = min(TASK_SCENES, len(images))
+    first = score.take(n)
+    picked = np.unique(np.linspace(0, len(result.checkpoints) - 1,
+                                   TASK_CHECKPOINTS).round().astype(int))
+    columns = {"ANN": first.answers(forward(snn.network, images[:n]), PICTURE_SCORE)}
+    for k in picked:
+        readout = result.outputs[k, :n].astype(np.float64) / result.checkpoints[k]
+        columns[f"SNN T={result.checkpoints[k]}"] = first.answers(readout, PICTURE_SCORE)
+    scenes = first.scenes
+    truth = (list(scenes.masks) if score.task == "segmentation" else
+             list(zip(scenes.boxes, scenes.box_labels)))
+    what = ("masks coloured by class, background black" if score.task == "segmentation" else
+            f"boxes with their class and score, those scoring at least {PICTURE_SCORE}; "
+            "the ground truth without score")
+    names = None if class_names is None else list(class_names)
+    if score.task == "detection" and names is None:
+        names = list(CLASS_NAMES)
+    return [f"## {score.task.capitalize()} of the first scenes", "",
+            f"The first {n} scene(s): input, ground truth, the ANN's answer and the SNN's at "
+            f"T = {', '.join(str(result.checkpoints[k]) for k in picked)} ({what}).", "",
+            figure(plot.task_predictions(images[:n], truth, columns, score.task, names),
+                   "task_predictions.png"), ""]
+
+
 def _classes(snn, result, images, labels, class_names) -> dict | None:
     """Per-class accuracy of the SNN at T and of the ANN, and the SNN's confusion matrix."""
     shape = snn.network.output_shape
-    if labels is None or len(shape) != 1:
+    if labels is None or isinstance(labels, TaskScore) or len(shape) != 1:
         return None
     n = shape[0]
     labels = np.asarray(labels)

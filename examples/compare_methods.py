@@ -219,6 +219,9 @@ def write_report(out: Path, rows, parts, steps, args, seconds) -> None:
         "per SOP, 4.6 pJ per MAC; analog first layer computed once) per image at the largest "
         "T each method ran; tables for every T follow. A dash: the method does not run at "
         f"that T (inverse-leaky binary firing carries at most {MAX_BITS} bits).", "",
+        "Segmentation and detection on Fashion-MNIST scenes (mIoU and mAP@.5 versus T, "
+        "energy at ANN-level quality, SpiCalib's task claims): "
+        "[results_tasks.md](results_tasks.md), made by `python examples/compare_tasks.py`.", "",
         "| method | model | ANN | " + " | ".join(f"T={t}" for t in steps)
         + " | SOPs | energy (µJ) | ANN energy (µJ) |",
         "|---|---|---:|" + "---:|" * len(steps) + "---:|---:|---:|"]

@@ -19,6 +19,8 @@
   ``coco``);
 * :mod:`evsim.analysis.fidelity` -- a task answer's fidelity to the ANN at every
   checkpoint (:func:`segmentation_fidelity`, :func:`detection_fidelity`);
+* :mod:`evsim.analysis.task_score` -- a scenes file's task (segmentation or detection,
+  from the network's output) and its metric in place of accuracy (:func:`task_score`);
 * :mod:`evsim.analysis.neurobench` -- the NeuroBench 2.3.0 metrics
   (:func:`neurobench_metrics`), pure NumPy; it replays max pooling with the dense engine,
   so it is loaded when one of its names is first used (the ``evsim`` command's help loads
@@ -44,6 +46,7 @@ from .fidelity import TaskFidelity, detection_fidelity, segmentation_fidelity
 from .segmentation import (SegmentationCurve, SegmentationScores, checkpoint_confusions,
                            mean_iou, pixel_accuracy, scores_from_confusion,
                            segmentation_confusion, segmentation_scores, segmentation_vs_t)
+from .task_score import TASKS, TaskScore, task_score
 
 _NEUROBENCH = ("neurobench_metrics", "neurobench_static_metrics", "NEUROBENCH_VERSION")
 
@@ -78,5 +81,6 @@ __all__ = [
     "scores_from_confusion",
     "COCO_IOU_THRESHOLDS", "average_precision", "map50", "coco_map", "DetectionCurve",
     "detection_vs_t", "TaskFidelity", "segmentation_fidelity", "detection_fidelity",
+    "TASKS", "TaskScore", "task_score",
     "neurobench_metrics", "neurobench_static_metrics", "NEUROBENCH_VERSION",
 ]

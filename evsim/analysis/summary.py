@@ -1,4 +1,5 @@
-"""Accuracy, SOPs and energy per image at every checkpoint of one run, beside the ANN's."""
+"""Accuracy (or a task's metric), SOPs and energy per image at every checkpoint of one run,
+beside the ANN's."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ..forward import forward
 from ..result import SimResult
 from ..spiking import WINDOWED, SpikingNetwork
 from .energy import FLOAT32_45NM, EnergyTable, energy_report, energy_table, energy_unit
+from .task_score import METRIC_KEYS, TaskScore
 from ..errors import EvsimValueError
 
 
@@ -25,7 +27,8 @@ class CheckpointSummary:
     ``snn_pj`` ``(K,)`` SNN energy per image over those steps (picojoules,
     :func:`~evsim.analysis.energy_report` with ``steps=t``); ``ann_accuracy``,
     ``ann_macs`` and ``ann_pj`` for the ANN; ``table`` and ``convention`` as
-    used for the energies.
+    used for the energies; ``metric`` names what ``accuracy`` holds: ``"accuracy"``,
+    or a task's metric (``"mIoU"``, ``"mAP@.5"``, :class:`~evsim.analysis.TaskScore`).
     """
 
     steps: np.ndarray
@@ -38,14 +41,15 @@ class CheckpointSummary:
     ann_pj: float
     table: EnergyTable
     convention: str
+    metric: str = "accuracy"
 
     def to_markdown(self) -> str:
         """A Markdown table: T (and the latency where it differs), accuracy, SOPs per image,
         energy per image; the ANN last."""
         unit, scale = energy_unit(max(float(self.snn_pj.max()), self.ann_pj))
         latency = not np.array_equal(self.latency, self.steps)
-        lines = ["| T | " + ("latency (steps) | " if latency else "") + "accuracy (%) | SOPs per "
-                 f"image | energy per image ({unit}) |",
+        lines = ["| T | " + ("latency (steps) | " if latency else "") + f"{self.metric} (%) | "
+                 f"SOPs per image | energy per image ({unit}) |",
                  "|---:|" + ("---:|" if latency else "") + "---:|---:|---:|"]
         for k, step in enumerate(self.steps):
             accuracy = "–" if self.accuracy is None else f"{100 * self.accuracy[k]:.2f}"
@@ -58,38 +62,48 @@ class CheckpointSummary:
 
     def as_dict(self) -> dict:
         """JSON-ready: accuracies as fractions in [0, 1], energies in µJ per image (the key
-        names say so), SOPs and MACs per image."""
-        return {"T": self.steps.tolist(), "latency": self.latency.tolist(),
-                "accuracy": None if self.accuracy is None else self.accuracy.tolist(),
+        names say so), SOPs and MACs per image. A task's metric is under its own key
+        (``"miou"``, ``"map50"``, and ``"ann_miou"``, ...) with ``"metric"`` naming it."""
+        key = METRIC_KEYS.get(self.metric, "accuracy")
+        task = {} if key == "accuracy" else {"metric": self.metric}
+        return {"T": self.steps.tolist(), "latency": self.latency.tolist(), **task,
+                key: None if self.accuracy is None else self.accuracy.tolist(),
                 "sops_per_image": self.sops.tolist(),
                 "energy_uj_per_image": (self.snn_pj / 1e6).tolist(),
-                "ann_accuracy": self.ann_accuracy, "ann_macs": self.ann_macs,
+                f"ann_{key}": self.ann_accuracy, "ann_macs": self.ann_macs,
                 "ann_energy_uj": self.ann_pj / 1e6, "energy_table": self.table.name,
                 "convention": self.convention}
 
 
-def checkpoint_summary(snn: SpikingNetwork, result: SimResult, labels: np.ndarray | None = None,
+def checkpoint_summary(snn: SpikingNetwork, result: SimResult,
+                       labels: np.ndarray | TaskScore | None = None,
                        inputs: np.ndarray | None = None, table: str | EnergyTable = FLOAT32_45NM,
                        convention: str = "reinject") -> CheckpointSummary:
     """Accuracy (with ``labels``), SOPs and energy per image at each checkpoint of ``result``.
 
-    ``inputs`` (the simulated images) gives the ANN's accuracy on the same
-    images when ``labels`` are given too.
+    ``labels``: the classes ``(N,)``, or a :class:`~evsim.analysis.TaskScore` for scenes
+    (then its metric, mIoU or mAP@.5, takes accuracy's place). ``inputs`` (the
+    simulated images) gives the ANN's accuracy on the same images when ``labels`` are
+    given too.
     """
     table = energy_table(table)
     reports = [energy_report(snn, result, table, convention, steps=int(t))
                for t in result.checkpoints]
     sops = result.cumulative_sops() / result.n_images
-    accuracy = None if labels is None else result.accuracy(labels)
+    task = isinstance(labels, TaskScore)
+    accuracy = (None if labels is None else labels.curve(result) if task
+                else result.accuracy(labels))
     ann_accuracy = None
     if labels is not None and inputs is not None:
-        output = forward(snn.network, inputs).reshape(len(inputs), -1)
-        ann_accuracy = float((output.argmax(axis=1) == np.asarray(labels)).mean())
+        output = forward(snn.network, inputs)
+        ann_accuracy = (labels.score(output) if task else float(
+            (output.reshape(len(inputs), -1).argmax(axis=1) == np.asarray(labels)).mean()))
     latency = (np.array([result.latency]) if result.time_scheme in WINDOWED
                else result.checkpoints.copy())
     return CheckpointSummary(result.checkpoints.copy(), latency, accuracy, sops,
                              np.array([r.snn_pj for r in reports]), ann_accuracy,
-                             reports[-1].ann_macs, reports[-1].ann_pj, table, convention)
+                             reports[-1].ann_macs, reports[-1].ann_pj, table, convention,
+                             labels.metric if task else "accuracy")
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:

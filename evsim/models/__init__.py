@@ -17,6 +17,14 @@ them and outputs 10 logits. Layers and per-image output shapes::
 The convolutions have no bias; BatchNorm is stored unfolded with its running
 statistics; pooling is 2x2 average pooling.
 
+The task models read 64x64 Fashion-MNIST scenes (:mod:`evsim.data.scenes`), each in a
+ReLU and a QCFS (L = 4) variant, trained by ``examples/train_task_models.py``:
+``unet_relu`` / ``unet_qcfs``, a U-Net-style segmenter (11 logits per pixel), and
+``centernet_relu`` / ``centernet_qcfs``, a CenterNet-style detector at stride 4 (10
+heatmap logits and the box width and height per cell of a 16x16 grid; decode with
+``evsim.tasks.CenterNetHead(10, 4, offset=False)``). Each also ships as ``<name>.onnx``,
+its ONNX export.
+
 Example::
 
     from evsim.data import load_bundled_sample

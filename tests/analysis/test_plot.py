@@ -367,6 +367,39 @@ def test_legends_sit_outside_the_axes(run):
         assert not _overlaps(legend.get_window_extent(renderer), ax.get_window_extent(renderer))
 
 
+def test_task_predictions_draws_masks_by_class_and_boxes_with_labels():
+    from evsim.plot import mask_image, task_predictions
+    from evsim.tasks import Detections
+
+    images = np.zeros((2, 1, 8, 8), np.float32)
+    masks = np.zeros((2, 8, 8), np.uint8)
+    masks[0, 2:4, 2:5] = 3
+    predicted = masks.copy()
+    predicted[1, 0, 0] = 11
+    fig = task_predictions(images, list(masks), {"ANN": predicted, "SNN T=4": masks},
+                           "segmentation")
+    axes = fig.axes
+    assert len(axes) == 8 and [ax.get_title() for ax in axes[:4]] == [
+        "input", "ground truth", "ANN", "SNN T=4"]
+    np.testing.assert_array_equal(axes[2].images[0].get_array(), mask_image(predicted[0]))
+    assert tuple(mask_image(masks[0])[2, 2]) != (0, 0, 0) and tuple(mask_image(masks[0])[0, 0]) \
+        == (0, 0, 0)
+    assert tuple(mask_image(predicted[1])[0, 0]) == tuple(mask_image(np.ones((1, 1)))[0, 0])
+
+    truth = [(np.array([[1, 1, 5, 6]], np.float32), np.array([2])), (np.zeros((0, 4)), [])]
+    found = [Detections(np.array([[1.0, 2, 5, 6], [0, 0, 2, 2]]), np.array([0.9, 0.4]),
+                        np.array([2, 7])), Detections(np.zeros((0, 4)), np.zeros(0),
+                                                      np.zeros(0, np.int64))]
+    fig = task_predictions(images, truth, {"ANN": found}, "detection",
+                           class_names=[f"c{i}" for i in range(10)])
+    boxes = [p for p in fig.axes[2].patches]
+    assert [(b.get_x(), b.get_width()) for b in boxes] == [(0.5, 4.0), (-0.5, 2.0)]
+    assert [t.get_text() for t in fig.axes[2].texts] == ["c2 0.90", "c7 0.40"]
+    assert [t.get_text() for t in fig.axes[1].texts] == ["c2"]
+    with pytest.raises(ValueError, match="one entry per image"):
+        task_predictions(images, truth[:1], {"ANN": found}, "detection")
+
+
 def test_energy_bars_keep_clear_of_the_frame_and_long_names_do_not_overlap(run, tmp_path):
     snn, _, result = run
     report = energy_report(snn, result)

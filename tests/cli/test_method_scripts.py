@@ -1,5 +1,6 @@
 """The scripts behind the method comparison still run (smoke mode, real data)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,39 @@ def test_comparison_smoke(tmp_path):
     assert len(bullets) == 8  # SpiCalib, OPI, SpikeConverter, NQ×2, QCFS, LIPooling, denoiser
     assert all(("**supported**" in b) != ("**not supported**" in b) for b in bullets)
     assert (tmp_path / "results.png").is_file() and (tmp_path / "results.json").is_file()
+
+
+@pytest.mark.slow
+@needs_data
+def test_task_training_script_smoke(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    import evsim
+
+    out = _run("train_task_models.py", "--smoke", "--out", str(tmp_path))
+    for name, key in (("unet_relu", "test_miou"), ("unet_qcfs", "test_miou"),
+                      ("centernet_relu", "test_map50"), ("centernet_qcfs", "test_map50")):
+        assert (tmp_path / f"{name}.onnx").is_file() and f"{name}:" in out
+        info = json.loads((tmp_path / f"{name}.json").read_text())
+        assert key in info and info["recipe"]["kept_epoch"] == 1
+    network = evsim.load(tmp_path / "centernet_qcfs.npz")
+    assert network.output_shape == (12, 16, 16) and "upqcfs1" in [n.name for n in network.nodes]
+
+
+@pytest.mark.slow
+@needs_data
+def test_task_comparison_smoke(tmp_path):
+    _run("compare_tasks.py", "--smoke", "--out", str(tmp_path))
+    text = (tmp_path / "results_tasks.md").read_text()
+    assert "| method | model | ANN mIoU (%) | T=1 | T=2 | T=4 |" in text
+    assert "| method | model | ANN mAP@.5 (%) | T=1 | T=2 | T=4 |" in text
+    claims = text.split("## SpiCalib's claims against these numbers")[1].split("## Notes")[0]
+    bullets = [line for line in claims.splitlines() if line.startswith("- ")]
+    assert len(bullets) == 4
+    assert all(sum(v in b for v in ("**supported**", "**not supported**",
+                                     "**not testable here**")) == 1 for b in bullets)
+    saved = json.loads((tmp_path / "results_tasks.json").read_text())
+    assert saved["scenes"] == 4 and set(saved["results"]) == {"segmentation", "detection"}
 
 
 @pytest.mark.slow
