@@ -1,8 +1,10 @@
 """The ``evsim`` command's entry point (``python -m evsim`` and the installed script).
 
 ``import evsim`` loads nothing but the version, so this runs before NumPy, Numba and the
-rest of evsim load: Ctrl-C meanwhile (the first second or so) ends the command as any
-interruption does, with one line and exit code 130, not a traceback.
+rest of evsim load: Ctrl-C meanwhile (the first second or so) ends the installed command as
+any interruption does, with one line and exit code 130, not a traceback. (Under
+``python -m evsim`` the message is the same, but the exit status is sometimes death by
+SIGINT: runpy is between the interpreter and this function.)
 """
 
 import sys
