@@ -183,40 +183,41 @@ def write_report(directory: str | os.PathLike, snn: SpikingNetwork, images: np.n
     images = np.asarray(images)
     out = check_output_folder(directory, REPORT_FILES)
     runs = _simulations(snn, images, T, result, options, analysis_images)
-    staging = StagedFolder(out)
-    figure = _Figures(staging.path, out)
-    summary = checkpoint_summary(snn, runs.result, labels,
-                                 images if labels is not None else None, table, convention)
-    energy = energy_report(snn, runs.result, table, convention)
-    warning = steps_message(snn, runs.result.T, runs.result.checkpoints)
-    neurobench = _NeuroBench.of(snn, runs, images)
-    classes = _classes(snn, runs.result, images, labels, class_names)
-    parts = [f"# {title}", "", _overview(snn, runs, data_name), ""]
-    if warning:
-        parts += [f"**Warning:** {warning}.", ""]
-    parts += _accuracy_sections(snn, runs, summary, table, convention, classes, figure,
-                                labels is not None)
-    if isinstance(labels, TaskScore):
-        parts += _task_section(snn, runs.result, images, labels, figure, class_names)
-    parts += ["## Energy per layer", "", energy.to_markdown(), "",
-              "In the figure, the analog input's re-injection adds (its current added into the "
-              "first spiking layer at every step) are drawn apart from the synaptic "
-              "operations: they are adds, not SOPs.", "",
-              figure(plot.energy_breakdown(energy), "energy.png"), ""]
-    parts += neurobench.section(runs, list(snn.neurons))
-    parts += _error_sections(snn, runs, figure)
-    parts += _inside_section(snn, runs, figure)
-    parts += explorer_section(staging.path, snn, images,
-                              None if isinstance(labels, TaskScore) else labels, T=runs.result.T,
-                              encoding=runs.result.encoding, seed=runs.seed,
-                              class_names=class_names)
-    parts += ["## Network", "", "```", snn.summary(), "```", ""]
-    markdown = "\n".join(parts)
-    md_path, html_path = out / "report.md", out / "index.html"
-    (staging.path / md_path.name).write_text(markdown, encoding="utf-8")
-    (staging.path / html_path.name).write_text(markdown_to_html(markdown, staging.path, title),
-                                               encoding="utf-8")
-    staging.commit()
+    # a context, not a finalizer: the folder goes when this fails, not when the traceback
+    # that holds it is collected
+    with StagedFolder(out) as staged:
+        figure = _Figures(staged, out)
+        summary = checkpoint_summary(snn, runs.result, labels,
+                                     images if labels is not None else None, table, convention)
+        energy = energy_report(snn, runs.result, table, convention)
+        warning = steps_message(snn, runs.result.T, runs.result.checkpoints)
+        neurobench = _NeuroBench.of(snn, runs, images)
+        classes = _classes(snn, runs.result, images, labels, class_names)
+        parts = [f"# {title}", "", _overview(snn, runs, data_name), ""]
+        if warning:
+            parts += [f"**Warning:** {warning}.", ""]
+        parts += _accuracy_sections(snn, runs, summary, table, convention, classes, figure,
+                                    labels is not None)
+        if isinstance(labels, TaskScore):
+            parts += _task_section(snn, runs.result, images, labels, figure, class_names)
+        parts += ["## Energy per layer", "", energy.to_markdown(), "",
+                  "In the figure, the analog input's re-injection adds (its current added "
+                  "into the first spiking layer at every step) are drawn apart from the "
+                  "synaptic operations: they are adds, not SOPs.", "",
+                  figure(plot.energy_breakdown(energy), "energy.png"), ""]
+        parts += neurobench.section(runs, list(snn.neurons))
+        parts += _error_sections(snn, runs, figure)
+        parts += _inside_section(snn, runs, figure)
+        parts += explorer_section(staged, snn, images,
+                                  None if isinstance(labels, TaskScore) else labels,
+                                  T=runs.result.T, encoding=runs.result.encoding,
+                                  seed=runs.seed, class_names=class_names)
+        parts += ["## Network", "", "```", snn.summary(), "```", ""]
+        markdown = "\n".join(parts)
+        md_path, html_path = out / "report.md", out / "index.html"
+        (staged / md_path.name).write_text(markdown, encoding="utf-8")
+        (staged / html_path.name).write_text(markdown_to_html(markdown, staged, title),
+                                             encoding="utf-8")
     return Report(out, md_path, html_path, tuple(figure.saved),
                   {"checkpoints": summary.as_dict(), "energy": energy.as_dict(),
                    "neurobench": neurobench.as_dict(),

@@ -226,8 +226,8 @@ def write_report(out: Path, results: dict, steps: list[int], n_scenes: int, seco
         "event engine, analog input, T = " + ", ".join(map(str, steps)) + "; energy from "
         "exact SOPs and MACs with the 45 nm float32 table. Models (1,000 test scenes): "
         + cards + ".", "",
-        f"## Segmentation: mIoU (%) versus T", "", *_table(seg, steps), "",
-        f"## Detection: mAP@.5 (%) versus T", "", *_table(det, steps), "",
+        "## Segmentation: mIoU (%) versus T", "", *_table(seg, steps), "",
+        "## Detection: mAP@.5 (%) versus T", "", *_table(det, steps), "",
         "\"Smallest T within 1 %\": the first T whose metric is at least 99 % of the same "
         "model's ANN; the energy there is per scene, as a fraction of that ANN's.", "",
         "## SpiCalib's claims against these numbers", "", *verdicts(seg, det, steps), "",

@@ -36,7 +36,6 @@ import math
 import platform
 import tempfile
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
