@@ -582,11 +582,15 @@ def upsample_nearest(x, scale_h, scale_w, out, first, last):
     for f in range(first, last):
         for c in range(x.shape[1]):
             for y in range(x.shape[2]):
-                wide = out[f, c, y * scale_h]
-                for i in range(w):
-                    v = x[f, c, y, i]
-                    for j in range(scale_w):
-                        wide[i * scale_w + j] = v
+                wide, line = out[f, c, y * scale_h], x[f, c, y]
+                if scale_w == 2:  # the usual case: a loop that LLVM vectorises
+                    for i in range(w):
+                        wide[2 * i] = line[i]
+                        wide[2 * i + 1] = line[i]
+                else:
+                    for i in range(w):
+                        for j in range(scale_w):
+                            wide[i * scale_w + j] = line[i]
                 for k in range(1, scale_h):
                     out[f, c, y * scale_h + k, :] = wide
 
