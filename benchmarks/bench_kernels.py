@@ -227,7 +227,7 @@ def copy_cases(rng, quick: bool, batch: int = 32) -> list:
             (f"Upsample nearest x2 {c} {hw}x{hw}", Upsample((2, 2)), [a]),
             (f"Upsample bilinear x2 {c} {hw}x{hw}", Upsample((2, 2), "bilinear"), [a])):
         result = kinds.apply(layer, inputs)
-        source, target = np.empty_like(result), np.empty_like(result)
+        source, target = result.copy(), np.empty_like(result)  # real bytes, not zero pages
         # the dense engine's own path: one step of a block, into its arena's kept arrays
         steps = [v[None] for v in inputs]
         out.append((name, Case(lambda la=layer, i=steps, n=name: _apply_to_block(
