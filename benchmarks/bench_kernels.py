@@ -41,7 +41,9 @@ import evsim  # noqa: E402
 from evsim import Conv2d, Dense, SpikingNetwork, kinds  # noqa: E402
 from evsim.layers import Concat, ConvTranspose2d, ReLU, Upsample  # noqa: E402
 from evsim.network import NetworkBuilder  # noqa: E402
+from evsim.arena import Arena  # noqa: E402
 from evsim.simulate.compile import compile_program  # noqa: E402
+from evsim.simulate.dense import _apply_to_block  # noqa: E402
 from evsim.simulate.kernels import (CODE, LANES, OP_SCATTER, SC_ROW, SC_WEIGHTS,  # noqa: E402
                                     SC_WINDOW, _add_one, _add_rows4, _scatter)
 
@@ -219,17 +221,22 @@ def copy_cases(rng, quick: bool, batch: int = 32) -> list:
     c, hw = (8, 8) if quick else (64, 28)
     a, b = ((rng.random((batch, c, hw, hw)) < 0.1).astype(np.float32) for _ in range(2))
     out = []
+    arena = Arena()
     for name, layer, inputs in (
             (f"Concat {c}+{c} {hw}x{hw}", Concat(), [a, b]),
             (f"Upsample nearest x2 {c} {hw}x{hw}", Upsample((2, 2)), [a]),
             (f"Upsample bilinear x2 {c} {hw}x{hw}", Upsample((2, 2), "bilinear"), [a])):
         result = kinds.apply(layer, inputs)
-        source, target = np.empty_like(result), np.empty_like(result)
-        # into a kept array where the layer can, as the dense engine does (its arena)
-        into = np.empty_like(result) if kinds.rules_of(layer).writes_out else None
-        out.append((name, Case(lambda la=layer, i=inputs, o=into: kinds.apply(la, i, out=o),
-                               batch),
+        source, target = result.copy(), np.empty_like(result)  # real bytes, not zero pages
+        # the dense engine's own path: one step of a block, into its arena's kept arrays
+        steps = [v[None] for v in inputs]
+        out.append((name, Case(lambda la=layer, i=steps, n=name: _apply_to_block(
+                        la, i, 1, arena, n), batch),
                     Case(lambda s=source, t=target: np.copyto(t, s), batch)))
+        if isinstance(layer, Upsample) and layer.mode == "bilinear":
+            out.append((name + " (ANN forward)", Case(
+                lambda la=layer, i=inputs: kinds.apply(la, i), batch),
+                Case(lambda s=source, t=target: np.copyto(t, s), batch)))
     return out
 
 

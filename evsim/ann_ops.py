@@ -329,14 +329,37 @@ def upsample_matrix(size: int, scale: int, mode: str, align_corners: bool) -> np
     return matrix
 
 
+def upsample_taps(size: int, scale: int, mode: str,
+                  align_corners: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The at most two input samples ``(size * scale, taps)`` (int64, ascending) that each
+    output sample of one axis mixes, and their weights (float64): the non-zero columns of
+    :func:`upsample_matrix`'s rows, the other tap of a one-sample row weighted 0."""
+    matrix = upsample_matrix(size, scale, mode, align_corners)
+    taps = min(2, size)
+    # Stable sort of "is zero" puts each row's non-zero columns first, in column order.
+    index = np.sort(np.argsort(matrix == 0, axis=1, kind="stable")[:, :taps], axis=1)
+    return index, np.take_along_axis(matrix, index, axis=1)
+
+
 def upsample(layer: L.Upsample, x: np.ndarray) -> np.ndarray:
-    """``x`` (B, C, H, W) -> (B, C, H s_h, W s_w), nearest or bilinear (:func:`upsample_matrix`)."""
+    """``x`` (B, C, H, W) -> (B, C, H s_h, W s_w), nearest or bilinear (:func:`upsample_matrix`).
+
+    Bilinear is separable: the rows first, then the columns, each output the sum of its
+    (at most two) taps' products in tap order (:func:`upsample_taps`)."""
     (sh, sw), h, w = layer.scale, x.shape[2], x.shape[3]
     if layer.mode == "nearest":
         return np.ascontiguousarray(np.repeat(np.repeat(x, sh, axis=2), sw, axis=3))
-    rows = upsample_matrix(h, sh, layer.mode, layer.align_corners).astype(x.dtype)
-    cols = upsample_matrix(w, sw, layer.mode, layer.align_corners).astype(x.dtype)
-    return np.ascontiguousarray(np.einsum("oh,bchw,pw->bcop", rows, x, cols))
+    rows, row_weights = upsample_taps(h, sh, layer.mode, layer.align_corners)
+    cols, col_weights = upsample_taps(w, sw, layer.mode, layer.align_corners)
+    row_weights, col_weights = row_weights.astype(x.dtype), col_weights.astype(x.dtype)
+    with np.errstate(invalid="ignore"):  # an infinite input times a 0 weight: NaN, silently
+        tall = np.take(x, rows[:, 0], axis=2) * row_weights[:, 0, None]
+        for k in range(1, rows.shape[1]):
+            tall += np.take(x, rows[:, k], axis=2) * row_weights[:, k, None]
+        out = np.take(tall, cols[:, 0], axis=3) * col_weights[:, 0]
+        for k in range(1, cols.shape[1]):
+            out += np.take(tall, cols[:, k], axis=3) * col_weights[:, k]
+    return np.ascontiguousarray(out)
 
 
 def batchnorm(layer: L.BatchNorm, x: np.ndarray) -> np.ndarray:
@@ -403,4 +426,4 @@ __all__ = ["dense", "conv2d", "conv_transpose2d", "avgpool2d", "avgpool_divisor"
            "maxpool2d_argmax",
            "gather_windows", "global_avgpool", "batchnorm", "relu", "clip", "qcfs", "add",
            "sigmoid", "softmax", "IM2COL_FLOATS", "concat", "pad", "upsample",
-           "upsample_matrix", "leaky_relu", "identity"]
+           "upsample_matrix", "upsample_taps", "leaky_relu", "identity"]

@@ -36,7 +36,8 @@ from ..spiking import SpikingNetwork
 from ..threads import on_threads, shares
 from ..timescheme import popcount
 from ..engines import ChunkResult, EngineSetup, zero_counters
-from .kernels import average_pool, neuron_scan, pool_scan
+from .kernels import (average_pool, neuron_scan, pool_scan, upsample_nearest,
+                      upsample_separable)
 from .notice import announce, ready
 from .result import SpikeTrain
 
@@ -92,8 +93,11 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan) -> None:
     needed = [(kernel, what) for kernel, role, what in (
         (neuron_scan, kinds.NEURON, "neuron scan"), (pool_scan, kinds.MAX_POOL,
                                                      "max pooling scan")) if role in roles]
-    if any(type(layer) in _COMPILED for layer in layers):
-        needed.append((average_pool, "average pooling"))
+    kinds_present = {type(layer) for layer in layers}
+    needed += [(kernel, what) for kind, kernel, what in (
+        (L.AvgPool2d, average_pool, "average pooling"),
+        (L.Upsample, upsample_nearest, "nearest upsampling"),
+        (L.Upsample, upsample_separable, "bilinear upsampling")) if kind in kinds_present]
     missing = [what for kernel, what in needed if not ready(kernel)]
     if missing:
         announce("the dense engine's kernels", COMPILE_SECONDS, missing)
@@ -387,9 +391,30 @@ def _average_pool(layer: L.AvgPool2d, x: np.ndarray, threads: int,
     return out
 
 
+def _upsample(layer: L.Upsample, x: np.ndarray, threads: int, out: np.ndarray) -> np.ndarray:
+    """:func:`evsim.ann_ops.upsample` of ``x`` (frames, C, H, W) into ``out`` in one compiled
+    pass (:func:`evsim.simulate.kernels.upsample_nearest` or ``upsample_separable``, the same
+    values bit for bit), the frames shared among ``threads``."""
+    x = np.ascontiguousarray(x)
+    (sh, sw), h, w = layer.scale, x.shape[2], x.shape[3]
+    if layer.mode == "nearest":
+        def share(lo: int, hi: int) -> None:
+            upsample_nearest(x, sh, sw, out, lo, hi)
+    else:
+        rows, row_weights = ann_ops.upsample_taps(h, sh, layer.mode, layer.align_corners)
+        cols, col_weights = ann_ops.upsample_taps(w, sw, layer.mode, layer.align_corners)
+        row_weights, col_weights = row_weights.astype(x.dtype), col_weights.astype(x.dtype)
+
+        def share(lo: int, hi: int) -> None:
+            upsample_separable(x, rows, row_weights, cols, col_weights, out, lo, hi)
+
+    on_threads(share, shares(len(x), threads, item_size=x[0].size))
+    return out
+
+
 #: Kinds the dense engine computes with a compiled kernel of its own instead of their forward
 #: rule (the same arithmetic, tested against it): ``kernel(layer, x, threads, out) -> out``.
-_COMPILED = {L.AvgPool2d: _average_pool}
+_COMPILED = {L.AvgPool2d: _average_pool, L.Upsample: _upsample}
 
 
 def _spiking_maxpool_block(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,

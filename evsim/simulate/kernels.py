@@ -571,6 +571,62 @@ def _average_windows(plane, divisor, out, inside, kh, kw, sh, sw, ph, pw):
                     total = v if i == 0 and j == 0 else total + v
             out[oy, ox] = total / divisor[oy, ox]
 
+@numba.njit(cache=True, nogil=True)
+def upsample_nearest(x, scale_h, scale_w, out, first, last):
+    """:func:`evsim.ann_ops.upsample` in "nearest" mode of frames ``first..last − 1``: a copy,
+    each input sample written to its ``scale_h × scale_w`` block of ``out``.
+
+    ``x`` (N, C, H, W); writes ``out`` (N, C, H·scale_h, W·scale_w).
+    """
+    w = x.shape[3]
+    for f in range(first, last):
+        for c in range(x.shape[1]):
+            for y in range(x.shape[2]):
+                wide, line = out[f, c, y * scale_h], x[f, c, y]
+                if scale_w == 2:  # the usual case: a loop that LLVM vectorises
+                    for i in range(w):
+                        wide[2 * i] = line[i]
+                        wide[2 * i + 1] = line[i]
+                else:
+                    for i in range(w):
+                        for j in range(scale_w):
+                            wide[i * scale_w + j] = line[i]
+                for k in range(1, scale_h):
+                    out[f, c, y * scale_h + k, :] = wide
+
+
+@numba.njit(cache=True, nogil=True)
+def upsample_separable(x, rows, row_weights, cols, col_weights, out, first, last):
+    """:func:`evsim.ann_ops.upsample` in "bilinear" mode of frames ``first..last − 1``, with the
+    same products and sums in the same order: each output row the taps of the rows
+    (:func:`evsim.ann_ops.upsample_taps`) summed in tap order, then each output sample the
+    taps of that row's columns.
+
+    ``x`` (N, C, H, W); ``rows`` (H', taps) and ``cols`` (W', taps) int64, their weights in
+    x's dtype; writes ``out`` (N, C, H', W').
+    """
+    tall = np.empty(x.shape[3], x.dtype)
+    for f in range(first, last):
+        for c in range(x.shape[1]):
+            plane = x[f, c]
+            for o in range(rows.shape[0]):
+                for i in range(tall.size):
+                    tall[i] = plane[rows[o, 0], i] * row_weights[o, 0]
+                for k in range(1, rows.shape[1]):
+                    for i in range(tall.size):
+                        tall[i] += plane[rows[o, k], i] * row_weights[o, k]
+                line = out[f, c, o]
+                if cols.shape[1] == 2:  # the usual case, unrolled
+                    for p in range(cols.shape[0]):
+                        line[p] = (tall[cols[p, 0]] * col_weights[p, 0]
+                                   + tall[cols[p, 1]] * col_weights[p, 1])
+                    continue
+                for p in range(cols.shape[0]):
+                    total = tall[cols[p, 0]] * col_weights[p, 0]
+                    for k in range(1, cols.shape[1]):
+                        total += tall[cols[p, k]] * col_weights[p, k]
+                    line[p] = total
+
 # --- operations ------------------------------------------------------------------------
 
 @numba.njit(cache=True)

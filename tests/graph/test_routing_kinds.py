@@ -54,6 +54,24 @@ def test_forward_matches_loops(h, w, sh, sw, mode, align, pad):
     np.testing.assert_array_equal(apply(Concat(), [x, y]), np.concatenate([x, y], 1))
 
 
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(h=st.integers(1, 6), w=st.integers(1, 6), sh=st.integers(1, 4), sw=st.integers(1, 4),
+       mode=st.sampled_from(["nearest", "bilinear"]), align=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_dense_engine_upsampling_is_the_forward_bit_for_bit(h, w, sh, sw, mode, align, dtype):
+    """The dense engine's compiled upsampling gives ann_ops.upsample's bits (signed zeros
+    and an infinity included), over frames split into two ranges."""
+    from evsim.simulate.dense import _upsample
+    x = np.random.default_rng(h * 7 + w).normal(size=(2, 3, h, w)).astype(dtype)
+    x[0, 0, 0, 0], x[1, 2, h - 1, w - 1] = -0.0, np.inf
+    up = Upsample((sh, sw), mode, align and mode == "bilinear")
+    want = apply(up, [x])
+    got = np.full_like(want, np.nan)
+    _upsample(up, x, 2, got)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(got.view(bits), want.view(bits))
+
+
 def _brute_sops(net, source, consumer) -> np.ndarray:
     """Per source neuron: the consumer's outputs that change when that neuron alone carries
     a unit value (the distinct synaptic targets), by running the ANN layers."""
