@@ -352,7 +352,7 @@ class Comparison:
             raise EvsimValueError("no method ran, so there is no accuracy to plot")
         ann = {"energy_uj": self.ann_energy_uj, "memory_energy_uj": self.ann_memory_energy_uj}
         return accuracy_versus_cost(curves, labels[x], self.ann_accuracy, self.n_images, ax,
-                                    ann_cost=ann.get(x))
+                                    ann_cost=ann.get(x), metric=self.metric)
 
     def plot_tradeoffs(self, fig=None):
         """Accuracy against latency, SOPs and energy per image (compute only and, where
@@ -366,7 +366,8 @@ class Comparison:
             raise EvsimValueError("no method ran, so there is no accuracy to plot")
         ann = {COSTS[2][1]: self.ann_energy_uj, COSTS[3][1]: self.ann_memory_energy_uj}
         return accuracy_tradeoffs(panels, self.ann_accuracy, self.n_images, fig,
-                                  {label: cost for label, cost in ann.items() if cost})
+                                  {label: cost for label, cost in ann.items() if cost},
+                                  metric=self.metric)
 
 
 # --- methods and cells -------------------------------------------------------------------

@@ -440,7 +440,7 @@ def accuracy_vs_T(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
 def accuracy_versus_cost(curves: Mapping[str, Mapping[str, Sequence[float]]], xlabel: str,
                          ann_accuracy: float | None = None, n_images: int | None = None,
                          ax: Axes | None = None, log: bool = True,
-                         ann_cost: float | None = None) -> Figure:
+                         ann_cost: float | None = None, metric: str = "accuracy") -> Figure:
     """Accuracy (%) against a cost, one line per method, with error bars and the Pareto front.
 
     ``curves`` maps a method's label to ``{"x": costs, "accuracy": fractions, "low": ...,
@@ -450,7 +450,9 @@ def accuracy_versus_cost(curves: Mapping[str, Mapping[str, Sequence[float]]], xl
     joined by a dotted black line; the ANN's accuracy is dashed, shaded by its 95 % Wilson
     interval when ``n_images`` (the images every accuracy was measured on, also in the
     title) is given, and marked by a black star at ``ann_cost`` if given (the ANN's cost
-    in the same unit). ``log``: a logarithmic cost axis.
+    in the same unit). ``log``: a logarithmic cost axis. ``metric`` names what is plotted
+    when it is not accuracy (a task's ``"mIoU"`` or ``"mAP@.5"``: no fraction of images,
+    so no Wilson interval is drawn for the ANN).
     """
     from .analysis.confidence import accuracy_interval
     from .analysis.pareto import pareto_optimal
@@ -480,7 +482,7 @@ def accuracy_versus_cost(curves: Mapping[str, Mapping[str, Sequence[float]]], xl
                zorder=3, label="Pareto-optimal")
     if ann_accuracy is not None:
         ax.axhline(100 * ann_accuracy, color="black", linestyle="--", label="ANN")
-        if n_images is not None:
+        if n_images is not None and metric == "accuracy":
             low, high = accuracy_interval(ann_accuracy, n_images)
             ax.axhspan(100 * low, 100 * high, color="black", alpha=0.07, linewidth=0)
         if ann_cost is not None:
@@ -488,8 +490,9 @@ def accuracy_versus_cost(curves: Mapping[str, Mapping[str, Sequence[float]]], xl
                        zorder=4, label="ANN at its cost")
     if log and min(every_x) > 0:
         ax.set_xscale("log")
-    shown = "" if n_images is None else f"\n{n_images} images, 95 % Wilson intervals"
-    ax.set(xlabel=xlabel, ylabel="accuracy (%)", title=f"accuracy versus {xlabel}{shown}")
+    shown = "" if n_images is None else (f"\n{n_images} images, 95 % Wilson intervals"
+                                         if metric == "accuracy" else f"\n{n_images} images")
+    ax.set(xlabel=xlabel, ylabel=f"{metric} (%)", title=f"{metric} versus {xlabel}{shown}")
     _legend_beside(ax)
     return fig
 
@@ -497,10 +500,12 @@ def accuracy_versus_cost(curves: Mapping[str, Mapping[str, Sequence[float]]], xl
 def accuracy_tradeoffs(panels: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]],
                        ann_accuracy: float | None = None, n_images: int | None = None,
                        fig: Figure | None = None,
-                       ann_costs: Mapping[str, float] | None = None) -> Figure:
+                       ann_costs: Mapping[str, float] | None = None,
+                       metric: str = "accuracy") -> Figure:
     """One :func:`accuracy_versus_cost` panel per entry ``xlabel: curves`` (e.g. latency,
     SOPs and energy per image), in rows of two, each with its own Pareto front;
-    ``ann_costs`` gives the ANN's cost on the panels where it has one (``{xlabel: cost}``)."""
+    ``ann_costs`` gives the ANN's cost on the panels where it has one (``{xlabel: cost}``);
+    ``metric`` as in :func:`accuracy_versus_cost`."""
     if not panels:
         raise EvsimValueError("panels is empty; pass {xlabel: curves}")
     cols = min(len(panels), 2)
@@ -510,8 +515,9 @@ def accuracy_tradeoffs(panels: Mapping[str, Mapping[str, Mapping[str, Sequence[f
     for i, (xlabel, curves) in enumerate(panels.items()):
         accuracy_versus_cost(curves, xlabel, ann_accuracy, n_images,
                              fig.add_subplot(rows, cols, i + 1),
-                             ann_cost=(ann_costs or {}).get(xlabel))
-    fig.suptitle("ringed: Pareto-optimal (no other point is both cheaper and more accurate)")
+                             ann_cost=(ann_costs or {}).get(xlabel), metric=metric)
+    better = "more accurate" if metric == "accuracy" else f"higher in {metric}"
+    fig.suptitle(f"ringed: Pareto-optimal (no other point is both cheaper and {better})")
     return fig
 
 

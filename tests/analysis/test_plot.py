@@ -235,6 +235,16 @@ def test_accuracy_versus_cost_draws_error_bars_and_rings_the_pareto_front(tmp_pa
         plot.accuracy_versus_cost({"bad": {"x": [1, 2], "accuracy": [0.5]}}, "T")
 
 
+def test_a_task_metric_against_cost_is_labelled_by_its_name_without_a_wilson_band():
+    curves = {"spicalib": {"x": [16, 32], "accuracy": [0.50, 0.52]}}
+    ax = plot.accuracy_versus_cost(curves, "latency", ann_accuracy=0.53, n_images=200,
+                                   metric="mIoU").axes[0]
+    assert ax.get_ylabel() == "mIoU (%)" and ax.get_title() == "mIoU versus latency\n200 images"
+    assert len(ax.patches) == 0  # mIoU is no fraction of images: no Wilson band for the ANN
+    both = plot.accuracy_tradeoffs({"latency": curves}, 0.53, 200, metric="mAP@.5")
+    assert both.axes[0].get_ylabel() == "mAP@.5 (%)" and "higher in mAP@.5" in both.get_suptitle()
+
+
 def test_conversion_and_output_error_plots(run, tmp_path):
     snn, x, result = run
     errors = conversion_error(snn, result, x)
