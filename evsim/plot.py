@@ -674,7 +674,7 @@ def _draw_boxes(ax: Axes, boxes: np.ndarray, labels: np.ndarray, names: Sequence
 
 def task_predictions(images: np.ndarray, truth: Sequence, columns: Mapping[str, Sequence],
                      task: str, class_names: Sequence[str] | None = None,
-                     fig: Figure | None = None) -> Figure:
+                     fig: Figure | None = None, max_boxes: int = 8) -> Figure:
     """For each scene (one row): the input, the ground truth and each column's answer.
 
     ``images`` ``(N, 1, H, W)``; ``task`` ``"segmentation"`` or ``"detection"``;
@@ -682,7 +682,9 @@ def task_predictions(images: np.ndarray, truth: Sequence, columns: Mapping[str, 
     (K,))`` (detection, boxes ``(x0, y0, x1, y1)`` in pixels); ``columns``: ``{title:
     per-scene answers}`` (e.g. ``"ANN"``, ``"SNN T=8"``): masks, or
     :class:`~evsim.tasks.Detections`. Masks are coloured by class (background black);
-    boxes are drawn on the input with their class names (``class_names``) and scores.
+    boxes are drawn on the input with their class names (``class_names``) and scores, at
+    most ``max_boxes`` per panel, the highest-scoring (a network at small T may find a peak
+    in every cell: the panel then says how many it left out).
     """
     if task not in ("segmentation", "detection"):
         raise EvsimValueError(f"task must be 'segmentation' or 'detection', got {task!r}")
@@ -711,7 +713,11 @@ def task_predictions(images: np.ndarray, truth: Sequence, columns: Mapping[str, 
             elif j == 1:
                 _draw_boxes(ax, answer[0], answer[1], class_names)
             else:
-                _draw_boxes(ax, answer.boxes, answer.labels, class_names, answer.scores)
+                best = np.argsort(-np.asarray(answer.scores), kind="stable")[:max_boxes]
+                _draw_boxes(ax, answer.boxes[best], answer.labels[best], class_names,
+                            answer.scores[best])
+                if len(answer.scores) > max_boxes:
+                    ax.set_xlabel(f"+{len(answer.scores) - max_boxes} more", fontsize=6)
     return fig
 
 

@@ -419,6 +419,8 @@ def _title(metric: str) -> str:
 TASK_SCENES, TASK_CHECKPOINTS = 4, 3
 #: The lowest score of a box drawn in the report's pictures (mAP counts from 0.05).
 PICTURE_SCORE = 0.3
+#: The most detections drawn per panel of the task picture (the best-scoring).
+PICTURE_BOXES = 8
 
 
 def _task_section(snn, result: SimResult, images: np.ndarray, score: TaskScore,
@@ -436,7 +438,8 @@ def _task_section(snn, result: SimResult, images: np.ndarray, score: TaskScore,
     truth = (list(scenes.masks) if score.task == "segmentation" else
              list(zip(scenes.boxes, scenes.box_labels)))
     what = ("masks coloured by class, background black" if score.task == "segmentation" else
-            f"boxes with their class and score, those scoring at least {PICTURE_SCORE}; "
+            f"boxes with their class and score, those scoring at least {PICTURE_SCORE}, "
+            f"the {PICTURE_BOXES} best of each; "
             "the ground truth without score")
     names = None if class_names is None else list(class_names)
     if score.task == "detection" and names is None:
@@ -444,8 +447,8 @@ def _task_section(snn, result: SimResult, images: np.ndarray, score: TaskScore,
     return [f"## {score.task.capitalize()} of the first scenes", "",
             f"The first {n} scene(s): input, ground truth, the ANN's answer and the SNN's at "
             f"T = {', '.join(str(result.checkpoints[k]) for k in picked)} ({what}).", "",
-            figure(plot.task_predictions(images[:n], truth, columns, score.task, names),
-                   "task_predictions.png"), ""]
+            figure(plot.task_predictions(images[:n], truth, columns, score.task, names,
+                                         max_boxes=PICTURE_BOXES), "task_predictions.png"), ""]
 
 
 def _classes(snn, result, images, labels, class_names) -> dict | None:

@@ -408,6 +408,12 @@ def test_task_predictions_draws_masks_by_class_and_boxes_with_labels():
     assert [t.get_text() for t in fig.axes[1].texts] == ["c2"]
     with pytest.raises(ValueError, match="one entry per image"):
         task_predictions(images, truth[:1], {"ANN": found}, "detection")
+    scores = np.linspace(0.3, 0.9, 20)  # a peak in every cell, as at small T
+    many = Detections(np.tile([[0.0, 0, 2, 2]], (20, 1)), scores, np.zeros(20, np.int64))
+    crowded = task_predictions(images[:1], truth[:1], {"SNN T=1": [many]}, "detection",
+                               max_boxes=8).axes[2]
+    assert len(crowded.patches) == 8 and crowded.get_xlabel() == "+12 more"
+    assert [t.get_text() for t in crowded.texts][0] == "0 0.90"  # the best first
 
 
 def test_energy_bars_keep_clear_of_the_frame_and_long_names_do_not_overlap(run, tmp_path):
