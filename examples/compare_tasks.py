@@ -42,6 +42,7 @@ import numpy as np
 import evsim
 from evsim.analysis import task_score
 from evsim.data import fashion_mnist_scenes, load_fashion_mnist, make_scenes
+from evsim.io.atomic import atomic_file
 from evsim.models import load_model, model_info
 from evsim.tune import tune
 
@@ -206,9 +207,10 @@ def earlier(out: Path, n: int, steps: list[int], trials: int) -> tuple[dict, dic
 def save(out: Path, results: dict, steps: list[int], n: int, seconds: dict,
          trials: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results_tasks.json").write_text(json.dumps(
-        {"scenes": n, "T": steps, "trials": trials, "seconds": seconds, "results": results},
-        indent=1, default=float) + "\n")
+    with atomic_file(out / "results_tasks.json") as stream:
+        stream.write((json.dumps({"scenes": n, "T": steps, "trials": trials,
+                                  "seconds": seconds, "results": results},
+                                 indent=1, default=float) + "\n").encode())
 
 
 def write_report(out: Path, results: dict, steps: list[int], n_scenes: int, seconds: float,
@@ -240,8 +242,8 @@ def write_report(out: Path, results: dict, steps: list[int], n_scenes: int, seco
     if trials == 0:
         text += [f"The BO-tuned SpiCalib row was not run (`--trials 0`); the verdicts use "
                  f"{SPICALIB}.", ""]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results_tasks.md").write_text("\n".join(text), encoding="utf-8")
+    with atomic_file(out / "results_tasks.md") as stream:
+        stream.write("\n".join(text).encode("utf-8"))
 
 
 def main() -> None:
