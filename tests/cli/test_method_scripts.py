@@ -80,17 +80,20 @@ def test_task_training_script_smoke(tmp_path):
 @pytest.mark.slow
 @needs_data
 def test_task_comparison_smoke(tmp_path):
-    _run("compare_tasks.py", "--smoke", "--out", str(tmp_path))
+    _run("compare_tasks.py", "--smoke", "--trials", "2", "--out", str(tmp_path))
     text = (tmp_path / "results_tasks.md").read_text()
     assert "| method | model | ANN mIoU (%) | T=1 | T=2 | T=4 |" in text
     assert "| method | model | ANN mAP@.5 (%) | T=1 | T=2 | T=4 |" in text
     claims = text.split("## SpiCalib's claims against these numbers")[1].split("## Notes")[0]
     bullets = [line for line in claims.splitlines() if line.startswith("- ")]
-    assert len(bullets) == 4
+    # three claims for each SpiCalib row (BO-tuned and fixed), then "state of the art"
+    assert len(bullets) == 7 and claims.count("With **SpiCalib") == 2
+    tuned = text.split("## SpiCalib's p and A by Bayesian optimisation (2 trials per T)")[1]
+    assert sum(line.startswith("| segmentation |") for line in tuned.splitlines()) == 3
     assert all(sum(v in b for v in ("**supported**", "**not supported**",
                                      "**not testable here**")) == 1 for b in bullets)
     saved = json.loads((tmp_path / "results_tasks.json").read_text())
-    assert saved["scenes"] == 4 and set(saved["results"]) == {"segmentation", "detection"}
+    assert saved["scenes"] == 4 and saved["trials"] == 2 and set(saved["results"]) == {"segmentation", "detection"}
 
 
 @pytest.mark.slow
