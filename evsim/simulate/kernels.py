@@ -606,26 +606,107 @@ def upsample_separable(x, rows, row_weights, cols, col_weights, out, first, last
     x's dtype; writes ``out`` (N, C, H', W').
     """
     tall = np.empty(x.shape[3], x.dtype)
+    two = rows.shape[1] == 2
+    lo, hi, shift, pattern = _doubled_span(cols, col_weights, x.shape[3])
     for f in range(first, last):
         for c in range(x.shape[1]):
             plane = x[f, c]
             for o in range(rows.shape[0]):
-                for i in range(tall.size):
-                    tall[i] = plane[rows[o, 0], i] * row_weights[o, 0]
-                for k in range(1, rows.shape[1]):
+                if two:  # the usual case: one pass, the same two products and one sum
+                    top, bottom = plane[rows[o, 0]], plane[rows[o, 1]]
+                    w0, w1 = row_weights[o, 0], row_weights[o, 1]
                     for i in range(tall.size):
-                        tall[i] += plane[rows[o, k], i] * row_weights[o, k]
+                        tall[i] = top[i] * w0 + bottom[i] * w1
+                else:
+                    for i in range(tall.size):
+                        tall[i] = plane[rows[o, 0], i] * row_weights[o, 0]
+                    for k in range(1, rows.shape[1]):
+                        for i in range(tall.size):
+                            tall[i] += plane[rows[o, k], i] * row_weights[o, k]
                 line = out[f, c, o]
-                if cols.shape[1] == 2:  # the usual case, unrolled
-                    for p in range(cols.shape[0]):
-                        line[p] = (tall[cols[p, 0]] * col_weights[p, 0]
-                                   + tall[cols[p, 1]] * col_weights[p, 1])
-                    continue
-                for p in range(cols.shape[0]):
-                    total = tall[cols[p, 0]] * col_weights[p, 0]
-                    for k in range(1, cols.shape[1]):
-                        total += tall[cols[p, k]] * col_weights[p, k]
-                    line[p] = total
+                _gather_columns(tall, cols, col_weights, line, 0, 2 * lo)
+                if hi > lo:
+                    _doubled_columns(tall[lo + shift[0]:hi + shift[0]],
+                                     tall[lo + shift[1]:hi + shift[1]],
+                                     tall[lo + shift[2]:hi + shift[2]],
+                                     tall[lo + shift[3]:hi + shift[3]], pattern,
+                                     line[2 * lo:2 * hi])
+                _gather_columns(tall, cols, col_weights, line, max(2 * hi, 2 * lo),
+                                cols.shape[0])
+
+
+@numba.njit(cache=True, inline="always")
+def _gather_columns(tall, cols, col_weights, line, first, last):
+    """``line[p]``, p in first..last − 1: the taps ``cols[p]`` of ``tall`` times their weights,
+    summed in tap order."""
+    if cols.shape[1] == 2:  # the usual case, unrolled
+        for p in range(first, last):
+            line[p] = tall[cols[p, 0]] * col_weights[p, 0] + tall[cols[p, 1]] * col_weights[p, 1]
+        return
+    for p in range(first, last):
+        total = tall[cols[p, 0]] * col_weights[p, 0]
+        for k in range(1, cols.shape[1]):
+            total += tall[cols[p, k]] * col_weights[p, k]
+        line[p] = total
+
+
+@numba.njit(cache=True, inline="always")
+def _doubled_columns(a, b, c, d, pattern, line):
+    """``line[2i] = a[i]·w0 + b[i]·w1`` and ``line[2i+1] = c[i]·w2 + d[i]·w3`` (``pattern``
+    w0..w3): the gather of :func:`_gather_columns` where its taps shift by one input per
+    output pair, as contiguous loads that LLVM vectorises."""
+    w0, w1, w2, w3 = pattern[0], pattern[1], pattern[2], pattern[3]
+    for i in range(a.size):
+        line[2 * i] = a[i] * w0 + b[i] * w1
+        line[2 * i + 1] = c[i] * w2 + d[i] * w3
+
+
+@numba.njit(cache=True)
+def _same_bits(a, b):
+    """Whether two floats are the same value with the same sign (0.0 is not −0.0)."""
+    return a == b and np.signbit(a) == np.signbit(b)
+
+
+@numba.njit(cache=True)
+def _doubled_span(cols, col_weights, width):
+    """For an axis scaled ×2 with two taps: the output pairs ``lo..hi − 1`` around the middle
+    whose pair i reads inputs ``i + shift`` (shift: the four taps of samples 2i and 2i+1)
+    with the same four weights ``pattern`` (align_corners False: all but the border pairs);
+    ``lo == hi`` when there is no such span (another scale, align_corners True)."""
+    shift, pattern = np.zeros(4, np.int64), np.zeros(4, col_weights.dtype)
+    if cols.shape[0] != 2 * width or cols.shape[1] != 2 or width < 2:
+        return 0, 0, shift, pattern
+    mid = width // 2
+    for j in range(4):
+        shift[j] = cols[2 * mid + j // 2, j % 2] - mid
+        pattern[j] = col_weights[2 * mid + j // 2, j % 2]
+    lo, hi = mid, mid
+    while hi < width and _doubled_pair(cols, col_weights, hi, shift, pattern):
+        hi += 1
+    while lo > 0 and _doubled_pair(cols, col_weights, lo - 1, shift, pattern):
+        lo -= 1
+    return lo, hi, shift, pattern
+
+
+@numba.njit(cache=True)
+def _doubled_pair(cols, col_weights, i, shift, pattern):
+    """Whether output pair i reads inputs ``i + shift`` with weights ``pattern``."""
+    for j in range(4):
+        p, k = 2 * i + j // 2, j % 2
+        if cols[p, k] != i + shift[j] or not _same_bits(col_weights[p, k], pattern[j]):
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def copy_columns(part, out, offset, first, last):
+    """A Concat's copy of one input: ``out[f, offset:offset + n] = part[f]`` for frames
+    ``first..last − 1``; ``part`` (N, n), ``out`` (N, m), both C-contiguous."""
+    n = part.shape[1]
+    for f in range(first, last):
+        line, target = part[f], out[f, offset:offset + n]
+        for i in range(n):
+            target[i] = line[i]
 
 # --- operations ------------------------------------------------------------------------
 

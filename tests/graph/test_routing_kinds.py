@@ -67,7 +67,7 @@ def test_dense_engine_upsampling_is_the_forward_bit_for_bit(h, w, sh, sw, mode, 
     up = Upsample((sh, sw), mode, align and mode == "bilinear")
     want = apply(up, [x])
     got = np.full_like(want, np.nan)
-    _upsample(up, x, 2, got)
+    _upsample(up, [x], 2, got)
     bits = np.uint32 if dtype == np.float32 else np.uint64
     np.testing.assert_array_equal(got.view(bits), want.view(bits))
 
