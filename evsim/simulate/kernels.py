@@ -673,25 +673,26 @@ def upsample_separable(x, rows, row_weights, cols, col_weights, out, first, last
     ``x`` (N, C, H, W); ``rows`` (H', taps) and ``cols`` (W', taps) int64, their weights in
     x's dtype; writes ``out`` (N, C, H', W').
     """
-    tall = np.empty(x.shape[3], x.dtype)
+    tall = np.empty((rows.shape[0], x.shape[3]), x.dtype)  # a plane's rows, then columns
     lo, hi, shift, pattern = _doubled_span(cols, col_weights, x.shape[3])
     for f in range(first, last):
         for c in range(x.shape[1]):
-            plane = x[f, c]
+            plane, target = x[f, c], out[f, c]
             for o in range(rows.shape[0]):
                 if rows.shape[1] == 2:  # the usual case
                     _blend_rows(plane[rows[o, 0]], plane[rows[o, 1]], row_weights[o, 0],
-                                row_weights[o, 1], tall)
+                                row_weights[o, 1], tall[o])
                 else:
-                    for i in range(tall.size):
-                        tall[i] = plane[rows[o, 0], i] * row_weights[o, 0]
+                    for i in range(tall.shape[1]):
+                        tall[o, i] = plane[rows[o, 0], i] * row_weights[o, 0]
                     for k in range(1, rows.shape[1]):
-                        for i in range(tall.size):
-                            tall[i] += plane[rows[o, k], i] * row_weights[o, k]
-                line = out[f, c, o]
-                _gather_columns(tall, cols, col_weights, line, 0, 2 * lo)
-                _doubled_columns(tall, lo, hi, shift, pattern, line)
-                _gather_columns(tall, cols, col_weights, line, 2 * hi, cols.shape[0])
+                        for i in range(tall.shape[1]):
+                            tall[o, i] += plane[rows[o, k], i] * row_weights[o, k]
+            if hi > lo:
+                for o in range(rows.shape[0]):
+                    _doubled_columns(tall[o], lo, hi, shift, pattern, target[o])
+            _gather_columns(tall, cols, col_weights, target, 0, 2 * lo)
+            _gather_columns(tall, cols, col_weights, target, 2 * hi, cols.shape[0])
 
 
 if numba.config.BOUNDSCHECK:
@@ -717,18 +718,22 @@ else:
 
 
 @numba.njit(cache=True, inline="always")
-def _gather_columns(tall, cols, col_weights, line, first, last):
-    """``line[p]``, p in first..last − 1: the taps ``cols[p]`` of ``tall`` times their weights,
-    summed in tap order."""
-    if cols.shape[1] == 2:  # the usual case, unrolled
-        for p in range(first, last):
-            line[p] = tall[cols[p, 0]] * col_weights[p, 0] + tall[cols[p, 1]] * col_weights[p, 1]
-        return
+def _gather_columns(tall, cols, col_weights, target, first, last):
+    """Output columns ``first..last − 1`` of every row: ``target[o, p]`` the taps ``cols[p]``
+    of ``tall[o]`` times their weights, summed in tap order (each column's taps read
+    once for all the rows)."""
     for p in range(first, last):
-        total = tall[cols[p, 0]] * col_weights[p, 0]
-        for k in range(1, cols.shape[1]):
-            total += tall[cols[p, k]] * col_weights[p, k]
-        line[p] = total
+        c0, w0 = cols[p, 0], col_weights[p, 0]
+        if cols.shape[1] == 2:  # the usual case, unrolled
+            c1, w1 = cols[p, 1], col_weights[p, 1]
+            for o in range(tall.shape[0]):
+                target[o, p] = tall[o, c0] * w0 + tall[o, c1] * w1
+            continue
+        for o in range(tall.shape[0]):
+            total = tall[o, c0] * w0
+            for k in range(1, cols.shape[1]):
+                total += tall[o, cols[p, k]] * col_weights[p, k]
+            target[o, p] = total
 
 
 if numba.config.BOUNDSCHECK:
