@@ -803,36 +803,18 @@ def _doubled_pair(cols, col_weights, i, shift, pattern):
 
 
 @numba.njit(cache=True, nogil=True)
-def copy_columns(part, out, offset, first, last):
-    """A Concat's copy of one input: ``out[f, offset:offset + n] = part[f]`` for frames
-    ``first..last − 1``; ``part`` (N, n), ``out`` (N, m), both C-contiguous."""
-    n = part.shape[1]
+def concat_frames(parts, out, first, last):
+    """A Concat of frames ``first..last − 1``: ``out[f]`` the inputs ``parts[k][f]`` side by
+    side, frame by frame (each frame's output written in one sweep). ``parts`` a tuple
+    of (N, n_k) arrays of one type, ``out`` (N, Σ n_k), all C-contiguous."""
     for f in range(first, last):
-        line, target = part[f], out[f, offset:offset + n]
-        for i in range(n):
-            target[i] = line[i]
-
-# --- operations ------------------------------------------------------------------------
-
-@numba.njit(cache=True)
-def _rate(op, x, image_key, t, idx, mult, base):
-    """Bernoulli input spikes of one image, as evsim.encoding draws them: those of step t,
-    or, for a window of the temporal scheme (window W > 0), the counts over steps 1..W."""
-    channels, hw, window = op[RATE_CHANNELS], op[RATE_HW], op[RATE_WINDOW]
-    first, last = (1, window) if window > 0 else (t, t)
-    n = 0
-    for p in range(channels * hw):
-        count = 0
-        for u in range(first, last + 1):
-            step_key = _mix((image_key ^ np.uint64(u)) + _GOLDEN)
-            h = _mix((step_key ^ np.uint64(p)) + _GOLDEN)
-            if np.float64(h >> np.uint64(11)) * 1.1102230246251565e-16 < x[p]:
-                count += 1
-        if count > 0:
-            idx[base + n] = (p % hw) * channels + p // hw
-            mult[base + n] = count
-            n += 1
-    return n
+        offset = 0
+        for k in range(len(parts)):
+            line = parts[k][f]
+            target = out[f, offset:offset + line.size]
+            for i in range(line.size):
+                target[i] = line[i]
+            offset += line.size
 
 
 @numba.njit(cache=True, inline="always")
