@@ -817,6 +817,29 @@ def concat_frames(parts, out, first, last):
             offset += line.size
 
 
+# --- operations ------------------------------------------------------------------------
+
+@numba.njit(cache=True)
+def _rate(op, x, image_key, t, idx, mult, base):
+    """Bernoulli input spikes of one image, as evsim.encoding draws them: those of step t,
+    or, for a window of the temporal scheme (window W > 0), the counts over steps 1..W."""
+    channels, hw, window = op[RATE_CHANNELS], op[RATE_HW], op[RATE_WINDOW]
+    first, last = (1, window) if window > 0 else (t, t)
+    n = 0
+    for p in range(channels * hw):
+        count = 0
+        for u in range(first, last + 1):
+            step_key = _mix((image_key ^ np.uint64(u)) + _GOLDEN)
+            h = _mix((step_key ^ np.uint64(p)) + _GOLDEN)
+            if np.float64(h >> np.uint64(11)) * 1.1102230246251565e-16 < x[p]:
+                count += 1
+        if count > 0:
+            idx[base + n] = (p % hw) * channels + p // hw
+            mult[base + n] = count
+            n += 1
+    return n
+
+
 @numba.njit(cache=True, inline="always")
 def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary, depthwise):
     """Add every event's runs into the target buffer; return the SOPs (exact fan-out map).
