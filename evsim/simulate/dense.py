@@ -36,7 +36,7 @@ from ..spiking import SpikingNetwork
 from ..threads import on_threads, shares
 from ..timescheme import popcount
 from ..engines import ChunkResult, EngineSetup, zero_counters
-from .kernels import (average_pool, neuron_scan, pool_scan, upsample_nearest,
+from .kernels import (average_pool, concat_frames, neuron_scan, pool_scan, upsample_nearest,
                       upsample_separable)
 from .notice import announce, ready
 from .result import SpikeTrain
@@ -96,6 +96,7 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan) -> None:
     kinds_present = {type(layer) for layer in layers}
     needed += [(kernel, what) for kind, kernel, what in (
         (L.AvgPool2d, average_pool, "average pooling"),
+        (L.Concat, concat_frames, "concatenation"),
         (L.Upsample, upsample_nearest, "nearest upsampling"),
         (L.Upsample, upsample_separable, "bilinear upsampling")) if kind in kinds_present]
     missing = [what for kernel, what in needed if not ready(kernel)]
@@ -368,7 +369,7 @@ def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray], threads: int, aren
         shape = (n * batch,) + tuple(layer.output_shape([f.shape[1:] for f in frames]))
         out = arena.take(name, shape, frames[0].dtype)
         if compiled is not None:
-            out = compiled(layer, frames[0], threads, out)
+            out = compiled(layer, frames, threads, out)
         else:
             out = kinds.apply(layer, frames, threads, out)
     else:
@@ -376,13 +377,13 @@ def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray], threads: int, aren
     return out.reshape((n, batch) + out.shape[1:])
 
 
-def _average_pool(layer: L.AvgPool2d, x: np.ndarray, threads: int,
+def _average_pool(layer: L.AvgPool2d, inputs: list[np.ndarray], threads: int,
                   out: np.ndarray) -> np.ndarray:
-    """:func:`evsim.ann_ops.avgpool2d` of ``x`` (frames, C, H, W) into ``out`` in one compiled
-    pass (:func:`evsim.simulate.kernels.average_pool`, the same arithmetic), the frames
-    shared among ``threads``."""
+    """:func:`evsim.ann_ops.avgpool2d` of ``inputs[0]`` (frames, C, H, W) into ``out`` in one
+    compiled pass (:func:`evsim.simulate.kernels.average_pool`, the same arithmetic), the
+    frames shared among ``threads``."""
+    x = np.ascontiguousarray(inputs[0])
     divisor = ann_ops.avgpool_divisor(layer, x.shape[2], x.shape[3]).astype(x.dtype)
-    x = np.ascontiguousarray(x)
 
     def share(lo: int, hi: int) -> None:
         average_pool(x, layer.kernel_size, layer.stride, layer.padding, divisor, out, lo, hi)
@@ -391,11 +392,12 @@ def _average_pool(layer: L.AvgPool2d, x: np.ndarray, threads: int,
     return out
 
 
-def _upsample(layer: L.Upsample, x: np.ndarray, threads: int, out: np.ndarray) -> np.ndarray:
-    """:func:`evsim.ann_ops.upsample` of ``x`` (frames, C, H, W) into ``out`` in one compiled
-    pass (:func:`evsim.simulate.kernels.upsample_nearest` or ``upsample_separable``, the same
-    values bit for bit), the frames shared among ``threads``."""
-    x = np.ascontiguousarray(x)
+def _upsample(layer: L.Upsample, inputs: list[np.ndarray], threads: int,
+              out: np.ndarray) -> np.ndarray:
+    """:func:`evsim.ann_ops.upsample` of ``inputs[0]`` (frames, C, H, W) into ``out`` in one
+    compiled pass (:func:`evsim.simulate.kernels.upsample_nearest` or ``upsample_separable``,
+    the same values bit for bit), the frames shared among ``threads``."""
+    x = np.ascontiguousarray(inputs[0])
     (sh, sw), h, w = layer.scale, x.shape[2], x.shape[3]
     if layer.mode == "nearest":
         def share(lo: int, hi: int) -> None:
@@ -412,9 +414,31 @@ def _upsample(layer: L.Upsample, x: np.ndarray, threads: int, out: np.ndarray) -
     return out
 
 
+def _concat(layer: L.Concat, inputs: list[np.ndarray], threads: int,
+            out: np.ndarray) -> np.ndarray:
+    """:func:`evsim.ann_ops.concat` of ``inputs`` (frames, C_k, ...) into ``out`` (frames,
+    ΣC_k, ...) by a compiled copy, frame by frame
+    (:func:`evsim.simulate.kernels.concat_frames`; NumPy's strided copy took about 1.6× a
+    copy of the same bytes), the frames shared among ``threads``."""
+    flat = out.reshape(len(out), -1)
+    parts = []
+    for x in inputs:
+        part = np.ascontiguousarray(x, out.dtype).reshape(len(x), -1).view()
+        part.flags.writeable = False  # all of one Numba type: a tuple it can index
+        parts.append(part)
+    parts = tuple(parts)
+
+    def share(lo: int, hi: int) -> None:
+        concat_frames(parts, flat, lo, hi)
+
+    on_threads(share, shares(len(out), threads, item_size=flat.shape[1]))
+    return out
+
+
 #: Kinds the dense engine computes with a compiled kernel of its own instead of their forward
-#: rule (the same arithmetic, tested against it): ``kernel(layer, x, threads, out) -> out``.
-_COMPILED = {L.AvgPool2d: _average_pool, L.Upsample: _upsample}
+#: rule (the same arithmetic, tested against it): ``kernel(layer, inputs, threads, out) ->
+#: out``.
+_COMPILED = {L.AvgPool2d: _average_pool, L.Upsample: _upsample, L.Concat: _concat}
 
 
 def _spiking_maxpool_block(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,

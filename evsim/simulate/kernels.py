@@ -176,6 +176,74 @@ def _axpy4(typingctx, out, o, w, k0, a0, k1, a1, k2, a2, k3, a3):
 
 
 @intrinsic
+def _blend(typingctx, out, o, a, ka, b, kb, wa, wb):
+    """``out[o:o+LANES] = a[ka:ka+LANES]·wa + b[kb:kb+LANES]·wb``: two vector products and
+    a vector sum, each rounded (no fused multiply-add, as the scalar code). The caller
+    guarantees the bounds."""
+    if not (isinstance(out, types.Array) and isinstance(a, types.Array)
+            and isinstance(b, types.Array) and out.dtype == a.dtype == b.dtype == wa == wb):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), LANES)
+
+        def pointer(i):
+            array = context.make_array(signature.args[i])(context, builder, args[i])
+            return builder.bitcast(cgutils.gep(builder, array.data, args[i + 1]),
+                                   vector.as_pointer())
+
+        def product(i, weight):
+            scale = cgutils.get_null_value(vector)
+            for lane in range(LANES):
+                scale = builder.insert_element(scale, weight, ir.Constant(ir.IntType(32), lane))
+            return builder.fmul(builder.load(pointer(i), align=1), scale)
+
+        builder.store(builder.fadd(product(2, args[6]), product(4, args[7])), pointer(0),
+                      align=1)
+        return context.get_dummy_value()
+
+    return types.void(out, types.intp, a, types.intp, b, types.intp, wa, wb), codegen
+
+
+@intrinsic
+def _pairs(typingctx, line, o, t, k0, k1, k2, k3, w0, w1, w2, w3):
+    """``line[o + 2j] = t[k0 + j]·w0 + t[k1 + j]·w1`` and ``line[o + 2j + 1] = t[k2 + j]·w2 +
+    t[k3 + j]·w3`` for j in 0..LANES − 1: two vector products and a vector sum per parity,
+    each rounded (no fused multiply-add, as the scalar code), interleaved into two
+    vector stores. The caller guarantees the bounds."""
+    if not (isinstance(line, types.Array) and isinstance(t, types.Array)
+            and line.dtype == t.dtype == w0 == w1 == w2 == w3):
+        return None
+
+    def codegen(context, builder, signature, args):
+        line_arr = context.make_array(signature.args[0])(context, builder, args[0])
+        t_arr = context.make_array(signature.args[2])(context, builder, args[2])
+        vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), LANES)
+
+        def lanes(at, weight):
+            source = builder.bitcast(cgutils.gep(builder, t_arr.data, at), vector.as_pointer())
+            scale = cgutils.get_null_value(vector)
+            for lane in range(LANES):
+                scale = builder.insert_element(scale, weight, ir.Constant(ir.IntType(32), lane))
+            return builder.fmul(builder.load(source, align=1), scale)
+
+        even = builder.fadd(lanes(args[3], args[7]), lanes(args[4], args[8]))
+        odd = builder.fadd(lanes(args[5], args[9]), lanes(args[6], args[10]))
+        target = builder.bitcast(cgutils.gep(builder, line_arr.data, args[1]),
+                                 vector.as_pointer())
+        for half in range(2):
+            mask = [half * LANES // 2 + j // 2 + (LANES if j % 2 else 0) for j in range(LANES)]
+            both = builder.shuffle_vector(even, odd, ir.Constant(
+                ir.VectorType(ir.IntType(32), LANES), mask))
+            builder.store(both, builder.gep(target, [ir.Constant(ir.IntType(32), half)]),
+                          align=1)
+        return context.get_dummy_value()
+
+    return (types.void(line, types.intp, t, types.intp, types.intp, types.intp, types.intp,
+                       w0, w1, w2, w3), codegen)
+
+
+@intrinsic
 def _high_product(typingctx, a, b):
     """The upper 64 bits of the 128-bit product of two uint64."""
     if a != types.uint64 or b != types.uint64:
@@ -605,27 +673,149 @@ def upsample_separable(x, rows, row_weights, cols, col_weights, out, first, last
     ``x`` (N, C, H, W); ``rows`` (H', taps) and ``cols`` (W', taps) int64, their weights in
     x's dtype; writes ``out`` (N, C, H', W').
     """
-    tall = np.empty(x.shape[3], x.dtype)
+    tall = np.empty((rows.shape[0], x.shape[3]), x.dtype)  # a plane's rows, then columns
+    lo, hi, shift, pattern = _doubled_span(cols, col_weights, x.shape[3])
     for f in range(first, last):
         for c in range(x.shape[1]):
-            plane = x[f, c]
+            plane, target = x[f, c], out[f, c]
             for o in range(rows.shape[0]):
-                for i in range(tall.size):
-                    tall[i] = plane[rows[o, 0], i] * row_weights[o, 0]
-                for k in range(1, rows.shape[1]):
-                    for i in range(tall.size):
-                        tall[i] += plane[rows[o, k], i] * row_weights[o, k]
-                line = out[f, c, o]
-                if cols.shape[1] == 2:  # the usual case, unrolled
-                    for p in range(cols.shape[0]):
-                        line[p] = (tall[cols[p, 0]] * col_weights[p, 0]
-                                   + tall[cols[p, 1]] * col_weights[p, 1])
-                    continue
-                for p in range(cols.shape[0]):
-                    total = tall[cols[p, 0]] * col_weights[p, 0]
-                    for k in range(1, cols.shape[1]):
-                        total += tall[cols[p, k]] * col_weights[p, k]
-                    line[p] = total
+                if rows.shape[1] == 2:  # the usual case
+                    _blend_rows(plane[rows[o, 0]], plane[rows[o, 1]], row_weights[o, 0],
+                                row_weights[o, 1], tall[o])
+                else:
+                    for i in range(tall.shape[1]):
+                        tall[o, i] = plane[rows[o, 0], i] * row_weights[o, 0]
+                    for k in range(1, rows.shape[1]):
+                        for i in range(tall.shape[1]):
+                            tall[o, i] += plane[rows[o, k], i] * row_weights[o, k]
+            if hi > lo:
+                for o in range(rows.shape[0]):
+                    _doubled_columns(tall[o], lo, hi, shift, pattern, target[o])
+            _gather_columns(tall, cols, col_weights, target, 0, 2 * lo)
+            _gather_columns(tall, cols, col_weights, target, 2 * hi, cols.shape[0])
+
+
+if numba.config.BOUNDSCHECK:
+    @numba.njit(cache=True)
+    def _blend_rows(top, bottom, w0, w1, tall):
+        """Scalar form, so that bounds checking sees every index."""
+        for i in range(tall.size):
+            tall[i] = top[i] * w0 + bottom[i] * w1
+else:
+    @numba.njit(cache=True, inline="always")
+    def _blend_rows(top, bottom, w0, w1, tall):
+        """``tall = top·w0 + bottom·w1``, LANES at a time (:func:`_blend`); a row whose
+        length is not a multiple of LANES ends with one vector that overlaps the one
+        before (it writes the same values again): no scalar remainder."""
+        n = tall.size
+        if n < LANES:
+            for i in range(n):
+                tall[i] = top[i] * w0 + bottom[i] * w1
+            return
+        for i in range(0, n - LANES, LANES):
+            _blend(tall, i, top, i, bottom, i, w0, w1)
+        _blend(tall, n - LANES, top, n - LANES, bottom, n - LANES, w0, w1)
+
+
+@numba.njit(cache=True, inline="always")
+def _gather_columns(tall, cols, col_weights, target, first, last):
+    """Output columns ``first..last − 1`` of every row: ``target[o, p]`` the taps ``cols[p]``
+    of ``tall[o]`` times their weights, summed in tap order (each column's taps read
+    once for all the rows)."""
+    for p in range(first, last):
+        c0, w0 = cols[p, 0], col_weights[p, 0]
+        if cols.shape[1] == 2:  # the usual case, unrolled
+            c1, w1 = cols[p, 1], col_weights[p, 1]
+            for o in range(tall.shape[0]):
+                target[o, p] = tall[o, c0] * w0 + tall[o, c1] * w1
+            continue
+        for o in range(tall.shape[0]):
+            total = tall[o, c0] * w0
+            for k in range(1, cols.shape[1]):
+                total += tall[o, cols[p, k]] * col_weights[p, k]
+            target[o, p] = total
+
+
+if numba.config.BOUNDSCHECK:
+    @numba.njit(cache=True)
+    def _doubled_columns(tall, lo, hi, shift, pattern, line):
+        """Scalar form, so that bounds checking sees every index."""
+        for i in range(lo, hi):
+            line[2 * i] = tall[i + shift[0]] * pattern[0] + tall[i + shift[1]] * pattern[1]
+            line[2 * i + 1] = (tall[i + shift[2]] * pattern[2]
+                               + tall[i + shift[3]] * pattern[3])
+else:
+    @numba.njit(cache=True, inline="always")
+    def _doubled_columns(tall, lo, hi, shift, pattern, line):
+        """``line[2i] = tall[i + shift[0]]·w0 + tall[i + shift[1]]·w1`` and ``line[2i+1]`` from
+        taps 2 and 3 likewise (``pattern`` w0..w3), i in lo..hi − 1: the gather of
+        :func:`_gather_columns` where the taps shift by one input per output pair, LANES
+        pairs per :func:`_pairs` (LLVM would not vectorise the interleaved stores), the
+        last LANES overlapping the ones before (as in :func:`_blend_rows`)."""
+        w0, w1, w2, w3 = pattern[0], pattern[1], pattern[2], pattern[3]
+        s0, s1, s2, s3 = shift[0], shift[1], shift[2], shift[3]
+        if hi - lo < LANES:
+            for i in range(lo, hi):
+                line[2 * i] = tall[i + s0] * w0 + tall[i + s1] * w1
+                line[2 * i + 1] = tall[i + s2] * w2 + tall[i + s3] * w3
+            return
+        for i in range(lo, hi - LANES, LANES):
+            _pairs(line, 2 * i, tall, i + s0, i + s1, i + s2, i + s3, w0, w1, w2, w3)
+        i = hi - LANES  # the last LANES pairs, overlapping the vector before: the same values
+        _pairs(line, 2 * i, tall, i + s0, i + s1, i + s2, i + s3, w0, w1, w2, w3)
+
+
+@numba.njit(cache=True)
+def _same_bits(a, b):
+    """Whether two floats are the same value with the same sign (0.0 is not −0.0)."""
+    return a == b and np.signbit(a) == np.signbit(b)
+
+
+@numba.njit(cache=True)
+def _doubled_span(cols, col_weights, width):
+    """For an axis scaled ×2 with two taps: the output pairs ``lo..hi − 1`` around the middle
+    whose pair i reads inputs ``i + shift`` (shift: the four taps of samples 2i and 2i+1)
+    with the same four weights ``pattern`` (align_corners False: all but the border pairs);
+    ``lo == hi`` when there is no such span (another scale, align_corners True)."""
+    shift, pattern = np.zeros(4, np.int64), np.zeros(4, col_weights.dtype)
+    if cols.shape[0] != 2 * width or cols.shape[1] != 2 or width < 2:
+        return 0, 0, shift, pattern
+    mid = width // 2
+    for j in range(4):
+        shift[j] = cols[2 * mid + j // 2, j % 2] - mid
+        pattern[j] = col_weights[2 * mid + j // 2, j % 2]
+    lo, hi = mid, mid
+    while hi < width and _doubled_pair(cols, col_weights, hi, shift, pattern):
+        hi += 1
+    while lo > 0 and _doubled_pair(cols, col_weights, lo - 1, shift, pattern):
+        lo -= 1
+    return lo, hi, shift, pattern
+
+
+@numba.njit(cache=True)
+def _doubled_pair(cols, col_weights, i, shift, pattern):
+    """Whether output pair i reads inputs ``i + shift`` with weights ``pattern``."""
+    for j in range(4):
+        p, k = 2 * i + j // 2, j % 2
+        if cols[p, k] != i + shift[j] or not _same_bits(col_weights[p, k], pattern[j]):
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def concat_frames(parts, out, first, last):
+    """A Concat of frames ``first..last − 1``: ``out[f]`` the inputs ``parts[k][f]`` side by
+    side, frame by frame (each frame's output written in one sweep). ``parts`` a tuple
+    of (N, n_k) arrays of one type, ``out`` (N, Σ n_k), all C-contiguous."""
+    for f in range(first, last):
+        offset = 0
+        for k in range(len(parts)):
+            line = parts[k][f]
+            target = out[f, offset:offset + line.size]
+            for i in range(line.size):
+                target[i] = line[i]
+            offset += line.size
+
 
 # --- operations ------------------------------------------------------------------------
 

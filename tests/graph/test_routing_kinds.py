@@ -67,9 +67,42 @@ def test_dense_engine_upsampling_is_the_forward_bit_for_bit(h, w, sh, sw, mode, 
     up = Upsample((sh, sw), mode, align and mode == "bilinear")
     want = apply(up, [x])
     got = np.full_like(want, np.nan)
-    _upsample(up, x, 2, got)
+    _upsample(up, [x], 2, got)
     bits = np.uint32 if dtype == np.float32 else np.uint64
     np.testing.assert_array_equal(got.view(bits), want.view(bits))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("h, w", [(3, 9), (4, 10), (2, 17), (5, 28), (1, 33)])
+@pytest.mark.parametrize("align", [False, True])
+def test_wide_bilinear_rows_are_the_forward_bit_for_bit(h, w, align, dtype):
+    """Rows wide enough for the dense engine's vector paths (whole vectors, a last one
+    overlapping the one before, the border samples gathered) give ann_ops.upsample's bits,
+    with signed zeros, infinities and NaNs among the inputs."""
+    from evsim.simulate.dense import _upsample
+    x = np.random.default_rng(w).normal(size=(2, 3, h, w)).astype(dtype)
+    x[0, 0, 0, :3], x[1, 2, h - 1, w - 1], x[1, 1, 0, w // 2] = -0.0, np.inf, np.nan
+    x[0, 2, h // 2, 1] = -np.inf
+    for scale in ((2, 2), (1, 2), (2, 3)):
+        up = Upsample(scale, "bilinear", align)
+        want = apply(up, [x])
+        got = np.full_like(want, 7.0)
+        _upsample(up, [x], 1, got)
+        bits = np.uint32 if dtype == np.float32 else np.uint64
+        np.testing.assert_array_equal(got.view(bits), want.view(bits))
+
+
+def test_dense_engine_concat_copies_every_input_into_its_channels():
+    """The dense engine's compiled Concat: each input (one step broadcast over a block's
+    steps included) in its channels, bit for bit."""
+    from evsim.arena import Arena
+    from evsim.simulate.dense import _apply_to_block
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(4, 2, 3, 5, 6)), rng.normal(size=(1, 2, 1, 5, 6))
+    a[0, 0, 0, 0, 0] = -0.0
+    got = _apply_to_block(Concat(), [a, b, a], 2, Arena(), "cat")
+    want = np.concatenate([a, np.broadcast_to(b, (4,) + b.shape[1:]), a], axis=2)
+    np.testing.assert_array_equal(got.view(np.uint64), want.view(np.uint64))
 
 
 def _brute_sops(net, source, consumer) -> np.ndarray:
