@@ -36,7 +36,7 @@ from ..spiking import SpikingNetwork
 from ..threads import on_threads, shares
 from ..timescheme import popcount
 from ..engines import ChunkResult, EngineSetup, zero_counters
-from .kernels import (average_pool, neuron_scan, pool_scan, upsample_nearest,
+from .kernels import (average_pool, lay_out_conv, neuron_scan, pool_scan, upsample_nearest,
                       upsample_separable)
 from .notice import announce, ready
 from .result import SpikeTrain
@@ -95,6 +95,7 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan) -> None:
                                                      "max pooling scan")) if role in roles]
     kinds_present = {type(layer) for layer in layers}
     needed += [(kernel, what) for kind, kernel, what in (
+        (L.Conv2d, lay_out_conv, "convolution layout"),
         (L.AvgPool2d, average_pool, "average pooling"),
         (L.Upsample, upsample_nearest, "nearest upsampling"),
         (L.Upsample, upsample_separable, "bilinear upsampling")) if kind in kinds_present]
@@ -412,9 +413,27 @@ def _upsample(layer: L.Upsample, x: np.ndarray, threads: int, out: np.ndarray) -
     return out
 
 
+def _convolution(layer: L.Conv2d, x: np.ndarray, threads: int,
+                 out: np.ndarray) -> np.ndarray:
+    """:func:`evsim.ann_ops.conv2d` of ``x`` (frames, C, H, W) into ``out``, each GEMM's
+    result laid out (bias added) by a compiled pass
+    (:func:`evsim.simulate.kernels.lay_out_conv`, the same additions) instead of NumPy's
+    strided add, about a tenth of the engine's time on the bundled ``resnet``."""
+    return ann_ops.conv2d(layer, x, threads, out, lay_out=_lay_out_compiled)
+
+
+def _lay_out_compiled(result: np.ndarray, bias: np.ndarray | None, group: int,
+                      out: np.ndarray) -> None:
+    """:func:`evsim.ann_ops._lay_out` by :func:`evsim.simulate.kernels.lay_out_conv`."""
+    channels = out.shape[1]
+    bias = (np.empty(0, out.dtype) if bias is None
+            else bias[group * channels:(group + 1) * channels].reshape(channels))
+    lay_out_conv(result, bias, out)
+
+
 #: Kinds the dense engine computes with a compiled kernel of its own instead of their forward
 #: rule (the same arithmetic, tested against it): ``kernel(layer, x, threads, out) -> out``.
-_COMPILED = {L.AvgPool2d: _average_pool, L.Upsample: _upsample}
+_COMPILED = {L.AvgPool2d: _average_pool, L.Upsample: _upsample, L.Conv2d: _convolution}
 
 
 def _spiking_maxpool_block(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
