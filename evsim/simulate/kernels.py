@@ -406,10 +406,11 @@ def neuron_scan(current, v, theta, negative_theta, burst, to_zero, window, binar
     or empty for unsigned ones. Writes ``spikes`` (steps, B, N) int32 and
     ``values`` = s θ (steps, B, N), and adds to ``sent`` (steps, N) the spikes sent per
     neuron and step summed over those images (|s|, or the set bits of a K-bit code).
-    Disjoint ranges of images may run on several threads at once, each with its own
-    ``sent``.
+    ``spikes`` may be empty (0, B, N) under the plain rule (Γ = 1, no window, unsigned),
+    when no one reads them: only ``values`` and ``sent`` are written then. Disjoint ranges
+    of images may run on several threads at once, each with its own ``sent``.
     """
-    n, _, size = spikes.shape
+    n, _, size = values.shape
     signed = negative_theta.shape[0] > 0
     if burst == 1 and window == 0 and not binary and not signed:
         _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, last)
@@ -439,15 +440,20 @@ def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, 
     """neuron_scan for Γ = 1 outside windows (``fire`` and ``reset`` with s in {0, 1}, as
     _plain_neurons), in three loops that each write one or two arrays: LLVM vectorises a
     loop only if it can check at run time that its arrays do not overlap, and gives up on
-    one loop writing four."""
-    n, _, size = spikes.shape
+    one loop writing four. With ``spikes`` empty the spikes of one image and step go to a
+    row that stays in cache (about 3 times faster than writing them all on the bundled
+    ``resnet``'s first layers)."""
+    n, _, size = values.shape
     zero = v.dtype.type(0)
+    keep = spikes.shape[0] > 0
+    row = np.empty(size, np.int32)
     for k in range(n):
         step_current = current[0] if current.shape[0] == 1 else current[k]
         step_sent = sent[k]
         for b in range(first, last):
             membrane, inflow = v[b], step_current[b]
-            step_spikes, step_values = spikes[k, b], values[k, b]
+            step_spikes = spikes[k, b] if keep else row
+            step_values = values[k, b]
             for i in range(size):
                 m = membrane[i] + inflow[i]
                 spike = m >= theta[i]
