@@ -9,6 +9,7 @@ SNN engine so that both apply exactly the same arithmetic. Arrays are batch-firs
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 import numpy as np
 
@@ -51,12 +52,17 @@ def _pad(x: np.ndarray, pad_h: int, pad_w: int, extra_h: int = 0, extra_w: int =
                   constant_values=value)
 
 
+#: Copies a group's GEMM result into the output, adding the bias: ``lay_out(result, bias,
+#: group, out)`` as :func:`_lay_out`.
+LayOut = Callable[[np.ndarray, "np.ndarray | None", int, np.ndarray], None]
+
 #: Floats of im2col matrix per GEMM: small enough to stay in cache while the GEMM reads it.
 IM2COL_FLOATS = 1 << 19
 
 
 def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
-           out: np.ndarray | None = None, per_image: bool = False) -> np.ndarray:
+           out: np.ndarray | None = None, per_image: bool = False,
+           lay_out: LayOut | None = None) -> np.ndarray:
     """``x`` (B, C_in, H, W) -> (B, C_out, H_out, W_out) by im2col and one GEMM per group,
     into ``out`` if given (C-contiguous, that shape, x's dtype).
 
@@ -64,7 +70,9 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
     with ``threads`` > 1 these groups of images are shared among threads (the same GEMMs,
     so the same result). BLAS rounds a GEMM by its shape, so an image's result depends on
     the images that share its GEMM; ``per_image`` makes one GEMM of each image's columns
-    (one BLAS call per image), so that it does not.
+    (one BLAS call per image), so that it does not. ``lay_out`` copies each GEMM's result
+    into ``out`` (default :func:`_lay_out`; the dense engine passes a compiled one with the
+    same arithmetic).
     """
     b = x.shape[0]
     cout, cin_g, kh, kw = layer.weight.shape
@@ -75,7 +83,8 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
     bias = None if layer.bias is None else layer.bias.astype(x.dtype, copy=False)[:, None, None]
 
     def images(lo: int, hi: int) -> None:
-        _conv2d_images(layer, x[lo:hi], weight, bias, out[lo:hi], step, per_image)
+        _conv2d_images(layer, x[lo:hi], weight, bias, out[lo:hi], step, per_image,
+                       lay_out or _lay_out)
 
     # a few shares per thread: a core that runs faster takes more of them
     on_threads(images, shares(b, 4 * threads, unit=step, item_size=cin_g * kh * kw * ho * wo),
@@ -84,9 +93,9 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
 
 
 def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-                   out: np.ndarray, step: int, per_image: bool) -> None:
+                   out: np.ndarray, step: int, per_image: bool, lay_out: LayOut) -> None:
     """conv2d of ``x`` into ``out``, ``step`` images per im2col matrix and GEMM (per image,
-    with ``per_image``); ``bias`` (C_out, 1, 1) or None.
+    with ``per_image``), each result copied by ``lay_out``; ``bias`` (C_out, 1, 1) or None.
 
     With stride 1 and dilation 1 the output is computed at every column of the padded
     width (the extra columns are dropped), so that each kernel tap's patch is one
@@ -131,7 +140,7 @@ def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.
                 result = np.matmul(w2[g], columns.reshape(cin_g * kh * kw, -1),
                                    out=product[:, :n * ho * width])
                 result = result.reshape(cout_g, n, ho, width).transpose(1, 0, 2, 3)
-            _lay_out(result[..., :wo], bias, g,
+            lay_out(result[..., :wo], bias, g,
                      out[start:start + n, g * cout_g:(g + 1) * cout_g])
 
 

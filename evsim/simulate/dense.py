@@ -36,8 +36,8 @@ from ..spiking import SpikingNetwork
 from ..threads import on_threads, shares
 from ..timescheme import popcount
 from ..engines import ChunkResult, EngineSetup, zero_counters
-from .kernels import (average_pool, concat_frames, neuron_scan, pool_scan, upsample_nearest,
-                      upsample_separable)
+from .kernels import (average_pool, concat_frames, lay_out_conv, neuron_scan, pool_scan,
+                      upsample_nearest, upsample_separable)
 from .notice import announce, ready
 from .result import SpikeTrain
 
@@ -95,6 +95,7 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan) -> None:
                                                      "max pooling scan")) if role in roles]
     kinds_present = {type(layer) for layer in layers}
     needed += [(kernel, what) for kind, kernel, what in (
+        (L.Conv2d, lay_out_conv, "convolution layout"),
         (L.AvgPool2d, average_pool, "average pooling"),
         (L.Concat, concat_frames, "concatenation"),
         (L.Upsample, upsample_nearest, "nearest upsampling"),
@@ -192,6 +193,9 @@ class _Chunk:
                         analog_head(net, plan.classes, x, self.threads).items()}
                        if options.encoding == "analog" else {})
         self.dynamic = [n for n in net if plan.classes[n.name] != ANALOG]
+        # layers whose spikes (not values) a later layer reads; the others' need not be kept
+        self.spikes_read = {n.inputs[0] for n in self.dynamic
+                            if role_of(n.layer) in (kinds.MAX_POOL, kinds.RESHAPE)}
         self.images = np.arange(first_image, first_image + batch)
         self.fanouts = [(p, p.fanout.reshape(-1)) for p in plan.paths]
         record = setup.selection
@@ -255,9 +259,14 @@ class _Chunk:
                                         self.calibration, self.rec, current, steps)
             values[name] = spikes[name].astype(self.dtype) * self.amp[name]
         else:
+            keep = name in self.spikes_read or self.options.per_image_counts
             spikes[name], values[name], sent[name] = _fast_neuron_scan(
                 self.params[name], self.states[name], current, len(steps), self.time,
-                self.threads, self.arena, name)
+                self.threads, self.arena, name, keep)
+            if spikes[name] is None:  # counted from sent (below): unsigned, net = sent
+                del spikes[name]
+                self.counts[name] += sent[name].sum(axis=0).reshape(self.net.shape(name))
+                return
         counted = popcount(spikes[name]) if self.time.binary else spikes[name]
         if name in self.calibration or self.snn.neurons[name].signed:
             self.negative[name] -= int(np.minimum(counted, 0).sum())
@@ -323,14 +332,16 @@ def _neuron_scan(snn: SpikingNetwork, name: str, params: IFParameters, states: d
 
 
 def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray, n: int,
-                      time: TimePlan, threads: int, arena: Arena, name: str):
+                      time: TimePlan, threads: int, arena: Arena, name: str, keep: bool = True):
     """:func:`_neuron_scan` without SpiCalib or recording, in one compiled pass
     (:func:`evsim.simulate.kernels.neuron_scan`, the same neuron rules written for scalars),
     the images shared among ``threads``, its arrays taken from ``arena`` under ``name``;
     ``time`` gives the windowed schemes' window and K-bit codes.
 
     Returns spikes (n, B, *shape), values s θ (n, B, *shape) and the spikes sent per step
-    and neuron summed over images (n, neurons); ``state`` is updated in place.
+    and neuron summed over images (n, neurons); ``state`` is updated in place. Without
+    ``keep``, under the plain rule (Γ = 1, no window, unsigned) the spikes are not kept
+    (None; ``sent`` counts them), which saves writing them.
     """
     batch, shape = state.v.shape[0], state.v.shape[1:]
     size = int(np.prod(shape))
@@ -339,7 +350,10 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
     negative = (np.empty(0, v.dtype) if params.negative_threshold is None else
                 np.ascontiguousarray(np.broadcast_to(params.negative_threshold, shape)
                                      .reshape(size)))
-    spikes = arena.take((name, "spikes"), (n, batch, size), np.int32)
+    keep = keep or not (params.burst == 1 and time.window == 0 and not time.binary
+                        and params.negative_threshold is None)
+    spikes = (arena.take((name, "spikes"), (n, batch, size), np.int32) if keep
+              else np.empty((0, batch, size), np.int32))
     values = arena.take((name, "values"), (n, batch, size), v.dtype)
     current = np.ascontiguousarray(current.reshape(len(current), batch, size))
 
@@ -350,7 +364,8 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
         return sent
 
     sent = sum(on_threads(scan, shares(batch, threads, item_size=n * size)))
-    return (spikes.reshape((n, batch) + shape), values.reshape((n, batch) + shape), sent)
+    return (spikes.reshape((n, batch) + shape) if keep else None,
+            values.reshape((n, batch) + shape), sent)
 
 
 def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray], threads: int, arena: Arena,
@@ -435,10 +450,29 @@ def _concat(layer: L.Concat, inputs: list[np.ndarray], threads: int,
     return out
 
 
+def _convolution(layer: L.Conv2d, inputs: list[np.ndarray], threads: int,
+                 out: np.ndarray) -> np.ndarray:
+    """:func:`evsim.ann_ops.conv2d` of ``inputs[0]`` (frames, C, H, W) into ``out``, each GEMM's
+    result laid out (bias added) by a compiled pass
+    (:func:`evsim.simulate.kernels.lay_out_conv`, the same additions) instead of NumPy's
+    strided add, about a tenth of the engine's time on the bundled ``resnet``."""
+    return ann_ops.conv2d(layer, inputs[0], threads, out, lay_out=_lay_out_compiled)
+
+
+def _lay_out_compiled(result: np.ndarray, bias: np.ndarray | None, group: int,
+                      out: np.ndarray) -> None:
+    """:func:`evsim.ann_ops._lay_out` by :func:`evsim.simulate.kernels.lay_out_conv`."""
+    channels = out.shape[1]
+    bias = (np.empty(0, out.dtype) if bias is None
+            else bias[group * channels:(group + 1) * channels].reshape(channels))
+    lay_out_conv(result, bias, out)
+
+
 #: Kinds the dense engine computes with a compiled kernel of its own instead of their forward
 #: rule (the same arithmetic, tested against it): ``kernel(layer, inputs, threads, out) ->
 #: out``.
-_COMPILED = {L.AvgPool2d: _average_pool, L.Upsample: _upsample, L.Concat: _concat}
+_COMPILED = {L.AvgPool2d: _average_pool, L.Upsample: _upsample, L.Concat: _concat,
+             L.Conv2d: _convolution}
 
 
 def _spiking_maxpool_block(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,

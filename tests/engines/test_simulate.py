@@ -224,3 +224,29 @@ def test_the_progress_bar_counts_whole_images(capfd):
     counts = re.findall(r"(\d+(?:\.\d+)?)/7\b", bar)
     assert counts and counts[-1] == "7"
     assert all("." not in c for c in counts), counts
+
+
+@pytest.mark.parametrize("to_zero", [True, False])
+def test_dense_scan_without_kept_spikes_gives_the_same_values_sent_and_membranes(to_zero):
+    """The compiled neuron scan with no spikes array (no later layer reads the spikes) writes
+    the same values, spikes sent and membranes as with one, over two image ranges."""
+    from evsim.simulate import kernels
+
+    rng = np.random.default_rng(7)
+    steps, b, n = 4, 5, 33
+    theta = dyadic_threshold(rng, n).astype(np.float32)
+    current = dyadic(rng, (steps, b, n), kmax=16).astype(np.float32)
+    runs = []
+    for spikes in (np.zeros((steps, b, n), np.int32), np.zeros((0, b, n), np.int32)):
+        v = dyadic(np.random.default_rng(8), (b, n), kmax=8).astype(np.float32)
+        values, sent = np.full((steps, b, n), np.nan, np.float32), np.zeros((steps, n), np.int64)
+        for lo, hi in ((0, 2), (2, b)):
+            kernels.neuron_scan(current, v, theta, np.empty(0, np.float32), 1, to_zero, 0,
+                                False, spikes, values, sent, lo, hi)
+        runs.append((values, sent, v, spikes))
+    (values, sent, v, spikes), (values2, sent2, v2, _) = runs
+    assert spikes.any() and not spikes.all()
+    np.testing.assert_array_equal(values, spikes * theta)
+    np.testing.assert_array_equal(sent, spikes.sum(axis=1))
+    for a, b_ in ((values, values2), (sent, sent2), (v, v2)):
+        np.testing.assert_array_equal(a, b_)

@@ -20,7 +20,8 @@ from evsim import layers as L
 from evsim import ann_ops
 from evsim.kinds import apply
 from evsim.network import Network, NetworkBuilder
-from evsim.simulate.kernels import average_pool
+from evsim.simulate.dense import _convolution
+from evsim.simulate.kernels import average_pool, lay_out_conv
 from evsim.threads import one_blas_thread
 
 FAST = settings(max_examples=30, deadline=None, derandomize=True)
@@ -354,6 +355,37 @@ def test_dense_engine_average_pool_is_ops_avgpool2d_bit_for_bit(case, dtype):
         average_pool(x, layer.kernel_size, layer.stride, layer.padding, divisor, got, lo, hi)
     bits = np.uint32 if dtype == np.float32 else np.uint64
     np.testing.assert_array_equal(got.view(bits), want.view(bits))
+
+@FAST
+@given(conv_cases(), st.sampled_from([np.float32, np.float64]), st.integers(1, 2))
+def test_dense_engine_convolution_is_ops_conv2d_bit_for_bit(case, dtype, threads):
+    """The dense engine's convolution (compiled lay-out of each GEMM's result) gives
+    ann_ops.conv2d's bits, groups, strides and a missing bias included, on 1 or 2 threads."""
+    params, x = case
+    layer = L.Conv2d(**params)
+    x = np.concatenate([x] * 3).astype(dtype)  # 6 frames: several shares on 2 threads
+    want = ann_ops.conv2d(layer, x)
+    got = np.full_like(want, np.nan)
+    assert _convolution(layer, [x], threads, got) is got
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(got.view(bits), want.view(bits))
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_compiled_lay_out_is_numpys_on_special_values(use_bias):
+    """lay_out_conv reads a strided GEMM result (channels first, padded columns dropped) and
+    adds the bias as NumPy's add: signed zeros, infinities and NaN as ann_ops._lay_out."""
+    rng = np.random.default_rng(0)
+    product = rng.standard_normal((4, 3, 5, 7)).astype(np.float32)  # (C, N, H, W + 2)
+    product[2, 0, 0, :4] = [-0.0, np.inf, -np.inf, np.nan]  # channel 2: in the group tested
+    result = product.transpose(1, 0, 2, 3)[..., :5]
+    bias = np.array([0.0, -0.0, 1.5, -2.0], np.float32)[:, None, None] if use_bias else None
+    want, got = (np.full((3, 2, 5, 5), 7.0, np.float32) for _ in range(2))
+    ann_ops._lay_out(result[:, 2:], bias, 1, want)  # the second group of two channels
+    lay_out_conv(result[:, 2:], np.empty(0, np.float32) if bias is None
+                 else bias[2:4].reshape(2), got)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
 
 @FAST
 @given(pool_cases())
