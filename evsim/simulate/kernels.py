@@ -726,6 +726,11 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
     py, px = geometry[WIN_PY], geometry[WIN_PX]
     reciprocal, row_reciprocal = _reciprocal(channels), _reciprocal(width)
     row = wo * cout
+    out_first, w_first = ip[_u(channel_out)], ip[_u(channel_w)]
+    affine = True  # channel c's offsets out_first + c and w_first + 9 c: no lookups
+    for c in range(channels):
+        affine &= (ip[_u(channel_out + c)] == out_first + c
+                   and ip[_u(channel_w + c)] == w_first + 9 * c)
     sops = 0
     inside_spikes = 0  # spikes of the events with all nine taps on the output
     for e in range(n_events):
@@ -735,8 +740,11 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
         y, x = _source(s, width, row_reciprocal)
         ny0, nx0 = y + py, x + px  # tap (ky, kx) reaches output (ny0 − ky, nx0 − kx)
         a = m * fp[_u(amp + i)]  # both in the simulation dtype, as the dense engine does
-        out0 = dst + ip[_u(channel_out + c)]
-        w0 = weights + ip[_u(channel_w + c)]
+        if affine:
+            out0, w0 = dst + out_first + c, weights + w_first + 9 * c
+        else:
+            out0 = dst + ip[_u(channel_out + c)]
+            w0 = weights + ip[_u(channel_w + c)]
         if not (2 <= ny0 < ho and 2 <= nx0 < wo):
             _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout, 1, 3, 3, 1, 1,
                               1, 1)
