@@ -717,7 +717,9 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
     (grouping the events of a position cost a mispredicted branch per position); an event
     whose nine taps all reach the output loads its nine weights, then adds them unrolled,
     and counts nine SOPs per spike (its fan-out) without looking them up; the others take
-    :func:`_depthwise_window`. Each output still receives its adds in event order."""
+    :func:`_depthwise_window`. A channel's output and weight offsets are computed when
+    they are affine in the channel (as the compiler lays them out; checked per call),
+    else looked up. Each output still receives its adds in event order."""
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
     channel_w, channel_out, fanout = op[SC_CHANNEL_W], op[SC_CHANNEL_OUT], op[SC_FANOUT]
     weights, dst = op[SC_WEIGHTS], op[SC_DST]
@@ -750,7 +752,7 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
                               1, 1)
             sops += _sent(np.int64(m), binary) * ip[_u(fanout + s)]
             continue
-        # the weights first: loaded after the adds, each would wait on their stores
+        # the weights before any add: LLVM cannot move a load past a store to buf
         w00, w01, w02 = fp[_u(w0)], fp[_u(w0 + 1)], fp[_u(w0 + 2)]
         w10, w11, w12 = fp[_u(w0 + 3)], fp[_u(w0 + 4)], fp[_u(w0 + 5)]
         w20, w21, w22 = fp[_u(w0 + 6)], fp[_u(w0 + 7)], fp[_u(w0 + 8)]
