@@ -913,25 +913,85 @@ def _scatter_depthwise(op, ip, fp, buf, idx, mult, base, n_events, binary):
     window, found here with border clipping instead of looked up run by run (with M = 1
     a run is one float, and its lookups cost more than its add). The same adds as the
     runs (their factors are 1), in the same order; SOPs from the same fan-out map. The
-    common 3×3, stride 1, M = 1 layer runs with literal sizes, which LLVM unrolls."""
+    common 3×3, stride 1, M = 1 layer has its own loop (:func:`_depthwise3x3_events`)."""
     g = op[SC_WINDOW]
     geometry = ip[g:g + WIN_DX + 1]
     kh, kw, sy, sx, dy, dx, mult_c = (geometry[WIN_KH], geometry[WIN_KW], geometry[WIN_SY],
                                       geometry[WIN_SX], geometry[WIN_DY], geometry[WIN_DX],
                                       geometry[WIN_MULTIPLIER])
     if kh == kw == 3 and sy == sx == dy == dx == mult_c == 1:
-        return _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary,
-                                 geometry, True, 1, 3, 3, 1, 1, 1, 1)
+        return _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary,
+                                    geometry)
     return _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geometry,
-                             False, mult_c, kh, kw, sy, sx, dy, dx)
+                             mult_c, kh, kw, sy, sx, dy, dx)
 
 
 @numba.njit(cache=True, inline="always")
-def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geometry, three,
-                      mult_c, kh, kw, sy, sx, dy, dx):
-    """_scatter_depthwise's event loop; ``three``: the 3×3, stride 1, M = 1 case, whose
-    events with all nine taps on the output add them unrolled. Consecutive events of one
-    position share its window. Indices are unsigned (:func:`_u`)."""
+def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geometry):
+    """_scatter_depthwise's loop for a 3×3, stride 1, M = 1 window: each event on its own
+    (grouping the events of a position cost a mispredicted branch per position); an event
+    whose nine taps all reach the output loads its nine weights, then adds them unrolled,
+    and counts nine SOPs per spike (its fan-out) without looking them up; the others take
+    :func:`_depthwise_window`. A channel's output and weight offsets are computed when
+    they are affine in the channel (as the compiler lays them out; checked per call),
+    else looked up. Each output still receives its adds in event order."""
+    channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
+    channel_w, channel_out, fanout = op[SC_CHANNEL_W], op[SC_CHANNEL_OUT], op[SC_FANOUT]
+    weights, dst = op[SC_WEIGHTS], op[SC_DST]
+    width, ho, wo, cout = (geometry[WIN_IN_W], geometry[WIN_OUT_H], geometry[WIN_OUT_W],
+                           geometry[WIN_OUT_C])
+    py, px = geometry[WIN_PY], geometry[WIN_PX]
+    reciprocal, row_reciprocal = _reciprocal(channels), _reciprocal(width)
+    row = wo * cout
+    out_first, w_first = ip[_u(channel_out)], ip[_u(channel_w)]
+    affine = True  # channel c's offsets out_first + c and w_first + 9 c: no lookups
+    for c in range(channels):
+        affine &= (ip[_u(channel_out + c)] == out_first + c
+                   and ip[_u(channel_w + c)] == w_first + 9 * c)
+    sops = 0
+    inside_spikes = 0  # spikes of the events with all nine taps on the output
+    for e in range(n_events):
+        i = idx[_u(base + e)]
+        m = mult[_u(base + e)]
+        s, c = _source(i, channels, reciprocal)
+        y, x = _source(s, width, row_reciprocal)
+        ny0, nx0 = y + py, x + px  # tap (ky, kx) reaches output (ny0 − ky, nx0 − kx)
+        a = m * fp[_u(amp + i)]  # both in the simulation dtype, as the dense engine does
+        if affine:
+            out0, w0 = dst + out_first + c, weights + w_first + 9 * c
+        else:
+            out0 = dst + ip[_u(channel_out + c)]
+            w0 = weights + ip[_u(channel_w + c)]
+        if not (2 <= ny0 < ho and 2 <= nx0 < wo):
+            _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout, 1, 3, 3, 1, 1,
+                              1, 1)
+            sops += _sent(np.int64(m), binary) * ip[_u(fanout + s)]
+            continue
+        # the weights before any add: LLVM cannot move a load past a store to buf
+        w00, w01, w02 = fp[_u(w0)], fp[_u(w0 + 1)], fp[_u(w0 + 2)]
+        w10, w11, w12 = fp[_u(w0 + 3)], fp[_u(w0 + 4)], fp[_u(w0 + 5)]
+        w20, w21, w22 = fp[_u(w0 + 6)], fp[_u(w0 + 7)], fp[_u(w0 + 8)]
+        o = out0 + ((ny0 - 2) * wo + nx0 - 2) * cout  # output (ny0 − 2, nx0 − 2): ky = 2
+        buf[_u(o)] += a * w20
+        buf[_u(o + cout)] += a * w21
+        buf[_u(o + 2 * cout)] += a * w22
+        o += row
+        buf[_u(o)] += a * w10
+        buf[_u(o + cout)] += a * w11
+        buf[_u(o + 2 * cout)] += a * w12
+        o += row
+        buf[_u(o)] += a * w00
+        buf[_u(o + cout)] += a * w01
+        buf[_u(o + 2 * cout)] += a * w02
+        inside_spikes += _sent(np.int64(m), binary)
+    return sops + 9 * inside_spikes
+
+
+@numba.njit(cache=True, inline="always")
+def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geometry, mult_c,
+                      kh, kw, sy, sx, dy, dx):
+    """_scatter_depthwise's event loop for any window. Consecutive events of one position
+    share its window. Indices are unsigned (:func:`_u`)."""
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
     channel_w, channel_out, fanout = op[SC_CHANNEL_W], op[SC_CHANNEL_OUT], op[SC_FANOUT]
     weights, dst = op[SC_WEIGHTS], op[SC_DST]
@@ -947,22 +1007,14 @@ def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geomet
         y, x = _source(s, width, row_reciprocal)
         ny0, nx0 = y + py, x + px  # tap (ky, kx) reaches output (ny0 − ky·dy, ...) / stride
         first, fan = s * channels, ip[_u(fanout + s)]
-        inside = three and 2 <= ny0 < ho and 2 <= nx0 < wo
-        corner = ((ny0 - 2) * wo + nx0 - 2) * cout
         while True:  # the events of position s
             m = mult[_u(base + e)]
             c = i - first
             a = m * fp[_u(amp + i)]  # both in the simulation dtype, as the dense engine does
             out0 = dst + ip[_u(channel_out + c)]
             w0 = weights + ip[_u(channel_w + c)]
-            if inside:
-                for r in range(3):
-                    for q in range(3):
-                        _add_one(buf, out0 + corner + (r * wo + q) * cout, fp,
-                                 w0 + (2 - r) * 3 + q, a)
-            else:
-                _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout, mult_c,
-                                  kh, kw, sy, sx, dy, dx)
+            _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout, mult_c,
+                              kh, kw, sy, sx, dy, dx)
             sops += _sent(np.int64(m), binary) * fan
             e += 1
             if e == n_events:
