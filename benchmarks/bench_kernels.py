@@ -44,8 +44,9 @@ from evsim.network import NetworkBuilder  # noqa: E402
 from evsim.arena import Arena  # noqa: E402
 from evsim.simulate.compile import compile_program  # noqa: E402
 from evsim.simulate.dense import _apply_to_block  # noqa: E402
-from evsim.simulate.kernels import (CODE, LANES, OP_SCATTER, SC_ROW, SC_WEIGHTS,  # noqa: E402
-                                    SC_WINDOW, _add_one, _add_rows4, _scatter)
+from evsim.simulate.kernels import (CODE, LANES, OP_SCATTER, SC_DST, SC_ROW,  # noqa: E402
+                                    SC_WEIGHTS, SC_WINDOW, _add_one, _add_rows,
+                                    _data, _scatter)
 
 SOPS_PER_RUN = 2e8  # adds per timed run of a case: about 20 ms at 10 GSOP/s
 #: The most fresh event sets per case: enough that a set's rows have left L2 before the
@@ -65,13 +66,20 @@ def _scatter_sets(op, ip, fp, buf, idx, mult, ptr, repeats):
 
 
 @numba.njit
-def _repeat_rows(out, w, starts, amplitude, row, repeats):
-    """The dense layer's rows ``w[starts[e]:starts[e]+row]`` added four per pass, nothing
-    else: no event lookups, no SOP count (``starts`` holds a multiple of four)."""
+def _repeat_rows(out, o, w, starts, ptr, amplitude, row, repeats):
+    """The dense layer's rows ``w[starts[e]:starts[e]+row]`` added into ``out[o:o+row]``
+    as the kernel adds them, nothing else (no event lookups, no SOP count): per event set
+    ``starts[ptr[k]:ptr[k+1]]``, four per pass, then the last one to three in one pass."""
     for _ in range(repeats):
-        for e in range(0, starts.shape[0], 4):
-            _add_rows4(out, 0, w, starts[e], amplitude, starts[e + 1], amplitude,
-                       starts[e + 2], amplitude, starts[e + 3], amplitude, row)
+        for k in range(ptr.shape[0] - 1):
+            e, end = ptr[k], ptr[k + 1]
+            while e < end:
+                n_rows = min(4, end - e)
+                last = end - 1
+                _add_rows(_data(out), o, _data(w), starts[e], amplitude, starts[min(e + 1, last)],
+                          amplitude, starts[min(e + 2, last)], amplitude,
+                          starts[min(e + 3, last)], amplitude, n_rows, row)
+                e += n_rows
 
 
 @numba.njit
@@ -180,14 +188,12 @@ def layer_cases(layer, input_shape, rates, rng, dense_batch=32, runs=False):
                 _repeat_taps(*bare_args[:-1], 1)
                 bare = (Case(lambda a=bare_args: _repeat_taps(*a), units),
                         len(targets) / (len(ptr) - 1))
-            elif op[SC_ROW] > 0:
+            elif op[SC_ROW] > 0:  # every event's row, into the kernel's own target
                 row = int(op[SC_ROW])
-                whole = np.concatenate([idx[lo:lo + (hi - lo) // 4 * 4]
-                                        for lo, hi in zip(ptr[:-1], ptr[1:])])
-                starts = op[SC_WEIGHTS] + whole.astype(np.int64) * row
-                out = np.zeros(row, np.float32)
-                _repeat_rows(out, program.fparams, starts, np.float32(1), row, 1)
-                bare_args = (out, program.fparams, starts, np.float32(1), row, repeats)
+                starts = op[SC_WEIGHTS] + idx.astype(np.int64) * row
+                bare_args = (buf, int(op[SC_DST]), program.fparams, starts, ptr,
+                             np.float32(1), row, repeats)
+                _repeat_rows(*bare_args[:-1], 1)
                 bare = (Case(lambda a=bare_args: _repeat_rows(*a), units),
                         starts.size * row / (len(ptr) - 1))
             runs[kind] = (sops, Case(lambda args=args: _scatter_sets(*args), units), bare)
