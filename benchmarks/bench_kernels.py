@@ -13,9 +13,10 @@ image-steps left it, for a large layer L3), and on one event set repeated
 at hand). The cases are timed in alternating rounds (every case once per
 round), so that a slow spell of a shared machine falls on all of them alike;
 figures are medians over the rounds, beside the best round. For the dense
-layer, the same rows are also added with no bookkeeping at all (four rows per
-pass over the outputs, as the kernel does): what streaming the weight rows
-alone allows. Prints a table: what, size, rate, time per image-step, GSOP/s
+layer, the same rows are also added with no bookkeeping at all, into the kernel's
+own target and in its passes (four rows per pass over the outputs, the last one to
+three of a step in one pass), called once per image-step as the kernel is: what
+streaming the weight rows alone allows. Prints a table: what, size, rate, time per image-step, GSOP/s
 (exact SOPs counted by the kernel), dense GMAC/s, ratio dense/event time,
 the crossover rate where the event kernel stops winning, and this machine's
 roofline for a scatter-add (one vector store per cycle).
@@ -66,20 +67,30 @@ def _scatter_sets(op, ip, fp, buf, idx, mult, ptr, repeats):
 
 
 @numba.njit
-def _repeat_rows(out, o, w, starts, ptr, amplitude, row, repeats):
-    """The dense layer's rows ``w[starts[e]:starts[e]+row]`` added into ``out[o:o+row]``
-    as the kernel adds them, nothing else (no event lookups, no SOP count): per event set
-    ``starts[ptr[k]:ptr[k+1]]``, four per pass, then the last one to three in one pass."""
+def _bare_rows(op, starts, fp, buf, idx, mult, base, n_events, binary):
+    """The dense layer's rows ``fp[starts[e]:starts[e]+row]`` of one event set
+    ``starts[base:base+n_events]`` added to the kernel's target as the kernel adds them
+    (four per pass, then the last one to three in one pass), nothing else: no event
+    lookups, no SOP count. Called as the kernel is (same arguments, ``starts`` in place
+    of the program's integer tables), so that both pay the same call per image-step."""
+    out, w, dst, row = _data(buf), _data(fp), op[SC_DST], op[SC_ROW]
+    one = fp.dtype.type(1)
+    e, end = base, base + n_events
+    while e < end:
+        n_rows, last = min(4, end - e), end - 1
+        _add_rows(out, dst, w, starts[e], one, starts[min(e + 1, last)], one,
+                  starts[min(e + 2, last)], one, starts[min(e + 3, last)], one, n_rows, row)
+        e += n_rows
+    return 0
+
+
+@numba.njit
+def _repeat_rows(op, starts, fp, buf, idx, mult, ptr, repeats):
+    """_bare_rows of every event set ``starts[ptr[k]:ptr[k+1]]`` in turn, ``repeats``
+    times, as _scatter_sets calls the kernel."""
     for _ in range(repeats):
         for k in range(ptr.shape[0] - 1):
-            e, end = ptr[k], ptr[k + 1]
-            while e < end:
-                n_rows = min(4, end - e)
-                last = end - 1
-                _add_rows(_data(out), o, _data(w), starts[e], amplitude, starts[min(e + 1, last)],
-                          amplitude, starts[min(e + 2, last)], amplitude,
-                          starts[min(e + 3, last)], amplitude, n_rows, row)
-                e += n_rows
+            _bare_rows(op, starts, fp, buf, idx, mult, ptr[k], ptr[k + 1] - ptr[k], False)
 
 
 @numba.njit
@@ -191,8 +202,7 @@ def layer_cases(layer, input_shape, rates, rng, dense_batch=32, runs=False):
             elif op[SC_ROW] > 0:  # every event's row, into the kernel's own target
                 row = int(op[SC_ROW])
                 starts = op[SC_WEIGHTS] + idx.astype(np.int64) * row
-                bare_args = (buf, int(op[SC_DST]), program.fparams, starts, ptr,
-                             np.float32(1), row, repeats)
+                bare_args = (op, starts, program.fparams, buf, idx, mult, ptr, repeats)
                 _repeat_rows(*bare_args[:-1], 1)
                 bare = (Case(lambda a=bare_args: _repeat_rows(*a), units),
                         starts.size * row / (len(ptr) - 1))
@@ -335,7 +345,8 @@ def print_kernels(built) -> None:
     print("\n| layer | crossover spike rate, fresh events (event faster below) |\n|---|---:|")
     for name, crossover in crossovers:
         print(f"| {name} | {100 * crossover:.1f} % |")
-    print("\nBare adds: the same adds with no bookkeeping (dense rows: four per pass; "
+    print("\nBare adds: the same adds with no bookkeeping (dense rows: every event's row, "
+          "four per pass, the last one to three in one pass; "
           "depthwise: one float each at precomputed offsets).\n")
     print("| layer | spike rate | bare adds, fresh events, GSOP/s (best) | kernel / bare "
           "| bare adds, one set repeated (best) | kernel / bare |\n"
