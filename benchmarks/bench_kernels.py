@@ -16,8 +16,8 @@ figures are medians over the rounds, beside the best round. For the dense
 layer, the same rows are also added with no bookkeeping at all, into the kernel's
 own target and in its passes (four rows per pass over the outputs, the last one to
 three of a step in one pass), called once per image-step as the kernel is: what
-streaming the weight rows alone allows. Prints a table: what, size, rate, time per image-step, GSOP/s
-(exact SOPs counted by the kernel), dense GMAC/s, ratio dense/event time,
+streaming the weight rows alone allows. Prints a table: what, size, rate, time per
+image-step, GSOP/s (exact SOPs counted by the kernel), dense GMAC/s, ratio dense/event time,
 the crossover rate where the event kernel stops winning, and this machine's
 roofline for a scatter-add (one vector store per cycle).
 

@@ -786,9 +786,9 @@ else:
         (k3, a3) in turn, each element's adds in that order (as that many _add_run calls),
         loading and storing ``out`` once: LANES outputs at a time (one vector multiply and
         add per row, each rounded, as :func:`_axpy`), then the rest one by one. ``out``
-        and ``w``: pointers (:func:`_data`). The loops are emitted in place, not called,
-        and take no arrays: a call would pass ten scalars and two arrays on the stack for
-        every pass, and an array passed to a loop makes Numba count its references (atomic
+        and ``w``: pointers (:func:`_data`). The loops are emitted in place, not called
+        (a call passed two arrays and ten scalars on the stack for every pass), and take
+        pointers, not arrays: given the arrays, Numba counted their references (atomic
         adds) at every call of the kernel. The caller guarantees the bounds."""
         if not (isinstance(out, types.CPointer) and out == w
                 and a0 == a1 == a2 == a3 == out.dtype):
@@ -846,8 +846,8 @@ def _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary):
     run_ptr, run_w, run_factor = op[SC_RUN_PTR], op[SC_RUN_W], op[SC_RUN_FACTOR]
     channel_w, fanout, weights = op[SC_CHANNEL_W], op[SC_FANOUT], op[SC_WEIGHTS]
     dst, row = op[SC_DST], op[SC_ROW]
-    # max: without a division-by-zero branch (and its exception path) Numba drops the
-    # reference counting of the arrays, two atomic adds each per call
+    # max (channels >= 1 anyway): with no division-by-zero branch, and so no exception
+    # path, Numba does not count references to the arrays (two atomic adds each per call)
     reciprocal = _reciprocal(max(channels, 1))
     out, w = _data(buf), _data(fp)
     zero = fp.dtype.type(0)
