@@ -13,10 +13,11 @@ image-steps left it, for a large layer L3), and on one event set repeated
 at hand). The cases are timed in alternating rounds (every case once per
 round), so that a slow spell of a shared machine falls on all of them alike;
 figures are medians over the rounds, beside the best round. For the dense
-layer, the same rows are also added with no bookkeeping at all (four rows per
-pass over the outputs, as the kernel does): what streaming the weight rows
-alone allows. Prints a table: what, size, rate, time per image-step, GSOP/s
-(exact SOPs counted by the kernel), dense GMAC/s, ratio dense/event time,
+layer, the same rows are also added with no bookkeeping at all, into the kernel's
+own target and in its passes (four rows per pass over the outputs, the last one to
+three of a step in one pass), called once per image-step as the kernel is: what
+streaming the weight rows alone allows. Prints a table: what, size, rate, time per
+image-step, GSOP/s (exact SOPs counted by the kernel), dense GMAC/s, ratio dense/event time,
 the crossover rate where the event kernel stops winning, and this machine's
 roofline for a scatter-add (one vector store per cycle).
 
@@ -45,9 +46,9 @@ from evsim.arena import Arena  # noqa: E402
 from evsim.simulate.compile import compile_program  # noqa: E402
 from evsim.simulate.dense import _apply_to_block  # noqa: E402
 from evsim.simulate.event import aligned_empty  # noqa: E402
-from evsim.simulate.kernels import (CODE, LANES, OP_SCATTER, SC_ROW, SC_WEIGHTS,  # noqa: E402
-                                    SC_WINDOW, _add_one, _add_rows4, _scatter,
-                                    _u)
+from evsim.simulate.kernels import (CODE, LANES, OP_SCATTER, SC_DST, SC_ROW,  # noqa: E402
+                                    SC_WEIGHTS, SC_WINDOW, _add_one, _add_rows,
+                                    _data, _scatter, _u)
 
 SOPS_PER_RUN = 2e8  # adds per timed run of a case: about 20 ms at 10 GSOP/s
 #: The most fresh event sets per case: enough that a set's rows have left L2 before the
@@ -67,13 +68,30 @@ def _scatter_sets(op, ip, fp, buf, idx, mult, ptr, repeats):
 
 
 @numba.njit
-def _repeat_rows(out, w, starts, amplitude, row, repeats):
-    """The dense layer's rows ``w[starts[e]:starts[e]+row]`` added four per pass, nothing
-    else: no event lookups, no SOP count (``starts`` holds a multiple of four)."""
+def _bare_rows(op, starts, fp, buf, idx, mult, base, n_events, binary):
+    """The dense layer's rows ``fp[starts[e]:starts[e]+row]`` of one event set
+    ``starts[base:base+n_events]`` added to the kernel's target as the kernel adds them
+    (four per pass, then the last one to three in one pass), nothing else: no event
+    lookups, no SOP count. Called as the kernel is (same arguments, ``starts`` in place
+    of the program's integer tables), so that both pay the same call per image-step."""
+    out, w, dst, row = _data(buf), _data(fp), op[SC_DST], op[SC_ROW]
+    one = fp.dtype.type(1)
+    e, end = base, base + n_events
+    while e < end:
+        n_rows, last = min(4, end - e), end - 1
+        _add_rows(out, dst, w, starts[e], one, starts[min(e + 1, last)], one,
+                  starts[min(e + 2, last)], one, starts[min(e + 3, last)], one, n_rows, row)
+        e += n_rows
+    return 0
+
+
+@numba.njit
+def _repeat_rows(op, starts, fp, buf, idx, mult, ptr, repeats):
+    """_bare_rows of every event set ``starts[ptr[k]:ptr[k+1]]`` in turn, ``repeats``
+    times, as _scatter_sets calls the kernel."""
     for _ in range(repeats):
-        for e in range(0, starts.shape[0], 4):
-            _add_rows4(out, 0, w, starts[e], amplitude, starts[e + 1], amplitude,
-                       starts[e + 2], amplitude, starts[e + 3], amplitude, row)
+        for k in range(ptr.shape[0] - 1):
+            _bare_rows(op, starts, fp, buf, idx, mult, ptr[k], ptr[k + 1] - ptr[k], False)
 
 
 @numba.njit
@@ -231,14 +249,11 @@ def layer_cases(layer, input_shape, rates, rng, dense_batch=32, runs=False):
                         len(targets) / (len(ptr) - 1),
                         Case(lambda a=window_args: _repeat_windows(*a), units),
                         9 * len(corners) / (len(ptr) - 1))
-            elif op[SC_ROW] > 0:
+            elif op[SC_ROW] > 0:  # every event's row, into the kernel's own target
                 row = int(op[SC_ROW])
-                whole = np.concatenate([idx[lo:lo + (hi - lo) // 4 * 4]
-                                        for lo, hi in zip(ptr[:-1], ptr[1:])])
-                starts = op[SC_WEIGHTS] + whole.astype(np.int64) * row
-                out = np.zeros(row, np.float32)
-                _repeat_rows(out, program.fparams, starts, np.float32(1), row, 1)
-                bare_args = (out, program.fparams, starts, np.float32(1), row, repeats)
+                starts = op[SC_WEIGHTS] + idx.astype(np.int64) * row
+                bare_args = (op, starts, program.fparams, buf, idx, mult, ptr, repeats)
+                _repeat_rows(*bare_args[:-1], 1)
                 bare = (Case(lambda a=bare_args: _repeat_rows(*a), units),
                         starts.size * row / (len(ptr) - 1))
             runs[kind] = (sops, Case(lambda args=args: _scatter_sets(*args), units), bare)
@@ -380,7 +395,8 @@ def print_kernels(built) -> None:
     print("\n| layer | crossover spike rate, fresh events (event faster below) |\n|---|---:|")
     for name, crossover in crossovers:
         print(f"| {name} | {100 * crossover:.1f} % |")
-    print("\nBare adds: the same adds with no bookkeeping (dense rows: four per pass; "
+    print("\nBare adds: the same adds with no bookkeeping (dense rows: every event's row, "
+          "four per pass, the last one to three in one pass; "
           "depthwise: one float each at precomputed offsets).\n")
     print("| layer | spike rate | bare adds, fresh events, GSOP/s (best) | kernel / bare "
           "| bare adds, one set repeated (best) | kernel / bare |\n"

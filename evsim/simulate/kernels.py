@@ -146,36 +146,6 @@ def _axpy(typingctx, out, o, w, k, a):
 
 
 @intrinsic
-def _axpy4(typingctx, out, o, w, k0, a0, k1, a1, k2, a2, k3, a3):
-    """``out[o:o+LANES] += a0 * w[k0:k0+LANES]``, then ``+= a1 * w[k1:...]`` and so on for
-    four rows, in that order, with one load and one store of ``out``: each add rounded as
-    in :func:`_axpy` done four times."""
-    if not (isinstance(out, types.Array) and isinstance(w, types.Array)
-            and out.dtype == w.dtype and a0 == a1 == a2 == a3 == out.dtype):
-        return None
-
-    def codegen(context, builder, signature, args):
-        out_arr = context.make_array(signature.args[0])(context, builder, args[0])
-        w_arr = context.make_array(signature.args[2])(context, builder, args[2])
-        vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), LANES)
-        target = builder.bitcast(cgutils.gep(builder, out_arr.data, args[1]),
-                                 vector.as_pointer())
-        total = builder.load(target, align=1)
-        for k, a in ((args[3], args[4]), (args[5], args[6]), (args[7], args[8]),
-                     (args[9], args[10])):
-            source = builder.bitcast(cgutils.gep(builder, w_arr.data, k), vector.as_pointer())
-            scale = cgutils.get_null_value(vector)
-            for lane in range(LANES):
-                scale = builder.insert_element(scale, a, ir.Constant(ir.IntType(32), lane))
-            total = builder.fadd(total, builder.fmul(scale, builder.load(source, align=1)))
-        builder.store(total, target, align=1)
-        return context.get_dummy_value()
-
-    return types.void(out, types.intp, w, types.intp, a0, types.intp, a1, types.intp, a2,
-                      types.intp, a3), codegen
-
-
-@intrinsic
 def _blend(typingctx, out, o, a, ka, b, kb, wa, wb):
     """``out[o:o+LANES] = a[ka:ka+LANES]·wa + b[kb:kb+LANES]·wb``: two vector products and
     a vector sum, each rounded (no fused multiply-add, as the scalar code). The caller
@@ -1053,60 +1023,132 @@ def _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout, mult_c, kh, 
 
 if numba.config.BOUNDSCHECK:
     @numba.njit(cache=True)
-    def _add_rows4(out, o, w, k0, a0, k1, a1, k2, a2, k3, a3, n):
+    def _data(array):
+        """The array itself, so that bounds checking sees every index."""
+        return array
+
+    @numba.njit(cache=True)
+    def _add_rows(out, o, w, k0, a0, k1, a1, k2, a2, k3, a3, n_rows, n):
         """Scalar form, so that bounds checking sees every index."""
-        for k, a in ((k0, a0), (k1, a1), (k2, a2), (k3, a3)):
+        for p in range(n_rows):
+            k, a = (k0, a0) if p == 0 else ((k1, a1) if p == 1 else (
+                (k2, a2) if p == 2 else (k3, a3)))
             for j in range(n):
                 out[o + j] += a * w[k + j]
 else:
-    @numba.njit(cache=True)
-    def _add_rows4(out, o, w, k0, a0, k1, a1, k2, a2, k3, a3, n):
-        """``out[o:o+n] += a * w[k:k+n]`` for (k0, a0) .. (k3, a3) in turn, each element's
-        adds in that order (as four _add_run calls), loading and storing out once."""
-        main = n & -LANES
-        for j in range(0, main, LANES):
-            _axpy4(out, o + j, w, k0 + j, a0, k1 + j, a1, k2 + j, a2, k3 + j, a3)
-        for j in range(main, n):
-            out[o + j] = (((out[o + j] + a0 * w[k0 + j]) + a1 * w[k1 + j]) + a2 * w[k2 + j]
-                          + a3 * w[k3 + j])
+    @intrinsic
+    def _data(typingctx, array):
+        """A pointer to a contiguous array's first element, for :func:`_add_rows`."""
+        if not isinstance(array, types.Array):
+            return None
+
+        def codegen(context, builder, signature, args):
+            return context.make_array(signature.args[0])(context, builder, args[0]).data
+
+        return types.CPointer(array.dtype)(array), codegen
+
+    @intrinsic
+    def _add_rows(typingctx, out, o, w, k0, a0, k1, a1, k2, a2, k3, a3, n_rows, n):
+        """``out[o:o+n] += a * w[k:k+n]`` for the first ``n_rows`` (0 to 4) of (k0, a0) ..
+        (k3, a3) in turn, each element's adds in that order (as that many _add_run calls),
+        loading and storing ``out`` once: LANES outputs at a time (one vector multiply and
+        add per row, each rounded, as :func:`_axpy`), then the rest one by one. ``out``
+        and ``w``: pointers (:func:`_data`). The loops are emitted in place, not called
+        (a call passed two arrays and ten scalars on the stack for every pass), and take
+        pointers, not arrays: given the arrays, Numba counted their references (atomic
+        adds) at every call of the kernel. The caller guarantees the bounds."""
+        if not (isinstance(out, types.CPointer) and out == w
+                and a0 == a1 == a2 == a3 == out.dtype):
+            return None
+
+        def codegen(context, builder, signature, args):
+            out_data, o, w_data, rows, n_rows, n = args[0], args[1], args[2], args[3:11], \
+                args[11], args[12]
+            intp = n.type
+            main = builder.and_(n, ir.Constant(intp, -LANES))
+            vector = ir.VectorType(out_data.type.pointee, LANES)
+            for count in range(1, 5):
+                with builder.if_then(builder.icmp_signed("==", n_rows,
+                                                         ir.Constant(n_rows.type, count))):
+                    with cgutils.for_range_slice(builder, ir.Constant(intp, 0), main,
+                                                 ir.Constant(intp, LANES), intp) as (j, _):
+                        _add_rows_at(builder, out_data, w_data, o, rows[:2 * count], j, vector)
+                    with cgutils.for_range_slice(builder, main, n, ir.Constant(intp, 1),
+                                                 intp) as (j, _):
+                        _add_rows_at(builder, out_data, w_data, o, rows[:2 * count], j, None)
+            return context.get_dummy_value()
+
+        return types.void(out, types.intp, w, types.intp, a0, types.intp, a1, types.intp, a2,
+                          types.intp, a3, types.intp, types.intp), codegen
+
+    def _add_rows_at(builder, out_data, w_data, o, rows, j, vector):
+        """IR of ``out[o+j] += a * w[k+j]`` for each (k, a) of ``rows`` in turn, with one
+        load and one store of ``out``: LANES floats at once for a ``vector`` type, else one."""
+        def at(data, start):
+            pointer = cgutils.gep(builder, data, builder.add(start, j))
+            return pointer if vector is None else builder.bitcast(pointer, vector.as_pointer())
+
+        target = at(out_data, o)
+        total = builder.load(target, align=1)
+        for k, a in zip(rows[::2], rows[1::2]):
+            scale = a
+            if vector is not None:
+                scale = cgutils.get_null_value(vector)
+                for lane in range(LANES):
+                    scale = builder.insert_element(scale, a, ir.Constant(ir.IntType(32), lane))
+            total = builder.fadd(total, builder.fmul(scale, builder.load(at(w_data, k),
+                                                                         align=1)))
+        builder.store(total, target, align=1)
 
 
 @numba.njit(cache=True)
 def _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary):
     """_scatter for a dense layer's targets (every run a whole row at dst): the runs are
-    added four at a time, so that the row is loaded and stored once per four, not per run;
-    each target still receives its adds in event order."""
+    added four at a time, so that the row is loaded and stored once per four, not per run,
+    and the last one to three in one pass; each target still receives its adds in event
+    order. Pipelined: four runs wait until the next four are looked up, so that those
+    lookups (in tables that the streaming rows keep pushing out of L1) overlap their adds
+    instead of stalling each pass. Indices are unsigned (_u)."""
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
     run_ptr, run_w, run_factor = op[SC_RUN_PTR], op[SC_RUN_W], op[SC_RUN_FACTOR]
     channel_w, fanout, weights = op[SC_CHANNEL_W], op[SC_FANOUT], op[SC_WEIGHTS]
     dst, row = op[SC_DST], op[SC_ROW]
-    reciprocal = _reciprocal(channels)
+    # max (channels >= 1 anyway): with no division-by-zero branch, and so no exception
+    # path, Numba does not count references to the arrays (two atomic adds each per call)
+    reciprocal = _reciprocal(max(channels, 1))
+    out, w = _data(buf), _data(fp)
     zero = fp.dtype.type(0)
-    k0 = k1 = k2 = np.int64(0)  # not the literal 0: that would compile _add_rows4 twice
-    a0 = a1 = a2 = zero
-    n_pending = 0  # runs held in (k0, a0) .. (k2, a2), waiting for a fourth
+    k0 = k1 = k2 = k3 = np.int64(0)  # the runs looked up, the latest in (k3, a3)
+    a0 = a1 = a2 = a3 = zero
+    h0 = h1 = h2 = h3 = np.int64(0)  # four earlier runs, waiting to be added
+    b0 = b1 = b2 = b3 = zero
+    n = 0  # runs in (k0, a0) .. (k3, a3) not yet passed to (h0, b0) .. (h3, b3)
+    waiting = False
     sops = 0
     for e in range(n_events):
-        i = idx[base + e]
-        m = mult[base + e]
+        i = idx[_u(base + e)]
+        m = mult[_u(base + e)]
         s, c = _source(i, channels, reciprocal)
-        a = m * fp[amp + i]
-        w0 = weights + ip[channel_w + c]
-        for r in range(ip[run_ptr + s], ip[run_ptr + s + 1]):
-            k, scaled = w0 + ip[run_w + r], a * fp[run_factor + r]
-            if n_pending == 3:
-                _add_rows4(buf, dst, fp, k0, a0, k1, a1, k2, a2, k, scaled, row)
-                n_pending = 0
-            elif n_pending == 2:
-                k2, a2, n_pending = k, scaled, 3
-            elif n_pending == 1:
-                k1, a1, n_pending = k, scaled, 2
-            else:
-                k0, a0, n_pending = k, scaled, 1
-        sops += _sent(np.int64(m), binary) * ip[fanout + s]
-    for p in range(n_pending):  # the last one to three runs, in order
-        k = k0 if p == 0 else (k1 if p == 1 else k2)
-        _add_run(buf, dst, fp, k, a0 if p == 0 else (a1 if p == 1 else a2), row)
+        a = m * fp[_u(amp + i)]  # both in the simulation dtype, as the dense engine computes
+        w0 = weights + ip[_u(channel_w + c)]
+        for r in range(ip[_u(run_ptr + s)], ip[_u(run_ptr + s + 1)]):
+            k0, a0, k1, a1, k2, a2 = k1, a1, k2, a2, k3, a3
+            k3, a3 = w0 + ip[_u(run_w + r)], a * fp[_u(run_factor + r)]
+            n += 1
+            if n == 4:
+                if waiting:
+                    _add_rows(out, dst, w, h0, b0, h1, b1, h2, b2, h3, b3, 4, row)
+                h0, b0, h1, b1, h2, b2, h3, b3 = k0, a0, k1, a1, k2, a2, k3, a3
+                waiting, n = True, 0
+        sops += _sent(np.int64(m), binary) * ip[_u(fanout + s)]
+    if waiting:
+        _add_rows(out, dst, w, h0, b0, h1, b1, h2, b2, h3, b3, 4, row)
+    if n == 3:  # the last n runs looked up: (k4-n, a4-n) .. (k3, a3)
+        _add_rows(out, dst, w, k1, a1, k2, a2, k3, a3, k3, a3, n, row)
+    elif n == 2:
+        _add_rows(out, dst, w, k2, a2, k3, a3, k3, a3, k3, a3, n, row)
+    elif n == 1:
+        _add_rows(out, dst, w, k3, a3, k3, a3, k3, a3, k3, a3, n, row)
     return sops
 
 

@@ -94,6 +94,47 @@ def test_dense_rows_are_added_in_event_order_bit_for_bit(n_out):
         assert sops == int(mult.sum()) * n_out
 
 
+@pytest.mark.parametrize("pool", [(3, 2, 1), (1, 2, 0)])
+def test_dense_rows_of_pooled_sources_follow_their_runs_in_order(pool):
+    """A dense layer read through average pooling: a source neuron adds no row, one or
+    several (overlapping windows: one per pooled output, each scaled by its factor), and
+    the rows kernel adds them in event and run order, as a loop over the program's own
+    tables does, bit for bit, for every count of events."""
+    from evsim import Dense, Network, SpikingNetwork
+    from evsim.layers import AvgPool2d, Flatten
+    kernel, stride, padding = pool
+    rng = np.random.default_rng(5)
+    shape = (2, 5, 5)
+    n_pooled = 2 * ((5 + 2 * padding - kernel) // stride + 1) ** 2
+    layers = [AvgPool2d(kernel, stride, padding), Flatten(),
+              Dense(rng.normal(size=(9, n_pooled)).astype(np.float32))]
+    snn = SpikingNetwork(Network.sequential(shape, layers), {})
+    program = compile_program(snn, "rate", np.float32)
+    op = next(row for row in program.ops if row[kernels.CODE] == kernels.OP_SCATTER)
+    assert op[kernels.SC_ROW] == 9
+    ip, fp, k = program.iparams, program.fparams, kernels
+    runs = np.diff(ip[op[k.SC_RUN_PTR]:op[k.SC_RUN_PTR] + 26])
+    assert runs.min() == (0 if kernel == 1 else 1) and runs.max() > 1 - (kernel == 1)
+    dst = op[k.SC_DST]
+    for n_events in range(12):
+        idx = np.sort(rng.choice(50, n_events, replace=False)).astype(np.int32)
+        mult = rng.integers(1, 4, n_events).astype(np.float32)
+        buf = np.zeros(program.float_size, np.float32)
+        buf[dst:dst + 9] = rng.normal(size=9).astype(np.float32)
+        expected, sops = buf[dst:dst + 9].copy(), 0
+        for i, m in zip(idx, mult):
+            s, c = divmod(int(i), 2)  # channels-last source
+            a = m * fp[op[k.SC_AMPLITUDE] + i]
+            w0 = op[k.SC_WEIGHTS] + ip[op[k.SC_CHANNEL_W] + c]
+            for r in range(ip[op[k.SC_RUN_PTR] + s], ip[op[k.SC_RUN_PTR] + s + 1]):
+                start = w0 + ip[op[k.SC_RUN_W] + r]
+                expected += (a * fp[op[k.SC_RUN_FACTOR] + r]) * fp[start:start + 9]
+            sops += int(m) * ip[op[k.SC_FANOUT] + s]
+        done = kernels._scatter(op, ip, fp, buf, idx, mult, 0, n_events, False, None)
+        np.testing.assert_array_equal(buf[dst:dst + 9], expected)
+        assert done == sops
+
+
 def test_builder_refuses_rows_with_missing_or_unknown_columns():
     b = _Builder(np.float32)
     with pytest.raises(ValueError, match="do not match its layout"):
