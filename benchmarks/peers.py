@@ -32,10 +32,10 @@ the error, and each peer runs again with every ReLU6 made a ``nn.ReLU``, the cha
 user of a ReLU-only converter makes (rows "ReLU6 → ReLU"): an IF neuron saturates at
 its threshold, which clips the rate anyway (SpikingJelly's 99.9 % thresholds on
 ``mobilenet`` are below 6 in 9 of its 10 layers, 7.0 in the last), and the ANN so
-changed scores 91.7 % against 91.6 % on the 1,000 bundled test images. ``unet_relu`` (Concat,
-ConvTranspose2d, nearest Upsample, average pooling) converts in both peers as is. Its
-inputs are the first ``--images`` bundled 64 × 64 test scenes, its calibration 200
-scenes made from the 1,000 calibration images (``SCENE_CALIBRATION``), and its
+changed scores 91.7 % against 91.6 % on the 1,000 bundled test images. ``unet_relu``
+(Concat, ConvTranspose2d, nearest Upsample, average pooling) converts in both peers as
+is. Its inputs are the first ``--images`` bundled 64 × 64 test scenes, its calibration
+200 scenes made from the 1,000 calibration images (``SCENE_CALIBRATION``), and its
 score column is the **mIoU** against the scenes' true masks (arg-max class per pixel,
 background included; ``docs/tasks.md``), not agreement with the ANN; the ANN's own
 mIoU is its "ANN" row. sinabs' ``normalize_weights`` scales each layer's weights and
@@ -419,13 +419,14 @@ def bench_model(work: Workload, T, batch, rounds):
 
 
 def accuracy_table(names, images, labels, calibration, steps, batch) -> None:
-    """Accuracy at several T of SpikingJelly's 99.9 % recipe and evsim's percentile preset,
-    from one run each read at every T."""
+    """Accuracy at several T of SpikingJelly's 99.9 % recipe (with ReLU6 made ReLU, which it
+    cannot convert) and evsim's percentile preset, from one run each read at every T."""
     print("| model | tool | " + " | ".join(f"T = {t}" for t in steps) + " |")
     print("|---|---|" + "---:|" * len(steps))
     for name in names:
         network = prepare(load_model(name))
-        peer = SpikingJelly(network, calibration, batch)
+        clip_as_relu = any(isinstance(node.layer, L.Clip) for node in network)
+        peer = SpikingJelly(network, calibration, batch, clip_as_relu)
         rows = {peer.name: peer.outputs_at(images, steps, batch)}
         for label, of in (("evsim percentile (all values, default)", "all"),
                           ("evsim percentile (positive values)", "positive")):
@@ -485,6 +486,9 @@ def main():
               f"99.9-percentile conversion on {len(calibration)} training images\n")
         accuracy_table([n for n in names if n not in SEGMENTERS], images, labels, calibration,
                        steps, args.batch)
+        skipped = [n for n in names if n in SEGMENTERS]
+        if skipped:
+            print(f"\n(not a classifier, left out: {', '.join(skipped)})")
         return
     print(f"peer benchmark: T = {args.T}, {len(images)} real Fashion-MNIST test images (for "
           f"the segmenters {', '.join(SEGMENTERS)}: as many 64 x 64 test scenes), batch "
