@@ -1006,7 +1006,7 @@ def _signed_plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
     padded = (n + 63) // 64 * 64
     fired[n:padded] = 0
     words = fired[:padded].view(np.uint64)
-    counts = counts[op[NR_COUNTS]:op[NR_COUNTS] + n]
+    counts_of = counts[op[NR_COUNTS]:op[NR_COUNTS] + n]
     emitted, negatives = 0, 0
     for block in range(padded // 64):
         mask = _fired_mask(words, block)
@@ -1016,7 +1016,7 @@ def _signed_plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
             s = 1 - 2 * negative
             idx[_u(base + emitted)] = i
             mult[_u(base + emitted)] = s
-            counts[_u(i)] += s
+            counts_of[_u(i)] += s
             negatives += negative
             emitted += 1
             mask &= mask - np.uint64(1)

@@ -376,14 +376,17 @@ def test_the_event_engines_signed_kernel_equals_the_dense_engine(seed, T, reset,
     (whose signed scan is checked against the scalar rule above), bit for bit."""
     rng = np.random.default_rng(seed)
     n = 70  # more than 64: two words of flags, the second one partly padding
-    net = evsim.Network.sequential((n,), [Dense(rng.normal(0, 0.5, (n, n))), LeakyReLU(0.5),
-                                          Dense(np.eye(n))], names=["fc", "act", "out"])
-    spec = NeuronSpec(rng.uniform(0.3, 1.5, n), rng.uniform(-0.5, 0.5, n), reset=reset,
-                      negative_threshold=rng.uniform(0.6, 3.0, n))
-    snn = SpikingNetwork(net, {"act": spec})
+    net = evsim.Network.sequential(
+        (n,), [Dense(rng.normal(0, 0.5, (n, n))), LeakyReLU(0.5), Dense(rng.normal(0, 1, (n, n))),
+               Identity(), Dense(np.eye(n))], names=["fc", "act", "fc2", "act2", "out"])
+    specs = {name: NeuronSpec(rng.uniform(0.3, 1.5, n), rng.uniform(-0.5, 0.5, n), reset=reset,
+                              negative_threshold=rng.uniform(0.6, 3.0, n))
+             for name in ("act", "act2")}  # the second layer's counts lie past the first's
+    snn = SpikingNetwork(net, specs)
     x = rng.normal(0, 1.0, (3, n))
     a, b = (evsim.simulate(snn, x, T=T, engine=engine, per_image_counts=True, dtype=dtype)
             for engine in ENGINES)
     assert a.negative_spikes == b.negative_spikes and a.negative_spikes["act"] > 0
     np.testing.assert_array_equal(a.outputs, b.outputs)
-    np.testing.assert_array_equal(a.spike_counts["act"], b.spike_counts["act"])
+    for name in specs:
+        np.testing.assert_array_equal(a.spike_counts[name], b.spike_counts[name])
