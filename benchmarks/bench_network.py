@@ -37,11 +37,14 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import evsim  # noqa: E402
-from evsim.data import load_bundled_sample  # noqa: E402
+from evsim.data import bundled_scenes, load_bundled_sample, make_scenes  # noqa: E402
 from evsim.forward import forward  # noqa: E402
 from evsim.models import load_model  # noqa: E402
 import breakdown  # noqa: E402
 import wide_models  # noqa: E402
+
+#: Height and width of the scenes the task models (segmenter, detector) read.
+SCENE_SHAPE = (64, 64)
 
 _COMPILE_PROBE = """
 import time, numpy as np, evsim
@@ -66,9 +69,12 @@ def compile_seconds() -> float:
 
 
 def model(name: str, n_images: int):
-    """(converted network, test images, labels) of a bundled or a wide model (whose labels
-    are its ANN's predictions: its weights are random)."""
-    calibration = load_bundled_sample("train")[0]
+    """(converted network, test images, labels) of a bundled or a wide model. A wide model's
+    labels are its ANN's predictions (its weights are random); so are a task model's (a
+    segmenter or detector on 64x64 scenes, its flattened output's argmax): it reads the
+    bundled test scenes and is calibrated on 200 scenes made from the training sample (as
+    peers.py does)."""
+    calibration, calibration_labels = load_bundled_sample("train")
     images, labels = load_bundled_sample("test")
     images, labels = images[:n_images], labels[:n_images]
     if name in wide_models.MODELS:
@@ -76,8 +82,12 @@ def model(name: str, n_images: int):
         calibration = wide_models.images_for(name, calibration)
         images = wide_models.images_for(name, images)
         labels = forward(network, images).reshape(len(images), -1).argmax(1)
-    else:
-        network = load_model(name)
+        return evsim.convert(network, calibration, method="percentile"), images, labels
+    network = load_model(name)
+    if network.input_shape[1:] == SCENE_SHAPE:
+        calibration = make_scenes(calibration, calibration_labels, 200, seed=3).images
+        images = bundled_scenes().take(slice(0, n_images)).images
+        labels = forward(network, images).reshape(len(images), -1).argmax(1)
     return evsim.convert(network, calibration, method="percentile"), images, labels
 
 

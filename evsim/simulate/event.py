@@ -216,7 +216,7 @@ def announce_compile(program: EventProgram) -> None:
 
 #: What each optional kernel (:func:`~evsim.simulate.kernels.kernel_paths`) is, in words.
 _KERNEL_PARTS = ("gate max pooling", "LIPooling max pooling",
-                 "the general neuron rule (bursts, SpiCalib, windows or signed neurons)",
+                 "the general neuron rule (bursts, SpiCalib or windows)",
                  "rate-coded input")
 
 

@@ -244,6 +244,8 @@ def _trailing_zeros(typingctx, word):
 
 #: Multiplying eight 0/1 bytes by this gathers them, as bits 0..7, into the top byte.
 _PACK_BYTES = np.uint64(0x0102040810204080)
+#: The lowest bit of each of eight bytes.
+_LOW_BITS = np.uint64(0x0101010101010101)
 
 
 if numba.config.BOUNDSCHECK:
@@ -453,6 +455,10 @@ def neuron_scan(current, v, theta, negative_theta, burst, to_zero, window, binar
     if burst == 1 and window == 0 and not binary and not signed:
         _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, last)
         return
+    if burst == 1 and window == 0 and not binary:
+        _signed_plain_neuron_scan(current, v, theta, negative_theta, to_zero, spikes, values,
+                                  sent, first, last)
+        return
     for k in range(n):
         step_current = current[0] if current.shape[0] == 1 else current[k]
         for b in range(first, last):
@@ -503,6 +509,32 @@ def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, 
             for i in range(size):
                 step_sent[i] += step_spikes[i]
 
+
+
+@numba.njit(cache=True)
+def _signed_plain_neuron_scan(current, v, theta, negative_theta, to_zero, spikes, values, sent,
+                              first, last):
+    """_plain_neuron_scan for signed neurons (``signed_fire`` and ``reset`` with s in
+    {−1, 0, 1}); s θ is −θ, not −θ⁻, at a negative spike, as in neuron_scan."""
+    n, _, size = spikes.shape
+    zero = v.dtype.type(0)
+    for k in range(n):
+        step_current = current[0] if current.shape[0] == 1 else current[k]
+        step_sent = sent[k]
+        for b in range(first, last):
+            membrane, inflow = v[b], step_current[b]
+            step_spikes, step_values = spikes[k, b], values[k, b]
+            for i in range(size):
+                m = membrane[i] + inflow[i]
+                up = m >= theta[i]
+                down = m <= -negative_theta[i]  # −m ≥ θ⁻, exactly
+                after = zero if to_zero else (m - theta[i] if up else m + negative_theta[i])
+                membrane[i] = after if up or down else m
+                step_spikes[i] = 1 if up else (-1 if down else 0)
+            for i in range(size):
+                step_values[i] = step_spikes[i] * theta[i]
+            for i in range(size):
+                step_sent[i] += abs(step_spikes[i])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -1160,6 +1192,8 @@ def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired,
     ``fired`` is a byte scratch of at least the layer's size plus 64."""
     if _plain(op):
         return _plain_neurons(op, fp, buf, idx, mult, base, counts, fired)
+    if _signed_plain(op):
+        return _signed_plain_neurons(op, fp, buf, idx, mult, base, counts, fired)
     if rich is None:  # pruned at compile time: see kernel_paths
         raise AssertionError("a neuron layer needs the kernels' general path")
     current, n, v_off, th_off = op[NR_CURRENT], op[NR_SIZE], op[NR_V], op[NR_THETA]
@@ -1227,10 +1261,7 @@ def _plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
     counts = counts[op[NR_COUNTS]:op[NR_COUNTS] + n]
     emitted = 0
     for block in range(padded // 64):
-        mask = np.uint64(0)
-        for k in range(8):
-            packed = (words[8 * block + k] * _PACK_BYTES) >> np.uint64(56)
-            mask |= packed << np.uint64(8 * k)
+        mask = _fired_mask(words, block)
         while mask != 0:  # unsigned indices (_u): no wrap-around code per spike
             i = 64 * block + _trailing_zeros(mask)
             idx[_u(base + emitted)] = i
@@ -1238,6 +1269,67 @@ def _plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
             counts[_u(i)] += 1
             emitted += 1
             mask &= mask - np.uint64(1)
+    return emitted
+
+
+@numba.njit(cache=True, inline="always")
+def _fired_mask(words, block):
+    """The flags of neurons 64 block .. 64 block + 63 as the bits of one word: bit j is the
+    lowest bit of byte j (eight bytes to a word of ``words``)."""
+    mask = np.uint64(0)
+    for k in range(8):
+        packed = ((words[8 * block + k] & _LOW_BITS) * _PACK_BYTES) >> np.uint64(56)
+        mask |= packed << np.uint64(8 * k)
+    return mask
+
+
+@numba.njit(cache=True)
+def _signed_plain(op):
+    """Whether a neuron row is a signed layer's common case: Γ = 1, no window, no
+    calibration (each neuron sends +1, −1 or nothing)."""
+    return (op[NR_BURST] == 1 and op[NR_WINDOW] == 0 and op[NR_ALLOWANCE] < 0
+            and op[NR_NEGATIVE_THETA] >= 0)
+
+
+@numba.njit(cache=True)
+def _signed_plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
+    """_plain_neurons for signed neurons (``signed_fire`` and ``reset`` with s in
+    {−1, 0, 1}): the flag byte of a neuron is 1 (s = 1), 255 (s = −1) or 0; the emit pass
+    reads the sign back from its top bit. Negative spikes are added up in
+    ``counts[negative]``, as in _neurons."""
+    n = op[NR_SIZE]
+    v = buf[op[NR_V]:op[NR_V] + n]
+    current = buf[op[NR_CURRENT]:op[NR_CURRENT] + n]
+    theta = fp[op[NR_THETA]:op[NR_THETA] + n]
+    negative_theta = fp[op[NR_NEGATIVE_THETA]:op[NR_NEGATIVE_THETA] + n]
+    to_zero = op[NR_ZERO_RESET] != 0
+    zero = v.dtype.type(0)
+    for i in range(n):
+        m = v[i] + current[i]
+        up = m >= theta[i]
+        down = m <= -negative_theta[i]  # −m ≥ θ⁻, exactly (negation is exact)
+        fired[i] = np.uint8(1) if up else (np.uint8(255) if down else np.uint8(0))
+        # one rounding of m ∓ θ, as reset's float64 difference rounded once (_plain_neurons)
+        after = zero if to_zero else (m - theta[i] if up else m + negative_theta[i])
+        v[i] = after if up or down else m
+    padded = (n + 63) // 64 * 64
+    fired[n:padded] = 0
+    words = fired[:padded].view(np.uint64)
+    counts_of = counts[op[NR_COUNTS]:op[NR_COUNTS] + n]
+    emitted, negatives = 0, 0
+    for block in range(padded // 64):
+        mask = _fired_mask(words, block)
+        while mask != 0:
+            i = 64 * block + _trailing_zeros(mask)
+            negative = np.int64(fired[_u(i)] >> np.uint8(7))
+            s = 1 - 2 * negative
+            idx[_u(base + emitted)] = i
+            mult[_u(base + emitted)] = s
+            counts_of[_u(i)] += s
+            negatives += negative
+            emitted += 1
+            mask &= mask - np.uint64(1)
+    counts[op[NR_NEGATIVE]] += negatives
     return emitted
 
 
@@ -1369,14 +1461,15 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
 
 def kernel_paths(ops: np.ndarray) -> tuple:
     """The optional kernels a program uses, as :func:`run_steps`' last five arguments:
-    (gate pooling, LIPooling, the general neuron rule — windows, Γ > 1 bursts, SpiCalib,
-    signed neurons —, rate-coded input, the depthwise scatter), each 1 if some operation
+    (gate pooling, LIPooling, the general neuron rule — windows, Γ > 1 bursts, SpiCalib —,
+    rate-coded input, the depthwise scatter), each 1 if some operation
     needs it, else None. Numba prunes the branches of an argument typed None at compile
     time, so a program without max pooling, say, never compiles the pooling kernels
     (seconds of a first compile); each combination is compiled, and cached, once."""
     pools = ops[ops[:, CODE] == OP_MAXPOOL]
     scatters = ops[ops[:, CODE] == OP_SCATTER]
-    rich = any(not _plain(op) for op in ops[ops[:, CODE] == OP_NEURON])
+    rich = any(not (_plain(op) or _signed_plain(op))
+               for op in ops[ops[:, CODE] == OP_NEURON])
     return tuple(1 if used else None for used in
                  ((pools[:, MP_GATE] != 0).any(), (pools[:, MP_GATE] == 0).any(), rich,
                   (ops[:, CODE] == OP_RATE).any(), (scatters[:, SC_WINDOW] >= 0).any()))

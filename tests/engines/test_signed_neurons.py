@@ -329,3 +329,64 @@ def test_neurobench_refuses_net_counts_of_signed_neurons_and_counts_recorded_spi
     # each spike sent, negative ones included, reaches its one target in the readout
     operations = neurobench_metrics(snn, recorded, x)["SynapticOperations"]
     assert operations["Effective_ACs"] >= sent > int(counted.spike_counts["leaky_relu1"].sum())
+
+
+@FAST
+@given(seed=st.integers(0, 2**31), to_zero=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), one_row=st.booleans())
+def test_the_compiled_signed_scan_equals_the_scalar_rule(seed, to_zero, dtype, one_row):
+    """kernels.neuron_scan of signed neurons with Γ = 1 (its vectorised path) against the
+    scalar signed_fire and reset, step by step, bit for bit, on values off the dyadic grid
+    (every m ∓ θ rounds), with currents of both signs, images first..last − 1 only."""
+    from evsim.simulate import kernels
+
+    rng = np.random.default_rng(seed)
+    steps, b, n, first, last = 6, 4, 37, 1, 3
+    theta = rng.uniform(0.3, 2.0, n).astype(dtype)
+    negative = rng.uniform(0.3, 2.0, n).astype(dtype)
+    current = rng.normal(0, 1.5, (1 if one_row else steps, b, n)).astype(dtype)
+    v = rng.normal(0, 1.0, (b, n)).astype(dtype)
+    expected_v = v.copy()
+    spikes = np.zeros((steps, b, n), np.int32)
+    values = np.zeros((steps, b, n), dtype)
+    sent = np.zeros((steps, n), np.int64)
+    kernels.neuron_scan(current, v, theta, negative, 1, to_zero, 0, False, spikes, values,
+                        sent, first, last)
+    for k in range(steps):
+        for j in range(first, last):
+            for i in range(n):
+                m = expected_v[j, i] + current[0 if one_row else k, j, i]
+                s = kernels.signed_fire(m, theta[i], negative[i], 1)
+                expected_v[j, i] = kernels.reset(m, s, negative[i] if s < 0 else theta[i],
+                                                 to_zero)
+                assert spikes[k, j, i] == s and values[k, j, i] == s * theta[i]
+    assert v.tobytes() == expected_v.tobytes()
+    assert not spikes[:, [0, 3]].any() and (spikes < 0).any() and (spikes > 0).any()
+    np.testing.assert_array_equal(sent, np.abs(spikes).sum(axis=1))
+
+
+@CURRENTS_ABOVE_ONE
+@FAST
+@given(seed=st.integers(0, 2**31), T=st.integers(1, 40), reset=st.sampled_from(["subtract",
+                                                                               "zero"]),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_the_event_engines_signed_kernel_equals_the_dense_engine(seed, T, reset, dtype):
+    """Signed neurons with Γ = 1 (the event engine's vectorised signed kernel) on currents
+    off the dyadic grid: outputs, net counts and negative spikes equal the dense engine's
+    (whose signed scan is checked against the scalar rule above), bit for bit."""
+    rng = np.random.default_rng(seed)
+    n = 70  # more than 64: two words of flags, the second one partly padding
+    net = evsim.Network.sequential(
+        (n,), [Dense(rng.normal(0, 0.5, (n, n))), LeakyReLU(0.5), Dense(rng.normal(0, 1, (n, n))),
+               Identity(), Dense(np.eye(n))], names=["fc", "act", "fc2", "act2", "out"])
+    specs = {name: NeuronSpec(rng.uniform(0.3, 1.5, n), rng.uniform(-0.5, 0.5, n), reset=reset,
+                              negative_threshold=rng.uniform(0.6, 3.0, n))
+             for name in ("act", "act2")}  # the second layer's counts lie past the first's
+    snn = SpikingNetwork(net, specs)
+    x = rng.normal(0, 1.0, (3, n))
+    a, b = (evsim.simulate(snn, x, T=T, engine=engine, per_image_counts=True, dtype=dtype)
+            for engine in ENGINES)
+    assert a.negative_spikes == b.negative_spikes and a.negative_spikes["act"] > 0
+    np.testing.assert_array_equal(a.outputs, b.outputs)
+    for name in specs:
+        np.testing.assert_array_equal(a.spike_counts[name], b.spike_counts[name])
