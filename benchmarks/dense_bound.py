@@ -224,10 +224,11 @@ class Reading:
         return max((rate or 0.0) for _, rate in self.layer_macs)
 
 
-def measure_model(name, images, labels, calibration, args) -> tuple:
+def measure_model(name, images, labels, calibration, calibration_labels, args) -> tuple:
     """The model's :class:`Reading` and its per-layer rows (name, frame shape, MACs per
     frame, torch's rate at that shape)."""
-    network, images, _, calibration = peers.model_and_data(name, images, labels, calibration)
+    work = peers.model_and_data(name, images, labels, calibration, calibration_labels)
+    network, images, calibration = work.network, work.images, work.calibration
     dense = peers.Evsim(network, calibration, "dense")
     layers = synapse_layers(dense.snn)
     macs = dense_macs(layers, args.T)
@@ -313,12 +314,13 @@ def main():
         versions = f"torch {torch.__version__}, "
     except ImportError:
         versions = "no torch, "
-    calibration = load_bundled_sample("train")[0]
+    calibration, calibration_labels = load_bundled_sample("train")
     images, labels = (a[:args.images] for a in load_bundled_sample("test"))
     readings, layer_rows, peaks = [], {}, []
     for name in args.models.split(","):
         peaks.append(gemm_rates(args.gemm_size, args.calls, CLOCK[args.clock]))  # best kept
-        reading, layer_rows[name] = measure_model(name, images, labels, calibration, args)
+        reading, layer_rows[name] = measure_model(name, images, labels, calibration,
+                                                   calibration_labels, args)
         readings.append(reading)
     peaks.append(gemm_rates(args.gemm_size, args.calls, CLOCK[args.clock]))
     # the best float32 product rate seen: a layer shape may beat the square GEMM
