@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 from corrupt import NPZ_DAMAGE
+from interruptible import default_sigint
 
 import evsim
 from evsim.cli import _failure, main
@@ -141,7 +142,7 @@ def test_sigint_during_start_up_of_the_installed_command(root, delay):
                 "print('entry point imported', file=sys.stderr, flush=True); sys.exit(main())")
     run = subprocess.Popen([sys.executable, "-c", launcher, "run", str(root / "snn.npz"),
                             "bundled", "--T", "4096"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+                           stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     assert run.stderr.readline() == "entry point imported\n"
     time.sleep(delay)
     run.send_signal(signal.SIGINT)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from interruptible import default_sigint
 from netgen import random_network
 
 import evsim
@@ -218,7 +219,8 @@ def test_a_long_run_advances_in_blocks_of_steps_and_equals_one_block():
 def _start(script: str, env=None, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script),
                              str(Path(__file__).parents[1]), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=default_sigint)
 
 
 @pytest.mark.slow

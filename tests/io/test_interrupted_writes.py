@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from interruptible import default_sigint
 
 import evsim
 from evsim.cli import main
@@ -44,7 +45,7 @@ def inputs(tmp_path_factory):
 def _start(code: str) -> subprocess.Popen:
     """A child running ``code``; it prints a line when its writing loop is under way."""
     return subprocess.Popen([sys.executable, "-u", "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+                            stderr=subprocess.DEVNULL, text=True, preexec_fn=default_sigint)
 
 
 def _kill_at_random(children: list[subprocess.Popen], rng: random.Random, latest: float,
