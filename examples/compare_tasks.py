@@ -197,11 +197,12 @@ def _claims(seg: dict, det: dict, baseline: int | None, steps: list[int]) -> lis
 
 def _cheapest(seg: dict) -> str:
     """The segmentation row with the smallest energy within 1 % of its ANN, as a sentence."""
-    within = [(energy_fraction(row), label, row) for label, row in seg.items()
-              if energy_fraction(row) is not None]
+    fractions = {label: energy_fraction(row) for label, row in seg.items()}
+    within = {label: f for label, f in fractions.items() if f is not None}
     if not within:
         return "No segmentation row comes within 1 % of its ANN by the largest T."
-    fraction, label, row = min(within, key=lambda item: item[0])
+    label = min(within, key=within.get)
+    fraction, row = within[label], seg[label]
     return (f"The cheapest segmentation row within 1 % of its ANN is {label} (`{row['model']}`)"
             f": {fraction:.3f}× its ANN's energy at T = {comparable(row)}.")
 
