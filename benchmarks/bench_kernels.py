@@ -262,7 +262,8 @@ def layer_cases(layer, input_shape, rates, rng, dense_batch=32, runs=False):
 
 
 def upsampling_layers(rng, quick: bool) -> list:
-    """3x3 depthwise convolutions (groups = C, multiplier 1) and 2x2/stride-2 transposed
+    """3x3 depthwise convolutions (groups = C, multiplier 1; stride 1, and stride 2 as in
+    MobileNet's down-sampling blocks) and 2x2/stride-2 transposed
     convolutions C -> C, each beside a 3x3 convolution C -> C on the transposed one's
     output size (the same output channels)."""
     out = []
@@ -271,6 +272,11 @@ def upsampling_layers(rng, quick: bool) -> list:
         layer = Conv2d(rng.normal(size=(c, 1, 3, 3)).astype(np.float32), padding=1, groups=c)
         out.append((f"depthwise3x3 {c} {hw}x{hw}", layer, (c, hw, hw)))
         out.append((f"depthwise3x3 {c} {hw}x{hw} (through runs)", layer, (c, hw, hw)))
+    for c, hw in ([(16, 8)] if quick else [(64, 14), (128, 28)]):  # MobileNet's stride-2 stages
+        layer = Conv2d(rng.normal(size=(c, 1, 3, 3)).astype(np.float32), padding=1, groups=c,
+                       stride=2)
+        out.append((f"depthwise3x3/s2 {c} {hw}x{hw}", layer, (c, hw, hw)))
+        out.append((f"depthwise3x3/s2 {c} {hw}x{hw} (through runs)", layer, (c, hw, hw)))
     for c, hw in ([(16, 4)] if quick else [(32, 16), (64, 8), (128, 8)]):
         out.append((f"transposed2x2/s2 {c}->{c} {hw}x{hw}",
                     ConvTranspose2d(rng.normal(size=(c, c, 2, 2)).astype(np.float32), stride=2),

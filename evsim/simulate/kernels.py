@@ -934,7 +934,7 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
     (grouping the events of a position cost a mispredicted branch per position); an event
     whose nine taps all reach the output loads its nine weights, then adds them unrolled,
     and counts nine SOPs per spike (its fan-out) without looking them up; the others take
-    :func:`_depthwise_window`. A channel's output and weight offsets are computed when
+    :func:`_window_taps`. A channel's output and weight offsets are computed when
     they are affine in the channel (as the compiler lays them out; checked per call),
     else looked up. Each output still receives its adds in event order."""
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
@@ -950,6 +950,7 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
     for c in range(channels):
         affine &= (ip[_u(channel_out + c)] == out_first + c
                    and ip[_u(channel_w + c)] == w_first + 9 * c)
+    tap_out, tap_w = np.empty(9, np.int64), np.empty(9, np.int64)  # a border event's taps
     sops = 0
     inside_spikes = 0  # spikes of the events with all nine taps on the output
     for e in range(n_events):
@@ -965,8 +966,9 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
             out0 = dst + ip[_u(channel_out + c)]
             w0 = weights + ip[_u(channel_w + c)]
         if not (2 <= ny0 < ho and 2 <= nx0 < wo):
-            _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout, 1, 3, 3, 1, 1,
-                              1, 1)
+            n_taps = _window_taps(ny0, nx0, ny0, nx0, ho, wo, cout, 1, 3, 3, 1, 1, 1, 1,
+                                  tap_out, tap_w)
+            _add_taps(buf, fp, out0, w0, a, tap_out, tap_w, n_taps, 1)
             sops += _sent(np.int64(m), binary) * ip[_u(fanout + s)]
             continue
         # the weights before any add: LLVM cannot move a load past a store to buf
@@ -993,7 +995,8 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
 def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geometry, mult_c,
                       kh, kw, sy, sx, dy, dx):
     """_scatter_depthwise's event loop for any window. Consecutive events of one position
-    share its window. Indices are unsigned (:func:`_u`)."""
+    share its window's taps, found once (:func:`_window_taps`). Indices are unsigned
+    (:func:`_u`)."""
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
     channel_w, channel_out, fanout = op[SC_CHANNEL_W], op[SC_CHANNEL_OUT], op[SC_FANOUT]
     weights, dst = op[SC_WEIGHTS], op[SC_DST]
@@ -1001,6 +1004,8 @@ def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geomet
                            geometry[WIN_OUT_C])
     py, px = geometry[WIN_PY], geometry[WIN_PX]
     reciprocal, row_reciprocal = _reciprocal(channels), _reciprocal(width)
+    y_reciprocal, x_reciprocal = _reciprocal(sy), _reciprocal(sx)
+    tap_out, tap_w = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
     sops = 0
     e = 0
     while e < n_events:
@@ -1008,6 +1013,9 @@ def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geomet
         s, _ = _source(i, channels, reciprocal)
         y, x = _source(s, width, row_reciprocal)
         ny0, nx0 = y + py, x + px  # tap (ky, kx) reaches output (ny0 − ky·dy, ...) / stride
+        qy, qx = _quotient(ny0, y_reciprocal), _quotient(nx0, x_reciprocal)
+        n_taps = _window_taps(ny0, nx0, qy, qx, ho, wo, cout, mult_c, kh, kw, sy, sx, dy, dx,
+                              tap_out, tap_w)
         first, fan = s * channels, ip[_u(fanout + s)]
         while True:  # the events of position s
             m = mult[_u(base + e)]
@@ -1015,8 +1023,7 @@ def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geomet
             a = m * fp[_u(amp + i)]  # both in the simulation dtype, as the dense engine does
             out0 = dst + ip[_u(channel_out + c)]
             w0 = weights + ip[_u(channel_w + c)]
-            _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout, mult_c,
-                              kh, kw, sy, sx, dy, dx)
+            _add_taps(buf, fp, out0, w0, a, tap_out, tap_w, n_taps, mult_c)
             sops += _sent(np.int64(m), binary) * fan
             e += 1
             if e == n_events:
@@ -1027,11 +1034,35 @@ def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geomet
     return sops
 
 @numba.njit(cache=True, inline="always")
-def _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout, mult_c, kh, kw, sy, sx,
-                      dy, dx):
-    """One event's adds in a depthwise window, clipped at the output's borders: tap
-    (ky, kx) reaches output (oy, ox) with oy·sy = ny0 − ky·dy (likewise x); weights laid
-    out as the runs', ``[KH, KW reversed, M]`` from w0."""
+def _window_taps(ny0, nx0, qy, qx, ho, wo, cout, mult_c, kh, kw, sy, sx, dy, dx, tap_out,
+                 tap_w):
+    """The taps of a depthwise window at one input position that reach the output, clipped
+    at its borders: tap (ky, kx) reaches output (oy, ox) with oy·sy = ny0 − ky·dy
+    (likewise x). Writes each one's output offset (from its channel's first output) to
+    ``tap_out`` and weight offset (weights laid out as the runs', ``[KH, KW reversed, M]``)
+    to ``tap_w``; returns how many. ``qy``, ``qx``: ny0 // sy and nx0 // sx. Without
+    dilation the taps that reach an output are stepped through directly (ky ≡ ny0 mod sy),
+    with no division per tap."""
+    n = 0
+    if dy == 1 and dx == 1:
+        oy, ky = qy, ny0 - qy * sy  # the lowest tap: the output furthest down
+        if oy >= ho:
+            ky += (oy - ho + 1) * sy
+            oy = ho - 1
+        ox_last, kx_first = qx, nx0 - qx * sx
+        if ox_last >= wo:
+            kx_first += (ox_last - wo + 1) * sx
+            ox_last = wo - 1
+        while ky < kh and oy >= 0:
+            ox, kx = ox_last, kx_first
+            while kx < kw and ox >= 0:
+                tap_out[n], tap_w[n] = (oy * wo + ox) * cout, (ky * kw + kw - 1 - kx) * mult_c
+                n += 1
+                ox -= 1
+                kx += sx
+            oy -= 1
+            ky += sy
+        return n
     for ky in range(kh):
         ny = ny0 - ky * dy
         if ny < 0:
@@ -1039,7 +1070,6 @@ def _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout, mult_c, kh, 
         oy = ny // sy
         if oy * sy != ny or oy >= ho:
             continue
-        row = out0 + oy * wo * cout
         for kx in range(kw):
             nx = nx0 - kx * dx
             if nx < 0:
@@ -1047,11 +1077,21 @@ def _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout, mult_c, kh, 
             ox = nx // sx
             if ox * sx != nx or ox >= wo:
                 continue
-            o, k = row + ox * cout, w0 + (ky * kw + kw - 1 - kx) * mult_c
-            if mult_c == 1:
-                _add_one(buf, o, fp, k, a)
-            else:
-                _add_run(buf, o, fp, k, a, mult_c)
+            tap_out[n], tap_w[n] = (oy * wo + ox) * cout, (ky * kw + kw - 1 - kx) * mult_c
+            n += 1
+    return n
+
+
+@numba.njit(cache=True, inline="always")
+def _add_taps(buf, fp, out0, w0, a, tap_out, tap_w, n_taps, mult_c):
+    """One event's adds at the taps of :func:`_window_taps`, from its channel's first output
+    ``out0`` and first weight ``w0``."""
+    for t in range(n_taps):
+        o, k = out0 + tap_out[t], w0 + tap_w[t]
+        if mult_c == 1:
+            _add_one(buf, o, fp, k, a)
+        else:
+            _add_run(buf, o, fp, k, a, mult_c)
 
 if numba.config.BOUNDSCHECK:
     @numba.njit(cache=True)

@@ -5,7 +5,8 @@ targets of an event (no dense scan of the output)."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from dyadic import dyadic
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from netgen import random_upsampling_network
 
@@ -41,6 +42,41 @@ def test_engines_equal_the_naive_reference(seed, T, encoding, dtype):
         _assert_agree(reference, evsim.simulate(snn, x, T=T, engine=engine, encoding=encoding,
                                                 dtype=dtype, seed=seed % 1000,
                                                 per_image_counts=True))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       stride=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)), multiplier=st.integers(1, 2))
+def test_a_depthwise_window_of_any_geometry_equals_the_naive_reference(
+        seed, kernel, stride, padding, dilation, multiplier):
+    """The event engine finds a depthwise event's taps without a division per tap: strides
+    above the kernel's size (inputs that reach no output), padding that puts taps off every
+    border, dilation and a multiplier all add what the naive reference adds."""
+    rng = np.random.default_rng(seed)
+    c, h, w = 3, int(rng.integers(3, 10)), int(rng.integers(3, 10))
+    depthwise = L.Conv2d(dyadic(rng, (multiplier * c, 1) + kernel, bits=2, kmax=3),
+                         dyadic(rng, multiplier * c, bits=3, kmax=3), stride=stride,
+                         padding=padding, dilation=dilation, groups=c)
+    try:
+        depthwise.output_shape([(c, h, w)])
+    except L.ShapeError:
+        assume(False)
+    b = evsim.NetworkBuilder((c, h, w))
+    b.add_layer(L.Conv2d(dyadic(rng, (c, c, 1, 1), bits=2, low=0, kmax=4)))
+    b.add_layer(L.ReLU())
+    b.add_layer(depthwise)
+    b.add_layer(L.ReLU())
+    b.add_layer(L.Flatten())
+    b.add_layer(L.Dense(dyadic(rng, (2, b.shape(b.last)[0]), bits=2, kmax=2)))
+    net = b.build()
+    snn = evsim.SpikingNetwork(net, {name: evsim.NeuronSpec(0.25 * int(rng.integers(1, 5)))
+                                     for name in net.activations})
+    x = dyadic(rng, (2, c, h, w), bits=3, low=0, kmax=8)
+    reference = naive.simulate(snn, x, 6)
+    _assert_agree(reference, evsim.simulate(snn, x, T=6, engine="event",
+                                            per_image_counts=True))
 
 
 @settings(max_examples=16, deadline=None, derandomize=True)
