@@ -316,6 +316,17 @@ def _row(runs: _Runs) -> int:
     return 0
 
 
+def _disjoint(runs: _Runs) -> int:
+    """1 if the runs of every position write distinct outputs (sorted by output, each ends
+    before the next begins), else 0: then the kernel may add a position's events run by
+    run (:func:`evsim.simulate.kernels._scatter_positions`), each output's adds still in
+    event order. Pooling folded into the runs can make them overlap."""
+    position = np.repeat(np.arange(len(runs.ptr) - 1), np.diff(runs.ptr))
+    same = position[1:] == position[:-1]
+    ends = runs.out[:-1] + runs.length[:-1]
+    return int(np.all(runs.out[1:][same] >= ends[same]))
+
+
 def _per_position(fanout: np.ndarray) -> np.ndarray:
     """A source layer's fan-out map (per neuron, shape ``[C, H, W]`` or ``[N]``) as one
     value per position (``[H·W]``, or ``[N]`` for a 1-D layer): it does not depend on the
@@ -416,7 +427,7 @@ class _Compiler:
              run_factor=b.floats(runs.factor), channel_w=b.ints(runs.channel_w),
              channel_out=b.ints(runs.channel_out), fanout=b.ints(fanout),
              weights=b.floats(runs.weights), dst=dst, sop_slot=sop_slot, row=_row(runs),
-             window=-1 if window is None else b.ints(window))
+             window=-1 if window is None else b.ints(window), disjoint=_disjoint(runs))
 
     def current_of(self, src: str, name: str, counted: bool = True) -> int:
         """The float buffer holding ``src``'s value as ``name`` reads it: its own buffer, or

@@ -72,9 +72,11 @@ PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
 # SC_ROW > 0: every run adds a whole row of that length at dst (a dense layer's targets).
 # SC_WINDOW >= 0: a depthwise convolution read directly (no pooling between); its geometry
 # (WIN_* below) at that offset in ip, and the kernel walks each event's window itself.
+# SC_DISJOINT = 1: the runs of each position write distinct outputs, so the events of one
+# position may be added run by run, up to four at once (_scatter_positions).
 (SC_SLOT, SC_AMPLITUDE, SC_CHANNELS, SC_RUN_PTR, SC_RUN_OUT, SC_RUN_W, SC_RUN_LEN, SC_RUN_FACTOR,
  SC_CHANNEL_W, SC_CHANNEL_OUT, SC_FANOUT, SC_WEIGHTS, SC_DST, SC_SOP_SLOT, SC_ROW,
- SC_WINDOW) = range(1, 17)
+ SC_WINDOW, SC_DISJOINT) = range(1, 18)
 # A depthwise window's geometry in ip: input width, output height, width and channels, the
 # channel multiplier, kernel height and width, strides, paddings, dilations.
 (WIN_IN_W, WIN_OUT_H, WIN_OUT_W, WIN_OUT_C, WIN_MULTIPLIER, WIN_KH, WIN_KW, WIN_SY, WIN_SX,
@@ -97,7 +99,7 @@ LAYOUT = {
     OP_COPYPERM: ("dst", "src", "channels", "hw"),
     OP_SCATTER: ("slot", "amplitude", "channels", "run_ptr", "run_out", "run_w", "run_len",
                  "run_factor", "channel_w", "channel_out", "fanout", "weights", "dst",
-                 "sop_slot", "row", "window"),
+                 "sop_slot", "row", "window", "disjoint"),
     OP_NEURON: ("current", "size", "v", "theta", "v0", "zero_reset", "burst", "slot", "counts",
                 "negative", "allowance", "calibration", "window", "negative_theta"),
     OP_MAXPOOL: ("src_slot", "out_slot", "channels", "slots", "win_ptr", "win_idx", "member_ptr",
@@ -881,6 +883,8 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary, depthwise):
         if depthwise is None:  # pruned at compile time: see kernel_paths
             raise AssertionError("a depthwise scatter needs the depthwise kernel")
         return _scatter_depthwise(op, ip, fp, buf, idx, mult, base, n_events, binary)
+    if op[SC_DISJOINT]:
+        return _scatter_positions(op, ip, fp, buf, idx, mult, base, n_events, binary)
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
     run_ptr, run_out, run_w = op[SC_RUN_PTR], op[SC_RUN_OUT], op[SC_RUN_W]
     run_len, run_factor = op[SC_RUN_LEN], op[SC_RUN_FACTOR]
@@ -1221,6 +1225,58 @@ def _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary):
         _add_rows(out, dst, w, k2, a2, k3, a3, k3, a3, k3, a3, n, row)
     elif n == 1:
         _add_rows(out, dst, w, k3, a3, k3, a3, k3, a3, k3, a3, n, row)
+    return sops
+
+
+@numba.njit(cache=True)
+def _scatter_positions(op, ip, fp, buf, idx, mult, base, n_events, binary):
+    """_scatter where the runs of a position write distinct outputs: the events of one
+    position with the same output offset (all of them, in a convolution of one group) share
+    its runs, so up to four of them are added run by run in one pass (:func:`_add_rows`),
+    each run's outputs loaded and stored once per four events, not per event. An output is
+    in one run of the position, so it still receives its adds in event order: the sums
+    are those of one event at a time, bit for bit. Indices are unsigned (_u)."""
+    channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
+    run_ptr, run_out, run_w = op[SC_RUN_PTR], op[SC_RUN_OUT], op[SC_RUN_W]
+    run_len, run_factor = op[SC_RUN_LEN], op[SC_RUN_FACTOR]
+    channel_w, channel_out, fanout = op[SC_CHANNEL_W], op[SC_CHANNEL_OUT], op[SC_FANOUT]
+    weights, dst = op[SC_WEIGHTS], op[SC_DST]
+    reciprocal = _reciprocal(max(channels, 1))  # max: no exception path (see _scatter_rows)
+    out, w = _data(buf), _data(fp)
+    zero = fp.dtype.type(0)
+    sops = 0
+    e = 0
+    while e < n_events:
+        i = idx[_u(base + e)]
+        m = mult[_u(base + e)]
+        s, c = _source(i, channels, reciprocal)
+        end, shift = s * channels + channels, ip[_u(channel_out + c)]
+        a0, k0 = m * fp[_u(amp + i)], weights + ip[_u(channel_w + c)]
+        a1 = a2 = a3 = zero
+        k1 = k2 = k3 = k0
+        spikes = _sent(np.int64(m), binary)
+        n = 1  # events of this pass
+        while n < 4 and e + n < n_events:
+            i = idx[_u(base + e + n)]
+            if not end - channels <= i < end or ip[_u(channel_out + i - end + channels)] != shift:
+                break
+            m = mult[_u(base + e + n)]
+            a, k = m * fp[_u(amp + i)], weights + ip[_u(channel_w + i - end + channels)]
+            if n == 1:
+                a1, k1 = a, k
+            elif n == 2:
+                a2, k2 = a, k
+            else:
+                a3, k3 = a, k
+            spikes += _sent(np.int64(m), binary)
+            n += 1
+        out0 = dst + shift
+        for r in range(ip[_u(run_ptr + s)], ip[_u(run_ptr + s + 1)]):
+            o, kr, f = out0 + ip[_u(run_out + r)], ip[_u(run_w + r)], fp[_u(run_factor + r)]
+            _add_rows(out, o, w, k0 + kr, a0 * f, k1 + kr, a1 * f, k2 + kr, a2 * f, k3 + kr,
+                      a3 * f, n, ip[_u(run_len + r)])
+        sops += spikes * ip[_u(fanout + s)]
+        e += n
     return sops
 
 

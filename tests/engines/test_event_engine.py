@@ -188,6 +188,30 @@ def test_runs_add_exactly_the_counted_fanout_of_every_source(stride, padding, di
     assert np.all(fanout == fanout[:1])  # the same for every channel of a position
 
 
+def test_a_positions_events_share_its_runs_only_where_the_runs_write_distinct_outputs():
+    """The scatter adds a position's events run by run (up to four at once) only when the
+    runs of every position are disjoint: so in a plain convolution and through a pool of
+    non-overlapping windows, but not through an overlapping AvgPool folded into the runs,
+    where one event writes an output from several runs and grouping events would reorder
+    that output's adds."""
+    from evsim import AvgPool2d, Conv2d
+    from evsim.simulate.compile import _disjoint, _runs
+    conv = Conv2d(np.ones((4, 3, 3, 3)), padding=1)
+    assert _disjoint(_runs((3, 6, 6), [], conv, (3, 6, 6))) == 1
+    assert _disjoint(_runs((3, 12, 12), [(AvgPool2d(2, 2, 0), (3, 12, 12))], conv,
+                           (3, 6, 6))) == 1
+    overlapping = _runs((3, 7, 7), [(AvgPool2d(2, 1, 0), (3, 7, 7))], conv, (3, 6, 6))
+    assert _disjoint(overlapping) == 0
+    for s in range(len(overlapping.ptr) - 1):  # the case it guards: an output written twice
+        r = slice(overlapping.ptr[s], overlapping.ptr[s + 1])
+        targets = np.concatenate([np.arange(o, o + n) for o, n in
+                                  zip(overlapping.out[r], overlapping.length[r])])
+        if len(set(targets)) < len(targets):
+            break
+    else:
+        raise AssertionError("no position of the overlapping pool writes an output twice")
+
+
 def test_a_long_run_advances_in_blocks_of_steps_and_equals_one_block():
     snn, x = random_network(5)
     program = compile_program(snn, "analog", np.float32)
