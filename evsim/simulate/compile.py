@@ -316,6 +316,19 @@ def _row(runs: _Runs) -> int:
     return 0
 
 
+def _affine_rows(runs: _Runs, fanout: np.ndarray) -> int:
+    """1 if every source neuron adds one whole row at the target's start (:func:`_row`),
+    neuron i's row i rows after neuron 0's, with factor 1 and a fan-out of one row (a
+    Dense layer reading a spiking layer directly): then the kernel computes each event's
+    row instead of looking it up, else 0."""
+    row = _row(runs)
+    positions = len(runs.ptr) - 1
+    return int(row > 0 and len(runs.channel_w) == 1 and len(runs.w) == positions
+               and np.array_equal(runs.ptr, np.arange(positions + 1))
+               and np.array_equal(runs.w, runs.w[0] + row * np.arange(positions))
+               and np.all(runs.factor == 1) and np.all(fanout == row))
+
+
 def _disjoint(runs: _Runs) -> int:
     """1 if the runs of every position write distinct outputs (sorted by output, each ends
     before the next begins), else 0: then the kernel may add a position's events run by
@@ -427,7 +440,8 @@ class _Compiler:
              run_factor=b.floats(runs.factor), channel_w=b.ints(runs.channel_w),
              channel_out=b.ints(runs.channel_out), fanout=b.ints(fanout),
              weights=b.floats(runs.weights), dst=dst, sop_slot=sop_slot, row=_row(runs),
-             window=-1 if window is None else b.ints(window), disjoint=_disjoint(runs))
+             window=-1 if window is None else b.ints(window), disjoint=_disjoint(runs),
+             affine_rows=_affine_rows(runs, fanout))
 
     def current_of(self, src: str, name: str, counted: bool = True) -> int:
         """The float buffer holding ``src``'s value as ``name`` reads it: its own buffer, or

@@ -74,9 +74,11 @@ PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
 # (WIN_* below) at that offset in ip, and the kernel walks each event's window itself.
 # SC_DISJOINT = 1: the runs of each position write distinct outputs, so the events of one
 # position may be added run by run, up to four at once (_scatter_positions).
+# SC_AFFINE_ROWS = 1 (with SC_ROW): source neuron i has one row, i rows after neuron 0's, of
+# factor 1 and fan-out SC_ROW (a Dense reading a spiking layer directly): no lookups.
 (SC_SLOT, SC_AMPLITUDE, SC_CHANNELS, SC_RUN_PTR, SC_RUN_OUT, SC_RUN_W, SC_RUN_LEN, SC_RUN_FACTOR,
  SC_CHANNEL_W, SC_CHANNEL_OUT, SC_FANOUT, SC_WEIGHTS, SC_DST, SC_SOP_SLOT, SC_ROW,
- SC_WINDOW, SC_DISJOINT) = range(1, 18)
+ SC_WINDOW, SC_DISJOINT, SC_AFFINE_ROWS) = range(1, 19)
 # A depthwise window's geometry in ip: input width, output height, width and channels, the
 # channel multiplier, kernel height and width, strides, paddings, dilations.
 (WIN_IN_W, WIN_OUT_H, WIN_OUT_W, WIN_OUT_C, WIN_MULTIPLIER, WIN_KH, WIN_KW, WIN_SY, WIN_SX,
@@ -89,7 +91,7 @@ PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
 (MP_SRC_SLOT, MP_OUT_SLOT, MP_CHANNELS, MP_SLOTS, MP_WIN_PTR, MP_WIN_IDX, MP_MEMBER_PTR,
  MP_MEMBER_IDX, MP_CUM_IN, MP_CUM_OUT, MP_DIRTY, MP_DIRTY_LIST, MP_CURRENT, MP_PEAK, MP_GATE,
  MP_POOL_SLOT, MP_TOUCHED) = range(1, 18)
-OP_WIDTH = 18
+OP_WIDTH = 19
 
 #: Column names of each operation, in column order (column 1 first).
 LAYOUT = {
@@ -99,7 +101,7 @@ LAYOUT = {
     OP_COPYPERM: ("dst", "src", "channels", "hw"),
     OP_SCATTER: ("slot", "amplitude", "channels", "run_ptr", "run_out", "run_w", "run_len",
                  "run_factor", "channel_w", "channel_out", "fanout", "weights", "dst",
-                 "sop_slot", "row", "window", "disjoint"),
+                 "sop_slot", "row", "window", "disjoint", "affine_rows"),
     OP_NEURON: ("current", "size", "v", "theta", "v0", "zero_reset", "burst", "slot", "counts",
                 "negative", "allowance", "calibration", "window", "negative_theta"),
     OP_MAXPOOL: ("src_slot", "out_slot", "channels", "slots", "win_ptr", "win_idx", "member_ptr",
@@ -1188,7 +1190,9 @@ def _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary):
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
     run_ptr, run_w, run_factor = op[SC_RUN_PTR], op[SC_RUN_W], op[SC_RUN_FACTOR]
     channel_w, fanout, weights = op[SC_CHANNEL_W], op[SC_FANOUT], op[SC_WEIGHTS]
-    dst, row = op[SC_DST], op[SC_ROW]
+    dst, row, affine = op[SC_DST], op[SC_ROW], op[SC_AFFINE_ROWS] != 0
+    first_row = (weights + ip[_u(channel_w)] + ip[_u(run_w + ip[_u(run_ptr)])] if affine
+                 else 0)  # neuron 0's row
     # max (channels >= 1 anyway): with no division-by-zero branch, and so no exception
     # path, Numba does not count references to the arrays (two atomic adds each per call)
     reciprocal = _reciprocal(max(channels, 1))
@@ -1201,22 +1205,33 @@ def _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary):
     n = 0  # runs in (k0, a0) .. (k3, a3) not yet passed to (h0, b0) .. (h3, b3)
     waiting = False
     sops = 0
+    spikes = 0  # of the events of an affine path, whose fan-out is the row
     for e in range(n_events):
         i = idx[_u(base + e)]
         m = mult[_u(base + e)]
-        s, c = _source(i, channels, reciprocal)
         a = m * fp[_u(amp + i)]  # both in the simulation dtype, as the dense engine computes
-        w0 = weights + ip[_u(channel_w + c)]
-        for r in range(ip[_u(run_ptr + s)], ip[_u(run_ptr + s + 1)]):
+        if affine:
+            s, c, w0, first, last = i, 0, first_row + i * row, 0, 1
+        else:
+            s, c = _source(i, channels, reciprocal)
+            w0 = weights + ip[_u(channel_w + c)]
+            first, last = ip[_u(run_ptr + s)], ip[_u(run_ptr + s + 1)]
+        for r in range(first, last):
             k0, a0, k1, a1, k2, a2 = k1, a1, k2, a2, k3, a3
-            k3, a3 = w0 + ip[_u(run_w + r)], a * fp[_u(run_factor + r)]
+            if affine:  # one row of factor 1: a · 1 = a exactly
+                k3, a3 = w0, a
+            else:
+                k3, a3 = w0 + ip[_u(run_w + r)], a * fp[_u(run_factor + r)]
             n += 1
             if n == 4:
                 if waiting:
                     _add_rows(out, dst, w, h0, b0, h1, b1, h2, b2, h3, b3, 4, row)
                 h0, b0, h1, b1, h2, b2, h3, b3 = k0, a0, k1, a1, k2, a2, k3, a3
                 waiting, n = True, 0
-        sops += _sent(np.int64(m), binary) * ip[_u(fanout + s)]
+        if affine:
+            spikes += _sent(np.int64(m), binary)
+        else:
+            sops += _sent(np.int64(m), binary) * ip[_u(fanout + s)]
     if waiting:
         _add_rows(out, dst, w, h0, b0, h1, b1, h2, b2, h3, b3, 4, row)
     if n == 3:  # the last n runs looked up: (k4-n, a4-n) .. (k3, a3)
@@ -1225,7 +1240,7 @@ def _scatter_rows(op, ip, fp, buf, idx, mult, base, n_events, binary):
         _add_rows(out, dst, w, k2, a2, k3, a3, k3, a3, k3, a3, n, row)
     elif n == 1:
         _add_rows(out, dst, w, k3, a3, k3, a3, k3, a3, k3, a3, n, row)
-    return sops
+    return sops + spikes * row
 
 
 @numba.njit(cache=True)

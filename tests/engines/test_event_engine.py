@@ -70,14 +70,15 @@ def test_float32_reset_rounds_like_the_float64_difference(m, theta):
 def test_dense_rows_are_added_in_event_order_bit_for_bit(n_out):
     """A dense layer's scatter (four rows per pass over the outputs, then the leftovers) adds
     into each output exactly as one event after another would, in float32, for every count
-    of events (so every count of leftover rows)."""
+    of events (so every count of leftover rows); reading the input directly, its rows are
+    computed from the neuron's index, not looked up (SC_AFFINE_ROWS)."""
     from evsim import Dense, Network, SpikingNetwork
     rng = np.random.default_rng(3)
     layer = Dense(rng.normal(size=(n_out, 11)).astype(np.float32))
     snn = SpikingNetwork(Network.sequential((11,), [layer]), {})
     program = compile_program(snn, "rate", np.float32)
     op = next(row for row in program.ops if row[kernels.CODE] == kernels.OP_SCATTER)
-    assert op[kernels.SC_ROW] == n_out
+    assert op[kernels.SC_ROW] == n_out and op[kernels.SC_AFFINE_ROWS] == 1
     weights = np.asarray(layer.weight, np.float32)
     for n_events in range(10):
         idx = np.sort(rng.choice(11, n_events, replace=False)).astype(np.int32)
@@ -112,7 +113,7 @@ def test_dense_rows_of_pooled_sources_follow_their_runs_in_order(pool):
     snn = SpikingNetwork(Network.sequential(shape, layers), {})
     program = compile_program(snn, "rate", np.float32)
     op = next(row for row in program.ops if row[kernels.CODE] == kernels.OP_SCATTER)
-    assert op[kernels.SC_ROW] == 9
+    assert op[kernels.SC_ROW] == 9 and op[kernels.SC_AFFINE_ROWS] == 0  # rows looked up
     ip, fp, k = program.iparams, program.fparams, kernels
     runs = np.diff(ip[op[k.SC_RUN_PTR]:op[k.SC_RUN_PTR] + 26])
     assert runs.min() == (0 if kernel == 1 else 1) and runs.max() > 1 - (kernel == 1)
