@@ -76,14 +76,7 @@ def _one_op(op, ip, fp, f64, t, event_offsets, binary, buf, state, idx, mult, n_
         if op[K.SC_SOP_SLOT] >= 0:
             sops[op[K.SC_SOP_SLOT]] += done
     elif code == K.OP_FILL:
-        dst, size, bias = op[K.FILL_DST], op[K.FILL_SIZE], op[K.FILL_BIAS]
-        target = buf[dst:dst + size]
-        if bias < 0:
-            target[:] = 0
-        else:
-            values = fp[bias:bias + size]
-            for i in range(size):
-                target[i] = values[i]
+        K._fill(op, fp, buf)
     elif code == K.OP_NEURON:
         slot = op[K.NR_SLOT]
         n_events[slot] = K._neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],

@@ -408,13 +408,18 @@ class _Compiler:
         return int(np.prod(self.net.shape(name)))
 
     def buffer(self, name: str, bias=None) -> int:
-        """A float buffer for ``name``, set at every step to its bias (per channel or per
-        neuron, stored laid out like the buffer) or to 0."""
+        """A float buffer for ``name``, set at every step to its bias (one value per channel,
+        stored once: :func:`evsim.simulate.kernels._fill` repeats it at every position) or
+        to 0."""
         size, b = self.size(name), self.b
         offset = b.float_buffer(size)
-        if bias is not None:
-            bias = np.resize(np.asarray(bias), size)  # channels-last: repeats per position
-        b.op(OP_FILL, dst=offset, size=size, bias=-1 if bias is None else b.floats(bias))
+        shape = self.net.shape(name)
+        channels = shape[0] if len(shape) == 3 else size  # channels-last: repeats per position
+        if bias is not None and np.size(bias) != channels:
+            raise EvsimValueError(f"layer '{name}': a bias of {np.size(bias)} values for "
+                                  f"{channels} channels; give one value per output channel")
+        b.op(OP_FILL, dst=offset, size=size, bias=-1 if bias is None else b.floats(bias),
+             channels=channels)
         return offset
 
     def scatter(self, src: str, consumer, consumer_in_shape, dst: int, sop_slot: int) -> None:
@@ -524,7 +529,9 @@ class _Compiler:
              allowance=b.float64s([spec.allowance]) if calibrated else -1,
              calibration=b.int_buffer(3 * size) if calibrated else -1, window=self.window,
              negative_theta=(b.floats(_cl(spec.negative_threshold, shape)) if spec.signed
-                             else -1))
+                             else -1),
+             uniform=np.unique(spec.threshold).size == 1 and (
+                 not spec.signed or np.unique(spec.negative_threshold).size == 1))
         self.n_counts += size
 
     def lower_max_pool(self, node) -> None:

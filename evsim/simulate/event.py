@@ -217,7 +217,7 @@ def announce_compile(program: EventProgram) -> None:
 #: What each optional kernel (:func:`~evsim.simulate.kernels.kernel_paths`) is, in words.
 _KERNEL_PARTS = ("gate max pooling", "LIPooling max pooling",
                  "the general neuron rule (bursts, SpiCalib or windows)",
-                 "rate-coded input")
+                 "rate-coded input", "depthwise convolutions")
 
 
 __all__ = ["EventRunner", "run_chunk", "Workspace", "announce_compile", "BLOCK_SECONDS"]

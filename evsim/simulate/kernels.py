@@ -61,9 +61,9 @@ OP_RATE, OP_FILL, OP_ADD, OP_COPYPERM, OP_SCATTER, OP_NEURON, OP_MAXPOOL = range
 
 # OP_RATE: Bernoulli input spikes of one step (or their counts over a window).
 RATE_SLOT, RATE_CHANNELS, RATE_HW, RATE_WINDOW = range(1, 5)
-# OP_FILL: buf[dst:dst+size] = fp[bias:bias+size] (the bias, laid out like the buffer),
-# or 0 when bias < 0.
-FILL_DST, FILL_SIZE, FILL_BIAS = range(1, 4)
+# OP_FILL: buf[dst:dst+size] = the bias, or 0 when bias < 0. The bias is stored per channel
+# (fp[bias:bias+channels]) and repeats at every position of the channels-last buffer.
+FILL_DST, FILL_SIZE, FILL_BIAS, FILL_CHANNELS = range(1, 5)
 # OP_ADD: buf[dst:dst+size] += buf[src:src+size] (Add of currents, the readout).
 ADD_DST, ADD_SRC, ADD_SIZE = range(1, 4)
 # OP_COPYPERM: channels-last (hw, channels) to channels-first copy (Flatten of currents).
@@ -85,8 +85,11 @@ PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
  WIN_PY, WIN_PX, WIN_DY, WIN_DX) = range(13)
 # OP_NEURON: integrate-and-fire update of one layer; emits its events into a slot.
 # NR_NEGATIVE_THETA: offset of θ⁻ of signed neurons in fp, or -1 (methods.md §5b).
+# NR_UNIFORM = 1: every neuron of the layer has the same θ (and θ⁻): the vector paths read
+# one value, not one per neuron.
 (NR_CURRENT, NR_SIZE, NR_V, NR_THETA, NR_V0, NR_ZERO_RESET, NR_BURST, NR_SLOT, NR_COUNTS,
- NR_NEGATIVE, NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW, NR_NEGATIVE_THETA) = range(1, 15)
+ NR_NEGATIVE, NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW, NR_NEGATIVE_THETA,
+ NR_UNIFORM) = range(1, 16)
 # OP_MAXPOOL: LIPooling or the spike-count gate, from one slot into another.
 (MP_SRC_SLOT, MP_OUT_SLOT, MP_CHANNELS, MP_SLOTS, MP_WIN_PTR, MP_WIN_IDX, MP_MEMBER_PTR,
  MP_MEMBER_IDX, MP_CUM_IN, MP_CUM_OUT, MP_DIRTY, MP_DIRTY_LIST, MP_CURRENT, MP_PEAK, MP_GATE,
@@ -96,14 +99,14 @@ OP_WIDTH = 19
 #: Column names of each operation, in column order (column 1 first).
 LAYOUT = {
     OP_RATE: ("slot", "channels", "hw", "window"),
-    OP_FILL: ("dst", "size", "bias"),
+    OP_FILL: ("dst", "size", "bias", "channels"),
     OP_ADD: ("dst", "src", "size"),
     OP_COPYPERM: ("dst", "src", "channels", "hw"),
     OP_SCATTER: ("slot", "amplitude", "channels", "run_ptr", "run_out", "run_w", "run_len",
                  "run_factor", "channel_w", "channel_out", "fanout", "weights", "dst",
                  "sop_slot", "row", "window", "disjoint", "affine_rows"),
     OP_NEURON: ("current", "size", "v", "theta", "v0", "zero_reset", "burst", "slot", "counts",
-                "negative", "allowance", "calibration", "window", "negative_theta"),
+                "negative", "allowance", "calibration", "window", "negative_theta", "uniform"),
     OP_MAXPOOL: ("src_slot", "out_slot", "channels", "slots", "win_ptr", "win_idx", "member_ptr",
                  "member_idx", "cum_in", "cum_out", "dirty", "dirty_list", "current", "peak",
                  "gate", "pool_slot", "touched"),
@@ -1355,15 +1358,12 @@ def _plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
     current = buf[op[NR_CURRENT]:op[NR_CURRENT] + n]
     theta = fp[op[NR_THETA]:op[NR_THETA] + n]
     to_zero = op[NR_ZERO_RESET] != 0
-    zero = v.dtype.type(0)
-    for i in range(n):
-        m = v[i] + current[i]
-        spike = m >= theta[i]
-        fired[i] = spike
-        # in the simulation dtype: float32 m − θ rounds like the float64 difference rounded
-        # to float32 (double rounding is exact for +, −, ×, ÷ when 53 ≥ 2 × 24 + 2)
-        after = zero if to_zero else m - theta[i]
-        v[i] = after if spike else m
+    if op[NR_UNIFORM]:  # one θ: 4 bytes less to stream per neuron and step
+        for i in range(n):
+            _fire_plain(v, current, fired, i, theta[0], to_zero)
+    else:
+        for i in range(n):
+            _fire_plain(v, current, fired, i, theta[i], to_zero)
     # emit by bit scanning: pack the flags of 64 neurons into one word, then visit its set
     # bits (a branch per neuron would mispredict at every spike)
     padded = (n + 63) // 64 * 64
@@ -1381,6 +1381,31 @@ def _plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
             emitted += 1
             mask &= mask - np.uint64(1)
     return emitted
+
+
+@numba.njit(cache=True, inline="always")
+def _fire_plain(v, current, fired, i, theta, to_zero):
+    """Neuron i of _plain_neurons' first pass: fire (flag byte 0 or 1) and reset."""
+    m = v[i] + current[i]
+    spike = m >= theta
+    fired[i] = spike
+    # in the simulation dtype: float32 m − θ rounds like the float64 difference rounded
+    # to float32 (double rounding is exact for +, −, ×, ÷ when 53 ≥ 2 × 24 + 2)
+    after = v.dtype.type(0) if to_zero else m - theta
+    v[i] = after if spike else m
+
+
+@numba.njit(cache=True, inline="always")
+def _fire_signed(v, current, fired, i, theta, negative_theta, to_zero):
+    """Neuron i of _signed_plain_neurons' first pass: fire (flag byte 1, 255 for −1, or 0)
+    and reset."""
+    m = v[i] + current[i]
+    up = m >= theta
+    down = m <= -negative_theta  # −m ≥ θ⁻, exactly (negation is exact)
+    fired[i] = np.uint8(1) if up else (np.uint8(255) if down else np.uint8(0))
+    # one rounding of m ∓ θ, as reset's float64 difference rounded once (_plain_neurons)
+    after = v.dtype.type(0) if to_zero else (m - theta if up else m + negative_theta)
+    v[i] = after if up or down else m
 
 
 @numba.njit(cache=True, inline="always")
@@ -1414,15 +1439,12 @@ def _signed_plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
     theta = fp[op[NR_THETA]:op[NR_THETA] + n]
     negative_theta = fp[op[NR_NEGATIVE_THETA]:op[NR_NEGATIVE_THETA] + n]
     to_zero = op[NR_ZERO_RESET] != 0
-    zero = v.dtype.type(0)
-    for i in range(n):
-        m = v[i] + current[i]
-        up = m >= theta[i]
-        down = m <= -negative_theta[i]  # −m ≥ θ⁻, exactly (negation is exact)
-        fired[i] = np.uint8(1) if up else (np.uint8(255) if down else np.uint8(0))
-        # one rounding of m ∓ θ, as reset's float64 difference rounded once (_plain_neurons)
-        after = zero if to_zero else (m - theta[i] if up else m + negative_theta[i])
-        v[i] = after if up or down else m
+    if op[NR_UNIFORM]:
+        for i in range(n):
+            _fire_signed(v, current, fired, i, theta[0], negative_theta[0], to_zero)
+    else:
+        for i in range(n):
+            _fire_signed(v, current, fired, i, theta[i], negative_theta[i], to_zero)
     padded = (n + 63) // 64 * 64
     fired[n:padded] = 0
     words = fired[:padded].view(np.uint64)
@@ -1607,6 +1629,22 @@ def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, coun
 
 
 @numba.njit(cache=True, inline="always")
+def _fill(op, fp, buf):
+    """An OP_FILL row: its buffer set to 0, or to its per-channel bias at every position
+    (reading C floats that stay in cache, not a bias the buffer's size)."""
+    dst, size, bias, channels = op[FILL_DST], op[FILL_SIZE], op[FILL_BIAS], op[FILL_CHANNELS]
+    target = buf[dst:dst + size]
+    if bias < 0:
+        target[:] = 0
+        return
+    values = fp[bias:bias + channels]
+    for p in range(0, size, channels):
+        at = target[p:p + channels]
+        for c in range(channels):
+            at[c] = values[c]
+
+
+@numba.njit(cache=True, inline="always")
 def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, idx, mult,
           n_events, counts, sops, pool_ops, fired, gate, lipool, rich, rate, depthwise):
     """Every operation of step t, in program (topological) order; its SOPs and pooling
@@ -1621,14 +1659,7 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
             if op[SC_SOP_SLOT] >= 0:
                 sops[op[SC_SOP_SLOT]] += done
         elif code == OP_FILL:
-            dst, size, bias = op[FILL_DST], op[FILL_SIZE], op[FILL_BIAS]
-            target = buf[dst:dst + size]
-            if bias < 0:
-                target[:] = 0
-            else:
-                values = fp[bias:bias + size]
-                for i in range(size):
-                    target[i] = values[i]
+            _fill(op, fp, buf)
         elif code == OP_NEURON:
             slot = op[NR_SLOT]
             n_events[slot] = _neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],

@@ -358,3 +358,42 @@ def test_the_compile_notice_says_which_kernels_compile(monkeypatch, capsys):
     assert "LIPooling max pooling and rate-coded input" in err
     evsim.simulate(snn, x, T=2, engine="dense")
     assert "neuron scan and max pooling scan" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_one_threshold_per_layer_is_read_once_and_per_channel_ones_per_neuron(seed):
+    """A layer whose neurons share one θ is compiled NR_UNIFORM (its vector pass reads one
+    value); per-channel θ are read per neuron; biases are stored once per channel and
+    repeated at every position. Both kinds of layer, and the biases, give the naive
+    reference's spikes and outputs exactly."""
+    import naive_reference as naive
+    base, x = random_network(seed)
+    rng = np.random.default_rng(seed)
+    neurons = {}
+    for k, name in enumerate(base.neurons):
+        shape = base.network.shape(name)
+        per_channel = k % 2 == 0 and len(shape) == 3
+        theta = (rng.integers(1, 9, size=(shape[0], 1, 1)) / 4.0 if per_channel
+                 else float(rng.integers(1, 9)) / 4.0)
+        neurons[name] = evsim.NeuronSpec(theta)
+    snn = evsim.SpikingNetwork(base.network, neurons)
+    program = compile_program(snn, "analog", np.float32)
+    rows = program.ops[program.ops[:, kernels.CODE] == kernels.OP_NEURON]
+    expected = [int(np.unique(neurons[layer[0]].threshold).size == 1)
+                for layer in program.neuron_layers]
+    assert list(rows[:, kernels.NR_UNIFORM]) == expected and 0 in expected and 1 in expected
+    fills = program.ops[program.ops[:, kernels.CODE] == kernels.OP_FILL]
+    assert (fills[:, kernels.FILL_CHANNELS] < fills[:, kernels.FILL_SIZE]).any()
+    reference = naive.simulate(snn, x, 8)
+    result = evsim.simulate(snn, x, T=8, engine="event", dtype=np.float64,
+                            per_image_counts=True)
+    np.testing.assert_array_equal(result.outputs, reference.outputs)
+    for layer, counts in reference.spike_counts.items():
+        np.testing.assert_array_equal(result.spike_counts[layer], counts, err_msg=layer)
+
+
+def test_the_compile_notice_names_every_optional_kernel():
+    """Each optional kernel path of the event engine has words in its compile notice (the
+    depthwise scatter had none, so a depthwise network's notice left it out)."""
+    paths = kernels.kernel_paths(np.zeros((0, kernels.OP_WIDTH), np.int64))
+    assert len(event._KERNEL_PARTS) == len(paths)
