@@ -41,7 +41,7 @@ def _cycles(typingctx):
 
 @numba.njit
 def profile_steps(ops, ip, fp, f64, analog, analog_layout, T, event_offsets, readout_offset,
-                  readout_size, binary, buf, state, idx, mult, n_events, fired, out, counts,
+                  readout_size, binary, buf, state, idx, mult, n_events, out, counts,
                   sops, pool_ops, cycles, gate, lipool, rich, depthwise):
     """run_steps for steps 1..T of every image, analog input; ``cycles[r]`` gains the cycles of
     operation row r, ``cycles[-1]`` those of starting the images and reading the outputs;
@@ -56,7 +56,7 @@ def profile_steps(ops, ip, fp, f64, analog, analog_layout, T, event_offsets, rea
                 start = _cycles()
                 _one_op(ops[r], ip, fp, f64, t, event_offsets, binary, buf[b], state[b],
                         idx[b], mult[b], n_events[b], counts[b], sops[b], pool_ops[b],
-                        fired[b], gate, lipool, rich, depthwise)
+                        gate, lipool, rich, depthwise)
                 cycles[r] += _cycles() - start
         start = _cycles()
         for i in range(readout_size):
@@ -66,7 +66,7 @@ def profile_steps(ops, ip, fp, f64, analog, analog_layout, T, event_offsets, rea
 
 @numba.njit
 def _one_op(op, ip, fp, f64, t, event_offsets, binary, buf, state, idx, mult, n_events,
-            counts, sops, pool_ops, fired, gate, lipool, rich, depthwise):
+            counts, sops, pool_ops, gate, lipool, rich, depthwise):
     """One operation row of kernels._step (analog input: no rate row)."""
     code = op[K.CODE]
     if code == K.OP_SCATTER:
@@ -80,7 +80,7 @@ def _one_op(op, ip, fp, f64, t, event_offsets, binary, buf, state, idx, mult, n_
     elif code == K.OP_NEURON:
         slot = op[K.NR_SLOT]
         n_events[slot] = K._neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
-                                    counts, t, binary, fired, rich)
+                                    counts, t, binary, rich)
     elif code == K.OP_ADD:
         dst, src, size = op[K.ADD_DST], op[K.ADD_SRC], op[K.ADD_SIZE]
         for i in range(size):
@@ -139,8 +139,8 @@ def profile(snn: evsim.SpikingNetwork, images: np.ndarray, T: int):
     cycles = np.zeros(len(program.ops) + 1, np.int64)
     args = (program.ops, program.iparams, program.fparams, program.f64params, analog, layout,
             T, program.event_offsets, program.readout_offset, program.readout_size,
-            program.binary, rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], out,
-            rows[7], sops, pool_ops)
+            program.binary, rows[0], rows[1], rows[2], rows[3], rows[4], out, rows[6], sops,
+            pool_ops)
     gate, lipool, rich, _, depthwise = K.kernel_paths(program.ops)
     paths = (gate, lipool, rich, depthwise)
     profile_steps(*args[:6], 1, *args[7:], np.zeros_like(cycles), *paths)  # compile

@@ -53,8 +53,6 @@ class Workspace:
         self.idx = np.empty((capacity, program.event_capacity), np.int32)
         self.mult = np.empty((capacity, program.event_capacity), program.dtype)
         self.n_events = np.empty((capacity, len(program.event_offsets) - 1), np.int64)
-        largest = max((layer[2] for layer in program.neuron_layers), default=0)
-        self.fired = aligned_empty((capacity, largest + 64), np.uint8)
         self.out = np.empty((capacity, n_checkpoints, program.readout_size), program.dtype)
         self.counts = np.empty((capacity, max(program.n_counts, 1)), np.int64)
         self.sops = np.empty((capacity, max(len(program.sop_layers), 1), BLOCK_STEPS),
@@ -65,7 +63,7 @@ class Workspace:
     def rows(self, batch: int) -> tuple[np.ndarray, ...]:
         """The first ``batch`` images' arrays, in run_steps' argument order."""
         return tuple(a[:batch] for a in (self.buf, self.state, self.idx, self.mult,
-                                         self.n_events, self.fired, self.out, self.counts,
+                                         self.n_events, self.out, self.counts,
                                          self.sops, self.pool_ops))
 
 

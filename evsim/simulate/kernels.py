@@ -249,12 +249,6 @@ def _trailing_zeros(typingctx, word):
     return types.int64(word), codegen
 
 
-#: Multiplying eight 0/1 bytes by this gathers them, as bits 0..7, into the top byte.
-_PACK_BYTES = np.uint64(0x0102040810204080)
-#: The lowest bit of each of eight bytes.
-_LOW_BITS = np.uint64(0x0101010101010101)
-
-
 if numba.config.BOUNDSCHECK:
     @numba.njit(cache=True)
     def _add_run(out, o, w, k, a, n):
@@ -1116,6 +1110,28 @@ if numba.config.BOUNDSCHECK:
                 (k2, a2) if p == 2 else (k3, a3)))
             for j in range(n):
                 out[o + j] += a * w[k + j]
+
+    @numba.njit(cache=True)
+    def _fire_block(v, current, theta, start, uniform, to_zero):
+        """Scalar form, so that bounds checking sees every index."""
+        mask = np.uint64(0)
+        for j in range(64):
+            i = start + j
+            if _fire_one(v, current, i, theta[0] if uniform else theta[i], to_zero):
+                mask |= np.uint64(1) << np.uint64(j)
+        return mask
+
+    @numba.njit(cache=True)
+    def _fire_signed_block(v, current, theta, negative_theta, start, uniform, to_zero):
+        """Scalar form, so that bounds checking sees every index."""
+        up, down = np.uint64(0), np.uint64(0)
+        for j in range(64):
+            i, bit = start + j, np.uint64(1) << np.uint64(j)
+            s = _fire_signed_one(v, current, i, theta[0] if uniform else theta[i],
+                                 negative_theta[0] if uniform else negative_theta[i], to_zero)
+            up |= bit if s > 0 else np.uint64(0)
+            down |= bit if s < 0 else np.uint64(0)
+        return up, down
 else:
     @intrinsic
     def _data(typingctx, array):
@@ -1180,6 +1196,92 @@ else:
             total = builder.fadd(total, builder.fmul(scale, builder.load(at(w_data, k),
                                                                          align=1)))
         builder.store(total, target, align=1)
+
+
+if not numba.config.BOUNDSCHECK:
+    @intrinsic
+    def _fire_block(typingctx, v, current, theta, start, uniform, to_zero):
+        """Neurons start .. start + 63 of a plain layer (:func:`_fire_one` for each) as one
+        64-lane vector: m = v + I, spike = m ≥ θ (θ[0] for every lane when ``uniform``),
+        v = reset or m; returns the spikes as the bits of one word (bit j: neuron start + j),
+        the compare's own mask, so that no flag is stored and packed again. ``v``,
+        ``current``, ``theta``: pointers (:func:`_data`). The caller guarantees the bounds."""
+        if not (isinstance(v, types.CPointer) and v == current == theta):
+            return None
+
+        def codegen(context, builder, signature, args):
+            v_data, current_data, theta_data, start, uniform, to_zero = args
+            lanes = ir.VectorType(v_data.type.pointee, 64)
+            m = builder.fadd(_load_lanes(builder, v_data, start, lanes),
+                             _load_lanes(builder, current_data, start, lanes))
+            theta_lanes = _threshold_lanes(builder, theta_data, start, uniform, lanes)
+            spike = builder.fcmp_ordered(">=", m, theta_lanes)
+            after = builder.select(_nonzero(builder, to_zero), ir.Constant(lanes, None),
+                                   builder.fsub(m, theta_lanes))
+            _store_lanes(builder, builder.select(spike, after, m), v_data, start, lanes)
+            return builder.bitcast(spike, ir.IntType(64))
+
+        return types.uint64(v, current, theta, start, uniform, to_zero), codegen
+
+    @intrinsic
+    def _fire_signed_block(typingctx, v, current, theta, negative_theta, start, uniform,
+                           to_zero):
+        """:func:`_fire_block` for signed neurons (:func:`_fire_signed_one` for each):
+        returns the words of the neurons that fire +1 (m ≥ θ) and of those that fire −1
+        (m ≤ −θ⁻ and not +1)."""
+        if not (isinstance(v, types.CPointer) and v == current == theta == negative_theta):
+            return None
+
+        def codegen(context, builder, signature, args):
+            v_data, current_data, theta_data, negative_data, start, uniform, to_zero = args
+            lanes = ir.VectorType(v_data.type.pointee, 64)
+            m = builder.fadd(_load_lanes(builder, v_data, start, lanes),
+                             _load_lanes(builder, current_data, start, lanes))
+            theta_lanes = _threshold_lanes(builder, theta_data, start, uniform, lanes)
+            negative = _threshold_lanes(builder, negative_data, start, uniform, lanes)
+            up = builder.fcmp_ordered(">=", m, theta_lanes)
+            below = builder.fcmp_ordered("<=", m, builder.fsub(ir.Constant(lanes, -0.0),
+                                                               negative))  # −θ⁻ exactly
+            down = builder.and_(below, builder.not_(up))
+            moved = builder.select(up, builder.fsub(m, theta_lanes), builder.fadd(m, negative))
+            after = builder.select(_nonzero(builder, to_zero), ir.Constant(lanes, None), moved)
+            _store_lanes(builder, builder.select(builder.or_(up, down), after, m), v_data,
+                         start, lanes)
+            words = [builder.bitcast(mask, ir.IntType(64)) for mask in (up, down)]
+            return context.make_tuple(builder, signature.return_type, words)
+
+        return (types.UniTuple(types.uint64, 2)(v, current, theta, negative_theta, start,
+                                                uniform, to_zero), codegen)
+
+    def _load_lanes(builder, data, start, lanes):
+        """IR: the ``lanes`` floats from data[start]."""
+        pointer = builder.bitcast(cgutils.gep(builder, data, start), lanes.as_pointer())
+        return builder.load(pointer, align=1)
+
+    def _store_lanes(builder, value, data, start, lanes):
+        """IR: ``value`` stored at data[start]."""
+        pointer = builder.bitcast(cgutils.gep(builder, data, start), lanes.as_pointer())
+        builder.store(value, pointer, align=1)
+
+    def _nonzero(builder, flag):
+        return builder.icmp_signed("!=", flag, ir.Constant(flag.type, 0))
+
+    def _threshold_lanes(builder, data, start, uniform, lanes):
+        """IR: θ of the lanes: data[0] in every lane when ``uniform``, else data[start:]."""
+        first = builder.insert_element(ir.Constant(lanes, ir.Undefined), builder.load(data),
+                                       ir.Constant(ir.IntType(32), 0))
+        splat = builder.shuffle_vector(first, ir.Constant(lanes, ir.Undefined),
+                                       ir.Constant(ir.VectorType(ir.IntType(32), 64), [0] * 64))
+        with builder.if_else(_nonzero(builder, uniform)) as (then, otherwise):
+            with then:
+                from_splat = builder.block
+            with otherwise:
+                per_neuron = _load_lanes(builder, data, start, lanes)
+                from_load = builder.block
+        value = builder.phi(lanes)
+        value.add_incoming(splat, from_splat)
+        value.add_incoming(per_neuron, from_load)
+        return value
 
 
 @numba.njit(cache=True)
@@ -1299,15 +1401,14 @@ def _scatter_positions(op, ip, fp, buf, idx, mult, base, n_events, binary):
 
 
 @numba.njit(cache=True, inline="always")
-def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, fired, rich):
+def _neurons(op, fp, f64, buf, state, idx, mult, base, counts, t, binary, rich):
     """One step of a layer of IF neurons (evsim.neuron.if_step, the window rule of the
     temporal scheme, then SpiCalib when enabled); one event per neuron whose output is
-    not zero; negative ones (SpiCalib's) are also added up in ``counts[negative]``.
-    ``fired`` is a byte scratch of at least the layer's size plus 64."""
+    not zero; negative ones (SpiCalib's) are also added up in ``counts[negative]``."""
     if _plain(op):
-        return _plain_neurons(op, fp, buf, idx, mult, base, counts, fired)
+        return _plain_neurons(op, fp, buf, idx, mult, base, counts)
     if _signed_plain(op):
-        return _signed_plain_neurons(op, fp, buf, idx, mult, base, counts, fired)
+        return _signed_plain_neurons(op, fp, buf, idx, mult, base, counts)
     if rich is None:  # pruned at compile time: see kernel_paths
         raise AssertionError("a neuron layer needs the kernels' general path")
     current, n, v_off, th_off = op[NR_CURRENT], op[NR_SIZE], op[NR_V], op[NR_THETA]
@@ -1349,74 +1450,84 @@ def _plain(op):
 
 
 @numba.njit(cache=True)
-def _plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
-    """The common case of _neurons (Γ = 1, no window, no calibration) in two passes: fire
-    and reset every neuron in vector form (``fire``/``reset`` with s in {0, 1}), then emit
-    the neurons that fired, skipping eight silent neurons at a time."""
+def _plain_neurons(op, fp, buf, idx, mult, base, counts):
+    """The common case of _neurons (Γ = 1, no window, no calibration): 64 neurons at a time
+    as one vector (:func:`_fire_block`), whose spike mask is then scanned bit by bit (a
+    branch per neuron would mispredict at every spike); the last n mod 64 one by one."""
     n = op[NR_SIZE]
     v = buf[op[NR_V]:op[NR_V] + n]
     current = buf[op[NR_CURRENT]:op[NR_CURRENT] + n]
     theta = fp[op[NR_THETA]:op[NR_THETA] + n]
-    to_zero = op[NR_ZERO_RESET] != 0
-    if op[NR_UNIFORM]:  # one θ: 4 bytes less to stream per neuron and step
-        for i in range(n):
-            _fire_plain(v, current, fired, i, theta[0], to_zero)
-    else:
-        for i in range(n):
-            _fire_plain(v, current, fired, i, theta[i], to_zero)
-    # emit by bit scanning: pack the flags of 64 neurons into one word, then visit its set
-    # bits (a branch per neuron would mispredict at every spike)
-    padded = (n + 63) // 64 * 64
-    fired[n:padded] = 0
-    words = fired[:padded].view(np.uint64)
+    to_zero, uniform = op[NR_ZERO_RESET], op[NR_UNIFORM]
     counts = counts[op[NR_COUNTS]:op[NR_COUNTS] + n]
+    v_data, current_data, theta_data = _data(v), _data(current), _data(theta)
     emitted = 0
-    for block in range(padded // 64):
-        mask = _fired_mask(words, block)
-        while mask != 0:  # unsigned indices (_u): no wrap-around code per spike
-            i = 64 * block + _trailing_zeros(mask)
-            idx[_u(base + emitted)] = i
-            mult[_u(base + emitted)] = 1
-            counts[_u(i)] += 1
-            emitted += 1
-            mask &= mask - np.uint64(1)
-    return emitted
+    blocks = n // 64
+    for block in range(blocks):
+        mask = _fire_block(v_data, current_data, theta_data, 64 * block, uniform, to_zero)
+        emitted = _emit_plain(mask, 64 * block, idx, mult, base, emitted, counts)
+    mask = np.uint64(0)
+    for i in range(64 * blocks, n):
+        if _fire_one(v, current, i, theta[0] if uniform else theta[i], to_zero != 0):
+            mask |= np.uint64(1) << np.uint64(i - 64 * blocks)
+    return _emit_plain(mask, 64 * blocks, idx, mult, base, emitted, counts)
 
 
 @numba.njit(cache=True, inline="always")
-def _fire_plain(v, current, fired, i, theta, to_zero):
-    """Neuron i of _plain_neurons' first pass: fire (flag byte 0 or 1) and reset."""
+def _fire_one(v, current, i, theta, to_zero):
+    """Neuron i of a plain layer: integrate, fire, reset; whether it fired."""
     m = v[i] + current[i]
     spike = m >= theta
-    fired[i] = spike
     # in the simulation dtype: float32 m − θ rounds like the float64 difference rounded
     # to float32 (double rounding is exact for +, −, ×, ÷ when 53 ≥ 2 × 24 + 2)
     after = v.dtype.type(0) if to_zero else m - theta
     v[i] = after if spike else m
+    return spike
 
 
 @numba.njit(cache=True, inline="always")
-def _fire_signed(v, current, fired, i, theta, negative_theta, to_zero):
-    """Neuron i of _signed_plain_neurons' first pass: fire (flag byte 1, 255 for −1, or 0)
-    and reset."""
+def _emit_plain(mask, first, idx, mult, base, emitted, counts):
+    """The events of the set bits of ``mask`` (bit j: neuron first + j), each of
+    multiplicity 1 and counted; returns the events emitted so far."""
+    while mask != 0:  # unsigned indices (_u): no wrap-around code per spike
+        i = first + _trailing_zeros(mask)
+        idx[_u(base + emitted)] = i
+        mult[_u(base + emitted)] = 1
+        counts[_u(i)] += 1
+        emitted += 1
+        mask &= mask - np.uint64(1)
+    return emitted
+
+
+@numba.njit(cache=True, inline="always")
+def _fire_signed_one(v, current, i, theta, negative_theta, to_zero):
+    """Neuron i of a signed layer: integrate, fire +1, −1 or nothing, reset; the spike."""
     m = v[i] + current[i]
     up = m >= theta
     down = m <= -negative_theta  # −m ≥ θ⁻, exactly (negation is exact)
-    fired[i] = np.uint8(1) if up else (np.uint8(255) if down else np.uint8(0))
-    # one rounding of m ∓ θ, as reset's float64 difference rounded once (_plain_neurons)
+    # one rounding of m ∓ θ, as reset's float64 difference rounded once (_fire_one)
     after = v.dtype.type(0) if to_zero else (m - theta if up else m + negative_theta)
     v[i] = after if up or down else m
+    return 1 if up else (-1 if down else 0)
 
 
 @numba.njit(cache=True, inline="always")
-def _fired_mask(words, block):
-    """The flags of neurons 64 block .. 64 block + 63 as the bits of one word: bit j is the
-    lowest bit of byte j (eight bytes to a word of ``words``)."""
-    mask = np.uint64(0)
-    for k in range(8):
-        packed = ((words[8 * block + k] & _LOW_BITS) * _PACK_BYTES) >> np.uint64(56)
-        mask |= packed << np.uint64(8 * k)
-    return mask
+def _emit_signed(up, down, first, idx, mult, base, emitted, counts):
+    """The events of the set bits of ``up`` (+1) and ``down`` (−1), in neuron order, each
+    counted; returns (events emitted so far, negative ones among the new)."""
+    mask, negatives = up | down, 0
+    while mask != 0:
+        j = _trailing_zeros(mask)
+        negative = np.int64((down >> np.uint64(j)) & np.uint64(1))
+        s = 1 - 2 * negative
+        i = first + j
+        idx[_u(base + emitted)] = i
+        mult[_u(base + emitted)] = s
+        counts[_u(i)] += s
+        negatives += negative
+        emitted += 1
+        mask &= mask - np.uint64(1)
+    return emitted, negatives
 
 
 @numba.njit(cache=True)
@@ -1428,41 +1539,34 @@ def _signed_plain(op):
 
 
 @numba.njit(cache=True)
-def _signed_plain_neurons(op, fp, buf, idx, mult, base, counts, fired):
+def _signed_plain_neurons(op, fp, buf, idx, mult, base, counts):
     """_plain_neurons for signed neurons (``signed_fire`` and ``reset`` with s in
-    {−1, 0, 1}): the flag byte of a neuron is 1 (s = 1), 255 (s = −1) or 0; the emit pass
-    reads the sign back from its top bit. Negative spikes are added up in
-    ``counts[negative]``, as in _neurons."""
+    {−1, 0, 1}), 64 at a time (:func:`_fire_signed_block`: one word of +1 spikes, one of
+    −1). Negative spikes are added up in ``counts[negative]``, as in _neurons."""
     n = op[NR_SIZE]
     v = buf[op[NR_V]:op[NR_V] + n]
     current = buf[op[NR_CURRENT]:op[NR_CURRENT] + n]
     theta = fp[op[NR_THETA]:op[NR_THETA] + n]
     negative_theta = fp[op[NR_NEGATIVE_THETA]:op[NR_NEGATIVE_THETA] + n]
-    to_zero = op[NR_ZERO_RESET] != 0
-    if op[NR_UNIFORM]:
-        for i in range(n):
-            _fire_signed(v, current, fired, i, theta[0], negative_theta[0], to_zero)
-    else:
-        for i in range(n):
-            _fire_signed(v, current, fired, i, theta[i], negative_theta[i], to_zero)
-    padded = (n + 63) // 64 * 64
-    fired[n:padded] = 0
-    words = fired[:padded].view(np.uint64)
+    to_zero, uniform = op[NR_ZERO_RESET], op[NR_UNIFORM]
     counts_of = counts[op[NR_COUNTS]:op[NR_COUNTS] + n]
+    data = _data(v), _data(current), _data(theta), _data(negative_theta)
     emitted, negatives = 0, 0
-    for block in range(padded // 64):
-        mask = _fired_mask(words, block)
-        while mask != 0:
-            i = 64 * block + _trailing_zeros(mask)
-            negative = np.int64(fired[_u(i)] >> np.uint8(7))
-            s = 1 - 2 * negative
-            idx[_u(base + emitted)] = i
-            mult[_u(base + emitted)] = s
-            counts_of[_u(i)] += s
-            negatives += negative
-            emitted += 1
-            mask &= mask - np.uint64(1)
-    counts[op[NR_NEGATIVE]] += negatives
+    blocks = n // 64
+    for block in range(blocks):
+        up, down = _fire_signed_block(data[0], data[1], data[2], data[3], 64 * block,
+                                      uniform, to_zero)
+        emitted, new = _emit_signed(up, down, 64 * block, idx, mult, base, emitted, counts_of)
+        negatives += new
+    up, down = np.uint64(0), np.uint64(0)
+    for i in range(64 * blocks, n):
+        bit = np.uint64(1) << np.uint64(i - 64 * blocks)
+        s = _fire_signed_one(v, current, i, theta[0] if uniform else theta[i],
+                             negative_theta[0] if uniform else negative_theta[i], to_zero != 0)
+        up |= bit if s > 0 else np.uint64(0)
+        down |= bit if s < 0 else np.uint64(0)
+    emitted, new = _emit_signed(up, down, 64 * blocks, idx, mult, base, emitted, counts_of)
+    counts[op[NR_NEGATIVE]] += negatives + new
     return emitted
 
 
@@ -1646,7 +1750,7 @@ def _fill(op, fp, buf):
 
 @numba.njit(cache=True, inline="always")
 def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, idx, mult,
-          n_events, counts, sops, pool_ops, fired, gate, lipool, rich, rate, depthwise):
+          n_events, counts, sops, pool_ops, gate, lipool, rich, rate, depthwise):
     """Every operation of step t, in program (topological) order; its SOPs and pooling
     operations go to ``sops[layer]`` and ``pool_ops[layer]``."""
     for r in range(ops.shape[0]):
@@ -1663,7 +1767,7 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
         elif code == OP_NEURON:
             slot = op[NR_SLOT]
             n_events[slot] = _neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
-                                      counts, t, binary, fired, rich)
+                                      counts, t, binary, rich)
         elif code == OP_ADD:
             dst, src, size = op[ADD_DST], op[ADD_SRC], op[ADD_SIZE]
             target, source = buf[dst:dst + size], buf[src:src + size]
@@ -1693,7 +1797,7 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
 @numba.njit(cache=True, nogil=True)
 def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step, checkpoints,
               event_offsets, seed, first_image, readout_offset, readout_size, binary, buf,
-              state, idx, mult, n_events, fired, out, counts, sops, pool_ops, stop, gate,
+              state, idx, mult, n_events, out, counts, sops, pool_ops, stop, gate,
               lipool, rich, rate, depthwise):
     """Advance every image of a batch through steps first_step..last_step (1-based).
 
@@ -1705,8 +1809,7 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
     Workspaces, per image (row b): ``buf`` floats, ``state`` int64s, ``idx`` (int32) and ``mult``
     (multiplicities in the simulation dtype, so spike values form in that
     dtype; K-bit codes when ``binary``, whose set bits are the spikes and
-    SOPs counted) event lists, ``n_events`` per slot, ``fired`` (uint8, the
-    largest spiking layer plus 64). Results, per image: ``out`` (checkpoints,
+    SOPs counted) event lists, ``n_events`` per slot. Results, per image: ``out`` (checkpoints,
     readout) and ``counts`` (neurons) over the whole run; ``sops`` (sop
     layers, ≥ steps of this call) and ``pool_ops`` (pool layers, ...) of this
     call's steps only. ``gate``, ``lipool``, ``rich``, ``rate``, ``depthwise``:
@@ -1729,7 +1832,7 @@ def run_steps(ops, ip, fp, f64, x, analog, analog_layout, first_step, last_step,
                 return
             _step(ops, ip, fp, f64, x[b], t, event_offsets, image_key, binary, image_buf,
                   state[b], idx[b], mult[b], n_events[b], counts[b], sops[b, :, t - first_step],
-                  pool_ops[b, :, t - first_step], fired[b], gate, lipool, rich, rate,
+                  pool_ops[b, :, t - first_step], gate, lipool, rich, rate,
                   depthwise)
             if k < checkpoints.shape[0] and checkpoints[k] == t:
                 for i in range(readout_size):

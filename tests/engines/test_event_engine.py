@@ -355,7 +355,8 @@ def test_the_compile_notice_says_which_kernels_compile(monkeypatch, capsys):
     evsim.simulate(snn, x, T=2, encoding="rate")
     err = capsys.readouterr().err
     assert "compiling the event engine once" in err
-    assert "LIPooling max pooling and rate-coded input" in err
+    # a convolution of one input channel is depthwise (one channel per group)
+    assert "LIPooling max pooling, rate-coded input and depthwise convolutions" in err
     evsim.simulate(snn, x, T=2, engine="dense")
     assert "neuron scan and max pooling scan" in capsys.readouterr().err
 
@@ -397,3 +398,37 @@ def test_the_compile_notice_names_every_optional_kernel():
     depthwise scatter had none, so a depthwise network's notice left it out)."""
     paths = kernels.kernel_paths(np.zeros((0, kernels.OP_WIDTH), np.int64))
     assert len(event._KERNEL_PARTS) == len(paths)
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_64_neuron_blocks_fire_as_the_naive_reference(uniform, reset):
+    """The neuron pass takes 64 neurons as one vector and scans the compare's mask; a layer
+    of 3 × 64 + 11 neurons (three blocks and a tail) of plain and of signed neurons, with
+    one θ or one per neuron, fires and resets exactly as the naive reference does, +1 and
+    −1 spikes alike."""
+    import naive_reference as naive
+    from dyadic import dyadic
+    rng = np.random.default_rng(7)
+    n = 3 * 64 + 11
+    net = evsim.Network.sequential((5,), [
+        evsim.Dense(dyadic(rng, (n, 5), bits=2, kmax=4), dyadic(rng, n, bits=3, kmax=4)),
+        evsim.ReLU(), evsim.Dense(dyadic(rng, (n, n), bits=3, kmax=4)), evsim.ReLU(),
+        evsim.Dense(dyadic(rng, (3, n), bits=2, kmax=2))])
+    first, second = net.activations
+
+    def theta():
+        return 0.5 if uniform else rng.integers(1, 5, size=n) / 4.0
+
+    snn = evsim.SpikingNetwork(net, {
+        first: evsim.NeuronSpec(theta(), reset=reset),
+        second: evsim.NeuronSpec(theta(), reset=reset, negative_threshold=theta())})
+    x = dyadic(rng, (3, 5), bits=3, low=-8, kmax=8)
+    reference = naive.simulate(snn, x, 10)
+    result = evsim.simulate(snn, x, T=10, engine="event", dtype=np.float64,
+                            per_image_counts=True)
+    np.testing.assert_array_equal(result.outputs, reference.outputs)
+    for layer, counts in reference.spike_counts.items():
+        np.testing.assert_array_equal(result.spike_counts[layer], counts, err_msg=layer)
+    signed = reference.spike_counts[second]
+    assert (signed < 0).any() and (signed > 0).any()
