@@ -272,7 +272,7 @@ def upsampling_layers(rng, quick: bool) -> list:
         layer = Conv2d(rng.normal(size=(c, 1, 3, 3)).astype(np.float32), padding=1, groups=c)
         out.append((f"depthwise3x3 {c} {hw}x{hw}", layer, (c, hw, hw)))
         out.append((f"depthwise3x3 {c} {hw}x{hw} (through runs)", layer, (c, hw, hw)))
-    for c, hw in ([(16, 8)] if quick else [(64, 14), (128, 28)]):  # MobileNet's stride-2 stages
+    for c, hw in ([(16, 8)] if quick else [(64, 14)]):  # MobileNet's stride-2 stage
         layer = Conv2d(rng.normal(size=(c, 1, 3, 3)).astype(np.float32), padding=1, groups=c,
                        stride=2)
         out.append((f"depthwise3x3/s2 {c} {hw}x{hw}", layer, (c, hw, hw)))

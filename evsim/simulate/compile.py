@@ -330,10 +330,15 @@ def _affine_rows(runs: _Runs, fanout: np.ndarray) -> int:
 
 
 def _disjoint(runs: _Runs) -> int:
-    """1 if the runs of every position write distinct outputs (sorted by output, each ends
-    before the next begins), else 0: then the kernel may add a position's events run by
-    run (:func:`evsim.simulate.kernels._scatter_positions`), each output's adds still in
-    event order. Pooling folded into the runs can make them overlap."""
+    """1 if every channel of a position reaches the same outputs (one group) and the runs of
+    every position write distinct outputs (sorted by output, each ends before the next
+    begins), else 0: then the kernel may add a position's events run by run
+    (:func:`evsim.simulate.kernels._scatter_positions`), each output's adds still in event
+    order. Pooling folded into the runs can make them overlap; in a grouped or depthwise
+    convolution, or an Add, consecutive events rarely share outputs and grouping them only
+    cost time (the generic depthwise runs ran at half speed)."""
+    if runs.channel_out.any():  # several groups: a position's events reach other outputs
+        return 0
     position = np.repeat(np.arange(len(runs.ptr) - 1), np.diff(runs.ptr))
     same = position[1:] == position[:-1]
     ends = runs.out[:-1] + runs.length[:-1]

@@ -937,7 +937,7 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
     (grouping the events of a position cost a mispredicted branch per position); an event
     whose nine taps all reach the output loads its nine weights, then adds them unrolled,
     and counts nine SOPs per spike (its fan-out) without looking them up; the others take
-    :func:`_window_taps`. A channel's output and weight offsets are computed when
+    :func:`_border_adds_3x3`. A channel's output and weight offsets are computed when
     they are affine in the channel (as the compiler lays them out; checked per call),
     else looked up. Each output still receives its adds in event order."""
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
@@ -953,7 +953,6 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
     for c in range(channels):
         affine &= (ip[_u(channel_out + c)] == out_first + c
                    and ip[_u(channel_w + c)] == w_first + 9 * c)
-    tap_out, tap_w = np.empty(9, np.int64), np.empty(9, np.int64)  # a border event's taps
     sops = 0
     inside_spikes = 0  # spikes of the events with all nine taps on the output
     for e in range(n_events):
@@ -969,9 +968,7 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
             out0 = dst + ip[_u(channel_out + c)]
             w0 = weights + ip[_u(channel_w + c)]
         if not (2 <= ny0 < ho and 2 <= nx0 < wo):
-            n_taps = _window_taps(ny0, nx0, ny0, nx0, ho, wo, cout, 1, 3, 3, 1, 1, 1, 1,
-                                  tap_out, tap_w)
-            _add_taps(buf, fp, out0, w0, a, tap_out, tap_w, n_taps, 1)
+            _border_adds_3x3(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout)
             sops += _sent(np.int64(m), binary) * ip[_u(fanout + s)]
             continue
         # the weights before any add: LLVM cannot move a load past a store to buf
@@ -992,6 +989,20 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
         buf[_u(o + 2 * cout)] += a * w02
         inside_spikes += _sent(np.int64(m), binary)
     return sops + 9 * inside_spikes
+
+
+@numba.njit(cache=True, inline="always")
+def _border_adds_3x3(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout):
+    """The adds of a 3×3, stride 1, M = 1 window whose taps are not all on the output:
+    tap (ky, kx) reaches output (ny0 − ky, nx0 − kx) if that is inside. (No scratch arrays
+    here: allocating two per call made the whole loop a third slower.)"""
+    for ky in range(3):
+        oy = ny0 - ky
+        if 0 <= oy < ho:
+            for kx in range(3):
+                ox = nx0 - kx
+                if 0 <= ox < wo:
+                    _add_one(buf, out0 + (oy * wo + ox) * cout, fp, w0 + 3 * ky + 2 - kx, a)
 
 
 @numba.njit(cache=True, inline="always")

@@ -190,9 +190,10 @@ def test_runs_add_exactly_the_counted_fanout_of_every_source(stride, padding, di
 
 
 def test_a_positions_events_share_its_runs_only_where_the_runs_write_distinct_outputs():
-    """The scatter adds a position's events run by run (up to four at once) only when the
-    runs of every position are disjoint: so in a plain convolution and through a pool of
-    non-overlapping windows, but not through an overlapping AvgPool folded into the runs,
+    """The scatter adds a position's events run by run (up to four at once) only when all
+    channels reach the same outputs and the runs of every position are disjoint: so in a
+    plain convolution and through a pool of non-overlapping windows, but not in a grouped
+    convolution, nor through an overlapping AvgPool folded into the runs,
     where one event writes an output from several runs and grouping events would reorder
     that output's adds."""
     from evsim import AvgPool2d, Conv2d
@@ -201,6 +202,8 @@ def test_a_positions_events_share_its_runs_only_where_the_runs_write_distinct_ou
     assert _disjoint(_runs((3, 6, 6), [], conv, (3, 6, 6))) == 1
     assert _disjoint(_runs((3, 12, 12), [(AvgPool2d(2, 2, 0), (3, 12, 12))], conv,
                            (3, 6, 6))) == 1
+    depthwise = Conv2d(np.ones((3, 1, 3, 3)), padding=1, groups=3)  # channels reach apart
+    assert _disjoint(_runs((3, 6, 6), [], depthwise, (3, 6, 6))) == 0
     overlapping = _runs((3, 7, 7), [(AvgPool2d(2, 1, 0), (3, 7, 7))], conv, (3, 6, 6))
     assert _disjoint(overlapping) == 0
     for s in range(len(overlapping.ptr) - 1):  # the case it guards: an output written twice
