@@ -1009,7 +1009,7 @@ def _border_adds_3x3(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout):
 def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geometry, mult_c,
                       kh, kw, sy, sx, dy, dx):
     """_scatter_depthwise's event loop for any window. Consecutive events of one position
-    share its window's taps, found once (:func:`_window_taps`). Indices are unsigned
+    share its window's quotients (:func:`_depthwise_window`). Indices are unsigned
     (:func:`_u`)."""
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
     channel_w, channel_out, fanout = op[SC_CHANNEL_W], op[SC_CHANNEL_OUT], op[SC_FANOUT]
@@ -1019,7 +1019,6 @@ def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geomet
     py, px = geometry[WIN_PY], geometry[WIN_PX]
     reciprocal, row_reciprocal = _reciprocal(channels), _reciprocal(width)
     y_reciprocal, x_reciprocal = _reciprocal(sy), _reciprocal(sx)
-    tap_out, tap_w = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
     sops = 0
     e = 0
     while e < n_events:
@@ -1028,8 +1027,6 @@ def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geomet
         y, x = _source(s, width, row_reciprocal)
         ny0, nx0 = y + py, x + px  # tap (ky, kx) reaches output (ny0 − ky·dy, ...) / stride
         qy, qx = _quotient(ny0, y_reciprocal), _quotient(nx0, x_reciprocal)
-        n_taps = _window_taps(ny0, nx0, qy, qx, ho, wo, cout, mult_c, kh, kw, sy, sx, dy, dx,
-                              tap_out, tap_w)
         first, fan = s * channels, ip[_u(fanout + s)]
         while True:  # the events of position s
             m = mult[_u(base + e)]
@@ -1037,7 +1034,8 @@ def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geomet
             a = m * fp[_u(amp + i)]  # both in the simulation dtype, as the dense engine does
             out0 = dst + ip[_u(channel_out + c)]
             w0 = weights + ip[_u(channel_w + c)]
-            _add_taps(buf, fp, out0, w0, a, tap_out, tap_w, n_taps, mult_c)
+            _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, qy, qx, ho, wo, cout, mult_c,
+                              kh, kw, sy, sx, dy, dx)
             sops += _sent(np.int64(m), binary) * fan
             e += 1
             if e == n_events:
@@ -1048,16 +1046,16 @@ def _depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geomet
     return sops
 
 @numba.njit(cache=True, inline="always")
-def _window_taps(ny0, nx0, qy, qx, ho, wo, cout, mult_c, kh, kw, sy, sx, dy, dx, tap_out,
-                 tap_w):
-    """The taps of a depthwise window at one input position that reach the output, clipped
-    at its borders: tap (ky, kx) reaches output (oy, ox) with oy·sy = ny0 − ky·dy
-    (likewise x). Writes each one's output offset (from its channel's first output) to
-    ``tap_out`` and weight offset (weights laid out as the runs', ``[KH, KW reversed, M]``)
-    to ``tap_w``; returns how many. ``qy``, ``qx``: ny0 // sy and nx0 // sx. Without
-    dilation the taps that reach an output are stepped through directly (ky ≡ ny0 mod sy),
-    with no division per tap."""
-    n = 0
+def _depthwise_window(buf, fp, out0, w0, a, ny0, nx0, qy, qx, ho, wo, cout, mult_c, kh, kw,
+                      sy, sx, dy, dx):
+    """One event's adds in a depthwise window, clipped at the output's borders: tap
+    (ky, kx) reaches output (oy, ox) with oy·sy = ny0 − ky·dy (likewise x); weights laid
+    out as the runs', ``[KH, KW reversed, M]`` from w0. ``qy``, ``qx``: ny0 // sy and
+    nx0 // sx, which the caller computes once per position. Without dilation the taps
+    that reach an output are stepped through directly (ky ≡ ny0 mod sy), with no division
+    per tap (a stride-2 layer's divisions had made it slower than the generic runs; taps
+    listed in scratch arrays once per position were no faster, and an allocation per call
+    slows a whole loop)."""
     if dy == 1 and dx == 1:
         oy, ky = qy, ny0 - qy * sy  # the lowest tap: the output furthest down
         if oy >= ho:
@@ -1068,15 +1066,16 @@ def _window_taps(ny0, nx0, qy, qx, ho, wo, cout, mult_c, kh, kw, sy, sx, dy, dx,
             kx_first += (ox_last - wo + 1) * sx
             ox_last = wo - 1
         while ky < kh and oy >= 0:
+            row = out0 + oy * wo * cout
             ox, kx = ox_last, kx_first
             while kx < kw and ox >= 0:
-                tap_out[n], tap_w[n] = (oy * wo + ox) * cout, (ky * kw + kw - 1 - kx) * mult_c
-                n += 1
+                _add_tap(buf, fp, row + ox * cout, w0 + (ky * kw + kw - 1 - kx) * mult_c, a,
+                         mult_c)
                 ox -= 1
                 kx += sx
             oy -= 1
             ky += sy
-        return n
+        return
     for ky in range(kh):
         ny = ny0 - ky * dy
         if ny < 0:
@@ -1084,6 +1083,7 @@ def _window_taps(ny0, nx0, qy, qx, ho, wo, cout, mult_c, kh, kw, sy, sx, dy, dx,
         oy = ny // sy
         if oy * sy != ny or oy >= ho:
             continue
+        row = out0 + oy * wo * cout
         for kx in range(kw):
             nx = nx0 - kx * dx
             if nx < 0:
@@ -1091,21 +1091,17 @@ def _window_taps(ny0, nx0, qy, qx, ho, wo, cout, mult_c, kh, kw, sy, sx, dy, dx,
             ox = nx // sx
             if ox * sx != nx or ox >= wo:
                 continue
-            tap_out[n], tap_w[n] = (oy * wo + ox) * cout, (ky * kw + kw - 1 - kx) * mult_c
-            n += 1
-    return n
+            _add_tap(buf, fp, row + ox * cout, w0 + (ky * kw + kw - 1 - kx) * mult_c, a,
+                     mult_c)
 
 
 @numba.njit(cache=True, inline="always")
-def _add_taps(buf, fp, out0, w0, a, tap_out, tap_w, n_taps, mult_c):
-    """One event's adds at the taps of :func:`_window_taps`, from its channel's first output
-    ``out0`` and first weight ``w0``."""
-    for t in range(n_taps):
-        o, k = out0 + tap_out[t], w0 + tap_w[t]
-        if mult_c == 1:
-            _add_one(buf, o, fp, k, a)
-        else:
-            _add_run(buf, o, fp, k, a, mult_c)
+def _add_tap(buf, fp, o, k, a, mult_c):
+    """One tap's adds: its M output channels from output offset o, weights from k."""
+    if mult_c == 1:
+        _add_one(buf, o, fp, k, a)
+    else:
+        _add_run(buf, o, fp, k, a, mult_c)
 
 if numba.config.BOUNDSCHECK:
     @numba.njit(cache=True)
