@@ -1121,24 +1121,13 @@ if numba.config.BOUNDSCHECK:
     @numba.njit(cache=True)
     def _fire_block(v, current, theta, start, uniform, to_zero):
         """Scalar form, so that bounds checking sees every index."""
-        mask = np.uint64(0)
-        for j in range(64):
-            i = start + j
-            if _fire_one(v, current, i, theta[0] if uniform else theta[i], to_zero):
-                mask |= np.uint64(1) << np.uint64(j)
-        return mask
+        return _fire_scalar(v, current, theta, start, start + 64, uniform, to_zero)
 
     @numba.njit(cache=True)
     def _fire_signed_block(v, current, theta, negative_theta, start, uniform, to_zero):
         """Scalar form, so that bounds checking sees every index."""
-        up, down = np.uint64(0), np.uint64(0)
-        for j in range(64):
-            i, bit = start + j, np.uint64(1) << np.uint64(j)
-            s = _fire_signed_one(v, current, i, theta[0] if uniform else theta[i],
-                                 negative_theta[0] if uniform else negative_theta[i], to_zero)
-            up |= bit if s > 0 else np.uint64(0)
-            down |= bit if s < 0 else np.uint64(0)
-        return up, down
+        return _fire_signed_scalar(v, current, theta, negative_theta, start, start + 64,
+                                   uniform, to_zero)
 else:
     @intrinsic
     def _data(typingctx, array):
@@ -1377,7 +1366,7 @@ def _scatter_positions(op, ip, fp, buf, idx, mult, base, n_events, binary):
         i = idx[_u(base + e)]
         m = mult[_u(base + e)]
         s, c = _source(i, channels, reciprocal)
-        end, shift = s * channels + channels, ip[_u(channel_out + c)]
+        first, shift = s * channels, ip[_u(channel_out + c)]  # position s's first neuron
         a0, k0 = m * fp[_u(amp + i)], weights + ip[_u(channel_w + c)]
         a1 = a2 = a3 = zero
         k1 = k2 = k3 = k0
@@ -1385,10 +1374,11 @@ def _scatter_positions(op, ip, fp, buf, idx, mult, base, n_events, binary):
         n = 1  # events of this pass
         while n < 4 and e + n < n_events:
             i = idx[_u(base + e + n)]
-            if not end - channels <= i < end or ip[_u(channel_out + i - end + channels)] != shift:
+            c = i - first
+            if not 0 <= c < channels or ip[_u(channel_out + c)] != shift:
                 break
             m = mult[_u(base + e + n)]
-            a, k = m * fp[_u(amp + i)], weights + ip[_u(channel_w + i - end + channels)]
+            a, k = m * fp[_u(amp + i)], weights + ip[_u(channel_w + c)]
             if n == 1:
                 a1, k1 = a, k
             elif n == 2:
@@ -1473,10 +1463,7 @@ def _plain_neurons(op, fp, buf, idx, mult, base, counts):
     for block in range(blocks):
         mask = _fire_block(v_data, current_data, theta_data, 64 * block, uniform, to_zero)
         emitted = _emit_plain(mask, 64 * block, idx, mult, base, emitted, counts)
-    mask = np.uint64(0)
-    for i in range(64 * blocks, n):
-        if _fire_one(v, current, i, theta[0] if uniform else theta[i], to_zero != 0):
-            mask |= np.uint64(1) << np.uint64(i - 64 * blocks)
+    mask = _fire_scalar(v, current, theta, 64 * blocks, n, uniform, to_zero)
     return _emit_plain(mask, 64 * blocks, idx, mult, base, emitted, counts)
 
 
@@ -1490,6 +1477,32 @@ def _fire_one(v, current, i, theta, to_zero):
     after = v.dtype.type(0) if to_zero else m - theta
     v[i] = after if spike else m
     return spike
+
+
+@numba.njit(cache=True, inline="always")
+def _fire_scalar(v, current, theta, start, stop, uniform, to_zero):
+    """Neurons start .. stop − 1 (at most 64) of a plain layer one by one
+    (:func:`_fire_one`): their spikes as the bits of one word (bit j: neuron start + j),
+    as :func:`_fire_block` returns them for 64."""
+    mask = np.uint64(0)
+    for i in range(start, stop):
+        if _fire_one(v, current, i, theta[0] if uniform else theta[i], to_zero != 0):
+            mask |= np.uint64(1) << np.uint64(i - start)
+    return mask
+
+
+@numba.njit(cache=True, inline="always")
+def _fire_signed_scalar(v, current, theta, negative_theta, start, stop, uniform, to_zero):
+    """:func:`_fire_scalar` for signed neurons: the words of +1 and of −1 spikes, as
+    :func:`_fire_signed_block` returns them."""
+    up, down = np.uint64(0), np.uint64(0)
+    for i in range(start, stop):
+        bit = np.uint64(1) << np.uint64(i - start)
+        s = _fire_signed_one(v, current, i, theta[0] if uniform else theta[i],
+                             negative_theta[0] if uniform else negative_theta[i], to_zero != 0)
+        up |= bit if s > 0 else np.uint64(0)
+        down |= bit if s < 0 else np.uint64(0)
+    return up, down
 
 
 @numba.njit(cache=True, inline="always")
@@ -1565,13 +1578,8 @@ def _signed_plain_neurons(op, fp, buf, idx, mult, base, counts):
                                       uniform, to_zero)
         emitted, new = _emit_signed(up, down, 64 * block, idx, mult, base, emitted, counts_of)
         negatives += new
-    up, down = np.uint64(0), np.uint64(0)
-    for i in range(64 * blocks, n):
-        bit = np.uint64(1) << np.uint64(i - 64 * blocks)
-        s = _fire_signed_one(v, current, i, theta[0] if uniform else theta[i],
-                             negative_theta[0] if uniform else negative_theta[i], to_zero != 0)
-        up |= bit if s > 0 else np.uint64(0)
-        down |= bit if s < 0 else np.uint64(0)
+    up, down = _fire_signed_scalar(v, current, theta, negative_theta, 64 * blocks, n, uniform,
+                                   to_zero)
     emitted, new = _emit_signed(up, down, 64 * blocks, idx, mult, base, emitted, counts_of)
     counts[op[NR_NEGATIVE]] += negatives + new
     return emitted

@@ -370,7 +370,6 @@ def test_one_threshold_per_layer_is_read_once_and_per_channel_ones_per_neuron(se
     value); per-channel θ are read per neuron; biases are stored once per channel and
     repeated at every position. Both kinds of layer, and the biases, give the naive
     reference's spikes and outputs exactly."""
-    import naive_reference as naive
     base, x = random_network(seed)
     rng = np.random.default_rng(seed)
     neurons = {}
@@ -388,12 +387,7 @@ def test_one_threshold_per_layer_is_read_once_and_per_channel_ones_per_neuron(se
     assert list(rows[:, kernels.NR_UNIFORM]) == expected and 0 in expected and 1 in expected
     fills = program.ops[program.ops[:, kernels.CODE] == kernels.OP_FILL]
     assert (fills[:, kernels.FILL_CHANNELS] < fills[:, kernels.FILL_SIZE]).any()
-    reference = naive.simulate(snn, x, 8)
-    result = evsim.simulate(snn, x, T=8, engine="event", dtype=np.float64,
-                            per_image_counts=True)
-    np.testing.assert_array_equal(result.outputs, reference.outputs)
-    for layer, counts in reference.spike_counts.items():
-        np.testing.assert_array_equal(result.spike_counts[layer], counts, err_msg=layer)
+    _assert_event_engine_equals_naive(snn, x, 8)
 
 
 def test_the_compile_notice_names_every_optional_kernel():
@@ -410,7 +404,6 @@ def test_64_neuron_blocks_fire_as_the_naive_reference(uniform, reset):
     of 3 × 64 + 11 neurons (three blocks and a tail) of plain and of signed neurons, with
     one θ or one per neuron, fires and resets exactly as the naive reference does, +1 and
     −1 spikes alike."""
-    import naive_reference as naive
     from dyadic import dyadic
     rng = np.random.default_rng(7)
     n = 3 * 64 + 11
@@ -427,11 +420,19 @@ def test_64_neuron_blocks_fire_as_the_naive_reference(uniform, reset):
         first: evsim.NeuronSpec(theta(), reset=reset),
         second: evsim.NeuronSpec(theta(), reset=reset, negative_threshold=theta())})
     x = dyadic(rng, (3, 5), bits=3, low=-8, kmax=8)
-    reference = naive.simulate(snn, x, 10)
-    result = evsim.simulate(snn, x, T=10, engine="event", dtype=np.float64,
+    reference = _assert_event_engine_equals_naive(snn, x, 10)
+    signed = reference.spike_counts[second]
+    assert (signed < 0).any() and (signed > 0).any()
+
+
+def _assert_event_engine_equals_naive(snn, x, T):
+    """The event engine's outputs and per-image spike counts (float64) equal the naive
+    reference's exactly; returns the reference."""
+    import naive_reference as naive
+    reference = naive.simulate(snn, x, T)
+    result = evsim.simulate(snn, x, T=T, engine="event", dtype=np.float64,
                             per_image_counts=True)
     np.testing.assert_array_equal(result.outputs, reference.outputs)
     for layer, counts in reference.spike_counts.items():
         np.testing.assert_array_equal(result.spike_counts[layer], counts, err_msg=layer)
-    signed = reference.spike_counts[second]
-    assert (signed < 0).any() and (signed > 0).any()
+    return reference
