@@ -38,6 +38,31 @@ def _layer_lambda(values: np.ndarray, statistic: str, percentile: float, of: str
     return float(np.percentile(positive, percentile))
 
 
+def _kth_smallest(values: np.ndarray, k: int) -> np.floating:
+    """``np.sort(values)[k]`` of a 1-D array, without sorting it.
+
+    A p-point of calibration lies near the top of millions of values, many of them equal
+    (zeros, clipped ones), where NumPy's selection is slow (0.17 s for 1.25 M clipped
+    ReLU outputs). So the values below an estimate taken from a strided sample are
+    counted, and only those at or above it are selected from; when the counts show the
+    estimate too high (or NaNs present), the whole array is.
+    """
+    n = values.size
+    sample = np.sort(values[::max(1, n // 8192)])
+    at = int(k / n * sample.size) - max(8, sample.size // 64)  # safely below rank k
+    if at > 0:
+        low = sample[at]
+        below = np.count_nonzero(values < low)
+        equal = np.count_nonzero(values == low)
+        if below <= k:
+            if k < below + equal:
+                return low
+            higher = values[values > low]
+            if below + equal + higher.size == n:  # else NaNs, which sort last
+                return np.partition(higher, k - below - equal)[k - below - equal]
+    return np.partition(values, k)[k]
+
+
 def activation_scales(network: Network, inputs: np.ndarray, *, statistic: str = "percentile",
                       percentile: float | Mapping[str, float] = 99.9, percentile_of: str = "all",
                       channelwise: bool = False, batch_size: int = 256,
@@ -222,7 +247,7 @@ def braincog_scales(network: Network, inputs: np.ndarray, *, p: float | Mapping[
         if k < 0:
             raise EvsimValueError(f"layer '{name}': int(N * p) - 1 = {k} with N = "
                                   f"{flat.size} values per batch; raise p or batch_size")
-        point = np.partition(flat, k)[k]  # sort(flat)[k], without the full sort
+        point = _kth_smallest(flat, k)
         scales[name] = max(scales[name], point)
         largest[name] = max(largest[name], flat.max())
         return out

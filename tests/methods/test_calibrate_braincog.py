@@ -16,9 +16,11 @@ batch 2: x = [3, 6, 5, 0], [0, 0, 0, 1]
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evsim import layers as L
-from evsim.calibrate import activation_scales, braincog_scales
+from evsim.calibrate import _kth_smallest, activation_scales, braincog_scales
 from evsim.network import Network, Node
 
 IMAGES = np.array([[-1, 0, 1, 3], [0.5, 0, 0, 4], [3, 6, 5, 0], [0, 0, 0, 1]], np.float32)
@@ -84,3 +86,25 @@ def test_a_zero_p_point_falls_back_to_the_largest_value_with_a_warning():
 def test_bad_arguments_say_what_to_do(kwargs, match):
     with pytest.raises(ValueError, match=match):
         braincog_scales(_network(), IMAGES, **kwargs)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(size=st.integers(1, 40_000), zeros=st.floats(0, 1), clipped=st.floats(0, 0.5),
+       p=st.floats(0.5, 1.0), seed=st.integers(0, 2**32 - 1))
+def test_the_p_point_selection_is_the_sorted_value(size, zeros, clipped, p, seed):
+    """The shortcut selection equals sort(values)[k] on arrays like calibration's: many
+    zeros, many values clipped to one bound, negatives, any rank."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=size).astype(np.float32)
+    values[rng.random(size) < zeros] = 0
+    values[rng.random(size) < clipped] = np.float32(0.75)
+    k = min(int(size * p), size - 1)
+    assert _kth_smallest(values, k) == np.sort(values)[k]
+
+
+def test_the_p_point_selection_with_nans_is_numpys():
+    values = np.linspace(0, 1, 100_000, dtype=np.float32)
+    values[::7] = np.nan
+    for k in (0, 50_000, 85_000, 99_999):
+        assert np.array_equal(_kth_smallest(values, k), np.partition(values, k)[k],
+                              equal_nan=True)
