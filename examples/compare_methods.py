@@ -214,7 +214,8 @@ def write_report(out: Path, rows, parts, steps, args, seconds) -> None:
         f"{datetime.date.today()} ({seconds / 60:.0f} min of computing on 2 cores, summed "
         "over its parts; event engine, float32). "
         f"Accuracy on {args.n_images} Fashion-MNIST test images; calibration on training "
-        f"images 0..999; Bayesian optimisation ({args.trials} TPE trials per T, seed 0) on "
+        f"images 0..{args.n_calibration - 1}; Bayesian optimisation ({args.trials} TPE trials "
+        "per T, seed 0) on "
         "held-out training images from 55,000 on. SOPs and energy (45 nm float32: 0.9 pJ "
         "per SOP, 4.6 pJ per MAC; analog first layer computed once) per image at the largest "
         "T each method ran; tables for every T follow. A dash: the method does not run at "
@@ -398,11 +399,12 @@ def main() -> None:
                         "(docs/scaling.md); the numbers equal a local run's")
     parser.add_argument("--out", type=Path, default=DOCS)
     args = parser.parse_args()
-    held_out = 500
+    held_out, args.n_calibration = 500, 1000
     if args.smoke:
         args.images, args.T_max, args.trials, held_out = min(args.images, 64), 4, 2, 32
+        args.n_calibration = 200
     train_images, train_labels = load_fashion_mnist("train")
-    calibration = train_images[:1000]
+    calibration = train_images[:args.n_calibration]
     validation = (train_images[55000:55000 + held_out], train_labels[55000:55000 + held_out])
     images, labels = load_fashion_mnist("test")
     images, labels = images[:args.images], labels[:args.images]
