@@ -1604,49 +1604,52 @@ def _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     The largest count (``peak``) is kept as events arrive, since counts only grow; after
     a negative event (SpiCalib) the window is rescanned. Windows whose peak may have
     changed are marked in a bitmap (``touched``), whose set bits are then visited in
-    window order, so that a step costs its events, not the number of windows.
+    window order, so that a step costs its events, not the number of windows. Indices
+    are unsigned (:func:`_u`): no wrap-around code per lookup.
     """
     channels, win_ptr, win_idx = op[MP_CHANNELS], op[MP_WIN_PTR], op[MP_WIN_IDX]
     c_in, peak, rescan, n_rescan = op[MP_CUM_IN], op[MP_PEAK], op[MP_DIRTY_LIST], 0
-    touched = op[MP_TOUCHED]
+    touched, dirty = op[MP_TOUCHED], op[MP_DIRTY]
     reciprocal = _reciprocal(channels)
     pool_ops = 0
     for e in range(n_in):
-        i = idx[in_base + e]
-        m = np.int64(mult[in_base + e])
+        i = idx[_u(in_base + e)]
+        m = np.int64(mult[_u(in_base + e)])
         s, c = _source(i, channels, reciprocal)
-        value = state[c_in + i] + m
-        state[c_in + i] = value
-        first, last = ip[win_ptr + s], ip[win_ptr + s + 1]
+        value = state[_u(c_in + i)] + m
+        state[_u(c_in + i)] = value
+        first, last = ip[_u(win_ptr + s)], ip[_u(win_ptr + s + 1)]
         for k in range(first, last):
-            slot = ip[win_idx + k] * channels + c
+            slot = ip[_u(win_idx + k)] * channels + c
             if m > 0:  # no branch on the rise: it would mispredict
-                rose = value > state[peak + slot]
-                state[peak + slot] = max(state[peak + slot], value)
-                state[touched + (slot >> 6)] |= np.int64(rose) << (slot & 63)
-            elif state[op[MP_DIRTY] + slot] == 0:
-                state[op[MP_DIRTY] + slot] = 1
-                state[rescan + n_rescan] = slot
+                at = _u(peak + slot)
+                rose = value > state[at]
+                state[at] = max(state[at], value)
+                state[_u(touched + (slot >> 6))] |= np.int64(rose) << (slot & 63)
+            elif state[_u(dirty + slot)] == 0:
+                state[_u(dirty + slot)] = 1
+                state[_u(rescan + n_rescan)] = slot
                 n_rescan += 1
         pool_ops += _sent(m, binary) * (last - first)
     for d in range(n_rescan):
-        slot = state[rescan + d]
-        state[op[MP_DIRTY] + slot] = 0
-        state[peak + slot] = _window_max(op, ip, state, slot)[0]
-        state[touched + (slot >> 6)] |= np.int64(1) << (slot & 63)
+        slot = state[_u(rescan + d)]
+        state[_u(dirty + slot)] = 0
+        state[_u(peak + slot)] = _window_max(op, ip, state, slot)[0]
+        state[_u(touched + (slot >> 6))] |= np.int64(1) << (slot & 63)
     cum_out = op[MP_CUM_OUT]
     emitted = 0
     for word in range((op[MP_SLOTS] + 63) >> 6):
-        mask = np.uint64(state[touched + word])
+        mask = np.uint64(state[_u(touched + word)])
         if mask == 0:
             continue
-        state[touched + word] = 0
+        state[_u(touched + word)] = 0
         while mask != 0:
             slot = 64 * word + _trailing_zeros(mask)
-            out = state[peak + slot] - state[cum_out + slot]
-            state[cum_out + slot] = state[peak + slot]
-            idx[out_base + emitted] = slot
-            mult[out_base + emitted] = out
+            high = state[_u(peak + slot)]
+            out = high - state[_u(cum_out + slot)]
+            state[_u(cum_out + slot)] = high
+            idx[_u(out_base + emitted)] = slot
+            mult[_u(out_base + emitted)] = out
             emitted += out != 0
             mask &= mask - np.uint64(1)
     return emitted, pool_ops
@@ -1659,12 +1662,12 @@ def _window_max(op, ip, state, slot):
                                               op[MP_MEMBER_IDX], op[MP_CUM_IN])
     w = np.int64(np.uint64(slot) // np.uint64(channels))
     c = slot - w * channels
-    first = ip[member_ptr + w]
-    best_member = ip[member_idx + first]
-    best = state[c_in + best_member * channels + c]
-    for k in range(first + 1, ip[member_ptr + w + 1]):
-        member = ip[member_idx + k]
-        value = state[c_in + member * channels + c]
+    first = ip[_u(member_ptr + w)]
+    best_member = ip[_u(member_idx + first)]
+    best = state[_u(c_in + best_member * channels + c)]
+    for k in range(first + 1, ip[_u(member_ptr + w + 1)]):
+        member = ip[_u(member_idx + k)]
+        value = state[_u(c_in + member * channels + c)]
         if value > best:
             best = value
             best_member = member
@@ -1675,37 +1678,39 @@ def _window_max(op, ip, state, slot):
 def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     """The spike-count gate: each window touched this step passes the current events of its
     member with the largest cumulative count (the first on ties); the window's cumulative
-    output is kept, as LIPooling keeps it."""
+    output is kept, as LIPooling keeps it. Indices are unsigned (:func:`_u`)."""
     channels, win_ptr, win_idx = op[MP_CHANNELS], op[MP_WIN_PTR], op[MP_WIN_IDX]
     c_in, dirty, dlist, current = op[MP_CUM_IN], op[MP_DIRTY], op[MP_DIRTY_LIST], op[MP_CURRENT]
     reciprocal = _reciprocal(channels)
     n_dirty = 0
     pool_ops = 0
     for e in range(n_in):
-        i = idx[in_base + e]
-        m = np.int64(mult[in_base + e])
+        i = idx[_u(in_base + e)]
+        m = np.int64(mult[_u(in_base + e)])
         s, c = _source(i, channels, reciprocal)
-        state[c_in + i] += m
-        state[current + i] += m
-        for k in range(ip[win_ptr + s], ip[win_ptr + s + 1]):
-            slot = ip[win_idx + k] * channels + c
-            if state[dirty + slot] == 0:
-                state[dirty + slot] = 1
-                state[dlist + n_dirty] = slot
+        state[_u(c_in + i)] += m
+        state[_u(current + i)] += m
+        first, last = ip[_u(win_ptr + s)], ip[_u(win_ptr + s + 1)]
+        for k in range(first, last):
+            slot = ip[_u(win_idx + k)] * channels + c
+            if state[_u(dirty + slot)] == 0:
+                state[_u(dirty + slot)] = 1
+                state[_u(dlist + n_dirty)] = slot
                 n_dirty += 1
-        pool_ops += _sent(m, binary) * (ip[win_ptr + s + 1] - ip[win_ptr + s])
+        pool_ops += _sent(m, binary) * (last - first)
     emitted = 0
+    cum_out = op[MP_CUM_OUT]
     for d in range(n_dirty):
-        slot = state[dlist + d]
-        state[dirty + slot] = 0
-        out = state[current + _window_max(op, ip, state, slot)[1]]
+        slot = state[_u(dlist + d)]
+        state[_u(dirty + slot)] = 0
+        out = state[_u(current + _window_max(op, ip, state, slot)[1])]
         if out != 0:
-            state[op[MP_CUM_OUT] + slot] += out  # the output so far, as LIPooling keeps it
-            idx[out_base + emitted] = slot
-            mult[out_base + emitted] = out
+            state[_u(cum_out + slot)] += out  # the output so far, as LIPooling keeps it
+            idx[_u(out_base + emitted)] = slot
+            mult[_u(out_base + emitted)] = out
             emitted += 1
     for e in range(n_in):
-        state[current + idx[in_base + e]] = 0
+        state[_u(current + idx[_u(in_base + e)])] = 0
     return emitted, pool_ops
 
 
