@@ -128,6 +128,17 @@ def print_breakdown(name, snn, images, T, rounds) -> None:
           f"above at their isolated kernels' speed would take {1e3 * at_kernel_speed:.3f} ms "
           f"per image for their {counted:.3g} SOPs: whole network / kernels = "
           f"{at_kernel_speed / total:.2f} (target ≥ 0.8)")
+    floor = breakdown.neuron_floor(program, T, max(rounds, 5))
+    spent = parts.get("neuron updates", 0.0) + sum(
+        seconds for op, seconds in zip(program.ops, row_s) if op[0] == breakdown.K.OP_FILL)
+    print(f"neuron updates and bias fills: {1e3 * spent:.3f} ms per image; a bare pass over "
+          f"their buffers (v += current, current refilled) takes {1e3 * floor:.3f} ms "
+          f"({spent / floor:.2f}x)")
+    if at_kernel_speed > 0:
+        rest = total - spent - sum(layers.get((layer, "scatter"), 0.0) for layer in kernels)
+        print(f"with the layers above at their kernels' speed, the neuron updates and fills "
+              f"at that floor and the rest as measured ({1e3 * rest:.3f} ms), whole network / "
+              f"kernels would be {at_kernel_speed / (at_kernel_speed + floor + rest):.2f}")
 
 
 def print_scaling(name, snn, images, T, threads, rounds) -> None:

@@ -158,6 +158,37 @@ def profile(snn: evsim.SpikingNetwork, images: np.ndarray, T: int):
     return program, cycles[:-1] * per_cycle, cycles[-1] * per_cycle, head_s / len(x), per_layer
 
 
+@numba.njit
+def _stream(buf, rows, T):
+    """The neuron passes' bytes without their work: for each neuron row (current, v, size)
+    and step, ``v += current`` (reads both, writes v), then the current refilled with a
+    constant (the bias fill's write)."""
+    for _ in range(T):
+        for r in range(rows.shape[0]):
+            current, v, n = rows[r, 0], rows[r, 1], rows[r, 2]
+            potential, incoming = buf[v:v + n], buf[current:current + n]
+            for i in range(n):
+                potential[i] += incoming[i]
+            for i in range(n):
+                incoming[i] = 0.5
+
+
+def neuron_floor(program, T: int, rounds: int) -> float:
+    """Seconds per image of :func:`_stream` over the program's neuron buffers (one image's
+    workspace, T steps; median of ``rounds``): the memory traffic of the neuron updates and
+    their bias fills, as a floor for those two parts."""
+    rows = np.array([(op[K.NR_CURRENT], op[K.NR_V], op[K.NR_SIZE]) for op in program.ops
+                     if op[K.CODE] == K.OP_NEURON], np.int64)
+    buf = Workspace(program, 1, 1).rows(1)[0][0]
+    _stream(buf, rows, 1)
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        _stream(buf, rows, T)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def kernel_rates(snn: evsim.SpikingNetwork, per_layer: dict, T: int, rounds: int) -> dict:
     """Per synaptic layer read straight from a spiking layer: (its input's spike rate, the
     isolated kernel's GSOP/s on fresh random events at that rate and shape, timed as
