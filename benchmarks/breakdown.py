@@ -82,15 +82,9 @@ def _one_op(op, ip, fp, f64, t, event_offsets, binary, buf, state, idx, mult, n_
         n_events[slot] = K._neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
                                     counts, t, binary, rich)
     elif code == K.OP_ADD:
-        dst, src, size = op[K.ADD_DST], op[K.ADD_SRC], op[K.ADD_SIZE]
-        for i in range(size):
-            buf[dst + i] += buf[src + i]
+        K._sum_into(op, buf)
     elif code == K.OP_COPYPERM:
-        dst, src, channels, hw = (op[K.PERM_DST], op[K.PERM_SRC], op[K.PERM_CHANNELS],
-                                  op[K.PERM_HW])
-        for p in range(hw):
-            for c in range(channels):
-                buf[dst + c * hw + p] = buf[src + p * channels + c]
+        K._copy_permuted(op, buf)
     elif code == K.OP_MAXPOOL:
         src_slot, out_slot = op[K.MP_SRC_SLOT], op[K.MP_OUT_SLOT]
         emitted, done = K._maxpool(op, ip, state, idx, mult, event_offsets[src_slot],

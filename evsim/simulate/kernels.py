@@ -1753,6 +1753,24 @@ def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, coun
 
 
 @numba.njit(cache=True, inline="always")
+def _sum_into(op, buf):
+    """An OP_ADD row: the buffer at dst += the one at src, LANES floats per vector add
+    (:func:`_add_run` with a factor of 1, exact: two slices of one array, which LLVM did
+    not vectorise for fear they overlap; they do not). 0.45 ms per image of the bundled
+    ``resnet``'s 3.7 ms had gone to this one loop."""
+    _add_run(buf, op[ADD_DST], buf, op[ADD_SRC], buf.dtype.type(1), op[ADD_SIZE])
+
+
+@numba.njit(cache=True, inline="always")
+def _copy_permuted(op, buf):
+    """An OP_COPYPERM row: the channels-last buffer at src copied channels-first to dst."""
+    dst, src, channels, hw = op[PERM_DST], op[PERM_SRC], op[PERM_CHANNELS], op[PERM_HW]
+    for p in range(hw):
+        for c in range(channels):
+            buf[_u(dst + c * hw + p)] = buf[_u(src + p * channels + c)]
+
+
+@numba.njit(cache=True, inline="always")
 def _fill(op, fp, buf):
     """An OP_FILL row: its buffer set to 0, or to its per-channel bias at every position
     (reading C floats that stay in cache, not a bias the buffer's size)."""
@@ -1789,15 +1807,9 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
             n_events[slot] = _neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
                                       counts, t, binary, rich)
         elif code == OP_ADD:
-            dst, src, size = op[ADD_DST], op[ADD_SRC], op[ADD_SIZE]
-            target, source = buf[dst:dst + size], buf[src:src + size]
-            for i in range(size):
-                target[i] += source[i]
+            _sum_into(op, buf)
         elif code == OP_COPYPERM:
-            dst, src, channels, hw = op[PERM_DST], op[PERM_SRC], op[PERM_CHANNELS], op[PERM_HW]
-            for p in range(hw):
-                for c in range(channels):
-                    buf[dst + c * hw + p] = buf[src + p * channels + c]
+            _copy_permuted(op, buf)
         elif code == OP_MAXPOOL:
             if gate is None and lipool is None:  # pruned at compile time: see kernel_paths
                 raise AssertionError("a pooling layer needs a pooling kernel")
