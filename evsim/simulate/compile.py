@@ -541,6 +541,7 @@ class _Compiler:
 
     def lower_max_pool(self, node) -> None:
         name, src, b = node.name, node.inputs[0], self.b
+        gate = self.snn.max_pool == "gate"  # only the gate keeps this step's counts
         c, h, w = self.net.shape(src)
         windows = spatial_map(node.layer, self.net.shape(src)).tocsr()
         windows.sort_indices()
@@ -557,8 +558,8 @@ class _Compiler:
              member_ptr=b.ints(windows.indptr), member_idx=b.ints(windows.indices),
              cum_in=b.int_buffer(h * w * c), cum_out=self.pool_output(name, n_win * c),
              dirty=b.int_buffer(n_win * c), dirty_list=b.int_buffer(n_win * c),
-             current=b.int_buffer(h * w * c), peak=b.int_buffer(n_win * c),
-             gate=self.snn.max_pool == "gate", pool_slot=self.pool_layers.index(name),
+             current=b.int_buffer(h * w * c) if gate else -1, peak=b.int_buffer(n_win * c),
+             gate=gate, pool_slot=self.pool_layers.index(name),
              touched=b.int_buffer((n_win * c + 63) // 64))
 
     def pool_output(self, name: str, size: int) -> int:

@@ -90,7 +90,8 @@ PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
 (NR_CURRENT, NR_SIZE, NR_V, NR_THETA, NR_V0, NR_ZERO_RESET, NR_BURST, NR_SLOT, NR_COUNTS,
  NR_NEGATIVE, NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW, NR_NEGATIVE_THETA,
  NR_UNIFORM) = range(1, 16)
-# OP_MAXPOOL: LIPooling or the spike-count gate, from one slot into another.
+# OP_MAXPOOL: LIPooling or the spike-count gate, from one slot into another (MP_CURRENT,
+# this step's counts, only for the gate: -1 for LIPooling).
 (MP_SRC_SLOT, MP_OUT_SLOT, MP_CHANNELS, MP_SLOTS, MP_WIN_PTR, MP_WIN_IDX, MP_MEMBER_PTR,
  MP_MEMBER_IDX, MP_CUM_IN, MP_CUM_OUT, MP_DIRTY, MP_DIRTY_LIST, MP_CURRENT, MP_PEAK, MP_GATE,
  MP_POOL_SLOT, MP_TOUCHED) = range(1, 18)
