@@ -33,6 +33,19 @@ def test_benchmark_scripts_run_in_quick_mode(script):
     assert re.search(r"^\|.*\|$", done.stdout, re.M)
 
 
+def test_the_breakdown_runs_the_engines_step_and_checks_it():
+    """bench_network.py --breakdown times its own copy of the event engine's step loop; it
+    raises unless that loop gives the engine's outputs and SOPs (resnet: Adds, fills,
+    scatters of several kinds), and prints the neuron pass against its bare floor."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_network.py"),
+                           "--breakdown", "--quick", "--model", "resnet"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| neuron updates |" in done.stdout and "| scatter |" in done.stdout
+    assert re.search(r"a bare pass over their buffers .* takes \d+\.\d+ ms", done.stdout)
+    assert re.search(r"whole network / kernels would be \d\.\d\d", done.stdout)
+
+
 def test_api_reference_is_up_to_date():
     done = subprocess.run([sys.executable, str(ROOT / "docs" / "make_api.py"), "--check"],
                           capture_output=True, text=True, timeout=120)
