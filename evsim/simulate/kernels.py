@@ -995,8 +995,10 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
 @numba.njit(cache=True, inline="always")
 def _border_adds_3x3(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout):
     """The adds of a 3×3, stride 1, M = 1 window whose taps are not all on the output:
-    tap (ky, kx) reaches output (ny0 − ky, nx0 − kx) if that is inside. (No scratch arrays
-    here: allocating two per call made the whole loop a third slower.)"""
+    tap (ky, kx) reaches output (ny0 − ky, nx0 − kx) if that is inside. The adds of
+    :func:`_depthwise_window` for this window, written for it: through that general walk
+    the whole loop ran at 0.92 GSOP/s instead of 1.18 (64 channels, 5 %), and with scratch
+    arrays allocated per call a third slower."""
     for ky in range(3):
         oy = ny0 - ky
         if 0 <= oy < ho:
