@@ -4,8 +4,9 @@ bookkeeping), and each layer's scatter beside the isolated kernel of ``bench_ker
 the same shape and spike rate.
 
 :func:`profile_steps` is the engine's step loop (``kernels.run_steps`` and ``_step``,
-analog input only) with the processor's cycle counter read around every operation row; the
-benchmark checks that it computes the engine's outputs and SOPs exactly.
+analog input only) with the processor's cycle counter read around every operation row (the
+engine's own ``kernels._operation``); the benchmark checks that it computes the engine's
+outputs and SOPs exactly.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ def profile_steps(ops, ip, fp, f64, analog, analog_layout, T, event_offsets, rea
                   readout_size, binary, buf, state, idx, mult, n_events, out, counts,
                   sops, pool_ops, cycles, gate, lipool, rich, depthwise):
     """run_steps for steps 1..T of every image, analog input; ``cycles[r]`` gains the cycles of
-    operation row r, ``cycles[-1]`` those of starting the images and reading the outputs;
-    ``sops`` (B, sop layers) and ``pool_ops`` the totals; ``out`` (B, readout) at T."""
+    operation row r (the engine's own ``kernels._operation``), ``cycles[-1]`` those of
+    starting the images and reading the outputs; ``sops`` (B, sop layers) and ``pool_ops``
+    the totals; ``out`` (B, readout) at T."""
+    no_input = np.zeros(0, fp.dtype)  # analog input: no rate row reads the image
     for b in range(buf.shape[0]):
         start = _cycles()
         K._start_image(ops, fp, analog[b], analog_layout, buf[b], state[b], n_events[b],
@@ -54,44 +57,14 @@ def profile_steps(ops, ip, fp, f64, analog, analog_layout, T, event_offsets, rea
         for t in range(1, T + 1):
             for r in range(ops.shape[0]):
                 start = _cycles()
-                _one_op(ops[r], ip, fp, f64, t, event_offsets, binary, buf[b], state[b],
-                        idx[b], mult[b], n_events[b], counts[b], sops[b], pool_ops[b],
-                        gate, lipool, rich, depthwise)
+                K._operation(ops[r], ip, fp, f64, no_input, t, event_offsets, np.uint64(0),
+                             binary, buf[b], state[b], idx[b], mult[b], n_events[b], counts[b],
+                             sops[b], pool_ops[b], gate, lipool, rich, None, depthwise)
                 cycles[r] += _cycles() - start
         start = _cycles()
         for i in range(readout_size):
             out[b, i] = buf[b, readout_offset + i]
         cycles[-1] += _cycles() - start
-
-
-@numba.njit
-def _one_op(op, ip, fp, f64, t, event_offsets, binary, buf, state, idx, mult, n_events,
-            counts, sops, pool_ops, gate, lipool, rich, depthwise):
-    """One operation row of kernels._step (analog input: no rate row)."""
-    code = op[K.CODE]
-    if code == K.OP_SCATTER:
-        slot = op[K.SC_SLOT]
-        done = K._scatter(op, ip, fp, buf, idx, mult, event_offsets[slot], n_events[slot],
-                          binary, depthwise)
-        if op[K.SC_SOP_SLOT] >= 0:
-            sops[op[K.SC_SOP_SLOT]] += done
-    elif code == K.OP_FILL:
-        K._fill(op, fp, buf)
-    elif code == K.OP_NEURON:
-        slot = op[K.NR_SLOT]
-        n_events[slot] = K._neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
-                                    counts, t, binary, rich)
-    elif code == K.OP_ADD:
-        K._sum_into(op, buf)
-    elif code == K.OP_COPYPERM:
-        K._copy_permuted(op, buf)
-    elif code == K.OP_MAXPOOL:
-        src_slot, out_slot = op[K.MP_SRC_SLOT], op[K.MP_OUT_SLOT]
-        emitted, done = K._maxpool(op, ip, state, idx, mult, event_offsets[src_slot],
-                                   n_events[src_slot], event_offsets[out_slot], binary, gate,
-                                   lipool)
-        n_events[out_slot] = emitted
-        pool_ops[op[K.MP_POOL_SLOT]] += done
 
 
 def row_names(program) -> list[str]:

@@ -1795,38 +1795,46 @@ def _step(ops, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, 
     """Every operation of step t, in program (topological) order; its SOPs and pooling
     operations go to ``sops[layer]`` and ``pool_ops[layer]``."""
     for r in range(ops.shape[0]):
-        op = ops[r]
-        code = op[CODE]
-        if code == OP_SCATTER:
-            slot = op[SC_SLOT]
-            done = _scatter(op, ip, fp, buf, idx, mult, event_offsets[slot], n_events[slot],
-                            binary, depthwise)
-            if op[SC_SOP_SLOT] >= 0:
-                sops[op[SC_SOP_SLOT]] += done
-        elif code == OP_FILL:
-            _fill(op, fp, buf)
-        elif code == OP_NEURON:
-            slot = op[NR_SLOT]
-            n_events[slot] = _neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
-                                      counts, t, binary, rich)
-        elif code == OP_ADD:
-            _sum_into(op, buf)
-        elif code == OP_COPYPERM:
-            _copy_permuted(op, buf)
-        elif code == OP_MAXPOOL:
-            if gate is None and lipool is None:  # pruned at compile time: see kernel_paths
-                raise AssertionError("a pooling layer needs a pooling kernel")
-            src_slot, out_slot = op[MP_SRC_SLOT], op[MP_OUT_SLOT]
-            emitted, done = _maxpool(op, ip, state, idx, mult, event_offsets[src_slot],
-                                     n_events[src_slot], event_offsets[out_slot], binary,
-                                     gate, lipool)
-            n_events[out_slot] = emitted
-            pool_ops[op[MP_POOL_SLOT]] += done
-        elif code == OP_RATE:
-            if rate is None:  # pruned at compile time: see kernel_paths
-                raise AssertionError("a rate-coded input needs the rate kernel")
-            slot = op[RATE_SLOT]
-            n_events[slot] = _rate(op, x, image_key, t, idx, mult, event_offsets[slot])
+        _operation(ops[r], ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state,
+                   idx, mult, n_events, counts, sops, pool_ops, gate, lipool, rich, rate,
+                   depthwise)
+
+
+@numba.njit(cache=True, inline="always")
+def _operation(op, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, state, idx,
+               mult, n_events, counts, sops, pool_ops, gate, lipool, rich, rate, depthwise):
+    """One operation row of step t (``benchmarks/breakdown.py`` times each one)."""
+    code = op[CODE]
+    if code == OP_SCATTER:
+        slot = op[SC_SLOT]
+        done = _scatter(op, ip, fp, buf, idx, mult, event_offsets[slot], n_events[slot],
+                        binary, depthwise)
+        if op[SC_SOP_SLOT] >= 0:
+            sops[op[SC_SOP_SLOT]] += done
+    elif code == OP_FILL:
+        _fill(op, fp, buf)
+    elif code == OP_NEURON:
+        slot = op[NR_SLOT]
+        n_events[slot] = _neurons(op, fp, f64, buf, state, idx, mult, event_offsets[slot],
+                                  counts, t, binary, rich)
+    elif code == OP_ADD:
+        _sum_into(op, buf)
+    elif code == OP_COPYPERM:
+        _copy_permuted(op, buf)
+    elif code == OP_MAXPOOL:
+        if gate is None and lipool is None:  # pruned at compile time: see kernel_paths
+            raise AssertionError("a pooling layer needs a pooling kernel")
+        src_slot, out_slot = op[MP_SRC_SLOT], op[MP_OUT_SLOT]
+        emitted, done = _maxpool(op, ip, state, idx, mult, event_offsets[src_slot],
+                                 n_events[src_slot], event_offsets[out_slot], binary,
+                                 gate, lipool)
+        n_events[out_slot] = emitted
+        pool_ops[op[MP_POOL_SLOT]] += done
+    elif code == OP_RATE:
+        if rate is None:  # pruned at compile time: see kernel_paths
+            raise AssertionError("a rate-coded input needs the rate kernel")
+        slot = op[RATE_SLOT]
+        n_events[slot] = _rate(op, x, image_key, t, idx, mult, event_offsets[slot])
 
 
 @numba.njit(cache=True, nogil=True)
