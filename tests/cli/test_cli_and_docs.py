@@ -34,9 +34,9 @@ def test_benchmark_scripts_run_in_quick_mode(script):
 
 
 def test_the_breakdown_runs_the_engines_step_and_checks_it():
-    """bench_network.py --breakdown times its own copy of the event engine's step loop; it
-    raises unless that loop gives the engine's outputs and SOPs (resnet: Adds, fills,
-    scatters of several kinds), and prints the neuron pass against its bare floor."""
+    """bench_network.py --breakdown runs the event engine's steps row by row under a cycle
+    counter; it raises unless that run gives the engine's outputs and SOPs (resnet: Adds,
+    fills, scatters of several kinds), and prints the neuron pass against its bare floor."""
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_network.py"),
                            "--breakdown", "--quick", "--model", "resnet"],
                           capture_output=True, text=True, timeout=600)
