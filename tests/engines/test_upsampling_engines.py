@@ -180,6 +180,9 @@ def test_an_output_head_decodes_the_readout_as_the_naive_reference_does(head):
     (L.Conv2d(np.ones((6, 1, 3, 3)), padding=1, groups=3), (3, 5, 5)),  # multiplier 2
     (L.Conv2d(np.ones((27, 1, 3, 2)), stride=2, dilation=(2, 1), groups=3), (3, 7, 6)),
     (L.Conv2d(np.ones((4, 1, 1, 1)), stride=(1, 2), groups=4), (4, 3, 5)),
+    (L.Conv2d(np.ones((4, 1, 3, 3)), padding=1, groups=4), (4, 2, 6)),  # 3×3, two rows
+    (L.Conv2d(np.ones((4, 1, 3, 3)), padding=1, groups=4), (4, 5, 1)),  # 3×3, one column
+    (L.Conv2d(np.ones((1, 1, 3, 3)), padding=(2, 1)), (1, 4, 5)),  # 3×3, one channel
 ])
 @pytest.mark.parametrize("ordered", [True, False])
 def test_the_depthwise_kernel_adds_what_the_runs_add(layer, shape, ordered):
@@ -212,7 +215,8 @@ def test_the_depthwise_kernel_adds_what_the_runs_add(layer, shape, ordered):
     assert sops[0] == sops[1] > 0
 
 
-def test_the_depthwise_kernel_reads_each_source_of_a_concat_at_its_channels():
+@pytest.mark.parametrize("multiplier", [1, 2])  # 1: the 3×3 loop, on a slice of the output
+def test_the_depthwise_kernel_reads_each_source_of_a_concat_at_its_channels(multiplier):
     """Through a Concat each source's events reach their own channels of the depthwise
     layer: both scatters take the depthwise kernel and add what their runs add."""
     from evsim.network import NetworkBuilder
@@ -224,8 +228,8 @@ def test_the_depthwise_kernel_reads_each_source_of_a_concat_at_its_channels():
     second = b.add_layer(L.Conv2d(np.ones((2, 3, 1, 1), np.float32)), name="conv")
     second = b.add_layer(L.ReLU(), second, name="second")
     joined = b.add_layer(L.Concat(), first, second)
-    b.add_layer(L.Conv2d(rng.normal(size=(10, 1, 3, 3)).astype(np.float32), padding=1,
-                         groups=5), joined)
+    b.add_layer(L.Conv2d(rng.normal(size=(5 * multiplier, 1, 3, 3)).astype(np.float32),
+                         padding=1, groups=5), joined)
     snn = evsim.SpikingNetwork(b.build(), {"first": evsim.NeuronSpec(1.0),
                                            "second": evsim.NeuronSpec(1.0)})
     program = compile_program(snn, "analog", np.float32)
