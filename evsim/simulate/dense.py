@@ -368,6 +368,14 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
             values.reshape((n, batch) + shape), sent)
 
 
+#: The smallest Concat output (bytes, the whole block) that the dense engine writes with
+#: non-temporal stores, as a large memcpy does (BENCHMARKS.md, Concat), where each input's
+#: part of a frame is at least :data:`STREAM_PART_BYTES` (short parts would be mostly the
+#: ordinary stores before and after their whole cache lines).
+STREAM_BYTES = 4 << 20
+STREAM_PART_BYTES = 4 << 10
+
+
 def _apply_to_block(layer: L.Layer, inputs: list[np.ndarray], threads: int, arena: Arena,
                     name: str) -> np.ndarray:
     """A synapse, pooling, flatten or add layer applied to every step of a block at once,
@@ -434,7 +442,8 @@ def _concat(layer: L.Concat, inputs: list[np.ndarray], threads: int,
     """:func:`evsim.ann_ops.concat` of ``inputs`` (frames, C_k, ...) into ``out`` (frames,
     ΣC_k, ...) by a compiled copy, frame by frame
     (:func:`evsim.simulate.kernels.concat_frames`; NumPy's strided copy took about 1.6× a
-    copy of the same bytes), the frames shared among ``threads``."""
+    copy of the same bytes), the frames shared among ``threads``; a large output
+    (:data:`STREAM_BYTES`) is written with non-temporal stores."""
     flat = out.reshape(len(out), -1)
     parts = []
     for x in inputs:
@@ -443,8 +452,11 @@ def _concat(layer: L.Concat, inputs: list[np.ndarray], threads: int,
         parts.append(part)
     parts = tuple(parts)
 
+    stream = (out.nbytes >= STREAM_BYTES
+              and min(part[0].nbytes for part in parts) >= STREAM_PART_BYTES)
+
     def share(lo: int, hi: int) -> None:
-        concat_frames(parts, flat, lo, hi)
+        concat_frames(parts, flat, lo, hi, stream)
 
     on_threads(share, shares(len(out), threads, item_size=flat.shape[1]))
     return out

@@ -832,18 +832,47 @@ def _doubled_pair(cols, col_weights, i, shift, pattern):
 
 
 @numba.njit(cache=True, nogil=True)
-def concat_frames(parts, out, first, last):
+def concat_frames(parts, out, first, last, stream=False):
     """A Concat of frames ``first..last − 1``: ``out[f]`` the inputs ``parts[k][f]`` side by
     side, frame by frame (each frame's output written in one sweep). ``parts`` a tuple
-    of (N, n_k) arrays of one type, ``out`` (N, Σ n_k), all C-contiguous."""
+    of (N, n_k) arrays of one type, ``out`` (N, Σ n_k), all C-contiguous. ``stream``:
+    write ``out`` with non-temporal stores (:func:`_stream_copy`), as a large memcpy does:
+    for an output far larger than the cache they save the read of every output line
+    that a cached store makes before it writes."""
     for f in range(first, last):
         offset = 0
         for k in range(len(parts)):
             line = parts[k][f]
             target = out[f, offset:offset + line.size]
-            for i in range(line.size):
-                target[i] = line[i]
+            if stream:
+                _stream_copy(target, line)
+            else:
+                for i in range(line.size):
+                    target[i] = line[i]
             offset += line.size
+    if stream:
+        _store_fence()
+
+
+@numba.njit(cache=True, inline="always")
+def _stream_copy(target, line):
+    """``target[:] = line`` (1-D, contiguous): the first elements one by one up to a
+    64-byte boundary of ``target``, then whole 64-byte lines with non-temporal stores
+    (:func:`_stream_lanes`; a line written partly so and partly by ordinary stores is
+    slow), the rest one by one. The caller fences (:func:`_store_fence`) before another
+    thread reads ``target``."""
+    n, per_line = line.size, 64 // target.itemsize
+    head = min(n, ((64 - target.ctypes.data % 64) % 64) // target.itemsize)
+    for i in range(head):
+        target[i] = line[i]
+    t, source = _data(target), _data(line)
+    j = head
+    while j + per_line <= n:
+        for q in range(0, per_line, LANES):
+            _stream_lanes(t, j + q, source, j + q)
+        j += per_line
+    for i in range(j, n):
+        target[i] = line[i]
 
 
 # --- operations ------------------------------------------------------------------------
@@ -1113,6 +1142,16 @@ if numba.config.BOUNDSCHECK:
         return array
 
     @numba.njit(cache=True)
+    def _stream_lanes(out, o, source, s):
+        """Scalar form (ordinary stores), so that bounds checking sees every index."""
+        for j in range(LANES):
+            out[o + j] = source[s + j]
+
+    @numba.njit(cache=True)
+    def _store_fence():
+        """Nothing to fence: the scalar form stores normally."""
+
+    @numba.njit(cache=True)
     def _add_rows(out, o, w, k0, a0, k1, a1, k2, a2, k3, a3, n_rows, n):
         """Scalar form, so that bounds checking sees every index."""
         for p in range(n_rows):
@@ -1132,6 +1171,38 @@ if numba.config.BOUNDSCHECK:
         return _fire_signed_scalar(v, current, theta, negative_theta, start, start + 64,
                                    uniform, to_zero)
 else:
+    @intrinsic
+    def _stream_lanes(typingctx, out, o, source, s):
+        """``out[o:o+LANES] = source[s:s+LANES]`` as one vector load and one non-temporal
+        vector store (``out[o]`` on a vector boundary). ``out``, ``source``: pointers
+        (:func:`_data`). The caller guarantees the bounds."""
+        if not (isinstance(out, types.CPointer) and out == source):
+            return None
+
+        def codegen(context, builder, signature, args):
+            out_data, o, source_data, s = args
+            lanes = ir.VectorType(out_data.type.pointee, LANES)
+            value = _load_lanes(builder, source_data, s, lanes)
+            pointer = builder.bitcast(cgutils.gep(builder, out_data, o), lanes.as_pointer())
+            store = builder.store(value, pointer, align=LANES * signature.args[0].dtype.bitwidth
+                                  // 8)
+            store.set_metadata("nontemporal", builder.module.add_metadata(
+                [ir.Constant(ir.IntType(32), 1)]))
+            return context.get_dummy_value()
+
+        return types.void(out, types.intp, source, types.intp), codegen
+
+    @intrinsic
+    def _store_fence(typingctx):
+        """Orders the non-temporal stores before every later memory access (a sequentially
+        consistent fence: ``mfence`` on x86, which also drains them), so that a thread that
+        sees this one finish also sees what they wrote."""
+        def codegen(context, builder, signature, args):
+            builder.fence("seq_cst")
+            return context.get_dummy_value()
+
+        return types.void(), codegen
+
     @intrinsic
     def _data(typingctx, array):
         """A pointer to a contiguous array's first element, for :func:`_add_rows`."""

@@ -20,8 +20,9 @@ from evsim import layers as L
 from evsim import ann_ops
 from evsim.kinds import apply
 from evsim.network import Network, NetworkBuilder
+from evsim.simulate import dense
 from evsim.simulate.dense import _convolution
-from evsim.simulate.kernels import average_pool, lay_out_conv
+from evsim.simulate.kernels import average_pool, concat_frames, lay_out_conv
 from evsim.threads import one_blas_thread
 
 FAST = settings(max_examples=30, deadline=None, derandomize=True)
@@ -355,6 +356,46 @@ def test_dense_engine_average_pool_is_ops_avgpool2d_bit_for_bit(case, dtype):
         average_pool(x, layer.kernel_size, layer.stride, layer.padding, divisor, got, lo, hi)
     bits = np.uint32 if dtype == np.float32 else np.uint64
     np.testing.assert_array_equal(got.view(bits), want.view(bits))
+
+@FAST
+@given(sizes=st.lists(st.integers(1, 70), min_size=1, max_size=4),
+       frames=st.integers(1, 3), shift=st.integers(0, 15),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_a_streamed_concat_writes_the_concatenation(sizes, frames, shift, dtype):
+    """concat_frames with non-temporal stores (whole 64-byte lines, the elements before and
+    after them one by one) writes exactly np.concatenate's bits, on an output starting
+    anywhere within a cache line and parts of any length, over frames in two ranges."""
+    rng = np.random.default_rng(sum(sizes) + frames)
+    parts = tuple(rng.standard_normal((frames, n)).astype(dtype) for n in sizes)
+    for part in parts:
+        part.flags.writeable = False  # one Numba type for the tuple
+    raw = np.full(frames * sum(sizes) + shift, np.nan, dtype)
+    out = raw[shift:].reshape(frames, sum(sizes))
+    for lo, hi in ((0, frames // 2), (frames // 2, frames)):
+        concat_frames(parts, out, lo, hi, True)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(out.view(bits), np.concatenate(parts, axis=1).view(bits))
+    assert np.isnan(raw[:shift]).all()
+
+
+def test_the_dense_engine_streams_a_large_concat_and_not_a_small_one(monkeypatch):
+    """A Concat output of at least STREAM_BYTES with long parts is written by the streamed
+    copy, others by the ordinary one; both are the concatenation."""
+    calls = []
+    monkeypatch.setattr(dense, "concat_frames",
+                        lambda parts, out, lo, hi, stream: calls.append(stream)
+                        or concat_frames(parts, out, lo, hi, stream))
+    rng = np.random.default_rng(0)
+    for shape, expected in (((64, 8, 32, 32), True), ((2, 8, 4, 4), False),
+                            ((1 << 17, 1, 2, 2), False)):  # 4 MiB, but 16-byte parts
+        inputs = [rng.standard_normal(shape).astype(np.float32) for _ in range(2)]
+        want = np.concatenate(inputs, axis=1)
+        out = np.empty_like(want)
+        calls.clear()
+        dense._concat(L.Concat(), inputs, 1, out)
+        assert calls == [expected] and (want.nbytes >= dense.STREAM_BYTES) == (shape[0] != 2)
+        np.testing.assert_array_equal(out, want)
+
 
 @FAST
 @given(conv_cases(), st.sampled_from([np.float32, np.float64]), st.integers(1, 2))
