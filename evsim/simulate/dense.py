@@ -453,7 +453,7 @@ def _concat(layer: L.Concat, inputs: list[np.ndarray], threads: int,
     parts = tuple(parts)
 
     stream = (out.nbytes >= STREAM_BYTES
-              and min(part[0].nbytes for part in parts) >= STREAM_PART_BYTES)
+              and min(part.shape[1] * part.itemsize for part in parts) >= STREAM_PART_BYTES)
 
     def share(lo: int, hi: int) -> None:
         concat_frames(parts, flat, lo, hi, stream)
