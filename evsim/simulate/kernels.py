@@ -1461,14 +1461,34 @@ def _scatter_positions(op, ip, fp, buf, idx, mult, base, n_events, binary):
                 a3, k3 = a, k
             spikes += _sent(np.int64(m), binary)
             n += 1
-        out0 = dst + shift
-        for r in range(ip[_u(run_ptr + s)], ip[_u(run_ptr + s + 1)]):
-            o, kr, f = out0 + ip[_u(run_out + r)], ip[_u(run_w + r)], fp[_u(run_factor + r)]
-            _add_rows(out, o, w, k0 + kr, a0 * f, k1 + kr, a1 * f, k2 + kr, a2 * f, k3 + kr,
-                      a3 * f, n, ip[_u(run_len + r)])
+        runs = (ip[_u(run_ptr + s)], ip[_u(run_ptr + s + 1)], dst + shift)
+        rows = (k0, a0, k1, a1, k2, a2, k3, a3)
+        if n == 1:  # one branch per pass: within it, _add_rows's own test on n is constant
+            _position_runs(op, ip, fp, out, w, runs, rows, 1)
+        elif n == 2:
+            _position_runs(op, ip, fp, out, w, runs, rows, 2)
+        elif n == 3:
+            _position_runs(op, ip, fp, out, w, runs, rows, 3)
+        else:
+            _position_runs(op, ip, fp, out, w, runs, rows, 4)
         sops += spikes * ip[_u(fanout + s)]
         e += n
     return sops
+
+
+@numba.njit(cache=True, inline="always")
+def _position_runs(op, ip, fp, out, w, runs, rows, n_rows):
+    """:func:`_scatter_positions`' adds for one pass: each run of the position
+    (``runs``: first and last run, output offset) for the first ``n_rows`` of ``rows``
+    (k0, a0, .. k3, a3), through :func:`_add_rows`."""
+    run_out, run_w, run_len, run_factor = (op[SC_RUN_OUT], op[SC_RUN_W], op[SC_RUN_LEN],
+                                           op[SC_RUN_FACTOR])
+    first, last, out0 = runs
+    k0, a0, k1, a1, k2, a2, k3, a3 = rows
+    for r in range(first, last):
+        o, kr, f = out0 + ip[_u(run_out + r)], ip[_u(run_w + r)], fp[_u(run_factor + r)]
+        _add_rows(out, o, w, k0 + kr, a0 * f, k1 + kr, a1 * f, k2 + kr, a2 * f, k3 + kr,
+                  a3 * f, n_rows, ip[_u(run_len + r)])
 
 
 @numba.njit(cache=True, inline="always")
