@@ -48,7 +48,7 @@ from evsim.simulate.dense import _apply_to_block  # noqa: E402
 from evsim.simulate.event import aligned_empty  # noqa: E402
 from evsim.simulate.kernels import (CODE, LANES, OP_SCATTER, SC_DST, SC_ROW,  # noqa: E402
                                     SC_WEIGHTS, SC_WINDOW, _add_one, _add_rows,
-                                    _data, _scatter, _u)
+                                    _data, _scatter, _u, _window_adds_3x3)
 
 SOPS_PER_RUN = 2e8  # adds per timed run of a case: about 20 ms at 10 GSOP/s
 #: The most fresh event sets per case: enough that a set's rows have left L2 before the
@@ -106,26 +106,13 @@ def _repeat_taps(out, w, targets, amplitude, repeats):
 @numba.njit
 def _repeat_windows(out, w, corners, amplitudes, row, cout, repeats):
     """A 3x3 depthwise layer's adds as its kernel does them for an event whose nine taps
-    reach the output: its channel's nine weights loaded, then nine adds of ``amplitude ·
-    weight`` around the output offset ``corners[e, 0]`` (weights at ``corners[e, 1]``);
-    nothing else (no decoding of the event, no lookups, no border, no SOP count)."""
+    reach the output (``kernels._window_adds_3x3``, the kernel's own code) around the
+    output offset ``corners[e, 0]`` (weights at ``corners[e, 1]``); nothing else (no
+    decoding of the event, no lookups, no border, no SOP count)."""
     for _ in range(repeats):
-        for e in range(corners.shape[0]):  # unsigned indices, as the kernel's (_u)
-            o, k, a = _u(corners[e, 0]), _u(corners[e, 1]), amplitudes[e]
-            w00, w01, w02 = w[k], w[k + _u(1)], w[k + _u(2)]
-            w10, w11, w12 = w[k + _u(3)], w[k + _u(4)], w[k + _u(5)]
-            w20, w21, w22 = w[k + _u(6)], w[k + _u(7)], w[k + _u(8)]
-            out[o] += a * w20
-            out[o + cout] += a * w21
-            out[o + _u(2) * cout] += a * w22
-            o += row
-            out[o] += a * w10
-            out[o + cout] += a * w11
-            out[o + _u(2) * cout] += a * w12
-            o += row
-            out[o] += a * w00
-            out[o + cout] += a * w01
-            out[o + _u(2) * cout] += a * w02
+        for e in range(corners.shape[0]):
+            _window_adds_3x3(out, w, corners[e, 0], 0, corners[e, 1], amplitudes[e], row,
+                             cout)
 
 
 def _window_corners(layer, input_shape, events) -> np.ndarray:
@@ -241,9 +228,9 @@ def layer_cases(layer, input_shape, rates, rng, dense_batch=32, runs=False):
                 _repeat_taps(*bare_args[:-1], 1)
                 corners = _window_corners(layer, input_shape, idx)
                 window_args = (out, w, corners, rng.normal(size=len(idx)).astype(np.float32),
-                               np.uint64(layer.output_shape([input_shape])[2]
-                                         * layer.out_channels),
-                               np.uint64(layer.out_channels), repeats)
+                               np.int64(layer.output_shape([input_shape])[2]
+                                        * layer.out_channels),
+                               np.int64(layer.out_channels), repeats)
                 _repeat_windows(*window_args[:-1], 1)
                 bare = (Case(lambda a=bare_args: _repeat_taps(*a), units),
                         len(targets) / (len(ptr) - 1),

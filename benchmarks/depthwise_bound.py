@@ -4,8 +4,9 @@ Times, on the same random events (ascending channels-last, as a neuron layer emi
 alternating in one process:
 
 - the engine's own scatter (``kernels._scatter`` on the compiled layer);
-- a copy of its inside-and-border loop (``_depthwise3x3_events``) with the geometry read
-  at run time, as the engine reads it from the compiled program;
+- a copy of its event loop (``_depthwise3x3_events``, calling the engine's own window
+  and border adds) with the geometry read at run time, as the engine reads it from the
+  compiled program;
 - the same copy with the geometry as compile-time constants: Numba then turns the
   divisions by a power-of-two channel count and width into shifts and folds the output
   offsets. This is the most that cutting arithmetic out of the loop can give; it is not
@@ -56,21 +57,8 @@ def loop(buf, fp, amp, fanout, idx, mult, ptr, geometry):
                 _border_adds_3x3(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout)
                 sops += _sent(np.int64(m), False) * fanout[_u(s)]
                 continue
-            w00, w01, w02 = fp[_u(w0)], fp[_u(w0 + 1)], fp[_u(w0 + 2)]
-            w10, w11, w12 = fp[_u(w0 + 3)], fp[_u(w0 + 4)], fp[_u(w0 + 5)]
-            w20, w21, w22 = fp[_u(w0 + 6)], fp[_u(w0 + 7)], fp[_u(w0 + 8)]
-            o = out0 + ((ny0 - 2) * wo + nx0 - 2) * cout
-            buf[_u(o)] += a * w20
-            buf[_u(o + cout)] += a * w21
-            buf[_u(o + 2 * cout)] += a * w22
-            o += row
-            buf[_u(o)] += a * w10
-            buf[_u(o + cout)] += a * w11
-            buf[_u(o + 2 * cout)] += a * w12
-            o += row
-            buf[_u(o)] += a * w00
-            buf[_u(o + cout)] += a * w01
-            buf[_u(o + 2 * cout)] += a * w02
+            _window_adds_3x3(buf, fp, out0, ((ny0 - 2) * wo + nx0 - 2) * cout, w0, a, row,
+                             cout)
             inside_spikes += _sent(np.int64(m), False)
         sops += 9 * inside_spikes
     return sops
@@ -80,7 +68,8 @@ def loop(buf, fp, amp, fanout, idx, mult, ptr, geometry):
 def _loop(geometry: str):
     """The loop copy with its first five geometry fields given by ``geometry``."""
     namespace = {"np": np, "_u": K._u, "_source": K._source, "_reciprocal": K._reciprocal,
-                 "_sent": K._sent, "_border_adds_3x3": K._border_adds_3x3}
+                 "_sent": K._sent, "_border_adds_3x3": K._border_adds_3x3,
+                 "_window_adds_3x3": K._window_adds_3x3}
     exec(LOOP.format(geometry=geometry), namespace)  # noqa: S102 (fixed text above)
     return numba.njit(namespace["loop"])
 

@@ -1001,24 +1001,33 @@ def _depthwise3x3_events(op, ip, fp, buf, idx, mult, base, n_events, binary, geo
             _border_adds_3x3(buf, fp, out0, w0, a, ny0, nx0, ho, wo, cout)
             sops += _sent(np.int64(m), binary) * ip[_u(fanout + s)]
             continue
-        # the weights before any add: LLVM cannot move a load past a store to buf
-        w00, w01, w02 = fp[_u(w0)], fp[_u(w0 + 1)], fp[_u(w0 + 2)]
-        w10, w11, w12 = fp[_u(w0 + 3)], fp[_u(w0 + 4)], fp[_u(w0 + 5)]
-        w20, w21, w22 = fp[_u(w0 + 6)], fp[_u(w0 + 7)], fp[_u(w0 + 8)]
-        o = out0 + ((ny0 - 2) * wo + nx0 - 2) * cout  # output (ny0 − 2, nx0 − 2): ky = 2
-        buf[_u(o)] += a * w20
-        buf[_u(o + cout)] += a * w21
-        buf[_u(o + 2 * cout)] += a * w22
-        o += row
-        buf[_u(o)] += a * w10
-        buf[_u(o + cout)] += a * w11
-        buf[_u(o + 2 * cout)] += a * w12
-        o += row
-        buf[_u(o)] += a * w00
-        buf[_u(o + cout)] += a * w01
-        buf[_u(o + 2 * cout)] += a * w02
+        _window_adds_3x3(buf, fp, out0, ((ny0 - 2) * wo + nx0 - 2) * cout, w0, a, row, cout)
         inside_spikes += _sent(np.int64(m), binary)
     return sops + 9 * inside_spikes
+
+
+@numba.njit(cache=True, inline="always")
+def _window_adds_3x3(buf, fp, out0, corner, w0, a, row, cout):
+    """The nine adds of a 3×3, stride 1, M = 1 window whose taps all reach the output:
+    ``a · w`` with the nine weights from ``fp[w0]`` (``[KH, KW reversed]``), around output
+    corner o (output (ny0 − 2, nx0 − 2), tap ky = kx = 2), rows ``row`` and columns
+    ``cout`` apart. The weights are loaded before any add: LLVM cannot move a load past a
+    store to buf. Indices unsigned (:func:`_u`)."""
+    w00, w01, w02 = fp[_u(w0)], fp[_u(w0 + 1)], fp[_u(w0 + 2)]
+    w10, w11, w12 = fp[_u(w0 + 3)], fp[_u(w0 + 4)], fp[_u(w0 + 5)]
+    w20, w21, w22 = fp[_u(w0 + 6)], fp[_u(w0 + 7)], fp[_u(w0 + 8)]
+    o = out0 + corner
+    buf[_u(o)] += a * w20
+    buf[_u(o + cout)] += a * w21
+    buf[_u(o + 2 * cout)] += a * w22
+    o += row
+    buf[_u(o)] += a * w10
+    buf[_u(o + cout)] += a * w11
+    buf[_u(o + 2 * cout)] += a * w12
+    o += row
+    buf[_u(o)] += a * w00
+    buf[_u(o + cout)] += a * w01
+    buf[_u(o + 2 * cout)] += a * w02
 
 
 @numba.njit(cache=True, inline="always")
