@@ -43,7 +43,7 @@ from ..kinds import role_of, rules_of
 from ..signals import ANALOG, CURRENT, plan, trace_sources
 from ..spiking import SpikingNetwork
 from .kernels import (LAYOUT, OP_ADD, OP_COPYPERM, OP_FILL, OP_MAXPOOL, OP_NEURON, OP_RATE,
-                      OP_SCATTER, OP_WIDTH)
+                      OP_SCATTER, OP_WIDTH, _plain)
 from ..errors import EvsimValueError
 
 
@@ -99,6 +99,49 @@ def _cl(values: np.ndarray, shape) -> np.ndarray:
 
 
 _ALIGN = 16  # floats: arrays in fparams and buffers start on 64-byte cache-line boundaries
+
+
+#: The longest pattern (floats) with which a neuron layer refills its current in place of an
+#: OP_FILL row: its bias repeated over lcm(channels, 64) values, small enough to stay in cache.
+MAX_REFILL_PERIOD = 4096
+
+
+def _column(code: int, name: str) -> int:
+    """The index of column ``name`` in a row of ``code``."""
+    return 1 + LAYOUT[code].index(name)
+
+
+def _fuse_fills(b: "_Builder") -> None:
+    """Where a plain neuron layer (Γ = 1, no window, no calibration, unsigned) is the only
+    reader of its current buffer, the buffer's OP_FILL row is dropped and the layer refills
+    the buffer as it reads it (kernels.NR_REFILL): the same values, one pass fewer."""
+    readers: dict[int, int] = {}
+    for row in b.ops:
+        for code, name in ((OP_NEURON, "current"), (OP_ADD, "src"), (OP_COPYPERM, "src")):
+            if row[0] == code:  # an Add or a copy reads its source after its neurons may run
+                weight = 1 if code == OP_NEURON else 2
+                readers[row[_column(code, name)]] = readers.get(row[_column(code, name)],
+                                                                0) + weight
+    fills = {row[_column(OP_FILL, "dst")]: row for row in b.ops if row[0] == OP_FILL}
+    fused = set()
+    for row in (row for row in b.ops if row[0] == OP_NEURON):
+        current, size = row[_column(OP_NEURON, "current")], row[_column(OP_NEURON, "size")]
+        if current not in fills or readers[current] != 1 or not _plain(np.array(row)):
+            continue
+        fill = fills[current]
+        channels, bias = fill[_column(OP_FILL, "channels")], fill[_column(OP_FILL, "bias")]
+        period = int(np.lcm(channels, 64))
+        if fill[_column(OP_FILL, "size")] != size or period > MAX_REFILL_PERIOD:
+            continue
+        values = (np.concatenate(b.fp)[bias:bias + channels] if bias >= 0
+                  else np.zeros(channels, b.dtype))
+        # no more of the pattern than the layer's blocks read
+        length = min(period, -(-size // 64) * 64)
+        row[_column(OP_NEURON, "refill")] = b.floats(np.resize(values, length))
+        row[_column(OP_NEURON, "period")] = period
+        fused.add(current)
+    b.ops = [row for row in b.ops
+             if not (row[0] == OP_FILL and row[_column(OP_FILL, "dst")] in fused)]
 
 
 class _Builder:
@@ -536,7 +579,8 @@ class _Compiler:
              negative_theta=(b.floats(_cl(spec.negative_threshold, shape)) if spec.signed
                              else -1),
              uniform=np.unique(spec.threshold).size == 1 and (
-                 not spec.signed or np.unique(spec.negative_threshold).size == 1))
+                 not spec.signed or np.unique(spec.negative_threshold).size == 1),
+             refill=-1, period=0)  # refills are set by _fuse_fills
         self.n_counts += size
 
     def lower_max_pool(self, node) -> None:
@@ -583,6 +627,7 @@ class _Compiler:
 
     def program(self, readout: int, encoding: str, binary: bool) -> EventProgram:
         """The finished program, its tables concatenated."""
+        _fuse_fills(self.b)
         b, dtype, out = self.b, self.b.dtype, self.net.output_name
         return EventProgram(
             ops=np.array(b.ops, dtype=np.int64).reshape(-1, OP_WIDTH),

@@ -87,9 +87,12 @@ PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
 # NR_NEGATIVE_THETA: offset of θ⁻ of signed neurons in fp, or -1 (methods.md §5b).
 # NR_UNIFORM = 1: every neuron of the layer has the same θ (and θ⁻): the vector paths read
 # one value, not one per neuron.
+# NR_REFILL >= 0 (plain neurons only): the layer refills its current for the next step as it
+# reads it, in place of an OP_FILL: neuron i's value is fp[NR_REFILL + i mod NR_PERIOD] (the
+# bias repeated over NR_PERIOD floats, a multiple of 64: one vector copy per 64 neurons).
 (NR_CURRENT, NR_SIZE, NR_V, NR_THETA, NR_V0, NR_ZERO_RESET, NR_BURST, NR_SLOT, NR_COUNTS,
  NR_NEGATIVE, NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW, NR_NEGATIVE_THETA,
- NR_UNIFORM) = range(1, 16)
+ NR_UNIFORM, NR_REFILL, NR_PERIOD) = range(1, 18)
 # OP_MAXPOOL: LIPooling or the spike-count gate, from one slot into another (MP_CURRENT,
 # this step's counts, only for the gate: -1 for LIPooling).
 (MP_SRC_SLOT, MP_OUT_SLOT, MP_CHANNELS, MP_SLOTS, MP_WIN_PTR, MP_WIN_IDX, MP_MEMBER_PTR,
@@ -107,7 +110,8 @@ LAYOUT = {
                  "run_factor", "channel_w", "channel_out", "fanout", "weights", "dst",
                  "sop_slot", "row", "window", "disjoint", "affine_rows"),
     OP_NEURON: ("current", "size", "v", "theta", "v0", "zero_reset", "burst", "slot", "counts",
-                "negative", "allowance", "calibration", "window", "negative_theta", "uniform"),
+                "negative", "allowance", "calibration", "window", "negative_theta", "uniform",
+                "refill", "period"),
     OP_MAXPOOL: ("src_slot", "out_slot", "channels", "slots", "win_ptr", "win_idx", "member_ptr",
                  "member_idx", "cum_in", "cum_out", "dirty", "dirty_list", "current", "peak",
                  "gate", "pool_slot", "touched"),
@@ -1175,6 +1179,12 @@ if numba.config.BOUNDSCHECK:
         return _fire_scalar(v, current, theta, start, start + 64, uniform, to_zero)
 
     @numba.njit(cache=True)
+    def _copy_block(target, start, source, at):
+        """Scalar form, so that bounds checking sees every index."""
+        for j in range(64):
+            target[start + j] = source[at + j]
+
+    @numba.njit(cache=True)
     def _fire_signed_block(v, current, theta, negative_theta, start, uniform, to_zero):
         """Scalar form, so that bounds checking sees every index."""
         return _fire_signed_scalar(v, current, theta, negative_theta, start, start + 64,
@@ -1331,6 +1341,22 @@ if not numba.config.BOUNDSCHECK:
 
         return (types.UniTuple(types.uint64, 2)(v, current, theta, negative_theta, start,
                                                 uniform, to_zero), codegen)
+
+    @intrinsic
+    def _copy_block(typingctx, target, start, source, at):
+        """``target[start:start+64] = source[at:at+64]``: one 64-lane load and store.
+        ``target``, ``source``: pointers (:func:`_data`). The caller guarantees the bounds."""
+        if not (isinstance(target, types.CPointer) and target == source):
+            return None
+
+        def codegen(context, builder, signature, args):
+            target_data, start, source_data, at = args
+            lanes = ir.VectorType(target_data.type.pointee, 64)
+            _store_lanes(builder, _load_lanes(builder, source_data, at, lanes), target_data,
+                         start, lanes)
+            return context.get_dummy_value()
+
+        return types.void(target, start, source, at), codegen
 
     def _load_lanes(builder, data, start, lanes):
         """IR: the ``lanes`` floats from data[start]."""
@@ -1553,20 +1579,31 @@ def _plain(op):
 def _plain_neurons(op, fp, buf, idx, mult, base, counts):
     """The common case of _neurons (Γ = 1, no window, no calibration): 64 neurons at a time
     as one vector (:func:`_fire_block`), whose spike mask is then scanned bit by bit (a
-    branch per neuron would mispredict at every spike); the last n mod 64 one by one."""
+    branch per neuron would mispredict at every spike); the last n mod 64 one by one. With
+    NR_REFILL, each block's current is refilled for the next step while in cache (one pass
+    over the buffer fewer than a separate OP_FILL)."""
     n = op[NR_SIZE]
     v = buf[op[NR_V]:op[NR_V] + n]
     current = buf[op[NR_CURRENT]:op[NR_CURRENT] + n]
     theta = fp[op[NR_THETA]:op[NR_THETA] + n]
     to_zero, uniform = op[NR_ZERO_RESET], op[NR_UNIFORM]
+    refill, period = op[NR_REFILL], op[NR_PERIOD]
     counts = counts[op[NR_COUNTS]:op[NR_COUNTS] + n]
-    v_data, current_data, theta_data = _data(v), _data(current), _data(theta)
+    v_data, current_data, theta_data, fp_data = _data(v), _data(current), _data(theta), _data(fp)
     emitted = 0
+    at = 0  # where this block's values start in the refill pattern
     blocks = n // 64
     for block in range(blocks):
         mask = _fire_block(v_data, current_data, theta_data, 64 * block, uniform, to_zero)
+        if refill >= 0:
+            _copy_block(current_data, 64 * block, fp_data, refill + at)
+            at += 64
+            at = 0 if at == period else at
         emitted = _emit_plain(mask, 64 * block, idx, mult, base, emitted, counts)
     mask = _fire_scalar(v, current, theta, 64 * blocks, n, uniform, to_zero)
+    if refill >= 0:
+        for i in range(64 * blocks, n):
+            current[i] = fp[refill + at + i - 64 * blocks]
     return _emit_plain(mask, 64 * blocks, idx, mult, base, emitted, counts)
 
 
@@ -1837,8 +1874,9 @@ def kernel_paths(ops: np.ndarray) -> tuple:
 
 @numba.njit(cache=True)
 def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, counts):
-    """Clear an image's workspace and results, put the analog head's values in place and
-    every membrane at v(0)."""
+    """Clear an image's workspace and results, put the analog head's values in place, every
+    membrane at v(0) and every current that its neuron layer refills (NR_REFILL) at its
+    first value."""
     buf.fill(0)
     state.fill(0)
     n_events.fill(0)
@@ -1853,6 +1891,10 @@ def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, coun
             v, v0 = ops[r, NR_V], ops[r, NR_V0]
             for i in range(ops[r, NR_SIZE]):
                 buf[v + i] = fp[v0 + i]
+            current, refill, period = ops[r, NR_CURRENT], ops[r, NR_REFILL], ops[r, NR_PERIOD]
+            if refill >= 0:  # the first step's fill (later ones: the layer's own refill)
+                for i in range(ops[r, NR_SIZE]):
+                    buf[current + i] = fp[refill + i % period]
 
 
 @numba.njit(cache=True, inline="always")

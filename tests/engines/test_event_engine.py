@@ -367,9 +367,10 @@ def test_the_compile_notice_says_which_kernels_compile(monkeypatch, capsys):
 @pytest.mark.parametrize("seed", [1, 4])
 def test_one_threshold_per_layer_is_read_once_and_per_channel_ones_per_neuron(seed):
     """A layer whose neurons share one θ is compiled NR_UNIFORM (its vector pass reads one
-    value); per-channel θ are read per neuron; biases are stored once per channel and
-    repeated at every position. Both kinds of layer, and the biases, give the naive
-    reference's spikes and outputs exactly."""
+    value); per-channel θ are read per neuron; biases are stored once per channel (an
+    OP_FILL) or over lcm(channels, 64) values (a neuron layer's refill) and repeated at
+    every position. Both kinds of layer, and the biases, give the naive reference's spikes
+    and outputs exactly."""
     base, x = random_network(seed)
     rng = np.random.default_rng(seed)
     neurons = {}
@@ -386,7 +387,9 @@ def test_one_threshold_per_layer_is_read_once_and_per_channel_ones_per_neuron(se
                 for layer in program.neuron_layers]
     assert list(rows[:, kernels.NR_UNIFORM]) == expected and 0 in expected and 1 in expected
     fills = program.ops[program.ops[:, kernels.CODE] == kernels.OP_FILL]
-    assert (fills[:, kernels.FILL_CHANNELS] < fills[:, kernels.FILL_SIZE]).any()
+    assert (fills[:, kernels.FILL_CHANNELS] < fills[:, kernels.FILL_SIZE]).any() or any(
+        len(layer[3]) == 3 for layer, row in zip(program.neuron_layers, rows)
+        if row[kernels.NR_REFILL] >= 0)  # a refilled layer of several positions
     _assert_event_engine_equals_naive(snn, x, 8)
 
 
@@ -436,3 +439,74 @@ def _assert_event_engine_equals_naive(snn, x, T):
     for layer, counts in reference.spike_counts.items():
         np.testing.assert_array_equal(result.spike_counts[layer], counts, err_msg=layer)
     return reference
+
+
+def test_a_neuron_layer_refills_its_current_where_it_alone_reads_it():
+    """A plain neuron layer that is the only reader of its current refills it as it reads it
+    (NR_REFILL; the buffer's OP_FILL row is dropped): a biased convolution of 3 channels of
+    10 × 10 (a pattern of lcm(3, 64) = 192 values, wrapping after three 64-neuron blocks,
+    then one block and a tail of 44), a residual sum (a zero fill) and 10 biased dense
+    neurons (a tail only). A convolution's current read by the Add keeps its OP_FILL.
+    Spikes and outputs equal the naive reference's exactly."""
+    from dyadic import dyadic, dyadic_threshold
+    rng = np.random.default_rng(3)
+    b = evsim.NetworkBuilder((1, 10, 10))
+    b.add_layer(evsim.Conv2d(dyadic(rng, (3, 1, 3, 3), low=-2), dyadic(rng, 3), padding=1))
+    b.add_layer(evsim.ReLU(), name="r1")
+    b.add_layer(evsim.Conv2d(dyadic(rng, (3, 3, 3, 3)), np.array([0.25, -0.125, 0.5]),
+                             padding=1))
+    b.add_layer(evsim.ReLU(), name="r2")
+    b.add_layer(evsim.Conv2d(dyadic(rng, (3, 3, 3, 3)), dyadic(rng, 3), padding=1))
+    b.add_layer(evsim.Add(), b.last, "r2")
+    b.add_layer(evsim.ReLU(), name="r3")
+    b.add_layer(evsim.Flatten())
+    b.add_layer(evsim.Dense(dyadic(rng, (10, 300)), dyadic(rng, 10)))
+    b.add_layer(evsim.ReLU(), name="r4")
+    b.add_layer(evsim.Dense(dyadic(rng, (4, 10))))
+    net = b.build()
+    snn = evsim.SpikingNetwork(net, {name: evsim.NeuronSpec(dyadic_threshold(rng))
+                                     for name in net.activations})
+    program = compile_program(snn, "analog", np.float64)
+    ops = program.ops
+    neurons = {layer[0]: ops[ops[:, kernels.CODE] == kernels.OP_NEURON][k]
+               for k, layer in enumerate(program.neuron_layers)}
+    fills = ops[ops[:, kernels.CODE] == kernels.OP_FILL]
+    added = ops[ops[:, kernels.CODE] == kernels.OP_ADD][:, kernels.ADD_SRC]
+    assert neurons["r1"][kernels.NR_REFILL] < 0  # the analog head's current: never filled
+    for name, period in (("r2", 192), ("r3", 192), ("r4", 320)):
+        row = neurons[name]
+        assert row[kernels.NR_REFILL] >= 0 and row[kernels.NR_PERIOD] == period
+        assert row[kernels.NR_CURRENT] not in fills[:, kernels.FILL_DST]
+    assert set(fills[:, kernels.FILL_DST]) & set(added)  # the convolution read by the Add
+    x = dyadic(rng, (4, 1, 10, 10), bits=3, low=-8, kmax=8)
+    reference = _assert_event_engine_equals_naive(snn, x, 12)
+    assert all(reference.spike_counts[name].any() for name in ("r2", "r3", "r4"))
+
+
+def test_a_current_that_an_add_also_reads_keeps_its_fill():
+    """A convolution's current read by its neurons and by an Add (a pre-activation residual)
+    is not refilled by the neurons: the Add, later in the step, must still read this
+    step's current. Spikes and outputs equal the naive reference's exactly."""
+    from dyadic import dyadic, dyadic_threshold
+    rng = np.random.default_rng(5)
+    b = evsim.NetworkBuilder((1, 10, 10))
+    b.add_layer(evsim.Conv2d(dyadic(rng, (3, 1, 3, 3), low=-2), dyadic(rng, 3), padding=1))
+    b.add_layer(evsim.ReLU())
+    conv = b.add_layer(evsim.Conv2d(dyadic(rng, (3, 3, 3, 3)), np.array([0.25, -0.125, 0.5]),
+                                    padding=1))
+    b.add_layer(evsim.ReLU(), name="both")
+    b.add_layer(evsim.Add(), conv, "both")
+    b.add_layer(evsim.ReLU())
+    b.add_layer(evsim.Flatten())
+    b.add_layer(evsim.Dense(dyadic(rng, (4, 300))))
+    net = b.build()
+    snn = evsim.SpikingNetwork(net, {name: evsim.NeuronSpec(dyadic_threshold(rng))
+                                     for name in net.activations})
+    ops = compile_program(snn, "analog", np.float64).ops
+    added = ops[ops[:, kernels.CODE] == kernels.OP_ADD][:, kernels.ADD_SRC]
+    shared = [row for row in ops[ops[:, kernels.CODE] == kernels.OP_NEURON]
+              if row[kernels.NR_CURRENT] in added]
+    assert len(shared) == 1 and shared[0][kernels.NR_REFILL] < 0
+    x = dyadic(rng, (4, 1, 10, 10), bits=3, low=-8, kmax=8)
+    reference = _assert_event_engine_equals_naive(snn, x, 12)
+    assert reference.spike_counts["both"].any()
