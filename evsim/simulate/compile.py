@@ -115,13 +115,15 @@ def _fuse_fills(b: "_Builder") -> None:
     """Where a plain neuron layer (Γ = 1, no window, no calibration, unsigned) is the only
     reader of its current buffer, the buffer's OP_FILL row is dropped and the layer refills
     the buffer as it reads it (kernels.NR_REFILL): the same values, one pass fewer."""
+    # reads of each float buffer: 1 per neuron row, 2 per Add or copy (a buffer that one of
+    # those reads too must keep this step's values until it runs)
+    reads = {OP_NEURON: ("current", 1), OP_ADD: ("src", 2), OP_COPYPERM: ("src", 2)}
     readers: dict[int, int] = {}
     for row in b.ops:
-        for code, name in ((OP_NEURON, "current"), (OP_ADD, "src"), (OP_COPYPERM, "src")):
-            if row[0] == code:  # an Add or a copy reads its source after its neurons may run
-                weight = 1 if code == OP_NEURON else 2
-                readers[row[_column(code, name)]] = readers.get(row[_column(code, name)],
-                                                                0) + weight
+        if row[0] in reads:
+            name, weight = reads[row[0]]
+            buffer = row[_column(row[0], name)]
+            readers[buffer] = readers.get(buffer, 0) + weight
     fills = {row[_column(OP_FILL, "dst")]: row for row in b.ops if row[0] == OP_FILL}
     fused = set()
     for row in (row for row in b.ops if row[0] == OP_NEURON):
