@@ -145,8 +145,8 @@ def _depthwise_targets(layer, input_shape, events) -> np.ndarray:
     return np.stack([out[inside], weight[inside]], axis=1)
 
 
-def _layer_network(layer, input_shape):
-    net = evsim.Network.sequential(input_shape, [layer])
+def _layer_network(layers, input_shape):
+    net = evsim.Network.sequential(input_shape, list(layers))
     return SpikingNetwork(net, {})
 
 
@@ -188,12 +188,14 @@ class Case:
         return float(np.min(self.times))
 
 
-def layer_cases(layer, input_shape, rates, rng, dense_batch=32, runs=False):
+def layer_cases(layer, input_shape, rates, rng, dense_batch=32, runs=False, through=()):
     """Cases of one layer: the dense forward, then per rate the scatter on fresh and on
     repeated events (and, for a dense layer, their bare row adds), with the exact SOPs of
     one image-step at each rate. ``runs``: a depthwise layer through the generic runs, not
-    its own kernel (what it cost before that kernel)."""
-    snn = _layer_network(layer, input_shape)
+    its own kernel (what it cost before that kernel). ``through``: layers the events cross
+    on their way (an average pooling, folded into the layer's runs as the engine folds it);
+    ``input_shape`` and the rates are then those of the spikes before them."""
+    snn = _layer_network(list(through) + [layer], input_shape)
     program = compile_program(snn, "rate", np.float32)
     op = next(row for row in program.ops if row[CODE] == OP_SCATTER).copy()
     if runs:
@@ -204,6 +206,8 @@ def layer_cases(layer, input_shape, rates, rng, dense_batch=32, runs=False):
     buf = aligned_empty((program.float_size,), np.float32)
     buf[:] = 0
     x = (rng.random((dense_batch,) + tuple(input_shape)) < 0.1).astype(np.float32)
+    for before in through:
+        x = kinds.apply(before, [x])
     dense = Case(lambda: kinds.apply(layer, [x]), dense_batch)
     macs = int(evsim.signals.plan(snn.network, "analog").macs[snn.network.output_name])
     per_rate = []

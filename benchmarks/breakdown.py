@@ -157,9 +157,10 @@ def neuron_floor(program, T: int, rounds: int) -> float:
 
 
 def kernel_rates(snn: evsim.SpikingNetwork, per_layer: dict, T: int, rounds: int) -> dict:
-    """Per synaptic layer read straight from a spiking layer: (its input's spike rate, the
-    isolated kernel's GSOP/s on fresh random events at that rate and shape, timed as
-    ``bench_kernels.py`` does)."""
+    """Per synaptic layer read straight from a spiking layer, or through one average pooling
+    of one: (the spike rate of that spiking layer, the isolated kernel's GSOP/s on fresh
+    random events at that rate and shape, the pooling folded in as the engine folds it,
+    timed as ``bench_kernels.py`` does)."""
     import bench_kernels
     network = snn.network
     rng = np.random.default_rng(0)
@@ -167,14 +168,21 @@ def kernel_rates(snn: evsim.SpikingNetwork, per_layer: dict, T: int, rounds: int
     for name, sops in per_layer.items():
         node = network[name]
         source = node.inputs[0] if node.inputs else None
+        through = []
+        if source is not None and isinstance(network[source].layer, evsim.AvgPool2d) \
+                and network[source].inputs[0] in snn.neurons:
+            through, source = [network[source].layer], network[source].inputs[0]
         if (source not in snn.neurons and not isinstance(network[source].layer,
                                                          evsim.layers.MaxPool2d)) \
                 or not isinstance(node.layer, (evsim.Conv2d, evsim.Dense)):
-            continue  # fed through averages or a Concat: no single isolated kernel
+            continue  # fed through other averages or a Concat: no single isolated kernel
         shape = network.shape(source)
-        macs = int(path_fanout(shape, [], node.layer, shape).sum())  # every input spiking once
+        chain = [(layer, shape) for layer in through]
+        # the SOPs were every input to spike once
+        macs = int(path_fanout(shape, chain, node.layer, network.shape(node.inputs[0])).sum())
         rate = sops / (T * macs)
-        _, _, per_rate = bench_kernels.layer_cases(node.layer, shape, [rate], rng)
+        _, _, per_rate = bench_kernels.layer_cases(node.layer, shape, [rate], rng,
+                                                   through=through)
         kernel_sops, case, _ = per_rate[0][1]["fresh"]
         for _ in range(rounds):
             case.time()
