@@ -42,8 +42,9 @@ from ..fanout import path_fanout, spatial_map
 from ..kinds import role_of, rules_of
 from ..signals import ANALOG, CURRENT, plan, trace_sources
 from ..spiking import SpikingNetwork
-from .kernels import (LAYOUT, OP_ADD, OP_COPYPERM, OP_FILL, OP_MAXPOOL, OP_NEURON, OP_RATE,
-                      OP_SCATTER, OP_WIDTH, _plain)
+from .kernels import (ADD_SRC, FILL_BIAS, FILL_CHANNELS, FILL_DST, FILL_SIZE, LAYOUT, NR_CURRENT,
+                      NR_PERIOD, NR_REFILL, NR_SIZE, OP_ADD, OP_COPYPERM, OP_FILL, OP_MAXPOOL,
+                      OP_NEURON, OP_RATE, OP_SCATTER, OP_WIDTH, PERM_SRC, _plain)
 from ..errors import EvsimValueError
 
 
@@ -106,44 +107,37 @@ _ALIGN = 16  # floats: arrays in fparams and buffers start on 64-byte cache-line
 MAX_REFILL_PERIOD = 4096
 
 
-def _column(code: int, name: str) -> int:
-    """The index of column ``name`` in a row of ``code``."""
-    return 1 + LAYOUT[code].index(name)
-
-
 def _fuse_fills(b: "_Builder") -> None:
     """Where a plain neuron layer (Γ = 1, no window, no calibration, unsigned) is the only
     reader of its current buffer, the buffer's OP_FILL row is dropped and the layer refills
     the buffer as it reads it (kernels.NR_REFILL): the same values, one pass fewer."""
     # reads of each float buffer: 1 per neuron row, 2 per Add or copy (a buffer that one of
     # those reads too must keep this step's values until it runs)
-    reads = {OP_NEURON: ("current", 1), OP_ADD: ("src", 2), OP_COPYPERM: ("src", 2)}
+    reads = {OP_NEURON: (NR_CURRENT, 1), OP_ADD: (ADD_SRC, 2), OP_COPYPERM: (PERM_SRC, 2)}
     readers: dict[int, int] = {}
     for row in b.ops:
         if row[0] in reads:
-            name, weight = reads[row[0]]
-            buffer = row[_column(row[0], name)]
-            readers[buffer] = readers.get(buffer, 0) + weight
-    fills = {row[_column(OP_FILL, "dst")]: row for row in b.ops if row[0] == OP_FILL}
+            column, weight = reads[row[0]]
+            readers[row[column]] = readers.get(row[column], 0) + weight
+    fills = {row[FILL_DST]: row for row in b.ops if row[0] == OP_FILL}
+    fp = np.concatenate(b.fp) if b.fp else np.zeros(0, b.dtype)  # the biases the fills read
     fused = set()
     for row in (row for row in b.ops if row[0] == OP_NEURON):
-        current, size = row[_column(OP_NEURON, "current")], row[_column(OP_NEURON, "size")]
+        current, size = row[NR_CURRENT], row[NR_SIZE]
         if current not in fills or readers[current] != 1 or not _plain(np.array(row)):
             continue
         fill = fills[current]
-        channels, bias = fill[_column(OP_FILL, "channels")], fill[_column(OP_FILL, "bias")]
+        channels, bias = fill[FILL_CHANNELS], fill[FILL_BIAS]
         period = int(np.lcm(channels, 64))
-        if fill[_column(OP_FILL, "size")] != size or period > MAX_REFILL_PERIOD:
+        if fill[FILL_SIZE] != size or period > MAX_REFILL_PERIOD:
             continue
-        values = (np.concatenate(b.fp)[bias:bias + channels] if bias >= 0
-                  else np.zeros(channels, b.dtype))
+        values = fp[bias:bias + channels] if bias >= 0 else np.zeros(channels, b.dtype)
         # no more of the pattern than the layer's blocks read
         length = min(period, -(-size // 64) * 64)
-        row[_column(OP_NEURON, "refill")] = b.floats(np.resize(values, length))
-        row[_column(OP_NEURON, "period")] = period
+        row[NR_REFILL] = b.floats(np.resize(values, length))
+        row[NR_PERIOD] = period
         fused.add(current)
-    b.ops = [row for row in b.ops
-             if not (row[0] == OP_FILL and row[_column(OP_FILL, "dst")] in fused)]
+    b.ops = [row for row in b.ops if not (row[0] == OP_FILL and row[FILL_DST] in fused)]
 
 
 class _Builder:

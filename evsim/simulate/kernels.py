@@ -1201,12 +1201,8 @@ else:
         def codegen(context, builder, signature, args):
             out_data, o, source_data, s = args
             lanes = ir.VectorType(out_data.type.pointee, LANES)
-            value = _load_lanes(builder, source_data, s, lanes)
-            pointer = builder.bitcast(cgutils.gep(builder, out_data, o), lanes.as_pointer())
-            store = builder.store(value, pointer, align=LANES * signature.args[0].dtype.bitwidth
-                                  // 8)
-            store.set_metadata("nontemporal", builder.module.add_metadata(
-                [ir.Constant(ir.IntType(32), 1)]))
+            _store_lanes(builder, _load_lanes(builder, source_data, s, lanes), out_data, o,
+                         lanes, stream_align=LANES * signature.args[0].dtype.bitwidth // 8)
             return context.get_dummy_value()
 
         return types.void(out, types.intp, source, types.intp), codegen
@@ -1214,8 +1210,9 @@ else:
     @intrinsic
     def _store_fence(typingctx):
         """Orders the non-temporal stores before every later memory access (a sequentially
-        consistent fence: ``mfence`` on x86, which also drains them), so that a thread that
-        sees this one finish also sees what they wrote."""
+        consistent fence: on x86 LLVM emits a locked instruction, which, as ``mfence``
+        would, drains the write-combining buffers), so that a thread that sees this one
+        finish also sees what they wrote."""
         def codegen(context, builder, signature, args):
             builder.fence("seq_cst")
             return context.get_dummy_value()
@@ -1363,10 +1360,16 @@ if not numba.config.BOUNDSCHECK:
         pointer = builder.bitcast(cgutils.gep(builder, data, start), lanes.as_pointer())
         return builder.load(pointer, align=1)
 
-    def _store_lanes(builder, value, data, start, lanes):
-        """IR: ``value`` stored at data[start]."""
+    def _store_lanes(builder, value, data, start, lanes, stream_align=0):
+        """IR: ``value`` stored at data[start]; with ``stream_align`` (bytes, the whole
+        vector's, to which the address is aligned) a non-temporal store."""
         pointer = builder.bitcast(cgutils.gep(builder, data, start), lanes.as_pointer())
-        builder.store(value, pointer, align=1)
+        if not stream_align:
+            builder.store(value, pointer, align=1)
+            return
+        store = builder.store(value, pointer, align=stream_align)
+        store.set_metadata("nontemporal", builder.module.add_metadata(
+            [ir.Constant(ir.IntType(32), 1)]))
 
     def _nonzero(builder, flag):
         return builder.icmp_signed("!=", flag, ir.Constant(flag.type, 0))
