@@ -1887,17 +1887,16 @@ def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, coun
     counts.fill(0)
     for a in range(analog_layout.shape[0]):
         start, size, src = analog_layout[a, 0], analog_layout[a, 1], analog_layout[a, 2]
-        for i in range(size):
-            buf[start + i] = analog[src + i]
+        buf[start:start + size] = analog[src:src + size]
     for r in range(ops.shape[0]):
         if ops[r, CODE] == OP_NEURON:
-            v, v0 = ops[r, NR_V], ops[r, NR_V0]
-            for i in range(ops[r, NR_SIZE]):
-                buf[v + i] = fp[v0 + i]
+            v, v0, size = ops[r, NR_V], ops[r, NR_V0], ops[r, NR_SIZE]
+            buf[v:v + size] = fp[v0:v0 + size]
             current, refill, period = ops[r, NR_CURRENT], ops[r, NR_REFILL], ops[r, NR_PERIOD]
             if refill >= 0:  # the first step's fill (later ones: the layer's own refill)
-                for i in range(ops[r, NR_SIZE]):
-                    buf[current + i] = fp[refill + i % period]
+                for start in range(0, size, period):  # the pattern whole, not i % period
+                    stop = min(start + period, size)
+                    buf[current + start:current + stop] = fp[refill:refill + stop - start]
 
 
 @numba.njit(cache=True, inline="always")
