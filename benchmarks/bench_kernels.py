@@ -48,7 +48,7 @@ from evsim.simulate.dense import _apply_to_block  # noqa: E402
 from evsim.simulate.event import aligned_empty  # noqa: E402
 from evsim.simulate.kernels import (CODE, LANES, OP_SCATTER, SC_DST, SC_ROW,  # noqa: E402
                                     SC_WEIGHTS, SC_WINDOW, _add_one, _add_rows,
-                                    _data, _scatter, _u, _window_adds_3x3)
+                                    _data, _scatter, _window_adds_3x3)
 
 SOPS_PER_RUN = 2e8  # adds per timed run of a case: about 20 ms at 10 GSOP/s
 #: The most fresh event sets per case: enough that a set's rows have left L2 before the

@@ -94,7 +94,7 @@ def model(name: str, n_images: int):
 def print_breakdown(name, snn, images, T, rounds) -> None:
     """The event engine's time per part and per layer, and the scatters against the isolated
     kernels (one thread; see breakdown.py)."""
-    program, row_s, other_s, head_s, per_layer = breakdown.profile(snn, images, T)
+    program, row_s, other_s, head_s, per_layer, slot_rates = breakdown.profile(snn, images, T)
     names = breakdown.row_names(program)
     total = row_s.sum() + other_s + head_s
     parts = {"first-layer MACs (analog head)": head_s, "bookkeeping": other_s}
@@ -112,6 +112,10 @@ def print_breakdown(name, snn, images, T, rounds) -> None:
     for (layer, part), seconds in layers.items():
         print(f"| {layer} | {part} | {1e3 * seconds:.3f} | {100 * seconds / total:.1f} % |")
     kernels = breakdown.kernel_rates(snn, per_layer, T, rounds)
+    own_rows = breakdown.row_kernel_rates(
+        program, slot_rates, [layer for layer in per_layer if layer not in kernels
+                              and layers.get((layer, "scatter"), 0.0) > 0], rounds)
+    kernels.update(own_rows)
     print("\n| layer | input spike rate | SOPs per image | GSOP/s of its scatter in the network "
           "| isolated kernel GSOP/s | network / kernel |\n|---|---:|---:|---:|---:|---:|")
     at_kernel_speed = 0.0
@@ -120,8 +124,14 @@ def print_breakdown(name, snn, images, T, rounds) -> None:
         if layer in kernels and seconds > 0:
             rate, kernel = kernels[layer]
             at_kernel_speed += sops / kernel / 1e9
-            print(f"| {layer} | {100 * rate:.2f} % | {sops:.3g} | {sops / seconds / 1e9:.2f} | "
-                  f"{kernel:.2f} | {sops / seconds / 1e9 / kernel:.2f} |")
+            mark = " †" if layer in own_rows else ""
+            in_network = sops / seconds / 1e9
+            print(f"| {layer}{mark} | {100 * rate:.2f} % | {sops:.3g} | {in_network:.2f} | "
+                  f"{kernel:.2f} | {in_network / kernel:.2f} |")
+    if own_rows:
+        print("\n† a path that no one-layer network rebuilds (a residual shortcut, a read "
+              "through a Flatten, a Concat or an upsampling): its isolated kernel is the "
+              "engine's own scatter rows on fresh random events at the source's measured rate")
     counted = sum(sops for layer, sops in per_layer.items() if layer in kernels)
     everything = sum(per_layer.values())
     print(f"\nwhole network: {everything / total / 1e9:.2f} GSOP/s over all its time; the layers "

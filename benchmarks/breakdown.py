@@ -43,11 +43,12 @@ def _cycles(typingctx):
 @numba.njit
 def profile_steps(ops, ip, fp, f64, analog, analog_layout, T, event_offsets, readout_offset,
                   readout_size, binary, buf, state, idx, mult, n_events, out, counts,
-                  sops, pool_ops, cycles, gate, lipool, rich, depthwise):
+                  sops, pool_ops, cycles, events, gate, lipool, rich, depthwise):
     """run_steps for steps 1..T of every image, analog input; ``cycles[r]`` gains the cycles of
     operation row r (the engine's own ``kernels._operation``), ``cycles[-1]`` those of
-    starting the images and reading the outputs; ``sops`` (B, sop layers) and ``pool_ops``
-    the totals; ``out`` (B, readout) at T."""
+    starting the images and reading the outputs; ``events[slot]`` the events of each slot
+    over all steps and images; ``sops`` (B, sop layers) and ``pool_ops`` the totals; ``out``
+    (B, readout) at T."""
     no_input = np.zeros(0, fp.dtype)  # analog input: no rate row reads the image
     for b in range(buf.shape[0]):
         start = _cycles()
@@ -61,6 +62,8 @@ def profile_steps(ops, ip, fp, f64, analog, analog_layout, T, event_offsets, rea
                              binary, buf[b], state[b], idx[b], mult[b], n_events[b], counts[b],
                              sops[b], pool_ops[b], gate, lipool, rich, None, depthwise)
                 cycles[r] += _cycles() - start
+            for slot in range(events.shape[0]):
+                events[slot] += n_events[b, slot]
         start = _cycles()
         for i in range(readout_size):
             out[b, i] = buf[b, readout_offset + i]
@@ -90,8 +93,9 @@ def row_names(program) -> list[str]:
 
 
 def profile(snn: evsim.SpikingNetwork, images: np.ndarray, T: int):
-    """Seconds per image of each operation row, of the analog head and of the rest, and the
-    profiled run's SOPs per layer; checks the run against ``evsim.simulate``'s."""
+    """Seconds per image of each operation row, of the analog head and of the rest, the
+    profiled run's SOPs per layer, and each event slot's events per image-step over its
+    capacity (its source's spike rate); checks the run against ``evsim.simulate``'s."""
     program = compile_program(snn, "analog", np.float32)
     x = images.astype(np.float32)
     with one_blas_thread():  # as evsim.simulate holds it
@@ -104,16 +108,18 @@ def profile(snn: evsim.SpikingNetwork, images: np.ndarray, T: int):
     sops = np.zeros((len(x), max(len(program.sop_layers), 1)), np.int64)
     pool_ops = np.zeros((len(x), max(len(program.pool_layers), 1)), np.int64)
     cycles = np.zeros(len(program.ops) + 1, np.int64)
+    events = np.zeros(len(program.event_offsets) - 1, np.int64)
     args = (program.ops, program.iparams, program.fparams, program.f64params, analog, layout,
             T, program.event_offsets, program.readout_offset, program.readout_size,
             program.binary, rows[0], rows[1], rows[2], rows[3], rows[4], out, rows[6], sops,
             pool_ops)
     gate, lipool, rich, _, depthwise = K.kernel_paths(program.ops)
     paths = (gate, lipool, rich, depthwise)
-    profile_steps(*args[:6], 1, *args[7:], np.zeros_like(cycles), *paths)  # compile
+    profile_steps(*args[:6], 1, *args[7:], np.zeros_like(cycles), np.zeros_like(events),
+                  *paths)  # compile
     sops[:], pool_ops[:] = 0, 0
     start = time.perf_counter()
-    profile_steps(*args, cycles, *paths)
+    profile_steps(*args, cycles, events, *paths)
     seconds = time.perf_counter() - start
     reference = evsim.simulate(snn, images, T=T, engine="event")
     if not np.array_equal(reference.outputs[-1].reshape(len(x), -1), out):
@@ -122,7 +128,9 @@ def profile(snn: evsim.SpikingNetwork, images: np.ndarray, T: int):
     if any(per_layer[k] != v.sum() / len(x) for k, v in reference.sops.items()):
         raise AssertionError("the profiled step loop does not count the engine's SOPs")
     per_cycle = seconds / max(int(cycles.sum()), 1) / len(x)
-    return program, cycles[:-1] * per_cycle, cycles[-1] * per_cycle, head_s / len(x), per_layer
+    slot_rates = events / (len(x) * T * np.maximum(np.diff(program.event_offsets), 1))
+    return (program, cycles[:-1] * per_cycle, cycles[-1] * per_cycle, head_s / len(x), per_layer,
+            slot_rates)
 
 
 @numba.njit
@@ -188,3 +196,38 @@ def kernel_rates(snn: evsim.SpikingNetwork, per_layer: dict, T: int, rounds: int
             case.time()
         found[name] = (rate, kernel_sops / case.median() / 1e9)
     return found
+
+
+def row_kernel_rates(program, slot_rates: np.ndarray, layers, rounds: int) -> dict:
+    """Per synaptic layer of ``layers`` (the paths :func:`kernel_rates` cannot rebuild as a
+    one-layer network: a residual shortcut into an Add, a layer read through a Flatten, a
+    Concat or an upsampling): (its first source's spike rate, the GSOP/s of the engine's own
+    scatter rows of that layer, each on fresh random events at its source slot's measured
+    rate, outside the network, timed as ``bench_kernels.py`` times a kernel)."""
+    import bench_kernels
+    rng = np.random.default_rng(0)
+    buf = bench_kernels.aligned_empty((program.float_size,), program.dtype)
+    buf[:] = 0
+    found = {}
+    for op in program.ops:
+        if op[K.CODE] != K.OP_SCATTER or op[K.SC_SOP_SLOT] < 0:
+            continue
+        layer = program.sop_layers[op[K.SC_SOP_SLOT]]
+        if layer not in layers:
+            continue
+        slot = op[K.SC_SLOT]
+        size = int(program.event_offsets[slot + 1] - program.event_offsets[slot])
+        idx, ptr = bench_kernels._event_sets(slot_rates[slot], (size,), rng,
+                                             bench_kernels.MAX_SETS)
+        mult = np.ones(idx.size, program.dtype)
+        sets = len(ptr) - 1
+        tables = (op.copy(), program.iparams, program.fparams, buf, idx, mult, ptr)
+        per_set = bench_kernels._scatter_sets(*tables, 1) / sets  # compiles; SOPs/image-step
+        repeats = max(1, int(bench_kernels.SOPS_PER_RUN // max(1.0, per_set * sets)))
+        case = bench_kernels.Case(lambda a=tables + (repeats,): bench_kernels._scatter_sets(*a),
+                                  repeats * sets)
+        for _ in range(rounds):
+            case.time()
+        rate, sops, seconds = found.get(layer, (slot_rates[slot], 0.0, 0.0))
+        found[layer] = (rate, sops + per_set, seconds + case.median())
+    return {layer: (rate, sops / seconds / 1e9) for layer, (rate, sops, seconds) in found.items()}

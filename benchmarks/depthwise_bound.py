@@ -117,13 +117,14 @@ def main() -> None:
     mult = np.ones(idx.size, np.float32)
     ptr = np.arange(args.sets + 1, dtype=np.int64) * count
     constants = ", ".join(str(int(v)) for v in geometry[:5])
+    at_run_time = _loop("geometry[0], geometry[1], geometry[2], geometry[3], geometry[4]")
+    as_constants = _loop(constants)
     cases = {
         "engine (_scatter)": lambda buf: _engine(op, ip, fp, buf, idx, mult, ptr),
         "loop copy, geometry at run time": (
-            lambda buf, f=_loop("geometry[0], geometry[1], geometry[2], geometry[3], "
-                                "geometry[4]"): f(buf, fp, amp, fanout, idx, mult, ptr, geometry)),
+            lambda buf: at_run_time(buf, fp, amp, fanout, idx, mult, ptr, geometry)),
         "loop copy, geometry as constants": (
-            lambda buf, f=_loop(constants): f(buf, fp, amp, fanout, idx, mult, ptr, geometry)),
+            lambda buf: as_constants(buf, fp, amp, fanout, idx, mult, ptr, geometry)),
     }
     sums, sops = {}, {}
     for name, run in cases.items():

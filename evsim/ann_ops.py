@@ -9,7 +9,7 @@ SNN engine so that both apply exactly the same arithmetic. Arrays are batch-firs
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

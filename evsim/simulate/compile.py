@@ -107,7 +107,7 @@ _ALIGN = 16  # floats: arrays in fparams and buffers start on 64-byte cache-line
 MAX_REFILL_PERIOD = 4096
 
 
-def _fuse_fills(b: "_Builder") -> None:
+def _fuse_fills(b: _Builder) -> None:
     """Where a plain neuron layer (Γ = 1, no window, no calibration, unsigned) is the only
     reader of its current buffer, the buffer's OP_FILL row is dropped and the layer refills
     the buffer as it reads it (kernels.NR_REFILL): the same values, one pass fewer."""

@@ -1465,8 +1465,7 @@ def _scatter_positions(op, ip, fp, buf, idx, mult, base, n_events, binary):
     in one run of the position, so it still receives its adds in event order: the sums
     are those of one event at a time, bit for bit. Indices are unsigned (_u)."""
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]
-    run_ptr, run_out, run_w = op[SC_RUN_PTR], op[SC_RUN_OUT], op[SC_RUN_W]
-    run_len, run_factor = op[SC_RUN_LEN], op[SC_RUN_FACTOR]
+    run_ptr = op[SC_RUN_PTR]  # the runs' other tables: _position_runs
     channel_w, channel_out, fanout = op[SC_CHANNEL_W], op[SC_CHANNEL_OUT], op[SC_FANOUT]
     weights, dst = op[SC_WEIGHTS], op[SC_DST]
     reciprocal = _reciprocal(max(channels, 1))  # max: no exception path (see _scatter_rows)

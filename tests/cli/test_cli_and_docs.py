@@ -37,7 +37,9 @@ def test_benchmark_scripts_run_in_quick_mode(script):
 def test_the_breakdown_runs_the_engines_step_and_checks_it():
     """bench_network.py --breakdown runs the event engine's steps row by row under a cycle
     counter; it raises unless that run gives the engine's outputs and SOPs (resnet: Adds,
-    fills, scatters of several kinds), and prints the neuron pass against its bare floor."""
+    fills, scatters of several kinds), and prints the neuron pass against its bare floor and
+    every scatter against an isolated kernel: the residual shortcuts and the dense layer
+    read through a Flatten against the engine's own rows on random events (marked †)."""
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_network.py"),
                            "--breakdown", "--quick", "--model", "resnet"],
                           capture_output=True, text=True, timeout=600)
@@ -45,6 +47,9 @@ def test_the_breakdown_runs_the_engines_step_and_checks_it():
     assert "| neuron updates |" in done.stdout and "| scatter |" in done.stdout
     assert re.search(r"a bare pass over their buffers .* takes \d+\.\d+ ms", done.stdout)
     assert re.search(r"whole network / kernels would be \d\.\d\d", done.stdout)
+    for layer in ("add", "add_1", "fc"):
+        assert re.search(rf"^\| {layer} † \| \d+\.\d\d % \| [^|]+ \| \d+\.\d\d \| \d+\.\d\d \|",
+                         done.stdout, re.M), layer
 
 
 def test_api_reference_is_up_to_date():
