@@ -23,7 +23,7 @@ import evsim
 from evsim.fanout import path_fanout
 from evsim.simulate import kernels as K
 from evsim.simulate.compile import compile_program
-from evsim.simulate.event import Workspace, _analog_head
+from evsim.simulate.event import Workspace, _analog_head, _channels_first
 from evsim.threads import one_blas_thread
 
 PARTS = {K.OP_SCATTER: "scatter", K.OP_NEURON: "neuron updates", K.OP_MAXPOOL: "pooling",
@@ -122,7 +122,8 @@ def profile(snn: evsim.SpikingNetwork, images: np.ndarray, T: int):
     profile_steps(*args, cycles, events, *paths)
     seconds = time.perf_counter() - start
     reference = evsim.simulate(snn, images, T=T, engine="event")
-    if not np.array_equal(reference.outputs[-1].reshape(len(x), -1), out):
+    mine = _channels_first(out, snn.network.output_shape).reshape(len(x), -1)  # a map's
+    if not np.array_equal(reference.outputs[-1].reshape(len(x), -1), mine):  # channels first
         raise AssertionError("the profiled step loop does not compute the engine's outputs")
     per_layer = dict(zip(program.sop_layers, sops.sum(0) / len(x)))
     if any(per_layer[k] != v.sum() / len(x) for k, v in reference.sops.items()):

@@ -52,6 +52,18 @@ def test_the_breakdown_runs_the_engines_step_and_checks_it():
                          done.stdout, re.M), layer
 
 
+def test_the_breakdown_checks_a_segmenter_whose_output_is_a_map():
+    """The readout of unet_relu is a (C, H, W) map, which the engine keeps channels last: the
+    breakdown's check against evsim.simulate compares it channels first (it had failed here).
+    Its transposed convolution and the layers read through a Concat are marked †."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_network.py"),
+                           "--breakdown", "--quick", "--model", "unet_relu"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for layer in ("upconv1", "conv4", "conv5"):
+        assert re.search(rf"^\| {layer} † \|", done.stdout, re.M), layer
+
+
 def test_api_reference_is_up_to_date():
     done = subprocess.run([sys.executable, str(ROOT / "docs" / "make_api.py"), "--check"],
                           capture_output=True, text=True, timeout=120)
