@@ -429,8 +429,9 @@ class _Compiler:
     topological order; :meth:`readout` and :meth:`program` finish.
     """
 
-    def __init__(self, snn: SpikingNetwork, encoding: str, dtype: np.dtype, window: int):
-        self.snn, self.net, self.window = snn, snn.network, window
+    def __init__(self, snn: SpikingNetwork, encoding: str, dtype: np.dtype, window: int,
+                 binary: bool):
+        self.snn, self.net, self.window, self.binary = snn, snn.network, window, binary
         signal_plan = plan(self.net, encoding)
         self.classes = signal_plan.classes
         self.b = _Builder(dtype)
@@ -588,6 +589,10 @@ class _Compiler:
         per_source = windows.T.tocsr()
         per_source.sort_indices()
         n_win = windows.shape[0]
+        # LIPooling of a neuron layer reads that layer's spike counts: every event it gets
+        # added its multiplicity there (K-bit codes add their set bits: not the same sum)
+        counts_in = -1 if gate or self.binary else next(
+            (offset for layer, offset, *_ in self.neuron_layers if layer == src), -1)
         self.slots[name] = b.events(n_win * c)
         self.amplitude[name] = np.broadcast_to(self.amplitude[src],
                                                self.net.shape(src))[:, :1, :1]
@@ -596,7 +601,8 @@ class _Compiler:
              slots=n_win * c,
              win_ptr=b.ints(per_source.indptr), win_idx=b.ints(per_source.indices),
              member_ptr=b.ints(windows.indptr), member_idx=b.ints(windows.indices),
-             cum_in=b.int_buffer(h * w * c), cum_out=self.pool_output(name, n_win * c),
+             cum_in=b.int_buffer(h * w * c) if counts_in < 0 else -1, counts_in=counts_in,
+             cum_out=self.pool_output(name, n_win * c),
              dirty=b.int_buffer(n_win * c), dirty_list=b.int_buffer(n_win * c),
              current=b.int_buffer(h * w * c) if gate else -1, peak=b.int_buffer(n_win * c),
              gate=gate, pool_slot=self.pool_layers.index(name),
@@ -649,7 +655,7 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
     ``binary`` makes events K-bit codes whose set bits count as spikes and
     SOPs (the ilif scheme, ``snn`` from :func:`evsim.timescheme.binary_network`).
     """
-    compiler = _Compiler(snn, encoding, np.dtype(dtype), window)
+    compiler = _Compiler(snn, encoding, np.dtype(dtype), window, binary)
     for node in snn.network:
         compiler.lower(node)
     return compiler.program(compiler.readout(), encoding, binary)

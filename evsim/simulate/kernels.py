@@ -94,10 +94,13 @@ PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
  NR_NEGATIVE, NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW, NR_NEGATIVE_THETA,
  NR_UNIFORM, NR_REFILL, NR_PERIOD) = range(1, 18)
 # OP_MAXPOOL: LIPooling or the spike-count gate, from one slot into another (MP_CURRENT,
-# this step's counts, only for the gate: -1 for LIPooling).
+# this step's counts, only for the gate: -1 for LIPooling). MP_COUNTS_IN >= 0 (LIPooling of
+# a neuron layer's events, not K-bit codes): the cumulative input counts are that layer's own
+# spike counts, counts[MP_COUNTS_IN + i], which its neuron row has just brought up to date
+# (MP_CUM_IN is then -1); otherwise the pool keeps them in state[MP_CUM_IN + i].
 (MP_SRC_SLOT, MP_OUT_SLOT, MP_CHANNELS, MP_SLOTS, MP_WIN_PTR, MP_WIN_IDX, MP_MEMBER_PTR,
  MP_MEMBER_IDX, MP_CUM_IN, MP_CUM_OUT, MP_DIRTY, MP_DIRTY_LIST, MP_CURRENT, MP_PEAK, MP_GATE,
- MP_POOL_SLOT, MP_TOUCHED) = range(1, 18)
+ MP_POOL_SLOT, MP_TOUCHED, MP_COUNTS_IN) = range(1, 19)
 OP_WIDTH = 19
 
 #: Column names of each operation, in column order (column 1 first).
@@ -114,7 +117,7 @@ LAYOUT = {
                 "refill", "period"),
     OP_MAXPOOL: ("src_slot", "out_slot", "channels", "slots", "win_ptr", "win_idx", "member_ptr",
                  "member_idx", "cum_in", "cum_out", "dirty", "dirty_list", "current", "peak",
-                 "gate", "pool_slot", "touched"),
+                 "gate", "pool_slot", "touched", "counts_in"),
 }
 
 LANES = 8  # floats per vector add: one AVX2 instruction for float32, two for float64
@@ -1728,19 +1731,25 @@ def _signed_plain_neurons(op, fp, buf, idx, mult, base, counts):
 
 
 @numba.njit(cache=True, inline="always")
-def _maxpool(op, ip, state, idx, mult, in_base, n_in, out_base, binary, gate, lipool):
-    """Spiking max pooling of one step (LIPooling or the gate); returns (events, pool ops)."""
+def _maxpool(op, ip, state, counts, idx, mult, in_base, n_in, out_base, binary, gate, lipool):
+    """Spiking max pooling of one step (LIPooling or the gate); returns (events, pool ops).
+    ``counts``: the image's spike counts (read where MP_COUNTS_IN >= 0)."""
     if op[MP_GATE]:
         if gate is None:  # pruned at compile time: see kernel_paths
             raise AssertionError("a pooling layer needs the gate kernel")
         return _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary)
     if lipool is None:
         raise AssertionError("a pooling layer needs the LIPooling kernel")
-    return _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary)
+    if op[MP_COUNTS_IN] >= 0:
+        return _lipool(op, ip, state, counts, op[MP_COUNTS_IN], True, idx, mult, in_base, n_in,
+                       out_base, binary)
+    return _lipool(op, ip, state, state, op[MP_CUM_IN], False, idx, mult, in_base, n_in,
+                   out_base, binary)
 
 
 @numba.njit(cache=True)
-def _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
+def _lipool(op, ip, state, cumulative, c_in, counted, idx, mult, in_base, n_in, out_base,
+            binary):
     """LIPooling: each window emits the rise of its largest cumulative input count.
 
     The largest count (``peak``) is kept as events arrive, since counts only grow; after
@@ -1748,9 +1757,13 @@ def _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     changed are marked in a bitmap (``touched``), whose set bits are then visited in
     window order, so that a step costs its events, not the number of windows. Indices
     are unsigned (:func:`_u`): no wrap-around code per lookup.
+
+    The cumulative input counts are ``cumulative[c_in + i]``: the source layer's own spike
+    counts when ``counted`` (already up to date: nothing to add), else the pool's, which
+    each event raises here.
     """
     channels, win_ptr, win_idx = op[MP_CHANNELS], op[MP_WIN_PTR], op[MP_WIN_IDX]
-    c_in, peak, rescan, n_rescan = op[MP_CUM_IN], op[MP_PEAK], op[MP_DIRTY_LIST], 0
+    peak, rescan, n_rescan = op[MP_PEAK], op[MP_DIRTY_LIST], 0
     touched, dirty = op[MP_TOUCHED], op[MP_DIRTY]
     reciprocal = _reciprocal(channels)
     pool_ops = 0
@@ -1758,8 +1771,11 @@ def _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
         i = idx[_u(in_base + e)]
         m = np.int64(mult[_u(in_base + e)])
         s, c = _source(i, channels, reciprocal)
-        value = state[_u(c_in + i)] + m
-        state[_u(c_in + i)] = value
+        if counted:
+            value = cumulative[_u(c_in + i)]
+        else:
+            value = cumulative[_u(c_in + i)] + m
+            cumulative[_u(c_in + i)] = value
         first, last = ip[_u(win_ptr + s)], ip[_u(win_ptr + s + 1)]
         for k in range(first, last):
             slot = ip[_u(win_idx + k)] * channels + c
@@ -1776,7 +1792,7 @@ def _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     for d in range(n_rescan):
         slot = state[_u(rescan + d)]
         state[_u(dirty + slot)] = 0
-        state[_u(peak + slot)] = _window_max(op, ip, state, slot)[0]
+        state[_u(peak + slot)] = _window_max(op, ip, cumulative, c_in, slot)[0]
         state[_u(touched + (slot >> 6))] |= np.int64(1) << (slot & 63)
     cum_out = op[MP_CUM_OUT]
     emitted = 0
@@ -1798,18 +1814,18 @@ def _lipool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
 
 
 @numba.njit(cache=True)
-def _window_max(op, ip, state, slot):
-    """(largest cumulative input count of a window slot, the first member holding it)."""
-    channels, member_ptr, member_idx, c_in = (op[MP_CHANNELS], op[MP_MEMBER_PTR],
-                                              op[MP_MEMBER_IDX], op[MP_CUM_IN])
+def _window_max(op, ip, cumulative, c_in, slot):
+    """(largest cumulative input count ``cumulative[c_in + i]`` of a window slot, the first
+    member holding it)."""
+    channels, member_ptr, member_idx = op[MP_CHANNELS], op[MP_MEMBER_PTR], op[MP_MEMBER_IDX]
     w = np.int64(np.uint64(slot) // np.uint64(channels))
     c = slot - w * channels
     first = ip[_u(member_ptr + w)]
     best_member = ip[_u(member_idx + first)]
-    best = state[_u(c_in + best_member * channels + c)]
+    best = cumulative[_u(c_in + best_member * channels + c)]
     for k in range(first + 1, ip[_u(member_ptr + w + 1)]):
         member = ip[_u(member_idx + k)]
-        value = state[_u(c_in + member * channels + c)]
+        value = cumulative[_u(c_in + member * channels + c)]
         if value > best:
             best = value
             best_member = member
@@ -1845,7 +1861,7 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     for d in range(n_dirty):
         slot = state[_u(dlist + d)]
         state[_u(dirty + slot)] = 0
-        out = state[_u(current + _window_max(op, ip, state, slot)[1])]
+        out = state[_u(current + _window_max(op, ip, state, c_in, slot)[1])]
         if out != 0:
             state[_u(cum_out + slot)] += out  # the output so far, as LIPooling keeps it
             idx[_u(out_base + emitted)] = slot
@@ -1968,7 +1984,7 @@ def _operation(op, ip, fp, f64, x, t, event_offsets, image_key, binary, buf, sta
         if gate is None and lipool is None:  # pruned at compile time: see kernel_paths
             raise AssertionError("a pooling layer needs a pooling kernel")
         src_slot, out_slot = op[MP_SRC_SLOT], op[MP_OUT_SLOT]
-        emitted, done = _maxpool(op, ip, state, idx, mult, event_offsets[src_slot],
+        emitted, done = _maxpool(op, ip, state, counts, idx, mult, event_offsets[src_slot],
                                  n_events[src_slot], event_offsets[out_slot], binary,
                                  gate, lipool)
         n_events[out_slot] = emitted
