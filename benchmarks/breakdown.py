@@ -23,7 +23,7 @@ import evsim
 from evsim.fanout import path_fanout
 from evsim.simulate import kernels as K
 from evsim.simulate.compile import compile_program
-from evsim.simulate.event import Workspace, _analog_head, _channels_first
+from evsim.simulate.event import Workspace, _analog_head, _channels_first, aligned_empty
 from evsim.threads import one_blas_thread
 
 PARTS = {K.OP_SCATTER: "scatter", K.OP_NEURON: "neuron updates", K.OP_MAXPOOL: "pooling",
@@ -207,7 +207,7 @@ def row_kernel_rates(program, slot_rates: np.ndarray, layers, rounds: int) -> di
     rate, outside the network, timed as ``bench_kernels.py`` times a kernel)."""
     import bench_kernels
     rng = np.random.default_rng(0)
-    buf = bench_kernels.aligned_empty((program.float_size,), program.dtype)
+    buf = aligned_empty((program.float_size,), program.dtype)
     buf[:] = 0
     found = {}
     for op in program.ops:

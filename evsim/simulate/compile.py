@@ -589,9 +589,9 @@ class _Compiler:
         per_source = windows.T.tocsr()
         per_source.sort_indices()
         n_win = windows.shape[0]
-        # LIPooling of a neuron layer reads that layer's spike counts: every event it gets
+        # a pool of a neuron layer reads that layer's spike counts: every event it gets
         # added its multiplicity there (K-bit codes add their set bits: not the same sum)
-        counts_in = -1 if gate or self.binary else next(
+        counts_in = -1 if self.binary else next(
             (offset for layer, offset, *_ in self.neuron_layers if layer == src), -1)
         self.slots[name] = b.events(n_win * c)
         self.amplitude[name] = np.broadcast_to(self.amplitude[src],
@@ -627,7 +627,7 @@ class _Compiler:
         self.b.op(OP_ADD, dst=readout, src=source_buffer, size=self.size(out))
         return readout
 
-    def program(self, readout: int, encoding: str, binary: bool) -> EventProgram:
+    def program(self, readout: int, encoding: str) -> EventProgram:
         """The finished program, its tables concatenated."""
         _fuse_fills(self.b)
         b, dtype, out = self.b, self.b.dtype, self.net.output_name
@@ -643,7 +643,7 @@ class _Compiler:
             neuron_layers=tuple(self.neuron_layers),
             n_counts=self.n_neurons + len(self.neuron_layers), sop_layers=self.sop_layers,
             pool_layers=self.pool_layers, encoding=encoding, dtype=dtype,
-            classes=self.classes, binary=binary, pool_outputs=tuple(self.pool_outputs))
+            classes=self.classes, binary=self.binary, pool_outputs=tuple(self.pool_outputs))
 
 
 def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.float32,
@@ -658,7 +658,7 @@ def compile_program(snn: SpikingNetwork, encoding: str = "analog", dtype=np.floa
     compiler = _Compiler(snn, encoding, np.dtype(dtype), window, binary)
     for node in snn.network:
         compiler.lower(node)
-    return compiler.program(compiler.readout(), encoding, binary)
+    return compiler.program(compiler.readout(), encoding)
 
 
 _PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

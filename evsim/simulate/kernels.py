@@ -94,8 +94,8 @@ PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
  NR_NEGATIVE, NR_ALLOWANCE, NR_CALIBRATION, NR_WINDOW, NR_NEGATIVE_THETA,
  NR_UNIFORM, NR_REFILL, NR_PERIOD) = range(1, 18)
 # OP_MAXPOOL: LIPooling or the spike-count gate, from one slot into another (MP_CURRENT,
-# this step's counts, only for the gate: -1 for LIPooling). MP_COUNTS_IN >= 0 (LIPooling of
-# a neuron layer's events, not K-bit codes): the cumulative input counts are that layer's own
+# this step's counts, only for the gate: -1 for LIPooling). MP_COUNTS_IN >= 0 (a pool of a
+# neuron layer's events, not K-bit codes): the cumulative input counts are that layer's own
 # spike counts, counts[MP_COUNTS_IN + i], which its neuron row has just brought up to date
 # (MP_CUM_IN is then -1); otherwise the pool keeps them in state[MP_CUM_IN + i].
 (MP_SRC_SLOT, MP_OUT_SLOT, MP_CHANNELS, MP_SLOTS, MP_WIN_PTR, MP_WIN_IDX, MP_MEMBER_PTR,
@@ -1733,17 +1733,20 @@ def _signed_plain_neurons(op, fp, buf, idx, mult, base, counts):
 @numba.njit(cache=True, inline="always")
 def _maxpool(op, ip, state, counts, idx, mult, in_base, n_in, out_base, binary, gate, lipool):
     """Spiking max pooling of one step (LIPooling or the gate); returns (events, pool ops).
-    ``counts``: the image's spike counts (read where MP_COUNTS_IN >= 0)."""
+    The cumulative input counts are ``cumulative[c_in + i]``: the source layer's own spike
+    counts (``counts``) where MP_COUNTS_IN >= 0, already up to date (``counted``), else the
+    pool's own in ``state``, which each event raises."""
+    counted = op[MP_COUNTS_IN] >= 0
+    cumulative = counts if counted else state
+    c_in = op[MP_COUNTS_IN] if counted else op[MP_CUM_IN]
     if op[MP_GATE]:
         if gate is None:  # pruned at compile time: see kernel_paths
             raise AssertionError("a pooling layer needs the gate kernel")
-        return _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary)
+        return _gate_pool(op, ip, state, cumulative, c_in, counted, idx, mult, in_base, n_in,
+                          out_base, binary)
     if lipool is None:
         raise AssertionError("a pooling layer needs the LIPooling kernel")
-    if op[MP_COUNTS_IN] >= 0:
-        return _lipool(op, ip, state, counts, op[MP_COUNTS_IN], True, idx, mult, in_base, n_in,
-                       out_base, binary)
-    return _lipool(op, ip, state, state, op[MP_CUM_IN], False, idx, mult, in_base, n_in,
+    return _lipool(op, ip, state, cumulative, c_in, counted, idx, mult, in_base, n_in,
                    out_base, binary)
 
 
@@ -1756,11 +1759,8 @@ def _lipool(op, ip, state, cumulative, c_in, counted, idx, mult, in_base, n_in, 
     a negative event (SpiCalib) the window is rescanned. Windows whose peak may have
     changed are marked in a bitmap (``touched``), whose set bits are then visited in
     window order, so that a step costs its events, not the number of windows. Indices
-    are unsigned (:func:`_u`): no wrap-around code per lookup.
-
-    The cumulative input counts are ``cumulative[c_in + i]``: the source layer's own spike
-    counts when ``counted`` (already up to date: nothing to add), else the pool's, which
-    each event raises here.
+    are unsigned (:func:`_u`): no wrap-around code per lookup. Cumulative input counts
+    ``cumulative[c_in + i]``, raised here unless ``counted`` (:func:`_maxpool`).
     """
     channels, win_ptr, win_idx = op[MP_CHANNELS], op[MP_WIN_PTR], op[MP_WIN_IDX]
     peak, rescan, n_rescan = op[MP_PEAK], op[MP_DIRTY_LIST], 0
@@ -1833,12 +1833,14 @@ def _window_max(op, ip, cumulative, c_in, slot):
 
 
 @numba.njit(cache=True)
-def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
+def _gate_pool(op, ip, state, cumulative, c_in, counted, idx, mult, in_base, n_in, out_base,
+               binary):
     """The spike-count gate: each window touched this step passes the current events of its
     member with the largest cumulative count (the first on ties); the window's cumulative
-    output is kept, as LIPooling keeps it. Indices are unsigned (:func:`_u`)."""
+    output is kept, as LIPooling keeps it. Indices are unsigned (:func:`_u`). Cumulative
+    input counts ``cumulative[c_in + i]``, raised here unless ``counted`` (:func:`_maxpool`)."""
     channels, win_ptr, win_idx = op[MP_CHANNELS], op[MP_WIN_PTR], op[MP_WIN_IDX]
-    c_in, dirty, dlist, current = op[MP_CUM_IN], op[MP_DIRTY], op[MP_DIRTY_LIST], op[MP_CURRENT]
+    dirty, dlist, current = op[MP_DIRTY], op[MP_DIRTY_LIST], op[MP_CURRENT]
     reciprocal = _reciprocal(channels)
     n_dirty = 0
     pool_ops = 0
@@ -1846,7 +1848,8 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
         i = idx[_u(in_base + e)]
         m = np.int64(mult[_u(in_base + e)])
         s, c = _source(i, channels, reciprocal)
-        state[_u(c_in + i)] += m
+        if not counted:
+            cumulative[_u(c_in + i)] += m
         state[_u(current + i)] += m
         first, last = ip[_u(win_ptr + s)], ip[_u(win_ptr + s + 1)]
         for k in range(first, last):
@@ -1861,7 +1864,7 @@ def _gate_pool(op, ip, state, idx, mult, in_base, n_in, out_base, binary):
     for d in range(n_dirty):
         slot = state[_u(dlist + d)]
         state[_u(dirty + slot)] = 0
-        out = state[_u(current + _window_max(op, ip, state, c_in, slot)[1])]
+        out = state[_u(current + _window_max(op, ip, cumulative, c_in, slot)[1])]
         if out != 0:
             state[_u(cum_out + slot)] += out  # the output so far, as LIPooling keeps it
             idx[_u(out_base + emitted)] = slot

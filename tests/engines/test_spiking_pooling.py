@@ -90,43 +90,47 @@ def _pool_row(snn, encoding="analog", binary=False):
 
 
 @FAST
-@given(seed=st.integers(0, 2**31), T=st.integers(1, 20), burst=st.integers(1, 3))
-def test_lipooling_of_a_neuron_layer_reads_that_layers_spike_counts(seed, T, burst):
-    """The event engine's LIPooling of a neuron layer takes its cumulative input counts from
+@given(seed=st.integers(0, 2**31), T=st.integers(1, 20), burst=st.integers(1, 3),
+       mode=st.sampled_from(["lipooling", "gate"]))
+def test_a_pool_of_a_neuron_layer_reads_that_layers_spike_counts(seed, T, burst, mode):
+    """The event engine's max pooling of a neuron layer takes its cumulative input counts from
     that layer's own spike counts (MP_COUNTS_IN; it keeps no copy: MP_CUM_IN = -1), here the
     second neuron layer's, with burst multiplicities: the outputs equal the dense engine's
-    (its own cumulative counts) at every step and, at T, max-pool of the spike counts."""
+    (its own cumulative counts) at every step, the spike counts equal the dense engine's, and,
+    for LIPooling, the outputs at T are max-pool of the spike counts."""
     rng = np.random.default_rng(seed)
     net = evsim.Network.sequential(
         (1, 6, 6), [Conv2d(dyadic(rng, (2, 1, 1, 1), low=0)), ReLU(),
                     Conv2d(dyadic(rng, (3, 2, 1, 1), low=0)), ReLU(), MaxPool2d(3, 2), Flatten()],
         names=["conv1", "relu1", "conv2", "relu2", "pool", "flat"])
     spec = NeuronSpec(np.float64(0.125), burst=burst)
-    snn = SpikingNetwork(net, {"relu1": spec, "relu2": spec})
+    snn = SpikingNetwork(net, {"relu1": spec, "relu2": spec}, max_pool=mode)
     program, row = _pool_row(snn)
     offsets = {name: offset for name, offset, *_ in program.neuron_layers}
     assert row[MP_COUNTS_IN] == offsets["relu2"] > 0 and row[MP_CUM_IN] == -1
     x = dyadic(rng, (2, 1, 6, 6), low=0)
     steps = range(1, T + 1)
     event = evsim.simulate(snn, x, T=T, engine="event", checkpoints=steps, per_image_counts=True)
-    dense = evsim.simulate(snn, x, T=T, engine="dense", checkpoints=steps)
+    dense = evsim.simulate(snn, x, T=T, engine="dense", checkpoints=steps, per_image_counts=True)
     np.testing.assert_array_equal(event.outputs, dense.outputs)
-    for b in range(2):
+    for name in ("relu1", "relu2"):  # the pool read the counts and left them as they were
+        np.testing.assert_array_equal(event.spike_counts[name], dense.spike_counts[name])
+    for b in range(2 if mode == "lipooling" else 0):
         expected = _pool_loop(event.spike_counts["relu2"][b], 3, 2, 0).reshape(-1) * 0.125
         np.testing.assert_array_equal(event.outputs[-1, b], expected)
 
 
 def test_pools_that_cannot_share_counts_keep_their_own():
-    """The gate (which also keeps this step's counts), a pool of the rate-coded input (no
-    neuron layer) and LIPooling of K-bit codes (counts add their set bits, the pool their
-    values) keep their own cumulative input counts."""
+    """A pool of the rate-coded input (no neuron layer) and one of K-bit codes (counts add
+    their set bits, the pool their values) keep their own cumulative input counts."""
     relu_pool = evsim.Network.sequential((1, 4, 4), [Conv2d(np.ones((1, 1, 1, 1))), ReLU(),
                                                      MaxPool2d(2), Flatten()])
     spec = {"relu1": NeuronSpec(np.float64(1.0))}
     for snn, encoding, binary in (
-            (SpikingNetwork(relu_pool, spec, max_pool="gate"), "analog", False),
             (_rate_pool_net((2, 4, 4), 2, 2, 0, "lipooling"), "rate", False),
-            (SpikingNetwork(relu_pool, spec), "analog", True)):
+            (_rate_pool_net((2, 4, 4), 2, 2, 0, "gate"), "rate", False),
+            (SpikingNetwork(relu_pool, spec), "analog", True),
+            (SpikingNetwork(relu_pool, spec, max_pool="gate"), "analog", True)):
         _, row = _pool_row(snn, encoding, binary)
         assert row[MP_COUNTS_IN] == -1 and row[MP_CUM_IN] >= 0
 
