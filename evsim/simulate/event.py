@@ -11,6 +11,7 @@ per simulation and reset by the kernels when an image starts.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -18,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numba
 import numpy as np
 
+from ..errors import EvsimValueError
 from ..signals import analog_head
 from ..spiking import SpikingNetwork
 from .compile import EventProgram, channels_last, compiled
@@ -31,6 +33,11 @@ BLOCK_SECONDS = 0.25
 BLOCK_STEPS = 1024
 #: First-call compile time of the kernels with an empty cache, as measured (BENCHMARKS.md).
 COMPILE_SECONDS = 10
+#: The environment variable that chooses what the run loop is compiled with: ``needed``
+#: (default: the optional kernels the network uses, the quickest compile and one per
+#: combination) or ``all`` (every optional kernel: one compile, cached, serves every
+#: network; for running many kinds of network, as a test suite does).
+KERNELS_VARIABLE = "EVSIM_KERNELS"
 
 
 def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -106,7 +113,7 @@ def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_i
     n_groups = max(1, min(threads, batch))
     bounds = np.linspace(0, batch, n_groups + 1).astype(int)
     stop = np.zeros(1, np.uint8)
-    paths = kernel_paths(program.ops)
+    paths = compiled_paths(program)
 
     def advance(group: int, step: int, last: int) -> None:
         lo, hi = bounds[group], bounds[group + 1]
@@ -200,12 +207,23 @@ def _channels_first(flat: np.ndarray, shape) -> np.ndarray:
     return flat.reshape(len(flat), h, w, c).transpose(0, 3, 1, 2)
 
 
+def compiled_paths(program: EventProgram) -> tuple:
+    """The optional kernels :func:`~evsim.simulate.kernels.run_steps` is called (and so
+    compiled) with for ``program``: those it uses, or all of them where the environment
+    variable :data:`KERNELS_VARIABLE` says ``all``."""
+    choice = os.environ.get(KERNELS_VARIABLE, "needed")
+    if choice not in ("needed", "all"):
+        raise EvsimValueError(f"the environment variable {KERNELS_VARIABLE} must be 'needed' "
+                              f"or 'all', not {choice!r}")
+    return kernel_paths(program.ops, every=choice == "all")
+
+
 def announce_compile(program: EventProgram) -> None:
     """Say so on stderr before the kernels are compiled for ``program``'s kind on this
     machine (a silent pause of several seconds otherwise): each combination of optional
     kernels (:func:`~evsim.simulate.kernels.kernel_paths`) compiles once; loading one
     from Numba's cache is quiet."""
-    paths = kernel_paths(program.ops)
+    paths = compiled_paths(program)
     wanted = [numba.typeof(path) for path in paths]
     if not ready(run_steps, lambda signature: list(signature[-len(wanted):]) == wanted):
         used = [part for part, path in zip(_KERNEL_PARTS, paths) if path is not None]
@@ -218,4 +236,5 @@ _KERNEL_PARTS = ("gate max pooling", "LIPooling max pooling",
                  "rate-coded input", "depthwise convolutions")
 
 
-__all__ = ["EventRunner", "run_chunk", "Workspace", "announce_compile", "BLOCK_SECONDS"]
+__all__ = ["EventRunner", "run_chunk", "Workspace", "announce_compile", "compiled_paths",
+           "BLOCK_SECONDS", "KERNELS_VARIABLE"]

@@ -1877,13 +1877,17 @@ def _gate_pool(op, ip, state, cumulative, c_in, counted, idx, mult, in_base, n_i
 
 # --- one image, a block of steps -------------------------------------------------------
 
-def kernel_paths(ops: np.ndarray) -> tuple:
+def kernel_paths(ops: np.ndarray, every: bool = False) -> tuple:
     """The optional kernels a program uses, as :func:`run_steps`' last five arguments:
     (gate pooling, LIPooling, the general neuron rule — windows, Γ > 1 bursts, SpiCalib —,
     rate-coded input, the depthwise scatter), each 1 if some operation
     needs it, else None. Numba prunes the branches of an argument typed None at compile
     time, so a program without max pooling, say, never compiles the pooling kernels
-    (seconds of a first compile); each combination is compiled, and cached, once."""
+    (seconds of a first compile); each combination is compiled, and cached, once.
+    With ``every``, all five are 1: one compile that serves every program (the kernels
+    choose by the program's rows, so the results are the same)."""
+    if every:
+        return (1,) * 5
     pools = ops[ops[:, CODE] == OP_MAXPOOL]
     scatters = ops[ops[:, CODE] == OP_SCATTER]
     rich = any(not (_plain(op) or _signed_plain(op))

@@ -300,7 +300,7 @@ def test_first_compile_is_announced_once(tmp_path):
         snn, x = random_network(int(sys.argv[2]))
         evsim.simulate(snn, x, T=3, engine="event")
     """
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), EVSIM_KERNELS="needed")
     errors = []
     for seed in (first, first, other, other):
         run = _start(script, env, str(seed))
@@ -344,6 +344,8 @@ def test_simulations_reuse_the_compiled_program_of_a_network():
 def test_the_compile_notice_says_which_kernels_compile(monkeypatch, capsys):
     """A notice returns for each new combination of kernels: it names the combination."""
     import importlib
+
+    monkeypatch.setenv("EVSIM_KERNELS", "needed")
 
     dense = importlib.import_module("evsim.simulate.dense")
     event = importlib.import_module("evsim.simulate.event")
@@ -391,6 +393,36 @@ def test_one_threshold_per_layer_is_read_once_and_per_channel_ones_per_neuron(se
         len(layer[3]) == 3 for layer, row in zip(program.neuron_layers, rows)
         if row[kernels.NR_REFILL] >= 0)  # a refilled layer of several positions
     _assert_event_engine_equals_naive(snn, x, 8)
+
+
+def test_a_run_loop_of_only_the_needed_kernels_equals_one_of_all(monkeypatch):
+    """The default compiles the run loop with only the optional kernels a network uses
+    (kernel_paths); the suite runs one loop with all of them (conftest). Networks of three
+    different combinations give the same results under both."""
+    from evsim.simulate.compile import compiled
+    combinations = {}
+    for seed in range(40):
+        snn, x = random_network(seed, max_pool=("lipooling", "gate")[seed % 2])
+        paths = kernels.kernel_paths(compiled(snn).ops)
+        if paths not in combinations and paths != kernels.kernel_paths(None, every=True):
+            combinations[paths] = (snn, x)
+        if len(combinations) == 3:
+            break
+    assert len(combinations) == 3, combinations.keys()
+    for paths, (snn, x) in combinations.items():
+        monkeypatch.setenv("EVSIM_KERNELS", "all")
+        every = evsim.simulate(snn, x, T=6, engine="event", per_image_counts=True)
+        monkeypatch.setenv("EVSIM_KERNELS", "needed")
+        assert event.compiled_paths(compiled(snn)) == paths
+        needed = evsim.simulate(snn, x, T=6, engine="event", per_image_counts=True)
+        assert evsim.results_equal(every, needed), paths
+
+
+def test_an_unknown_kernels_choice_is_refused(monkeypatch):
+    monkeypatch.setenv("EVSIM_KERNELS", "some")
+    snn, x = random_network(1)
+    with pytest.raises(ValueError, match="EVSIM_KERNELS must be 'needed' or 'all'"):
+        evsim.simulate(snn, x, T=2, engine="event")
 
 
 def test_the_compile_notice_names_every_optional_kernel():
