@@ -31,8 +31,9 @@ from .notice import announce, ready
 BLOCK_SECONDS = 0.25
 #: The most steps one call simulates (bounds the per-image SOP buffers).
 BLOCK_STEPS = 1024
-#: First-call compile time of the kernels with an empty cache, as measured (BENCHMARKS.md).
-COMPILE_SECONDS = 10
+#: First-call compile time of the kernels with an empty cache, as measured (BENCHMARKS.md):
+#: about 10 s on a Zen 4 core, 16-24 s on a Zen 3 one.
+COMPILE_SECONDS = 15
 #: The environment variable that chooses what the run loop is compiled with: ``needed``
 #: (default: the optional kernels the network uses, the quickest compile and one per
 #: combination) or ``all`` (every optional kernel: one compile, cached, serves every
