@@ -183,6 +183,13 @@ def test_an_output_head_decodes_the_readout_as_the_naive_reference_does(head):
     (L.Conv2d(np.ones((4, 1, 3, 3)), padding=1, groups=4), (4, 2, 6)),  # 3×3, two rows
     (L.Conv2d(np.ones((4, 1, 3, 3)), padding=1, groups=4), (4, 5, 1)),  # 3×3, one column
     (L.Conv2d(np.ones((1, 1, 3, 3)), padding=(2, 1)), (1, 4, 5)),  # 3×3, one channel
+    # 3×3 stride 2 (MobileNet's downsampling): even and odd sizes, paddings 0, 1 and 2
+    # (windows sticking out at the far border), a single row of outputs, M = 2
+    (L.Conv2d(np.ones((8, 1, 3, 3)), stride=2, padding=1, groups=8), (8, 8, 7)),
+    (L.Conv2d(np.ones((5, 1, 3, 3)), stride=2, groups=5), (5, 9, 6)),
+    (L.Conv2d(np.ones((4, 1, 3, 3)), stride=2, padding=(2, 0), groups=4), (4, 7, 8)),
+    (L.Conv2d(np.ones((3, 1, 3, 3)), stride=2, padding=(0, 1), groups=3), (3, 3, 10)),
+    (L.Conv2d(np.ones((6, 1, 3, 3)), stride=2, padding=1, groups=3), (3, 6, 6)),
 ])
 @pytest.mark.parametrize("ordered", [True, False])
 def test_the_depthwise_kernel_adds_what_the_runs_add(layer, shape, ordered):
