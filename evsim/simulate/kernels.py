@@ -1887,13 +1887,11 @@ def kernel_paths(ops: np.ndarray, every: bool = False) -> tuple:
     (seconds of a first compile); each combination is compiled, and cached, once.
     With ``every``, all five are 1: one compile that serves every program (the kernels
     choose by the program's rows, so the results are the same)."""
-    if every:
-        return (1,) * 5
     pools = ops[ops[:, CODE] == OP_MAXPOOL]
     scatters = ops[ops[:, CODE] == OP_SCATTER]
     rich = any(not (_plain(op) or _signed_plain(op))
                for op in ops[ops[:, CODE] == OP_NEURON])
-    return tuple(1 if used else None for used in
+    return tuple(1 if every or used else None for used in
                  ((pools[:, MP_GATE] != 0).any(), (pools[:, MP_GATE] == 0).any(), rich,
                   (ops[:, CODE] == OP_RATE).any(), (scatters[:, SC_WINDOW] >= 0).any()))
 
