@@ -413,11 +413,12 @@ def test_a_run_loop_of_only_the_needed_kernels_equals_one_of_all(monkeypatch):
     assert len(combinations) == 3, combinations.keys()
     for paths, (snn, x) in combinations.items():
         monkeypatch.setenv("EVSIM_KERNELS", "all")
-        every = evsim.simulate(snn, x, T=6, engine="event", per_image_counts=True)
+        assert event.compiled_paths(compiled(snn)) == every
+        with_all = evsim.simulate(snn, x, T=6, engine="event", per_image_counts=True)
         monkeypatch.setenv("EVSIM_KERNELS", "needed")
         assert event.compiled_paths(compiled(snn)) == paths
-        needed = evsim.simulate(snn, x, T=6, engine="event", per_image_counts=True)
-        assert evsim.results_equal(every, needed), paths
+        with_needed = evsim.simulate(snn, x, T=6, engine="event", per_image_counts=True)
+        assert evsim.results_equal(with_all, with_needed), paths
 
 
 def test_an_unknown_kernels_choice_is_refused(monkeypatch):
