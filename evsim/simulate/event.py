@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import EvsimValueError
 from ..signals import analog_head
 from ..spiking import SpikingNetwork
-from .compile import EventProgram, channels_last, compiled
+from .compile import EventProgram, compiled
 from ..engines import ChunkResult, EngineSetup
 from .kernels import kernel_paths, run_steps
 from .notice import announce, ready
@@ -82,13 +82,20 @@ def _analog_head(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, thre
     if program.encoding != "analog":
         return np.zeros((len(x), 1), x.dtype), np.zeros((0, 3), np.int64)
     values = analog_head(net, program.classes, x, threads)
-    parts, layout, offset = [], [], 0
-    for name, start, size in program.analog:
-        parts.append(channels_last(values[name]))
+    sizes = [size for _, _, size in program.analog]
+    analog = np.empty((len(x), sum(sizes)), x.dtype) if sizes else np.zeros((len(x), 1), x.dtype)
+    layout, offset = [], 0
+    for name, start, size in program.analog:  # each copied channels-last into its columns
+        value = values[name]
+        part = analog[:, offset:offset + size].view()
+        if value.ndim == 4:
+            b, c, h, w = value.shape
+            part.shape = (b, h, w, c)  # a view of analog's columns (raises if it cannot be)
+            value = value.transpose(0, 2, 3, 1)
+        part[...] = value.reshape(part.shape)
         layout.append((start, size, offset))
         offset += size
-    analog = np.concatenate(parts, axis=1) if parts else np.zeros((len(x), 1), x.dtype)
-    return np.ascontiguousarray(analog), np.array(layout, dtype=np.int64).reshape(-1, 3)
+    return analog, np.array(layout, dtype=np.int64).reshape(-1, 3)
 
 
 def _next_block(block: int, seconds: float, remaining: int) -> int:
