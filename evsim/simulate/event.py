@@ -32,8 +32,10 @@ BLOCK_SECONDS = 0.25
 #: The most steps one call simulates (bounds the per-image SOP buffers).
 BLOCK_STEPS = 1024
 #: First-call compile time of the kernels with an empty cache, as measured (BENCHMARKS.md):
-#: about 10 s on a Zen 4 core, 16-24 s on a Zen 3 one.
+#: about 10 s on a Zen 4 core, 16-19 s on a Zen 3 one; with every optional kernel
+#: (:data:`KERNELS_VARIABLE`) 24 s there.
 COMPILE_SECONDS = 15
+ALL_KERNELS_COMPILE_SECONDS = 25
 #: The environment variable that chooses what the run loop is compiled with: ``needed``
 #: (default: the optional kernels the network uses, the quickest compile and one per
 #: combination) or ``all`` (every optional kernel: one compile, cached, serves every
@@ -219,11 +221,16 @@ def compiled_paths(program: EventProgram) -> tuple:
     """The optional kernels :func:`~evsim.simulate.kernels.run_steps` is called (and so
     compiled) with for ``program``: those it uses, or all of them where the environment
     variable :data:`KERNELS_VARIABLE` says ``all``."""
+    return kernel_paths(program.ops, every=_every_kernel())
+
+
+def _every_kernel() -> bool:
+    """Whether :data:`KERNELS_VARIABLE` asks for every optional kernel (checked)."""
     choice = os.environ.get(KERNELS_VARIABLE, "needed")
     if choice not in ("needed", "all"):
         raise EvsimValueError(f"the environment variable {KERNELS_VARIABLE} must be 'needed' "
                               f"or 'all', not {choice!r}")
-    return kernel_paths(program.ops, every=choice == "all")
+    return choice == "all"
 
 
 def announce_compile(program: EventProgram) -> None:
@@ -233,9 +240,14 @@ def announce_compile(program: EventProgram) -> None:
     from Numba's cache is quiet."""
     paths = compiled_paths(program)
     wanted = [numba.typeof(path) for path in paths]
-    if not ready(run_steps, lambda signature: list(signature[-len(wanted):]) == wanted):
-        used = [part for part, path in zip(_KERNEL_PARTS, paths) if path is not None]
-        announce("the event engine", COMPILE_SECONDS, used or ["plain IF neurons"])
+    if ready(run_steps, lambda signature: list(signature[-len(wanted):]) == wanted):
+        return
+    if _every_kernel():
+        announce("the event engine", ALL_KERNELS_COMPILE_SECONDS,
+                 [f"every optional kernel ({KERNELS_VARIABLE}=all)"], others=False)
+        return
+    used = [part for part, path in zip(_KERNEL_PARTS, paths) if path is not None]
+    announce("the event engine", COMPILE_SECONDS, used or ["plain IF neurons"])
 
 
 #: What each optional kernel (:func:`~evsim.simulate.kernels.kernel_paths`) is, in words.

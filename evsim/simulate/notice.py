@@ -25,13 +25,15 @@ def ready(kernel, accept: Callable[[tuple], bool] = lambda signature: True) -> b
     return any(accept(signature) for signature in cached)
 
 
-def announce(what: str, seconds: float, parts: list[str] = ()) -> None:
+def announce(what: str, seconds: float, parts: list[str] = (), others: bool = True) -> None:
     """Say on stderr that ``what`` is being compiled, for ``parts`` (the kernels a network of
-    this kind needs: another kind of network compiles its own once), taking about
-    ``seconds``."""
+    this kind needs: with ``others``, another kind of network compiles its own once), taking
+    about ``seconds``."""
     needs = f" for {_listed(parts)}" if parts else ""
-    print(f"evsim: compiling {what} once{needs} (about {seconds} s; later runs load it from "
-          "Numba's cache, and a network needing other kernels compiles them once)",
+    later = ("later runs load it from Numba's cache, and a network needing other kernels "
+             "compiles them once" if others else
+             "later runs, of any network, load it from Numba's cache")
+    print(f"evsim: compiling {what} once{needs} (about {seconds} s; {later})",
           file=sys.stderr, flush=True)
 
 

@@ -421,6 +421,17 @@ def test_a_run_loop_of_only_the_needed_kernels_equals_one_of_all(monkeypatch):
         assert evsim.results_equal(with_all, with_needed), paths
 
 
+def test_the_compile_notice_of_every_kernel_says_no_other_compile_follows(monkeypatch,
+                                                                          capsys):
+    monkeypatch.setenv("EVSIM_KERNELS", "all")
+    monkeypatch.setattr(event, "ready", lambda *args: False)
+    snn, x = random_network(2)
+    evsim.simulate(snn, x, T=2, engine="event")
+    err = capsys.readouterr().err
+    assert "compiling the event engine once for every optional kernel (EVSIM_KERNELS=all)" in err
+    assert "later runs, of any network, load it" in err and "compiles them once" not in err
+
+
 def test_an_unknown_kernels_choice_is_refused(monkeypatch):
     monkeypatch.setenv("EVSIM_KERNELS", "some")
     snn, x = random_network(1)
