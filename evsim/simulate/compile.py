@@ -86,11 +86,17 @@ class EventProgram:
     pool_outputs: tuple = ()
 
 
-def channels_last(array: np.ndarray) -> np.ndarray:
-    """(B, C, H, W) -> (B, H*W*C) channels-last; (B, N) unchanged (contiguous copy)."""
+def channels_last(array: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(B, C, H, W) -> (B, H*W*C) channels-last; (B, N) unchanged. A contiguous copy, or
+    written into ``out`` (B, H*W*C), which may be a slice of a wider array's columns."""
     if array.ndim == 4:
         array = array.transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(array.reshape(len(array), -1))
+    if out is None:
+        return np.ascontiguousarray(array.reshape(len(array), -1))
+    target = out.view()
+    target.shape = array.shape  # a view of out's columns (raises if it cannot be)
+    target[...] = array
+    return out
 
 
 def _cl(values: np.ndarray, shape) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import EvsimValueError
 from ..signals import analog_head
 from ..spiking import SpikingNetwork
-from .compile import EventProgram, compiled
+from .compile import EventProgram, channels_last, compiled
 from ..engines import ChunkResult, EngineSetup
 from .kernels import kernel_paths, run_steps
 from .notice import announce, ready
@@ -88,13 +88,7 @@ def _analog_head(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, thre
     analog = np.empty((len(x), sum(sizes)), x.dtype) if sizes else np.zeros((len(x), 1), x.dtype)
     layout, offset = [], 0
     for name, start, size in program.analog:  # each copied channels-last into its columns
-        value = values[name]
-        part = analog[:, offset:offset + size].view()
-        if value.ndim == 4:
-            b, c, h, w = value.shape
-            part.shape = (b, h, w, c)  # a view of analog's columns (raises if it cannot be)
-            value = value.transpose(0, 2, 3, 1)
-        part[...] = value.reshape(part.shape)
+        channels_last(values[name], out=analog[:, offset:offset + size])
         layout.append((start, size, offset))
         offset += size
     return analog, np.array(layout, dtype=np.int64).reshape(-1, 3)
@@ -238,11 +232,12 @@ def announce_compile(program: EventProgram) -> None:
     machine (a silent pause of several seconds otherwise): each combination of optional
     kernels (:func:`~evsim.simulate.kernels.kernel_paths`) compiles once; loading one
     from Numba's cache is quiet."""
-    paths = compiled_paths(program)
+    every = _every_kernel()
+    paths = kernel_paths(program.ops, every=every)
     wanted = [numba.typeof(path) for path in paths]
     if ready(run_steps, lambda signature: list(signature[-len(wanted):]) == wanted):
         return
-    if _every_kernel():
+    if every:
         announce("the event engine", ALL_KERNELS_COMPILE_SECONDS,
                  [f"every optional kernel ({KERNELS_VARIABLE}=all)"], others=False)
         return
