@@ -78,20 +78,35 @@ class Workspace:
 
 
 def _analog_head(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, threads: int):
-    """The analog layers' values (computed once, by the same NumPy code as the dense engine),
-    channels-last, and where each goes in an image's float workspace."""
-    net = snn.network
-    if program.encoding != "analog":
-        return np.zeros((len(x), 1), x.dtype), np.zeros((0, 3), np.int64)
-    values = analog_head(net, program.classes, x, threads)
+    """The analog layers' values for ``x`` (computed once, by the same NumPy code as the
+    dense engine), channels-last, and where each goes in an image's float workspace."""
+    analog, layout = _analog_space(program, len(x), x.dtype)
+    _fill_analog_head(snn, program, x, analog, threads)
+    return analog, layout
+
+
+def _analog_space(program: EventProgram, batch: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """An uninitialised (batch, columns) array for the analog layers' values and their
+    layout: (start in an image's float workspace, size, first column) per layer."""
     sizes = [size for _, _, size in program.analog]
-    analog = np.empty((len(x), sum(sizes)), x.dtype) if sizes else np.zeros((len(x), 1), x.dtype)
-    layout, offset = [], 0
-    for name, start, size in program.analog:  # each copied channels-last into its columns
+    if program.encoding != "analog" or not sizes:
+        return np.zeros((batch, 1), dtype), np.zeros((0, 3), np.int64)
+    layout = np.array([(start, size, offset) for (_, start, size), offset
+                       in zip(program.analog, np.cumsum([0] + sizes[:-1]))], np.int64)
+    return np.empty((batch, sum(sizes)), dtype), layout
+
+
+def _fill_analog_head(snn: SpikingNetwork, program: EventProgram, x: np.ndarray,
+                      analog: np.ndarray, threads: int = 1) -> None:
+    """Write the analog layers' values for images ``x`` into their rows ``analog``
+    (:func:`_analog_space`), each layer copied channels-last into its columns."""
+    if program.encoding != "analog" or not program.analog:
+        return
+    values = analog_head(snn.network, program.classes, x, threads)
+    offset = 0
+    for name, _, size in program.analog:
         channels_last(values[name], out=analog[:, offset:offset + size])
-        layout.append((start, size, offset))
         offset += size
-    return analog, np.array(layout, dtype=np.int64).reshape(-1, 3)
 
 
 def _next_block(block: int, seconds: float, remaining: int) -> int:
@@ -110,7 +125,7 @@ def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_i
     of images at once. Returns per-image outputs (B, K, readout size) and spike counts
     (B, neurons), as views into ``workspace``."""
     batch = len(x)
-    analog, layout = _analog_head(snn, program, x, threads)
+    analog, layout = _analog_space(program, batch, x.dtype)
     rate_input = (x.reshape(batch, -1).astype(np.float64) if program.encoding == "rate"
                   else np.zeros((batch, 1)))
     rows = workspace.rows(batch)
@@ -121,6 +136,8 @@ def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_i
 
     def advance(group: int, step: int, last: int) -> None:
         lo, hi = bounds[group], bounds[group + 1]
+        if step == 1:  # each thread its own images' analog layers: no serial phase
+            _fill_analog_head(snn, program, x[lo:hi], analog[lo:hi])
         run_steps(program.ops, program.iparams, program.fparams, program.f64params,
                   rate_input[lo:hi], analog[lo:hi], layout, step, last, checkpoints,
                   program.event_offsets, seed, first_image + lo, program.readout_offset,
@@ -176,10 +193,8 @@ class EventRunner:
                                 threads=setup.threads, on_steps=on_steps)
         spike_counts, negative = {}, {}
         for name, offset, size, shape, negatives in program.neuron_layers:
-            layer_counts = _channels_first(counts[:, offset:offset + size], shape)
-            # a copy per image: the workspace is reused by the next chunk
-            spike_counts[name] = (np.array(layer_counts, np.int64, order="C")
-                                  if setup.options.per_image_counts else layer_counts.sum(axis=0))
+            spike_counts[name] = _counts(counts[:, offset:offset + size], shape,
+                                         setup.options.per_image_counts)
             negative[name] = int(counts[:, negatives].sum())
         out = _channels_first(out.reshape(-1, program.readout_size), net.output_shape)
         outputs = out.copy().reshape((len(x), len(time.engine_checkpoints)) + net.output_shape)
@@ -194,13 +209,19 @@ class EventRunner:
         if self.program.binary:
             return {}
         state, per_image = self.workspace.state[:batch], self.setup.options.per_image_counts
-        counts = {}
-        for name, offset, shape in self.program.pool_outputs:
-            size = int(np.prod(shape))
-            layer = _channels_first(state[:, offset:offset + size], shape)
-            counts[name] = (np.array(layer, np.int64, order="C") if per_image
-                            else layer.sum(axis=0))
-        return counts
+        return {name: _counts(state[:, offset:offset + int(np.prod(shape))], shape, per_image)
+                for name, offset, shape in self.program.pool_outputs}
+
+
+def _counts(flat: np.ndarray, shape, per_image: bool) -> np.ndarray:
+    """A layer's counts from the workspace's (B, H*W*C) channels-last rows, channel first:
+    per image (B, *shape), or summed over the images (*shape) before the transposition,
+    along contiguous rows. A new array either way: the workspace is reused by the next
+    chunk."""
+    if per_image:
+        return np.array(_channels_first(flat, shape), np.int64, order="C")
+    return np.ascontiguousarray(_channels_first(flat.sum(axis=0, keepdims=True), shape)[0],
+                                np.int64)
 
 
 def _channels_first(flat: np.ndarray, shape) -> np.ndarray:
