@@ -419,6 +419,55 @@ def _depthwise_window(source_shape, chain, consumer, consumer_in_shape) -> np.nd
                      *consumer.stride, *consumer.padding, *consumer.dilation], np.int64)
 
 
+def _with_taps(window: np.ndarray, consumer: L.Conv2d, consumer_in_shape, dst: int,
+               b: _Builder) -> np.ndarray:
+    """``window`` followed by the tap table fields (``kernels.WIN_TAPS`` .. ``WIN_SCRATCH``):
+    for a strided convolution its table and scratch floats, allocated in ``b`` (``dst``:
+    the output buffer the table's offsets are relative to); else none (-1, 0, -1)."""
+    if consumer.stride == (1, 1):
+        return np.concatenate([window, [-1, 0, -1]])
+    cout = int(window[3])
+    scratch = b.float_buffer(cout)
+    table = _depthwise_taps(consumer, consumer_in_shape, scratch - dst)
+    return np.concatenate([window, [b.ints(table), table.shape[1], scratch]])
+
+
+def _depthwise_taps(consumer: L.Conv2d, consumer_in_shape, pad: int) -> np.ndarray:
+    """(H·W, P, 2): for each input position of a depthwise convolution, the (output offset,
+    weight offset) of every tap that reaches an output, from the event's channel's output
+    and weights (channels-last output; weights ``[KH, KW reversed, M]`` per channel, as the
+    runs lay them out), padded to P, the most taps of any position, with ``(pad, 0)``."""
+    _, h, w = consumer_in_shape
+    cout, ho, wo = consumer.output_shape([consumer_in_shape])
+    (kh, kw), multiplier = consumer.kernel_size, cout // consumer.groups
+
+    def axis(size: int, n_out: int, taps: int, stride: int, padding: int, dilation: int):
+        """(size, most) outputs and taps reaching each input along one axis, and a mask."""
+        tap = np.arange(taps)
+        reached = np.arange(size)[:, None] + padding - tap * dilation  # stride × output
+        ok = (reached % stride == 0) & (reached >= 0) & (reached // stride < n_out)
+        order = np.argsort(~ok, axis=1, kind="stable")  # the reaching taps first
+        most = max(1, int(ok.sum(axis=1).max()))
+        pick = order[:, :most]
+        return (np.take_along_axis(reached // stride, pick, 1), tap[pick],
+                np.take_along_axis(ok, pick, 1))
+
+    oy, ky, y_ok = axis(h, ho, kh, consumer.stride[0], consumer.padding[0],
+                        consumer.dilation[0])
+    ox, kx, x_ok = axis(w, wo, kw, consumer.stride[1], consumer.padding[1],
+                        consumer.dilation[1])
+    # (h, w, taps along y, taps along x)
+    out = (oy[:, None, :, None] * wo + ox[None, :, None, :]) * cout
+    weight = (ky[:, None, :, None] * kw + kw - 1 - kx[None, :, None, :]) * multiplier
+    ok = y_ok[:, None, :, None] & x_ok[None, :, None, :]
+    out, weight, ok = (a.reshape(h * w, -1) for a in (out, weight, ok))
+    order = np.argsort(~ok, axis=1, kind="stable")
+    most = max(1, int(ok.sum(axis=1).max()))
+    pick = order[:, :most]
+    out, weight, ok = (np.take_along_axis(a, pick, 1) for a in (out, weight, ok))
+    return np.stack([np.where(ok, out, pad), np.where(ok, weight, 0)], axis=-1)
+
+
 def _aligned_copy(array: np.ndarray) -> np.ndarray:
     """A copy of a 1-D array whose data starts on a 64-byte boundary."""
     raw = np.empty(array.size + 64 // array.itemsize, array.dtype)
@@ -490,6 +539,8 @@ class _Compiler:
         runs = _runs(shape, chain, consumer, consumer_in_shape, offset, width)
         fanout = _per_position(path_fanout(shape, chain, consumer, consumer_in_shape))
         window = _depthwise_window(shape, chain, consumer, consumer_in_shape)
+        if window is not None:
+            window = _with_taps(window, consumer, consumer_in_shape, dst, b)
         b.op(OP_SCATTER, slot=self.slots[source], amplitude=self.amps[source],
              channels=shape[0] if len(shape) == 3 else 1, run_ptr=b.ints(runs.ptr),
              run_out=b.ints(runs.out), run_w=b.ints(runs.w), run_len=b.ints(runs.length),

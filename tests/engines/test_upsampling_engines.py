@@ -212,18 +212,35 @@ def test_the_depthwise_kernel_adds_what_the_runs_add(layer, shape, ordered):
     idx = rng.choice(n, n // 2, replace=False).astype(np.int32)
     idx = np.sort(idx) if ordered else idx
     mult = rng.integers(1, 4, idx.size).astype(np.float32)
+    tabled = program.iparams[op[K.SC_WINDOW] + K.WIN_PER] > 0
+    assert tabled == (layer.stride != (1, 1))  # strided windows read a tap table
     sums, sops = [], []
     for row in (op, generic):
         buf = np.zeros(program.float_size, np.float32)
         sops.append(K._scatter(row, program.iparams, program.fparams, buf, idx, mult, 0,
                                idx.size, False, 1))
-        sums.append(buf.view(np.int32))
+        sums.append(_outside_scratch(program, op, buf).view(np.int32))
     np.testing.assert_array_equal(sums[0], sums[1])
     assert sops[0] == sops[1] > 0
 
 
-@pytest.mark.parametrize("multiplier", [1, 2])  # 1: the 3×3 loop, on a slice of the output
-def test_the_depthwise_kernel_reads_each_source_of_a_concat_at_its_channels(multiplier):
+def _outside_scratch(program, op, buf: np.ndarray) -> np.ndarray:
+    """``buf`` with a tap table's scratch floats (which padding taps add to, and nothing
+    reads) set to zero."""
+    from evsim.simulate import kernels as K
+    g = op[K.SC_WINDOW]
+    scratch, size = program.iparams[g + K.WIN_SCRATCH], program.iparams[g + K.WIN_OUT_C]
+    if scratch >= 0:
+        buf = buf.copy()
+        buf[scratch:scratch + size] = 0
+    return buf
+
+
+# multiplier 1, stride 1: the 3×3 loop, on a slice of the output; stride 2: the tap table
+@pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_the_depthwise_kernel_reads_each_source_of_a_concat_at_its_channels(multiplier,
+                                                                           stride):
     """Through a Concat each source's events reach their own channels of the depthwise
     layer: both scatters take the depthwise kernel and add what their runs add."""
     from evsim.network import NetworkBuilder
@@ -236,7 +253,7 @@ def test_the_depthwise_kernel_reads_each_source_of_a_concat_at_its_channels(mult
     second = b.add_layer(L.ReLU(), second, name="second")
     joined = b.add_layer(L.Concat(), first, second)
     b.add_layer(L.Conv2d(rng.normal(size=(5 * multiplier, 1, 3, 3)).astype(np.float32),
-                         padding=1, groups=5), joined)
+                         padding=1, groups=5, stride=stride), joined)
     snn = evsim.SpikingNetwork(b.build(), {"first": evsim.NeuronSpec(1.0),
                                            "second": evsim.NeuronSpec(1.0)})
     program = compile_program(snn, "analog", np.float32)
@@ -253,6 +270,6 @@ def test_the_depthwise_kernel_reads_each_source_of_a_concat_at_its_channels(mult
             buf = np.zeros(program.float_size, np.float32)
             sops.append(K._scatter(row, program.iparams, program.fparams, buf, idx, mult, 0,
                                    idx.size, False, 1))
-            sums.append(buf.view(np.int32))
+            sums.append(_outside_scratch(program, op, buf).view(np.int32))
         np.testing.assert_array_equal(sums[0], sums[1])
         assert sops[0] == sops[1] > 0
