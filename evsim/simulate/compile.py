@@ -419,24 +419,33 @@ def _depthwise_window(source_shape, chain, consumer, consumer_in_shape) -> np.nd
                      *consumer.stride, *consumer.padding, *consumer.dilation], np.int64)
 
 
+#: The largest tap table (bytes) a depthwise convolution gets; a larger one walks its windows.
+TAP_TABLE_BYTES = 16 << 20
+
+
 def _with_taps(window: np.ndarray, consumer: L.Conv2d, consumer_in_shape, dst: int,
                b: _Builder) -> np.ndarray:
     """``window`` followed by the tap table fields (``kernels.WIN_TAPS`` .. ``WIN_SCRATCH``):
-    for a strided convolution its table and scratch floats, allocated in ``b`` (``dst``:
-    the output buffer the table's offsets are relative to); else none (-1, 0, -1)."""
-    if consumer.stride == (1, 1):
+    the table and its scratch floats, allocated in ``b`` (``dst``: the output buffer the
+    table's offsets are relative to), or none (-1, 0, -1) for a 3×3, stride 1, multiplier 1
+    window (its own unrolled loop is faster) and a table over :data:`TAP_TABLE_BYTES`."""
+    if (consumer.stride == (1, 1) and consumer.kernel_size == (3, 3)
+            and consumer.dilation == (1, 1) and window[4] == 1):
         return np.concatenate([window, [-1, 0, -1]])
-    cout = int(window[3])
-    scratch = b.float_buffer(cout)
-    table = _depthwise_taps(consumer, consumer_in_shape, scratch - dst)
+    table = _depthwise_taps(consumer, consumer_in_shape)
+    if table.nbytes > TAP_TABLE_BYTES:
+        return np.concatenate([window, [-1, 0, -1]])
+    scratch = b.float_buffer(int(window[3]))  # the output channels' floats
+    padding = table[..., 0] < 0
+    table[..., 0][padding] = scratch - dst
     return np.concatenate([window, [b.ints(table), table.shape[1], scratch]])
 
 
-def _depthwise_taps(consumer: L.Conv2d, consumer_in_shape, pad: int) -> np.ndarray:
+def _depthwise_taps(consumer: L.Conv2d, consumer_in_shape) -> np.ndarray:
     """(H·W, P, 2): for each input position of a depthwise convolution, the (output offset,
     weight offset) of every tap that reaches an output, from the event's channel's output
     and weights (channels-last output; weights ``[KH, KW reversed, M]`` per channel, as the
-    runs lay them out), padded to P, the most taps of any position, with ``(pad, 0)``."""
+    runs lay them out), padded to P, the most taps of any position, with (−1, 0)."""
     _, h, w = consumer_in_shape
     cout, ho, wo = consumer.output_shape([consumer_in_shape])
     (kh, kw), multiplier = consumer.kernel_size, cout // consumer.groups
@@ -465,7 +474,7 @@ def _depthwise_taps(consumer: L.Conv2d, consumer_in_shape, pad: int) -> np.ndarr
     most = max(1, int(ok.sum(axis=1).max()))
     pick = order[:, :most]
     out, weight, ok = (np.take_along_axis(a, pick, 1) for a in (out, weight, ok))
-    return np.stack([np.where(ok, out, pad), np.where(ok, weight, 0)], axis=-1)
+    return np.stack([np.where(ok, out, -1), np.where(ok, weight, 0)], axis=-1)
 
 
 def _aligned_copy(array: np.ndarray) -> np.ndarray:

@@ -80,8 +80,9 @@ PERM_DST, PERM_SRC, PERM_CHANNELS, PERM_HW = range(1, 5)
  SC_CHANNEL_W, SC_CHANNEL_OUT, SC_FANOUT, SC_WEIGHTS, SC_DST, SC_SOP_SLOT, SC_ROW,
  SC_WINDOW, SC_DISJOINT, SC_AFFINE_ROWS) = range(1, 19)
 # A depthwise window's geometry in ip: input width, output height, width and channels, the
-# channel multiplier, kernel height and width, strides, paddings, dilations; then, for a
-# strided window (else -1, 0, -1), its tap table: WIN_TAPS, the offset in ip of WIN_PER
+# channel multiplier, kernel height and width, strides, paddings, dilations; then, but for a
+# 3×3 / stride-1 / M = 1 window or a table over compile.TAP_TABLE_BYTES (-1, 0, -1 there),
+# its tap table: WIN_TAPS, the offset in ip of WIN_PER
 # (output offset, weight offset) pairs per input position, relative to the event's channel,
 # the positions with fewer taps padded with taps into WIN_SCRATCH (an offset in buf: WIN_OUT_C
 # floats that nothing reads).
@@ -960,8 +961,9 @@ def _scatter_depthwise(op, ip, fp, buf, idx, mult, base, n_events, binary):
     window, found here with border clipping instead of looked up run by run (with M = 1
     a run is one float, and its lookups cost more than its add). The same adds as the
     runs (their factors are 1), in the same order; SOPs from the same fan-out map. The
-    common 3×3, stride 1, M = 1 layer has its own loop (:func:`_depthwise3x3_events`), and
-    a strided one reads its taps from a table (:func:`_tabled_depthwise_events`)."""
+    common 3×3, stride 1, M = 1 layer has its own loop (:func:`_depthwise3x3_events`); the
+    others read their taps from a table (:func:`_tabled_depthwise_events`), or walk their
+    windows where the table would be too large (:func:`_depthwise_events`)."""
     g = op[SC_WINDOW]
     geometry = ip[g:g + WIN_SCRATCH + 1]
     if geometry[WIN_PER] > 0:
@@ -981,12 +983,13 @@ def _scatter_depthwise(op, ip, fp, buf, idx, mult, base, n_events, binary):
 @numba.njit(cache=True)
 def _tabled_depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary, table, per,
                              mult_c):
-    """_scatter_depthwise's loop for a strided window: an event at position s adds to the
-    ``per`` taps of row s of the tap table (``ip[table:]``, pairs of output and weight
+    """_scatter_depthwise's loop for a window with a tap table: an event at position s adds
+    to the ``per`` taps of row s of the table (``ip[table:]``, pairs of output and weight
     offsets from its channel's), the same number for every event, so that no branch per
     tap or per border mispredicts (a 3×3 / stride-2 event reaches 1, 2 or 4 outputs by the
     parity of its row and column: walking them ran at 0.10–0.23 GSOP/s, below the generic
-    runs at 1–5 %). Taps that pad a row add to scratch floats. Each output receives at
+    runs at 1–5 %; a dilated 3×3 one ran at a third of the table's speed). Taps that pad a
+    row add to scratch floats. Each output receives at
     most one add per event, in event order: the walk's sums; SOPs from the fan-out map.
     A function of its own: inlined into the dispatch, this loop ran a third slower."""
     channels, amp = op[SC_CHANNELS], op[SC_AMPLITUDE]

@@ -192,13 +192,20 @@ def test_an_output_head_decodes_the_readout_as_the_naive_reference_does(head):
     (L.Conv2d(np.ones((6, 1, 3, 3)), stride=2, padding=1, groups=3), (3, 6, 6)),
 ])
 @pytest.mark.parametrize("ordered", [True, False])
-def test_the_depthwise_kernel_adds_what_the_runs_add(layer, shape, ordered):
-    """A depthwise convolution reading spikes directly has its own scatter, which walks each
-    event's window: on random float weights and events (ascending as a neuron layer emits
-    them, or in any order as the rate encoder does; multiplicities up to 3) its sums are
-    bit for bit, and its SOPs, those of the generic runs."""
+@pytest.mark.parametrize("table", [True, False])
+def test_the_depthwise_kernel_adds_what_the_runs_add(layer, shape, ordered, table,
+                                                     monkeypatch):
+    """A depthwise convolution reading spikes directly has its own scatter, which reads
+    each event's taps from a table (or walks its window, where the table would be too
+    large; the 3×3, stride 1, multiplier 1 window always has its own loop): on random float
+    weights and events (ascending as a neuron layer emits them, or in any order as the rate
+    encoder does; multiplicities up to 3) its sums are bit for bit, and its SOPs, those of
+    the generic runs."""
+    from evsim.simulate import compile as C
     from evsim.simulate import kernels as K
     from evsim.simulate.compile import compile_program
+    if not table:
+        monkeypatch.setattr(C, "TAP_TABLE_BYTES", 0)
     rng = np.random.default_rng(shape[0])
     layer = L.Conv2d(rng.normal(size=layer.weight.shape).astype(np.float32), None,
                      layer.stride, layer.padding, layer.dilation, layer.groups)
@@ -212,8 +219,9 @@ def test_the_depthwise_kernel_adds_what_the_runs_add(layer, shape, ordered):
     idx = rng.choice(n, n // 2, replace=False).astype(np.int32)
     idx = np.sort(idx) if ordered else idx
     mult = rng.integers(1, 4, idx.size).astype(np.float32)
-    tabled = program.iparams[op[K.SC_WINDOW] + K.WIN_PER] > 0
-    assert tabled == (layer.stride != (1, 1))  # strided windows read a tap table
+    own_loop = (layer.kernel_size == (3, 3) and layer.stride == layer.dilation == (1, 1)
+                and layer.weight.shape[0] == layer.groups)
+    assert (program.iparams[op[K.SC_WINDOW] + K.WIN_PER] > 0) == (table and not own_loop)
     sums, sops = [], []
     for row in (op, generic):
         buf = np.zeros(program.float_size, np.float32)
