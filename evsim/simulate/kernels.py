@@ -338,6 +338,18 @@ def _source(i, channels, reciprocal):
     return position, i - position * channels
 
 
+@numba.njit(cache=True, inline="always")
+def _event(ip, fp, idx, mult, at, channels, reciprocal, amp, channel_out, channel_w):
+    """Event ``idx[at]`` of a scatter: its position s, multiplicity m, amplitude
+    a = m θ_i (both in the simulation dtype, as the dense engine computes it), and its
+    channel's output and weight offsets (before the scatter's SC_DST and SC_WEIGHTS).
+    Indices unsigned (:func:`_u`)."""
+    i = idx[_u(at)]
+    m = mult[_u(at)]
+    s, c = _source(i, channels, reciprocal)
+    return s, m, m * fp[_u(amp + i)], ip[_u(channel_out + c)], ip[_u(channel_w + c)]
+
+
 @numba.njit(cache=True)
 def _mix(z):
     z = z ^ (z >> np.uint64(30))
@@ -935,12 +947,9 @@ def _scatter(op, ip, fp, buf, idx, mult, base, n_events, binary, depthwise):
     reciprocal = _reciprocal(channels)
     sops = 0
     for e in range(n_events):  # unsigned indices (_u): no wrap-around code per lookup
-        i = idx[_u(base + e)]
-        m = mult[_u(base + e)]
-        s, c = _source(i, channels, reciprocal)
-        a = m * fp[_u(amp + i)]  # both in the simulation dtype, as the dense engine computes
-        out0 = dst + ip[_u(channel_out + c)]
-        w0 = weights + ip[_u(channel_w + c)]
+        s, m, a, out, w = _event(ip, fp, idx, mult, base + e, channels, reciprocal, amp,
+                                 channel_out, channel_w)
+        out0, w0 = dst + out, weights + w
         for r in range(ip[_u(run_ptr + s)], ip[_u(run_ptr + s + 1)]):
             n = ip[_u(run_len + r)]
             o, k = out0 + ip[_u(run_out + r)], w0 + ip[_u(run_w + r)]
@@ -998,12 +1007,9 @@ def _tabled_depthwise_events(op, ip, fp, buf, idx, mult, base, n_events, binary,
     reciprocal = _reciprocal(channels)
     sops = 0
     for e in range(n_events):
-        i = idx[_u(base + e)]
-        m = mult[_u(base + e)]
-        s, c = _source(i, channels, reciprocal)
-        a = m * fp[_u(amp + i)]  # both in the simulation dtype, as the dense engine does
-        out0 = dst + ip[_u(channel_out + c)]
-        w0 = weights + ip[_u(channel_w + c)]
+        s, m, a, out, w = _event(ip, fp, idx, mult, base + e, channels, reciprocal, amp,
+                                 channel_out, channel_w)
+        out0, w0 = dst + out, weights + w
         row = table + 2 * per * s
         for t in range(per):
             _add_tap(buf, fp, out0 + ip[_u(row + 2 * t)], w0 + ip[_u(row + 2 * t + 1)], a,
