@@ -60,6 +60,24 @@ LayOut = Callable[[np.ndarray, "np.ndarray | None", int, np.ndarray], None]
 IM2COL_FLOATS = 1 << 19
 
 
+def images_per_product(layer: L.Conv2d, input_shape: tuple) -> int:
+    """How many images of ``input_shape`` (C, H, W) :func:`conv2d` takes per im2col matrix
+    and GEMM (an image's result depends on them: see there)."""
+    _, cin_g, kh, kw = layer.weight.shape
+    _, ho, wo = layer.output_shape([tuple(input_shape)])
+    return max(1, IM2COL_FLOATS // (cin_g * kh * kw * ho * wo))
+
+
+def product_row_width(layer: L.Conv2d, input_shape: tuple) -> int:
+    """The columns per output row of :func:`conv2d`'s GEMMs for inputs of ``input_shape``
+    (C, H, W): the padded width at stride 1 and dilation 1 (see :func:`_conv2d_images`),
+    else the output's."""
+    (sh, sw), (_, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
+    if (sh, sw, dh, dw) == (1, 1, 1, 1):
+        return input_shape[2] + 2 * pw
+    return layer.output_shape([tuple(input_shape)])[2]
+
+
 def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
            out: np.ndarray | None = None, per_image: bool = False,
            lay_out: LayOut | None = None) -> np.ndarray:
@@ -79,7 +97,7 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
     _, ho, wo = layer.output_shape([x.shape[1:]])
     weight = layer.weight.astype(x.dtype, copy=False)
     out = _output(out, (b, cout, ho, wo), x.dtype)
-    step = max(1, IM2COL_FLOATS // (cin_g * kh * kw * ho * wo))
+    step = images_per_product(layer, x.shape[1:])
     bias = None if layer.bias is None else layer.bias.astype(x.dtype, copy=False)[:, None, None]
 
     def images(lo: int, hi: int) -> None:
@@ -108,7 +126,7 @@ def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.
     ho, wo = out.shape[2:]
     hp, wp = h + 2 * ph, w + 2 * pw
     rows = (sh, sw, dh, dw) == (1, 1, 1, 1)
-    width = wp if rows else wo  # columns computed per output row
+    width = product_row_width(layer, x.shape[1:])
     cout_g = cout // layer.groups
     w2 = [weight[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1) for g in range(layer.groups)]
     cols = _scratch("cols", (cin_g, kh, kw, min(step, b), ho, width), x.dtype)

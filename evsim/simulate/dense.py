@@ -36,6 +36,7 @@ from ..spiking import SpikingNetwork
 from ..threads import on_threads, shares
 from ..timescheme import popcount
 from ..engines import ChunkResult, EngineSetup, zero_counters
+from .depthwise_dense import depthwise, depthwise_frames, is_depthwise, matches_blas
 from .kernels import (average_pool, concat_frames, lay_out_conv, neuron_scan, pool_scan,
                       upsample_nearest, upsample_separable)
 from .notice import announce, ready
@@ -100,6 +101,9 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan) -> None:
         (L.Concat, concat_frames, "concatenation"),
         (L.Upsample, upsample_nearest, "nearest upsampling"),
         (L.Upsample, upsample_separable, "bilinear upsampling")) if kind in kinds_present]
+    if any(isinstance(layer, L.Conv2d) and is_depthwise(layer, layer.weight.shape[0])
+           for layer in layers):
+        needed.append((depthwise_frames, "depthwise convolution"))
     missing = [what for kernel, what in needed if not ready(kernel)]
     if missing:
         announce("the dense engine's kernels", COMPILE_SECONDS, missing)
@@ -467,8 +471,16 @@ def _convolution(layer: L.Conv2d, inputs: list[np.ndarray], threads: int,
     """:func:`evsim.ann_ops.conv2d` of ``inputs[0]`` (frames, C, H, W) into ``out``, each GEMM's
     result laid out (bias added) by a compiled pass
     (:func:`evsim.simulate.kernels.lay_out_conv`, the same additions) instead of NumPy's
-    strided add, about a tenth of the engine's time on the bundled ``resnet``."""
-    return ann_ops.conv2d(layer, inputs[0], threads, out, lay_out=_lay_out_compiled)
+    strided add, about a tenth of the engine's time on the bundled ``resnet``. A depthwise
+    layer without dilation takes :func:`evsim.simulate.depthwise_dense.depthwise` (no
+    im2col, the same result) wherever that matches this machine's BLAS (dilated, it was
+    no faster)."""
+    x = inputs[0]
+    kh, kw = layer.weight.shape[2:]
+    if (is_depthwise(layer, x.shape[1]) and layer.dilation == (1, 1)
+            and matches_blas(x.dtype, kh, kw)):
+        return depthwise(layer, x, threads, out)
+    return ann_ops.conv2d(layer, x, threads, out, lay_out=_lay_out_compiled)
 
 
 def _lay_out_compiled(result: np.ndarray, bias: np.ndarray | None, group: int,
