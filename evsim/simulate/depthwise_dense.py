@@ -258,11 +258,13 @@ def _sum_taps(total, plane, weights, offsets, n_out, n_taps):
 
 
 @numba.njit(cache=True, nogil=True)
-def depthwise_frames(x, weights, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, step, width):
-    """A depthwise convolution of ``x`` (B, C, H, W) into ``out`` (B, C, H', W'), both
-    C-contiguous: ``weights`` (C, kh·kw), ``bias`` (C,) or empty. Rounds as
-    :func:`evsim.ann_ops.conv2d` with OpenBLAS's kernel does, whose products take
-    ``step`` images (counted from ``x[0]``) and ``width`` columns per output row.
+def depthwise_frames(x, weights, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, step, width,
+                     lo, hi):
+    """A depthwise convolution of images ``lo .. hi − 1`` of ``x`` (B, C, H, W) into
+    ``out`` (B, C, H', W'), both C-contiguous: ``weights`` (C, kh·kw), ``bias`` (C,) or
+    empty. Rounds as :func:`evsim.ann_ops.conv2d` of all of ``x`` with OpenBLAS's kernel
+    does, whose products take ``step`` images (from ``x[0]``) and ``width`` columns per
+    output row: any range of images gets the same values, so threads may split anywhere.
 
     At stride 1 without dilation every tap reads one contiguous run of the flat padded
     plane for all of a plane's outputs at once (computed at every column of the padded
@@ -289,7 +291,7 @@ def depthwise_frames(x, weights, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, step
     others = np.empty(2 * LANES, np.int64)  # columns of the other two orders, at most 15
     has_bias = bias.shape[0] > 0
     zero = x.dtype.type(0)
-    for start in range(0, frames, step):
+    for start in range(lo // step * step, hi, step):
         n_lanes = min(step, frames - start) * ho * width
         n_others = 0
         body = n_lanes - (n_lanes & 3)
@@ -297,7 +299,7 @@ def depthwise_frames(x, weights, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, step
             if lane_path(p, n_lanes) != ONE_ACCUMULATOR:
                 others[n_others] = p
                 n_others += 1
-        for f in range(start, min(start + step, frames)):
+        for f in range(max(start, lo), min(start + step, hi)):
             for c in range(channels):
                 source = (f * channels + c) * h * w
                 target = (f * channels + c) * ho * wo
@@ -336,8 +338,9 @@ def is_depthwise(layer: L.Conv2d, channels: int) -> bool:
 
 def depthwise(layer: L.Conv2d, x: np.ndarray, threads: int, out: np.ndarray) -> np.ndarray:
     """``layer`` (depthwise) of ``x`` (B, C, H, W) into ``out``, as :func:`ann_ops.conv2d`
-    with the dense engine's lay-out, bit for bit where :func:`matches_blas`; the images'
-    groups shared among ``threads``."""
+    with the dense engine's lay-out, bit for bit where :func:`matches_blas`; the images
+    shared among ``threads`` (evenly: unlike the GEMM path's, the shares need not be whole
+    products)."""
     cout, _, kh, kw = layer.weight.shape
     _, ho, wo = layer.output_shape([x.shape[1:]])
     (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
@@ -349,11 +352,10 @@ def depthwise(layer: L.Conv2d, x: np.ndarray, threads: int, out: np.ndarray) -> 
     x = np.ascontiguousarray(x)
 
     def images(lo: int, hi: int) -> None:
-        depthwise_frames(x[lo:hi], weights, bias, out[lo:hi], kh, kw, sh, sw, ph, pw, dh, dw,
-                         step, width)
+        depthwise_frames(x, weights, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, step, width,
+                         lo, hi)
 
-    on_threads(images, shares(len(x), 4 * threads, unit=step, item_size=kh * kw * ho * wo),
-               threads)
+    on_threads(images, shares(len(x), 4 * threads, item_size=kh * kw * ho * wo), threads)
     return out
 
 

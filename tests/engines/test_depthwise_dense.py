@@ -126,8 +126,11 @@ def test_kernel_equals_the_naive_loop(g, dtype):
     bias = None if layer.bias is None else layer.bias.astype(dtype)
     width = ann_ops.product_row_width(layer, x.shape[1:])
     out = np.empty((len(x), x.shape[1], ho, wo), dtype)
-    dd.depthwise_frames(x, weights, np.empty(0, dtype) if bias is None else bias, out, kh, kw,
-                        *layer.stride, *layer.padding, *layer.dilation, g["step"], width)
+    bias_or_empty = np.empty(0, dtype) if bias is None else bias
+    cut = g["seed"] % (len(x) + 1)  # two ranges of images, as two threads would take them
+    for lo, hi in ((0, cut), (cut, len(x))):
+        dd.depthwise_frames(x, weights, bias_or_empty, out, kh, kw, *layer.stride,
+                            *layer.padding, *layer.dilation, g["step"], width, lo, hi)
     expected = _naive(x, weights, bias, layer, g["step"], width)
     np.testing.assert_array_equal(out.view(np.uint8), expected.view(np.uint8))
 
@@ -156,6 +159,7 @@ def test_kernel_equals_the_gemm_path_bit_for_bit(g):
 
 
 def test_bundled_mobilenet_dense_run_is_the_same_with_and_without_the_kernel(monkeypatch):
+    """The kernel at two threads (shares of any size) against the GEMM path at one."""
     _blas_or_skip(3, 3)
     images, _ = load_bundled_sample("test")
     calibration, _ = load_bundled_sample("train")
@@ -164,10 +168,10 @@ def test_bundled_mobilenet_dense_run_is_the_same_with_and_without_the_kernel(mon
     calls = []
     kernel = dd.depthwise
     monkeypatch.setattr(dense, "depthwise", lambda *a: calls.append(1) or kernel(*a))
-    fast = evsim.simulate(snn, x, T=8, engine="dense")
+    fast = evsim.simulate(snn, x, T=8, engine="dense", threads=2)  # split anywhere
     assert calls, "the depthwise layers did not take the kernel"
     monkeypatch.setattr(dense, "matches_blas", lambda *a: False)
-    slow = evsim.simulate(snn, x, T=8, engine="dense")
+    slow = evsim.simulate(snn, x, T=8, engine="dense", threads=1)
     np.testing.assert_array_equal(fast.outputs, slow.outputs)
     for name, counts in slow.spike_counts.items():
         np.testing.assert_array_equal(fast.spike_counts[name], counts, err_msg=name)
