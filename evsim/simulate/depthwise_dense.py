@@ -266,19 +266,20 @@ def depthwise_frames(x, weights, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, step
     does, whose products take ``step`` images (from ``x[0]``) and ``width`` columns per
     output row: any range of images gets the same values, so threads may split anywhere.
 
-    At stride 1 without dilation every tap reads one contiguous run of the flat padded
-    plane for all of a plane's outputs at once (computed at every column of the padded
-    width; the extra ones are dropped). Otherwise each output row's taps are gathered
-    first. (Splitting a strided plane into its stride's phases instead, so that its taps
-    are runs too, was slower: 62 against 44 ms for 1,024 frames of 64 × 14 × 14 at
-    stride 2, its scalar stores read back at once by vector loads.)
+    Without dilation, at strides up to 2, every tap reads one contiguous run of the flat
+    padded plane for all of a plane's stride-1 outputs at once (computed at every column
+    of the padded width), and the outputs at the stride are picked from them: an output's
+    taps and their order do not depend on the stride. Four times the multiply-adds at
+    stride 2 cost less than gathering each output row's taps, which larger strides and
+    dilations do. (Splitting a strided plane into its stride's phases, so that its taps
+    are runs too, was slower still.)
     """
     frames, channels, h, w = x.shape
     ho, wo = out.shape[2], out.shape[3]
     n_taps = kh * kw
     hp, wp = h + 2 * ph, w + 2 * pw
-    runs = sh == 1 and sw == 1 and dh == 1 and dw == 1
-    n_out = ho * wp if runs else wo
+    runs = dh == 1 and dw == 1 and sh <= 2 and sw <= 2
+    n_out = (hp - kh + 1) * wp if runs else wo
     offsets = np.empty(n_taps, np.int64)
     for k in range(n_taps):
         offsets[k] = (k // kw) * wp + k % kw if runs else k * wo
@@ -310,7 +311,15 @@ def depthwise_frames(x, weights, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, step
                 if runs:
                     _sum_taps(total, plane, weights[c], offsets, n_out, n_taps)
                     for oy in range(ho):
-                        _copy_run(flat_out, target + oy * wo, total, oy * wp, wo, b, has_bias)
+                        if sw == 1:
+                            _copy_run(flat_out, target + oy * wo, total, oy * sh * wp, wo, b,
+                                      has_bias)
+                        else:
+                            row = oy * sh * wp
+                            for ox in range(wo):
+                                value = total[row + ox * sw]
+                                flat_out[target + oy * wo + ox] = value + b if has_bias \
+                                    else value
                 else:
                     for oy in range(ho):
                         for k in range(n_taps):
