@@ -24,7 +24,7 @@ def test_readme_python_examples_run(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("script", ["bench_kernels.py", "bench_network.py", "peers.py",
                                     "bench_scaling.py", "dense_bound.py",
-                                    "depthwise_bound.py"])
+                                    "depthwise_bound.py", "dense_depthwise.py"])
 def test_benchmark_scripts_run_in_quick_mode(script):
     if script == "bench_scaling.py":
         pytest.importorskip("distributed")
