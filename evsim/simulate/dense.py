@@ -264,12 +264,16 @@ class _Chunk:
             values[name] = spikes[name].astype(self.dtype) * self.amp[name]
         else:
             keep = name in self.spikes_read or self.options.per_image_counts
-            spikes[name], values[name], sent[name] = _fast_neuron_scan(
+            spikes[name], values[name], sent[name], net = _fast_neuron_scan(
                 self.params[name], self.states[name], current, len(steps), self.time,
                 self.threads, self.arena, name, keep)
-            if spikes[name] is None:  # counted from sent (below): unsigned, net = sent
+            if spikes[name] is None:  # counted by the scan: sent (|s|) and, if signed, net
                 del spikes[name]
-                self.counts[name] += sent[name].sum(axis=0).reshape(self.net.shape(name))
+                if net is None:  # unsigned: net = sent
+                    net = sent[name].sum(axis=0)
+                else:  # each −1 spike is |s| − s = 2 of the difference
+                    self.negative[name] += (int(sent[name].sum()) - int(net.sum())) // 2
+                self.counts[name] += net.reshape(self.net.shape(name))
                 return
         counted = popcount(spikes[name]) if self.time.binary else spikes[name]
         if name in self.calibration or self.snn.neurons[name].signed:
@@ -342,10 +346,12 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
     the images shared among ``threads``, its arrays taken from ``arena`` under ``name``;
     ``time`` gives the windowed schemes' window and K-bit codes.
 
-    Returns spikes (n, B, *shape), values s θ (n, B, *shape) and the spikes sent per step
-    and neuron summed over images (n, neurons); ``state`` is updated in place. Without
-    ``keep``, under the plain rule (Γ = 1, no window, unsigned) the spikes are not kept
-    (None; ``sent`` counts them), which saves writing them.
+    Returns spikes (n, B, *shape), values s θ (n, B, *shape), the spikes sent per step
+    and neuron summed over images (n, neurons), and for signed neurons their spikes' sum
+    per neuron over steps and images (neurons,) when the spikes are not kept (else None);
+    ``state`` is updated in place. Without ``keep``, under the plain rule (Γ = 1, no
+    window) the spikes are not kept (None; ``sent``, and for signed neurons that sum,
+    count them), which saves writing them and reading them back.
     """
     batch, shape = state.v.shape[0], state.v.shape[1:]
     size = int(np.prod(shape))
@@ -354,22 +360,25 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
     negative = (np.empty(0, v.dtype) if params.negative_threshold is None else
                 np.ascontiguousarray(np.broadcast_to(params.negative_threshold, shape)
                                      .reshape(size)))
-    keep = keep or not (params.burst == 1 and time.window == 0 and not time.binary
-                        and params.negative_threshold is None)
+    keep = keep or not (params.burst == 1 and time.window == 0 and not time.binary)
+    signed = params.negative_threshold is not None
     spikes = (arena.take((name, "spikes"), (n, batch, size), np.int32) if keep
               else np.empty((0, batch, size), np.int32))
     values = arena.take((name, "values"), (n, batch, size), v.dtype)
     current = np.ascontiguousarray(current.reshape(len(current), batch, size))
 
-    def scan(first: int, last: int) -> np.ndarray:
+    def scan(first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
         sent = np.zeros((n, size), np.int64)
+        net = np.zeros(size if signed and not keep else 0, np.int64)
         neuron_scan(current, v, theta, negative, params.burst, params.reset_to_zero, time.window,
-                    time.binary, spikes, values, sent, first, last)
-        return sent
+                    time.binary, spikes, values, sent, net, first, last)
+        return sent, net
 
-    sent = sum(on_threads(scan, shares(batch, threads, item_size=n * size)))
+    parts = on_threads(scan, shares(batch, threads, item_size=n * size))
+    sent = sum(part[0] for part in parts)
     return (spikes.reshape((n, batch) + shape) if keep else None,
-            values.reshape((n, batch) + shape), sent)
+            values.reshape((n, batch) + shape), sent,
+            sum(part[1] for part in parts) if signed and not keep else None)
 
 
 #: The smallest Concat output (bytes, the whole block) that the dense engine writes with

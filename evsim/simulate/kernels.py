@@ -463,7 +463,7 @@ def spicalib_step(x, t, allowance, state, calibration, i, n):
 
 @numba.njit(cache=True, nogil=True)
 def neuron_scan(current, v, theta, negative_theta, burst, to_zero, window, binary, spikes,
-                values, sent, first, last):
+                values, sent, net, first, last):
     """The dense engine's neuron layer over a block of steps: ``fire``, ``reset`` (or
     ``window_fire``) at every neuron of images ``first..last − 1``, step after step.
 
@@ -472,9 +472,11 @@ def neuron_scan(current, v, theta, negative_theta, burst, to_zero, window, binar
     or empty for unsigned ones. Writes ``spikes`` (steps, B, N) int32 and
     ``values`` = s θ (steps, B, N), and adds to ``sent`` (steps, N) the spikes sent per
     neuron and step summed over those images (|s|, or the set bits of a K-bit code).
-    ``spikes`` may be empty (0, B, N) under the plain rule (Γ = 1, no window, unsigned),
-    when no one reads them: only ``values`` and ``sent`` are written then. Disjoint ranges
-    of images may run on several threads at once, each with its own ``sent``.
+    ``spikes`` may be empty (0, B, N) under the plain rule (Γ = 1, no window), when no one
+    reads them: only ``values`` and ``sent`` are written then, and for signed neurons
+    ``net`` (N,) gets the spikes' sum (s, not |s|) over the steps and those images added
+    (``net`` is read only then). Disjoint ranges of images may run on several threads at
+    once, each with its own ``sent`` and ``net``.
     """
     n, _, size = values.shape
     signed = negative_theta.shape[0] > 0
@@ -483,7 +485,7 @@ def neuron_scan(current, v, theta, negative_theta, burst, to_zero, window, binar
         return
     if burst == 1 and window == 0 and not binary:
         _signed_plain_neuron_scan(current, v, theta, negative_theta, to_zero, spikes, values,
-                                  sent, first, last)
+                                  sent, net, first, last)
         return
     for k in range(n):
         step_current = current[0] if current.shape[0] == 1 else current[k]
@@ -540,17 +542,22 @@ def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, 
 
 @numba.njit(cache=True)
 def _signed_plain_neuron_scan(current, v, theta, negative_theta, to_zero, spikes, values, sent,
-                              first, last):
+                              net, first, last):
     """_plain_neuron_scan for signed neurons (``signed_fire`` and ``reset`` with s in
-    {−1, 0, 1}); s θ is −θ, not −θ⁻, at a negative spike, as in neuron_scan."""
-    n, _, size = spikes.shape
+    {−1, 0, 1}); s θ is −θ, not −θ⁻, at a negative spike, as in neuron_scan. With
+    ``spikes`` empty the spikes go to one row that stays in cache, and their sum per
+    neuron to ``net``."""
+    n, _, size = values.shape
     zero = v.dtype.type(0)
+    keep = spikes.shape[0] > 0
+    row = np.empty(size, np.int32)
     for k in range(n):
         step_current = current[0] if current.shape[0] == 1 else current[k]
         step_sent = sent[k]
         for b in range(first, last):
             membrane, inflow = v[b], step_current[b]
-            step_spikes, step_values = spikes[k, b], values[k, b]
+            step_spikes = spikes[k, b] if keep else row
+            step_values = values[k, b]
             for i in range(size):
                 m = membrane[i] + inflow[i]
                 up = m >= theta[i]
@@ -562,6 +569,9 @@ def _signed_plain_neuron_scan(current, v, theta, negative_theta, to_zero, spikes
                 step_values[i] = step_spikes[i] * theta[i]
             for i in range(size):
                 step_sent[i] += abs(step_spikes[i])
+            if not keep:
+                for i in range(size):
+                    net[i] += step_spikes[i]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -230,7 +230,7 @@ def test_signed_window_conservation_in_the_compiled_scan(seed, W, to_zero, dtype
     values = np.zeros((1, b, n), dtype)
     sent = np.zeros((1, n), np.int64)
     kernels.neuron_scan(current.astype(dtype), v, theta.astype(dtype), negative.astype(dtype),
-                        1, to_zero, W, False, spikes, values, sent, 0, b)
+                        1, to_zero, W, False, spikes, values, sent, np.zeros(0, np.int64), 0, b)
     s = spikes[0].astype(np.float64)
     assert np.abs(s).max() <= W and np.all(s * (v0 + current[0]) >= 0)
     np.testing.assert_array_equal(values[0], s * theta)
@@ -350,8 +350,18 @@ def test_the_compiled_signed_scan_equals_the_scalar_rule(seed, to_zero, dtype, o
     spikes = np.zeros((steps, b, n), np.int32)
     values = np.zeros((steps, b, n), dtype)
     sent = np.zeros((steps, n), np.int64)
+    v_kept = v.copy()
     kernels.neuron_scan(current, v, theta, negative, 1, to_zero, 0, False, spikes, values,
-                        sent, first, last)
+                        sent, np.zeros(0, np.int64), first, last)
+    # the same scan keeping no spikes: the same values, sent and membranes, their sum in net
+    values_unkept, sent_unkept, net = np.zeros_like(values), np.zeros_like(sent), np.zeros(n,
+                                                                                      np.int64)
+    kernels.neuron_scan(current, v_kept, theta, negative, 1, to_zero, 0, False,
+                        np.zeros((0, b, n), np.int32), values_unkept, sent_unkept, net, first,
+                        last)
+    assert v_kept.tobytes() == v.tobytes() and values_unkept.tobytes() == values.tobytes()
+    np.testing.assert_array_equal(sent_unkept, sent)
+    np.testing.assert_array_equal(net, spikes.sum(axis=(0, 1)))
     for k in range(steps):
         for j in range(first, last):
             for i in range(n):

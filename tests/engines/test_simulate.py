@@ -242,7 +242,7 @@ def test_dense_scan_without_kept_spikes_gives_the_same_values_sent_and_membranes
         values, sent = np.full((steps, b, n), np.nan, np.float32), np.zeros((steps, n), np.int64)
         for lo, hi in ((0, 2), (2, b)):
             kernels.neuron_scan(current, v, theta, np.empty(0, np.float32), 1, to_zero, 0,
-                                False, spikes, values, sent, lo, hi)
+                                False, spikes, values, sent, np.zeros(0, np.int64), lo, hi)
         runs.append((values, sent, v, spikes))
     (values, sent, v, spikes), (values2, sent2, v2, _) = runs
     assert spikes.any() and not spikes.all()
