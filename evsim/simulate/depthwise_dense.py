@@ -371,21 +371,25 @@ def depthwise(layer: L.Conv2d, x: np.ndarray, threads: int, out: np.ndarray) -> 
 @functools.cache
 def matches_blas(dtype: np.dtype, kh: int, kw: int) -> bool:
     """Whether :func:`depthwise` equals :func:`ann_ops.conv2d` bit for bit for a kh × kw
-    window in ``dtype`` here: BLAS held to one thread, and a product with a full block,
-    both two-accumulator runs and a three-column tail (checked on random values)."""
+    window in ``dtype`` here: BLAS held to one thread, and a product with full blocks,
+    both two-accumulator runs and a three-column tail, longer than any the GEMM path makes
+    (were BLAS to run threads for long products after all, this one would show it),
+    checked on random values."""
     if _threadpool_limits() is None:
         return False
     rng = np.random.default_rng(0)
     ph, pw = kh // 2, kw // 2
     layer = L.Conv2d(weight=rng.standard_normal((1, 1, kh, kw)),
                      bias=rng.standard_normal(1), padding=(ph, pw))
-    # one image whose product has N ≡ 15 (mod 16) columns, N > BLOCK: an odd padded row
-    # width (the product's row width at stride 1) and a height that makes the rest
+    # one image whose product has N ≡ 15 (mod 16) columns, N > 2 · IM2COL_FLOATS / taps
+    # (> BLOCK): an odd padded row width (the product's row width at stride 1) and a
+    # height that makes the rest
     w = 63
     columns = w + 2 * pw
-    h = next(h for h in range(kh, kh + BLOCK)
+    least = max(BLOCK, 2 * ann_ops.IM2COL_FLOATS // (kh * kw))
+    h = next(h for h in range(least // columns, least // columns + 32)
              if (h + 2 * ph - kh + 1) * columns % 16 == 15
-             and (h + 2 * ph - kh + 1) * columns > BLOCK)
+             and (h + 2 * ph - kh + 1) * columns > least)
     x = rng.standard_normal((1, 1, h, w)).astype(dtype)
     with one_blas_thread():
         expected = ann_ops.conv2d(layer, x)
