@@ -3,7 +3,7 @@
 For each depthwise shape (MobileNet's layers, and wider ones), one call over ``--frames``
 frames (images × steps, as the dense engine passes a block) of 10 % random spikes:
 :func:`evsim.ann_ops.conv2d` with the dense engine's lay-out (im2col and one BLAS product
-per channel and group of images) against :func:`evsim.simulate.depthwise_dense.depthwise`,
+per channel and group of images) against :func:`evsim.simulate.dense_conv.depthwise`,
 alternated over ``--rounds`` rounds, median kept; each pair's outputs compared bit for
 bit (``same``). The kernel is used by the engine only where ``matches_blas`` says that
 this machine's BLAS rounds as it does (printed). One thread.
@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from evsim import ann_ops  # noqa: E402
 from evsim import layers as L  # noqa: E402
 from evsim.simulate.dense import _lay_out_compiled  # noqa: E402
-from evsim.simulate.depthwise_dense import depthwise, matches_blas  # noqa: E402
+from evsim.simulate.dense_conv import depthwise, matches_blas  # noqa: E402
 from evsim.threads import one_blas_thread  # noqa: E402
 
 #: (label, channels, input side, kernel, stride)

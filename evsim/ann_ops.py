@@ -55,6 +55,9 @@ def _pad(x: np.ndarray, pad_h: int, pad_w: int, extra_h: int = 0, extra_w: int =
 #: Copies a group's GEMM result into the output, adding the bias: ``lay_out(result, bias,
 #: group, out)`` as :func:`_lay_out`.
 LayOut = Callable[[np.ndarray, "np.ndarray | None", int, np.ndarray], None]
+#: Fills a group's GEMM columns at stride 1 and dilation 1: ``columns(layer, x, cols,
+#: start, n, group)`` as :func:`_conv2d_images` does.
+Columns = Callable[["L.Conv2d", np.ndarray, np.ndarray, int, int, int], None]
 
 #: Floats of im2col matrix per GEMM: small enough to stay in cache while the GEMM reads it.
 IM2COL_FLOATS = 1 << 19
@@ -80,7 +83,7 @@ def product_row_width(layer: L.Conv2d, input_shape: tuple) -> int:
 
 def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
            out: np.ndarray | None = None, per_image: bool = False,
-           lay_out: LayOut | None = None) -> np.ndarray:
+           lay_out: LayOut | None = None, columns: Columns | None = None) -> np.ndarray:
     """``x`` (B, C_in, H, W) -> (B, C_out, H_out, W_out) by im2col and one GEMM per group,
     into ``out`` if given (C-contiguous, that shape, x's dtype).
 
@@ -90,7 +93,9 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
     the images that share its GEMM; ``per_image`` makes one GEMM of each image's columns
     (one BLAS call per image), so that it does not. ``lay_out`` copies each GEMM's result
     into ``out`` (default :func:`_lay_out`; the dense engine passes a compiled one with the
-    same arithmetic).
+    same arithmetic). ``columns(layer, x, cols, start, n, group)``, if given, fills a
+    group's GEMM columns ``cols[:, :, :, :n]`` for images ``start .. start + n − 1`` at
+    stride 1 and dilation 1 (the dense engine passes a compiled copy of the same values).
     """
     b = x.shape[0]
     cout, cin_g, kh, kw = layer.weight.shape
@@ -102,7 +107,7 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
 
     def images(lo: int, hi: int) -> None:
         _conv2d_images(layer, x[lo:hi], weight, bias, out[lo:hi], step, per_image,
-                       lay_out or _lay_out)
+                       lay_out or _lay_out, columns)
 
     # a few shares per thread: a core that runs faster takes more of them
     on_threads(images, shares(b, 4 * threads, unit=step, item_size=cin_g * kh * kw * ho * wo),
@@ -111,9 +116,11 @@ def conv2d(layer: L.Conv2d, x: np.ndarray, threads: int = 1,
 
 
 def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-                   out: np.ndarray, step: int, per_image: bool, lay_out: LayOut) -> None:
+                   out: np.ndarray, step: int, per_image: bool, lay_out: LayOut,
+                   columns: Columns | None = None) -> None:
     """conv2d of ``x`` into ``out``, ``step`` images per im2col matrix and GEMM (per image,
-    with ``per_image``), each result copied by ``lay_out``; ``bias`` (C_out, 1, 1) or None.
+    with ``per_image``), each result copied by ``lay_out``; ``bias`` (C_out, 1, 1) or None;
+    ``columns`` as in :func:`conv2d`.
 
     With stride 1 and dilation 1 the output is computed at every column of the padded
     width (the extra columns are dropped), so that each kernel tap's patch is one
@@ -132,16 +139,19 @@ def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.
     cols = _scratch("cols", (cin_g, kh, kw, min(step, b), ho, width), x.dtype)
     product = _scratch("product", (min(step, b), cout_g, ho * width) if per_image
                        else (cout_g, min(step, b) * ho * width), x.dtype)
-    # kw − 1 spare values: the last tap's run ends there (in columns that are dropped)
-    flat = _scratch("padded", (min(step, b), x.shape[1], hp * wp + kw - 1), x.dtype)
-    flat.fill(0)
-    padded = flat[:, :, :hp * wp].reshape(len(flat), x.shape[1], hp, wp)
+    compiled = columns is not None and rows
+    if not compiled:
+        # kw − 1 spare values: the last tap's run ends there (in columns that are dropped)
+        flat = _scratch("padded", (min(step, b), x.shape[1], hp * wp + kw - 1), x.dtype)
+        flat.fill(0)
+        padded = flat[:, :, :hp * wp].reshape(len(flat), x.shape[1], hp, wp)
     for start in range(0, b, step):
         n = min(step, b - start)
-        padded[:n, :, ph:ph + h, pw:pw + w] = x[start:start + n]
+        if not compiled:
+            padded[:n, :, ph:ph + h, pw:pw + w] = x[start:start + n]
         for g in range(layer.groups):
             channels = slice(g * cin_g, (g + 1) * cin_g)
-            for i in range(kh):
+            for i in range(kh if not compiled else 0):
                 for j in range(kw):
                     if rows:
                         run = flat[:n, channels, i * wp + j:i * wp + j + ho * wp]
@@ -150,12 +160,14 @@ def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.
                         patch = padded[:n, channels, i * dh:i * dh + sh * (ho - 1) + 1:sh,
                                        j * dw:j * dw + sw * (wo - 1) + 1:sw]
                     cols[:, i, j, :n] = patch.transpose(1, 0, 2, 3)
-            columns = cols[:, :, :, :n].reshape(cin_g * kh * kw, n, ho * width)
+            if compiled:
+                columns(layer, x, cols, start, n, g)
+            matrix = cols[:, :, :, :n].reshape(cin_g * kh * kw, n, ho * width)
             if per_image:  # a stack of GEMMs, one image's columns each
-                result = np.matmul(w2[g], columns.transpose(1, 0, 2), out=product[:n])
+                result = np.matmul(w2[g], matrix.transpose(1, 0, 2), out=product[:n])
                 result = result.reshape(n, cout_g, ho, width)
             else:
-                result = np.matmul(w2[g], columns.reshape(cin_g * kh * kw, -1),
+                result = np.matmul(w2[g], matrix.reshape(cin_g * kh * kw, -1),
                                    out=product[:, :n * ho * width])
                 result = result.reshape(cout_g, n, ho, width).transpose(1, 0, 2, 3)
             lay_out(result[..., :wo], bias, g,

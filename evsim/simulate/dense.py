@@ -36,7 +36,8 @@ from ..spiking import SpikingNetwork
 from ..threads import on_threads, shares
 from ..timescheme import popcount
 from ..engines import ChunkResult, EngineSetup, zero_counters
-from .depthwise_dense import depthwise, depthwise_frames, is_depthwise, matches_blas
+from .dense_conv import (columns, depthwise, depthwise_frames, fill_columns, is_depthwise,
+                         matches_blas)
 from .kernels import (average_pool, concat_frames, lay_out_conv, neuron_scan, pool_scan,
                       upsample_nearest, upsample_separable)
 from .notice import announce, ready
@@ -97,6 +98,7 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan) -> None:
     kinds_present = {type(layer) for layer in layers}
     needed += [(kernel, what) for kind, kernel, what in (
         (L.Conv2d, lay_out_conv, "convolution layout"),
+        (L.Conv2d, fill_columns, "convolution columns"),
         (L.AvgPool2d, average_pool, "average pooling"),
         (L.Concat, concat_frames, "concatenation"),
         (L.Upsample, upsample_nearest, "nearest upsampling"),
@@ -480,8 +482,9 @@ def _convolution(layer: L.Conv2d, inputs: list[np.ndarray], threads: int,
     """:func:`evsim.ann_ops.conv2d` of ``inputs[0]`` (frames, C, H, W) into ``out``, each GEMM's
     result laid out (bias added) by a compiled pass
     (:func:`evsim.simulate.kernels.lay_out_conv`, the same additions) instead of NumPy's
-    strided add, about a tenth of the engine's time on the bundled ``resnet``. A depthwise
-    layer without dilation takes :func:`evsim.simulate.depthwise_dense.depthwise` (no
+    strided add, about a tenth of the engine's time on the bundled ``resnet``, and at stride
+    1 its columns are copied by :func:`evsim.simulate.dense_conv.fill_columns`. A depthwise
+    layer without dilation takes :func:`evsim.simulate.dense_conv.depthwise` (no
     im2col, the same result) wherever that matches this machine's BLAS (dilated, it was
     no faster)."""
     x = inputs[0]
@@ -489,7 +492,7 @@ def _convolution(layer: L.Conv2d, inputs: list[np.ndarray], threads: int,
     if (is_depthwise(layer, x.shape[1]) and layer.dilation == (1, 1)
             and matches_blas(x.dtype, kh, kw)):
         return depthwise(layer, x, threads, out)
-    return ann_ops.conv2d(layer, x, threads, out, lay_out=_lay_out_compiled)
+    return ann_ops.conv2d(layer, x, threads, out, lay_out=_lay_out_compiled, columns=columns)
 
 
 def _lay_out_compiled(result: np.ndarray, bias: np.ndarray | None, group: int,

@@ -1,7 +1,8 @@
-"""The dense engine's depthwise kernel (evsim.simulate.depthwise_dense): its column orders
-against a transcription of OpenBLAS's matrix-vector driver, the kernel against a naive
-loop over those orders, and, where this machine's BLAS is the one it reproduces, against
-the GEMM path bit for bit (on the bundled MobileNet too)."""
+"""The dense engine's compiled convolution parts (evsim.simulate.dense_conv): the
+depthwise kernel's column orders against a transcription of OpenBLAS's matrix-vector
+driver, the kernel against a naive loop over those orders and, where this machine's BLAS
+is the one it reproduces, against the GEMM path bit for bit (on the bundled MobileNet too);
+the compiled GEMM columns against NumPy's."""
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from evsim import layers as L
 from evsim.data import load_bundled_sample
 from evsim.models import load_model
 from evsim.simulate import dense
-from evsim.simulate import depthwise_dense as dd
+from evsim.simulate import dense_conv as dd
 from evsim.threads import one_blas_thread
 
 NBMAX = 4096
@@ -185,3 +186,31 @@ def test_without_threadpoolctl_the_gemm_path_stays(monkeypatch):
         assert not dd.matches_blas(np.dtype(np.float32), 3, 3)
     finally:
         dd.matches_blas.cache_clear()
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(frames=st.integers(1, 30), groups=st.integers(1, 3), group_in=st.integers(1, 4),
+       group_out=st.integers(1, 3), h=st.integers(1, 12), w=st.integers(1, 12),
+       kh=st.integers(1, 4), kw=st.integers(1, 4), ph=st.integers(0, 2), pw=st.integers(0, 2),
+       with_bias=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**16))
+def test_compiled_columns_give_the_numpy_columns_result(frames, groups, group_in, group_out,
+                                                        h, w, kh, kw, ph, pw, with_bias,
+                                                        dtype, seed):
+    """ann_ops.conv2d with dd.columns (each plane padded in L1, every tap's run copied by
+    vectors) and with NumPy's padded copy and strided copies: the same GEMMs on the same
+    columns, so the same bits, for any stride-1 geometry, groups and images per product."""
+    rng = np.random.default_rng(seed)
+    layer = L.Conv2d(weight=rng.standard_normal((groups * group_out, group_in, kh, kw)),
+                     bias=rng.standard_normal(groups * group_out) if with_bias else None,
+                     padding=(ph, pw), groups=groups)
+    shape = (groups * group_in, h, w)
+    try:
+        layer.output_shape([shape])
+    except L.ShapeError:  # the window does not fit
+        return
+    x = rng.standard_normal((frames,) + shape).astype(dtype)
+    with one_blas_thread():
+        expected = ann_ops.conv2d(layer, x, lay_out=dense._lay_out_compiled)
+        got = ann_ops.conv2d(layer, x, 2, lay_out=dense._lay_out_compiled, columns=dd.columns)
+    np.testing.assert_array_equal(got.view(np.uint8), expected.view(np.uint8))
