@@ -487,7 +487,7 @@ def _convolution(layer: L.Conv2d, inputs: list[np.ndarray], threads: int,
     layer without dilation takes :func:`evsim.simulate.dense_conv.depthwise` (no
     im2col, the same result) wherever that matches this machine's BLAS (dilated, it was
     no faster)."""
-    x = inputs[0]
+    x = np.ascontiguousarray(inputs[0])  # the compiled parts read it flat
     kh, kw = layer.weight.shape[2:]
     if (is_depthwise(layer, x.shape[1]) and layer.dilation == (1, 1)
             and matches_blas(x.dtype, kh, kw)):
