@@ -69,28 +69,29 @@ def _splat(builder, vector, value):
 
 
 def _tap_group(width: int, first: bool):
-    """An intrinsic ``group(total, q, plane, offsets, weights, k)``: for the LANES outputs
-    from ``q``, the fused multiply-add chain over taps ``k .. k + width − 1`` (weight
-    ``weights[t]``, input ``plane[offsets[t] + q + lane]``) from one zero accumulator,
-    added to ``total[q:q + LANES]`` (to zero when ``first``: a vector store, so that the
-    next group's vector load is forwarded from it)."""
+    """An intrinsic ``group(total, q, plane, offsets, weights)``: for the LANES outputs
+    from ``q``, the fused multiply-add chain over ``width`` taps (weight ``weights[t]``,
+    input ``plane[offsets[t] + q + lane]``; both tuples, so that their values stay in
+    registers across the caller's loop) from one zero accumulator, added to
+    ``total[q:q + LANES]`` (to zero when ``first``: a vector store, so that the next vector
+    load there is forwarded from it)."""
 
     @intrinsic
-    def group(typingctx, total, q, plane, offsets, weights, k):
+    def group(typingctx, total, q, plane, offsets, weights):
+        if not (isinstance(offsets, types.UniTuple) and isinstance(weights, types.UniTuple)
+                and offsets.count == weights.count == width):
+            return None
+
         def codegen(context, builder, signature, args):
-            total_type, _, plane_type, offsets_type, weights_type, _ = signature.args
+            total_type, _, plane_type, _, _ = signature.args
             target, vector = _vector(context, builder, total_type, args[0], args[1])
             fma = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vector, [vector] * 3),
                 f"llvm.fma.v{LANES}f{32 if total_type.dtype == types.float32 else 64}")
-            offset_data = context.make_array(offsets_type)(context, builder, args[3]).data
-            weight_data = context.make_array(weights_type)(context, builder, args[4]).data
             accumulator = cgutils.get_null_value(vector)
             for t in range(width):
-                tap = builder.add(args[5], ir.Constant(args[5].type, t))
-                offset = builder.load(cgutils.gep(builder, offset_data, tap))
-                weight = _splat(builder, vector, builder.load(cgutils.gep(builder, weight_data,
-                                                                           tap)))
+                offset = builder.extract_value(args[3], t)
+                weight = _splat(builder, vector, builder.extract_value(args[4], t))
                 source, _ = _vector(context, builder, plane_type, args[2],
                                     builder.add(offset, args[1]))
                 accumulator = builder.call(fma, [weight, builder.load(source, align=1),
@@ -100,7 +101,7 @@ def _tap_group(width: int, first: bool):
             builder.store(builder.fadd(accumulator, before), target, align=1)
             return context.get_dummy_value()
 
-        return types.void(total, types.intp, plane, offsets, weights, types.intp), codegen
+        return types.void(total, types.intp, plane, offsets, weights), codegen
 
     return group
 
@@ -241,27 +242,37 @@ def lane_value(values, weights, path):
 @numba.njit(cache=True, inline="always")
 def _sum_taps(total, plane, weights, offsets, n_out, n_taps):
     """``total[q]`` for q < n_out (rounded up to LANES) = the ONE_ACCUMULATOR sum of the
-    taps ``weights[k] · plane[offsets[k] + q]``."""
-    for q in range(0, n_out, LANES):
-        k = 0
-        for _ in range(n_taps >> 3):
+    taps ``weights[k] · plane[offsets[k] + q]``: each group of taps (8, then 4, then the
+    single ones) in one pass over the outputs, its weights and offsets held in registers."""
+    k = 0
+    for _ in range(n_taps >> 3):
+        o = (offsets[k], offsets[k + 1], offsets[k + 2], offsets[k + 3], offsets[k + 4],
+             offsets[k + 5], offsets[k + 6], offsets[k + 7])
+        w = (weights[k], weights[k + 1], weights[k + 2], weights[k + 3], weights[k + 4],
+             weights[k + 5], weights[k + 6], weights[k + 7])
+        for q in range(0, n_out, LANES):
             if k == 0:
-                _first_group8(total, q, plane, offsets, weights, k)
+                _first_group8(total, q, plane, o, w)
             else:
-                _group8(total, q, plane, offsets, weights, k)
-            k += 8
-        if (n_taps >> 2) & 1:
+                _group8(total, q, plane, o, w)
+        k += 8
+    if (n_taps >> 2) & 1:
+        o4 = (offsets[k], offsets[k + 1], offsets[k + 2], offsets[k + 3])
+        w4 = (weights[k], weights[k + 1], weights[k + 2], weights[k + 3])
+        for q in range(0, n_out, LANES):
             if k == 0:
-                _first_group4(total, q, plane, offsets, weights, k)
+                _first_group4(total, q, plane, o4, w4)
             else:
-                _group4(total, q, plane, offsets, weights, k)
-            k += 4
-        if k == 0:
-            for lane in range(LANES):
-                total[q + lane] = total.dtype.type(0)
-        while k < n_taps:
-            _add_product(total, q, plane, offsets[k] + q, weights[k])
-            k += 1
+                _group4(total, q, plane, o4, w4)
+        k += 4
+    if k == 0:
+        for q in range(0, n_out + LANES - 1):
+            total[q] = total.dtype.type(0)
+    while k < n_taps:
+        offset, weight = offsets[k], weights[k]
+        for q in range(0, n_out, LANES):
+            _add_product(total, q, plane, offset + q, weight)
+        k += 1
 
 
 @numba.njit(cache=True, nogil=True)
