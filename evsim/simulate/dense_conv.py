@@ -319,6 +319,14 @@ def depthwise_frames(x, weights, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, step
                 others[n_others] = p
                 n_others += 1
         for f in range(max(start, lo), min(start + step, hi)):
+            # the other orders' columns in this image's lanes (ascending): most have none
+            first_lane = (f - start) * ho * width
+            mine_lo = 0
+            while mine_lo < n_others and others[mine_lo] < first_lane:
+                mine_lo += 1
+            mine_hi = mine_lo
+            while mine_hi < n_others and others[mine_hi] < first_lane + ho * width:
+                mine_hi += 1
             for c in range(channels):
                 source = (f * channels + c) * h * w
                 target = (f * channels + c) * ho * wo
@@ -346,10 +354,9 @@ def depthwise_frames(x, weights, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, step
                                 gathered[k * wo + ox] = plane[first + ox * sw]
                         _sum_taps(total, gathered, weights[c], offsets, wo, n_taps)
                         _copy_run(flat_out, target + oy * wo, total, 0, wo, b, has_bias)
-                first_lane = (f - start) * ho * width
-                for i in range(n_others):
+                for i in range(mine_lo, mine_hi):
                     oy, ox = divmod(others[i] - first_lane, width)
-                    if oy < 0 or oy >= ho or ox >= wo:
+                    if ox >= wo:  # a padding column, dropped
                         continue
                     for k in range(n_taps):
                         values[k] = plane[(oy * sh + (k // kw) * dh) * wp + ox * sw
