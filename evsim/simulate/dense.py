@@ -37,8 +37,8 @@ from ..threads import on_threads, shares
 from ..timescheme import popcount
 from ..engines import ChunkResult, EngineSetup, zero_counters
 from .dense_conv import (columns, depthwise, depthwise_frames, fill_columns, is_depthwise,
-                         matches_blas)
-from .kernels import (average_pool, concat_frames, lay_out_conv, neuron_scan, pool_scan,
+                         lay_out_conv, matches_blas)
+from .kernels import (average_pool, concat_frames, neuron_scan, pool_scan,
                       upsample_nearest, upsample_separable)
 from .notice import announce, ready
 from .result import SpikeTrain
@@ -481,7 +481,7 @@ def _convolution(layer: L.Conv2d, inputs: list[np.ndarray], threads: int,
                  out: np.ndarray) -> np.ndarray:
     """:func:`evsim.ann_ops.conv2d` of ``inputs[0]`` (frames, C, H, W) into ``out``, each GEMM's
     result laid out (bias added) by a compiled pass
-    (:func:`evsim.simulate.kernels.lay_out_conv`, the same additions) instead of NumPy's
+    (:func:`evsim.simulate.dense_conv.lay_out_conv`, the same additions) instead of NumPy's
     strided add, about a tenth of the engine's time on the bundled ``resnet``, and at stride
     1 its columns are copied by :func:`evsim.simulate.dense_conv.fill_columns`. A depthwise
     layer without dilation takes :func:`evsim.simulate.dense_conv.depthwise` (no
@@ -497,7 +497,7 @@ def _convolution(layer: L.Conv2d, inputs: list[np.ndarray], threads: int,
 
 def _lay_out_compiled(result: np.ndarray, bias: np.ndarray | None, group: int,
                       out: np.ndarray) -> None:
-    """:func:`evsim.ann_ops._lay_out` by :func:`evsim.simulate.kernels.lay_out_conv`."""
+    """:func:`evsim.ann_ops._lay_out` by :func:`evsim.simulate.dense_conv.lay_out_conv`."""
     channels = out.shape[1]
     bias = (np.empty(0, out.dtype) if bias is None
             else bias[group * channels:(group + 1) * channels].reshape(channels))

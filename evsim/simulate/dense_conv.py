@@ -1,11 +1,15 @@
 """Compiled parts of the dense engine's convolutions, each giving :func:`ann_ops.conv2d`'s
-result bit for bit: the columns of its GEMMs (im2col), and depthwise layers without them.
+result bit for bit: the columns of its GEMMs (im2col), their results' lay-out, and
+depthwise layers without GEMMs.
 
 **Columns.** At stride 1 and dilation 1, :func:`ann_ops.conv2d` copies each image into a
 zero-padded buffer and then, per kernel tap, that buffer's runs into the GEMM's column
 matrix (NumPy: a padded copy and kh·kw strided copies). :func:`fill_columns` builds each
 plane's padded copy in a buffer that stays in L1 and copies every tap's run from there by
 vectors: the same columns, 1.3–1.7× faster (16–128 channels, 7–28 pixels).
+
+**Lay-out.** Each GEMM's result is copied into the output, its bias added, row by row
+by vectors (:func:`lay_out_conv`).
 
 **Depthwise layers.** :func:`evsim.ann_ops.conv2d` computes a depthwise layer (one input
 and one output channel per group) as one (1 × K) by (K × N) product per channel, K =
@@ -399,6 +403,30 @@ def columns(layer: L.Conv2d, x: np.ndarray, cols: np.ndarray, start: int, n: int
     kh, kw = layer.kernel_size
     fill_columns(np.ascontiguousarray(x), cols, start, n, group * layer.weight.shape[1], kh, kw,
                  *layer.padding)
+
+
+@numba.njit(cache=True, nogil=True)
+def lay_out_conv(result, bias, out):
+    """:func:`evsim.ann_ops._lay_out`: a convolution's GEMM result ``result`` (N, C, H, W)
+    copied into ``out`` (N, C, H, W), any strides, with ``bias[c]`` added to channel c (one
+    rounding each, as NumPy's add), or copied as it is when ``bias`` is empty. Where both
+    keep a row's values adjacent (as a GEMM and a C-contiguous output do), rows are copied
+    by vectors: 1.5–3.2× the scalar loop, which was 3–4× NumPy's strided add."""
+    n, channels, h, w = out.shape
+    has_bias = bias.shape[0] > 0
+    zero = out.dtype.type(0)
+    adjacent = w < 2 or (result.strides[3] == result.itemsize
+                         and out.strides[3] == out.itemsize)
+    for f in range(n):
+        for c in range(channels):
+            b = bias[c] if has_bias else zero
+            for y in range(h):
+                source, target = result[f, c, y], out[f, c, y]
+                if adjacent:
+                    _copy_run(target, 0, source, 0, w, b, has_bias)
+                else:
+                    for x in range(w):
+                        target[x] = source[x] + b if has_bias else source[x]
 
 
 def is_depthwise(layer: L.Conv2d, channels: int) -> bool:

@@ -667,25 +667,6 @@ def average_pool(x, kernel, stride, padding, divisor, out, first, last):
                 _average_windows(x[f, c], divisor, out[f, c], False, kh, kw, sh, sw, ph, pw)
 
 
-@numba.njit(cache=True, nogil=True)
-def lay_out_conv(result, bias, out):
-    """:func:`evsim.ann_ops._lay_out`: a convolution's GEMM result ``result`` (N, C, H, W),
-    any strides, copied into ``out`` (N, C, H, W) with ``bias[c]`` added to channel c (one
-    rounding each, as NumPy's add), or copied as it is when ``bias`` is empty. NumPy's
-    strided add runs one inner loop per output row; this pass is 3-4 times faster."""
-    n, channels, h, w = out.shape
-    for f in range(n):
-        for c in range(channels):
-            for y in range(h):
-                source, target = result[f, c, y], out[f, c, y]
-                if bias.shape[0] == 0:
-                    for x in range(w):
-                        target[x] = source[x]
-                else:
-                    for x in range(w):
-                        target[x] = source[x] + bias[c]
-
-
 @numba.njit(cache=True, inline="always")
 def _average_windows(plane, divisor, out, inside, kh, kw, sh, sw, ph, pw):
     """average_pool's windows of one frame and channel; ``inside``: as in _pool_windows."""

@@ -22,7 +22,8 @@ from evsim.kinds import apply
 from evsim.network import Network, NetworkBuilder
 from evsim.simulate import dense
 from evsim.simulate.dense import _convolution
-from evsim.simulate.kernels import average_pool, concat_frames, lay_out_conv
+from evsim.simulate.dense_conv import lay_out_conv
+from evsim.simulate.kernels import average_pool, concat_frames
 from evsim.threads import one_blas_thread
 
 FAST = settings(max_examples=30, deadline=None, derandomize=True)
