@@ -151,17 +151,18 @@ def _conv2d_images(layer: L.Conv2d, x: np.ndarray, weight: np.ndarray, bias: np.
             padded[:n, :, ph:ph + h, pw:pw + w] = x[start:start + n]
         for g in range(layer.groups):
             channels = slice(g * cin_g, (g + 1) * cin_g)
-            for i in range(kh if not compiled else 0):
-                for j in range(kw):
-                    if rows:
-                        run = flat[:n, channels, i * wp + j:i * wp + j + ho * wp]
-                        patch = run.reshape(n, cin_g, ho, wp)
-                    else:
-                        patch = padded[:n, channels, i * dh:i * dh + sh * (ho - 1) + 1:sh,
-                                       j * dw:j * dw + sw * (wo - 1) + 1:sw]
-                    cols[:, i, j, :n] = patch.transpose(1, 0, 2, 3)
             if compiled:
                 columns(layer, x, cols, start, n, g)
+            else:
+                for i in range(kh):
+                    for j in range(kw):
+                        if rows:
+                            run = flat[:n, channels, i * wp + j:i * wp + j + ho * wp]
+                            patch = run.reshape(n, cin_g, ho, wp)
+                        else:
+                            patch = padded[:n, channels, i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                                           j * dw:j * dw + sw * (wo - 1) + 1:sw]
+                        cols[:, i, j, :n] = patch.transpose(1, 0, 2, 3)
             matrix = cols[:, :, :, :n].reshape(cin_g * kh * kw, n, ho * width)
             if per_image:  # a stack of GEMMs, one image's columns each
                 result = np.matmul(w2[g], matrix.transpose(1, 0, 2), out=product[:n])

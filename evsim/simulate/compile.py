@@ -451,15 +451,12 @@ def _depthwise_taps(consumer: L.Conv2d, consumer_in_shape) -> np.ndarray:
     (kh, kw), multiplier = consumer.kernel_size, cout // consumer.groups
 
     def axis(size: int, n_out: int, taps: int, stride: int, padding: int, dilation: int):
-        """(size, most) outputs and taps reaching each input along one axis, and a mask."""
-        tap = np.arange(taps)
+        """(size, taps): the output each tap of each input reaches along one axis, the tap,
+        and whether it lies in the output."""
+        tap = np.broadcast_to(np.arange(taps), (size, taps))
         reached = np.arange(size)[:, None] + padding - tap * dilation  # stride × output
         ok = (reached % stride == 0) & (reached >= 0) & (reached // stride < n_out)
-        order = np.argsort(~ok, axis=1, kind="stable")  # the reaching taps first
-        most = max(1, int(ok.sum(axis=1).max()))
-        pick = order[:, :most]
-        return (np.take_along_axis(reached // stride, pick, 1), tap[pick],
-                np.take_along_axis(ok, pick, 1))
+        return reached // stride, tap, ok
 
     oy, ky, y_ok = axis(h, ho, kh, consumer.stride[0], consumer.padding[0],
                         consumer.dilation[0])
@@ -470,9 +467,9 @@ def _depthwise_taps(consumer: L.Conv2d, consumer_in_shape) -> np.ndarray:
     weight = (ky[:, None, :, None] * kw + kw - 1 - kx[None, :, None, :]) * multiplier
     ok = y_ok[:, None, :, None] & x_ok[None, :, None, :]
     out, weight, ok = (a.reshape(h * w, -1) for a in (out, weight, ok))
+    # each position's reaching taps first, in tap order; as many columns as the most taps
     order = np.argsort(~ok, axis=1, kind="stable")
-    most = max(1, int(ok.sum(axis=1).max()))
-    pick = order[:, :most]
+    pick = order[:, :max(1, int(ok.sum(axis=1).max()))]
     out, weight, ok = (np.take_along_axis(a, pick, 1) for a in (out, weight, ok))
     return np.stack([np.where(ok, out, -1), np.where(ok, weight, 0)], axis=-1)
 

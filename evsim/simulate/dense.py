@@ -363,7 +363,7 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
                 np.ascontiguousarray(np.broadcast_to(params.negative_threshold, shape)
                                      .reshape(size)))
     keep = keep or not (params.burst == 1 and time.window == 0 and not time.binary)
-    signed = params.negative_threshold is not None
+    count_net = params.negative_threshold is not None and not keep  # signed, spikes not kept
     spikes = (arena.take((name, "spikes"), (n, batch, size), np.int32) if keep
               else np.empty((0, batch, size), np.int32))
     values = arena.take((name, "values"), (n, batch, size), v.dtype)
@@ -371,7 +371,7 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
 
     def scan(first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
         sent = np.zeros((n, size), np.int64)
-        net = np.zeros(size if signed and not keep else 0, np.int64)
+        net = np.zeros(size if count_net else 0, np.int64)
         neuron_scan(current, v, theta, negative, params.burst, params.reset_to_zero, time.window,
                     time.binary, spikes, values, sent, net, first, last)
         return sent, net
@@ -380,7 +380,7 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
     sent = sum(part[0] for part in parts)
     return (spikes.reshape((n, batch) + shape) if keep else None,
             values.reshape((n, batch) + shape), sent,
-            sum(part[1] for part in parts) if signed and not keep else None)
+            sum(part[1] for part in parts) if count_net else None)
 
 
 #: The smallest Concat output (bytes, the whole block) that the dense engine writes with

@@ -73,18 +73,18 @@ def _splat(builder, vector, value):
     return out
 
 
-def _tap_group(width: int, first: bool):
+def _tap_group(first: bool):
     """An intrinsic ``group(total, q, plane, offsets, weights)``: for the LANES outputs
-    from ``q``, the fused multiply-add chain over ``width`` taps (weight ``weights[t]``,
-    input ``plane[offsets[t] + q + lane]``; both tuples, so that their values stay in
-    registers across the caller's loop) from one zero accumulator, added to
-    ``total[q:q + LANES]`` (to zero when ``first``: a vector store, so that the next vector
-    load there is forwarded from it)."""
+    from ``q``, the fused multiply-add chain over the taps of the tuples ``offsets`` and
+    ``weights`` (weight ``weights[t]``, input ``plane[offsets[t] + q + lane]``; tuples, so
+    that their values stay in registers across the caller's loop) from one zero
+    accumulator, added to ``total[q:q + LANES]`` (to zero when ``first``: a vector store,
+    so that the next vector load there is forwarded from it)."""
 
     @intrinsic
     def group(typingctx, total, q, plane, offsets, weights):
         if not (isinstance(offsets, types.UniTuple) and isinstance(weights, types.UniTuple)
-                and offsets.count == weights.count == width):
+                and offsets.count == weights.count):
             return None
 
         def codegen(context, builder, signature, args):
@@ -94,7 +94,7 @@ def _tap_group(width: int, first: bool):
                 builder.module, ir.FunctionType(vector, [vector] * 3),
                 f"llvm.fma.v{LANES}f{32 if total_type.dtype == types.float32 else 64}")
             accumulator = cgutils.get_null_value(vector)
-            for t in range(width):
+            for t in range(offsets.count):
                 offset = builder.extract_value(args[3], t)
                 weight = _splat(builder, vector, builder.extract_value(args[4], t))
                 source, _ = _vector(context, builder, plane_type, args[2],
@@ -111,8 +111,7 @@ def _tap_group(width: int, first: bool):
     return group
 
 
-_group8, _group4 = _tap_group(8, False), _tap_group(4, False)
-_first_group8, _first_group4 = _tap_group(8, True), _tap_group(4, True)
+_group, _first_group = _tap_group(False), _tap_group(True)
 
 
 @intrinsic
@@ -245,30 +244,34 @@ def lane_value(values, weights, path):
 
 
 @numba.njit(cache=True, inline="always")
+def _group_pass(total, plane, offsets, weights, n_out, first):
+    """One group of taps (the tuples ``offsets`` and ``weights``) over the outputs
+    ``total[:n_out]`` (rounded up to LANES): :func:`_tap_group`'s chain, added to the total
+    or, when ``first``, written as it."""
+    for q in range(0, n_out, LANES):
+        if first:
+            _first_group(total, q, plane, offsets, weights)
+        else:
+            _group(total, q, plane, offsets, weights)
+
+
+@numba.njit(cache=True, inline="always")
 def _sum_taps(total, plane, weights, offsets, n_out, n_taps):
     """``total[q]`` for q < n_out (rounded up to LANES) = the ONE_ACCUMULATOR sum of the
     taps ``weights[k] · plane[offsets[k] + q]``: each group of taps (8, then 4, then the
     single ones) in one pass over the outputs, its weights and offsets held in registers."""
     k = 0
     for _ in range(n_taps >> 3):
-        o = (offsets[k], offsets[k + 1], offsets[k + 2], offsets[k + 3], offsets[k + 4],
-             offsets[k + 5], offsets[k + 6], offsets[k + 7])
-        w = (weights[k], weights[k + 1], weights[k + 2], weights[k + 3], weights[k + 4],
-             weights[k + 5], weights[k + 6], weights[k + 7])
-        for q in range(0, n_out, LANES):
-            if k == 0:
-                _first_group8(total, q, plane, o, w)
-            else:
-                _group8(total, q, plane, o, w)
+        _group_pass(total, plane,
+                    (offsets[k], offsets[k + 1], offsets[k + 2], offsets[k + 3],
+                     offsets[k + 4], offsets[k + 5], offsets[k + 6], offsets[k + 7]),
+                    (weights[k], weights[k + 1], weights[k + 2], weights[k + 3],
+                     weights[k + 4], weights[k + 5], weights[k + 6], weights[k + 7]),
+                    n_out, k == 0)
         k += 8
     if (n_taps >> 2) & 1:
-        o4 = (offsets[k], offsets[k + 1], offsets[k + 2], offsets[k + 3])
-        w4 = (weights[k], weights[k + 1], weights[k + 2], weights[k + 3])
-        for q in range(0, n_out, LANES):
-            if k == 0:
-                _first_group4(total, q, plane, o4, w4)
-            else:
-                _group4(total, q, plane, o4, w4)
+        _group_pass(total, plane, (offsets[k], offsets[k + 1], offsets[k + 2], offsets[k + 3]),
+                    (weights[k], weights[k + 1], weights[k + 2], weights[k + 3]), n_out, k == 0)
         k += 4
     if k == 0:
         for q in range(0, n_out + LANES - 1):
@@ -398,11 +401,10 @@ def fill_columns(x, columns, start, n, first_channel, kh, kw, ph, pw):
 
 def columns(layer: L.Conv2d, x: np.ndarray, cols: np.ndarray, start: int, n: int,
             group: int) -> None:
-    """:func:`fill_columns` for ``layer``'s group ``group``: the hook
+    """:func:`fill_columns` for ``layer``'s group ``group`` (``x`` C-contiguous): the hook
     :func:`ann_ops.conv2d` takes as ``columns``."""
     kh, kw = layer.kernel_size
-    fill_columns(np.ascontiguousarray(x), cols, start, n, group * layer.weight.shape[1], kh, kw,
-                 *layer.padding)
+    fill_columns(x, cols, start, n, group * layer.weight.shape[1], kh, kw, *layer.padding)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -435,7 +437,8 @@ def is_depthwise(layer: L.Conv2d, channels: int) -> bool:
 
 
 def depthwise(layer: L.Conv2d, x: np.ndarray, threads: int, out: np.ndarray) -> np.ndarray:
-    """``layer`` (depthwise) of ``x`` (B, C, H, W) into ``out``, as :func:`ann_ops.conv2d`
+    """``layer`` (depthwise) of ``x`` (B, C, H, W), C-contiguous, into ``out``, as
+    :func:`ann_ops.conv2d`
     with the dense engine's lay-out, bit for bit where :func:`matches_blas`; the images
     shared among ``threads`` (evenly: unlike the GEMM path's, the shares need not be whole
     products)."""
@@ -447,7 +450,6 @@ def depthwise(layer: L.Conv2d, x: np.ndarray, threads: int, out: np.ndarray) -> 
     weights = np.ascontiguousarray(layer.weight.reshape(cout, kh * kw), x.dtype)
     bias = (np.empty(0, x.dtype) if layer.bias is None
             else np.ascontiguousarray(layer.bias, x.dtype))
-    x = np.ascontiguousarray(x)
 
     def images(lo: int, hi: int) -> None:
         depthwise_frames(x, weights, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, step, width,
