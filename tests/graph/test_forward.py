@@ -23,7 +23,7 @@ from evsim.network import Network, NetworkBuilder
 from evsim.simulate import dense
 from evsim.simulate.dense import _convolution
 from evsim.simulate.dense_conv import lay_out_conv
-from evsim.simulate.kernels import average_pool, concat_frames
+from evsim.simulate.kernels import ALIASING_BYTES, average_pool, concat_frames
 from evsim.threads import one_blas_thread
 
 FAST = settings(max_examples=30, deadline=None, derandomize=True)
@@ -361,17 +361,29 @@ def test_dense_engine_average_pool_is_ops_avgpool2d_bit_for_bit(case, dtype):
 @FAST
 @given(sizes=st.lists(st.integers(1, 70), min_size=1, max_size=4),
        frames=st.integers(1, 3), shift=st.integers(0, 15),
-       dtype=st.sampled_from([np.float32, np.float64]))
-def test_a_streamed_concat_writes_the_concatenation(sizes, frames, shift, dtype):
+       dtype=st.sampled_from([np.float32, np.float64]),
+       ahead=st.sampled_from([0, 16, 64, ALIASING_BYTES - 16, ALIASING_BYTES, 2048, 4080]))
+def test_a_streamed_concat_writes_the_concatenation(sizes, frames, shift, dtype, ahead):
     """concat_frames with non-temporal stores (whole 64-byte lines, the elements before and
     after them one by one) writes exactly np.concatenate's bits, on an output starting
-    anywhere within a cache line and parts of any length, over frames in two ranges."""
+    anywhere within a cache line and parts of any length, over frames in two ranges, each
+    part's first frame ``ahead`` bytes below its place in the output modulo 4 KiB (below
+    ALIASING_BYTES its lines are copied downwards, from there on upwards)."""
     rng = np.random.default_rng(sum(sizes) + frames)
-    parts = tuple(rng.standard_normal((frames, n)).astype(dtype) for n in sizes)
-    for part in parts:
-        part.flags.writeable = False  # one Numba type for the tuple
+    itemsize = np.dtype(dtype).itemsize
     raw = np.full(frames * sum(sizes) + shift, np.nan, dtype)
     out = raw[shift:].reshape(frames, sum(sizes))
+    parts, offset = [], 0
+    for n in sizes:
+        memory = np.empty(frames * n + 4096 // itemsize, dtype)
+        start = (out[0, offset:].ctypes.data - ahead - memory.ctypes.data) % 4096 // itemsize
+        part = memory[start:start + frames * n].reshape(frames, n)
+        part[...] = rng.standard_normal((frames, n))
+        assert (out[0, offset:].ctypes.data - part.ctypes.data) % 4096 == ahead
+        part.flags.writeable = False  # one Numba type for the tuple
+        parts.append(part)
+        offset += n
+    parts = tuple(parts)
     for lo, hi in ((0, frames // 2), (frames // 2, frames)):
         concat_frames(parts, out, lo, hi, True)
     bits = np.uint32 if dtype == np.float32 else np.uint64
