@@ -237,12 +237,15 @@ class _Chunk:
         elif role == kinds.NEURON:
             self.step_neurons(name, values[node.inputs[0]], block)
         elif role == kinds.MAX_POOL:
-            spikes[name], values[name] = _spiking_maxpool_block(
+            spikes[name], values[name], sent, net = _spiking_maxpool_block(
                 self.snn.max_pool, layer, spikes[node.inputs[0]], self.pool_in[name],
                 self.pool_out[name], self.amp[name], self.dtype, self.threads, self.arena, name)
-            if name in self.pool_counts:
-                self.pool_counts[name] += spikes[name].sum(
-                    axis=0 if self.options.per_image_counts else (0, 1), dtype=np.int64)
+            if not self.time.binary:  # K-bit codes: their set bits are the spikes sent
+                block.sent[name] = sent
+            if name in self.pool_counts and self.options.per_image_counts:
+                self.pool_counts[name] += spikes[name].sum(axis=0, dtype=np.int64)
+            elif name in self.pool_counts:
+                self.pool_counts[name] += net.reshape(self.net.shape(name))
         elif role == kinds.RESHAPE and self.plan.classes[name] == EVENTS:
             shape = (len(block.steps), self.batch, -1)
             spikes[name] = spikes[node.inputs[0]].reshape(shape)
@@ -517,8 +520,10 @@ def _spiking_maxpool_block(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
                            name: str):
     """:func:`evsim.pooling.spiking_maxpool` over a block's steps (``incoming``
     (steps, B, C, H, W)) in one compiled pass (:func:`evsim.simulate.kernels.pool_scan`), the
-    images shared among ``threads``. Returns the spikes (steps, B, C, H', W') int32 and their values
-    (spikes × amplitude, in ``dtype``), arrays of ``arena`` under ``name``."""
+    images shared among ``threads``. Returns the spikes (steps, B, C, H', W') int32 and
+    their values (spikes × amplitude, in ``dtype``), arrays of ``arena`` under ``name``,
+    and the spikes summed over the images: |s| per step and output neuron (steps, C H' W')
+    and s per output neuron (C H' W',)."""
     steps, batch = incoming.shape[:2]
     _, ho, wo = layer.output_shape([incoming.shape[2:]])
     spikes = arena.take((name, "spikes"), (steps, batch, incoming.shape[2], ho, wo), np.int32)
@@ -526,13 +531,16 @@ def _spiking_maxpool_block(mode: str, layer: L.MaxPool2d, incoming: np.ndarray,
     incoming = np.ascontiguousarray(incoming, np.int32)
     scale = np.ascontiguousarray(np.broadcast_to(amplitude, (incoming.shape[2], 1, 1))
                                  .reshape(-1), dtype)
+    size = incoming.shape[2] * ho * wo
 
-    def share(lo: int, hi: int) -> None:
+    def share(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        sent, net = np.zeros((steps, size), np.int64), np.zeros(size, np.int64)
         pool_scan(incoming, cumulative_in, cumulative_out, layer.kernel_size, layer.stride,
-                  layer.padding, mode == "lipooling", scale, spikes, values, lo, hi)
+                  layer.padding, mode == "lipooling", scale, spikes, values, sent, net, lo, hi)
+        return sent, net
 
-    on_threads(share, shares(batch, threads, item_size=steps * incoming[0, 0].size))
-    return spikes, values
+    parts = on_threads(share, shares(batch, threads, item_size=steps * incoming[0, 0].size))
+    return (spikes, values, sum(part[0] for part in parts), sum(part[1] for part in parts))
 
 
 def _record(rec: _Recorder, name: str, t: int, s: np.ndarray, v: np.ndarray,

@@ -582,23 +582,27 @@ def _signed_plain_neuron_scan(current, v, theta, negative_theta, to_zero, spikes
 
 @numba.njit(cache=True, nogil=True)
 def pool_scan(incoming, cumulative_in, cumulative_out, kernel, stride, padding, lipool,
-              amplitude, spikes, values, first, last):
+              amplitude, spikes, values, sent, net, first, last):
     """The dense engine's spiking max pooling over a block of steps, images
-    ``first..last − 1`` (disjoint ranges may run on several threads at once): at each
-    step the input spikes join ``cumulative_in``, then each window emits the current
-    spikes of its member with the largest cumulative count (the first such in row-major
-    kernel order; the gate) or, with ``lipool``, ``max(cumulative_in) − cumulative_out``
-    (LIPooling). Padding never wins. The scalar form of
-    :func:`evsim.pooling.spiking_maxpool`, step for step.
+    ``first..last − 1`` (disjoint ranges may run on several threads at once, each with
+    its own ``sent`` and ``net``): at each step the input spikes join ``cumulative_in``,
+    then each window emits the current spikes of its member with the largest cumulative
+    count (the first such in row-major kernel order; the gate) or, with ``lipool``,
+    ``max(cumulative_in) − cumulative_out`` (LIPooling). Padding never wins. The scalar
+    form of :func:`evsim.pooling.spiking_maxpool`, step for step.
 
     ``incoming`` (steps, B, C, H, W) int32 spikes; ``cumulative_in`` (B, C, H, W) and
     ``cumulative_out`` (B, C, H', W') int64, updated; ``kernel``, ``stride``,
     ``padding`` (height, width); ``amplitude`` (C,) the value of one spike. Writes
-    ``spikes`` (steps, B, C, H', W') int32 and ``values`` = spikes × amplitude.
+    ``spikes`` (steps, B, C, H', W') int32 and ``values`` = spikes × amplitude, and adds
+    the spikes over those images to ``sent`` (steps, C H' W') as |s| and to ``net``
+    (C H' W',) as s, summed over the steps too (the SOP count reads the one, the spike
+    counts the other, without another pass over the spikes).
     """
     n, _, channels, h, w = incoming.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     halves = _halves(kernel, stride, padding, (h, w), spikes.shape[3:])
+    plane = spikes.shape[3] * spikes.shape[4]  # outputs per channel
     for k in range(n):
         for b in range(first, last):
             for c in range(channels):
@@ -613,6 +617,13 @@ def pool_scan(incoming, cumulative_in, cumulative_out, kernel, stride, padding, 
                 else:
                     _pool_windows(counts, now, state, out, out_values, amplitude[c], lipool,
                                   False, kh, kw, sh, sw, ph, pw)
+                flat_out = out.reshape(plane)
+                step_sent = sent[k, c * plane:(c + 1) * plane]
+                total = net[c * plane:(c + 1) * plane]
+                for j in range(plane):
+                    step_sent[j] += abs(flat_out[j])
+                for j in range(plane):
+                    total[j] += flat_out[j]
 
 
 @numba.njit(cache=True)

@@ -179,7 +179,8 @@ def test_compiled_pool_scan_follows_the_readable_definition_step_for_step(
         seed, steps, k, s, p, ceil, mode, dtype):
     """The dense engine's compiled block pass gives spiking_maxpool's spikes, values and
     state exactly, on multiplicities of both signs, over images split into two ranges
-    (the examples: its 2×2 / stride 2 path)."""
+    (the examples: its 2×2 / stride 2 path), and the spikes' sums over the images: |s|
+    per step and s over the steps."""
     layer = MaxPool2d(k, s, min(p, k // 2), ceil_mode=ceil)
     rng = np.random.default_rng(seed)
     batch, shape = 3, (2, 5, 6)
@@ -189,14 +190,20 @@ def test_compiled_pool_scan_follows_the_readable_definition_step_for_step(
     c_in, c_out = np.zeros((batch,) + shape, np.int64), np.zeros((batch, 2, ho, wo), np.int64)
     spikes = np.empty((steps, batch, 2, ho, wo), np.int32)
     values = np.empty(spikes.shape, dtype)
+    sent, net = np.zeros((steps, 2 * ho * wo), np.int64), np.zeros(2 * ho * wo, np.int64)
     for lo, hi in ((0, 1), (1, batch)):
         pool_scan(incoming, c_in, c_out, layer.kernel_size, layer.stride, layer.padding,
-                  mode == "lipooling", amplitude, spikes, values, lo, hi)
+                  mode == "lipooling", amplitude, spikes, values, sent, net, lo, hi)
     ref_in, ref_out = np.zeros_like(c_in), np.zeros_like(c_out)
+    want_net = np.zeros(2 * ho * wo, np.int64)
     for t in range(steps):
         expected = spiking_maxpool(mode, layer, incoming[t], ref_in, ref_out)
         np.testing.assert_array_equal(spikes[t], expected)
         np.testing.assert_array_equal(
             values[t], np.multiply(expected, amplitude[:, None, None], dtype=dtype))
+        flat = expected.reshape(batch, -1).astype(np.int64)
+        np.testing.assert_array_equal(sent[t], np.abs(flat).sum(axis=0))
+        want_net += flat.sum(axis=0)
+    np.testing.assert_array_equal(net, want_net)
     np.testing.assert_array_equal(c_in, ref_in)
     np.testing.assert_array_equal(c_out, ref_out)
