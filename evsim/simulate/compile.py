@@ -42,9 +42,10 @@ from ..fanout import path_fanout, spatial_map
 from ..kinds import role_of, rules_of
 from ..signals import ANALOG, CURRENT, plan, trace_sources
 from ..spiking import SpikingNetwork
-from .kernels import (ADD_SRC, FILL_BIAS, FILL_CHANNELS, FILL_DST, FILL_SIZE, LAYOUT, NR_CURRENT,
-                      NR_PERIOD, NR_REFILL, NR_SIZE, OP_ADD, OP_COPYPERM, OP_FILL, OP_MAXPOOL,
-                      OP_NEURON, OP_RATE, OP_SCATTER, OP_WIDTH, PERM_SRC, _plain)
+from .kernels import (ADD_SRC, EMIT_SPARE, FILL_BIAS, FILL_CHANNELS, FILL_DST, FILL_SIZE,
+                      LAYOUT, NR_CURRENT, NR_PERIOD, NR_REFILL, NR_SIZE, OP_ADD, OP_COPYPERM,
+                      OP_FILL, OP_MAXPOOL, OP_NEURON, OP_RATE, OP_SCATTER, OP_WIDTH, PERM_SRC,
+                      _plain)
 from ..errors import EvsimValueError
 
 
@@ -624,7 +625,7 @@ class _Compiler:
         name, b = node.name, self.b
         current = self.current_of(node.inputs[0], name)
         spec, shape, size = self.snn.neurons[name], self.net.shape(name), self.size(name)
-        self.slots[name] = b.events(size)
+        self.slots[name] = b.events(size + EMIT_SPARE)
         self.amplitude[name] = spec.threshold
         self.amps[name] = b.floats(_cl(spec.threshold, shape))
         negative = self.n_neurons + len(self.neuron_layers)

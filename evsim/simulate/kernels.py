@@ -127,6 +127,10 @@ LAYOUT = {
 
 LANES = 8  # floats per vector add: one AVX2 instruction for float32, two for float64
 
+#: Event entries after each neuron layer's event list, which its spike emission may write
+#: past the last event (:func:`_emit_plain`).
+EMIT_SPARE = 8
+
 #: A streamed copy whose target lies less than this many bytes (but not 0) above its
 #: source, modulo 4 KiB, runs downwards (:func:`_stream_copy`): a Concat whose output lay
 #: 16-32 bytes above its inputs took 0.73-0.89 of a copy of its bytes upwards, 0.67-0.76
@@ -255,7 +259,7 @@ def _high_product(typingctx, a, b):
 
 @intrinsic
 def _trailing_zeros(typingctx, word):
-    """Index of the lowest set bit of a non-zero uint64."""
+    """Index of the lowest set bit of a uint64; 64 for 0 (one ``tzcnt``)."""
     if word != types.uint64:
         return None
 
@@ -263,7 +267,22 @@ def _trailing_zeros(typingctx, word):
         int64 = ir.IntType(64)
         cttz = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(int64, [int64, ir.IntType(1)]), "llvm.cttz.i64")
-        return builder.call(cttz, [args[0], ir.Constant(ir.IntType(1), 1)])
+        return builder.call(cttz, [args[0], ir.Constant(ir.IntType(1), 0)])
+
+    return types.int64(word), codegen
+
+
+@intrinsic
+def _set_bits(typingctx, word):
+    """The number of set bits of a uint64 (one ``popcnt``)."""
+    if word != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        int64 = ir.IntType(64)
+        ctpop = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(int64, [int64]), "llvm.ctpop.i64")
+        return builder.call(ctpop, [args[0]])
 
     return types.int64(word), codegen
 
@@ -1679,12 +1698,15 @@ def _plain_neurons(op, fp, buf, idx, mult, base, counts):
             _copy_block(current_data, 64 * block, fp_data, refill + at)
             at += 64
             at = 0 if at == period else at
-        emitted = _emit_plain(mask, 64 * block, idx, mult, base, emitted, counts)
+        emitted = _emit_plain(mask, 64 * block, idx, mult, base, emitted)
     mask = _fire_scalar(v, current, theta, 64 * blocks, n, uniform, to_zero)
     if refill >= 0:
         for i in range(64 * blocks, n):
             current[i] = fp[refill + at + i - 64 * blocks]
-    return _emit_plain(mask, 64 * blocks, idx, mult, base, emitted, counts)
+    emitted = _emit_plain(mask, 64 * blocks, idx, mult, base, emitted)
+    for e in range(emitted):  # counted after the emission: no branch per word here either
+        counts[_u(idx[_u(base + e)])] += 1
+    return emitted
 
 
 @numba.njit(cache=True, inline="always")
@@ -1726,17 +1748,29 @@ def _fire_signed_scalar(v, current, theta, negative_theta, start, stop, uniform,
 
 
 @numba.njit(cache=True, inline="always")
-def _emit_plain(mask, first, idx, mult, base, emitted, counts):
+def _emit_plain(mask, first, idx, mult, base, emitted):
     """The events of the set bits of ``mask`` (bit j: neuron first + j), each of
-    multiplicity 1 and counted; returns the events emitted so far."""
-    while mask != 0:  # unsigned indices (_u): no wrap-around code per spike
-        i = first + _trailing_zeros(mask)
-        idx[_u(base + emitted)] = i
-        mult[_u(base + emitted)] = 1
-        counts[_u(i)] += 1
-        emitted += 1
-        mask &= mask - np.uint64(1)
-    return emitted
+    multiplicity 1; returns the events emitted so far. A word with spikes writes eight
+    entries whatever their number (those past its last spike name neuron ``first``; the
+    next word's events overwrite them, and :data:`EMIT_SPARE` entries follow each list),
+    so that no branch depends on that number unless it exceeds eight: a loop over the
+    bits mispredicted its end about once a word (BENCHMARKS.md). The caller counts the
+    events (:func:`_plain_neurons`)."""
+    spikes = _set_bits(mask)
+    if spikes == 0:
+        return emitted
+    at, rest = base + emitted, mask
+    for k in range(8):  # unsigned indices (_u): no wrap-around code per spike
+        idx[_u(at + k)] = first + (_trailing_zeros(rest) & 63)
+        mult[_u(at + k)] = 1
+        rest &= rest - np.uint64(1)
+    k = 8
+    while rest != 0:
+        idx[_u(at + k)] = first + _trailing_zeros(rest)
+        mult[_u(at + k)] = 1
+        rest &= rest - np.uint64(1)
+        k += 1
+    return emitted + spikes
 
 
 @numba.njit(cache=True, inline="always")

@@ -474,6 +474,26 @@ def test_64_neuron_blocks_fire_as_the_naive_reference(uniform, reset):
     assert (signed < 0).any() and (signed > 0).any()
 
 
+@pytest.mark.parametrize("per_word", [1, 7, 8, 9, 63, 64])
+def test_words_of_any_number_of_spikes_are_emitted_in_order(per_word):
+    """The neuron pass writes eight events per word of 64 neurons with spikes whatever
+    their number, and loops only past eight: layers whose words hold exactly 1, 7, 8, 9,
+    63 or 64 spikes at every step (the tail word fewer) emit them all, in neuron order,
+    each counted once, as the naive reference does; the layer read after them receives
+    them all."""
+    from dyadic import dyadic
+    rng = np.random.default_rng(per_word)
+    n = 3 * 64 + 11
+    fires = (np.arange(n) % 64 < per_word).astype(np.float64)  # the first per_word of a word
+    net = evsim.Network.sequential((2,), [
+        evsim.Dense(np.zeros((n, 2)), fires), evsim.ReLU(),
+        evsim.Dense(dyadic(rng, (3, n), bits=3, kmax=4))])
+    snn = evsim.SpikingNetwork(net, {net.activations[0]: evsim.NeuronSpec(1.0)})
+    reference = _assert_event_engine_equals_naive(snn, np.ones((2, 2)), 6)
+    np.testing.assert_array_equal(reference.spike_counts[net.activations[0]],
+                                  np.broadcast_to(6 * fires, (2, n)))
+
+
 def _assert_event_engine_equals_naive(snn, x, T):
     """The event engine's outputs and per-image spike counts (float64) equal the naive
     reference's exactly; returns the reference."""
