@@ -217,7 +217,7 @@ def row_kernel_rates(program, slot_rates: np.ndarray, layers, rounds: int) -> di
         if layer not in layers:
             continue
         slot = op[K.SC_SLOT]
-        size = int(program.event_offsets[slot + 1] - program.event_offsets[slot])
+        size = int(program.event_sizes[slot])
         idx, ptr = bench_kernels._event_sets(slot_rates[slot], (size,), rng,
                                              bench_kernels.MAX_SETS)
         mult = np.ones(idx.size, program.dtype)

@@ -59,10 +59,13 @@ class EventProgram:
     the simulation dtype; ``f64params`` float64 scalars (SpiCalib
     allowances). Per-image workspaces: ``float_size`` floats, ``int_size``
     int64s, ``event_capacity`` event entries in lists starting at
-    ``event_offsets``. ``binary``: events are K-bit codes (the ilif scheme)
-    whose set bits are the spikes and SOPs counted. ``pool_outputs``: (layer name, int64
-    workspace offset, shape) of each spiking max pooling's cumulative output spikes per
-    neuron, channels-last (kept by both pooling kernels).
+    ``event_offsets``, each list holding up to ``event_sizes`` events (its source's
+    neurons; a neuron layer's list has spare entries after them, which its emission
+    may write: :data:`~evsim.simulate.kernels.EMIT_SPARE`). ``binary``: events are K-bit
+    codes (the ilif scheme) whose set bits are the spikes and SOPs counted.
+    ``pool_outputs``: (layer name, int64 workspace offset, shape) of each spiking max
+    pooling's cumulative output spikes per neuron, channels-last (kept by both pooling
+    kernels).
     """
 
     ops: np.ndarray
@@ -72,6 +75,7 @@ class EventProgram:
     float_size: int
     int_size: int
     event_offsets: np.ndarray
+    event_sizes: np.ndarray
     event_capacity: int
     analog: tuple  # (layer name, float offset, per-image size) filled from the analog head
     readout_offset: int
@@ -160,7 +164,8 @@ class _Builder:
         self.float_size = 0
         self.int_size = 0
         self.event_offsets: list[int] = []
-        self.event_size = 0
+        self.event_sizes: list[int] = []
+        self.event_entries = 0
 
     def ints(self, array) -> int:
         array = np.asarray(array, dtype=np.int64).ravel()
@@ -189,9 +194,12 @@ class _Builder:
         self.int_size += size
         return self.int_size - size
 
-    def events(self, capacity: int) -> int:
-        self.event_offsets.append(self.event_size)
-        self.event_size += capacity
+    def events(self, size: int, spare: int = 0) -> int:
+        """A new event list for up to ``size`` events, with ``spare`` entries after them;
+        its slot."""
+        self.event_offsets.append(self.event_entries)
+        self.event_sizes.append(size)
+        self.event_entries += size + spare
         return len(self.event_offsets) - 1
 
     def op(self, code: int, **columns: int) -> None:
@@ -625,7 +633,7 @@ class _Compiler:
         name, b = node.name, self.b
         current = self.current_of(node.inputs[0], name)
         spec, shape, size = self.snn.neurons[name], self.net.shape(name), self.size(name)
-        self.slots[name] = b.events(size + EMIT_SPARE)
+        self.slots[name] = b.events(size, EMIT_SPARE)
         self.amplitude[name] = spec.threshold
         self.amps[name] = b.floats(_cl(spec.threshold, shape))
         negative = self.n_neurons + len(self.neuron_layers)
@@ -701,8 +709,9 @@ class _Compiler:
             fparams=_aligned_copy(np.concatenate(b.fp) if b.fp else np.zeros(0, dtype)),
             f64params=np.concatenate(b.f64) if b.f64 else np.zeros(1, np.float64),
             float_size=b.float_size, int_size=max(b.int_size, 1),
-            event_offsets=np.array(b.event_offsets + [b.event_size], dtype=np.int64),
-            event_capacity=max(b.event_size, 1), analog=tuple(self.analog),
+            event_offsets=np.array(b.event_offsets + [b.event_entries], dtype=np.int64),
+            event_sizes=np.array(b.event_sizes, dtype=np.int64),
+            event_capacity=max(b.event_entries, 1), analog=tuple(self.analog),
             readout_offset=readout, readout_size=self.size(out),
             neuron_layers=tuple(self.neuron_layers),
             n_counts=self.n_neurons + len(self.neuron_layers), sop_layers=self.sop_layers,

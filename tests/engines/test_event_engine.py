@@ -148,7 +148,9 @@ def test_builder_refuses_rows_with_missing_or_unknown_columns():
 
 
 def test_compiled_rows_point_inside_the_workspaces():
-    """Decoded by column name, every buffer and table a row names lies inside its array."""
+    """Decoded by column name, every buffer and table a row names lies inside its array, and
+    a neuron layer's event list has room for its neurons and the spare entries its
+    emission writes."""
     for seed in range(8):
         snn, _ = random_network(seed)
         program = compile_program(snn, "rate", np.float32)
@@ -158,7 +160,11 @@ def test_compiled_rows_point_inside_the_workspaces():
             for name in ("slot", "src_slot", "out_slot"):
                 if name in column:
                     assert 0 <= column[name] < n_slots
-            if row[kernels.CODE] == kernels.OP_NEURON:
+            if row[kernels.CODE] == kernels.OP_NEURON:  # its events, then the spare entries
+                slot, size = column["slot"], column["size"]
+                assert program.event_sizes[slot] == size
+                assert (program.event_offsets[slot + 1] - program.event_offsets[slot]
+                        == size + kernels.EMIT_SPARE)
                 end = column["current"] + column["size"]
                 assert 0 <= column["current"] and end <= program.float_size
                 assert column["v"] + column["size"] <= program.float_size
