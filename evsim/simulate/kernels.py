@@ -133,7 +133,7 @@ EMIT_SPARE = 8
 
 #: A streamed copy whose target lies less than this many bytes (but not 0) above its
 #: source, modulo 4 KiB, runs downwards (:func:`_stream_copy`): a Concat whose output lay
-#: 16-32 bytes above its inputs took 0.73-0.89 of a copy of its bytes upwards, 0.67-0.76
+#: 16-32 bytes above its inputs took 0.73-0.82 of a copy of its bytes upwards, 0.67-0.76
 #: downwards (BENCHMARKS.md).
 ALIASING_BYTES = 512
 
