@@ -264,10 +264,7 @@ def _trailing_zeros(typingctx, word):
         return None
 
     def codegen(context, builder, signature, args):
-        int64 = ir.IntType(64)
-        cttz = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(int64, [int64, ir.IntType(1)]), "llvm.cttz.i64")
-        return builder.call(cttz, [args[0], ir.Constant(ir.IntType(1), 0)])
+        return _bit_count(builder, "llvm.cttz.i64", args[0], 0)  # 0: defined for 0
 
     return types.int64(word), codegen
 
@@ -279,12 +276,17 @@ def _set_bits(typingctx, word):
         return None
 
     def codegen(context, builder, signature, args):
-        int64 = ir.IntType(64)
-        ctpop = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(int64, [int64]), "llvm.ctpop.i64")
-        return builder.call(ctpop, [args[0]])
+        return _bit_count(builder, "llvm.ctpop.i64", args[0])
 
     return types.int64(word), codegen
+
+
+def _bit_count(builder, name: str, word, *flags: int):
+    """IR: the LLVM bit-counting intrinsic ``name`` (i64) of ``word``, with its i1 flags."""
+    int64, bit = ir.IntType(64), ir.IntType(1)
+    function = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(int64, [int64] + [bit] * len(flags)), name)
+    return builder.call(function, [word] + [ir.Constant(bit, flag) for flag in flags])
 
 
 if numba.config.BOUNDSCHECK:
@@ -912,8 +914,7 @@ def _stream_copy(target, line):
     of ``target`` and after the last one by one, the whole 64-byte lines between with
     non-temporal stores (:func:`_stream_lanes`; a line written partly so and partly by
     ordinary stores is slow). Where ``target`` lies just above ``line`` modulo 4 KiB
-    (:data:`ALIASING_BYTES`), the lines go from the last down (and the elements after
-    them first): upwards, every load would
+    (:data:`ALIASING_BYTES`), the lines go from the last down: upwards, every load would
     follow a store to the same offset in its page, which the processor takes for a
     dependence until the addresses resolve (4K aliasing; a large memcpy turns the same
     way). The caller fences (:func:`_store_fence`) before another thread reads
@@ -921,27 +922,23 @@ def _stream_copy(target, line):
     n, per_line = line.size, 64 // target.itemsize
     head = min(n, ((64 - target.ctypes.data % 64) % 64) // target.itemsize)
     end = head + (n - head) // per_line * per_line
+    for i in range(head):
+        target[i] = line[i]
+    for i in range(end, n):
+        target[i] = line[i]
     t, source = _data(target), _data(line)
     if 0 < (target.ctypes.data - line.ctypes.data) % 4096 < ALIASING_BYTES:
-        for i in range(end, n):
-            target[i] = line[i]
         j = end
         while j > head:
             j -= per_line
             for q in range(0, per_line, LANES):
                 _stream_lanes(t, j + q, source, j + q)
-        for i in range(head):
-            target[i] = line[i]
     else:
-        for i in range(head):
-            target[i] = line[i]
         j = head
         while j < end:
             for q in range(0, per_line, LANES):
                 _stream_lanes(t, j + q, source, j + q)
             j += per_line
-        for i in range(end, n):
-            target[i] = line[i]
 
 
 # --- operations ------------------------------------------------------------------------
@@ -1751,25 +1748,20 @@ def _fire_signed_scalar(v, current, theta, negative_theta, start, stop, uniform,
 def _emit_plain(mask, first, idx, mult, base, emitted):
     """The events of the set bits of ``mask`` (bit j: neuron first + j), each of
     multiplicity 1; returns the events emitted so far. A word with spikes writes eight
-    entries whatever their number (those past its last spike name neuron ``first``; the
-    next word's events overwrite them, and :data:`EMIT_SPARE` entries follow each list),
-    so that no branch depends on that number unless it exceeds eight: a loop over the
+    entries, or as many as its spikes where they are more (those past its last spike name
+    neuron ``first``; the next word's events overwrite them, and :data:`EMIT_SPARE`
+    entries follow each list), so that no branch depends on that number unless it
+    exceeds eight: a loop over the
     bits mispredicted its end about once a word (BENCHMARKS.md). The caller counts the
     events (:func:`_plain_neurons`)."""
     spikes = _set_bits(mask)
     if spikes == 0:
         return emitted
     at, rest = base + emitted, mask
-    for k in range(8):  # unsigned indices (_u): no wrap-around code per spike
+    for k in range(max(8, spikes)):  # unsigned indices (_u): no wrap-around code per spike
         idx[_u(at + k)] = first + (_trailing_zeros(rest) & 63)
         mult[_u(at + k)] = 1
         rest &= rest - np.uint64(1)
-    k = 8
-    while rest != 0:
-        idx[_u(at + k)] = first + _trailing_zeros(rest)
-        mult[_u(at + k)] = 1
-        rest &= rest - np.uint64(1)
-        k += 1
     return emitted + spikes
 
 
