@@ -18,6 +18,14 @@ same run, with the whole network's GSOP/s against what the isolated kernels woul
 ``--scaling`` times the event engine at one and at ``--threads`` threads (2 by default),
 alternating, in one process, prints the speed-up and checks that the results are bit
 for bit the same.
+
+``--gather`` times the dense engine's convolutions (one thread) both ways on the frames
+each call receives: the GEMM path and the gather of the non-zero inputs
+(``evsim.simulate.dense_gather``), with the frames' density and the choice the engine's
+rule makes, and then whole dense runs with and without the gather, alternating, checking
+that they give the same results bit for bit.
+
+    python benchmarks/bench_network.py --gather --model vgg_relu [--images 64]
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ import sys
 
 from threads import set_threads
 
-THREADS = set_threads(sys.argv, default=1 if "--breakdown" in sys.argv else 2)
+THREADS = set_threads(sys.argv, default=1 if ("--breakdown" in sys.argv
+                                              or "--gather" in sys.argv) else 2)
 
 import os  # noqa: E402
 import subprocess  # noqa: E402
@@ -172,6 +181,78 @@ def print_scaling(name, snn, images, T, threads, rounds) -> None:
     print(f"\nresults bit for bit the same at 1 and {threads} threads: {same}")
 
 
+def print_gather(name, snn, images, T, rounds) -> None:
+    """Each convolution of the dense engine by the GEMM path and by the gather, on the same
+    frames, then whole dense runs with and without the gather (one thread)."""
+    from evsim import ann_ops, layers
+    from evsim.simulate import dense, dense_gather
+
+    rows = {}
+    engine_conv = dense._COMPILED[layers.Conv2d]
+
+    def both(layer, inputs, threads, out):
+        x = np.ascontiguousarray(inputs[0])
+        if not (dense_gather.fits(layer, x) and dense_gather.matches_blas_gemm()):
+            return engine_conv(layer, inputs, threads, out)
+        start = time.perf_counter()
+        ann_ops.conv2d(layer, x, threads, out, lay_out=dense._lay_out_compiled,
+                       columns=dense.columns)
+        middle = time.perf_counter()
+        gathered = dense_gather.gather_conv(layer, x, threads, np.empty_like(out))
+        end = time.perf_counter()
+        if not np.array_equal(gathered.view(np.uint8), out.view(np.uint8)):
+            raise AssertionError(f"the gather differs from the GEMM path on {layer}")
+        cout, cin, kh, kw = layer.weight.shape
+        key = f"{cin}->{cout} {kh}x{kw}/{layer.stride[0]} at {x.shape[2]}x{x.shape[3]}"
+        row = rows.setdefault(key, [0.0, 0.0, 0, 0, 0, 0])
+        row[0] += middle - start
+        row[1] += end - middle
+        row[2] += np.count_nonzero(x)
+        row[3] += x.size
+        row[4] += dense_gather.worth_gathering(layer, x)
+        row[5] += 1
+        return out
+
+    if not dense_gather.matches_blas_gemm():
+        print("this machine's BLAS sums its GEMMs in another order: the dense engine keeps "
+              "the GEMM path everywhere")
+        return
+    dense._COMPILED[layers.Conv2d] = both
+    try:
+        for round_ in range(1 + rounds):  # the first loads the kernels: not counted
+            if round_ == 1:
+                rows.clear()
+            evsim.simulate(snn, images, T=T, engine="dense", threads=1)
+    finally:
+        dense._COMPILED[layers.Conv2d] = engine_conv
+    n = len(images) * rounds
+    print(f"dense engine convolutions: {name}, T = {T}, {len(images)} images, one thread, "
+          f"both ways on the same frames, {rounds} runs\n")
+    print("| layer | non-zero inputs | GEMM path ms/image | gather ms/image | GEMM / gather "
+          "| engine takes |\n|---|---:|---:|---:|---:|---|")
+    for key, (gemm, gather, nonzero, size, chosen, calls) in rows.items():
+        print(f"| {key} | {100 * nonzero / size:.1f} % | {1e3 * gemm / n:.3f} | "
+              f"{1e3 * gather / n:.3f} | {gemm / gather:.2f} | "
+              f"gather in {chosen} of {calls} calls |")
+    times, results = {"GEMM path": [], "with the gather": []}, {}
+    rule = dense.gathers
+    for _ in range(rounds):
+        for label in times:
+            dense.gathers = rule if label == "with the gather" else (lambda *a: False)
+            try:
+                start = time.perf_counter()
+                results[label] = evsim.simulate(snn, images, T=T, engine="dense", threads=1)
+                times[label].append(time.perf_counter() - start)
+            finally:
+                dense.gathers = rule
+    gemm_s, gather_s = (float(np.median(times[k])) for k in times)
+    n = len(images)
+    print(f"\nwhole dense run (median of {rounds} alternating rounds): GEMM path "
+          f"{1e3 * gemm_s / n:.2f} ms per image, with the gather {1e3 * gather_s / n:.2f} "
+          f"({gemm_s / gather_s:.2f}x); results bit for bit the same: "
+          f"{evsim.results_equal(*results.values())}")
+
+
 def _median(fn, runs):
     times = []
     for _ in range(runs):
@@ -194,12 +275,17 @@ def main():
                         help="where the event engine's time goes (one thread)")
     parser.add_argument("--scaling", action="store_true",
                         help="the event engine at one thread against --threads, same run")
+    parser.add_argument("--gather", action="store_true",
+                        help="the dense engine's convolutions by GEMM and by the gather")
     args = parser.parse_args()
     if args.quick:
         args.images, args.runs = (4, 1) if args.breakdown else (32, 1)
     snn, images, labels = model(args.model, args.images)
     if args.breakdown:
         print_breakdown(args.model, snn, images, args.T, 1 if args.quick else 3)
+        return
+    if args.gather:
+        print_gather(args.model, snn, images, args.T, 1 if args.quick else max(args.runs, 3))
         return
     if args.scaling:
         print_scaling(args.model, snn, images, args.T, args.threads, max(args.runs, 3))

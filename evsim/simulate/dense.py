@@ -38,6 +38,7 @@ from ..timescheme import popcount
 from ..engines import ChunkResult, EngineSetup, zero_counters
 from .dense_conv import (columns, depthwise, depthwise_frames, fill_columns, is_depthwise,
                          lay_out_conv, matches_blas)
+from .dense_gather import gather_conv, gather_frames, gathers, may_gather
 from .kernels import (average_pool, concat_frames, neuron_scan, pool_scan,
                       upsample_nearest, upsample_separable)
 from .notice import announce, ready
@@ -50,8 +51,10 @@ if TYPE_CHECKING:
 BLOCK_FLOATS = 1 << 22
 
 #: A first compile of the dense engine's kernels on this machine (neuron scan, max and
-#: average pooling), about this many seconds (2.9-4.2 s measured on the bundled models).
-COMPILE_SECONDS = 4
+#: average pooling), about this many seconds (2.9-4.2 s measured on the bundled models),
+#: and this many more for the sparse convolution gather (5.0 s alone; a first dense run of
+#: ``fashion_cnn``, which needs both, took 12 s).
+COMPILE_SECONDS, GATHER_COMPILE_SECONDS = 4, 6
 
 
 @dataclass
@@ -86,29 +89,37 @@ def amplitudes(snn: SpikingNetwork, plan: SignalPlan, dtype) -> dict[str, np.nda
     return amp
 
 
-def announce_compile(snn: SpikingNetwork, plan: SignalPlan) -> None:
+def announce_compile(snn: SpikingNetwork, plan: SignalPlan, dtype) -> None:
     """Say so on stderr before the compiled scans that ``snn`` needs are first compiled on
     this machine (a silent pause of a few seconds otherwise); a kernel already compiled in
-    this process or found in Numba's cache is quiet."""
-    layers = [n.layer for n in snn.network if plan.classes[n.name] != ANALOG]
+    this process or found in Numba's cache is quiet. A convolution that may take the gather
+    (:func:`~evsim.simulate.dense_gather.may_gather`) is announced for it alone: should its
+    frames be too dense, the GEMM path's parts compile then, in about a second."""
+    nodes = [n for n in snn.network if plan.classes[n.name] != ANALOG]
+    layers = [n.layer for n in nodes]
     roles = {role_of(layer) for layer in layers}
     needed = [(kernel, what) for kernel, role, what in (
         (neuron_scan, kinds.NEURON, "neuron scan"), (pool_scan, kinds.MAX_POOL,
                                                      "max pooling scan")) if role in roles]
+    convolutions = [(n.layer, snn.network.shape(n.inputs[0])) for n in nodes
+                    if isinstance(n.layer, L.Conv2d)]
+    if any(may_gather(layer, shape, dtype) for layer, shape in convolutions):
+        needed.append((gather_frames, "sparse convolution gather"))
+    if not all(may_gather(layer, shape, dtype) for layer, shape in convolutions):
+        needed += [(lay_out_conv, "convolution layout"), (fill_columns, "convolution columns")]
     kinds_present = {type(layer) for layer in layers}
     needed += [(kernel, what) for kind, kernel, what in (
-        (L.Conv2d, lay_out_conv, "convolution layout"),
-        (L.Conv2d, fill_columns, "convolution columns"),
-        (L.AvgPool2d, average_pool, "average pooling"),
         (L.Concat, concat_frames, "concatenation"),
         (L.Upsample, upsample_nearest, "nearest upsampling"),
         (L.Upsample, upsample_separable, "bilinear upsampling")) if kind in kinds_present]
     if any(isinstance(layer, L.Conv2d) and is_depthwise(layer, layer.weight.shape[0])
            for layer in layers):
         needed.append((depthwise_frames, "depthwise convolution"))
-    missing = [what for kernel, what in needed if not ready(kernel)]
+    missing = [(kernel, what) for kernel, what in needed if not ready(kernel)]
     if missing:
-        announce("the dense engine's kernels", COMPILE_SECONDS, missing)
+        seconds = COMPILE_SECONDS + GATHER_COMPILE_SECONDS * any(
+            kernel is gather_frames for kernel, _ in missing)
+        announce("the dense engine's kernels", seconds, [what for _, what in missing])
 
 
 class DenseRunner:
@@ -118,7 +129,7 @@ class DenseRunner:
     def __init__(self, setup: EngineSetup):
         self.setup = setup
         self.arena = Arena()
-        announce_compile(setup.time.snn, setup.signals)
+        announce_compile(setup.time.snn, setup.signals, setup.options.dtype)
 
     def run_chunk(self, x: np.ndarray, first_image: int, on_steps=None) -> ChunkResult:
         """Simulate ``x`` (B, *input_shape), ``x[0]`` being image ``first_image``."""
@@ -489,12 +500,16 @@ def _convolution(layer: L.Conv2d, inputs: list[np.ndarray], threads: int,
     1 its columns are copied by :func:`evsim.simulate.dense_conv.fill_columns`. A depthwise
     layer without dilation takes :func:`evsim.simulate.dense_conv.depthwise` (no
     im2col, the same result) wherever that matches this machine's BLAS (dilated, it was
-    no faster)."""
+    no faster). Sparse frames take :func:`evsim.simulate.dense_gather.gather_conv` where
+    :func:`~evsim.simulate.dense_gather.gathers` (the non-zero inputs alone, in the GEMM's
+    order: the same result)."""
     x = np.ascontiguousarray(inputs[0])  # the compiled parts read it flat
     kh, kw = layer.weight.shape[2:]
     if (is_depthwise(layer, x.shape[1]) and layer.dilation == (1, 1)
             and matches_blas(x.dtype, kh, kw)):
         return depthwise(layer, x, threads, out)
+    if gathers(layer, x):
+        return gather_conv(layer, x, threads, out)
     return ann_ops.conv2d(layer, x, threads, out, lay_out=_lay_out_compiled, columns=columns)
 
 

@@ -1,0 +1,250 @@
+"""The dense engine's gather of sparse frames (evsim.simulate.dense_gather) and the GEMM
+order it follows (evsim.simulate.blas_order): the order against NumPy's product where
+this machine's BLAS is the one it describes; the kernel against a naive loop over that
+order (no BLAS involved), and against the GEMM path bit for bit where the probe passes;
+a bundled model's dense run the same with and without it."""
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import evsim
+from evsim import ann_ops
+from evsim import layers as L
+from evsim.data import load_bundled_sample
+from evsim.models import load_model
+from evsim.simulate import blas_order as bo
+from evsim.simulate import dense
+from evsim.simulate import dense_gather as dg
+from evsim.simulate.dense_conv import _fma
+from evsim.threads import one_blas_thread
+
+
+@numba.njit(cache=True)
+def _naive_product(w, x, pairs, starts, lengths):
+    """``w @ x`` (float32) summed as the order says: per output and K block, one fused
+    multiply-add chain from zero, or where ``pairs`` two (the block's odd offsets before
+    its last multiple of 8 in the second), the block's sum added to the total."""
+    channels, k = w.shape
+    out = np.zeros((channels, x.shape[1]), np.float32)
+    for c in range(channels):
+        for p in range(x.shape[1]):
+            total = np.float32(0)
+            for b in range(starts.shape[0]):
+                first, length = starts[b], lengths[b]
+                paired_until = length // 8 * 8 if pairs[c, p] else 0
+                even = np.float32(0)
+                odd = np.float32(0)
+                for i in range(length):
+                    if i < paired_until and i % 2 == 1:
+                        odd = _fma(w[c, first + i], x[first + i, p], odd)
+                    else:
+                        even = _fma(w[c, first + i], x[first + i, p], even)
+                total = (even + odd) + total
+            out[c, p] = total
+    return out
+
+
+def _model_product(w, x):
+    blocks = np.array(bo.k_blocks(w.shape[1]), np.int64).reshape(-1, 2)
+    return _naive_product(w, x, bo.paired(w.shape[0], x.shape[1]), blocks[:, 0], blocks[:, 1])
+
+
+def _blas_or_skip():
+    if not dg.matches_blas_gemm():
+        pytest.skip("this machine's BLAS sums a GEMM in another order than OpenBLAS's AVX2 "
+                    "kernel (or is not held to one thread); the dense engine keeps the GEMM "
+                    "path here")
+
+
+def test_k_and_row_blocks_follow_the_driver():
+    """The driver's rule, worked by hand: Q at a time while 2Q are left, a remainder
+    between Q and 2Q halved and rounded up to 8."""
+    assert bo.k_blocks(288) == [(0, 288)]
+    assert bo.k_blocks(320) == [(0, 320)]
+    assert bo.k_blocks(576) == [(0, 288), (288, 288)]
+    assert bo.k_blocks(600) == [(0, 304), (304, 296)]
+    assert bo.k_blocks(1152) == [(0, 320), (320, 320), (640, 256), (896, 256)]
+    assert bo.row_blocks(2000) == [(0, 320), (320, 320), (640, 320), (960, 320),
+                                   (1280, 320), (1600, 200), (1800, 200)]
+
+
+def test_pairs_follow_the_kernel_panels():
+    """Worked by hand for 32 channels over 2,000 rows (blocks as above): the first block's
+    last 8 channels come as two 4-column panels (all its rows paired), the 12-column
+    panels pair their left six channels on each block's first 8 rows, and their last 8
+    rows on the left (even tile count) or right (odd) side."""
+    pairs = bo.paired(32, 2000)
+    assert pairs[24:32, :320].all() and not pairs[24:32, 320:].any()
+    for first in (0, 12):
+        left, right = pairs[first:first + 6], pairs[first + 6:first + 12]
+        expected_left = np.zeros(2000, bool)
+        for start in (0, 320, 640, 960, 1280, 1600, 1800):
+            expected_left[start:start + 8] = True
+        for end in (320, 640, 960, 1280, 1600):  # 40 tiles: even
+            expected_left[end - 8:end] = True
+        expected_right = np.zeros(2000, bool)
+        expected_right[1792:1800] = expected_right[1992:2000] = True  # 25 tiles: odd
+        assert (left == expected_left).all() and (right == expected_right).all()
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(channels=st.integers(2, 70), k=st.integers(1, 1400), n=st.integers(2, 1500),
+       seed=st.integers(0, 2**16))
+def test_the_order_is_numpys_product(channels, k, n, seed):
+    """Dense random values: any other order would round some outputs differently."""
+    _blas_or_skip()
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((channels, k)).astype(np.float32)
+    x = rng.standard_normal((k, n)).astype(np.float32)
+    with one_blas_thread():
+        expected = w @ x
+    np.testing.assert_array_equal(_model_product(w, x).view(np.uint32),
+                                  expected.view(np.uint32))
+
+
+def _naive_conv(layer, x):
+    """ann_ops.conv2d's arithmetic with the model's product: the same images per product
+    and columns (padded width at stride 1), each product by _naive_product, bias added."""
+    cout, cin, kh, kw = layer.weight.shape
+    (sh, sw), (ph, pw) = layer.stride, layer.padding
+    _, ho, wo = layer.output_shape([x.shape[1:]])
+    width = ann_ops.product_row_width(layer, x.shape[1:])
+    step = ann_ops.images_per_product(layer, x.shape[1:])
+    h, w = x.shape[2:]
+    padded = np.zeros((len(x), cin, h + 2 * ph + kh, w + 2 * pw + kw), np.float32)
+    padded[:, :, ph:ph + h, pw:pw + w] = x
+    weights = layer.weight.reshape(cout, -1).astype(np.float32)
+    out = np.empty((len(x), cout, ho, wo), np.float32)
+    for start in range(0, len(x), step):
+        frames = range(start, min(start + step, len(x)))
+        columns = np.zeros((cin, kh, kw, len(frames), ho, width), np.float32)
+        for m, f in enumerate(frames):
+            for i in range(kh):
+                for j in range(kw):
+                    columns[:, i, j, m] = padded[f, :, i:i + sh * ho:sh, j:j + sw * width:sw][
+                        :, :ho, :width]
+        product = _model_product(weights, columns.reshape(cin * kh * kw, -1))
+        result = product.reshape(cout, len(frames), ho, width)[..., :wo].transpose(1, 0, 2, 3)
+        if layer.bias is not None:
+            result = result + layer.bias.astype(np.float32)[:, None, None]
+        out[start:start + len(frames)] = result
+    return out
+
+
+geometries = st.fixed_dictionaries({
+    "frames": st.integers(1, 12), "cin": st.integers(1, 40), "cout": st.integers(2, 40),
+    "h": st.integers(3, 20), "w": st.integers(3, 30), "kh": st.integers(1, 3),
+    "kw": st.integers(1, 3), "stride": st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    "padding": st.tuples(st.integers(0, 1), st.integers(0, 1)), "bias": st.booleans(),
+    "density": st.sampled_from([0.02, 0.1, 0.5, 1.0]), "seed": st.integers(0, 2**16)})
+
+
+def _case(g):
+    rng = np.random.default_rng(g["seed"])
+    weight = rng.standard_normal((g["cout"], g["cin"], g["kh"], g["kw"])).astype(np.float32)
+    layer = L.Conv2d(weight=weight,
+                     bias=rng.standard_normal(g["cout"]).astype(np.float32) if g["bias"] else None,
+                     stride=g["stride"], padding=g["padding"])
+    shape = (g["cin"], g["h"], g["w"])
+    try:
+        layer.output_shape([shape])
+    except L.ShapeError:  # the window does not fit
+        return None
+    values = rng.choice(np.array([-2.0, -0.5, 0.75, 1.0, 3.5], np.float32), (g["frames"],) + shape)
+    x = np.where(rng.random(values.shape) < g["density"], values, np.float32(0))
+    return layer, np.ascontiguousarray(x, np.float32)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(g=geometries)
+def test_kernel_equals_the_naive_loop(g):
+    """Any geometry and density, every image group and thread share: the kernel's result
+    is the naive loop's over the same order, bit for bit (no BLAS involved)."""
+    case = _case(g)
+    if case is None:
+        return
+    layer, x = case
+    expected = _naive_conv(layer, x)
+    got = dg.gather_conv(layer, x, 2, np.full_like(expected, np.nan))
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize("cin,cout,size,stride,frames", [
+    (128, 20, 9, 1, 7),    # four K blocks, halved, ending inside a window; 4-column panels
+    (64, 64, 14, 1, 5),    # two K blocks, a 4-column panel on every row block
+    (32, 47, 28, 1, 4),    # halved row blocks, 12-column panels' last tiles on both sides
+    (48, 96, 15, 2, 11),   # stride 2: output-width columns
+])
+def test_kernel_equals_the_gemm_path_bit_for_bit(cin, cout, size, stride, frames):
+    """Where the probe passes, the kernel gives ann_ops.conv2d's result (with the dense
+    engine's lay-out) on layers larger than the probe's, at one and two threads."""
+    _blas_or_skip()
+    rng = np.random.default_rng(cin + cout)
+    layer = L.Conv2d(weight=rng.standard_normal((cout, cin, 3, 3)).astype(np.float32),
+                     bias=rng.standard_normal(cout).astype(np.float32),
+                     stride=(stride, stride), padding=(1, 1))
+    x = ((rng.random((frames, cin, size, size)) < 0.08)
+         * rng.choice([0.5, 1.0, 2.0], (frames, cin, size, size))).astype(np.float32)
+    with one_blas_thread():
+        expected = ann_ops.conv2d(layer, x, lay_out=dense._lay_out_compiled)
+        for threads in (1, 2):
+            got = dg.gather_conv(layer, x, threads, np.empty_like(expected))
+            np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def test_what_the_kernel_takes():
+    """float32, one group, no dilation, two or more output channels, rows of at most 64
+    padded columns; the rule takes sparse frames of wide enough layers only."""
+    rng = np.random.default_rng(0)
+    layer = L.Conv2d(weight=rng.standard_normal((32, 8, 3, 3)), padding=(1, 1))
+    x = np.zeros((2, 8, 10, 10), np.float32)
+    assert dg.fits(layer, x)
+    assert not dg.fits(layer, x.astype(np.float64))
+    assert not dg.fits(layer, np.zeros((2, 8, 10, 63), np.float32))  # 65 padded columns
+    assert not dg.fits(L.Conv2d(weight=rng.standard_normal((32, 4, 3, 3)), groups=2), x)
+    assert not dg.fits(L.Conv2d(weight=rng.standard_normal((32, 8, 3, 3)), dilation=(2, 2)), x)
+    assert not dg.fits(L.Conv2d(weight=rng.standard_normal((1, 8, 3, 3))), x)
+    sparse = x.copy()
+    sparse[:, :, 0, 0] = 1  # 1 % non-zero
+    dense_frames = np.ones_like(x)
+    assert dg.worth_gathering(layer, sparse) and not dg.worth_gathering(layer, dense_frames)
+    narrow = L.Conv2d(weight=rng.standard_normal((16, 8, 3, 3)), padding=(1, 1))
+    pointwise = L.Conv2d(weight=rng.standard_normal((64, 8, 1, 1)))
+    assert not dg.worth_gathering(narrow, sparse)
+    assert not dg.worth_gathering(pointwise, sparse)
+
+
+def test_without_threadpoolctl_the_gemm_path_stays(monkeypatch):
+    """A BLAS that may run threads splits the rows among them: no gather then."""
+    monkeypatch.setattr(dg, "_threadpool_limits", lambda: None)
+    dg.matches_blas_gemm.cache_clear()
+    try:
+        assert not dg.matches_blas_gemm()
+    finally:
+        dg.matches_blas_gemm.cache_clear()
+
+
+@pytest.mark.slow
+def test_bundled_dense_run_is_the_same_with_and_without_the_gather(monkeypatch):
+    """The bundled fashion_cnn's dense run at two threads with the gather against one
+    thread without it: outputs, spike counts and SOPs the same."""
+    _blas_or_skip()
+    images, _ = load_bundled_sample("test")
+    calibration, _ = load_bundled_sample("train")
+    snn = evsim.convert(load_model("fashion_cnn"), calibration[:64])
+    x = images[:8]
+    calls = []
+    kernel = dg.gather_conv
+    monkeypatch.setattr(dense, "gather_conv", lambda *a: calls.append(1) or kernel(*a))
+    fast = evsim.simulate(snn, x, T=16, engine="dense", threads=2)
+    assert calls, "no convolution took the gather"
+    monkeypatch.setattr(dense, "gathers", lambda *a: False)
+    slow = evsim.simulate(snn, x, T=16, engine="dense", threads=1)
+    np.testing.assert_array_equal(fast.outputs, slow.outputs)
+    for name, counts in slow.spike_counts.items():
+        np.testing.assert_array_equal(fast.spike_counts[name], counts, err_msg=name)
+    for name, sops in slow.sops.items():
+        np.testing.assert_array_equal(fast.sops[name], sops, err_msg=name)
