@@ -190,18 +190,42 @@ def _pair_accumulate(pair_total, pair_first, weights, stride, taps, values, lo, 
                   pair_first, start, pair_end)
 
 
+@intrinsic
+def _nonzero_bits(typingctx, values, index):
+    """Bit i set where ``values[index + i]`` is not zero, i < 8 (one vector compare and
+    ``movmskps``); the eight values must lie inside the array."""
+
+    def codegen(context, builder, signature, args):
+        pointer, vector = _vector(context, builder, signature.args[0], args[0], args[1])
+        nonzero = builder.fcmp_unordered("!=", builder.load(pointer, align=1),
+                                         cgutils.get_null_value(vector))
+        bits = builder.bitcast(nonzero, ir.IntType(LANES))
+        return builder.zext(bits, ir.IntType(64))
+
+    return types.uint64(values, types.intp), codegen
+
+
 @numba.njit(cache=True, nogil=True)
 def _row_masks(x, f, masks, ph, pw):
     """``masks[c, ph + y]`` = the bits ``pw + x`` of frame ``f``'s non-zero inputs of
-    channel c and row y; the padding rows zero."""
+    channel c and row y; the padding rows zero. Eight inputs per vector compare wherever
+    eight lie inside ``x`` (those past the row's end are masked off)."""
     _, channels, h, w = x.shape
+    flat = x.reshape(-1)
+    row_bits = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - w)
     masks[:] = 0
     for c in range(channels):
         for y in range(h):
+            first = ((f * channels + c) * h + y) * w
             word = np.uint64(0)
-            for column in range(w):
-                word |= np.uint64(x[f, c, y, column] != 0) << np.uint64(column + pw)
-            masks[c, ph + y] = word
+            if first + 64 <= flat.shape[0]:
+                for column in range(0, w, LANES):
+                    word |= _nonzero_bits(flat, first + column) << np.uint64(column)
+                word &= row_bits
+            else:
+                for column in range(w):
+                    word |= np.uint64(flat[first + column] != 0) << np.uint64(column)
+            masks[c, ph + y] = word << np.uint64(pw)
 
 
 @numba.njit(cache=True, nogil=True)
