@@ -304,10 +304,13 @@ def gather_frames(x, lo, hi, step, weights, bias, out, kh, kw, sy, sx, ph, pw, w
                     pairs = n_vectors[md] if whole else last_n_vectors[md]
                     for r in range(pairs):
                         v = vectors[md, r] if whole else last_vectors[md, r]
-                        paired_sums[v:v + LANES] = 0
+                        for lane in range(LANES):
+                            paired_sums[v + lane] = 0
                     block_lo, block_start = 0, 0
                     for b in range(n_blocks):
                         block_hi = block_lo
+                        if b == n_blocks - 1:
+                            block_hi = listed
                         while block_hi < listed and listed_taps[block_hi] < ends[b]:
                             block_hi += 1
                         if block_hi > block_lo:
