@@ -45,12 +45,14 @@ from .kernels import _set_bits, _trailing_zeros
 #: Widest padded row a frame's bit masks hold (one 64-bit word per row).
 MAX_ROW = 64
 
-#: The gather is used on frames with at most this fraction of non-zero inputs (at most
-#: :data:`WIDE_DENSITY` for layers of :data:`WIDE` output channels or more), on layers of at
-#: least :data:`MIN_CHANNELS` output channels and :data:`MIN_TAPS` taps: where it beat the
-#: GEMM path in ``benchmarks/bench_network.py --gather`` on this project's models (below 32
-#: channels, or 1 × 1, its per-position work outweighs the products it skips).
-MAX_DENSITY, WIDE_DENSITY, WIDE, MIN_CHANNELS, MIN_TAPS = 0.15, 0.25, 64, 32, 4
+#: The gather is used on layers of at least :data:`MIN_PRODUCTS` multiply-adds per output
+#: position (C_out · C_in · kh · kw) and :data:`MIN_TAPS` taps, on frames with at most
+#: :data:`MAX_DENSITY` of their inputs non-zero (:data:`WIDE_DENSITY` from
+#: :data:`WIDE_PRODUCTS` multiply-adds): where it beat the GEMM path in
+#: ``benchmarks/bench_network.py --gather`` on this project's models. On smaller layers,
+#: or 1 × 1 ones, its work per position outweighs the products it skips.
+MIN_PRODUCTS, WIDE_PRODUCTS, MIN_TAPS = 4096, 9216, 4
+MAX_DENSITY, WIDE_DENSITY = 0.15, 0.25
 
 
 def _fma_vector(builder, vector):
@@ -390,19 +392,21 @@ def fits_shape(layer: L.Conv2d, input_shape: tuple, dtype) -> bool:
 
 def may_gather(layer: L.Conv2d, input_shape: tuple, dtype) -> bool:
     """Whether the dense engine may take :func:`gather_conv` for ``layer`` (on sparse
-    enough frames): it fits, and it is wide enough for the rule of :data:`MAX_DENSITY`."""
-    cout, _, kh, kw = layer.weight.shape
-    return (fits_shape(layer, input_shape, dtype) and cout >= MIN_CHANNELS
+    enough frames): it fits, and it is large enough for the rule of :data:`MIN_PRODUCTS`."""
+    _, _, kh, kw = layer.weight.shape
+    return (fits_shape(layer, input_shape, dtype) and layer.weight.size >= MIN_PRODUCTS
             and kh * kw >= MIN_TAPS)
 
 
 def worth_gathering(layer: L.Conv2d, x: np.ndarray) -> bool:
     """Whether the gather beats the GEMM path on ``layer`` and frames ``x`` (the rule of
-    :data:`MAX_DENSITY`)."""
-    cout, _, kh, kw = layer.weight.shape
-    if cout < MIN_CHANNELS or kh * kw < MIN_TAPS:
+    :data:`MIN_PRODUCTS`)."""
+    _, _, kh, kw = layer.weight.shape
+    products = layer.weight.size
+    if products < MIN_PRODUCTS or kh * kw < MIN_TAPS:
         return False
-    return np.count_nonzero(x) <= (WIDE_DENSITY if cout >= WIDE else MAX_DENSITY) * x.size
+    limit = WIDE_DENSITY if products >= WIDE_PRODUCTS else MAX_DENSITY
+    return np.count_nonzero(x) <= limit * x.size
 
 
 def gathers(layer: L.Conv2d, x: np.ndarray) -> bool:

@@ -197,24 +197,30 @@ def test_kernel_equals_the_gemm_path_bit_for_bit(cin, cout, size, stride, frames
 
 def test_what_the_kernel_takes():
     """float32, one group, no dilation, two or more output channels, rows of at most 64
-    padded columns; the rule takes sparse frames of wide enough layers only."""
+    padded columns; the rule takes sparse frames of large enough layers only, denser ones
+    from 9,216 products per output."""
     rng = np.random.default_rng(0)
-    layer = L.Conv2d(weight=rng.standard_normal((32, 8, 3, 3)), padding=(1, 1))
-    x = np.zeros((2, 8, 10, 10), np.float32)
+    layer = L.Conv2d(weight=rng.standard_normal((32, 16, 3, 3)), padding=(1, 1))
+    x = np.zeros((2, 16, 10, 10), np.float32)
     assert dg.fits(layer, x)
     assert not dg.fits(layer, x.astype(np.float64))
-    assert not dg.fits(layer, np.zeros((2, 8, 10, 63), np.float32))  # 65 padded columns
-    assert not dg.fits(L.Conv2d(weight=rng.standard_normal((32, 4, 3, 3)), groups=2), x)
-    assert not dg.fits(L.Conv2d(weight=rng.standard_normal((32, 8, 3, 3)), dilation=(2, 2)), x)
-    assert not dg.fits(L.Conv2d(weight=rng.standard_normal((1, 8, 3, 3))), x)
+    assert not dg.fits(layer, np.zeros((2, 16, 10, 63), np.float32))  # 65 padded columns
+    assert not dg.fits(L.Conv2d(weight=rng.standard_normal((32, 8, 3, 3)), groups=2), x)
+    assert not dg.fits(L.Conv2d(weight=rng.standard_normal((32, 16, 3, 3)), dilation=(2, 2)),
+                       x)
+    assert not dg.fits(L.Conv2d(weight=rng.standard_normal((1, 16, 3, 3))), x)
     sparse = x.copy()
-    sparse[:, :, 0, 0] = 1  # 1 % non-zero
-    dense_frames = np.ones_like(x)
-    assert dg.worth_gathering(layer, sparse) and not dg.worth_gathering(layer, dense_frames)
-    narrow = L.Conv2d(weight=rng.standard_normal((16, 8, 3, 3)), padding=(1, 1))
-    pointwise = L.Conv2d(weight=rng.standard_normal((64, 8, 1, 1)))
-    assert not dg.worth_gathering(narrow, sparse)
-    assert not dg.worth_gathering(pointwise, sparse)
+    sparse[:, :, 0, :] = 1  # 10 % non-zero
+    assert dg.worth_gathering(layer, sparse)
+    fifth = x.copy()
+    fifth[:, :, :2, :] = 1  # 20 %: too many for 4,608 products per output, not for 9,216
+    assert not dg.worth_gathering(layer, fifth)
+    assert dg.worth_gathering(L.Conv2d(weight=rng.standard_normal((64, 16, 3, 3))), fifth)
+    assert not dg.worth_gathering(layer, np.ones_like(x))
+    small = L.Conv2d(weight=rng.standard_normal((16, 16, 3, 3)), padding=(1, 1))  # 2,304
+    pointwise = L.Conv2d(weight=rng.standard_normal((64, 128, 1, 1)))
+    assert not dg.worth_gathering(small, sparse)
+    assert not dg.worth_gathering(pointwise, np.zeros((2, 128, 10, 10), np.float32))
 
 
 def test_without_threadpoolctl_the_gemm_path_stays(monkeypatch):
