@@ -16,8 +16,9 @@ Per output position the kernel (:func:`gather_frames`):
 2. lists the non-zero inputs in product order (channel, then tap) from those words;
 3. for each K block of the product, adds ``weight · input`` for the listed inputs to
    accumulators held in registers, eight channels to a vector, one fused multiply-add
-   each (:func:`_accumulator`), and where BLAS pairs accumulators, a second chain for
-   those channels (:func:`_pair_accumulate`);
+   each (:func:`_accumulator`); where BLAS pairs accumulators, two chains for the 8
+   channels holding them, the first such vector's in the same loop, any others' in loops
+   of their own (:func:`_pair_accumulate`);
 4. writes the position's C_out sums, plus bias, into the output.
 
 It runs where :func:`gathers` says: float32, one group, no dilation, rows of at most 64
