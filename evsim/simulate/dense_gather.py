@@ -268,7 +268,9 @@ def gather_frames(x, lo, hi, step, weights, bias, out, kh, kw, sy, sx, ph, pw, w
     n_blocks = ends.shape[0] - 1
     for start in range(lo, hi, step):
         n = min(step, frames - start)
-        whole = n == step
+        if n < step:  # the last product, with fewer frames: its own order
+            mode, vectors, n_vectors = last_mode, last_vectors, last_n_vectors
+            channels, n_channels = last_channels, last_n_channels
         for m in range(n):
             _row_masks(x, start + m, masks[m], ph, pw)
         for m in range(n):
@@ -303,10 +305,10 @@ def gather_frames(x, lo, hi, step, weights, bias, out, kh, kw, sy, sx, ph, pw, w
                             listed_values[listed + e] = flat_x[first_input + reach[t]]
                         listed += count
                     p = (m * ho + oy) * width + ox
-                    md = mode[p] if whole else last_mode[p]
-                    pairs = n_vectors[md] if whole else last_n_vectors[md]
+                    md = mode[p]
+                    pairs = n_vectors[md]
                     for r in range(pairs):
-                        v = vectors[md, r] if whole else last_vectors[md, r]
+                        v = vectors[md, r]
                         for lane in range(LANES):
                             paired_sums[v + lane] = 0
                     block_lo, block_start = 0, 0
@@ -318,19 +320,18 @@ def gather_frames(x, lo, hi, step, weights, bias, out, kh, kw, sy, sx, ph, pw, w
                             block_hi += 1
                         if block_hi > block_lo:
                             # the first paired vector's chains share the main loop
-                            v = -1 if pairs == 0 else (vectors[md, 0] if whole
-                                                       else last_vectors[md, 0])
+                            v = -1 if pairs == 0 else vectors[md, 0]
                             _accumulate_all(sums, at, flat_weights, stride, listed_taps,
                                             listed_values, block_lo, block_hi, paired_sums,
                                             v, block_start, pair_ends[b])
                             for r in range(1, pairs):
-                                v = vectors[md, r] if whole else last_vectors[md, r]
-                                _pair_accumulate(paired_sums, v, flat_weights, stride,
-                                                 listed_taps, listed_values, block_lo,
-                                                 block_hi, block_start, pair_ends[b])
+                                _pair_accumulate(paired_sums, vectors[md, r], flat_weights,
+                                                 stride, listed_taps, listed_values,
+                                                 block_lo, block_hi, block_start,
+                                                 pair_ends[b])
                         block_lo, block_start = block_hi, ends[b]
-                    for r in range(n_channels[md] if whole else last_n_channels[md]):
-                        ch = channels[md, r] if whole else last_channels[md, r]
+                    for r in range(n_channels[md]):
+                        ch = channels[md, r]
                         sums[at + ch] = paired_sums[ch]
                 for ch in range(cout):
                     target = (f * cout + ch) * ho * wo + oy * wo
@@ -391,22 +392,25 @@ def fits_shape(layer: L.Conv2d, input_shape: tuple, dtype) -> bool:
             and input_shape[2] + 2 * layer.padding[1] <= MAX_ROW)
 
 
+def _large_enough(layer: L.Conv2d) -> bool:
+    """At least :data:`MIN_PRODUCTS` multiply-adds per output position and
+    :data:`MIN_TAPS` taps."""
+    _, _, kh, kw = layer.weight.shape
+    return layer.weight.size >= MIN_PRODUCTS and kh * kw >= MIN_TAPS
+
+
 def may_gather(layer: L.Conv2d, input_shape: tuple, dtype) -> bool:
     """Whether the dense engine may take :func:`gather_conv` for ``layer`` (on sparse
     enough frames): it fits, and it is large enough for the rule of :data:`MIN_PRODUCTS`."""
-    _, _, kh, kw = layer.weight.shape
-    return (fits_shape(layer, input_shape, dtype) and layer.weight.size >= MIN_PRODUCTS
-            and kh * kw >= MIN_TAPS)
+    return fits_shape(layer, input_shape, dtype) and _large_enough(layer)
 
 
 def worth_gathering(layer: L.Conv2d, x: np.ndarray) -> bool:
     """Whether the gather beats the GEMM path on ``layer`` and frames ``x`` (the rule of
     :data:`MIN_PRODUCTS`)."""
-    _, _, kh, kw = layer.weight.shape
-    products = layer.weight.size
-    if products < MIN_PRODUCTS or kh * kw < MIN_TAPS:
+    if not _large_enough(layer):
         return False
-    limit = WIDE_DENSITY if products >= WIDE_PRODUCTS else MAX_DENSITY
+    limit = WIDE_DENSITY if layer.weight.size >= WIDE_PRODUCTS else MAX_DENSITY
     return np.count_nonzero(x) <= limit * x.size
 
 
