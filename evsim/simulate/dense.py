@@ -101,14 +101,15 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan, dtype) -> None:
     needed = [(kernel, what) for kernel, role, what in (
         (neuron_scan, kinds.NEURON, "neuron scan"), (pool_scan, kinds.MAX_POOL,
                                                      "max pooling scan")) if role in roles]
-    convolutions = [(n.layer, snn.network.shape(n.inputs[0])) for n in nodes
-                    if isinstance(n.layer, L.Conv2d)]
-    if any(may_gather(layer, shape, dtype) for layer, shape in convolutions):
+    gather = [may_gather(n.layer, snn.network.shape(n.inputs[0]), dtype) for n in nodes
+              if isinstance(n.layer, L.Conv2d)]
+    if any(gather):
         needed.append((gather_frames, "sparse convolution gather"))
-    if not all(may_gather(layer, shape, dtype) for layer, shape in convolutions):
+    if not all(gather):
         needed += [(lay_out_conv, "convolution layout"), (fill_columns, "convolution columns")]
     kinds_present = {type(layer) for layer in layers}
     needed += [(kernel, what) for kind, kernel, what in (
+        (L.AvgPool2d, average_pool, "average pooling"),
         (L.Concat, concat_frames, "concatenation"),
         (L.Upsample, upsample_nearest, "nearest upsampling"),
         (L.Upsample, upsample_separable, "bilinear upsampling")) if kind in kinds_present]

@@ -337,6 +337,23 @@ def test_dense_engine_first_compile_is_announced_once(tmp_path):
         errors.append(err)
     assert [err.count("compiling the dense engine's kernels once") for err in errors] == [1, 0]
 
+def test_dense_notice_names_every_kernel_a_network_needs(monkeypatch, capsys):
+    """With nothing compiled yet, the dense engine's notice for the bundled resnet names
+    its neuron scan, the gather (its 32-channel layers may take it), the GEMM path's parts
+    (its 16-channel ones may not) and average pooling."""
+    from evsim.data import load_bundled_sample
+    from evsim.models import load_model
+    from evsim.simulate import dense
+
+    snn = evsim.convert(load_model("resnet"), load_bundled_sample("train")[0][:32])
+    monkeypatch.setattr(dense, "ready", lambda kernel: False)
+    evsim.simulate(snn, load_bundled_sample("test")[0][:1], T=1, engine="dense")
+    notice = capsys.readouterr().err
+    for part in ("neuron scan", "sparse convolution gather", "convolution layout",
+                 "convolution columns", "average pooling"):
+        assert part in notice, part
+
+
 def test_simulations_reuse_the_compiled_program_of_a_network():
     snn, x = random_network(3)
     from evsim.simulate.compile import compiled
