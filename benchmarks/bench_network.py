@@ -19,13 +19,15 @@ same run, with the whole network's GSOP/s against what the isolated kernels woul
 alternating, in one process, prints the speed-up and checks that the results are bit
 for bit the same.
 
-``--gather`` times the dense engine's convolutions (one thread) both ways on the frames
-each call receives: the GEMM path and the gather of the non-zero inputs
-(``evsim.simulate.dense_gather``), with the frames' density and the choice the engine's
-rule makes, and then whole dense runs with and without the gather, alternating, checking
-that they give the same results bit for bit.
+``--sparse`` times the dense engine's convolutions (one thread) every way on the frames
+each call receives: the GEMM path, the gather of each position's non-zero inputs
+(``evsim.simulate.dense_gather``) and the tiles of eight positions
+(``evsim.simulate.dense_tiles``) where each fits, with the frames' density, the share of
+their runs of 8 inputs that hold a non-zero one, and the choice the engine's rules make;
+then whole dense runs with and without the sparse kernels, alternating, checking that
+they give the same results bit for bit.
 
-    python benchmarks/bench_network.py --gather --model vgg_relu [--images 64]
+    python benchmarks/bench_network.py --sparse --model vgg_relu [--images 64]
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import sys
 from threads import set_threads
 
 THREADS = set_threads(sys.argv, default=1 if ("--breakdown" in sys.argv
-                                              or "--gather" in sys.argv) else 2)
+                                              or "--sparse" in sys.argv) else 2)
 
 import os  # noqa: E402
 import subprocess  # noqa: E402
@@ -181,43 +183,54 @@ def print_scaling(name, snn, images, T, threads, rounds) -> None:
     print(f"\nresults bit for bit the same at 1 and {threads} threads: {same}")
 
 
-def print_gather(name, snn, images, T, rounds) -> None:
-    """Each convolution of the dense engine by the GEMM path and by the gather, on the same
-    frames, then whole dense runs with and without the gather (one thread)."""
+def print_sparse(name, snn, images, T, rounds) -> None:
+    """Each convolution of the dense engine by the GEMM path, by the gather and by the
+    tiles (where each fits), on the same frames, then whole dense runs with and without
+    the two sparse kernels (one thread)."""
     from evsim import ann_ops, layers
-    from evsim.simulate import dense, dense_gather
+    from evsim.simulate import dense, dense_gather, dense_tiles
 
     rows = {}
     engine_conv = dense._COMPILED[layers.Conv2d]
+    kernels = {"gather": (dense_gather.gather_conv, lambda layer, x: (
+                   dense_gather.fits(layer, x) and dense_gather.matches_blas_gemm())),
+               "tiles": (dense_tiles.tile_conv, lambda layer, x: (
+                   dense_tiles.fits_shape(layer, x.shape[1:], x.dtype)
+                   and dense_tiles.matches_blas_tiles()))}
 
-    def both(layer, inputs, threads, out):
+    def all_ways(layer, inputs, threads, out):
         x = np.ascontiguousarray(inputs[0])
-        if not (dense_gather.fits(layer, x) and dense_gather.matches_blas_gemm()):
+        fitting = {k: conv for k, (conv, fits) in kernels.items() if fits(layer, x)}
+        if not fitting:
             return engine_conv(layer, inputs, threads, out)
+        cout, cin, kh, kw = layer.weight.shape
+        key = f"{cin}->{cout} {kh}x{kw}/{layer.stride[0]} at {x.shape[2]}x{x.shape[3]}"
+        row = rows.setdefault(key, {"GEMM": 0.0, "gather": None, "tiles": None, "nonzero": 0.0,
+                                    "runs": 0.0, "taken": {}, "calls": 0})
         start = time.perf_counter()
         ann_ops.conv2d(layer, x, threads, out, lay_out=dense._lay_out_compiled,
                        columns=dense.columns)
-        middle = time.perf_counter()
-        gathered = dense_gather.gather_conv(layer, x, threads, np.empty_like(out))
-        end = time.perf_counter()
-        if not np.array_equal(gathered.view(np.uint8), out.view(np.uint8)):
-            raise AssertionError(f"the gather differs from the GEMM path on {layer}")
-        cout, cin, kh, kw = layer.weight.shape
-        key = f"{cin}->{cout} {kh}x{kw}/{layer.stride[0]} at {x.shape[2]}x{x.shape[3]}"
-        row = rows.setdefault(key, [0.0, 0.0, 0, 0, 0, 0])
-        row[0] += middle - start
-        row[1] += end - middle
-        row[2] += np.count_nonzero(x)
-        row[3] += x.size
-        row[4] += dense_gather.worth_gathering(layer, x)
-        row[5] += 1
+        row["GEMM"] += time.perf_counter() - start
+        for kernel, conv in fitting.items():
+            start = time.perf_counter()
+            got = conv(layer, x, threads, np.empty_like(out))
+            row[kernel] = (row[kernel] or 0.0) + time.perf_counter() - start
+            if not np.array_equal(got.view(np.uint8), out.view(np.uint8)):
+                raise AssertionError(f"the {kernel} differs from the GEMM path on {key}")
+        density, run_density = dense.occupancy(x)
+        row["nonzero"] += density
+        row["runs"] += run_density
+        taken = ("tiles" if dense.tiles(layer, x, run_density) else "gather"
+                 if dense.gathers(layer, x, density) else "GEMM")
+        row["taken"][taken] = row["taken"].get(taken, 0) + 1
+        row["calls"] += 1
         return out
 
-    if not dense_gather.matches_blas_gemm():
+    if not (dense_gather.matches_blas_gemm() or dense_tiles.matches_blas_tiles()):
         print("this machine's BLAS sums its GEMMs in another order: the dense engine keeps "
               "the GEMM path everywhere")
         return
-    dense._COMPILED[layers.Conv2d] = both
+    dense._COMPILED[layers.Conv2d] = all_ways
     try:
         for round_ in range(1 + rounds):  # the first loads the kernels: not counted
             if round_ == 1:
@@ -227,30 +240,38 @@ def print_gather(name, snn, images, T, rounds) -> None:
         dense._COMPILED[layers.Conv2d] = engine_conv
     n = len(images) * rounds
     print(f"dense engine convolutions: {name}, T = {T}, {len(images)} images, one thread, "
-          f"both ways on the same frames, {rounds} runs\n")
-    print("| layer | non-zero inputs | GEMM path ms/image | gather ms/image | GEMM / gather "
-          "| engine takes |\n|---|---:|---:|---:|---:|---|")
-    for key, (gemm, gather, nonzero, size, chosen, calls) in rows.items():
-        print(f"| {key} | {100 * nonzero / size:.1f} % | {1e3 * gemm / n:.3f} | "
-              f"{1e3 * gather / n:.3f} | {gemm / gather:.2f} | "
-              f"gather in {chosen} of {calls} calls |")
-    times, results = {"GEMM path": [], "with the gather": []}, {}
-    rule = dense.gathers
+          f"every way on the same frames, {rounds} runs (ms per image; GEMM path ÷ kernel)\n")
+    print("| layer | non-zero inputs | runs of 8 with one | GEMM path | gather | tiles "
+          "| engine takes |\n|---|---:|---:|---:|---:|---:|---|")
+
+    def way(seconds, gemm):
+        return "–" if seconds is None else f"{1e3 * seconds / n:.3f} ({gemm / seconds:.2f}×)"
+
+    for key, row in rows.items():
+        calls = row["calls"]
+        taken = ", ".join(f"{k} {v}" for k, v in sorted(row["taken"].items()))
+        print(f"| {key} | {100 * row['nonzero'] / calls:.1f} % | "
+              f"{100 * row['runs'] / calls:.1f} % | {1e3 * row['GEMM'] / n:.3f} | "
+              f"{way(row['gather'], row['GEMM'])} | {way(row['tiles'], row['GEMM'])} | "
+              f"{taken} of {calls} calls |")
+    times, results = {"GEMM path": [], "with the sparse kernels": []}, {}
+    rules = dense.gathers, dense.tiles
     for _ in range(rounds):
         for label in times:
-            dense.gathers = rule if label == "with the gather" else (lambda *a: False)
+            if label == "GEMM path":
+                dense.gathers = dense.tiles = lambda *a: False
             try:
                 start = time.perf_counter()
                 results[label] = evsim.simulate(snn, images, T=T, engine="dense", threads=1)
                 times[label].append(time.perf_counter() - start)
             finally:
-                dense.gathers = rule
-    gemm_s, gather_s = (float(np.median(times[k])) for k in times)
+                dense.gathers, dense.tiles = rules
+    gemm_s, sparse_s = (float(np.median(times[k])) for k in times)
     n = len(images)
     print(f"\nwhole dense run (median of {rounds} alternating rounds): GEMM path "
-          f"{1e3 * gemm_s / n:.2f} ms per image, with the gather {1e3 * gather_s / n:.2f} "
-          f"({gemm_s / gather_s:.2f}x); results bit for bit the same: "
-          f"{evsim.results_equal(*results.values())}")
+          f"{1e3 * gemm_s / n:.2f} ms per image, with the sparse kernels "
+          f"{1e3 * sparse_s / n:.2f} ({gemm_s / sparse_s:.2f}x); results bit for bit the "
+          f"same: {evsim.results_equal(*results.values())}")
 
 
 def _median(fn, runs):
@@ -275,8 +296,8 @@ def main():
                         help="where the event engine's time goes (one thread)")
     parser.add_argument("--scaling", action="store_true",
                         help="the event engine at one thread against --threads, same run")
-    parser.add_argument("--gather", action="store_true",
-                        help="the dense engine's convolutions by GEMM and by the gather")
+    parser.add_argument("--sparse", action="store_true",
+                        help="the dense engine's convolutions by GEMM, gather and tiles")
     args = parser.parse_args()
     if args.quick:
         args.images, args.runs = (4, 1) if args.breakdown else (32, 1)
@@ -284,8 +305,8 @@ def main():
     if args.breakdown:
         print_breakdown(args.model, snn, images, args.T, 1 if args.quick else 3)
         return
-    if args.gather:
-        print_gather(args.model, snn, images, args.T, 1 if args.quick else max(args.runs, 3))
+    if args.sparse:
+        print_sparse(args.model, snn, images, args.T, 1 if args.quick else max(args.runs, 3))
         return
     if args.scaling:
         print_scaling(args.model, snn, images, args.T, args.threads, max(args.runs, 3))

@@ -39,6 +39,7 @@ from ..engines import ChunkResult, EngineSetup, zero_counters
 from .dense_conv import (columns, depthwise, depthwise_frames, fill_columns, is_depthwise,
                          lay_out_conv, matches_blas)
 from .dense_gather import gather_conv, gather_frames, gathers, may_gather
+from .dense_tiles import may_tile, occupancy, tile_conv, tile_frames, tiles
 from .kernels import (average_pool, concat_frames, neuron_scan, pool_scan,
                       upsample_nearest, upsample_separable)
 from .notice import announce, ready
@@ -101,11 +102,15 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan, dtype) -> None:
     needed = [(kernel, what) for kernel, role, what in (
         (neuron_scan, kinds.NEURON, "neuron scan"), (pool_scan, kinds.MAX_POOL,
                                                      "max pooling scan")) if role in roles]
-    gather = [may_gather(n.layer, snn.network.shape(n.inputs[0]), dtype) for n in nodes
-              if isinstance(n.layer, L.Conv2d)]
+    convolutions = [(n.layer, snn.network.shape(n.inputs[0])) for n in nodes
+                    if isinstance(n.layer, L.Conv2d)]
+    gather = [may_gather(layer, shape, dtype) for layer, shape in convolutions]
+    tile = [may_tile(layer, shape, dtype) for layer, shape in convolutions]
     if any(gather):
         needed.append((gather_frames, "sparse convolution gather"))
-    if not all(gather):
+    if any(tile):
+        needed.append((tile_frames, "sparse convolution tiles"))
+    if not all(g or t for g, t in zip(gather, tile)):
         needed += [(lay_out_conv, "convolution layout"), (fill_columns, "convolution columns")]
     kinds_present = {type(layer) for layer in layers}
     needed += [(kernel, what) for kind, kernel, what in (
@@ -118,8 +123,9 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan, dtype) -> None:
         needed.append((depthwise_frames, "depthwise convolution"))
     missing = [(kernel, what) for kernel, what in needed if not ready(kernel)]
     if missing:
-        seconds = COMPILE_SECONDS + GATHER_COMPILE_SECONDS * any(
-            kernel is gather_frames for kernel, _ in missing)
+        seconds = COMPILE_SECONDS + sum(
+            GATHER_COMPILE_SECONDS for kernel, _ in missing if kernel in (gather_frames,
+                                                                          tile_frames))
         announce("the dense engine's kernels", seconds, [what for _, what in missing])
 
 
@@ -501,16 +507,23 @@ def _convolution(layer: L.Conv2d, inputs: list[np.ndarray], threads: int,
     1 its columns are copied by :func:`evsim.simulate.dense_conv.fill_columns`. A depthwise
     layer without dilation takes :func:`evsim.simulate.dense_conv.depthwise` (no
     im2col, the same result) wherever that matches this machine's BLAS (dilated, it was
-    no faster). Sparse frames take :func:`evsim.simulate.dense_gather.gather_conv` where
-    :func:`~evsim.simulate.dense_gather.gathers` (the non-zero inputs alone, in the GEMM's
-    order: the same result)."""
+    no faster). Sparse frames take :func:`evsim.simulate.dense_tiles.tile_conv` where
+    :func:`~evsim.simulate.dense_tiles.tiles` (small layers: eight positions to a vector,
+    the taps they read non-zero) and else :func:`evsim.simulate.dense_gather.gather_conv`
+    where :func:`~evsim.simulate.dense_gather.gathers` (each position's non-zero inputs),
+    both in the GEMM's order: the same result."""
     x = np.ascontiguousarray(inputs[0])  # the compiled parts read it flat
     kh, kw = layer.weight.shape[2:]
     if (is_depthwise(layer, x.shape[1]) and layer.dilation == (1, 1)
             and matches_blas(x.dtype, kh, kw)):
         return depthwise(layer, x, threads, out)
-    if gathers(layer, x):
-        return gather_conv(layer, x, threads, out)
+    shape = x.shape[1:]
+    if may_tile(layer, shape, x.dtype) or may_gather(layer, shape, x.dtype):
+        density, run_density = occupancy(x)
+        if tiles(layer, x, run_density):
+            return tile_conv(layer, x, threads, out)
+        if gathers(layer, x, density):
+            return gather_conv(layer, x, threads, out)
     return ann_ops.conv2d(layer, x, threads, out, lay_out=_lay_out_compiled, columns=columns)
 
 

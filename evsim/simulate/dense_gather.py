@@ -405,18 +405,18 @@ def may_gather(layer: L.Conv2d, input_shape: tuple, dtype) -> bool:
     return fits_shape(layer, input_shape, dtype) and _large_enough(layer)
 
 
-def worth_gathering(layer: L.Conv2d, x: np.ndarray) -> bool:
-    """Whether the gather beats the GEMM path on ``layer`` and frames ``x`` (the rule of
-    :data:`MIN_PRODUCTS`)."""
+def worth_gathering(layer: L.Conv2d, density: float) -> bool:
+    """Whether the gather beats the GEMM path on ``layer`` and frames ``density`` of whose
+    inputs are non-zero (the rule of :data:`MIN_PRODUCTS`)."""
     if not _large_enough(layer):
         return False
-    limit = WIDE_DENSITY if layer.weight.size >= WIDE_PRODUCTS else MAX_DENSITY
-    return np.count_nonzero(x) <= limit * x.size
+    return density <= (WIDE_DENSITY if layer.weight.size >= WIDE_PRODUCTS else MAX_DENSITY)
 
 
-def gathers(layer: L.Conv2d, x: np.ndarray) -> bool:
-    """Whether the dense engine computes ``layer`` of ``x`` by :func:`gather_conv`."""
-    return fits(layer, x) and worth_gathering(layer, x) and matches_blas_gemm()
+def gathers(layer: L.Conv2d, x: np.ndarray, density: float) -> bool:
+    """Whether the dense engine computes ``layer`` of ``x``, ``density`` of whose inputs are
+    non-zero, by :func:`gather_conv`."""
+    return fits(layer, x) and worth_gathering(layer, density) and matches_blas_gemm()
 
 
 #: Convolutions the probe checks (C_in, C_out, H, W, stride, padding, frames): between

@@ -52,17 +52,20 @@ def test_the_breakdown_runs_the_engines_step_and_checks_it():
                          done.stdout, re.M), layer
 
 
-def test_the_gather_table_checks_both_ways_on_the_same_frames():
-    """bench_network.py --gather times each dense convolution by the GEMM path and by the
-    gather on the frames it receives (raising if they differ), then whole dense runs both
-    ways; where this machine's BLAS is not the one the gather follows it says so."""
+def test_the_sparse_table_checks_every_way_on_the_same_frames():
+    """bench_network.py --sparse times each dense convolution by the GEMM path, the gather
+    and the tiles on the frames it receives (raising if they differ), then whole dense
+    runs with and without them; where this machine's BLAS is not the one they follow it
+    says so."""
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_network.py"),
-                           "--gather", "--quick", "--model", "fashion_cnn"],
+                           "--sparse", "--quick", "--model", "fashion_cnn"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     if "another order" in done.stdout:
         pytest.skip("this machine's BLAS sums its GEMMs in another order")
-    assert re.search(r"^\| 16->32 3x3/1 at 14x14 \| \d+\.\d % \|", done.stdout, re.M)
+    row = re.search(r"^\| 16->32 3x3/1 at 14x14 \| \d+\.\d % \| \d+\.\d % \| \d+\.\d+ \| "
+                    r"\d+\.\d+ \([\d.]+×\) \| \d+\.\d+ \([\d.]+×\) \|", done.stdout, re.M)
+    assert row, done.stdout
     assert "results bit for bit the same: True" in done.stdout
 
 

@@ -4,7 +4,6 @@ this machine's BLAS is the one it describes; the kernel against a naive loop ove
 order (no BLAS involved), and against the GEMM path bit for bit where the probe passes;
 a bundled model's dense run the same with and without it."""
 
-import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -18,38 +17,9 @@ from evsim.models import load_model
 from evsim.simulate import blas_order as bo
 from evsim.simulate import dense
 from evsim.simulate import dense_gather as dg
-from evsim.simulate.dense_conv import _fma
 from evsim.threads import one_blas_thread
 
-
-@numba.njit(cache=True)
-def _naive_product(w, x, pairs, starts, lengths):
-    """``w @ x`` (float32) summed as the order says: per output and K block, one fused
-    multiply-add chain from zero, or where ``pairs`` two (the block's odd offsets before
-    its last multiple of 8 in the second), the block's sum added to the total."""
-    channels, k = w.shape
-    out = np.zeros((channels, x.shape[1]), np.float32)
-    for c in range(channels):
-        for p in range(x.shape[1]):
-            total = np.float32(0)
-            for b in range(starts.shape[0]):
-                first, length = starts[b], lengths[b]
-                paired_until = length // 8 * 8 if pairs[c, p] else 0
-                even = np.float32(0)
-                odd = np.float32(0)
-                for i in range(length):
-                    if i < paired_until and i % 2 == 1:
-                        odd = _fma(w[c, first + i], x[first + i, p], odd)
-                    else:
-                        even = _fma(w[c, first + i], x[first + i, p], even)
-                total = (even + odd) + total
-            out[c, p] = total
-    return out
-
-
-def _model_product(w, x):
-    blocks = np.array(bo.k_blocks(w.shape[1]), np.int64).reshape(-1, 2)
-    return _naive_product(w, x, bo.paired(w.shape[0], x.shape[1]), blocks[:, 0], blocks[:, 1])
+from blas_reference import case, model_product, naive_conv
 
 
 def _blas_or_skip():
@@ -101,37 +71,8 @@ def test_the_order_is_numpys_product(channels, k, n, seed):
     x = rng.standard_normal((k, n)).astype(np.float32)
     with one_blas_thread():
         expected = w @ x
-    np.testing.assert_array_equal(_model_product(w, x).view(np.uint32),
+    np.testing.assert_array_equal(model_product(w, x).view(np.uint32),
                                   expected.view(np.uint32))
-
-
-def _naive_conv(layer, x):
-    """ann_ops.conv2d's arithmetic with the model's product: the same images per product
-    and columns (padded width at stride 1), each product by _naive_product, bias added."""
-    cout, cin, kh, kw = layer.weight.shape
-    (sh, sw), (ph, pw) = layer.stride, layer.padding
-    _, ho, wo = layer.output_shape([x.shape[1:]])
-    width = ann_ops.product_row_width(layer, x.shape[1:])
-    step = ann_ops.images_per_product(layer, x.shape[1:])
-    h, w = x.shape[2:]
-    padded = np.zeros((len(x), cin, h + 2 * ph + kh, w + 2 * pw + kw), np.float32)
-    padded[:, :, ph:ph + h, pw:pw + w] = x
-    weights = layer.weight.reshape(cout, -1).astype(np.float32)
-    out = np.empty((len(x), cout, ho, wo), np.float32)
-    for start in range(0, len(x), step):
-        frames = range(start, min(start + step, len(x)))
-        columns = np.zeros((cin, kh, kw, len(frames), ho, width), np.float32)
-        for m, f in enumerate(frames):
-            for i in range(kh):
-                for j in range(kw):
-                    columns[:, i, j, m] = padded[f, :, i:i + sh * ho:sh, j:j + sw * width:sw][
-                        :, :ho, :width]
-        product = _model_product(weights, columns.reshape(cin * kh * kw, -1))
-        result = product.reshape(cout, len(frames), ho, width)[..., :wo].transpose(1, 0, 2, 3)
-        if layer.bias is not None:
-            result = result + layer.bias.astype(np.float32)[:, None, None]
-        out[start:start + len(frames)] = result
-    return out
 
 
 geometries = st.fixed_dictionaries({
@@ -142,32 +83,16 @@ geometries = st.fixed_dictionaries({
     "density": st.sampled_from([0.02, 0.1, 0.5, 1.0]), "seed": st.integers(0, 2**16)})
 
 
-def _case(g):
-    rng = np.random.default_rng(g["seed"])
-    weight = rng.standard_normal((g["cout"], g["cin"], g["kh"], g["kw"])).astype(np.float32)
-    layer = L.Conv2d(weight=weight,
-                     bias=rng.standard_normal(g["cout"]).astype(np.float32) if g["bias"] else None,
-                     stride=g["stride"], padding=g["padding"])
-    shape = (g["cin"], g["h"], g["w"])
-    try:
-        layer.output_shape([shape])
-    except L.ShapeError:  # the window does not fit
-        return None
-    values = rng.choice(np.array([-2.0, -0.5, 0.75, 1.0, 3.5], np.float32), (g["frames"],) + shape)
-    x = np.where(rng.random(values.shape) < g["density"], values, np.float32(0))
-    return layer, np.ascontiguousarray(x, np.float32)
-
-
 @settings(max_examples=30, deadline=None, derandomize=True)
 @given(g=geometries)
 def test_kernel_equals_the_naive_loop(g):
     """Any geometry and density, every image group and thread share: the kernel's result
     is the naive loop's over the same order, bit for bit (no BLAS involved)."""
-    case = _case(g)
-    if case is None:
+    made = case(g)
+    if made is None:
         return
-    layer, x = case
-    expected = _naive_conv(layer, x)
+    layer, x = made
+    expected = naive_conv(layer, x)
     got = dg.gather_conv(layer, x, 2, np.full_like(expected, np.nan))
     np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
 
@@ -209,18 +134,17 @@ def test_what_the_kernel_takes():
     assert not dg.fits(L.Conv2d(weight=rng.standard_normal((32, 16, 3, 3)), dilation=(2, 2)),
                        x)
     assert not dg.fits(L.Conv2d(weight=rng.standard_normal((1, 16, 3, 3))), x)
-    sparse = x.copy()
-    sparse[:, :, 0, :] = 1  # 10 % non-zero
-    assert dg.worth_gathering(layer, sparse)
-    fifth = x.copy()
-    fifth[:, :, :2, :] = 1  # 20 %: too many for 4,608 products per output, not for 9,216
-    assert not dg.worth_gathering(layer, fifth)
-    assert dg.worth_gathering(L.Conv2d(weight=rng.standard_normal((64, 16, 3, 3))), fifth)
-    assert not dg.worth_gathering(layer, np.ones_like(x))
+    assert dg.worth_gathering(layer, 0.10)
+    assert dg.worth_gathering(layer, 0.15)
+    # 20 %: too many for 4,608 products per output, not for 9,216
+    assert not dg.worth_gathering(layer, 0.20)
+    assert dg.worth_gathering(L.Conv2d(weight=rng.standard_normal((64, 16, 3, 3))), 0.20)
+    assert not dg.worth_gathering(L.Conv2d(weight=rng.standard_normal((64, 16, 3, 3))), 0.26)
+    assert not dg.worth_gathering(layer, 1.0)
     small = L.Conv2d(weight=rng.standard_normal((16, 16, 3, 3)), padding=(1, 1))  # 2,304
     pointwise = L.Conv2d(weight=rng.standard_normal((64, 128, 1, 1)))
-    assert not dg.worth_gathering(small, sparse)
-    assert not dg.worth_gathering(pointwise, np.zeros((2, 128, 10, 10), np.float32))
+    assert not dg.worth_gathering(small, 0.10)
+    assert not dg.worth_gathering(pointwise, 0.0)
 
 
 def test_without_threadpoolctl_the_gemm_path_stays(monkeypatch):

@@ -337,20 +337,26 @@ def test_dense_engine_first_compile_is_announced_once(tmp_path):
         errors.append(err)
     assert [err.count("compiling the dense engine's kernels once") for err in errors] == [1, 0]
 
-def test_dense_notice_names_every_kernel_a_network_needs(monkeypatch, capsys):
-    """With nothing compiled yet, the dense engine's notice for the bundled resnet names
-    its neuron scan, the gather (its 32-channel layers may take it), the GEMM path's parts
-    (its 16-channel ones may not) and average pooling."""
+@pytest.mark.parametrize("model,parts", [
+    # 16-channel layers may take the tiles, 32-channel ones the gather; average pooling
+    ("resnet", ("neuron scan", "sparse convolution gather", "sparse convolution tiles",
+                "average pooling")),
+    # 1 × 1 layers take neither sparse kernel: the GEMM path's parts
+    ("mobilenet", ("neuron scan", "convolution layout", "convolution columns",
+                   "depthwise convolution")),
+])
+def test_dense_notice_names_every_kernel_a_network_needs(monkeypatch, capsys, model, parts):
+    """With nothing compiled yet, the dense engine's notice for a bundled model names
+    every kernel its layers may take."""
     from evsim.data import load_bundled_sample
     from evsim.models import load_model
     from evsim.simulate import dense
 
-    snn = evsim.convert(load_model("resnet"), load_bundled_sample("train")[0][:32])
+    snn = evsim.convert(load_model(model), load_bundled_sample("train")[0][:32])
     monkeypatch.setattr(dense, "ready", lambda kernel: False)
     evsim.simulate(snn, load_bundled_sample("test")[0][:1], T=1, engine="dense")
     notice = capsys.readouterr().err
-    for part in ("neuron scan", "sparse convolution gather", "convolution layout",
-                 "convolution columns", "average pooling"):
+    for part in parts:
         assert part in notice, part
 
 
