@@ -63,23 +63,25 @@ MIN_PRODUCTS, MAX_PRODUCTS, MIN_TAPS = 1024, 9216, 4
 MAX_RUN_DENSITY = 0.5
 
 
-def _chains(channels: int, paired: bool):
-    """An intrinsic ``chains(result, q, row, chosen, first, weights, stride, taps, offsets,
-    n, plane, base)``: for the ``channels`` output channels ``chosen[first ...]``, the
-    fused multiply-add chain over the listed taps ``taps[:n]`` of ``weights[tap · stride +
+def _chains(n_single: int, n_paired: int):
+    """An intrinsic ``chains(result, q, row, singles, first, pairs, pair_first, weights,
+    stride, taps, offsets, n, plane, base)``: for each output channel of ``singles[first
+    ...]`` (``n_single`` of them) and of ``pairs[pair_first ...]`` (``n_paired``), the fused
+    multiply-add chain over the listed taps ``taps[:n]`` of ``weights[tap · stride +
     channel]`` times the eight inputs ``plane[base + offsets[tap] ...]``, from zero, in
-    registers, stored to ``result[channel · row + q ...]``. With ``paired``, two chains
-    per channel, with the weights ``stride / 3`` and ``2 · stride / 3`` further on (the
-    even and the odd products' shares), added at the end."""
+    registers, stored to ``result[channel · row + q ...]``. A paired channel runs two
+    chains, with the weights ``stride / 3`` and ``2 · stride / 3`` further on (the even and
+    the odd products' shares), added at the end. Both kinds in one loop keep up to 12
+    chains in flight: four alone wait on the multiply-adds' latency."""
 
     @intrinsic
-    def chains(typingctx, result, q, row, chosen, first, weights, stride, taps, offsets, n,
-               plane, base):
+    def chains(typingctx, result, q, row, singles, first, pairs, pair_first, weights, stride,
+               taps, offsets, n, plane, base):
         def codegen(context, builder, signature, args):
-            result_t, _, _, chosen_t, _, weights_t, _, taps_t, offsets_t, _, plane_t, _ = \
-                signature.args
-            (result_a, q_v, row_v, chosen_a, first_v, weights_a, stride_v, taps_a,
-             offsets_a, n_v, plane_a, base_v) = args
+            (result_t, _, _, singles_t, _, pairs_t, _, weights_t, _, taps_t, offsets_t, _,
+             plane_t, _) = signature.args
+            (result_a, q_v, row_v, singles_a, first_v, pairs_a, pair_first_v, weights_a,
+             stride_v, taps_a, offsets_a, n_v, plane_a, base_v) = args
             vector = ir.VectorType(ir.FloatType(), LANES)
             fma = _fma_vector(builder, vector)
             index = first_v.type
@@ -87,78 +89,96 @@ def _chains(channels: int, paired: bool):
             def data(array_type, array):
                 return context.make_array(array_type)(context, builder, array).data
 
-            chosen_d, weights_d = data(chosen_t, chosen_a), data(weights_t, weights_a)
+            def picked(array_type, array, start, count):
+                chosen = data(array_type, array)
+                return [builder.load(cgutils.gep(builder, chosen, builder.add(
+                    start, ir.Constant(index, u)))) for u in range(count)]
+
+            weights_d = data(weights_t, weights_a)
             taps_d, offsets_d = data(taps_t, taps_a), data(offsets_t, offsets_a)
-            picked = [builder.load(cgutils.gep(builder, chosen_d,
-                                               builder.add(first_v, ir.Constant(index, u))))
-                      for u in range(channels)]
             third = builder.sdiv(stride_v, ir.Constant(index, 3))
-            shares = [ir.Constant(index, 0)] + ([third, builder.add(third, third)]
-                                                if paired else [])
+            # (channel, the offsets of its chains' weights)
+            channels = ([(c, [ir.Constant(index, 0)])
+                         for c in picked(singles_t, singles_a, first_v, n_single)]
+                        + [(c, [third, builder.add(third, third)])
+                           for c in picked(pairs_t, pairs_a, pair_first_v, n_paired)])
 
             def zero_slot():
                 return cgutils.alloca_once_value(builder, cgutils.get_null_value(vector))
 
-            slots = [[zero_slot() for _ in shares[-2 if paired else 0:]]
-                     for _ in range(channels)]
+            slots = [[zero_slot() for _ in shares] for _, shares in channels]
             with cgutils.for_range(builder, n_v) as loop:
                 tap = builder.sext(builder.load(cgutils.gep(builder, taps_d, loop.index)), index)
                 at = builder.add(builder.load(cgutils.gep(builder, offsets_d, tap)), base_v)
                 source, _ = _vector(context, builder, plane_t, plane_a, at)
                 inputs = builder.load(source, align=1)
                 row_start = builder.mul(tap, stride_v)
-                for u in range(channels):
-                    at_weight = builder.add(row_start, picked[u])
-                    for share, slot in zip(shares[-len(slots[u]):], slots[u]):
+                for (channel, shares), chain_slots in zip(channels, slots):
+                    at_weight = builder.add(row_start, channel)
+                    for share, slot in zip(shares, chain_slots):
                         weight = builder.load(cgutils.gep(builder, weights_d,
                                                           builder.add(at_weight, share)))
                         builder.store(builder.call(fma, [_splat(builder, vector, weight),
                                                          inputs, builder.load(slot)]), slot)
-            for u in range(channels):
-                total = builder.load(slots[u][0])
-                if paired:
-                    total = builder.fadd(total, builder.load(slots[u][1]))
+            for (channel, _), chain_slots in zip(channels, slots):
+                total = builder.load(chain_slots[0])
+                if len(chain_slots) == 2:
+                    total = builder.fadd(total, builder.load(chain_slots[1]))
                 target, _ = _vector(context, builder, result_t, result_a,
-                                    builder.add(builder.mul(picked[u], row_v), q_v))
+                                    builder.add(builder.mul(channel, row_v), q_v))
                 builder.store(total, target, align=1)
             return context.get_dummy_value()
 
-        return types.void(result, types.intp, types.intp, chosen, types.intp, weights,
-                          types.intp, taps, offsets, types.intp, plane, types.intp), codegen
+        return types.void(result, types.intp, types.intp, singles, types.intp, pairs,
+                          types.intp, weights, types.intp, taps, offsets, types.intp, plane,
+                          types.intp), codegen
 
     return chains
 
 
-_single8, _single4, _single2, _single1 = (_chains(n, False) for n in (8, 4, 2, 1))
-_paired4, _paired2, _paired1 = (_chains(n, True) for n in (4, 2, 1))
+_single8, _single4, _single2, _single1 = (_chains(n, 0) for n in (8, 4, 2, 1))
+_paired4, _paired2, _paired1 = (_chains(0, n) for n in (4, 2, 1))
+_single4_paired4 = _chains(4, 4)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _all_chains(result, q, row, singles, n_singles, pairs, n_pairs, at, weights, stride,
                 taps, offsets, n, plane, base):
-    """:func:`_chains` for the ``n_singles`` channels ``singles[at ...]`` (8, 4, 2, 1 at a
-    time) and the ``n_pairs`` paired channels ``pairs[at ...]`` (4, 2, 1 at a time)."""
-    u = at
+    """:func:`_chains` for the ``n_singles`` channels ``singles[at ...]`` (8 at a time,
+    then the last 4 with 4 paired ones where there are, then 4, 2, 1) and the ``n_pairs``
+    paired channels ``pairs[at ...]`` (4, 2, 1 at a time)."""
+    u, v = at, at  # the next single and paired channel
     while n_singles - (u - at) >= 8:
-        _single8(result, q, row, singles, u, weights, stride, taps, offsets, n, plane, base)
+        _single8(result, q, row, singles, u, pairs, v, weights, stride, taps,
+                 offsets, n, plane, base)
         u += 8
+    if n_singles - (u - at) == 4 and n_pairs >= 4:  # 16 channels' usual tile: 12 chains
+        _single4_paired4(result, q, row, singles, u, pairs, v, weights, stride, taps,
+                         offsets, n, plane, base)
+        u += 4
+        v += 4
     if n_singles - (u - at) >= 4:
-        _single4(result, q, row, singles, u, weights, stride, taps, offsets, n, plane, base)
+        _single4(result, q, row, singles, u, pairs, v, weights, stride, taps,
+                 offsets, n, plane, base)
         u += 4
     if n_singles - (u - at) >= 2:
-        _single2(result, q, row, singles, u, weights, stride, taps, offsets, n, plane, base)
+        _single2(result, q, row, singles, u, pairs, v, weights, stride, taps,
+                 offsets, n, plane, base)
         u += 2
     if n_singles - (u - at) >= 1:
-        _single1(result, q, row, singles, u, weights, stride, taps, offsets, n, plane, base)
-    u = at
-    while n_pairs - (u - at) >= 4:
-        _paired4(result, q, row, pairs, u, weights, stride, taps, offsets, n, plane, base)
-        u += 4
-    if n_pairs - (u - at) >= 2:
-        _paired2(result, q, row, pairs, u, weights, stride, taps, offsets, n, plane, base)
-        u += 2
-    if n_pairs - (u - at) >= 1:
-        _paired1(result, q, row, pairs, u, weights, stride, taps, offsets, n, plane, base)
+        _single1(result, q, row, singles, u, pairs, v, weights, stride, taps,
+                 offsets, n, plane, base)
+    while n_pairs - (v - at) >= 4:
+        _paired4(result, q, row, singles, u, pairs, v, weights, stride, taps,
+                 offsets, n, plane, base)
+        v += 4
+    if n_pairs - (v - at) >= 2:
+        _paired2(result, q, row, singles, u, pairs, v, weights, stride, taps,
+                 offsets, n, plane, base)
+        v += 2
+    if n_pairs - (v - at) >= 1:
+        _paired1(result, q, row, singles, u, pairs, v, weights, stride, taps,
+                 offsets, n, plane, base)
 
 
 @intrinsic
