@@ -311,31 +311,44 @@ def tile_frames(x, lo, hi, step, weights, bias, out, kh, kw, ph, pw, mode, singl
 
 
 @numba.njit(cache=True, nogil=True)
-def _occupancy(flat):
-    """(non-zero values, runs of 8 with a non-zero value) of ``flat`` (1-D, float32,
-    C-contiguous), from its start in runs of 8 (the last run shorter)."""
-    values, runs = 0, 0
-    whole = flat.shape[0] // LANES * LANES
-    for start in range(0, whole, LANES):
-        bits = _nonzero_bits(flat, start)
-        values += _set_bits(bits)
-        runs += bits != 0
-    tail = 0
-    for i in range(whole, flat.shape[0]):
-        tail += flat[i] != 0
-    return values + tail, runs + (tail > 0)
+def _occupancy(frames, every):
+    """(non-zero values, runs of 8 holding one, values, runs) of every ``every``-th row of
+    ``frames`` (F, N), float32, C-contiguous; runs from each row's start, its last one
+    shorter where N is not a multiple of 8."""
+    count, size = frames.shape
+    whole = size // LANES * LANES
+    flat = frames.reshape(-1)
+    values, runs, sampled = 0, 0, 0
+    for f in range(0, count, every):
+        first = f * size
+        for start in range(first, first + whole, LANES):
+            bits = _nonzero_bits(flat, start)
+            values += _set_bits(bits)
+            runs += bits != 0
+        tail = 0
+        for i in range(first + whole, first + size):
+            tail += flat[i] != 0
+        values += tail
+        runs += tail > 0
+        sampled += 1
+    return values, runs, sampled * size, sampled * ((size + LANES - 1) // LANES)
 
 
-def occupancy(x: np.ndarray) -> tuple[float, float]:
-    """(density, run density) of frames ``x`` (float32, C-contiguous): the fraction of its
-    values that are non-zero, and of its runs of 8 adjacent values (along rows, from each
-    frame's start) that hold one. Spikes cluster, so the second, which sets the tiles'
-    work, is often well below the 1 − (1 − density)⁸ of scattered ones. One pass."""
-    flat = x.reshape(-1)
-    if flat.size == 0:
+#: :func:`occupancy` reads every this many frames: the rule needs an estimate, and a full
+#: pass over the frames cost a seventh of a small layer's tiles (one thread).
+SAMPLE_EVERY = 4
+
+
+def occupancy(x: np.ndarray, every: int = SAMPLE_EVERY) -> tuple[float, float]:
+    """(density, run density) of frames ``x`` (F, ...) float32, C-contiguous, from every
+    ``every``-th frame (the first included): the fraction of their values that are
+    non-zero, and of their runs of 8 adjacent values (from each frame's start, in memory
+    order) that hold one. Spikes cluster, so the second, which sets the tiles' work, is
+    often well below the 1 − (1 − density)⁸ of scattered ones."""
+    if x.size == 0:
         return 0.0, 0.0
-    values, runs = _occupancy(flat)
-    return values / flat.size, runs / -(-flat.size // LANES)
+    values, runs, n_values, n_runs = _occupancy(x.reshape(len(x), -1), every)
+    return values / n_values, runs / n_runs
 
 
 def _weights(layer: L.Conv2d) -> np.ndarray:

@@ -138,8 +138,9 @@ def test_what_the_tiles_take():
 
 
 def test_occupancy_counts_values_and_runs_of_eight():
-    """Worked by hand on 20 values (runs 0-7, 8-15 and the short 16-19): non-zero values
-    at 0, 1 and 17, a -0.0 (zero) at 9, a NaN (non-zero) nowhere or at 12."""
+    """Worked by hand on a frame of 20 values (runs 0-7, 8-15 and the short 16-19):
+    non-zero values at 0, 1 and 17, a -0.0 (zero) at 9, a NaN (non-zero) nowhere or at
+    12; then frames sampled every 4th (0 and 4 of 6 read, the others' spikes not seen)."""
     x = np.zeros((1, 1, 2, 10), np.float32)
     x.reshape(-1)[[0, 1, 17]] = [1.0, -2.0, 0.5]
     x.reshape(-1)[9] = -0.0
@@ -147,6 +148,11 @@ def test_occupancy_counts_values_and_runs_of_eight():
     x.reshape(-1)[12] = np.nan
     assert dt.occupancy(x) == (4 / 20, 1.0)
     assert dt.occupancy(np.zeros((0, 3, 4, 4), np.float32)) == (0.0, 0.0)
+    frames = np.zeros((6, 2, 3, 3), np.float32)  # 18 values a frame: runs of 8, 8, 2
+    frames[4, 1, 2, 2] = 1.0  # value 17: the last, short run
+    frames[[1, 2, 3, 5]] = 1.0
+    assert dt.occupancy(frames, every=4) == (1 / 36, 1 / 6)
+    assert dt.occupancy(frames, every=1) == (73 / 108, 13 / 18)
 
 
 def test_without_threadpoolctl_the_tiles_are_not_taken(monkeypatch):
