@@ -50,7 +50,7 @@ MAX_ROW = 64
 #: position (C_out · C_in · kh · kw) and :data:`MIN_TAPS` taps, on frames with at most
 #: :data:`MAX_DENSITY` of their inputs non-zero (:data:`WIDE_DENSITY` from
 #: :data:`WIDE_PRODUCTS` multiply-adds): where it beat the GEMM path in
-#: ``benchmarks/bench_network.py --gather`` on this project's models. On smaller layers,
+#: ``benchmarks/bench_network.py --sparse`` on this project's models. On smaller layers,
 #: or 1 × 1 ones, its work per position outweighs the products it skips.
 MIN_PRODUCTS, WIDE_PRODUCTS, MIN_TAPS = 4096, 9216, 4
 MAX_DENSITY, WIDE_DENSITY = 0.15, 0.25

@@ -57,7 +57,7 @@ from .kernels import _set_bits
 #: :data:`MAX_RUN_DENSITY` of whose runs of 8 inputs hold a non-zero one
 #: (:func:`occupancy`): a tile lists a tap when any of its eight inputs is non-zero, so
 #: its work follows that fraction. Where they beat both the GEMM path and the gather in
-#: ``benchmarks/bench_network.py --gather`` and on random frames (break-even with the GEMM
+#: ``benchmarks/bench_network.py --sparse`` and on random frames (break-even with the GEMM
 #: path near 0.6).
 MIN_PRODUCTS, MAX_PRODUCTS, MIN_TAPS = 1024, 9216, 4
 MAX_RUN_DENSITY = 0.5
