@@ -244,7 +244,7 @@ def tile_frames(x, lo, hi, step, weights, bias, out, kh, kw, ph, pw, mode, singl
     flat_padded = padded.reshape(-1)
     masks = np.zeros((cin, length // 64 + 3), np.uint64)
     used_words = (run + 63) // 64
-    shifted = np.zeros(used_words + 1, np.uint64)
+    shifted = np.zeros(used_words, np.uint64)
     groups = cin * kh
     fields = np.zeros((used_words * 8, groups), np.uint8)
     # the taps j of each field (a byte whose bit j says tap j is needed), in order, and
@@ -293,7 +293,7 @@ def tile_frames(x, lo, hi, step, weights, bias, out, kh, kw, ph, pw, mode, singl
                     if shift:
                         word |= words[first + v + 1] << (np.uint64(64) - shift)
                     shifted[v] = word
-                fields[:, c * kh + i] = shifted[:used_words].view(np.uint8)
+                fields[:, c * kh + i] = shifted.view(np.uint8)
         for t in range(tiles):
             listed = 0
             for g in range(groups):
