@@ -53,9 +53,9 @@ BLOCK_FLOATS = 1 << 22
 
 #: A first compile of the dense engine's kernels on this machine (neuron scan, max and
 #: average pooling), about this many seconds (2.9-4.2 s measured on the bundled models),
-#: and this many more for the sparse convolution gather (5.0 s alone; a first dense run of
-#: ``fashion_cnn``, which needs both, took 12 s).
-COMPILE_SECONDS, GATHER_COMPILE_SECONDS = 4, 6
+#: and this many more for the sparse convolution gather (5.0 s alone) and the tiles (8.8 s
+#: alone; a first dense run of ``fashion_cnn``, which needs all three, took 25 s).
+COMPILE_SECONDS, GATHER_COMPILE_SECONDS, TILES_COMPILE_SECONDS = 4, 6, 10
 
 
 @dataclass
@@ -123,9 +123,8 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan, dtype) -> None:
         needed.append((depthwise_frames, "depthwise convolution"))
     missing = [(kernel, what) for kernel, what in needed if not ready(kernel)]
     if missing:
-        seconds = COMPILE_SECONDS + sum(
-            GATHER_COMPILE_SECONDS for kernel, _ in missing if kernel in (gather_frames,
-                                                                          tile_frames))
+        extra = {gather_frames: GATHER_COMPILE_SECONDS, tile_frames: TILES_COMPILE_SECONDS}
+        seconds = COMPILE_SECONDS + sum(extra.get(kernel, 0) for kernel, _ in missing)
         announce("the dense engine's kernels", seconds, [what for _, what in missing])
 
 
