@@ -17,7 +17,10 @@ So eight adjacent columns read eight adjacent inputs, one vector load. Per image
    dilated mask per channel and window row;
 3. for each output channel, the fused multiply-add chain over the listed taps of
    ``weight · inputs`` into a vector of eight sums from zero, in registers
-   (:func:`_chains`); a zero input adds ±0, which leaves a sum as it is;
+   (:func:`_chains`), each sum then added to zero as the GEMM adds it to its zeroed
+   output. A zero input's product, ±0, changes at most the sign of a zero sum, and that
+   last addition makes every zero +0; so skipping it leaves the result as it is (inputs
+   are finite: the spikes of a converted network);
 4. copy the columns that are output positions into the output, plus bias.
 
 **The GEMM's order.** It holds for one K block (K ≤ 320 products): each output is one
@@ -124,6 +127,9 @@ def _chains(n_single: int, n_paired: int):
                 total = builder.load(chain_slots[0])
                 if len(chain_slots) == 2:
                     total = builder.fadd(total, builder.load(chain_slots[1]))
+                # the GEMM adds each block's sum to its output, zeroed first: a sum that
+                # underflowed to -0 is stored as +0
+                total = builder.fadd(total, cgutils.get_null_value(vector))
                 target, _ = _vector(context, builder, result_t, result_a,
                                     builder.add(builder.mul(channel, row_v), q_v))
                 builder.store(total, target, align=1)
@@ -206,7 +212,8 @@ def _list_field(typingctx, taps, at, field_taps, row, first):
 @numba.njit(cache=True, nogil=True)
 def _mark(padded, masks, width):
     """``masks[c]``: bit q set where any of ``padded[c, q .. q + width − 1]`` is non-zero
-    (the planes' length a multiple of 8, the masks two words longer than they need)."""
+    (the planes' length a multiple of 8, the masks at least two words longer than they
+    need)."""
     channels, length = padded.shape
     flat = padded.reshape(-1)
     for c in range(channels):
@@ -381,8 +388,8 @@ def _tables(channels: int, n: int) -> tuple:
 def tile_conv(layer: L.Conv2d, x: np.ndarray, threads: int, out: np.ndarray) -> np.ndarray:
     """``layer`` of ``x`` (B, C_in, H, W) float32, C-contiguous, into ``out`` (B, C_out,
     H_out, W_out), C-contiguous: :func:`ann_ops.conv2d`'s result with the dense engine's
-    lay-out, bit for bit where :func:`tiles`; groups of images shared among ``threads`` as
-    that function shares them."""
+    lay-out, bit for bit where :func:`tiles` (for finite inputs); whole products (its groups
+    of images) shared among ``threads``, so that any share gives the same bits."""
     cout, cin, kh, kw = layer.weight.shape
     _, ho, _ = layer.output_shape([x.shape[1:]])
     step = ann_ops.images_per_product(layer, x.shape[1:])

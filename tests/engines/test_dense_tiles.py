@@ -4,6 +4,8 @@ follows (no BLAS involved), and against the GEMM path bit for bit where the prob
 what it takes; the occupancy its rule reads; a bundled model's dense run the same with and
 without it."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -25,10 +27,12 @@ VALUES = np.array([-2.0, -0.5, -0.0, 0.75, 1.0, 3.5], np.float32)
 
 tile_geometries = st.fixed_dictionaries({
     "frames": st.integers(1, 12), "cin": st.integers(1, 24), "cout": st.integers(2, 40),
-    "kh": st.integers(1, 5), "kw": st.integers(1, 8), "ph": st.integers(0, 2),
+    "kh": st.integers(1, 8), "kw": st.integers(1, 8), "ph": st.integers(0, 2),
     "pw": st.integers(0, 2), "tiles_across": st.integers(1, 5), "rows": st.integers(1, 20),
     "whole_rows": st.booleans(), "bias": st.booleans(),
-    "density": st.sampled_from([0.0, 0.03, 0.1, 0.5, 1.0]), "seed": st.integers(0, 2**16)})
+    "density": st.sampled_from([0.0, 0.03, 0.1, 0.5, 1.0]), "seed": st.integers(0, 2**16),
+    # a small im2col budget: a few images a product, the last product shorter
+    "product_floats": st.sampled_from([None, 2048])})
 
 
 def _tile_case(g):
@@ -72,9 +76,29 @@ def test_tiles_equal_the_naive_loop(g):
     if made is None:
         return
     layer, x = made
-    expected = naive_conv(layer, x)
-    got = dt.tile_conv(layer, x, 2, np.full_like(expected, np.nan))
+    with mock.patch.object(ann_ops, "IM2COL_FLOATS",
+                           g["product_floats"] or ann_ops.IM2COL_FLOATS):
+        expected = naive_conv(layer, x)
+        got = dt.tile_conv(layer, x, 2, np.full_like(expected, np.nan))
     np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def test_sums_that_underflow_to_minus_zero_are_stored_as_the_gemm_stores_them():
+    """Products of 1e-30 and 1e-20 underflow to ±0, so many sums end as an exact zero of
+    either sign; the GEMM adds each sum to its zeroed output (+0), and so do the tiles:
+    the naive loop's bits, and the GEMM path's where the probe passes."""
+    rng = np.random.default_rng(5)
+    weight = (rng.choice([-1.0, 1.0], (16, 16, 3, 3)) * 1e-30).astype(np.float32)
+    layer = L.Conv2d(weight=weight, padding=(1, 1))
+    x = ((rng.random((6, 16, 14, 14)) < 0.1) * 1e-20).astype(np.float32)
+    expected = naive_conv(layer, x)
+    assert (expected.view(np.uint32) == 0).all()  # every sum +0
+    got = dt.tile_conv(layer, x, 1, np.full_like(expected, np.nan))
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    if dt.matches_blas_tiles():
+        with one_blas_thread():
+            gemm = ann_ops.conv2d(layer, x, lay_out=dense._lay_out_compiled)
+        np.testing.assert_array_equal(got.view(np.uint32), gemm.view(np.uint32))
 
 
 @pytest.mark.parametrize("cin,cout,size,window,frames", [
@@ -83,6 +107,7 @@ def test_tiles_equal_the_naive_loop(g):
     (35, 20, 14, 3, 9),    # K = 315: the last 3 products after the block's last 8
     (3, 47, 30, 3, 4),     # 12-column panels' last tiles on both sides; 8-, 2-, 1-wide
     (8, 16, 64, 5, 3),     # 5 × 5 window, padded rows wider than 64
+    (5, 16, 16, 8, 7),     # 8 × 8 window: K = 320, the most one block takes
 ])
 def test_tiles_equal_the_gemm_path_bit_for_bit(cin, cout, size, window, frames):
     """Where the probe passes, the kernel gives ann_ops.conv2d's result (with the dense
