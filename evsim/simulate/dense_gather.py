@@ -419,34 +419,43 @@ def gathers(layer: L.Conv2d, x: np.ndarray, density: float) -> bool:
     return fits(layer, x) and worth_gathering(layer, density) and matches_blas_gemm()
 
 
-#: Convolutions the probe checks (C_in, C_out, H, W, stride, padding, frames): between
-#: them, several row blocks and halved ones, a first row block's 4-column panels, 12-column
-#: panels whose last tile falls on either side, 8-, 4-, 2- and 1-column panels, K from 9 to
-#: four blocks (halved, and ending inside a channel's window), strides 1 and 2.
-PROBES = ((128, 20, 9, 9, 1, 1, 7), (64, 64, 14, 14, 1, 1, 5), (3, 47, 30, 30, 1, 1, 2),
-          (36, 40, 13, 13, 2, 1, 9), (1, 2, 20, 20, 1, 0, 3))
+#: Convolutions the probe checks (C_in, C_out, H, W, window, stride, padding, frames):
+#: between them, several row blocks and halved ones, a first row block's 4-column panels,
+#: 12-column panels whose last tile falls on either side, 8-, 4-, 2- and 1-column panels,
+#: K from 9 to four blocks (halved, and ending inside a channel's window), strides 1 and 2.
+PROBES = ((128, 20, 9, 9, 3, 1, 1, 7), (64, 64, 14, 14, 3, 1, 1, 5),
+          (3, 47, 30, 30, 3, 1, 1, 2), (36, 40, 13, 13, 3, 2, 1, 9), (1, 2, 20, 20, 3, 1, 0, 3))
+
+
+def agrees_with_gemm(conv, probes, seed: int) -> bool:
+    """Whether ``conv(layer, x, 1, out)`` equals :func:`ann_ops.conv2d` bit for bit here on
+    each of ``probes`` (C_in, C_out, H, W, window, stride, padding, frames): BLAS held to
+    one thread, random weights and bias, inputs 10 % non-zero of several magnitudes and
+    both signs (from ``seed``). False without ``threadpoolctl``: a BLAS that may run
+    threads splits the rows among them."""
+    if _threadpool_limits() is None:
+        return False
+    rng = np.random.default_rng(seed)
+    with one_blas_thread():
+        for cin, cout, h, w, window, stride, padding, frames in probes:
+            layer = L.Conv2d(
+                weight=rng.standard_normal((cout, cin, window, window)).astype(np.float32),
+                bias=rng.standard_normal(cout).astype(np.float32), stride=(stride, stride),
+                padding=(padding, padding))
+            x = ((rng.random((frames, cin, h, w)) < 0.1)
+                 * rng.choice([-1.5, 0.25, 1.0, 3.0], (frames, cin, h, w))).astype(np.float32)
+            expected = ann_ops.conv2d(layer, x)
+            got = conv(layer, x, 1, np.empty_like(expected))
+            if not np.array_equal(expected.view(np.uint32), got.view(np.uint32)):
+                return False
+    return True
 
 
 @functools.cache
 def matches_blas_gemm() -> bool:
-    """Whether :func:`gather_conv` equals :func:`ann_ops.conv2d` bit for bit here: BLAS
-    held to one thread and every probe in :data:`PROBES` (random weights, inputs 10 %
-    non-zero of several magnitudes and both signs) the same."""
-    if _threadpool_limits() is None:
-        return False
-    rng = np.random.default_rng(0)
-    with one_blas_thread():
-        for cin, cout, h, w, stride, padding, frames in PROBES:
-            layer = L.Conv2d(weight=rng.standard_normal((cout, cin, 3, 3)).astype(np.float32),
-                             bias=rng.standard_normal(cout).astype(np.float32),
-                             stride=(stride, stride), padding=(padding, padding))
-            x = ((rng.random((frames, cin, h, w)) < 0.1)
-                 * rng.choice([-1.5, 0.25, 1.0, 3.0], (frames, cin, h, w))).astype(np.float32)
-            expected = ann_ops.conv2d(layer, x)
-            got = gather_conv(layer, x, 1, np.empty_like(expected))
-            if not np.array_equal(expected.view(np.uint32), got.view(np.uint32)):
-                return False
-    return True
+    """Whether :func:`gather_conv` equals :func:`ann_ops.conv2d` bit for bit here on every
+    probe in :data:`PROBES` (:func:`agrees_with_gemm`)."""
+    return agrees_with_gemm(gather_conv, PROBES, seed=0)
 
 
 __all__ = ["gather_conv", "gather_frames", "gathers", "fits", "fits_shape", "may_gather",

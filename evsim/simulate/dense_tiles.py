@@ -48,10 +48,10 @@ from numba.extending import intrinsic
 
 from .. import ann_ops
 from .. import layers as L
-from ..threads import _threadpool_limits, on_threads, one_blas_thread, shares
+from ..threads import on_threads, shares
 from .blas_order import Q, UNROLL_M, pair_tables
 from .dense_conv import LANES, _copy_run, _splat, _vector
-from .dense_gather import _fma_vector, _nonzero_bits
+from .dense_gather import _fma_vector, _nonzero_bits, agrees_with_gemm
 from .kernels import _set_bits
 
 #: The tiles are used on layers of at least :data:`MIN_PRODUCTS` and fewer than
@@ -439,35 +439,20 @@ def tiles(layer: L.Conv2d, x: np.ndarray, run_density: float) -> bool:
             and matches_blas_tiles())
 
 
-#: Convolutions the probe checks (C_in, C_out, H, W, window, padding, frames): between
-#: them, several row blocks and halved ones, the first row block's 4-column panels,
+#: Convolutions the probe checks (C_in, C_out, H, W, window, stride, padding, frames):
+#: between them, several row blocks and halved ones, the first row block's 4-column panels,
 #: 12-column panels whose last tile falls on either side, 8-, 4-, 2- and 1-column panels,
 #: K from 9 to 315 (whose last 3 products follow the block's last multiple of 8), 3 × 3
 #: and 5 × 5 windows.
-PROBES = ((16, 16, 28, 28, 3, 1, 7), (3, 47, 30, 30, 3, 1, 3), (35, 20, 13, 14, 3, 1, 9),
-          (1, 2, 6, 6, 3, 0, 5), (4, 6, 12, 12, 5, 2, 4))
+PROBES = ((16, 16, 28, 28, 3, 1, 1, 7), (3, 47, 30, 30, 3, 1, 1, 3),
+          (35, 20, 13, 14, 3, 1, 1, 9), (1, 2, 6, 6, 3, 1, 0, 5), (4, 6, 12, 12, 5, 1, 2, 4))
 
 
 @functools.cache
 def matches_blas_tiles() -> bool:
-    """Whether :func:`tile_conv` equals :func:`ann_ops.conv2d` bit for bit here: BLAS held
-    to one thread and every probe in :data:`PROBES` (random weights, inputs 10 % non-zero
-    of several magnitudes and both signs) the same."""
-    if _threadpool_limits() is None:
-        return False
-    rng = np.random.default_rng(1)
-    with one_blas_thread():
-        for cin, cout, h, w, window, padding, frames in PROBES:
-            layer = L.Conv2d(
-                weight=rng.standard_normal((cout, cin, window, window)).astype(np.float32),
-                bias=rng.standard_normal(cout).astype(np.float32), padding=(padding, padding))
-            x = ((rng.random((frames, cin, h, w)) < 0.1)
-                 * rng.choice([-1.5, 0.25, 1.0, 3.0], (frames, cin, h, w))).astype(np.float32)
-            expected = ann_ops.conv2d(layer, x)
-            got = tile_conv(layer, x, 1, np.empty_like(expected))
-            if not np.array_equal(expected.view(np.uint32), got.view(np.uint32)):
-                return False
-    return True
+    """Whether :func:`tile_conv` equals :func:`ann_ops.conv2d` bit for bit here on every
+    probe in :data:`PROBES` (:func:`~evsim.simulate.dense_gather.agrees_with_gemm`)."""
+    return agrees_with_gemm(tile_conv, PROBES, seed=1)
 
 
 __all__ = ["tile_conv", "tile_frames", "tiles", "occupancy", "fits_shape", "may_tile",

@@ -17,6 +17,7 @@ from evsim import layers as L
 from evsim.data import load_bundled_sample
 from evsim.models import load_model
 from evsim.simulate import dense
+from evsim.simulate import dense_gather as dg
 from evsim.simulate import dense_tiles as dt
 from evsim.threads import one_blas_thread
 
@@ -182,7 +183,7 @@ def test_occupancy_counts_values_and_runs_of_eight():
 
 def test_without_threadpoolctl_the_tiles_are_not_taken(monkeypatch):
     """A BLAS that may run threads splits the rows among them: no tiles then."""
-    monkeypatch.setattr(dt, "_threadpool_limits", lambda: None)
+    monkeypatch.setattr(dg, "_threadpool_limits", lambda: None)  # the probes' shared check
     dt.matches_blas_tiles.cache_clear()
     try:
         assert not dt.matches_blas_tiles()
