@@ -94,7 +94,8 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan, dtype) -> None:
     """Say so on stderr before the compiled scans that ``snn`` needs are first compiled on
     this machine (a silent pause of a few seconds otherwise); a kernel already compiled in
     this process or found in Numba's cache is quiet. A convolution that may take the gather
-    (:func:`~evsim.simulate.dense_gather.may_gather`) is announced for it alone: should its
+    or the tiles (:func:`~evsim.simulate.dense_gather.may_gather`,
+    :func:`~evsim.simulate.dense_tiles.may_tile`) is announced for them alone: should its
     frames be too dense, the GEMM path's parts compile then, in about a second."""
     nodes = [n for n in snn.network if plan.classes[n.name] != ANALOG]
     layers = [n.layer for n in nodes]
