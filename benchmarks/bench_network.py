@@ -28,6 +28,13 @@ then whole dense runs with and without the sparse kernels, alternating, checking
 they give the same results bit for bit.
 
     python benchmarks/bench_network.py --sparse --model vgg_relu [--images 64]
+
+``--memory`` times runs of both engines (at one thread and at ``--threads``) on memory kept
+from the run before (``evsim.arena.borrow``) and on fresh memory (``evsim.arena.release()``
+before each run), alternating, with the page faults each run takes, and checks that both
+give the same results bit for bit.
+
+    python benchmarks/bench_network.py --memory --model mobilenet [--images 64] [--runs 5]
 """
 
 from __future__ import annotations
@@ -183,6 +190,40 @@ def print_scaling(name, snn, images, T, threads, rounds) -> None:
     print(f"\nresults bit for bit the same at 1 and {threads} threads: {same}")
 
 
+def print_memory(name, snn, images, T, threads, rounds) -> None:
+    """Each engine's runs on memory the run before left against runs on fresh memory,
+    alternating, at one thread and at ``threads``: ms per image and page faults per run
+    (medians), and whether both give the same results."""
+    import resource
+
+    from evsim import arena
+
+    print(f"memory kept between runs: {name}, T = {T}, {len(images)} images per run, median "
+          f"of {rounds} alternating rounds\n")
+    print("| engine | threads | fresh memory, ms per image | kept, ms per image | fresh / kept "
+          "| page faults per run, fresh | kept |\n|---|---:|---:|---:|---:|---:|---:|")
+    for engine in ("event", "dense"):
+        for k in sorted({1, threads}):
+            times, faults, results = {False: [], True: []}, {False: [], True: []}, {}
+            evsim.simulate(snn, images, T=T, engine=engine, threads=k)  # compile, warm up
+            for _ in range(rounds):
+                for kept in (False, True):
+                    if not kept:
+                        arena.release()
+                    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                    start = time.perf_counter()
+                    results[kept] = evsim.simulate(snn, images, T=T, engine=engine, threads=k)
+                    times[kept].append(time.perf_counter() - start)
+                    faults[kept].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                                        - before)
+            if not evsim.results_equal(results[False], results[True]):
+                raise SystemExit(f"{engine}: runs on kept memory differ from fresh ones")
+            fresh, kept = (1e3 * float(np.median(times[c])) / len(images) for c in (False, True))
+            print(f"| {engine} | {k} | {fresh:.2f} | {kept:.2f} | {fresh / kept:.2f}x | "
+                  f"{np.median(faults[False]):.0f} | {np.median(faults[True]):.0f} |")
+    print("\nresults bit for bit the same on kept and on fresh memory: True")
+
+
 def print_sparse(name, snn, images, T, rounds) -> None:
     """Each convolution of the dense engine by the GEMM path, by the gather and by the
     tiles (where each fits), on the same frames, then whole dense runs with and without
@@ -299,6 +340,9 @@ def main():
                         help="the event engine at one thread against --threads, same run")
     parser.add_argument("--sparse", action="store_true",
                         help="the dense engine's convolutions by GEMM, gather and tiles")
+    parser.add_argument("--memory", action="store_true",
+                        help="both engines' runs on memory kept from the run before and on "
+                             "fresh memory")
     args = parser.parse_args()
     if args.quick:
         args.images, args.runs = (4, 1) if args.breakdown else (32, 1)
@@ -308,6 +352,10 @@ def main():
         return
     if args.sparse:
         print_sparse(args.model, snn, images, args.T, 1 if args.quick else max(args.runs, 3))
+        return
+    if args.memory:
+        print_memory(args.model, snn, images, args.T, args.threads,
+                     1 if args.quick else max(args.runs, 3))
         return
     if args.scaling:
         print_scaling(args.model, snn, images, args.T, args.threads, max(args.runs, 3))

@@ -3,14 +3,25 @@
 Large arrays allocated afresh for every block of steps come back from the
 operating system as new pages (the allocator returns freed large blocks to
 it), and every 4 KB page costs a fault on first touch: a third of the dense
-engine's time on ``resnet`` before its arrays were kept.
+engine's time on ``resnet`` before its arrays were kept. Between runs, whether
+freed memory comes back mapped depends on the allocator's history; a runner
+borrows the memory of the run before instead (:func:`borrow`), so that a run
+does not depend on it: event-engine runs of 64 images on fresh memory took
+1,400–3,100 page faults on three bundled models and 1.06–1.18× the time of runs on
+kept memory at one thread (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 
 import numpy as np
+
+#: The most memory (bytes) that a finished run's arena may hold and still be kept for
+#: the next run (:func:`borrow`); a larger one is given back to the operating system.
+KEEP_BYTES = 1 << 30
 
 
 class Arena:
@@ -19,15 +30,54 @@ class Arena:
     def __init__(self):
         self._buffers: dict = {}
 
-    def take(self, key, shape: tuple, dtype) -> np.ndarray:
+    def take(self, key, shape: tuple, dtype, align: int = 0) -> np.ndarray:
         """An uninitialised C-contiguous array of ``shape`` and ``dtype`` in the memory of
         the last array taken under ``key`` (grown when too small), which must no longer
-        be in use."""
+        be in use; with ``align`` (bytes, a multiple of the item size), its data starts on
+        an ``align``-byte boundary."""
         dtype, size = np.dtype(dtype), math.prod(shape)
+        spare = align // dtype.itemsize
         flat = self._buffers.get(key)
-        if flat is None or flat.dtype != dtype or flat.size < size:
-            flat = self._buffers[key] = np.empty(size, dtype)
-        return flat[:size].reshape(shape)
+        if flat is None or flat.dtype != dtype or flat.size < size + spare:
+            flat = self._buffers[key] = np.empty(size + spare, dtype)
+        start = (-flat.ctypes.data % align) // dtype.itemsize if align else 0
+        return flat[start:start + size].reshape(shape)
+
+    @property
+    def nbytes(self) -> int:
+        """The memory its arrays hold, bytes."""
+        return sum(flat.nbytes for flat in self._buffers.values())
 
 
-__all__ = ["Arena"]
+_kept: list[Arena] = []
+_kept_lock = threading.Lock()
+
+
+def borrow(owner: object) -> Arena:
+    """An arena for ``owner``'s run (an engine's runner): the one that the last finished run
+    gave back, whose memory is already mapped, else a new one. It is given back when
+    ``owner`` is garbage-collected, and kept for the next run if it holds at most
+    :data:`KEEP_BYTES` (one arena is kept: runs of one process follow each other; two at
+    once each get their own). :func:`release` drops the kept one."""
+    with _kept_lock:
+        arena = _kept.pop() if _kept else Arena()
+    weakref.finalize(owner, _give_back, arena)
+    return arena
+
+
+def _give_back(arena: Arena) -> None:
+    if arena.nbytes <= KEEP_BYTES:
+        with _kept_lock:
+            _kept[:] = [arena]
+
+
+def release() -> int:
+    """Drop the arena kept between runs, so that its memory can go back to the operating
+    system once nothing else holds it; returns the bytes it held."""
+    with _kept_lock:
+        held = sum(arena.nbytes for arena in _kept)
+        _kept.clear()
+    return held
+
+
+__all__ = ["Arena", "KEEP_BYTES", "borrow", "release"]

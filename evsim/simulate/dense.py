@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import ann_ops, kinds, pooling
 from .. import layers as L
-from ..arena import Arena
+from ..arena import Arena, borrow
 from ..encoding import rate_spikes
 from ..neuron import IFParameters, IFState, if_step, spicalib_state, spicalib_step
 from ..kinds import role_of
@@ -131,11 +131,12 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan, dtype) -> None:
 
 class DenseRunner:
     """The dense engine as a runner (:mod:`evsim.engines`): its block arrays are
-    kept from chunk to chunk in one :class:`~evsim.arena.Arena`."""
+    kept from chunk to chunk in one :class:`~evsim.arena.Arena`, borrowed from the last
+    finished run (:func:`evsim.arena.borrow`: its memory is already mapped)."""
 
     def __init__(self, setup: EngineSetup):
         self.setup = setup
-        self.arena = Arena()
+        self.arena = borrow(self)
         announce_compile(setup.time.snn, setup.signals, setup.options.dtype)
 
     def run_chunk(self, x: np.ndarray, first_image: int, on_steps=None) -> ChunkResult:

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numba
 import numpy as np
 
+from ..arena import Arena, borrow
 from ..errors import EvsimValueError
 from ..signals import analog_head
 from ..spiking import SpikingNetwork
@@ -43,32 +44,42 @@ ALL_KERNELS_COMPILE_SECONDS = 25
 KERNELS_VARIABLE = "EVSIM_KERNELS"
 
 
+def lined(shape: tuple[int, ...], dtype) -> tuple[int, ...]:
+    """``shape`` with its last axis padded to whole 64-byte cache lines."""
+    per_line = 64 // np.dtype(dtype).itemsize
+    return tuple(shape[:-1]) + (-(-shape[-1] // per_line) * per_line,)
+
+
 def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     """An uninitialised C-contiguous array whose data starts on a 64-byte boundary, with rows
     padded to whole cache lines (the kernels' vector loads then stay within lines)."""
-    dtype = np.dtype(dtype)
-    per_line = 64 // dtype.itemsize
-    rows, width = shape[:-1], -(-shape[-1] // per_line) * per_line
-    raw = np.empty(int(np.prod(rows)) * width + per_line, dtype)
-    start = (-raw.ctypes.data % 64) // dtype.itemsize
-    return raw[start:start + int(np.prod(rows)) * width].reshape(rows + (width,))
+    return Arena().take("array", lined(shape, dtype), dtype, align=64)
 
 
 class Workspace:
-    """Per-image working memory for up to ``capacity`` images (none of it grows with T)."""
+    """Per-image working memory for up to ``capacity`` images (none of it grows with T), in
+    the memory of ``arena`` (default: a new one; a runner borrows one,
+    :func:`evsim.arena.borrow`, so that a run does not touch new pages)."""
 
-    def __init__(self, program: EventProgram, capacity: int, n_checkpoints: int):
-        self.buf = aligned_empty((capacity, max(program.float_size, 1)), program.dtype)
-        self.state = np.empty((capacity, program.int_size), np.int64)
-        self.idx = np.empty((capacity, program.event_capacity), np.int32)
-        self.mult = np.empty((capacity, program.event_capacity), program.dtype)
-        self.n_events = np.empty((capacity, len(program.event_offsets) - 1), np.int64)
-        self.out = np.empty((capacity, n_checkpoints, program.readout_size), program.dtype)
-        self.counts = np.empty((capacity, max(program.n_counts, 1)), np.int64)
-        self.sops = np.empty((capacity, max(len(program.sop_layers), 1), BLOCK_STEPS),
-                             np.int64)
-        self.pool_ops = np.empty((capacity, max(len(program.pool_layers), 1), BLOCK_STEPS),
-                                 np.int64)
+    def __init__(self, program: EventProgram, capacity: int, n_checkpoints: int,
+                 arena: Arena | None = None):
+        arena = Arena() if arena is None else arena
+
+        def take(name: str, shape: tuple, dtype, align: int = 0) -> np.ndarray:
+            return arena.take(("workspace", name), shape, dtype, align)
+
+        self.buf = take("buf", lined((capacity, max(program.float_size, 1)), program.dtype),
+                        program.dtype, align=64)
+        self.state = take("state", (capacity, program.int_size), np.int64)
+        self.idx = take("idx", (capacity, program.event_capacity), np.int32)
+        self.mult = take("mult", (capacity, program.event_capacity), program.dtype)
+        self.n_events = take("n_events", (capacity, len(program.event_offsets) - 1), np.int64)
+        self.out = take("out", (capacity, n_checkpoints, program.readout_size), program.dtype)
+        self.counts = take("counts", (capacity, max(program.n_counts, 1)), np.int64)
+        self.sops = take("sops", (capacity, max(len(program.sop_layers), 1), BLOCK_STEPS),
+                         np.int64)
+        self.pool_ops = take("pool_ops", (capacity, max(len(program.pool_layers), 1),
+                                          BLOCK_STEPS), np.int64)
 
     def rows(self, batch: int) -> tuple[np.ndarray, ...]:
         """The first ``batch`` images' arrays, in run_steps' argument order."""
@@ -177,7 +188,8 @@ class EventRunner:
         self.setup = setup
         self.program = compiled(time.snn, options.encoding, options.dtype, time.window,
                                 time.binary)
-        self.workspace = Workspace(self.program, setup.capacity, len(time.engine_checkpoints))
+        self.workspace = Workspace(self.program, setup.capacity, len(time.engine_checkpoints),
+                                   borrow(self))
         announce_compile(self.program)
 
     def run_chunk(self, x: np.ndarray, first_image: int,

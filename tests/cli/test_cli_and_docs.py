@@ -69,6 +69,22 @@ def test_the_sparse_table_checks_every_way_on_the_same_frames():
     assert "results bit for bit the same: True" in done.stdout
 
 
+def test_the_memory_table_times_both_engines_on_kept_and_fresh_memory():
+    """bench_network.py --memory runs each engine on memory kept from the run before and on
+    fresh memory (raising if their results differ): a row per engine and thread count, and
+    the kept runs take next to no page faults."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_network.py"),
+                           "--memory", "--quick", "--threads", "2"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = re.findall(r"^\| (event|dense) \| ([12]) \| [\d.]+ \| [\d.]+ \| [\d.]+x \| (\d+) \| "
+                      r"(\d+) \|$", done.stdout, re.M)
+    assert sorted((engine, k) for engine, k, _, _ in rows) == [
+        ("dense", "1"), ("dense", "2"), ("event", "1"), ("event", "2")], done.stdout
+    assert all(int(kept) < 100 for *_, kept in rows), done.stdout
+    assert "results bit for bit the same on kept and on fresh memory: True" in done.stdout
+
+
 def test_the_breakdown_checks_a_segmenter_whose_output_is_a_map():
     """The readout of unet_relu is a (C, H, W) map, which the engine keeps channels last: the
     breakdown's check against evsim.simulate compares it channels first (it had failed here).
