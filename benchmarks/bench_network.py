@@ -17,7 +17,8 @@ same run, with the whole network's GSOP/s against what the isolated kernels woul
 
 ``--scaling`` times the event engine at one and at ``--threads`` threads (2 by default),
 alternating, in one process, prints the speed-up and checks that the results are bit
-for bit the same.
+for bit the same; then the dense engine likewise, with each convolution's GEMM groups per
+block (its threads share these groups, fixed by the results).
 
 ``--sparse`` times the dense engine's convolutions (one thread) every way on the frames
 each call receives: the GEMM path, the gather of each position's non-zero inputs
@@ -188,6 +189,43 @@ def print_scaling(name, snn, images, T, threads, rounds) -> None:
           f"| 1 | {1e3 * one / len(images):.2f} | 1.00x |\n"
           f"| {threads} | {1e3 * many / len(images):.2f} | {one / many:.2f}x (target ≥ 1.7x) |")
     print(f"\nresults bit for bit the same at 1 and {threads} threads: {same}")
+    print_dense_scaling(snn, images, T, threads, rounds)
+
+
+def print_dense_scaling(snn, images, T, threads, rounds) -> None:
+    """The dense engine at one thread and at ``threads`` (alternating rounds), and how many
+    GEMM groups each convolution has per block: an image's sums depend on the images that
+    share its GEMM, so the groups are fixed by the results, and the threads share a
+    convolution's groups, not the columns of one GEMM."""
+    from evsim import ann_ops, layers
+    from evsim.simulate import dense
+    from evsim.simulate.dense_conv import is_depthwise
+
+    times = {1: [], threads: []}
+    evsim.simulate(snn, images[:2], T=2, engine="dense")
+    for _ in range(rounds):
+        for k in times:
+            start = time.perf_counter()
+            evsim.simulate(snn, images, T=T, engine="dense", threads=k)
+            times[k].append(time.perf_counter() - start)
+    one, many = (float(np.median(times[k])) for k in (1, threads))
+    print(f"\ndense engine: {1e3 * one / len(images):.2f} ms per image at one thread, "
+          f"{1e3 * many / len(images):.2f} at {threads} ({one / many:.2f}x)\n")
+    net = snn.network
+    batch = min(evsim.SimulationOptions().batch_size, len(images))
+    largest = max(int(np.prod(net.shape(n.name))) for n in net)
+    frames = batch * max(1, min(T, dense.BLOCK_FLOATS // (batch * largest)))
+    print(f"| convolution (on the GEMM path; depthwise layers, the gather and the tiles share "
+          f"frames freely) | frames per GEMM | GEMM groups per block of {frames} frames |\n"
+          "|---|---:|---:|")
+    analog = evsim.signals.plan(net).classes  # the analog head runs once per image
+    for node in net:
+        layer = node.layer
+        shape = net.shape(node.inputs[0]) if node.inputs else None
+        if (isinstance(layer, layers.Conv2d) and analog[node.name] != evsim.signals.ANALOG
+                and not is_depthwise(layer, shape[0])):
+            step = ann_ops.images_per_product(layer, shape)
+            print(f"| {node.name} | {min(step, frames)} | {-(-frames // step)} |")
 
 
 def print_memory(name, snn, images, T, threads, rounds) -> None:

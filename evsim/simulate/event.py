@@ -5,8 +5,9 @@ of :func:`~evsim.simulate.kernels.run_steps`, sized to take about
 :data:`BLOCK_SECONDS`), so that progress advances during a chunk; Ctrl-C
 sets a flag that the kernels check at every step, so a run stops within a
 step however long its current block turned out to be. The images'
-workspaces carry the simulation from block to block; they are allocated once
-per simulation and reset by the kernels when an image starts.
+workspaces carry the simulation from block to block; they are taken once per
+simulation, in memory borrowed from the run before (:func:`evsim.arena.borrow`),
+and reset by the kernels when an image starts.
 """
 
 from __future__ import annotations

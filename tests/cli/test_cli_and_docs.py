@@ -85,6 +85,25 @@ def test_the_memory_table_times_both_engines_on_kept_and_fresh_memory():
     assert "results bit for bit the same on kept and on fresh memory: True" in done.stdout
 
 
+def test_the_scaling_table_gives_each_convolutions_gemm_groups():
+    """bench_network.py --scaling times both engines at one and two threads and lists the
+    GEMM groups per block of each convolution that the dense engine runs every step (not
+    the analog head's first layer, which runs once per image)."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_network.py"),
+                           "--scaling", "--quick", "--model", "resnet"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "results bit for bit the same at 1 and 2 threads: True" in done.stdout
+    assert re.search(r"^dense engine: [\d.]+ ms per image at one thread, [\d.]+ at 2 "
+                     r"\([\d.]+x\)$", done.stdout, re.M), done.stdout
+    frames = int(re.search(r"GEMM groups per block of (\d+) frames", done.stdout).group(1))
+    rows = re.findall(r"^\| (\w+) \| (\d+) \| (\d+) \|$", done.stdout, re.M)
+    assert [name for name, _, _ in rows] == ["block1_conv1", "block1_conv2", "conv2",
+                                            "block2_conv1", "block2_conv2"], done.stdout
+    for _, step, groups in rows:
+        assert 1 <= int(step) <= frames and int(groups) == -(-frames // int(step))
+
+
 def test_the_breakdown_checks_a_segmenter_whose_output_is_a_map():
     """The readout of unet_relu is a (C, H, W) map, which the engine keeps channels last: the
     breakdown's check against evsim.simulate compares it channels first (it had failed here).
