@@ -29,6 +29,7 @@ class Arena:
 
     def __init__(self):
         self._buffers: dict = {}
+        self._taken: set = set()  # the keys taken since the arena was last given back
 
     def take(self, key, shape: tuple, dtype, align: int = 0) -> np.ndarray:
         """An uninitialised C-contiguous array of ``shape`` and ``dtype`` in the memory of
@@ -37,6 +38,7 @@ class Arena:
         an ``align``-byte boundary."""
         dtype, size = np.dtype(dtype), math.prod(shape)
         spare = align // dtype.itemsize
+        self._taken.add(key)
         flat = self._buffers.get(key)
         if flat is None or flat.dtype != dtype or flat.size < size + spare:
             flat = self._buffers[key] = np.empty(size + spare, dtype)
@@ -48,6 +50,12 @@ class Arena:
         """The memory its arrays hold, bytes."""
         return sum(flat.nbytes for flat in self._buffers.values())
 
+    def keep_taken(self) -> None:
+        """Drop the arrays of the keys not taken since the last call (a finished run's
+        arena keeps what that run used, not what the runs before it left)."""
+        self._buffers = {k: v for k, v in self._buffers.items() if k in self._taken}
+        self._taken = set()
+
 
 _kept: list[Arena] = []
 _kept_lock = threading.Lock()
@@ -56,28 +64,37 @@ _kept_lock = threading.Lock()
 def borrow(owner: object) -> Arena:
     """An arena for ``owner``'s run (an engine's runner): the one that the last finished run
     gave back, whose memory is already mapped, else a new one. It is given back when
-    ``owner`` is garbage-collected, and kept for the next run if it holds at most
-    :data:`KEEP_BYTES` (one arena is kept: runs of one process follow each other; two at
-    once each get their own). :func:`release` drops the kept one."""
+    ``owner`` is garbage-collected (when its run has ended, unless something else still
+    holds the runner), and kept for the next run with the arrays that run took, if they
+    hold at most :data:`KEEP_BYTES` (one arena is kept: runs of one process follow each
+    other; two at once each get their own). :func:`release` drops the kept one."""
     with _kept_lock:
-        arena = _kept.pop() if _kept else Arena()
+        arena = _kept.pop() if _kept else None
+    arena = Arena() if arena is None else arena
     weakref.finalize(owner, _give_back, arena)
     return arena
 
 
 def _give_back(arena: Arena) -> None:
-    if arena.nbytes <= KEEP_BYTES:
-        with _kept_lock:
-            _kept[:] = [arena]
+    """Keep ``arena`` for the next run. Called by a finalizer, so possibly by a garbage
+    collection that starts while this thread holds the lock: it does not wait for the
+    lock (the arena is then simply not kept)."""
+    arena.keep_taken()
+    if arena.nbytes > KEEP_BYTES or not _kept_lock.acquire(blocking=False):
+        return
+    try:
+        _kept[:] = [arena]
+    finally:
+        _kept_lock.release()
 
 
 def release() -> int:
     """Drop the arena kept between runs, so that its memory can go back to the operating
     system once nothing else holds it; returns the bytes it held."""
     with _kept_lock:
-        held = sum(arena.nbytes for arena in _kept)
+        dropped = _kept[:]
         _kept.clear()
-    return held
+    return sum(arena.nbytes for arena in dropped)
 
 
 __all__ = ["Arena", "KEEP_BYTES", "borrow", "release"]

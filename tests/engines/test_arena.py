@@ -67,11 +67,12 @@ def test_one_arena_is_kept_and_release_drops_it():
     kept = borrow(first)
     assert kept in arenas
     assert borrow(second) not in arenas  # the other one was not kept
+    kept.take("y", (4,), np.float64)
     del second
     gc.collect()
     del first  # given back last: the one kept
     gc.collect()
-    assert release() == kept.nbytes > 0
+    assert release() == 32
     owner = _Owner()
     given = borrow(owner)
     given.take("y", (100,), np.float64)
@@ -115,22 +116,69 @@ def _network(seed: int, channels: int, size: int) -> SpikingNetwork:
 
 @pytest.mark.parametrize("engine", ["event", "dense"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_a_run_on_memory_that_another_network_left_gives_the_fresh_results(engine, threads):
-    x = np.random.default_rng(9).random((6, 2, 8, 8))
+def test_a_run_in_the_memory_another_network_left_gives_the_fresh_results(engine, threads):
+    rng = np.random.default_rng(9)
+    x = rng.random((6, 2, 8, 8))
+
+    def run(network, images):
+        return evsim.simulate(network, images, T=12, engine=engine, threads=threads,
+                              dtype=np.float32)
+
     snn = _network(1, 4, 8)
-    fresh = evsim.simulate(snn, x, T=12, engine=engine, threads=threads, dtype=np.float32)
-    for other in (_network(2, 4, 8), _network(3, 6, 10)):  # the same shapes, then larger
+    fresh = run(snn, x)
+    # the same shapes, then larger ones: every array of the checked run fits in the other's
+    for other, images in ((_network(2, 4, 8), x), (_network(3, 6, 10),
+                                                  rng.random((7, 2, 10, 10)))):
         release()
-        evsim.simulate(other, x if other.network.input_shape == (2, 8, 8) else
-                       np.random.default_rng(4).random((7, 2, 10, 10)), T=12, engine=engine,
-                       threads=threads, dtype=np.float32)
+        run(other, images)
         gc.collect()
-        assert release() > 0  # the other run left its arena, which is dropped here ...
-        evsim.simulate(other, np.ones((1,) + other.network.input_shape), T=3, engine=engine,
-                       threads=threads, dtype=np.float32)
+        [kept] = arena._kept
+        for flat in kept._buffers.values():
+            flat.view(np.uint8)[:] = 0xFF  # NaN floats, −1 integers: nothing right by chance
+        memory = {key: flat.ctypes.data for key, flat in kept._buffers.items()}
+        assert len(memory) >= 5
+        reused = run(snn, x)
         gc.collect()
-        reused = evsim.simulate(snn, x, T=12, engine=engine, threads=threads,
-                                dtype=np.float32)  # ... and this one runs in another's memory
+        assert arena._kept == [kept]
+        assert {key: flat.ctypes.data for key, flat in kept._buffers.items()} == memory
         assert evsim.results_equal(reused, fresh)
         np.testing.assert_array_equal(reused.outputs.view(np.uint32),
                                       fresh.outputs.view(np.uint32))
+
+
+def test_a_kept_arena_keeps_only_what_its_last_run_took():
+    owner = _Owner()
+    first = borrow(owner)
+    first.take("old", (100,), np.float64)
+    first.take("both", (10,), np.float64)
+    del owner
+    gc.collect()
+    owner = _Owner()
+    assert borrow(owner) is first
+    first.take("both", (10,), np.float64)
+    first.take("new", (5,), np.float64)
+    del owner
+    gc.collect()
+    assert sorted(first._buffers) == ["both", "new"]
+    assert release() == 15 * 8
+
+
+def test_a_collection_inside_the_lock_does_not_wait_for_it(monkeypatch):
+    """A finished runner caught in a reference cycle is given back by whichever garbage
+    collection frees it, possibly one that starts while this thread holds the lock (the
+    finalizer waited for it forever)."""
+    owner = _Owner()
+    owner.cycle = owner
+    given = borrow(owner)
+    del owner
+    finalizers = []
+
+    class Lock:
+        def acquire(self, blocking=True):
+            finalizers.append(blocking)
+            assert not blocking, "a finalizer waited for the lock"
+            return False
+
+    monkeypatch.setattr(arena, "_kept_lock", Lock())
+    gc.collect()  # as if inside release() or borrow(): the lock is taken
+    assert finalizers == [False] and given not in arena._kept
