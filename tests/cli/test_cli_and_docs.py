@@ -71,8 +71,10 @@ def test_the_sparse_table_checks_every_way_on_the_same_frames():
 
 def test_the_memory_table_times_both_engines_on_kept_and_fresh_memory():
     """bench_network.py --memory runs each engine on memory kept from the run before and on
-    fresh memory (raising if their results differ): a row per engine and thread count, and
-    the kept runs take next to no page faults."""
+    fresh memory (raising if their results differ): a row per engine and thread count. Its
+    page faults are measurements, not checked here: they depend on the allocator's history
+    and on the threads a run starts (that a run reuses the kept memory is
+    tests/engines/test_arena.py's)."""
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_network.py"),
                            "--memory", "--quick", "--threads", "2"],
                           capture_output=True, text=True, timeout=600)
@@ -81,7 +83,6 @@ def test_the_memory_table_times_both_engines_on_kept_and_fresh_memory():
                       r"(\d+) \|$", done.stdout, re.M)
     assert sorted((engine, k) for engine, k, _, _ in rows) == [
         ("dense", "1"), ("dense", "2"), ("event", "1"), ("event", "2")], done.stdout
-    assert all(int(kept) < 100 for *_, kept in rows), done.stdout
     assert "results bit for bit the same on kept and on fresh memory: True" in done.stdout
 
 
