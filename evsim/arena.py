@@ -57,42 +57,44 @@ class Arena:
         self._taken = set()
 
 
-_kept: list[Arena] = []
+_kept: dict[str, Arena] = {}
 _kept_lock = threading.Lock()
 
 
-def borrow(owner: object) -> Arena:
-    """An arena for ``owner``'s run (an engine's runner): the one that the last finished run
-    gave back, whose memory is already mapped, else a new one. It is given back when
-    ``owner`` is garbage-collected (when its run has ended, unless something else still
-    holds the runner), and kept for the next run with the arrays that run took, if they
-    hold at most :data:`KEEP_BYTES` (one arena is kept: runs of one process follow each
-    other; two at once each get their own). :func:`release` drops the kept one."""
+def borrow(owner: object, kind: str) -> Arena:
+    """An arena for ``owner``'s run (an engine's runner; ``kind``: the engine): the one
+    that the last finished run of that kind gave back, whose memory is already mapped,
+    else a new one. It is given back when ``owner`` is garbage-collected (when its run
+    has ended, unless something else still holds the runner), and kept for the next run
+    of its kind with the arrays that run took, if they hold at most :data:`KEEP_BYTES`
+    (one arena per kind is kept: runs of one process follow each other, and runs that
+    alternate engines keep theirs; two runs at once each get their own). :func:`release`
+    drops the kept ones."""
     with _kept_lock:
-        arena = _kept.pop() if _kept else None
+        arena = _kept.pop(kind, None)
     arena = Arena() if arena is None else arena
-    weakref.finalize(owner, _give_back, arena)
+    weakref.finalize(owner, _give_back, arena, kind)
     return arena
 
 
-def _give_back(arena: Arena) -> None:
-    """Keep ``arena`` for the next run. Called by a finalizer, so possibly by a garbage
-    collection that starts while this thread holds the lock: it does not wait for the
-    lock (the arena is then simply not kept)."""
+def _give_back(arena: Arena, kind: str) -> None:
+    """Keep ``arena`` for the next run of ``kind``. Called by a finalizer, so possibly by a
+    garbage collection that starts while this thread holds the lock: it does not wait for
+    the lock (the arena is then simply not kept)."""
     arena.keep_taken()
     if arena.nbytes > KEEP_BYTES or not _kept_lock.acquire(blocking=False):
         return
     try:
-        _kept[:] = [arena]
+        _kept[kind] = arena
     finally:
         _kept_lock.release()
 
 
 def release() -> int:
-    """Drop the arena kept between runs, so that its memory can go back to the operating
-    system once nothing else holds it; returns the bytes it held."""
+    """Drop the arenas kept between runs, so that their memory can go back to the operating
+    system once nothing else holds it; returns the bytes they held."""
     with _kept_lock:
-        dropped = _kept[:]
+        dropped = list(_kept.values())
         _kept.clear()
     return sum(arena.nbytes for arena in dropped)
 

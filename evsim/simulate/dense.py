@@ -136,7 +136,7 @@ class DenseRunner:
 
     def __init__(self, setup: EngineSetup):
         self.setup = setup
-        self.arena = borrow(self)
+        self.arena = borrow(self, "dense")
         announce_compile(setup.time.snn, setup.signals, setup.options.dtype)
 
     def run_chunk(self, x: np.ndarray, first_image: int, on_steps=None) -> ChunkResult:

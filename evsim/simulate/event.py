@@ -190,7 +190,7 @@ class EventRunner:
         self.program = compiled(time.snn, options.encoding, options.dtype, time.window,
                                 time.binary)
         self.workspace = Workspace(self.program, setup.capacity, len(time.engine_checkpoints),
-                                   borrow(self))
+                                   borrow(self, "event"))
         announce_compile(self.program)
 
     def run_chunk(self, x: np.ndarray, first_image: int,

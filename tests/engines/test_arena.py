@@ -48,25 +48,25 @@ def test_take_aligns_the_data_when_asked(dtype):
 
 def test_a_finished_run_leaves_its_arena_to_the_next():
     owner, other = _Owner(), _Owner()
-    first = borrow(owner)
+    first = borrow(owner, "run")
     first.take("x", (1000,), np.float32)
-    assert borrow(other) is not first  # still in use: a run beside it gets another one
+    assert borrow(other, "run") is not first  # still in use: a run beside it gets another one
     del owner
     gc.collect()
-    assert borrow(_Owner()) is first
+    assert borrow(_Owner(), "run") is first
 
 
-def test_one_arena_is_kept_and_release_drops_it():
+def test_one_arena_of_a_kind_is_kept_and_release_drops_it():
     owners = [_Owner(), _Owner()]
-    arenas = [borrow(o) for o in owners]
+    arenas = [borrow(o, "run") for o in owners]
     arenas[0].take("x", (10,), np.float64)
     arenas[1].take("x", (20,), np.float64)
     del owners[:]
     gc.collect()
     first, second = _Owner(), _Owner()
-    kept = borrow(first)
+    kept = borrow(first, "run")
     assert kept in arenas
-    assert borrow(second) not in arenas  # the other one was not kept
+    assert borrow(second, "run") not in arenas  # the other one was not kept
     kept.take("y", (4,), np.float64)
     del second
     gc.collect()
@@ -74,25 +74,43 @@ def test_one_arena_is_kept_and_release_drops_it():
     gc.collect()
     assert release() == 32
     owner = _Owner()
-    given = borrow(owner)
+    given = borrow(owner, "run")
     given.take("y", (100,), np.float64)
     del owner
     gc.collect()
     assert release() == 800
     assert release() == 0
-    assert borrow(_Owner()) is not given
+    assert borrow(_Owner(), "run") is not given
+
+
+def test_each_kind_keeps_its_own_arena():
+    """Runs that alternate engines hand each run the arena of its own engine."""
+    event, dense = _Owner(), _Owner()
+    arenas = {"event": borrow(event, "event"), "dense": borrow(dense, "dense")}
+    for kind, a in arenas.items():
+        a.take(kind, (10,), np.float64)
+    del event, dense
+    gc.collect()
+    for kind in ("dense", "event", "dense"):
+        owner = _Owner()
+        got = borrow(owner, kind)
+        assert got is arenas[kind]
+        got.take(kind, (10,), np.float64)
+        del owner
+        gc.collect()
+    assert release() == 2 * 80
 
 
 def test_an_arena_larger_than_the_limit_is_not_kept(monkeypatch):
     monkeypatch.setattr(arena, "KEEP_BYTES", 1000)
     owner = _Owner()
-    big = borrow(owner)
+    big = borrow(owner, "run")
     big.take("x", (1001,), np.uint8)
     del owner
     gc.collect()
     assert release() == 0
     owner = _Owner()
-    small = borrow(owner)
+    small = borrow(owner, "run")
     small.take("x", (1000,), np.uint8)
     del owner
     gc.collect()
@@ -132,14 +150,14 @@ def test_a_run_in_the_memory_another_network_left_gives_the_fresh_results(engine
         release()
         run(other, images)
         gc.collect()
-        [kept] = arena._kept
+        kept = arena._kept[engine]
         for flat in kept._buffers.values():
             flat.view(np.uint8)[:] = 0xFF  # NaN floats, −1 integers: nothing right by chance
         memory = {key: flat.ctypes.data for key, flat in kept._buffers.items()}
         assert len(memory) >= 5
         reused = run(snn, x)
         gc.collect()
-        assert arena._kept == [kept]
+        assert arena._kept[engine] is kept
         assert {key: flat.ctypes.data for key, flat in kept._buffers.items()} == memory
         assert evsim.results_equal(reused, fresh)
         np.testing.assert_array_equal(reused.outputs.view(np.uint32),
@@ -148,13 +166,13 @@ def test_a_run_in_the_memory_another_network_left_gives_the_fresh_results(engine
 
 def test_a_kept_arena_keeps_only_what_its_last_run_took():
     owner = _Owner()
-    first = borrow(owner)
+    first = borrow(owner, "run")
     first.take("old", (100,), np.float64)
     first.take("both", (10,), np.float64)
     del owner
     gc.collect()
     owner = _Owner()
-    assert borrow(owner) is first
+    assert borrow(owner, "run") is first
     first.take("both", (10,), np.float64)
     first.take("new", (5,), np.float64)
     del owner
@@ -169,7 +187,7 @@ def test_a_collection_inside_the_lock_does_not_wait_for_it(monkeypatch):
     finalizer waited for it forever)."""
     owner = _Owner()
     owner.cycle = owner
-    given = borrow(owner)
+    given = borrow(owner, "run")
     del owner
     finalizers = []
 
@@ -181,4 +199,4 @@ def test_a_collection_inside_the_lock_does_not_wait_for_it(monkeypatch):
 
     monkeypatch.setattr(arena, "_kept_lock", Lock())
     gc.collect()  # as if inside release() or borrow(): the lock is taken
-    assert finalizers == [False] and given not in arena._kept
+    assert finalizers == [False] and given not in arena._kept.values()
