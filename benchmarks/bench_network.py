@@ -170,18 +170,26 @@ def print_breakdown(name, snn, images, T, rounds) -> None:
               f"kernels would be {at_kernel_speed / (at_kernel_speed + floor + rest):.2f}")
 
 
-def print_scaling(name, snn, images, T, threads, rounds) -> None:
-    """The event engine's time at one thread and at ``threads``, alternating rounds, and
-    whether both give the same results bit for bit."""
+def _thread_times(snn, images, T, engine, threads, rounds, per_image_counts=False) -> tuple:
+    """``engine``'s median run time (seconds) at one thread and at ``threads``, alternating
+    rounds after one short run that loads or compiles its kernels, and the last result at
+    each thread count ({1: result, threads: result})."""
     times, results = {1: [], threads: []}, {}
-    evsim.simulate(snn, images[:2], T=2, engine="event")  # load or compile the kernels
+    evsim.simulate(snn, images[:2], T=2, engine=engine)
     for _ in range(rounds):
         for k in times:
             start = time.perf_counter()
-            results[k] = evsim.simulate(snn, images, T=T, engine="event", threads=k,
-                                        per_image_counts=True)
+            results[k] = evsim.simulate(snn, images, T=T, engine=engine, threads=k,
+                                        per_image_counts=per_image_counts)
             times[k].append(time.perf_counter() - start)
-    one, many = (float(np.median(times[k])) for k in (1, threads))
+    return tuple(float(np.median(times[k])) for k in (1, threads)), results
+
+
+def print_scaling(name, snn, images, T, threads, rounds) -> None:
+    """The event engine's time at one thread and at ``threads``, alternating rounds, and
+    whether both give the same results bit for bit."""
+    (one, many), results = _thread_times(snn, images, T, "event", threads, rounds,
+                                         per_image_counts=True)
     same = evsim.results_equal(results[1], results[threads])
     print(f"event engine threads: {name}, T = {T}, {len(images)} images, median of {rounds} "
           f"alternating rounds\n")
@@ -201,14 +209,7 @@ def print_dense_scaling(snn, images, T, threads, rounds) -> None:
     from evsim.simulate import dense
     from evsim.simulate.dense_conv import is_depthwise
 
-    times = {1: [], threads: []}
-    evsim.simulate(snn, images[:2], T=2, engine="dense")
-    for _ in range(rounds):
-        for k in times:
-            start = time.perf_counter()
-            evsim.simulate(snn, images, T=T, engine="dense", threads=k)
-            times[k].append(time.perf_counter() - start)
-    one, many = (float(np.median(times[k])) for k in (1, threads))
+    (one, many), _ = _thread_times(snn, images, T, "dense", threads, rounds)
     print(f"\ndense engine: {1e3 * one / len(images):.2f} ms per image at one thread, "
           f"{1e3 * many / len(images):.2f} at {threads} ({one / many:.2f}x)\n")
     net = snn.network

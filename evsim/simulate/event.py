@@ -64,11 +64,7 @@ class Workspace:
 
     def __init__(self, program: EventProgram, capacity: int, n_checkpoints: int,
                  arena: Arena | None = None):
-        arena = Arena() if arena is None else arena
-
-        def take(name: str, shape: tuple, dtype, align: int = 0) -> np.ndarray:
-            return arena.take(("workspace", name), shape, dtype, align)
-
+        take = (Arena() if arena is None else arena).take
         self.buf = take("buf", lined((capacity, max(program.float_size, 1)), program.dtype),
                         program.dtype, align=64)
         self.state = take("state", (capacity, program.int_size), np.int64)

@@ -17,6 +17,18 @@ class _Owner:
     """Stands for an engine's runner: what an arena is borrowed for."""
 
 
+def _finished_run(kind: str, *takes: tuple) -> Arena:
+    """The arena a run of ``kind`` borrowed, after the run took ``takes`` (key, shape,
+    dtype) from it and ended (its runner collected)."""
+    owner = _Owner()
+    given = borrow(owner, kind)
+    for key, shape, dtype in takes:
+        given.take(key, shape, dtype)
+    del owner
+    gc.collect()
+    return given
+
+
 @pytest.fixture(autouse=True)
 def _no_kept_arena():
     release()
@@ -73,11 +85,7 @@ def test_one_arena_of_a_kind_is_kept_and_release_drops_it():
     del first  # given back last: the one kept
     gc.collect()
     assert release() == 32
-    owner = _Owner()
-    given = borrow(owner, "run")
-    given.take("y", (100,), np.float64)
-    del owner
-    gc.collect()
+    given = _finished_run("run", ("y", (100,), np.float64))
     assert release() == 800
     assert release() == 0
     assert borrow(_Owner(), "run") is not given
@@ -92,28 +100,15 @@ def test_each_kind_keeps_its_own_arena():
     del event, dense
     gc.collect()
     for kind in ("dense", "event", "dense"):
-        owner = _Owner()
-        got = borrow(owner, kind)
-        assert got is arenas[kind]
-        got.take(kind, (10,), np.float64)
-        del owner
-        gc.collect()
+        assert _finished_run(kind, (kind, (10,), np.float64)) is arenas[kind]
     assert release() == 2 * 80
 
 
 def test_an_arena_larger_than_the_limit_is_not_kept(monkeypatch):
     monkeypatch.setattr(arena, "KEEP_BYTES", 1000)
-    owner = _Owner()
-    big = borrow(owner, "run")
-    big.take("x", (1001,), np.uint8)
-    del owner
-    gc.collect()
+    _finished_run("run", ("x", (1001,), np.uint8))
     assert release() == 0
-    owner = _Owner()
-    small = borrow(owner, "run")
-    small.take("x", (1000,), np.uint8)
-    del owner
-    gc.collect()
+    _finished_run("run", ("x", (1000,), np.uint8))
     assert release() == 1000
 
 
@@ -165,18 +160,9 @@ def test_a_run_in_the_memory_another_network_left_gives_the_fresh_results(engine
 
 
 def test_a_kept_arena_keeps_only_what_its_last_run_took():
-    owner = _Owner()
-    first = borrow(owner, "run")
-    first.take("old", (100,), np.float64)
-    first.take("both", (10,), np.float64)
-    del owner
-    gc.collect()
-    owner = _Owner()
-    assert borrow(owner, "run") is first
-    first.take("both", (10,), np.float64)
-    first.take("new", (5,), np.float64)
-    del owner
-    gc.collect()
+    first = _finished_run("run", ("old", (100,), np.float64), ("both", (10,), np.float64))
+    assert _finished_run("run", ("both", (10,), np.float64), ("new", (5,), np.float64)) \
+        is first
     assert sorted(first._buffers) == ["both", "new"]
     assert release() == 15 * 8
 
