@@ -36,14 +36,18 @@ def naive_product(w, x, pairs, starts, lengths):
     return out
 
 
-def model_product(w, x):
-    blocks = np.array(bo.k_blocks(w.shape[1]), np.int64).reshape(-1, 2)
-    return naive_product(w, x, bo.paired(w.shape[0], x.shape[1]), blocks[:, 0], blocks[:, 1])
+def model_product(w, x, order=bo.HASWELL):
+    """``w @ x`` (C_out × K by K × N) summed as ``order`` says, by :func:`naive_product`."""
+    channels, k = w.shape
+    blocks = np.array(bo.k_blocks(k, order), np.int64).reshape(-1, 2)
+    return naive_product(w, x, bo.paired(channels, x.shape[1], order), blocks[:, 0],
+                         blocks[:, 1])
 
 
-def naive_conv(layer, x):
+def naive_conv(layer, x, order=bo.HASWELL):
     """ann_ops.conv2d's arithmetic with the model's product: the same images per product
-    and columns (padded width at stride 1), each product by _naive_product, bias added."""
+    and columns (padded width at stride 1), each product by model_product in ``order``,
+    bias added."""
     cout, cin, kh, kw = layer.weight.shape
     (sh, sw), (ph, pw) = layer.stride, layer.padding
     _, ho, wo = layer.output_shape([x.shape[1:]])
@@ -62,7 +66,7 @@ def naive_conv(layer, x):
                 for j in range(kw):
                     columns[:, i, j, m] = padded[f, :, i:i + sh * ho:sh, j:j + sw * width:sw][
                         :, :ho, :width]
-        product = model_product(weights, columns.reshape(cin * kh * kw, -1))
+        product = model_product(weights, columns.reshape(cin * kh * kw, -1), order)
         result = product.reshape(cout, len(frames), ho, width)[..., :wo].transpose(1, 0, 2, 3)
         if layer.bias is not None:
             result = result + layer.bias.astype(np.float32)[:, None, None]

@@ -5,8 +5,9 @@ inputs, in the order and with the rounding of the GEMM path, so the result is
 A spiking layer's frames are mostly zeros (5-15 % of neurons fire per step in converted
 networks), and a GEMM multiplies every one of them. Adding a zero product to a sum leaves
 it unchanged, so a sum over the non-zero products alone, taken in the GEMM's order, gives
-the GEMM's result: :mod:`evsim.simulate.blas_order` says which order that is on this
-machine's BLAS, and :func:`matches_blas_gemm` checks it before the engine relies on it.
+the GEMM's result: :mod:`evsim.simulate.blas_order` models the orders of OpenBLAS's
+kernel families, and :func:`gemm_order` picks the one this machine's BLAS follows, checked
+on probes, before the engine relies on it.
 
 Per output position the kernel (:func:`gather_frames`):
 
@@ -39,7 +40,7 @@ from numba.extending import intrinsic
 from .. import ann_ops
 from .. import layers as L
 from ..threads import _threadpool_limits, on_threads, one_blas_thread, shares
-from .blas_order import block_ends, pair_tables
+from .blas_order import HASWELL, ORDERS, GemmOrder, block_ends, modelled, pair_tables
 from .dense_conv import LANES, _splat, _vector
 from .kernels import _set_bits, _trailing_zeros
 
@@ -350,11 +351,14 @@ def _weights(layer: L.Conv2d) -> np.ndarray:
     return table
 
 
-def gather_conv(layer: L.Conv2d, x: np.ndarray, threads: int, out: np.ndarray) -> np.ndarray:
+def gather_conv(layer: L.Conv2d, x: np.ndarray, threads: int, out: np.ndarray,
+                order: GemmOrder | None = None) -> np.ndarray:
     """``layer`` of ``x`` (B, C_in, H, W) float32, C-contiguous, into ``out`` (B, C_out,
-    H_out, W_out), C-contiguous: :func:`ann_ops.conv2d`'s result with the dense engine's
+    H_out, W_out), C-contiguous, each product summed in ``order`` (by default this
+    machine's, :func:`gemm_order`): :func:`ann_ops.conv2d`'s result with the dense engine's
     lay-out, bit for bit where :func:`gathers`; groups of images shared among ``threads``
     as that function shares them."""
+    order = order or gemm_order() or HASWELL
     cout, cin, kh, kw = layer.weight.shape
     _, ho, _ = layer.output_shape([x.shape[1:]])
     step = ann_ops.images_per_product(layer, x.shape[1:])
@@ -362,10 +366,10 @@ def gather_conv(layer: L.Conv2d, x: np.ndarray, threads: int, out: np.ndarray) -
     weights = _weights(layer)
     bias = (np.empty(0, np.float32) if layer.bias is None
             else np.ascontiguousarray(layer.bias, np.float32))
-    ends, pair_ends = block_ends(weights.shape[0])
-    whole = pair_tables(cout, step * ho * width)
+    ends, pair_ends = block_ends(weights.shape[0], order)
+    whole = pair_tables(cout, step * ho * width, order)
     rest = len(x) % step
-    last = pair_tables(cout, rest * ho * width) if rest else whole
+    last = pair_tables(cout, rest * ho * width, order) if rest else whole
 
     def images(lo: int, hi: int) -> None:
         gather_frames(x, lo, hi, step, weights, bias, out, kh, kw, *layer.stride,
@@ -416,26 +420,45 @@ def worth_gathering(layer: L.Conv2d, density: float) -> bool:
 def gathers(layer: L.Conv2d, x: np.ndarray, density: float) -> bool:
     """Whether the dense engine computes ``layer`` of ``x``, ``density`` of whose inputs are
     non-zero, by :func:`gather_conv`."""
-    return fits(layer, x) and worth_gathering(layer, density) and matches_blas_gemm()
+    return (fits(layer, x) and worth_gathering(layer, density) and matches_blas_gemm()
+            and products_modelled(layer, x, gemm_order()))
+
+
+def products_modelled(layer: L.Conv2d, x: np.ndarray, order: GemmOrder) -> bool:
+    """Whether ``order`` models every GEMM of :func:`ann_ops.conv2d`'s ``layer`` of ``x``
+    (B, C_in, H, W): its groups of images per product, and the last, smaller group
+    (:func:`blas_order.modelled`)."""
+    cout, cin, kh, kw = layer.weight.shape
+    _, ho, _ = layer.output_shape([x.shape[1:]])
+    step = ann_ops.images_per_product(layer, x.shape[1:])
+    width = ann_ops.product_row_width(layer, x.shape[1:])
+    groups = {min(step, len(x)), len(x) % step} - {0}
+    return all(modelled(cout // layer.groups, n * ho * width, cin // layer.groups * kh * kw,
+                        order) for n in groups)
 
 
 #: Convolutions the probe checks (C_in, C_out, H, W, window, stride, padding, frames):
 #: between them, several row blocks and halved ones, a first row block's 4-column panels,
 #: 12-column panels whose last tile falls on either side, 8-, 4-, 2- and 1-column panels,
-#: K from 9 to four blocks (halved, and ending inside a channel's window), strides 1 and 2.
+#: K from 9 to four blocks (halved, and ending inside a channel's window; K = 558 halves
+#: to 288 + 270 where the halving rounds up to 16, to 280 + 278 where it rounds to 8),
+#: strides 1 and 2.
 PROBES = ((128, 20, 9, 9, 3, 1, 1, 7), (64, 64, 14, 14, 3, 1, 1, 5),
-          (3, 47, 30, 30, 3, 1, 1, 2), (36, 40, 13, 13, 3, 2, 1, 9), (1, 2, 20, 20, 3, 1, 0, 3))
+          (3, 47, 30, 30, 3, 1, 1, 2), (36, 40, 13, 13, 3, 2, 1, 9), (1, 2, 20, 20, 3, 1, 0, 3),
+          (62, 24, 10, 10, 3, 1, 1, 6))
 
 
-def agrees_with_gemm(conv, probes, seed: int) -> bool:
-    """Whether ``conv(layer, x, 1, out)`` equals :func:`ann_ops.conv2d` bit for bit here on
-    each of ``probes`` (C_in, C_out, H, W, window, stride, padding, frames): BLAS held to
-    one thread, random weights and bias, inputs 10 % non-zero of several magnitudes and
-    both signs (from ``seed``). False without ``threadpoolctl``: a BLAS that may run
-    threads splits the rows among them."""
+def agrees_with_gemm(conv, probes, seed: int, order: GemmOrder) -> bool:
+    """Whether ``conv(layer, x, 1, out, order)`` equals :func:`ann_ops.conv2d` bit for bit
+    here on each of ``probes`` (C_in, C_out, H, W, window, stride, padding, frames) that
+    ``order`` models (:func:`products_modelled`; at least one): BLAS held to one thread,
+    random weights and bias, inputs 10 % non-zero of several magnitudes and both signs
+    (from ``seed``). False without ``threadpoolctl``: a BLAS that may run threads splits
+    the rows among them."""
     if _threadpool_limits() is None:
         return False
     rng = np.random.default_rng(seed)
+    checked = 0
     with one_blas_thread():
         for cin, cout, h, w, window, stride, padding, frames in probes:
             layer = L.Conv2d(
@@ -444,19 +467,31 @@ def agrees_with_gemm(conv, probes, seed: int) -> bool:
                 padding=(padding, padding))
             x = ((rng.random((frames, cin, h, w)) < 0.1)
                  * rng.choice([-1.5, 0.25, 1.0, 3.0], (frames, cin, h, w))).astype(np.float32)
+            if not products_modelled(layer, x, order):
+                continue
             expected = ann_ops.conv2d(layer, x)
-            got = conv(layer, x, 1, np.empty_like(expected))
+            got = conv(layer, x, 1, np.empty_like(expected), order)
             if not np.array_equal(expected.view(np.uint32), got.view(np.uint32)):
                 return False
-    return True
+            checked += 1
+    return checked > 0
 
 
 @functools.cache
+def gemm_order() -> GemmOrder | None:
+    """The model (:data:`blas_order.ORDERS`) that this machine's BLAS follows: the first
+    with which :func:`gather_conv` equals :func:`ann_ops.conv2d` bit for bit on every
+    probe in :data:`PROBES` (:func:`agrees_with_gemm`); None where none does."""
+    for order in ORDERS:
+        if agrees_with_gemm(gather_conv, PROBES, 0, order):
+            return order
+    return None
+
+
 def matches_blas_gemm() -> bool:
-    """Whether :func:`gather_conv` equals :func:`ann_ops.conv2d` bit for bit here on every
-    probe in :data:`PROBES` (:func:`agrees_with_gemm`)."""
-    return agrees_with_gemm(gather_conv, PROBES, seed=0)
+    """Whether this machine's BLAS follows one of the modelled orders (:func:`gemm_order`)."""
+    return gemm_order() is not None
 
 
 __all__ = ["gather_conv", "gather_frames", "gathers", "fits", "fits_shape", "may_gather",
-           "worth_gathering", "matches_blas_gemm"]
+           "worth_gathering", "products_modelled", "gemm_order", "matches_blas_gemm"]

@@ -49,9 +49,10 @@ from numba.extending import intrinsic
 from .. import ann_ops
 from .. import layers as L
 from ..threads import on_threads, shares
-from .blas_order import Q, UNROLL_M, pair_tables
+from .blas_order import HASWELL, Q, UNROLL_M, GemmOrder, pair_tables
 from .dense_conv import LANES, _copy_run, _splat, _vector
-from .dense_gather import _fma_vector, _nonzero_bits, agrees_with_gemm
+from .dense_gather import (_fma_vector, _nonzero_bits, agrees_with_gemm, gemm_order,
+                           products_modelled)
 from .kernels import _set_bits
 
 #: The tiles are used on layers of at least :data:`MIN_PRODUCTS` and fewer than
@@ -371,11 +372,11 @@ def _weights(layer: L.Conv2d) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _tables(channels: int, n: int) -> tuple:
+def _tables(channels: int, n: int, order: GemmOrder) -> tuple:
     """(mode, singles, n_singles, pairs, n_pairs) of a product with ``channels`` output
-    channels and ``n`` columns: :func:`blas_order.pair_tables` with each mode's channels of
-    one chain listed too."""
-    t = pair_tables(channels, n)
+    channels and ``n`` columns summed in ``order``: :func:`blas_order.pair_tables` with
+    each mode's channels of one chain listed too."""
+    t = pair_tables(channels, n, order)
     singles = np.zeros((len(t.n_channels), channels), np.int64)
     n_singles = np.zeros(len(t.n_channels), np.int64)
     for md in range(len(t.n_channels)):
@@ -385,11 +386,15 @@ def _tables(channels: int, n: int) -> tuple:
     return t.mode, singles, n_singles, t.channels, t.n_channels
 
 
-def tile_conv(layer: L.Conv2d, x: np.ndarray, threads: int, out: np.ndarray) -> np.ndarray:
+def tile_conv(layer: L.Conv2d, x: np.ndarray, threads: int, out: np.ndarray,
+              order: GemmOrder | None = None) -> np.ndarray:
     """``layer`` of ``x`` (B, C_in, H, W) float32, C-contiguous, into ``out`` (B, C_out,
-    H_out, W_out), C-contiguous: :func:`ann_ops.conv2d`'s result with the dense engine's
-    lay-out, bit for bit where :func:`tiles` (for finite inputs); whole products (its groups
-    of images) shared among ``threads``, so that any share gives the same bits."""
+    H_out, W_out), C-contiguous, each product summed in ``order`` (by default this
+    machine's, :func:`~evsim.simulate.dense_gather.gemm_order`): :func:`ann_ops.conv2d`'s
+    result with the dense engine's lay-out, bit for bit where :func:`tiles` (for finite
+    inputs); whole products (its groups of images) shared among ``threads``, so that any
+    share gives the same bits."""
+    order = order or gemm_order() or HASWELL
     cout, cin, kh, kw = layer.weight.shape
     _, ho, _ = layer.output_shape([x.shape[1:]])
     step = ann_ops.images_per_product(layer, x.shape[1:])
@@ -397,9 +402,9 @@ def tile_conv(layer: L.Conv2d, x: np.ndarray, threads: int, out: np.ndarray) -> 
     weights = _weights(layer)
     bias = (np.empty(0, np.float32) if layer.bias is None
             else np.ascontiguousarray(layer.bias, np.float32))
-    whole = _tables(cout, step * ho * width)
+    whole = _tables(cout, step * ho * width, order)
     rest = len(x) % step
-    last = _tables(cout, rest * ho * width) if rest else whole
+    last = _tables(cout, rest * ho * width, order) if rest else whole
 
     def images(lo: int, hi: int) -> None:
         tile_frames(x, lo, hi, step, weights, bias, out, kh, kw, *layer.padding, *whole,
@@ -436,7 +441,7 @@ def tiles(layer: L.Conv2d, x: np.ndarray, run_density: float) -> bool:
     """Whether the dense engine computes ``layer`` of ``x``, ``run_density`` of whose runs
     of 8 inputs hold a non-zero one (:func:`occupancy`), by :func:`tile_conv`."""
     return (run_density <= MAX_RUN_DENSITY and may_tile(layer, x.shape[1:], x.dtype)
-            and matches_blas_tiles())
+            and matches_blas_tiles() and products_modelled(layer, x, gemm_order()))
 
 
 #: Convolutions the probe checks (C_in, C_out, H, W, window, stride, padding, frames):
@@ -450,9 +455,12 @@ PROBES = ((16, 16, 28, 28, 3, 1, 1, 7), (3, 47, 30, 30, 3, 1, 1, 3),
 
 @functools.cache
 def matches_blas_tiles() -> bool:
-    """Whether :func:`tile_conv` equals :func:`ann_ops.conv2d` bit for bit here on every
-    probe in :data:`PROBES` (:func:`~evsim.simulate.dense_gather.agrees_with_gemm`)."""
-    return agrees_with_gemm(tile_conv, PROBES, seed=1)
+    """Whether :func:`tile_conv`, in the order this machine's BLAS follows
+    (:func:`~evsim.simulate.dense_gather.gemm_order`), equals :func:`ann_ops.conv2d` bit
+    for bit here on every probe in :data:`PROBES`
+    (:func:`~evsim.simulate.dense_gather.agrees_with_gemm`)."""
+    order = gemm_order()
+    return order is not None and agrees_with_gemm(tile_conv, PROBES, 1, order)
 
 
 __all__ = ["tile_conv", "tile_frames", "tiles", "occupancy", "fits_shape", "may_tile",

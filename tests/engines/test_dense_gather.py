@@ -24,9 +24,10 @@ from blas_reference import case, model_product, naive_conv
 
 def _blas_or_skip():
     if not dg.matches_blas_gemm():
-        pytest.skip("this machine's BLAS sums a GEMM in another order than OpenBLAS's AVX2 "
-                    "kernel (or is not held to one thread); the dense engine keeps the GEMM "
-                    "path here")
+        pytest.skip("this machine's BLAS sums a GEMM in another order than OpenBLAS's "
+                    "Haswell and SkylakeX kernels (or is not held to one thread); the dense "
+                    "engine keeps the GEMM path here")
+    return dg.gemm_order()
 
 
 def test_k_and_row_blocks_follow_the_driver():
@@ -39,6 +40,21 @@ def test_k_and_row_blocks_follow_the_driver():
     assert bo.k_blocks(1152) == [(0, 320), (320, 320), (640, 256), (896, 256)]
     assert bo.row_blocks(2000) == [(0, 320), (320, 320), (640, 320), (960, 320),
                                    (1280, 320), (1600, 200), (1800, 200)]
+
+
+def test_skylakex_blocks_follow_the_driver():
+    """Worked by hand: Q = 448, a remainder between Q and 2Q halved and rounded up to 16;
+    no output sums with two accumulators; products of at most 100³ multiply-adds (the
+    small-matrix kernels') not modelled."""
+    sk = bo.SKYLAKEX
+    assert bo.k_blocks(448, sk) == [(0, 448)]
+    assert bo.k_blocks(558, sk) == [(0, 288), (288, 270)]  # 279 rounded up to 16
+    assert bo.k_blocks(558) == [(0, 280), (280, 278)]  # the Haswell driver's 8
+    assert bo.k_blocks(1000, sk) == [(0, 448), (448, 288), (736, 264)]
+    assert bo.k_blocks(1152, sk) == [(0, 448), (448, 352), (800, 352)]
+    assert not bo.paired(32, 2000, sk).any()
+    assert bo.modelled(100, 100, 101, sk) and not bo.modelled(100, 100, 100, sk)
+    assert bo.modelled(1, 1, 1)  # the Haswell kernels have no small-matrix path
 
 
 def test_pairs_follow_the_kernel_panels():
@@ -60,18 +76,37 @@ def test_pairs_follow_the_kernel_panels():
         assert (left == expected_left).all() and (right == expected_right).all()
 
 
+#: OpenBLAS's cores (as threadpoolctl names them) whose kernels each model describes.
+CORES = {"haswell": bo.HASWELL, "zen": bo.HASWELL, "skylakex": bo.SKYLAKEX,
+         "cooperlake": bo.SKYLAKEX, "sapphirerapids": bo.SKYLAKEX}
+
+
+def test_this_machines_openblas_core_takes_its_model():
+    """On a core whose kernels a model describes, the probes pick that model: a model
+    gone wrong fails here instead of quietly leaving the dense engine on the GEMM path."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    cores = {info.get("architecture", "").lower() for info in threadpoolctl.threadpool_info()
+             if info.get("internal_api") == "openblas"}
+    known = cores & set(CORES)
+    if len(cores) != 1 or not known:
+        pytest.skip(f"OpenBLAS cores here: {sorted(cores) or 'none'}; no single modelled one")
+    assert dg.gemm_order() == CORES[known.pop()]
+
+
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(channels=st.integers(2, 70), k=st.integers(1, 1400), n=st.integers(2, 1500),
        seed=st.integers(0, 2**16))
 def test_the_order_is_numpys_product(channels, k, n, seed):
     """Dense random values: any other order would round some outputs differently."""
-    _blas_or_skip()
+    order = _blas_or_skip()
+    if not bo.modelled(channels, n, k, order):
+        return  # a small-matrix kernel's product
     rng = np.random.default_rng(seed)
     w = rng.standard_normal((channels, k)).astype(np.float32)
     x = rng.standard_normal((k, n)).astype(np.float32)
     with one_blas_thread():
         expected = w @ x
-    np.testing.assert_array_equal(model_product(w, x).view(np.uint32),
+    np.testing.assert_array_equal(model_product(w, x, order).view(np.uint32),
                                   expected.view(np.uint32))
 
 
@@ -86,15 +121,17 @@ geometries = st.fixed_dictionaries({
 @settings(max_examples=30, deadline=None, derandomize=True)
 @given(g=geometries)
 def test_kernel_equals_the_naive_loop(g):
-    """Any geometry and density, every image group and thread share: the kernel's result
-    is the naive loop's over the same order, bit for bit (no BLAS involved)."""
+    """Any geometry and density, every image group and thread share, each modelled
+    order: the kernel's result is the naive loop's over the same order, bit for bit (no
+    BLAS involved)."""
     made = case(g)
     if made is None:
         return
     layer, x = made
-    expected = naive_conv(layer, x)
-    got = dg.gather_conv(layer, x, 2, np.full_like(expected, np.nan))
-    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    for order in bo.ORDERS:
+        expected = naive_conv(layer, x, order)
+        got = dg.gather_conv(layer, x, 2, np.full_like(expected, np.nan), order)
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 
 @pytest.mark.parametrize("cin,cout,size,stride,frames", [
@@ -106,13 +143,14 @@ def test_kernel_equals_the_naive_loop(g):
 def test_kernel_equals_the_gemm_path_bit_for_bit(cin, cout, size, stride, frames):
     """Where the probe passes, the kernel gives ann_ops.conv2d's result (with the dense
     engine's lay-out) on layers larger than the probe's, at one and two threads."""
-    _blas_or_skip()
+    order = _blas_or_skip()
     rng = np.random.default_rng(cin + cout)
     layer = L.Conv2d(weight=rng.standard_normal((cout, cin, 3, 3)).astype(np.float32),
                      bias=rng.standard_normal(cout).astype(np.float32),
                      stride=(stride, stride), padding=(1, 1))
     x = ((rng.random((frames, cin, size, size)) < 0.08)
          * rng.choice([0.5, 1.0, 2.0], (frames, cin, size, size))).astype(np.float32)
+    assert dg.products_modelled(layer, x, order)
     with one_blas_thread():
         expected = ann_ops.conv2d(layer, x, lay_out=dense._lay_out_compiled)
         for threads in (1, 2):
@@ -150,11 +188,11 @@ def test_what_the_kernel_takes():
 def test_without_threadpoolctl_the_gemm_path_stays(monkeypatch):
     """A BLAS that may run threads splits the rows among them: no gather then."""
     monkeypatch.setattr(dg, "_threadpool_limits", lambda: None)
-    dg.matches_blas_gemm.cache_clear()
+    dg.gemm_order.cache_clear()
     try:
         assert not dg.matches_blas_gemm()
     finally:
-        dg.matches_blas_gemm.cache_clear()
+        dg.gemm_order.cache_clear()
 
 
 @pytest.mark.slow
