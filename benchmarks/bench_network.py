@@ -272,11 +272,14 @@ def print_sparse(name, snn, images, T, rounds) -> None:
 
     rows = {}
     engine_conv = dense._COMPILED[layers.Conv2d]
+    order = dense_gather.gemm_order()
     kernels = {"gather": (dense_gather.gather_conv, lambda layer, x: (
-                   dense_gather.fits(layer, x) and dense_gather.matches_blas_gemm())),
+                   dense_gather.fits(layer, x) and dense_gather.matches_blas_gemm()
+                   and dense_gather.products_modelled(layer, x, order))),
                "tiles": (dense_tiles.tile_conv, lambda layer, x: (
                    dense_tiles.fits_shape(layer, x.shape[1:], x.dtype)
-                   and dense_tiles.matches_blas_tiles()))}
+                   and dense_tiles.matches_blas_tiles()
+                   and dense_gather.products_modelled(layer, x, order)))}
 
     def all_ways(layer, inputs, threads, out):
         x = np.ascontiguousarray(inputs[0])

@@ -107,7 +107,7 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan, dtype) -> None:
                     if isinstance(n.layer, L.Conv2d)]
     gather = [may_gather(layer, shape, dtype) for layer, shape in convolutions]
     tile = [may_tile(layer, shape, dtype) for layer, shape in convolutions]
-    if any(gather):
+    if any(gather) or any(tile):  # the tiles' probe runs on the order the gather's finds
         needed.append((gather_frames, "sparse convolution gather"))
     if any(tile):
         needed.append((tile_frames, "sparse convolution tiles"))

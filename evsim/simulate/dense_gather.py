@@ -425,16 +425,16 @@ def gathers(layer: L.Conv2d, x: np.ndarray, density: float) -> bool:
 
 
 def products_modelled(layer: L.Conv2d, x: np.ndarray, order: GemmOrder) -> bool:
-    """Whether ``order`` models every GEMM of :func:`ann_ops.conv2d`'s ``layer`` of ``x``
-    (B, C_in, H, W): its groups of images per product, and the last, smaller group
-    (:func:`blas_order.modelled`)."""
+    """Whether ``order`` models every GEMM of :func:`ann_ops.conv2d`'s ``layer`` (one
+    group) of ``x`` (B, C_in, H, W): its groups of images per product, and the last,
+    smaller group (:func:`blas_order.modelled`), each of two or more columns (NumPy takes
+    a one-column product to BLAS's matrix-vector routine)."""
     cout, cin, kh, kw = layer.weight.shape
     _, ho, _ = layer.output_shape([x.shape[1:]])
     step = ann_ops.images_per_product(layer, x.shape[1:])
     width = ann_ops.product_row_width(layer, x.shape[1:])
-    groups = {min(step, len(x)), len(x) % step} - {0}
-    return all(modelled(cout // layer.groups, n * ho * width, cin // layer.groups * kh * kw,
-                        order) for n in groups)
+    columns = {n * ho * width for n in (min(step, len(x)), len(x) % step) if n}
+    return all(n >= 2 and modelled(cout, n, cin * kh * kw, order) for n in columns)
 
 
 #: Convolutions the probe checks (C_in, C_out, H, W, window, stride, padding, frames):

@@ -134,6 +134,24 @@ def test_kernel_equals_the_naive_loop(g):
         np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 
+@pytest.mark.parametrize("cin,frames", [
+    (62, 5),   # K = 558: halved into 280 + 278 (Haswell), 288 + 270 (SkylakeX)
+    (128, 3),  # K = 1,152: four blocks (Haswell), 448 + 352 + 352 (SkylakeX)
+])
+def test_kernel_equals_the_naive_loop_over_several_k_blocks(cin, frames):
+    """The naive-loop property on K long enough for several blocks, and halved ones, in
+    each modelled order (the random geometries above stay within one or two)."""
+    rng = np.random.default_rng(cin)
+    layer = L.Conv2d(weight=rng.standard_normal((24, cin, 3, 3)).astype(np.float32),
+                     bias=rng.standard_normal(24).astype(np.float32), padding=(1, 1))
+    x = ((rng.random((frames, cin, 10, 10)) < 0.1)
+         * rng.choice([-1.5, 0.25, 1.0, 3.0], (frames, cin, 10, 10))).astype(np.float32)
+    for order in bo.ORDERS:
+        expected = naive_conv(layer, x, order)
+        got = dg.gather_conv(layer, x, 2, np.full_like(expected, np.nan), order)
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
 @pytest.mark.parametrize("cin,cout,size,stride,frames", [
     (128, 20, 9, 1, 7),    # four K blocks, halved, ending inside a window; 4-column panels
     (64, 64, 14, 1, 5),    # two K blocks, a 4-column panel on every row block
@@ -187,12 +205,16 @@ def test_what_the_kernel_takes():
 
 def test_without_threadpoolctl_the_gemm_path_stays(monkeypatch):
     """A BLAS that may run threads splits the rows among them: no gather then."""
+    from evsim.simulate import dense_tiles
+
     monkeypatch.setattr(dg, "_threadpool_limits", lambda: None)
     dg.gemm_order.cache_clear()
+    dense_tiles.matches_blas_tiles.cache_clear()  # it reads gemm_order
     try:
         assert not dg.matches_blas_gemm()
     finally:
         dg.gemm_order.cache_clear()
+        dense_tiles.matches_blas_tiles.cache_clear()
 
 
 @pytest.mark.slow

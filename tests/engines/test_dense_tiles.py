@@ -192,10 +192,12 @@ def test_occupancy_counts_values_and_runs_of_eight():
 def test_without_threadpoolctl_the_tiles_are_not_taken(monkeypatch):
     """A BLAS that may run threads splits the rows among them: no tiles then."""
     monkeypatch.setattr(dg, "_threadpool_limits", lambda: None)  # the probes' shared check
+    dg.gemm_order.cache_clear()  # else found here without threadpoolctl, and kept: None
     dt.matches_blas_tiles.cache_clear()
     try:
         assert not dt.matches_blas_tiles()
     finally:
+        dg.gemm_order.cache_clear()
         dt.matches_blas_tiles.cache_clear()
 
 
