@@ -65,16 +65,11 @@ def _submit(n: int, task: Callable[[], None]) -> list:
         return [_pool.submit(task) for _ in range(n)]
 
 
-def on_threads(work: Callable[[int, int], R], ranges: list[tuple[int, int]],
-               threads: int | None = None) -> list[R]:
-    """``work(lo, hi)`` for every range on up to ``threads`` threads (default: one per
-    range), the calling thread among them; each thread takes the next range not yet taken,
-    so a faster core does more of them. Results in the order of ``ranges``; the first error
-    is raised once all have ended. ``work`` must not call on_threads itself."""
-    n = min(len(ranges), threads or len(ranges))
-    if n == 1:
-        return [work(lo, hi) for lo, hi in ranges]
-    results: list = [None] * len(ranges)
+def _drainer(work: Callable[[int, int], R], ranges: list[tuple[int, int]],
+             results: list) -> Callable[[], None]:
+    """A task that runs ``work`` on the next range not yet taken, until none is left, each
+    result to its place in ``results``: started on several threads, a faster core does
+    more of the ranges."""
     todo = iter(range(len(ranges)))
     lock = threading.Lock()
 
@@ -86,6 +81,29 @@ def on_threads(work: Callable[[int, int], R], ranges: list[tuple[int, int]],
                 return
             results[i] = work(*ranges[i])
 
+    return drain
+
+
+def on_pool(work: Callable[[int, int], None], ranges: list[tuple[int, int]],
+            threads: int) -> list:
+    """Start ``work(lo, hi)`` for every range on ``threads`` threads of the process-wide
+    pool (none of them the caller's), each taking the next range not yet taken; returns
+    their futures. The caller waits on them, free to take a KeyboardInterrupt meanwhile
+    (the event engine's kernels then stop at their next step)."""
+    return _submit(min(threads, len(ranges)), _drainer(work, ranges, [None] * len(ranges)))
+
+
+def on_threads(work: Callable[[int, int], R], ranges: list[tuple[int, int]],
+               threads: int | None = None) -> list[R]:
+    """``work(lo, hi)`` for every range on up to ``threads`` threads (default: one per
+    range), the calling thread among them; each thread takes the next range not yet taken,
+    so a faster core does more of them. Results in the order of ``ranges``; the first error
+    is raised once all have ended. ``work`` must not call on_threads itself."""
+    n = min(len(ranges), threads or len(ranges))
+    if n == 1:
+        return [work(lo, hi) for lo, hi in ranges]
+    results: list = [None] * len(ranges)
+    drain = _drainer(work, ranges, results)
     futures = _submit(n - 1, drain)
     try:
         drain()
@@ -129,13 +147,12 @@ def one_blas_thread():
     any thread is inside such a context: concurrent callers (Optuna trials on threads, say)
     leave it in any order, and the first to leave does not lift it under the others."""
     global _blas_holders, _blas_limit
-    limits = _threadpool_limits()
-    if limits is None:
+    if _threadpool_limits() is None:
         yield
         return
     with _blas_lock:
         if _blas_holders == 0:
-            _blas_limit = limits(1, user_api="blas")
+            _blas_limit = _blas_controller().limit(limits=1, user_api="blas")
         _blas_holders += 1
     try:
         yield
@@ -145,6 +162,16 @@ def one_blas_thread():
             if _blas_holders == 0:
                 _blas_limit.restore_original_limits()
                 _blas_limit = None
+
+
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's controller of the thread pools loaded in this process, made once: a
+    new one scans every loaded library, about 1.3 ms, and each simulation holds BLAS to one
+    thread (a BLAS library loaded after the first call is not held; evsim computes with
+    NumPy's, loaded with NumPy)."""
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()
 
 
 @functools.cache
@@ -159,4 +186,5 @@ def _threadpool_limits():
     return threadpool_limits
 
 
-__all__ = ["shares", "on_threads", "thread_count", "sharing_threads", "one_blas_thread"]
+__all__ = ["shares", "on_threads", "on_pool", "thread_count", "sharing_threads",
+           "one_blas_thread"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 
 import numba
 import numpy as np
@@ -24,6 +24,7 @@ from ..arena import Arena, borrow
 from ..errors import EvsimValueError
 from ..signals import analog_head
 from ..spiking import SpikingNetwork
+from ..threads import on_pool
 from .compile import EventProgram, channels_last, compiled
 from ..engines import ChunkResult, EngineSetup
 from .kernels import kernel_paths, run_steps
@@ -33,6 +34,9 @@ from .notice import announce, ready
 BLOCK_SECONDS = 0.25
 #: The most steps one call simulates (bounds the per-image SOP buffers).
 BLOCK_STEPS = 1024
+#: Groups of images per thread (at several threads): a core that runs faster, or is not
+#: shared with another process at the moment, takes more of them.
+GROUPS_PER_THREAD = 4
 #: First-call compile time of the kernels with an empty cache, as measured (BENCHMARKS.md):
 #: about 10 s on a Zen 4 core, 16-19 s on a Zen 3 one; with every optional kernel
 #: (:data:`KERNELS_VARIABLE`) 24 s there.
@@ -129,22 +133,24 @@ def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_i
               on_steps: Callable[[int], None] | None = None):
     """Simulate ``x`` (B, *input_shape) for T steps; ``on_steps(n)`` is called as each block
     of n steps completes. SOPs and pooling operations of the chunk are added to ``sops``
-    (sop layers, T) and ``pool_ops`` (pool layers, T). ``threads`` simulate disjoint groups
-    of images at once. Returns per-image outputs (B, K, readout size) and spike counts
-    (B, neurons), as views into ``workspace``."""
+    (sop layers, T) and ``pool_ops`` (pool layers, T). ``threads`` threads of the process-wide
+    pool (:func:`evsim.threads.on_pool`) simulate disjoint groups of images at once,
+    :data:`GROUPS_PER_THREAD` groups per thread, each thread taking the next group not yet
+    taken, so that a faster core does more of them. Returns per-image outputs (B, K, readout
+    size) and spike counts (B, neurons), as views into ``workspace``."""
     batch = len(x)
     analog, layout = _analog_space(program, batch, x.dtype)
     rate_input = (x.reshape(batch, -1).astype(np.float64) if program.encoding == "rate"
                   else np.zeros((batch, 1)))
     rows = workspace.rows(batch)
-    n_groups = max(1, min(threads, batch))
+    n_groups = max(1, min(batch, 1 if threads == 1 else GROUPS_PER_THREAD * threads))
     bounds = np.linspace(0, batch, n_groups + 1).astype(int)
+    groups = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
     stop = np.zeros(1, np.uint8)
     paths = compiled_paths(program)
 
-    def advance(group: int, step: int, last: int) -> None:
-        lo, hi = bounds[group], bounds[group + 1]
-        if step == 1:  # each thread its own images' analog layers: no serial phase
+    def advance(lo: int, hi: int, step: int, last: int) -> None:
+        if step == 1:  # each group its own images' analog layers: no serial phase
             _fill_analog_head(snn, program, x[lo:hi], analog[lo:hi])
         run_steps(program.ops, program.iparams, program.fparams, program.f64params,
                   rate_input[lo:hi], analog[lo:hi], layout, step, last, checkpoints,
@@ -153,25 +159,24 @@ def run_chunk(snn: SpikingNetwork, program: EventProgram, x: np.ndarray, first_i
                   *paths)
 
     step, block = 1, 1
-    with ThreadPoolExecutor(n_groups) as pool:
-        while step <= T:
-            last = min(T, step + block - 1)
-            started = time.perf_counter()
-            calls = [pool.submit(advance, g, step, last) for g in range(n_groups)]
-            try:
-                for done in calls:
-                    done.result()
-            except BaseException:  # Ctrl-C: the kernels stop at their next step
-                stop[0] = 1
-                wait(calls)
-                raise
-            n = last - step + 1
-            sops[:, step - 1:last] += rows[-2][:, :len(sops), :n].sum(axis=0)
-            pool_ops[:, step - 1:last] += rows[-1][:, :len(pool_ops), :n].sum(axis=0)
-            if on_steps is not None:
-                on_steps(n)
-            block = _next_block(n, time.perf_counter() - started, T - last)
-            step = last + 1
+    while step <= T:
+        last = min(T, step + block - 1)
+        started = time.perf_counter()
+        calls = on_pool(lambda lo, hi, s=step, e=last: advance(lo, hi, s, e), groups, threads)
+        try:
+            for done in calls:
+                done.result()
+        except BaseException:  # Ctrl-C: the kernels stop at their next step
+            stop[0] = 1
+            wait(calls)
+            raise
+        n = last - step + 1
+        sops[:, step - 1:last] += rows[-2][:, :len(sops), :n].sum(axis=0)
+        pool_ops[:, step - 1:last] += rows[-1][:, :len(pool_ops), :n].sum(axis=0)
+        if on_steps is not None:
+            on_steps(n)
+        block = _next_block(n, time.perf_counter() - started, T - last)
+        step = last + 1
     return rows[-4], rows[-3]
 
 

@@ -168,3 +168,30 @@ def test_an_images_analog_head_does_not_depend_on_its_chunk():
     assert "conv1" in part
     for name, values in part.items():
         np.testing.assert_array_equal(whole[name][7:9].view(np.uint32), values.view(np.uint32))
+
+
+def test_on_pool_runs_every_range_once_and_never_on_the_caller():
+    """The event engine's groups of images: each range once, on the pool's threads (the
+    caller stays free to take Ctrl-C), a slow range not holding up the others."""
+    import threading
+    import time
+    from concurrent.futures import wait
+
+    ranges = [(lo, lo + 3) for lo in range(0, 30, 3)]
+    seen, lock = [], threading.Lock()
+
+    def work(lo: int, hi: int) -> None:
+        if lo == 0:
+            time.sleep(0.5)  # one slow range: the other thread takes the rest meanwhile
+        with lock:
+            seen.append((lo, hi, threading.get_ident()))
+
+    futures = threads.on_pool(work, ranges, 2)
+    assert len(futures) == 2
+    wait(futures)
+    for future in futures:
+        future.result()
+    assert sorted((lo, hi) for lo, hi, _ in seen) == ranges
+    assert threading.get_ident() not in {ident for _, _, ident in seen}
+    slow = next(ident for lo, _, ident in seen if lo == 0)
+    assert sum(ident != slow for *_, ident in seen) >= len(ranges) - 2
