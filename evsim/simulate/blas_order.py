@@ -30,9 +30,10 @@ AVX-512). Products of more than 100³ multiply-adds (M·N·K) go through the sam
 with ``sgemm_kernel_16x4_skylakex_3.c``: K in blocks as above with Q = 448 and halved
 remainders rounded up to 16, and every output one chain of fused multiply-adds per block,
 never two. Smaller products take OpenBLAS's small-matrix kernels, whose order is not
-modelled (:func:`modelled`): measured on a Sapphire Rapids core with OpenBLAS 0.3.31, 71
-of 98 random products of at most 100³ multiply-adds matched neither one chain nor the
-blocks, and all 62 larger ones matched the blocks.
+modelled (:func:`modelled`). Measured on an Emerald Rapids core (Intel family 6, model
+207, which OpenBLAS 0.3.31 takes for SkylakeX): 71 of 98 random products of at most 100³
+multiply-adds matched neither one chain nor the blocks, and all 62 larger ones matched
+the blocks.
 
 Other BLAS builds (another library, other kernels, double precision, several BLAS
 threads) sum in other orders; :func:`evsim.simulate.dense_gather.gemm_order` checks each
