@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -164,14 +165,20 @@ def one_blas_thread():
                 _blas_limit = None
 
 
-@functools.cache
+_controller = None  # threadpoolctl's controller, and how many modules were loaded when made
+_controller_modules = -1
+
+
 def _blas_controller():
-    """threadpoolctl's controller of the thread pools loaded in this process, made once: a
-    new one scans every loaded library, about 1.3 ms, and each simulation holds BLAS to one
-    thread (a BLAS library loaded after the first call is not held; evsim computes with
-    NumPy's, loaded with NumPy)."""
-    from threadpoolctl import ThreadpoolController
-    return ThreadpoolController()
+    """threadpoolctl's controller of the thread pools loaded in this process, made again
+    only when modules have been imported since (a new one scans every loaded library, about
+    1.3 ms, and each simulation holds BLAS to one thread; an import may load another BLAS,
+    as ``scipy.linalg`` loads its own OpenBLAS). Called under ``_blas_lock``."""
+    global _controller, _controller_modules
+    if _controller is None or len(sys.modules) != _controller_modules:
+        from threadpoolctl import ThreadpoolController
+        _controller, _controller_modules = ThreadpoolController(), len(sys.modules)
+    return _controller
 
 
 @functools.cache

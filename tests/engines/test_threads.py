@@ -1,6 +1,7 @@
 """Sharing work among threads: the shares, and convolutions and calibration that do not
 depend on them."""
 
+import subprocess
 import sys
 
 import numpy as np
@@ -139,6 +140,32 @@ def test_blas_limit_holds_until_the_last_caller_leaves():
         finally:
             second.__exit__(None, None, None)
         assert blas_threads() == {2}
+
+
+def test_a_blas_loaded_after_the_first_hold_is_held_too():
+    """The controller is kept between calls, but an import since may have loaded another
+    BLAS (scipy.linalg loads its own OpenBLAS): that one is held to one thread too. In a
+    fresh process, so that scipy.linalg is not loaded before the first hold."""
+    pytest.importorskip("threadpoolctl")
+    script = """
+import threadpoolctl
+from evsim.threads import one_blas_thread
+with one_blas_thread():
+    pass
+import scipy.linalg
+with threadpoolctl.threadpool_limits(2, user_api="blas"):
+    with one_blas_thread():
+        held = {p["filepath"]: p["num_threads"] for p in threadpoolctl.threadpool_info()
+                if p["user_api"] == "blas"}
+print(len(held), sorted(set(held.values())))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    count, values = done.stdout.split(maxsplit=1)
+    if int(count) < 2:
+        pytest.skip("scipy.linalg shares NumPy's BLAS here: no second library to hold")
+    assert values.strip() == "[1]", done.stdout
 
 
 def test_an_error_inside_one_blas_thread_is_not_chained_to_an_import_error(monkeypatch):
