@@ -114,12 +114,12 @@ def announce_compile(snn: SpikingNetwork, plan: SignalPlan, dtype) -> None:
     if not all(g or t for g, t in zip(gather, tile)):
         needed += [(lay_out_conv, "convolution layout"), (fill_columns, "convolution columns")]
     kinds_present = {type(layer) for layer in layers}
-    kinds_present |= {layer.mode for layer in layers if isinstance(layer, L.Upsample)}
-    needed += [(kernel, what) for kind, kernel, what in (
-        (L.AvgPool2d, average_pool, "average pooling"),
-        (L.Concat, concat_frames, "concatenation"),
-        ("nearest", upsample_nearest, "nearest upsampling"),
-        ("bilinear", upsample_separable, "bilinear upsampling")) if kind in kinds_present]
+    modes = {layer.mode for layer in layers if isinstance(layer, L.Upsample)}
+    needed += [(kernel, what) for present, kernel, what in (
+        (L.AvgPool2d in kinds_present, average_pool, "average pooling"),
+        (L.Concat in kinds_present, concat_frames, "concatenation"),
+        ("nearest" in modes, upsample_nearest, "nearest upsampling"),
+        ("bilinear" in modes, upsample_separable, "bilinear upsampling")) if present]
     if any(isinstance(layer, L.Conv2d) and is_depthwise(layer, layer.weight.shape[0])
            for layer in layers):
         needed.append((depthwise_frames, "depthwise convolution"))
