@@ -3,6 +3,8 @@ against a brute-force recount of distinct targets, and their construction errors
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -75,16 +77,18 @@ def test_dense_engine_upsampling_is_the_forward_bit_for_bit(h, w, sh, sw, mode, 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("h, w", [(3, 9), (4, 10), (2, 17), (5, 28), (1, 33)])
 @pytest.mark.parametrize("align", [False, True])
-def test_wide_bilinear_rows_are_the_forward_bit_for_bit(h, w, align, dtype):
-    """Rows wide enough for the dense engine's vector paths (whole vectors, a last one
-    overlapping the one before, the border samples gathered) give ann_ops.upsample's bits,
-    with signed zeros, infinities and NaNs among the inputs."""
+def test_wide_upsampled_rows_are_the_forward_bit_for_bit(h, w, align, dtype):
+    """Rows wide enough for the dense engine's vector paths (bilinear: whole vectors, a last
+    one overlapping the one before, the border samples gathered; nearest: its vectorised
+    loops) give ann_ops.upsample's bits, with signed zeros, infinities and NaNs among the
+    inputs."""
     from evsim.simulate.dense import _upsample
     x = np.random.default_rng(w).normal(size=(2, 3, h, w)).astype(dtype)
     x[0, 0, 0, :3], x[1, 2, h - 1, w - 1], x[1, 1, 0, w // 2] = -0.0, np.inf, np.nan
     x[0, 2, h // 2, 1] = -np.inf
-    for scale in ((2, 2), (1, 2), (2, 3)):
-        up = Upsample(scale, "bilinear", align)
+    for scale, mode in itertools.product(((2, 2), (1, 2), (2, 3), (3, 1)),
+                                         ("bilinear", "nearest")):
+        up = Upsample(scale, mode, align and mode == "bilinear")
         want = apply(up, [x])
         got = np.full_like(want, 7.0)
         _upsample(up, [x], 1, got)
