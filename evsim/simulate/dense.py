@@ -406,10 +406,11 @@ def _fast_neuron_scan(params: IFParameters, state: IFState, current: np.ndarray,
             sum(part[1] for part in parts) if count_net else None)
 
 
-#: The smallest Concat output (bytes, the whole block) that the dense engine writes with
-#: non-temporal stores, as a large memcpy does (BENCHMARKS.md, Concat), where each input's
-#: part of a frame is at least :data:`STREAM_PART_BYTES` (short parts would be mostly the
-#: ordinary stores before and after their whole cache lines).
+#: The smallest Concat or nearest upsampling output (bytes, the whole block) that the dense
+#: engine writes with non-temporal stores, as a large memcpy does (BENCHMARKS.md, Concat
+#: and upsampling), a Concat where each input's part of a frame is at least
+#: :data:`STREAM_PART_BYTES` (short parts would be mostly the ordinary stores before and
+#: after their whole cache lines).
 STREAM_BYTES = 4 << 20
 STREAM_PART_BYTES = 4 << 10
 
@@ -457,12 +458,15 @@ def _upsample(layer: L.Upsample, inputs: list[np.ndarray], threads: int,
               out: np.ndarray) -> np.ndarray:
     """:func:`evsim.ann_ops.upsample` of ``inputs[0]`` (frames, C, H, W) into ``out`` in one
     compiled pass (:func:`evsim.simulate.kernels.upsample_nearest` or ``upsample_separable``,
-    the same values bit for bit), the frames shared among ``threads``."""
+    the same values bit for bit), the frames shared among ``threads``; a large nearest
+    output (:data:`STREAM_BYTES`) is written with non-temporal stores."""
     x = np.ascontiguousarray(inputs[0])
     (sh, sw), h, w = layer.scale, x.shape[2], x.shape[3]
     if layer.mode == "nearest":
+        stream = out.nbytes >= STREAM_BYTES
+
         def share(lo: int, hi: int) -> None:
-            upsample_nearest(x, sh, sw, out, lo, hi)
+            upsample_nearest(x, sh, sw, out, lo, hi, stream)
     else:
         rows, row_weights = ann_ops.upsample_taps(h, sh, layer.mode, layer.align_corners)
         cols, col_weights = ann_ops.upsample_taps(w, sw, layer.mode, layer.align_corners)

@@ -15,6 +15,7 @@ from evsim import Conv2d, NetworkBuilder, NeuronSpec, ReLU, SpikingNetwork
 from evsim.errors import EvsimValueError
 from evsim.kinds import apply
 from evsim.layers import Concat, Pad, ShapeError, Upsample
+from evsim.simulate.kernels import upsample_nearest
 from evsim.signals import plan
 
 
@@ -86,14 +87,40 @@ def test_wide_upsampled_rows_are_the_forward_bit_for_bit(h, w, align, dtype):
     x = np.random.default_rng(w).normal(size=(2, 3, h, w)).astype(dtype)
     x[0, 0, 0, :3], x[1, 2, h - 1, w - 1], x[1, 1, 0, w // 2] = -0.0, np.inf, np.nan
     x[0, 2, h // 2, 1] = -np.inf
+    bits = np.uint32 if dtype == np.float32 else np.uint64
     for scale, mode in itertools.product(((2, 2), (1, 2), (2, 3), (3, 1)),
                                          ("bilinear", "nearest")):
         up = Upsample(scale, mode, align and mode == "bilinear")
         want = apply(up, [x])
         got = np.full_like(want, 7.0)
         _upsample(up, [x], 1, got)
-        bits = np.uint32 if dtype == np.float32 else np.uint64
         np.testing.assert_array_equal(got.view(bits), want.view(bits))
+        if mode == "nearest":  # streamed: planes starting anywhere in a cache line
+            got = np.full_like(want, 7.0)
+            for lo, hi in ((0, 1), (1, 2)):
+                upsample_nearest(x, *scale, got, lo, hi, True)
+            np.testing.assert_array_equal(got.view(bits), want.view(bits))
+
+
+def test_the_dense_engine_streams_a_large_nearest_upsampling_and_not_a_small_one(monkeypatch):
+    """A nearest upsampling output of at least STREAM_BYTES is written by non-temporal
+    stores, a smaller one by ordinary stores; both are the upsampling."""
+    from evsim.simulate import dense
+    calls = []
+    monkeypatch.setattr(dense, "upsample_nearest",
+                        lambda x, sh, sw, out, lo, hi, stream: calls.append(stream)
+                        or upsample_nearest(x, sh, sw, out, lo, hi, stream))
+    rng = np.random.default_rng(0)
+    up = Upsample(2)
+    for shape, expected in (((16, 16, 32, 32), True), ((2, 8, 5, 7), False)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        want = apply(up, [x])
+        assert (want.nbytes >= dense.STREAM_BYTES) == expected
+        got = np.empty_like(want)
+        calls.clear()
+        dense._upsample(up, [x], 2, got)
+        assert calls and set(calls) == {expected}
+        np.testing.assert_array_equal(got, want)
 
 
 def test_dense_engine_concat_copies_every_input_into_its_channels():
