@@ -542,16 +542,18 @@ def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, 
     writing four (values and ``sent`` were two loops until one took 0.77-0.88 of the
     scan's time alone). With ``spikes`` empty the spikes of one image and step go
     to a row that stays in cache (about 3 times faster than writing them all on the
-    bundled ``resnet``'s first layers)."""
+    bundled ``resnet``'s first layers). Each image's steps are taken in turn, so that its
+    membranes stay in cache between them (the dense run of ``vgg_relu`` 1.04x faster at
+    one thread, 1.05x at two, than step after step over all images)."""
     n, _, size = values.shape
     zero = v.dtype.type(0)
     keep = spikes.shape[0] > 0
     row = np.empty(size, np.int32)
-    for k in range(n):
-        step_current = current[0] if current.shape[0] == 1 else current[k]
-        step_sent = sent[k]
-        for b in range(first, last):
-            membrane, inflow = v[b], step_current[b]
+    for b in range(first, last):
+        membrane = v[b]
+        for k in range(n):
+            inflow = current[0, b] if current.shape[0] == 1 else current[k, b]
+            step_sent = sent[k]
             step_spikes = spikes[k, b] if keep else row
             step_values = values[k, b]
             for i in range(size):
@@ -578,11 +580,11 @@ def _signed_plain_neuron_scan(current, v, theta, negative_theta, to_zero, spikes
     zero = v.dtype.type(0)
     keep = spikes.shape[0] > 0
     row = np.empty(size, np.int32)
-    for k in range(n):
-        step_current = current[0] if current.shape[0] == 1 else current[k]
-        step_sent = sent[k]
-        for b in range(first, last):
-            membrane, inflow = v[b], step_current[b]
+    for b in range(first, last):
+        membrane = v[b]
+        for k in range(n):
+            inflow = current[0, b] if current.shape[0] == 1 else current[k, b]
+            step_sent = sent[k]
             step_spikes = spikes[k, b] if keep else row
             step_values = values[k, b]
             for i in range(size):
@@ -618,14 +620,15 @@ def pool_scan(incoming, cumulative_in, cumulative_out, kernel, stride, padding, 
     ``spikes`` (steps, B, C, H', W') int32 and ``values`` = spikes × amplitude, and adds
     the spikes over those images to ``sent`` (steps, C H' W') as |s| and to ``net``
     (C H' W',) as s, summed over the steps too (the SOP count reads the one, the spike
-    counts the other, without another pass over the spikes).
+    counts the other, without another pass over the spikes). Each image's steps are taken
+    in turn, so that its cumulative counts stay in cache between them.
     """
     n, _, channels, h, w = incoming.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     halves = _halves(kernel, stride, padding, (h, w), spikes.shape[3:])
     plane = spikes.shape[3] * spikes.shape[4]  # outputs per channel
-    for k in range(n):
-        for b in range(first, last):
+    for b in range(first, last):
+        for k in range(n):
             for c in range(channels):
                 counts, now = cumulative_in[b, c], incoming[k, b, c]
                 flat_counts, flat_now = counts.reshape(h * w), now.reshape(h * w)
