@@ -42,7 +42,7 @@ from .. import layers as L
 from ..threads import _threadpool_limits, on_threads, one_blas_thread, shares
 from .blas_order import HASWELL, ORDERS, GemmOrder, block_ends, modelled, pair_tables
 from .dense_conv import LANES, _splat, _vector
-from .kernels import _set_bits, _trailing_zeros
+from .kernels import _set_bits, _trailing_zeros, _u
 
 #: Widest padded row a frame's bit masks hold (one 64-bit word per row).
 MAX_ROW = 64
@@ -298,12 +298,15 @@ def gather_frames(x, lo, hi, step, weights, bias, out, kh, kw, sy, sx, ph, pw, w
                         first_tap = g * per_word * taps
                         first_input = corner + g * per_word * plane
                         # four entries whatever the count (those past it are overwritten
-                        # next): a loop that mostly runs exactly four times
+                        # next): a loop that mostly runs exactly four times. Indices
+                        # unsigned (_u: no wrap-around code); an entry past the count
+                        # reads its word's window corner, clipped to the frames' start
                         for e in range(max(4, count)):
                             t = _trailing_zeros(word)
                             word &= word - np.uint64(1)
-                            listed_taps[listed + e] = first_tap + t
-                            listed_values[listed + e] = flat_x[first_input + reach[t]]
+                            listed_taps[_u(listed + e)] = first_tap + t
+                            listed_values[_u(listed + e)] = flat_x[
+                                _u(max(first_input + reach[_u(t)], 0))]
                         listed += count
                     p = (m * ho + oy) * width + ox
                     md = mode[p]
