@@ -297,11 +297,13 @@ def gather_frames(x, lo, hi, step, weights, bias, out, kh, kw, sy, sx, ph, pw, w
                         count = _set_bits(word)
                         first_tap = g * per_word * taps
                         first_input = corner + g * per_word * plane
-                        # four entries whatever the count (those past it are overwritten
-                        # next): a loop that mostly runs exactly four times. Indices
+                        # eight entries up to a count of eight (those past it are
+                        # overwritten next): a loop that mostly runs exactly eight times,
+                        # whose exit is then predicted (at least four entries ran
+                        # 1.02-1.06x as long on 5-8 % frames). Indices
                         # unsigned (_u: no wrap-around code); an entry past the count
                         # reads its word's window corner, clipped to the frames' start
-                        for e in range(max(4, count)):
+                        for e in range(8 if count <= 8 else count):
                             t = _trailing_zeros(word)
                             word &= word - np.uint64(1)
                             listed_taps[_u(listed + e)] = first_tap + t
