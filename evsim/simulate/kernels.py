@@ -502,10 +502,12 @@ def neuron_scan(current, v, theta, negative_theta, burst, to_zero, window, binar
     ``spikes`` may be empty (0, B, N) under the plain rule (Γ = 1, no window), when no one
     reads them: only ``values`` and ``sent`` are written then, and for signed neurons
     ``net`` (N,) gets the spikes' sum (s, not |s|) over the steps and those images added
-    (``net`` is read only then). Disjoint ranges of images may run on several threads at
-    once, each with its own ``sent`` and ``net``.
+    (``net`` is read only then). Under the plain rule ``values`` may be empty too, when no
+    one reads them (a layer read only by max poolings, which read its spikes). Disjoint
+    ranges of images may run on several threads at once, each with its own ``sent`` and
+    ``net``.
     """
-    n, _, size = values.shape
+    n, size = sent.shape
     signed = negative_theta.shape[0] > 0
     if burst == 1 and window == 0 and not binary and not signed:
         _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, last)
@@ -545,27 +547,32 @@ def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, 
     bundled ``resnet``'s first layers). Each image's steps are taken in turn, so that its
     membranes stay in cache between them (the dense run of ``vgg_relu`` 1.04x faster at
     one thread, 1.05x at two, than step after step over all images)."""
-    n, _, size = values.shape
+    n, size = sent.shape
     zero = v.dtype.type(0)
-    keep = spikes.shape[0] > 0
+    keep, write = spikes.shape[0] > 0, values.shape[0] > 0
     row = np.empty(size, np.int32)
+    values_row = np.empty(0, values.dtype)  # stands for a values row not written
     for b in range(first, last):
         membrane = v[b]
         for k in range(n):
             inflow = current[0, b] if current.shape[0] == 1 else current[k, b]
             step_sent = sent[k]
             step_spikes = spikes[k, b] if keep else row
-            step_values = values[k, b]
+            step_values = values[k, b] if write else values_row
             for i in range(size):
                 m = membrane[i] + inflow[i]
                 spike = m >= theta[i]
                 after = zero if to_zero else m - theta[i]  # exact as in _plain_neurons
                 membrane[i] = after if spike else m
                 step_spikes[i] = spike
-            for i in range(size):
-                spiked = step_spikes[i]
-                step_values[i] = theta[i] if spiked != 0 else zero
-                step_sent[i] += spiked
+            if write:
+                for i in range(size):
+                    spiked = step_spikes[i]
+                    step_values[i] = theta[i] if spiked != 0 else zero
+                    step_sent[i] += spiked
+            else:
+                for i in range(size):
+                    step_sent[i] += step_spikes[i]
 
 
 
@@ -576,17 +583,18 @@ def _signed_plain_neuron_scan(current, v, theta, negative_theta, to_zero, spikes
     {−1, 0, 1}); s θ is −θ, not −θ⁻, at a negative spike, as in neuron_scan. With
     ``spikes`` empty the spikes go to one row that stays in cache, and their sum per
     neuron to ``net``."""
-    n, _, size = values.shape
+    n, size = sent.shape
     zero = v.dtype.type(0)
-    keep = spikes.shape[0] > 0
+    keep, write = spikes.shape[0] > 0, values.shape[0] > 0
     row = np.empty(size, np.int32)
+    values_row = np.empty(0, values.dtype)  # stands for a values row not written
     for b in range(first, last):
         membrane = v[b]
         for k in range(n):
             inflow = current[0, b] if current.shape[0] == 1 else current[k, b]
             step_sent = sent[k]
             step_spikes = spikes[k, b] if keep else row
-            step_values = values[k, b]
+            step_values = values[k, b] if write else values_row
             for i in range(size):
                 m = membrane[i] + inflow[i]
                 up = m >= theta[i]
@@ -594,8 +602,9 @@ def _signed_plain_neuron_scan(current, v, theta, negative_theta, to_zero, spikes
                 after = zero if to_zero else (m - theta[i] if up else m + negative_theta[i])
                 membrane[i] = after if up or down else m
                 step_spikes[i] = 1 if up else (-1 if down else 0)
-            for i in range(size):
-                step_values[i] = step_spikes[i] * theta[i]
+            if write:
+                for i in range(size):
+                    step_values[i] = step_spikes[i] * theta[i]
             for i in range(size):
                 step_sent[i] += abs(step_spikes[i])
             if not keep:

@@ -43,6 +43,38 @@ def test_event_engine_equals_dense_engine(seed, T, max_pool, encoding, dtype):
     assert event.engine == "event" and event.dtype == np.dtype(dtype).name
 
 
+@pytest.mark.parametrize("max_pool", ["lipooling", "gate"])
+def test_a_layer_read_by_a_max_pooling_and_a_convolution_keeps_its_values(max_pool):
+    """The dense engine skips the values of a neuron layer read only by max poolings (they
+    read its spikes); one read by a convolution as well must keep them: both engines
+    agree on a network where one ReLU feeds both, and on one where it feeds the pooling
+    alone."""
+    from dyadic import dyadic
+    rng = np.random.default_rng(5)
+    for shared in (True, False):
+        b = evsim.NetworkBuilder((2, 8, 8))
+        b.add_layer(evsim.Conv2d(dyadic(rng, (4, 2, 3, 3), bits=2, kmax=3), padding=1))
+        relu = b.add_layer(evsim.ReLU())
+        b.add_layer(evsim.MaxPool2d(2, 2), relu)
+        b.add_layer(evsim.Flatten())
+        pooled = b.add_layer(evsim.Dense(dyadic(rng, (3, 64), bits=2, kmax=2)))
+        source = relu if shared else b.add_layer(evsim.ReLU(), pooled)
+        if shared:
+            b.add_layer(evsim.Conv2d(dyadic(rng, (2, 4, 2, 2), bits=2, kmax=3), stride=2),
+                        source)
+            b.add_layer(evsim.ReLU())
+            b.add_layer(evsim.Flatten())
+            b.add_layer(evsim.Dense(dyadic(rng, (3, 32), bits=2, kmax=2)))
+            b.add_layer(evsim.Add(), b.last, pooled)
+        net = b.build()
+        neurons = {name: evsim.NeuronSpec(0.75) for name in net.activations}
+        snn = evsim.SpikingNetwork(net, neurons, max_pool=max_pool)
+        x = dyadic(rng, (3, 2, 8, 8), bits=3, low=0, kmax=8)
+        kwargs = dict(T=6, checkpoints=range(1, 7))
+        _assert_identical(evsim.simulate(snn, x, engine="dense", **kwargs),
+                          evsim.simulate(snn, x, engine="event", **kwargs))
+
+
 def test_generated_networks_are_not_silent():
     """Guard against a vacuous equivalence suite: the generated networks do spike."""
     rates = []
