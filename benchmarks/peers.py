@@ -18,7 +18,9 @@ over each peer, and SOPs per image from each tool's own counter (SpikingJelly's
 ``SynOpCounter``, sinabs' synops hooks over the convolutions and dense layers that
 read spikes, transposed convolutions not included) beside evsim's exact count, and
 the ANN's own score on the same inputs. A tool that fails on a model gets its error
-in the table.
+in the table. With ``--threads`` above 1 the event engine also runs at one thread in the
+same rounds (row "evsim event, 1 thread"): its speed-up column is the engine's own
+speed-up from its threads.
 
 The peers get the same ANN as a torch module (``to_torch``: BatchNorm folded, every
 layer a named child). ``mobilenet``: its linear bottlenecks are plain ``nn.Identity``
@@ -198,6 +200,12 @@ def _timed(fn, times: list):
 #: Suffix of a peer's name when it converts the network with every ReLU6 (Clip) made a ReLU.
 CLIP_AS_RELU = ", ReLU6 → ReLU"
 
+#: Suffix of the event engine's row at one thread, timed in the same rounds when
+#: ``--threads`` is more than 1: its speed-up column is the engine's two-thread speed-up
+#: measured in one run (one- and two-thread runs minutes apart fall in different spells of
+#: a shared host).
+ONE_THREAD = ", 1 thread"
+
 
 class SpikingJelly:
     name = "SpikingJelly 2.0 (CPU)"
@@ -305,15 +313,15 @@ def _check_all_spiking(model, network) -> None:
 
 
 class Evsim:
-    def __init__(self, network, calibration, engine):
+    def __init__(self, network, calibration, engine, threads: int = THREADS):
         self.snn = evsim.convert(network, calibration, method="percentile")
-        self.engine = engine
-        self.name = f"evsim {engine}"
+        self.engine, self.threads = engine, threads
+        self.name = f"evsim {engine}" + (ONE_THREAD if threads != THREADS else "")
         self.last = None
 
     def run(self, x, T, batch):
         self.last = evsim.simulate(self.snn, x, T=T, engine=self.engine, batch_size=batch,
-                                   threads=THREADS, checkpoints=[T])
+                                   threads=self.threads, checkpoints=[T])
         return self.last.outputs[-1]
 
     def sops(self, x, T) -> float:
@@ -385,8 +393,12 @@ def _tools(network, calibration, batch):
                     lambda c=clip_as_relu: SpikingJelly(network, calibration, batch, c)),
                    (Sinabs.name + suffix,
                     lambda c=clip_as_relu: Sinabs(network, calibration, batch, c))]
-    return makers + [("evsim event", lambda: Evsim(network, calibration, "event")),
-                     ("evsim dense", lambda: Evsim(network, calibration, "dense"))]
+    makers += [("evsim event", lambda: Evsim(network, calibration, "event")),
+               ("evsim dense", lambda: Evsim(network, calibration, "dense"))]
+    if THREADS > 1:  # its speed-up column is then the event engine's own, in the same rounds
+        makers.append(("evsim event" + ONE_THREAD,
+                       lambda: Evsim(network, calibration, "event", threads=1)))
+    return makers
 
 
 def bench_model(work: Workload, T, batch, rounds):
