@@ -536,6 +536,18 @@ def neuron_scan(current, v, theta, negative_theta, burst, to_zero, window, binar
                 sent[k, i] += _sent(np.int64(s), binary)
 
 
+@numba.njit(cache=True, inline="always")
+def _scan_rows(current, spikes, values, sent, row, values_row, k, b):
+    """The rows a plain neuron scan uses at step k of image b: its input current (the one
+    row of ``current`` when it has one for every step), the step's spikes sent, and its
+    spikes and values, or ``row`` and ``values_row`` where those arrays are empty (the
+    spikes not kept, the values not written)."""
+    inflow = current[0, b] if current.shape[0] == 1 else current[k, b]
+    step_spikes = spikes[k, b] if spikes.shape[0] > 0 else row
+    step_values = values[k, b] if values.shape[0] > 0 else values_row
+    return inflow, sent[k], step_spikes, step_values
+
+
 @numba.njit(cache=True)
 def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, last):
     """neuron_scan for Γ = 1 outside windows (``fire`` and ``reset`` with s in {0, 1}, as
@@ -549,16 +561,14 @@ def _plain_neuron_scan(current, v, theta, to_zero, spikes, values, sent, first, 
     one thread, 1.05x at two, than step after step over all images)."""
     n, size = sent.shape
     zero = v.dtype.type(0)
-    keep, write = spikes.shape[0] > 0, values.shape[0] > 0
+    write = values.shape[0] > 0
     row = np.empty(size, np.int32)
     values_row = np.empty(0, values.dtype)  # stands for a values row not written
     for b in range(first, last):
         membrane = v[b]
         for k in range(n):
-            inflow = current[0, b] if current.shape[0] == 1 else current[k, b]
-            step_sent = sent[k]
-            step_spikes = spikes[k, b] if keep else row
-            step_values = values[k, b] if write else values_row
+            inflow, step_sent, step_spikes, step_values = _scan_rows(
+                current, spikes, values, sent, row, values_row, k, b)
             for i in range(size):
                 m = membrane[i] + inflow[i]
                 spike = m >= theta[i]
@@ -591,10 +601,8 @@ def _signed_plain_neuron_scan(current, v, theta, negative_theta, to_zero, spikes
     for b in range(first, last):
         membrane = v[b]
         for k in range(n):
-            inflow = current[0, b] if current.shape[0] == 1 else current[k, b]
-            step_sent = sent[k]
-            step_spikes = spikes[k, b] if keep else row
-            step_values = values[k, b] if write else values_row
+            inflow, step_sent, step_spikes, step_values = _scan_rows(
+                current, spikes, values, sent, row, values_row, k, b)
             for i in range(size):
                 m = membrane[i] + inflow[i]
                 up = m >= theta[i]
