@@ -470,13 +470,12 @@ def _upsample(layer: L.Upsample, inputs: list[np.ndarray], threads: int,
               out: np.ndarray) -> np.ndarray:
     """:func:`evsim.ann_ops.upsample` of ``inputs[0]`` (frames, C, H, W) into ``out`` in one
     compiled pass (:func:`evsim.simulate.kernels.upsample_nearest` or ``upsample_separable``,
-    the same values bit for bit), the frames shared among ``threads``; a large nearest
-    output (:data:`STREAM_BYTES`) is written with non-temporal stores."""
+    the same values bit for bit), the frames shared among ``threads``; a large output
+    (:data:`STREAM_BYTES`) is written with non-temporal stores."""
     x = np.ascontiguousarray(inputs[0])
     (sh, sw), h, w = layer.scale, x.shape[2], x.shape[3]
+    stream = out.nbytes >= STREAM_BYTES
     if layer.mode == "nearest":
-        stream = out.nbytes >= STREAM_BYTES
-
         def share(lo: int, hi: int) -> None:
             upsample_nearest(x, sh, sw, out, lo, hi, stream)
     else:
@@ -485,7 +484,8 @@ def _upsample(layer: L.Upsample, inputs: list[np.ndarray], threads: int,
         row_weights, col_weights = row_weights.astype(x.dtype), col_weights.astype(x.dtype)
 
         def share(lo: int, hi: int) -> None:
-            upsample_separable(x, rows, row_weights, cols, col_weights, out, lo, hi)
+            upsample_separable(x, rows, row_weights, cols, col_weights, out, lo, hi,
+                               stream)
 
     on_threads(share, shares(len(x), threads, item_size=x[0].size))
     return out

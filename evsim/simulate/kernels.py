@@ -126,6 +126,10 @@ LAYOUT = {
 }
 
 LANES = 8  # floats per vector add: one AVX2 instruction for float32, two for float64
+#: Floats per vector of bilinear upsampling's blends where a row holds as many: one
+#: AVX-512 register of float32 (LLVM splits it in two on AVX2): 0.85-0.90 of the kernel's
+#: time with LANES on the Emerald Rapids machine (BENCHMARKS.md).
+WIDE_LANES = 16
 
 #: Event entries after each neuron layer's event list, which its spike emission may write
 #: past the last event (:func:`_emit_plain`).
@@ -175,72 +179,91 @@ def _axpy(typingctx, out, o, w, k, a):
     return types.void(out, types.intp, w, types.intp, a), codegen
 
 
-@intrinsic
-def _blend(typingctx, out, o, a, ka, b, kb, wa, wb):
-    """``out[o:o+LANES] = a[ka:ka+LANES]·wa + b[kb:kb+LANES]·wb``: two vector products and
-    a vector sum, each rounded (no fused multiply-add, as the scalar code). The caller
-    guarantees the bounds."""
-    if not (isinstance(out, types.Array) and isinstance(a, types.Array)
-            and isinstance(b, types.Array) and out.dtype == a.dtype == b.dtype == wa == wb):
-        return None
+def _blend_of(lanes: int):
+    """An intrinsic ``_blend(out, o, a, ka, b, kb, wa, wb)``: ``out[o:o+lanes] =
+    a[ka:ka+lanes]·wa + b[kb:kb+lanes]·wb``, two vector products and a vector sum, each
+    rounded (no fused multiply-add, as the scalar code). The caller guarantees the
+    bounds."""
 
-    def codegen(context, builder, signature, args):
-        vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), LANES)
+    @intrinsic
+    def _blend(typingctx, out, o, a, ka, b, kb, wa, wb):
+        if not (isinstance(out, types.Array) and isinstance(a, types.Array)
+                and isinstance(b, types.Array)
+                and out.dtype == a.dtype == b.dtype == wa == wb):
+            return None
 
-        def pointer(i):
-            array = context.make_array(signature.args[i])(context, builder, args[i])
-            return builder.bitcast(cgutils.gep(builder, array.data, args[i + 1]),
-                                   vector.as_pointer())
+        def codegen(context, builder, signature, args):
+            vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), lanes)
 
-        def product(i, weight):
-            scale = cgutils.get_null_value(vector)
-            for lane in range(LANES):
-                scale = builder.insert_element(scale, weight, ir.Constant(ir.IntType(32), lane))
-            return builder.fmul(builder.load(pointer(i), align=1), scale)
+            def pointer(i):
+                array = context.make_array(signature.args[i])(context, builder, args[i])
+                return builder.bitcast(cgutils.gep(builder, array.data, args[i + 1]),
+                                       vector.as_pointer())
 
-        builder.store(builder.fadd(product(2, args[6]), product(4, args[7])), pointer(0),
-                      align=1)
-        return context.get_dummy_value()
+            def product(i, weight):
+                scale = cgutils.get_null_value(vector)
+                for lane in range(lanes):
+                    scale = builder.insert_element(scale, weight,
+                                                   ir.Constant(ir.IntType(32), lane))
+                return builder.fmul(builder.load(pointer(i), align=1), scale)
 
-    return types.void(out, types.intp, a, types.intp, b, types.intp, wa, wb), codegen
-
-
-@intrinsic
-def _pairs(typingctx, line, o, t, k0, k1, k2, k3, w0, w1, w2, w3):
-    """``line[o + 2j] = t[k0 + j]·w0 + t[k1 + j]·w1`` and ``line[o + 2j + 1] = t[k2 + j]·w2 +
-    t[k3 + j]·w3`` for j in 0..LANES − 1: two vector products and a vector sum per parity,
-    each rounded (no fused multiply-add, as the scalar code), interleaved into two
-    vector stores. The caller guarantees the bounds."""
-    if not (isinstance(line, types.Array) and isinstance(t, types.Array)
-            and line.dtype == t.dtype == w0 == w1 == w2 == w3):
-        return None
-
-    def codegen(context, builder, signature, args):
-        line_arr = context.make_array(signature.args[0])(context, builder, args[0])
-        t_arr = context.make_array(signature.args[2])(context, builder, args[2])
-        vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), LANES)
-
-        def lanes(at, weight):
-            source = builder.bitcast(cgutils.gep(builder, t_arr.data, at), vector.as_pointer())
-            scale = cgutils.get_null_value(vector)
-            for lane in range(LANES):
-                scale = builder.insert_element(scale, weight, ir.Constant(ir.IntType(32), lane))
-            return builder.fmul(builder.load(source, align=1), scale)
-
-        even = builder.fadd(lanes(args[3], args[7]), lanes(args[4], args[8]))
-        odd = builder.fadd(lanes(args[5], args[9]), lanes(args[6], args[10]))
-        target = builder.bitcast(cgutils.gep(builder, line_arr.data, args[1]),
-                                 vector.as_pointer())
-        for half in range(2):
-            mask = [half * LANES // 2 + j // 2 + (LANES if j % 2 else 0) for j in range(LANES)]
-            both = builder.shuffle_vector(even, odd, ir.Constant(
-                ir.VectorType(ir.IntType(32), LANES), mask))
-            builder.store(both, builder.gep(target, [ir.Constant(ir.IntType(32), half)]),
+            builder.store(builder.fadd(product(2, args[6]), product(4, args[7])), pointer(0),
                           align=1)
-        return context.get_dummy_value()
+            return context.get_dummy_value()
 
-    return (types.void(line, types.intp, t, types.intp, types.intp, types.intp, types.intp,
-                       w0, w1, w2, w3), codegen)
+        return types.void(out, types.intp, a, types.intp, b, types.intp, wa, wb), codegen
+
+    return _blend
+
+
+def _pairs_of(lanes: int):
+    """An intrinsic ``_pairs(line, o, t, k0, k1, k2, k3, w0, w1, w2, w3)``: ``line[o + 2j] =
+    t[k0 + j]·w0 + t[k1 + j]·w1`` and ``line[o + 2j + 1] = t[k2 + j]·w2 + t[k3 + j]·w3`` for
+    j in 0..lanes − 1, two vector products and a vector sum per parity, each rounded (no
+    fused multiply-add, as the scalar code), interleaved into two vector stores. The
+    caller guarantees the bounds."""
+
+    @intrinsic
+    def _pairs(typingctx, line, o, t, k0, k1, k2, k3, w0, w1, w2, w3):
+        if not (isinstance(line, types.Array) and isinstance(t, types.Array)
+                and line.dtype == t.dtype == w0 == w1 == w2 == w3):
+            return None
+
+        def codegen(context, builder, signature, args):
+            line_arr = context.make_array(signature.args[0])(context, builder, args[0])
+            t_arr = context.make_array(signature.args[2])(context, builder, args[2])
+            vector = ir.VectorType(context.get_data_type(signature.args[0].dtype), lanes)
+
+            def product(at, weight):
+                source = builder.bitcast(cgutils.gep(builder, t_arr.data, at),
+                                         vector.as_pointer())
+                scale = cgutils.get_null_value(vector)
+                for lane in range(lanes):
+                    scale = builder.insert_element(scale, weight,
+                                                   ir.Constant(ir.IntType(32), lane))
+                return builder.fmul(builder.load(source, align=1), scale)
+
+            even = builder.fadd(product(args[3], args[7]), product(args[4], args[8]))
+            odd = builder.fadd(product(args[5], args[9]), product(args[6], args[10]))
+            target = builder.bitcast(cgutils.gep(builder, line_arr.data, args[1]),
+                                     vector.as_pointer())
+            for half in range(2):
+                mask = [half * lanes // 2 + j // 2 + (lanes if j % 2 else 0)
+                        for j in range(lanes)]
+                both = builder.shuffle_vector(even, odd, ir.Constant(
+                    ir.VectorType(ir.IntType(32), lanes), mask))
+                builder.store(both, builder.gep(target, [ir.Constant(ir.IntType(32), half)]),
+                              align=1)
+            return context.get_dummy_value()
+
+        return (types.void(line, types.intp, t, types.intp, types.intp, types.intp, types.intp,
+                           w0, w1, w2, w3), codegen)
+
+    return _pairs
+
+
+_blend, _pairs = _blend_of(LANES), _pairs_of(LANES)
+_blend_wide, _pairs_wide = _blend_of(WIDE_LANES), _pairs_of(WIDE_LANES)
 
 
 @intrinsic
@@ -795,7 +818,8 @@ def upsample_nearest(x, scale_h, scale_w, out, first, last, stream=False):
 
 
 @numba.njit(cache=True, nogil=True)
-def upsample_separable(x, rows, row_weights, cols, col_weights, out, first, last):
+def upsample_separable(x, rows, row_weights, cols, col_weights, out, first, last,
+                       stream=False):
     """:func:`evsim.ann_ops.upsample` in "bilinear" mode of frames ``first..last − 1``, with the
     same products and sums in the same order: each output row the taps of the rows
     (:func:`evsim.ann_ops.upsample_taps`) summed in tap order, then each output sample the
@@ -808,15 +832,20 @@ def upsample_separable(x, rows, row_weights, cols, col_weights, out, first, last
     end to end: output pair i of row o is pair ``o·W + i`` of the flat plane, reading
     ``tall`` at the same shifts, so the pairs at the rows' ends are computed with the
     interior weights too and then written again by the border gather. One pass instead
-    of a call per row took 0.80 of the kernel's time on 64 × 28 × 28 maps.
+    of a call per row took 0.80 of the kernel's time on 64 × 28 × 28 maps. ``stream``: each
+    plane is built in a scratch plane, then written to ``out`` with non-temporal stores
+    (:func:`_stream_copy`), as :func:`upsample_nearest` does.
     """
     w = x.shape[3]
     tall = np.empty((rows.shape[0], w), x.dtype)  # a plane's rows, then columns
     flat_tall, flat_out, area = tall.reshape(-1), out.reshape(-1), out.shape[2] * out.shape[3]
+    scratch = np.empty(out.shape[2:] if stream else (1, 1), out.dtype)
+    flat_scratch = scratch.reshape(-1)
     lo, hi, shift, pattern = _doubled_span(cols, col_weights, w)
     for f in range(first, last):
         for c in range(x.shape[1]):
-            plane, target = x[f, c], out[f, c]
+            at = (f * x.shape[1] + c) * area
+            plane, target = x[f, c], scratch if stream else out[f, c]
             for o in range(rows.shape[0]):
                 if rows.shape[1] == 2:  # the usual case
                     _blend_rows(plane[rows[o, 0]], plane[rows[o, 1]], row_weights[o, 0],
@@ -828,11 +857,14 @@ def upsample_separable(x, rows, row_weights, cols, col_weights, out, first, last
                         for i in range(tall.shape[1]):
                             tall[o, i] += plane[rows[o, k], i] * row_weights[o, k]
             if hi > lo:
-                at = (f * x.shape[1] + c) * area
                 _doubled_columns(flat_tall, lo, (rows.shape[0] - 1) * w + hi, shift, pattern,
-                                 flat_out[at:at + area])
+                                 flat_scratch if stream else flat_out[at:at + area])
             _gather_columns(tall, cols, col_weights, target, 0, 2 * lo)
             _gather_columns(tall, cols, col_weights, target, 2 * hi, cols.shape[0])
+            if stream:
+                _stream_copy(flat_out[at:at + area], flat_scratch)
+    if stream:
+        _store_fence()
 
 
 if numba.config.BOUNDSCHECK:
@@ -844,17 +876,22 @@ if numba.config.BOUNDSCHECK:
 else:
     @numba.njit(cache=True, inline="always")
     def _blend_rows(top, bottom, w0, w1, tall):
-        """``tall = top·w0 + bottom·w1``, LANES at a time (:func:`_blend`); a row whose
-        length is not a multiple of LANES ends with one vector that overlaps the one
-        before (it writes the same values again): no scalar remainder."""
+        """``tall = top·w0 + bottom·w1``, WIDE_LANES (else LANES) at a time (:func:`_blend`);
+        a row whose length is not a multiple of them ends with one vector that overlaps the
+        one before (it writes the same values again): no scalar remainder."""
         n = tall.size
-        if n < LANES:
+        if n >= WIDE_LANES:
+            for i in range(0, n - WIDE_LANES, WIDE_LANES):
+                _blend_wide(tall, i, top, i, bottom, i, w0, w1)
+            i = n - WIDE_LANES
+            _blend_wide(tall, i, top, i, bottom, i, w0, w1)
+        elif n >= LANES:
+            for i in range(0, n - LANES, LANES):
+                _blend(tall, i, top, i, bottom, i, w0, w1)
+            _blend(tall, n - LANES, top, n - LANES, bottom, n - LANES, w0, w1)
+        else:
             for i in range(n):
                 tall[i] = top[i] * w0 + bottom[i] * w1
-            return
-        for i in range(0, n - LANES, LANES):
-            _blend(tall, i, top, i, bottom, i, w0, w1)
-        _blend(tall, n - LANES, top, n - LANES, bottom, n - LANES, w0, w1)
 
 
 @numba.njit(cache=True, inline="always")
@@ -889,20 +926,26 @@ else:
     def _doubled_columns(tall, lo, hi, shift, pattern, line):
         """``line[2i] = tall[i + shift[0]]·w0 + tall[i + shift[1]]·w1`` and ``line[2i+1]`` from
         taps 2 and 3 likewise (``pattern`` w0..w3), i in lo..hi − 1: the gather of
-        :func:`_gather_columns` where the taps shift by one input per output pair, LANES
-        pairs per :func:`_pairs` (LLVM would not vectorise the interleaved stores), the
-        last LANES overlapping the ones before (as in :func:`_blend_rows`)."""
+        :func:`_gather_columns` where the taps shift by one input per output pair,
+        WIDE_LANES (else LANES) pairs per :func:`_pairs` (LLVM would not vectorise the
+        interleaved stores), the last ones overlapping those before (as in
+        :func:`_blend_rows`)."""
         w0, w1, w2, w3 = pattern[0], pattern[1], pattern[2], pattern[3]
         s0, s1, s2, s3 = shift[0], shift[1], shift[2], shift[3]
-        if hi - lo < LANES:
+        if hi - lo >= WIDE_LANES:
+            for i in range(lo, hi - WIDE_LANES, WIDE_LANES):
+                _pairs_wide(line, 2 * i, tall, i + s0, i + s1, i + s2, i + s3, w0, w1, w2, w3)
+            i = hi - WIDE_LANES  # the last pairs, overlapping the vector before: the same values
+            _pairs_wide(line, 2 * i, tall, i + s0, i + s1, i + s2, i + s3, w0, w1, w2, w3)
+        elif hi - lo >= LANES:
+            for i in range(lo, hi - LANES, LANES):
+                _pairs(line, 2 * i, tall, i + s0, i + s1, i + s2, i + s3, w0, w1, w2, w3)
+            i = hi - LANES
+            _pairs(line, 2 * i, tall, i + s0, i + s1, i + s2, i + s3, w0, w1, w2, w3)
+        else:
             for i in range(lo, hi):
                 line[2 * i] = tall[i + s0] * w0 + tall[i + s1] * w1
                 line[2 * i + 1] = tall[i + s2] * w2 + tall[i + s3] * w3
-            return
-        for i in range(lo, hi - LANES, LANES):
-            _pairs(line, 2 * i, tall, i + s0, i + s1, i + s2, i + s3, w0, w1, w2, w3)
-        i = hi - LANES  # the last LANES pairs, overlapping the vector before: the same values
-        _pairs(line, 2 * i, tall, i + s0, i + s1, i + s2, i + s3, w0, w1, w2, w3)
 
 
 @numba.njit(cache=True)

@@ -11,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import evsim
+from evsim import ann_ops
 from evsim import Conv2d, NetworkBuilder, NeuronSpec, ReLU, SpikingNetwork
 from evsim.errors import EvsimValueError
 from evsim.kinds import apply
 from evsim.layers import Concat, Pad, ShapeError, Upsample
-from evsim.simulate.kernels import upsample_nearest
+from evsim.simulate.kernels import upsample_nearest, upsample_separable
 from evsim.signals import plan
 
 
@@ -76,13 +77,13 @@ def test_dense_engine_upsampling_is_the_forward_bit_for_bit(h, w, sh, sw, mode, 
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("h, w", [(3, 9), (4, 10), (2, 17), (5, 28), (1, 33)])
+@pytest.mark.parametrize("h, w", [(3, 9), (4, 10), (1, 12), (2, 17), (5, 28), (1, 33)])
 @pytest.mark.parametrize("align", [False, True])
 def test_wide_upsampled_rows_are_the_forward_bit_for_bit(h, w, align, dtype):
-    """Rows wide enough for the dense engine's vector paths (bilinear: whole vectors, a last
-    one overlapping the one before, the border samples gathered; nearest: its vectorised
-    loops) give ann_ops.upsample's bits, with signed zeros, infinities and NaNs among the
-    inputs."""
+    """Rows wide enough for the dense engine's vector paths (bilinear: whole vectors of 8
+    or of 16, a last one overlapping the one before, the border samples gathered;
+    nearest: its vectorised loops) give ann_ops.upsample's bits, with signed zeros,
+    infinities and NaNs among the inputs."""
     from evsim.simulate.dense import _upsample
     x = np.random.default_rng(w).normal(size=(2, 3, h, w)).astype(dtype)
     x[0, 0, 0, :3], x[1, 2, h - 1, w - 1], x[1, 1, 0, w // 2] = -0.0, np.inf, np.nan
@@ -95,23 +96,30 @@ def test_wide_upsampled_rows_are_the_forward_bit_for_bit(h, w, align, dtype):
         got = np.full_like(want, 7.0)
         _upsample(up, [x], 1, got)
         np.testing.assert_array_equal(got.view(bits), want.view(bits))
-        if mode == "nearest":  # streamed: planes starting anywhere in a cache line
-            got = np.full_like(want, 7.0)
-            for lo, hi in ((0, 1), (1, 2)):
+        # streamed: planes starting anywhere in a cache line
+        got = np.full_like(want, 7.0)
+        taps = [ann_ops.upsample_taps(n, s, mode, up.align_corners) for n, s in zip((h, w), scale)]
+        for lo, hi in ((0, 1), (1, 2)):
+            if mode == "nearest":
                 upsample_nearest(x, *scale, got, lo, hi, True)
-            np.testing.assert_array_equal(got.view(bits), want.view(bits))
+            else:
+                (rows, row_weights), (cols, col_weights) = taps
+                upsample_separable(x, rows, row_weights.astype(dtype), cols,
+                                   col_weights.astype(dtype), got, lo, hi, True)
+        np.testing.assert_array_equal(got.view(bits), want.view(bits))
 
 
-def test_the_dense_engine_streams_a_large_nearest_upsampling_and_not_a_small_one(monkeypatch):
-    """A nearest upsampling output of at least STREAM_BYTES is written by non-temporal
-    stores, a smaller one by ordinary stores; both are the upsampling."""
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_the_dense_engine_streams_a_large_upsampling_and_not_a_small_one(mode, monkeypatch):
+    """An upsampling output of at least STREAM_BYTES is written by non-temporal stores, a
+    smaller one by ordinary stores; both are the upsampling."""
     from evsim.simulate import dense
     calls = []
-    monkeypatch.setattr(dense, "upsample_nearest",
-                        lambda x, sh, sw, out, lo, hi, stream: calls.append(stream)
-                        or upsample_nearest(x, sh, sw, out, lo, hi, stream))
+    kernel = upsample_nearest if mode == "nearest" else upsample_separable
+    monkeypatch.setattr(dense, kernel.__name__,
+                        lambda *args: calls.append(args[-1]) or kernel(*args))
     rng = np.random.default_rng(0)
-    up = Upsample(2)
+    up = Upsample(2, mode)
     for shape, expected in (((16, 16, 32, 32), True), ((2, 8, 5, 7), False)):
         x = rng.standard_normal(shape).astype(np.float32)
         want = apply(up, [x])
