@@ -11,7 +11,8 @@ by step over preallocated flat buffers.
 Speed comes from the scatter: every synaptic path is stored as *runs*, so
 that an event adds a few contiguous slices ``out[o:o+n] += a * w[k:k+n]``
 (a 3×3 convolution: one run per kernel row, 3·C_out floats), added eight
-lanes at a time by one vector instruction (:func:`_axpy`). LLVM would not
+lanes at a time by one vector instruction (:func:`_axpy`; sixteen on an Intel core with
+AVX-512, :data:`SCATTER_LANES`). LLVM would not
 vectorise these short loops itself: it cannot prove that the output and
 weight arrays do not overlap. A dense layer's events all add whole rows
 at one place, so four of them share one pass over the outputs (one load and
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
@@ -126,6 +127,24 @@ LAYOUT = {
 }
 
 LANES = 8  # floats per vector add: one AVX2 instruction for float32, two for float64
+
+
+def _scatter_lanes() -> int:
+    """Floats per vector add of the scatters (:func:`_add_run`, :func:`_add_rows`): 16 (one
+    AVX-512 register of float32) on an Intel core with AVX-512, else LANES. On the
+    Emerald Rapids machine 16 made the 3×3 convolution's scatter 1.18-1.31× faster
+    (32-128 channels, 5 %); on a Zen 4 core, which splits a 512-bit operation in two,
+    slower (BENCHMARKS.md). LANES too where Numba compiles for a named CPU
+    (``NUMBA_CPU_NAME``) rather than this one."""
+    if numba.config.CPU_NAME:
+        return LANES
+    features = binding.get_host_cpu_features()
+    intel_avx512 = (features.get("avx512f", False)
+                    and not binding.get_host_cpu_name().startswith("znver"))
+    return 16 if intel_avx512 else LANES
+
+
+SCATTER_LANES = _scatter_lanes()
 #: Floats per vector of bilinear upsampling's blends where a row holds as many: one
 #: AVX-512 register of float32 (LLVM splits it in two on AVX2): 0.85-0.90 of the kernel's
 #: time with LANES on the Emerald Rapids machine (BENCHMARKS.md).
@@ -148,35 +167,44 @@ _M2 = np.uint64(0x94D049BB133111EB)
 
 # --- arithmetic helpers ----------------------------------------------------------------
 
-@intrinsic
-def _axpy(typingctx, out, o, w, k, a):
-    """``out[o:o+LANES] += a * w[k:k+LANES]`` as one vector multiply and one vector add.
+def _axpy_of(lanes: int):
+    """An intrinsic ``_axpy(out, o, w, k, a)``: ``out[o:o+lanes] += a * w[k:k+lanes]`` as one
+    vector multiply and one vector add.
 
     The caller guarantees the bounds. Multiply then add, each rounded (no
     fused multiply-add), exactly as the scalar code and the dense engine do.
     """
-    if not (isinstance(out, types.Array) and isinstance(w, types.Array)
-            and out.dtype == w.dtype and a == out.dtype):
-        return None
 
-    def codegen(context, builder, signature, args):
-        out_type, _, w_type, _, _ = signature.args
-        out_arr = context.make_array(out_type)(context, builder, args[0])
-        w_arr = context.make_array(w_type)(context, builder, args[2])
-        vector = ir.VectorType(context.get_data_type(out_type.dtype), LANES)
-        target = builder.bitcast(cgutils.gep(builder, out_arr.data, args[1]),
-                                 vector.as_pointer())
-        source = builder.bitcast(cgutils.gep(builder, w_arr.data, args[3]),
-                                 vector.as_pointer())
-        scale = cgutils.get_null_value(vector)
-        for lane in range(LANES):
-            scale = builder.insert_element(scale, args[4], ir.Constant(ir.IntType(32), lane))
-        total = builder.fadd(builder.load(target, align=1),
-                             builder.fmul(scale, builder.load(source, align=1)))
-        builder.store(total, target, align=1)
-        return context.get_dummy_value()
+    @intrinsic
+    def _axpy(typingctx, out, o, w, k, a):
+        if not (isinstance(out, types.Array) and isinstance(w, types.Array)
+                and out.dtype == w.dtype and a == out.dtype):
+            return None
 
-    return types.void(out, types.intp, w, types.intp, a), codegen
+        def codegen(context, builder, signature, args):
+            out_type, _, w_type, _, _ = signature.args
+            out_arr = context.make_array(out_type)(context, builder, args[0])
+            w_arr = context.make_array(w_type)(context, builder, args[2])
+            vector = ir.VectorType(context.get_data_type(out_type.dtype), lanes)
+            target = builder.bitcast(cgutils.gep(builder, out_arr.data, args[1]),
+                                     vector.as_pointer())
+            source = builder.bitcast(cgutils.gep(builder, w_arr.data, args[3]),
+                                     vector.as_pointer())
+            scale = cgutils.get_null_value(vector)
+            for lane in range(lanes):
+                scale = builder.insert_element(scale, args[4],
+                                               ir.Constant(ir.IntType(32), lane))
+            total = builder.fadd(builder.load(target, align=1),
+                                 builder.fmul(scale, builder.load(source, align=1)))
+            builder.store(total, target, align=1)
+            return context.get_dummy_value()
+
+        return types.void(out, types.intp, w, types.intp, a), codegen
+
+    return _axpy
+
+
+_axpy, _axpy_half = _axpy_of(SCATTER_LANES), _axpy_of(LANES)
 
 
 def _blend_of(lanes: int):
@@ -321,10 +349,14 @@ if numba.config.BOUNDSCHECK:
 else:
     @numba.njit(cache=True, inline="always")
     def _add_run(out, o, w, k, a, n):
-        """``out[o:o+n] += a * w[k:k+n]``: vector adds, then the remainder one by one."""
-        main = n & -LANES  # n >= 0: the multiple of LANES below it, without a signed modulo
-        for j in range(0, main, LANES):
+        """``out[o:o+n] += a * w[k:k+n]``: vector adds of SCATTER_LANES, then one of LANES if
+        as many remain, then the remainder one by one."""
+        main = n & -SCATTER_LANES  # n >= 0: the multiple below it, without a signed modulo
+        for j in range(0, main, SCATTER_LANES):
             _axpy(out, o + j, w, k + j, a)
+        if SCATTER_LANES > LANES and n - main >= LANES:
+            _axpy_half(out, o + main, w, k + main, a)
+            main += LANES
         for j in range(main, n):
             out[o + j] += a * w[k + j]
 
@@ -1428,8 +1460,9 @@ else:
     def _add_rows(typingctx, out, o, w, k0, a0, k1, a1, k2, a2, k3, a3, n_rows, n):
         """``out[o:o+n] += a * w[k:k+n]`` for the first ``n_rows`` (0 to 4) of (k0, a0) ..
         (k3, a3) in turn, each element's adds in that order (as that many _add_run calls),
-        loading and storing ``out`` once: LANES outputs at a time (one vector multiply and
-        add per row, each rounded, as :func:`_axpy`), then the rest one by one. ``out``
+        loading and storing ``out`` once: SCATTER_LANES outputs at a time (one vector
+        multiply and add per row, each rounded, as :func:`_axpy`), then LANES if as many
+        remain, then the rest one by one. ``out``
         and ``w``: pointers (:func:`_data`). The loops are emitted in place, not called
         (a call passed two arrays and ten scalars on the stack for every pass), and take
         pointers, not arrays: given the arrays, Numba counted their references (atomic
@@ -1442,15 +1475,26 @@ else:
             out_data, o, w_data, rows, n_rows, n = args[0], args[1], args[2], args[3:11], \
                 args[11], args[12]
             intp = n.type
-            main = builder.and_(n, ir.Constant(intp, -LANES))
-            vector = ir.VectorType(out_data.type.pointee, LANES)
+            main = builder.and_(n, ir.Constant(intp, -SCATTER_LANES))
+            vector = ir.VectorType(out_data.type.pointee, SCATTER_LANES)
+            half = ir.VectorType(out_data.type.pointee, LANES)
             for count in range(1, 5):
                 with builder.if_then(builder.icmp_signed("==", n_rows,
                                                          ir.Constant(n_rows.type, count))):
                     with cgutils.for_range_slice(builder, ir.Constant(intp, 0), main,
-                                                 ir.Constant(intp, LANES), intp) as (j, _):
+                                                 ir.Constant(intp, SCATTER_LANES),
+                                                 intp) as (j, _):
                         _add_rows_at(builder, out_data, w_data, o, rows[:2 * count], j, vector)
-                    with cgutils.for_range_slice(builder, main, n, ir.Constant(intp, 1),
+                    rest = main
+                    if SCATTER_LANES > LANES:  # one vector of LANES if as many remain
+                        fits = builder.icmp_signed(">=", builder.sub(n, main),
+                                                   ir.Constant(intp, LANES))
+                        with builder.if_then(fits):
+                            _add_rows_at(builder, out_data, w_data, o, rows[:2 * count], main,
+                                         half)
+                        rest = builder.select(fits, builder.add(main, ir.Constant(intp, LANES)),
+                                              main)
+                    with cgutils.for_range_slice(builder, rest, n, ir.Constant(intp, 1),
                                                  intp) as (j, _):
                         _add_rows_at(builder, out_data, w_data, o, rows[:2 * count], j, None)
             return context.get_dummy_value()
@@ -1460,7 +1504,7 @@ else:
 
     def _add_rows_at(builder, out_data, w_data, o, rows, j, vector):
         """IR of ``out[o+j] += a * w[k+j]`` for each (k, a) of ``rows`` in turn, with one
-        load and one store of ``out``: LANES floats at once for a ``vector`` type, else one."""
+        load and one store of ``out``: a ``vector`` type's floats at once, else one."""
         def at(data, start):
             pointer = cgutils.gep(builder, data, builder.add(start, j))
             return pointer if vector is None else builder.bitcast(pointer, vector.as_pointer())
@@ -1471,7 +1515,7 @@ else:
             scale = a
             if vector is not None:
                 scale = cgutils.get_null_value(vector)
-                for lane in range(LANES):
+                for lane in range(vector.count):
                     scale = builder.insert_element(scale, a, ir.Constant(ir.IntType(32), lane))
             total = builder.fadd(total, builder.fmul(scale, builder.load(at(w_data, k),
                                                                          align=1)))
@@ -2122,7 +2166,7 @@ def _start_image(ops, fp, analog, analog_layout, buf, state, n_events, out, coun
 
 @numba.njit(cache=True, inline="always")
 def _sum_into(op, buf):
-    """An OP_ADD row: the buffer at dst += the one at src, LANES floats per vector add
+    """An OP_ADD row: the buffer at dst += the one at src, vector adds
     (:func:`_add_run` with a factor of 1, exact: two slices of one array, which LLVM did
     not vectorise for fear they overlap; they do not). 0.45 ms per image of the bundled
     ``resnet``'s 3.7 ms had gone to this one loop."""
