@@ -132,7 +132,7 @@ LANES = 8  # floats per vector add: one AVX2 instruction for float32, two for fl
 def _scatter_lanes() -> int:
     """Floats per vector add of the scatters (:func:`_add_run`, :func:`_add_rows`): 16 (one
     AVX-512 register of float32) on an Intel core with AVX-512, else LANES. On the
-    Emerald Rapids machine 16 made the 3×3 convolution's scatter 1.18-1.31× faster
+    Emerald Rapids machine 16 made the 3×3 convolution's scatter 1.14-1.37× faster
     (32-128 channels, 5 %); on a Zen 4 core, which splits a 512-bit operation in two,
     slower (BENCHMARKS.md). LANES too where Numba compiles for a named CPU
     (``NUMBA_CPU_NAME``) rather than this one."""
