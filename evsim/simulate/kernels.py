@@ -11,15 +11,15 @@ by step over preallocated flat buffers.
 Speed comes from the scatter: every synaptic path is stored as *runs*, so
 that an event adds a few contiguous slices ``out[o:o+n] += a * w[k:k+n]``
 (a 3×3 convolution: one run per kernel row, 3·C_out floats), added eight
-lanes at a time by one vector instruction (:func:`_axpy`; sixteen on an Intel core with
-AVX-512, :data:`SCATTER_LANES`). LLVM would not
-vectorise these short loops itself: it cannot prove that the output and
-weight arrays do not overlap. A dense layer's events all add whole rows
-at one place, so four of them share one pass over the outputs (one load and
-one store per eight outputs instead of four; :func:`_scatter_rows`), each
-output still summing in event order. Border runs are clipped at compile time, and
-the synaptic operations of an event are looked up in the exact fan-out map
-the dense engine uses, so the count is exact without any border logic here.
+lanes at a time by one vector instruction (:func:`_axpy`; sixteen on an Intel core
+with AVX-512, :data:`WIDE_LANES`). LLVM would not vectorise these short loops
+itself: it cannot prove that the output and weight arrays do not overlap. A dense
+layer's events all add whole rows at one place, so four of them share one pass over
+the outputs (one load and one store per eight outputs instead of four;
+:func:`_scatter_rows`), each output still summing in event order. Border runs are
+clipped at compile time, and the synaptic operations of an event are looked up in the
+exact fan-out map the dense engine uses, so the count is exact without any border
+logic here.
 
 The neuron rules are written once, as scalar functions named like their
 array twins in :mod:`evsim.neuron` (``fire``, ``reset``, ``window_fire``,
@@ -129,13 +129,14 @@ LAYOUT = {
 LANES = 8  # floats per vector add: one AVX2 instruction for float32, two for float64
 
 
-def _scatter_lanes() -> int:
-    """Floats per vector add of the scatters (:func:`_add_run`, :func:`_add_rows`): 16 (one
-    AVX-512 register of float32) on an Intel core with AVX-512, else LANES. On the
-    Emerald Rapids machine 16 made the 3×3 convolution's scatter 1.14-1.37× faster
-    (32-128 channels, 5 %); on a Zen 4 core, which splits a 512-bit operation in two,
-    slower (BENCHMARKS.md). LANES too where Numba compiles for a named CPU
-    (``NUMBA_CPU_NAME``) rather than this one."""
+def _wide_lanes() -> int:
+    """Floats per wide vector (the scatters' adds, :func:`_add_run` and :func:`_add_rows`;
+    bilinear upsampling's blends): 16, one AVX-512 register of float32, on an Intel core
+    with AVX-512, else LANES. On the Emerald Rapids machine 16 made the 3×3 convolution's
+    scatter 1.14-1.37× faster (32-128 channels, 5 %) and bilinear upsampling's kernel
+    take 0.84-0.88 of its time; on a Zen 4 core, which splits a 512-bit operation in two,
+    the scatters were slower (BENCHMARKS.md). LANES too where Numba compiles for a named
+    CPU (``NUMBA_CPU_NAME``) rather than this one."""
     if numba.config.CPU_NAME:
         return LANES
     features = binding.get_host_cpu_features()
@@ -144,11 +145,7 @@ def _scatter_lanes() -> int:
     return 16 if intel_avx512 else LANES
 
 
-SCATTER_LANES = _scatter_lanes()
-#: Floats per vector of bilinear upsampling's blends where a row holds as many: one
-#: AVX-512 register of float32 (LLVM splits it in two on AVX2): 0.85-0.90 of the kernel's
-#: time with LANES on the Emerald Rapids machine (BENCHMARKS.md).
-WIDE_LANES = 16
+WIDE_LANES = _wide_lanes()
 
 #: Event entries after each neuron layer's event list, which its spike emission may write
 #: past the last event (:func:`_emit_plain`).
@@ -204,7 +201,7 @@ def _axpy_of(lanes: int):
     return _axpy
 
 
-_axpy, _axpy_half = _axpy_of(SCATTER_LANES), _axpy_of(LANES)
+_axpy, _axpy_wide = _axpy_of(LANES), _axpy_of(WIDE_LANES)
 
 
 def _blend_of(lanes: int):
@@ -349,13 +346,13 @@ if numba.config.BOUNDSCHECK:
 else:
     @numba.njit(cache=True, inline="always")
     def _add_run(out, o, w, k, a, n):
-        """``out[o:o+n] += a * w[k:k+n]``: vector adds of SCATTER_LANES, then one of LANES if
+        """``out[o:o+n] += a * w[k:k+n]``: vector adds of WIDE_LANES, then one of LANES if
         as many remain, then the remainder one by one."""
-        main = n & -SCATTER_LANES  # n >= 0: the multiple below it, without a signed modulo
-        for j in range(0, main, SCATTER_LANES):
-            _axpy(out, o + j, w, k + j, a)
-        if SCATTER_LANES > LANES and n - main >= LANES:
-            _axpy_half(out, o + main, w, k + main, a)
+        main = n & -WIDE_LANES  # n >= 0: the multiple below it, without a signed modulo
+        for j in range(0, main, WIDE_LANES):
+            _axpy_wide(out, o + j, w, k + j, a)
+        if WIDE_LANES > LANES and n - main >= LANES:
+            _axpy(out, o + main, w, k + main, a)
             main += LANES
         for j in range(main, n):
             out[o + j] += a * w[k + j]
@@ -1460,7 +1457,7 @@ else:
     def _add_rows(typingctx, out, o, w, k0, a0, k1, a1, k2, a2, k3, a3, n_rows, n):
         """``out[o:o+n] += a * w[k:k+n]`` for the first ``n_rows`` (0 to 4) of (k0, a0) ..
         (k3, a3) in turn, each element's adds in that order (as that many _add_run calls),
-        loading and storing ``out`` once: SCATTER_LANES outputs at a time (one vector
+        loading and storing ``out`` once: WIDE_LANES outputs at a time (one vector
         multiply and add per row, each rounded, as :func:`_axpy`), then LANES if as many
         remain, then the rest one by one. ``out``
         and ``w``: pointers (:func:`_data`). The loops are emitted in place, not called
@@ -1475,18 +1472,18 @@ else:
             out_data, o, w_data, rows, n_rows, n = args[0], args[1], args[2], args[3:11], \
                 args[11], args[12]
             intp = n.type
-            main = builder.and_(n, ir.Constant(intp, -SCATTER_LANES))
-            vector = ir.VectorType(out_data.type.pointee, SCATTER_LANES)
+            main = builder.and_(n, ir.Constant(intp, -WIDE_LANES))
+            vector = ir.VectorType(out_data.type.pointee, WIDE_LANES)
             half = ir.VectorType(out_data.type.pointee, LANES)
             for count in range(1, 5):
                 with builder.if_then(builder.icmp_signed("==", n_rows,
                                                          ir.Constant(n_rows.type, count))):
                     with cgutils.for_range_slice(builder, ir.Constant(intp, 0), main,
-                                                 ir.Constant(intp, SCATTER_LANES),
+                                                 ir.Constant(intp, WIDE_LANES),
                                                  intp) as (j, _):
                         _add_rows_at(builder, out_data, w_data, o, rows[:2 * count], j, vector)
                     rest = main
-                    if SCATTER_LANES > LANES:  # one vector of LANES if as many remain
+                    if WIDE_LANES > LANES:  # one vector of LANES if as many remain
                         fits = builder.icmp_signed(">=", builder.sub(n, main),
                                                    ir.Constant(intp, LANES))
                         with builder.if_then(fits):
